@@ -1,0 +1,114 @@
+package cluster
+
+import (
+	"context"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/spatedb/spate/parser"
+	"github.com/spatedb/spate/planner"
+)
+
+// This file is the boundary between the protocol server (pgwire) and the
+// engine. pgwire holds a Session per connection and calls it with parsed
+// statements; everything it gets back is a plain value or a stream of Arrow
+// batches. Nothing here knows about the PostgreSQL wire format.
+
+// Column describes one result column.
+type Column struct {
+	Name string
+	Type planner.Type
+}
+
+// Param is a bound parameter value: nil (NULL), bool, int64, float64 or
+// string. pgwire decodes binary parameters of known types into the matching
+// Go value and passes text parameters as strings; the engine casts them to
+// the type the statement expects.
+type Param = any
+
+// Described is what a statement will take and return, without running it.
+type Described struct {
+	// ParamTypes has one entry per $n parameter ($1 first). A type the
+	// statement does not constrain is planner.TypeText.
+	ParamTypes []planner.Type
+	// Columns is nil for statements that return no rows.
+	Columns []Column
+}
+
+// RowStream yields result batches. Next blocks until a batch is ready, the
+// stream ends (returns nil, io.EOF) or ctx is done (returns ctx.Err()). The
+// returned batch is owned by the caller, who releases it. Close stops the
+// stream and is idempotent; it is safe to call from another goroutine to
+// interrupt a blocked Next.
+type RowStream interface {
+	Next(ctx context.Context) (arrow.RecordBatch, error)
+	Close()
+}
+
+// CopyFormat is the data format of COPY.
+type CopyFormat struct {
+	CSV       bool   // CSV when true, PostgreSQL text format otherwise
+	Delimiter byte   // default '\t' (text) or ',' (CSV)
+	Null      string // default `\N` (text) or "" (CSV)
+	Header    bool   // CSV only: the first line is a header
+	Quote     byte   // CSV only, default '"'
+	Escape    byte   // CSV only, default the quote
+}
+
+// CopyIn receives the data of COPY … FROM STDIN. pgwire calls Write with
+// each CopyData payload in order, then exactly one of Finish or Abort.
+type CopyIn interface {
+	Write(data []byte) error
+	// Finish flushes, makes the rows durable and visible, and returns how
+	// many rows were accepted.
+	Finish() (rows int64, err error)
+	// Abort discards the rows not yet flushed (client CopyFail or a dropped
+	// connection). Rows already acknowledged by earlier statements are kept.
+	Abort(reason string)
+}
+
+// Result is the outcome of one executed statement. Exactly one of the
+// shapes applies:
+//   - Tag only: a command such as CREATE STREAM ("CREATE STREAM").
+//   - Columns + Rows: a query; pgwire sends RowDescription, the rows and
+//     "SELECT n" (or Tag, when set). SUBSCRIBE is a Rows stream that ends
+//     only when the client cancels or the continuous query is dropped.
+//   - Columns + Rows + CopyOut: COPY (…) TO STDOUT; rows go out as CopyData
+//     in CopyOutFormat.
+//   - CopyIn: COPY … FROM STDIN; pgwire runs the sub-protocol and then sends
+//     "COPY n".
+type Result struct {
+	Tag           string
+	Columns       []Column
+	Rows          RowStream
+	CopyOut       bool
+	CopyOutFormat CopyFormat
+	CopyIn        CopyIn
+	CopyInColumns []Column // the columns COPY FROM expects, for CopyInResponse
+	CopyInFormat  CopyFormat
+}
+
+// Notice is a message for the client that is not an error (NoticeResponse).
+type Notice struct {
+	Severity string // "NOTICE", "WARNING"
+	Message  string
+}
+
+// Session is one client's connection state: settings such as parallelism
+// and the statements it runs. A Session is used by one goroutine at a time.
+type Session interface {
+	// Describe plans stmt without running it.
+	Describe(ctx context.Context, stmt parser.Statement) (Described, error)
+	// Execute runs stmt. Errors carry a SQLSTATE through a
+	// SQLState() string method; other errors are internal (XX000).
+	Execute(ctx context.Context, stmt parser.Statement, params []Param) (Result, error)
+	// Setting returns a session setting for ParameterStatus and SHOW.
+	Setting(name string) (string, bool)
+	// Close ends the session and is idempotent.
+	Close()
+}
+
+// Engine opens sessions. It is safe for concurrent use.
+type Engine interface {
+	NewSession(ctx context.Context, user, database string) (Session, error)
+}
