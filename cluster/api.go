@@ -53,6 +53,8 @@ type CopyFormat struct {
 	Header    bool   // CSV only: the first line is a header
 	Quote     byte   // CSV only, default '"'
 	Escape    byte   // CSV only, default the quote
+
+	hasNull bool // NULL was given explicitly
 }
 
 // CopyIn receives the data of COPY … FROM STDIN. pgwire calls Write with

@@ -210,4 +210,9 @@ type AggConfig struct {
 	KeyNames []string // output names of the key columns
 	Aggs     []AggSpec
 	Window   WindowSpec
+	// Batch (with WindowNone) aggregates a bounded input: Push emits
+	// nothing and Finish emits one row per group, without the "op" column
+	// (output: keys, then aggregates). Used for SELECT … GROUP BY over
+	// snapshots of tables and continuous-query results.
+	Batch bool
 }

@@ -1,0 +1,38 @@
+# Spate — the two set-up commands are `make run` and `make test`.
+GO       ?= go
+BIN      := bin/spate
+PKGS     := ./...
+# CI runs the full tier; `make test SHORT=1` skips the slow oracle/e2e runs.
+TESTFLAGS ?= $(if $(SHORT),-short,)
+
+.PHONY: build run test test-deps bench lint fmt clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/spate
+
+run: build
+	$(BIN) serve
+
+# test-deps installs what the tests drive for real: psql and the PostgreSQL
+# 15 server binaries (the oracle). Under CI=true a missing one is an error.
+test-deps:
+	@bash scripts/test-deps.sh
+
+test: build test-deps lint
+	$(GO) test $(TESTFLAGS) -timeout 20m -count=1 $(PKGS)
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./parser
+	$(GO) test -run '^$$' -fuzz FuzzStartupAndMessages -fuzztime 10s ./pgwire
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./exec ./bench 2>&1 | grep -v '^ok\|^PASS'
+	$(BIN) bench agg
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

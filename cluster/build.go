@@ -1,0 +1,187 @@
+package cluster
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/planner"
+)
+
+// This file builds executable exec operators from planner values: it maps
+// SQL types to Arrow types, planner expressions to exec expressions (binding
+// parameter values on the way) and physical ops to operators.
+
+// ArrowType is the Arrow type that holds values of a SQL type.
+func ArrowType(t planner.Type) arrow.DataType {
+	switch t {
+	case planner.TypeBool:
+		return arrow.FixedWidthTypes.Boolean
+	case planner.TypeInt, planner.TypeBigInt:
+		return arrow.PrimitiveTypes.Int64
+	case planner.TypeDouble:
+		return arrow.PrimitiveTypes.Float64
+	case planner.TypeTimestamp:
+		return arrow.FixedWidthTypes.Timestamp_us
+	case planner.TypeInterval:
+		return arrow.FixedWidthTypes.Duration_us
+	}
+	return arrow.BinaryTypes.String
+}
+
+// ArrowSchema is the Arrow schema of a list of columns.
+func ArrowSchema(cols []planner.Column) *arrow.Schema {
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
+		fields[i] = arrow.Field{Name: c.Name, Type: ArrowType(c.Type), Nullable: true}
+	}
+	return arrow.NewSchema(fields, nil)
+}
+
+// exprBuilder converts planner expressions, substituting parameters.
+type exprBuilder struct {
+	params []Param
+}
+
+func (b exprBuilder) expr(e planner.Expr) (exec.Expr, error) {
+	switch x := e.(type) {
+	case *planner.ColRef:
+		return exec.ColRef{Index: x.Index, Type: ArrowType(x.T)}, nil
+	case *planner.Const:
+		return exec.Literal{Type: ArrowType(x.T), Value: x.Value}, nil
+	case *planner.Param:
+		if x.N > len(b.params) {
+			return nil, &Error{Code: "08P01", Message: fmt.Sprintf("bind message supplies %d parameters, but the statement needs $%d", len(b.params), x.N)}
+		}
+		return paramLiteral(b.params[x.N-1], x.T), nil
+	case *planner.Func:
+		args := make([]exec.Expr, len(x.Args))
+		for i, a := range x.Args {
+			ea, err := b.expr(a)
+			if err != nil {
+				return nil, err
+			}
+			args[i] = ea
+		}
+		return exec.Call{Fn: x.Name, Args: args, Type: ArrowType(x.T)}, nil
+	}
+	return nil, fmt.Errorf("cluster: unknown expression %T", e)
+}
+
+// paramLiteral turns a bound parameter into a literal of type t: text
+// parameters are cast by exec (so "12" becomes a bigint with PostgreSQL's
+// parsing rules and errors).
+func paramLiteral(v Param, t planner.Type) exec.Expr {
+	at := ArrowType(t)
+	switch x := v.(type) {
+	case nil:
+		return exec.Literal{Type: at}
+	case string:
+		if t == planner.TypeText {
+			return exec.Literal{Type: at, Value: x}
+		}
+		return exec.Call{Fn: "cast", Args: []exec.Expr{exec.Literal{Type: arrow.BinaryTypes.String, Value: x}}, Type: at}
+	case int64:
+		switch t {
+		case planner.TypeDouble:
+			return exec.Literal{Type: at, Value: float64(x)}
+		case planner.TypeInt, planner.TypeBigInt, planner.TypeTimestamp, planner.TypeInterval:
+			return exec.Literal{Type: at, Value: x}
+		}
+		return exec.Call{Fn: "cast", Args: []exec.Expr{exec.Literal{Type: arrow.PrimitiveTypes.Int64, Value: x}}, Type: at}
+	case float64:
+		if t == planner.TypeDouble {
+			return exec.Literal{Type: at, Value: x}
+		}
+		return exec.Call{Fn: "cast", Args: []exec.Expr{exec.Literal{Type: arrow.PrimitiveTypes.Float64, Value: x}}, Type: at}
+	case bool:
+		if t == planner.TypeBool {
+			return exec.Literal{Type: at, Value: x}
+		}
+		return exec.Call{Fn: "cast", Args: []exec.Expr{exec.Literal{Type: arrow.FixedWidthTypes.Boolean, Value: x}}, Type: at}
+	}
+	return exec.Literal{Type: at, Value: fmt.Sprint(v)}
+}
+
+// buildOps creates the operators of one stage instance.
+func buildOps(st *planner.Stage, params []Param) ([]exec.Operator, error) {
+	b := exprBuilder{params: params}
+	in := ArrowSchema(st.Input)
+	var ops []exec.Operator
+	fail := func(err error) ([]exec.Operator, error) {
+		for _, op := range ops {
+			op.Close()
+		}
+		return nil, err
+	}
+	for _, op := range st.Ops {
+		var o exec.Operator
+		var err error
+		switch x := op.(type) {
+		case *planner.CalcOp:
+			var filter exec.Expr
+			if x.Filter != nil {
+				if filter, err = b.expr(x.Filter); err != nil {
+					return fail(err)
+				}
+			}
+			var exprs []exec.Expr
+			if x.Exprs != nil {
+				exprs = make([]exec.Expr, len(x.Exprs))
+				for i, e := range x.Exprs {
+					if exprs[i], err = b.expr(e); err != nil {
+						return fail(err)
+					}
+				}
+			}
+			names := x.Names
+			if exprs == nil {
+				// Keep every input column.
+				for i, c := range x.Out {
+					exprs = append(exprs, exec.ColRef{Index: i, Type: ArrowType(c.Type)})
+					names = append(names, c.Name)
+				}
+			}
+			o, err = exec.NewCalc(in, filter, exprs, names)
+		case *planner.AggOp:
+			o, err = exec.NewHashAggregate(in, aggConfig(x))
+		case *planner.SortOp:
+			keys := make([]exec.SortKey, len(x.Keys))
+			for i, k := range x.Keys {
+				keys[i] = exec.SortKey{Col: k.Col, Desc: k.Desc, NullsFirst: k.NullsFirst}
+			}
+			o, err = exec.NewSort(in, keys, x.Limit, x.Offset)
+		default:
+			err = fmt.Errorf("cluster: unknown physical op %T", op)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		ops = append(ops, o)
+		in = o.Schema()
+	}
+	return ops, nil
+}
+
+func aggConfig(x *planner.AggOp) exec.AggConfig {
+	cfg := exec.AggConfig{Keys: x.Keys, KeyNames: x.KeyNames, Batch: x.Mode == planner.AggBatch}
+	for _, a := range x.Aggs {
+		cfg.Aggs = append(cfg.Aggs, exec.AggSpec{Kind: aggKinds[a.Kind], Arg: a.Arg, Name: a.Name, Type: ArrowType(a.T)})
+	}
+	if w := x.Window; w != nil {
+		cfg.Window = exec.WindowSpec{Kind: windowKinds[w.Kind], TimeCol: w.TimeCol, Size: w.Size, Slide: w.Slide, Gap: w.Gap, TimeUnit: w.TimeUnit}
+	}
+	return cfg
+}
+
+var aggKinds = map[planner.AggKind]exec.AggKind{
+	planner.AggCountStar: exec.AggCountStar, planner.AggCount: exec.AggCount,
+	planner.AggCountDistinct: exec.AggCountDistinct, planner.AggSum: exec.AggSum,
+	planner.AggAvg: exec.AggAvg, planner.AggMin: exec.AggMin, planner.AggMax: exec.AggMax,
+}
+
+var windowKinds = map[planner.WindowKind]exec.WindowKind{
+	planner.WindowNone: exec.WindowNone, planner.WindowTumble: exec.WindowTumble,
+	planner.WindowHop: exec.WindowHop, planner.WindowSession: exec.WindowSession,
+}

@@ -1,0 +1,412 @@
+// Package cluster runs continuous queries: the coordinator owns the catalog
+// and the running pipelines, ingests rows into streams and tables, answers
+// snapshot queries and feeds subscribers. In this version every stage
+// instance is a goroutine of the serving process; the worker processes of
+// DESIGN.md (Runtime) replace them in a later step, behind the same
+// boundary (api.go).
+package cluster
+
+import (
+	"context"
+	"math"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/rs/zerolog"
+
+	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/planner"
+)
+
+// Config configures a Coordinator.
+type Config struct {
+	// Parallelism is the default number of instances of each partitioned
+	// stage (SET parallelism overrides it per session). Default 1.
+	Parallelism int
+	// BatchRows is the number of rows COPY collects into one batch.
+	// Default 8192.
+	BatchRows int
+	// Logger receives structured logs. Default: disabled.
+	Logger zerolog.Logger
+}
+
+// Validate checks the configuration and fills in defaults.
+func (c *Config) Validate() error {
+	if c.Parallelism == 0 {
+		c.Parallelism = 1
+	}
+	if c.Parallelism < 0 || c.Parallelism > 1024 {
+		return errorf("22023", "parallelism must be from 1 to 1024")
+	}
+	if c.BatchRows == 0 {
+		c.BatchRows = 8192
+	}
+	if c.BatchRows < 0 {
+		return errorf("22023", "batch rows must be positive")
+	}
+	return nil
+}
+
+// Coordinator is the engine behind the protocol server. It is safe for
+// concurrent use by many sessions.
+type Coordinator struct {
+	cfg     Config
+	catalog *planner.Catalog
+	planner *planner.Planner
+
+	mu sync.Mutex
+	// protected by mu
+	streams map[string]*streamRuntime
+	tables  map[string]*tableData
+	queries map[string]*queryRuntime
+	closed  bool
+}
+
+// streamRuntime is a stream's ingest state: the event-time high-water mark
+// that gives its watermark, its counters, and the pipelines reading it.
+// ingestMu serialises ingestion into the stream, so every pipeline sees the
+// rows in the same order and lateness depends only on that order.
+type streamRuntime struct {
+	def      *planner.Stream
+	schema   *arrow.Schema
+	ingestMu sync.Mutex
+	// protected by ingestMu
+	maxTime   int64 // largest event time seen, µs
+	readers   []*queryRuntime
+	rowsIn    int64
+	lateRows  int64
+	watermark int64
+}
+
+// tableData holds a table's rows.
+type tableData struct {
+	def    *planner.Table
+	schema *arrow.Schema
+	mu     sync.Mutex
+	// protected by mu
+	batches []arrow.RecordBatch
+	rows    int64
+}
+
+// queryRuntime is a running continuous query.
+type queryRuntime struct {
+	def      *planner.ContinuousQuery
+	pipeline *pipeline
+	result   *resultStore
+	stream   *streamRuntime
+	// lateRows counts rows of the source stream this query did not
+	// aggregate because they arrived behind the watermark; protected by the
+	// stream's ingestMu.
+	lateRows int64
+}
+
+// NewCoordinator returns an empty engine.
+func NewCoordinator(cfg Config) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cat := planner.NewCatalog()
+	return &Coordinator{
+		cfg: cfg, catalog: cat, planner: &planner.Planner{Catalog: cat},
+		streams: map[string]*streamRuntime{}, tables: map[string]*tableData{}, queries: map[string]*queryRuntime{},
+	}, nil
+}
+
+// NewSession implements Engine.
+func (c *Coordinator) NewSession(ctx context.Context, user, database string) (Session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errorf("57P01", "the server is shutting down")
+	}
+	return newSession(c, user, database), nil
+}
+
+// Close stops every pipeline. Idempotent.
+func (c *Coordinator) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	queries := c.queries
+	c.queries = map[string]*queryRuntime{}
+	c.mu.Unlock()
+	for _, q := range queries {
+		q.pipeline.stop()
+		q.result.close()
+	}
+	for _, t := range c.tables {
+		t.mu.Lock()
+		for _, b := range t.batches {
+			b.Release()
+		}
+		t.batches = nil
+		t.mu.Unlock()
+	}
+}
+
+func (c *Coordinator) addStream(s *planner.Stream) error {
+	if err := c.catalog.Add(s); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.streams[s.Name] = &streamRuntime{def: s, schema: ArrowSchema(s.Columns), maxTime: math.MinInt64, watermark: math.MinInt64}
+	return nil
+}
+
+func (c *Coordinator) addTable(t *planner.Table) error {
+	if err := c.catalog.Add(t); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tables[t.Name] = &tableData{def: t, schema: ArrowSchema(t.Columns)}
+	return nil
+}
+
+// addQuery registers and starts a continuous query. It reads rows ingested
+// from now on.
+func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
+	c.mu.Lock()
+	src := c.streams[q.Sources[0]]
+	c.mu.Unlock()
+	if src == nil {
+		return errorf(planner.CodeUndefinedTable, "stream %q does not exist", q.Sources[0])
+	}
+	result := newResultStore(q)
+	p, err := startPipeline(q, result)
+	if err != nil {
+		return err
+	}
+	qr := &queryRuntime{def: q, pipeline: p, result: result, stream: src}
+	if err := c.catalog.Add(q); err != nil {
+		p.stop()
+		result.close()
+		return err
+	}
+	c.mu.Lock()
+	c.queries[q.Name] = qr
+	c.mu.Unlock()
+	src.ingestMu.Lock()
+	src.readers = append(src.readers, qr)
+	if src.watermark != math.MinInt64 {
+		// Start the query at the stream's current watermark.
+		_ = p.ingest(nil, src.watermark)
+	}
+	src.ingestMu.Unlock()
+	return nil
+}
+
+// drop removes a relation and the continuous queries that depend on it.
+func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool) error {
+	dropped, err := c.catalog.Remove(name, kind, cascade)
+	if err != nil {
+		return err
+	}
+	for _, n := range dropped {
+		c.mu.Lock()
+		q := c.queries[n]
+		delete(c.queries, n)
+		s := c.streams[n]
+		delete(c.streams, n)
+		t := c.tables[n]
+		delete(c.tables, n)
+		c.mu.Unlock()
+		if q != nil {
+			q.stream.ingestMu.Lock()
+			for i, r := range q.stream.readers {
+				if r == q {
+					q.stream.readers = append(q.stream.readers[:i], q.stream.readers[i+1:]...)
+					break
+				}
+			}
+			q.stream.ingestMu.Unlock()
+			q.pipeline.stop()
+			q.result.close()
+		}
+		_ = s
+		if t != nil {
+			t.mu.Lock()
+			for _, b := range t.batches {
+				b.Release()
+			}
+			t.batches = nil
+			t.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// ingestStream appends a batch (full stream schema, owned by the caller) to
+// a stream: rows behind the watermark are counted as late and left out,
+// the rest go to every continuous query reading the stream, followed by
+// the advanced watermark.
+func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec arrow.RecordBatch) error {
+	s.ingestMu.Lock()
+	defer s.ingestMu.Unlock()
+	n := rec.NumRows()
+	s.rowsIn += n
+	kept := rec
+	if et := s.def.EventTime; et >= 0 {
+		keep, late := s.lateness(rec.Column(et))
+		s.lateRows += late
+		if late > 0 {
+			filtered, err := filterRecord(rec, keep)
+			if err != nil {
+				return err
+			}
+			defer filtered.Release()
+			kept = filtered
+			for _, q := range s.readers {
+				q.lateRows += late
+			}
+		}
+		if s.maxTime != math.MinInt64 {
+			s.watermark = s.maxTime - s.def.WatermarkDelay
+		}
+	}
+	for _, q := range s.readers {
+		if q.pipeline.failure() != nil {
+			continue
+		}
+		proj := projectColumns(kept, q.pipeline.query.Plan.Stages[0])
+		err := q.pipeline.ingest(proj, s.watermark)
+		proj.Release()
+		if err != nil && q.pipeline.failure() == nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lateness marks which rows to keep: a row is late when its event time is
+// NULL or earlier than the watermark at the moment it arrives (the largest
+// event time of the rows before it, minus the watermark delay). This makes
+// lateness a property of the row order alone, not of batch boundaries.
+func (s *streamRuntime) lateness(col arrow.Array) ([]bool, int64) {
+	unit, delay := s.def.TimeUnit, s.def.WatermarkDelay
+	ts := exec.Int64s(col)
+	var keep []bool
+	var late int64
+	maxT := s.maxTime
+	for i, v := range ts {
+		if col.IsNull(i) || (maxT != math.MinInt64 && v*unit < maxT-delay) {
+			if keep == nil {
+				keep = make([]bool, len(ts))
+				for j := 0; j < i; j++ {
+					keep[j] = true
+				}
+			}
+			late++
+			continue
+		}
+		if keep != nil {
+			keep[i] = true
+		}
+		if t := v * unit; t > maxT {
+			maxT = t
+		}
+	}
+	s.maxTime = maxT
+	return keep, late
+}
+
+// filterRecord keeps the rows where keep is true.
+func filterRecord(rec arrow.RecordBatch, keep []bool) (arrow.RecordBatch, error) {
+	b := array.NewBooleanBuilder(memory.DefaultAllocator)
+	b.AppendValues(keep, nil)
+	mask := b.NewArray()
+	b.Release()
+	defer mask.Release()
+	out, err := compute.FilterRecordBatch(context.Background(), rec, mask, compute.DefaultFilterOptions())
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// projectColumns narrows a stream batch to the columns a source stage reads
+// (zero copy). The caller releases the result.
+func projectColumns(rec arrow.RecordBatch, st *planner.Stage) arrow.RecordBatch {
+	idx := st.Source.Indexes
+	cols := make([]arrow.Array, len(idx))
+	for i, j := range idx {
+		cols[i] = rec.Column(j)
+	}
+	return array.NewRecordBatch(ArrowSchema(st.Input), cols, rec.NumRows())
+}
+
+// flushStream waits until every pipeline reading the stream has processed
+// everything ingested so far.
+func (c *Coordinator) flushStream(ctx context.Context, s *streamRuntime) error {
+	s.ingestMu.Lock()
+	readers := append([]*queryRuntime(nil), s.readers...)
+	s.ingestMu.Unlock()
+	for _, q := range readers {
+		if q.pipeline.failure() != nil {
+			continue
+		}
+		if err := q.pipeline.flush(ctx); err != nil && q.pipeline.failure() == nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendTable adds rows to a table. rec is owned by the caller.
+func (c *Coordinator) appendTable(t *tableData, rec arrow.RecordBatch) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rec.Retain()
+	t.batches = append(t.batches, rec)
+	t.rows += rec.NumRows()
+}
+
+// Ingest appends a batch with the relation's full schema (owned by the
+// caller) to a stream or table — the programmatic equivalent of COPY. With
+// wait, it returns only after the stream's continuous queries have
+// processed the rows.
+func (c *Coordinator) Ingest(ctx context.Context, relation string, rec arrow.RecordBatch, wait bool) error {
+	if wait {
+		return c.ingest(ctx, relation, rec)
+	}
+	c.mu.Lock()
+	s := c.streams[relation]
+	c.mu.Unlock()
+	if s == nil {
+		return c.ingest(ctx, relation, rec)
+	}
+	return c.ingestStream(ctx, s, rec)
+}
+
+// CloseWindows declares a stream finished: its watermark moves to the end
+// of time, so every open window of the queries reading it closes and is
+// emitted. Rows ingested afterwards are late. It returns when the results
+// are in.
+func (c *Coordinator) CloseWindows(ctx context.Context, stream string) error {
+	c.mu.Lock()
+	s := c.streams[stream]
+	c.mu.Unlock()
+	if s == nil {
+		return errorf(planner.CodeUndefinedTable, "stream %q does not exist", stream)
+	}
+	s.ingestMu.Lock()
+	s.maxTime = math.MaxInt64
+	s.watermark = math.MaxInt64
+	for _, q := range s.readers {
+		if q.pipeline.failure() == nil {
+			if err := q.pipeline.ingest(nil, s.watermark); err != nil {
+				s.ingestMu.Unlock()
+				return err
+			}
+		}
+	}
+	s.ingestMu.Unlock()
+	return c.flushStream(ctx, s)
+}

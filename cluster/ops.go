@@ -1,0 +1,584 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/pingcap/tidb/pkg/parser/ast"
+
+	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/parser"
+	"github.com/spatedb/spate/planner"
+)
+
+func asSelect(v interface{}) *ast.SelectStmt { return v.(*ast.SelectStmt) }
+
+// sourceBatches returns the rows a bounded plan reads, projected to the
+// source stage's input. The caller releases them.
+func (c *Coordinator) sourceBatches(st *planner.Stage) ([]arrow.RecordBatch, error) {
+	src := st.Source
+	var full []arrow.RecordBatch
+	switch src.Kind {
+	case 0:
+		return []arrow.RecordBatch{array.NewRecordBatch(arrow.NewSchema(nil, nil), nil, 1)}, nil
+	case planner.RelTable:
+		c.mu.Lock()
+		t := c.tables[src.Relation]
+		c.mu.Unlock()
+		if t == nil {
+			return nil, errorf(planner.CodeUndefinedTable, "relation %q does not exist", src.Relation)
+		}
+		t.mu.Lock()
+		for _, b := range t.batches {
+			b.Retain()
+			full = append(full, b)
+		}
+		t.mu.Unlock()
+	case planner.RelContinuousQuery:
+		c.mu.Lock()
+		q := c.queries[src.Relation]
+		c.mu.Unlock()
+		if q == nil {
+			return nil, errorf(planner.CodeUndefinedTable, "relation %q does not exist", src.Relation)
+		}
+		snap, err := q.result.snapshot()
+		if err != nil {
+			return nil, err
+		}
+		full = snap
+	default:
+		return nil, errorf(planner.CodeWrongObjectType, "cannot read %q as a snapshot", src.Relation)
+	}
+	out := make([]arrow.RecordBatch, len(full))
+	for i, b := range full {
+		out[i] = projectColumns(b, st)
+		b.Release()
+	}
+	return out, nil
+}
+
+// runSnapshot executes a bounded single-stage plan and returns its output.
+func (c *Coordinator) runSnapshot(ctx context.Context, plan *planner.Physical, params []Param) ([]arrow.RecordBatch, error) {
+	st := plan.Stages[0]
+	ops, err := buildOps(st, params)
+	if err != nil {
+		return nil, err
+	}
+	var out []arrow.RecordBatch
+	ch := newChain(ops, func(rec arrow.RecordBatch) error {
+		if rec.NumRows() > 0 {
+			rec.Retain()
+			out = append(out, rec)
+		}
+		return nil
+	})
+	defer ch.close()
+	in, err := c.sourceBatches(st)
+	if err != nil {
+		return nil, err
+	}
+	release := func(bs []arrow.RecordBatch) {
+		for _, b := range bs {
+			if b != nil {
+				b.Release()
+			}
+		}
+	}
+	for i, b := range in {
+		if err := ctx.Err(); err != nil {
+			release(in[i:])
+			release(out)
+			return nil, err
+		}
+		err := ch.push(b)
+		b.Release()
+		in[i] = nil
+		if err != nil {
+			release(in)
+			release(out)
+			return nil, err
+		}
+	}
+	if err := ch.finish(); err != nil {
+		release(out)
+		return nil, err
+	}
+	return out, nil
+}
+
+// evalRows evaluates the VALUES rows of an INSERT into one batch.
+func (c *Coordinator) evalRows(p *planner.InsertPlan, params []Param) (arrow.RecordBatch, error) {
+	b := exprBuilder{params: params}
+	empty := array.NewRecordBatch(arrow.NewSchema(nil, nil), nil, 1)
+	defer empty.Release()
+	rows := make([][]any, len(p.Rows))
+	for r, row := range p.Rows {
+		exprs := make([]exec.Expr, len(row))
+		names := make([]string, len(row))
+		literal := true
+		for i, e := range row {
+			x, err := b.expr(e)
+			if err != nil {
+				return nil, err
+			}
+			exprs[i], names[i] = x, p.Columns[i].Name
+			if _, ok := x.(exec.Literal); !ok {
+				literal = false
+			}
+		}
+		vals := make([]any, len(row))
+		if literal {
+			for i, x := range exprs {
+				vals[i] = x.(exec.Literal).Value
+			}
+		} else {
+			calc, err := exec.NewCalc(empty.Schema(), nil, exprs, names)
+			if err != nil {
+				return nil, err
+			}
+			err = calc.Push(empty, func(rec arrow.RecordBatch) error {
+				for i := range vals {
+					vals[i] = valueAt(rec.Column(i), 0)
+				}
+				return nil
+			})
+			calc.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+		for i, col := range p.Columns {
+			if v, ok := vals[i].(int64); ok && col.Type == planner.TypeInt && (v < math.MinInt32 || v > math.MaxInt32) {
+				return nil, errorf("22003", "integer out of range for column %q: %d", col.Name, v)
+			}
+		}
+		rows[r] = vals
+	}
+	return exec.RecordFromValues(ArrowSchema(p.Columns), rows)
+}
+
+// ingest appends rows (full relation schema, owned by the caller) to a
+// stream or table and, for a stream, waits until its continuous queries
+// have processed them.
+func (c *Coordinator) ingest(ctx context.Context, relation string, rec arrow.RecordBatch) error {
+	c.mu.Lock()
+	s, t := c.streams[relation], c.tables[relation]
+	c.mu.Unlock()
+	switch {
+	case s != nil:
+		if err := c.ingestStream(ctx, s, rec); err != nil {
+			return err
+		}
+		return c.flushStream(ctx, s)
+	case t != nil:
+		c.appendTable(t, rec)
+		return nil
+	}
+	return errorf(planner.CodeUndefinedTable, "relation %q does not exist", relation)
+}
+
+// copyOptions reads COPY's options.
+func copyOptions(opts []parser.Option) (CopyFormat, error) {
+	f := CopyFormat{}
+	for _, o := range opts {
+		v := o.Value
+		switch o.Key {
+		case "format":
+			switch strings.ToLower(v) {
+			case "csv":
+				f.CSV = true
+			case "text":
+				f.CSV = false
+			default:
+				return f, errorf("22023", "COPY format %q not recognized (use text or csv)", v)
+			}
+		case "csv":
+			f.CSV = true
+		case "header":
+			f.Header = v == "" || strings.EqualFold(v, "true") || v == "1" || strings.EqualFold(v, "on")
+		case "delimiter":
+			if len(v) != 1 {
+				return f, errorf("22023", "COPY delimiter must be a single one-byte character")
+			}
+			f.Delimiter = v[0]
+		case "null":
+			f.Null = v
+			f.hasNull = true
+		case "quote":
+			if len(v) != 1 {
+				return f, errorf("22023", "COPY quote must be a single one-byte character")
+			}
+			f.Quote = v[0]
+		case "escape":
+			if len(v) != 1 {
+				return f, errorf("22023", "COPY escape must be a single one-byte character")
+			}
+			f.Escape = v[0]
+		case "encoding":
+			if !strings.EqualFold(strings.ReplaceAll(v, "-", ""), "utf8") {
+				return f, errorf("0A000", "COPY encoding %q is not supported (only UTF8)", v)
+			}
+		default:
+			return f, errorf("42601", "option %q not recognized", o.Key)
+		}
+	}
+	if f.Delimiter == 0 {
+		f.Delimiter = '\t'
+		if f.CSV {
+			f.Delimiter = ','
+		}
+	}
+	if !f.hasNull && !f.CSV {
+		f.Null = `\N`
+	}
+	if f.CSV {
+		if f.Quote == 0 {
+			f.Quote = '"'
+		}
+		if f.Escape == 0 {
+			f.Escape = f.Quote
+		}
+	} else if f.Header {
+		return f, errorf("0A000", "COPY HEADER available only in CSV mode")
+	}
+	return f, nil
+}
+
+func (s *session) copy(ctx context.Context, x *parser.Copy, params []Param) (Result, error) {
+	format, err := copyOptions(x.Options)
+	if err != nil {
+		return Result{}, err
+	}
+	if !x.From {
+		var res Result
+		switch q := x.Query.(type) {
+		case *parser.Subscribe:
+			res, err = s.subscribe(q.Name)
+		case *parser.Select:
+			res, err = s.query(ctx, q.Query, params)
+		case nil:
+			res, err = s.copyTable(ctx, x.Table)
+		default:
+			return Result{}, errorf(planner.CodeNotSupported, "COPY (…) TO supports SELECT and SUBSCRIBE")
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		res.CopyOut, res.CopyOutFormat = true, format
+		return res, nil
+	}
+	obj, kind, ok := s.c.catalog.Lookup(x.Table)
+	if !ok {
+		return Result{}, errorf(planner.CodeUndefinedTable, "relation %q does not exist", x.Table)
+	}
+	var cols []planner.Column
+	switch o := obj.(type) {
+	case *planner.Stream:
+		cols = o.Columns
+	case *planner.Table:
+		cols = o.Columns
+	default:
+		return Result{}, errorf(planner.CodeWrongObjectType, "cannot copy into %s %q", kind, x.Table)
+	}
+	target := make([]int, 0, len(cols))
+	if len(x.Columns) == 0 {
+		for i := range cols {
+			target = append(target, i)
+		}
+	} else {
+		for _, name := range x.Columns {
+			idx := -1
+			for i, c := range cols {
+				if c.Name == name {
+					idx = i
+				}
+			}
+			if idx < 0 {
+				return Result{}, errorf(planner.CodeUndefinedColumn, "column %q of relation %q does not exist", name, x.Table)
+			}
+			target = append(target, idx)
+		}
+	}
+	in := make([]planner.Column, len(target))
+	for i, t := range target {
+		in[i] = cols[t]
+	}
+	dec, err := exec.NewCopyDecoder(ArrowSchema(in), exec.CopyOptions{
+		CSV: format.CSV, Delimiter: format.Delimiter, Null: format.Null, Header: format.Header,
+		Quote: format.Quote, Escape: format.Escape, Table: x.Table,
+	}, s.c.cfg.BatchRows)
+	if err != nil {
+		return Result{}, err
+	}
+	ci := &copyIn{c: s.c, ctx: ctx, relation: x.Table, kind: kind, dec: dec, full: ArrowSchema(cols), target: target, cols: cols}
+	return Result{CopyIn: ci, CopyInColumns: toColumns(in), CopyInFormat: format}, nil
+}
+
+func (s *session) copyTable(ctx context.Context, name string) (Result, error) {
+	_, kind, ok := s.c.catalog.Lookup(name)
+	if !ok {
+		return Result{}, errorf(planner.CodeUndefinedTable, "relation %q does not exist", name)
+	}
+	if kind == planner.RelStream {
+		return Result{}, errorf(planner.CodeWrongObjectType, "cannot copy from stream %q: use COPY (SUBSCRIBE …) TO STDOUT on a continuous query", name)
+	}
+	stmts, err := parser.Parse("SELECT * FROM " + quoteIdent(name))
+	if err != nil {
+		return Result{}, err
+	}
+	return s.query(ctx, stmts[0].(*parser.Select).Query, nil)
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// copyIn receives COPY … FROM STDIN data. Rows for a stream are ingested
+// batch by batch as they arrive, so continuous queries and subscribers see
+// them during a long COPY; rows for a table become visible together at
+// Finish.
+type copyIn struct {
+	c        *Coordinator
+	ctx      context.Context
+	relation string
+	kind     planner.RelationKind
+	dec      *exec.CopyDecoder
+	full     *arrow.Schema
+	target   []int
+	cols     []planner.Column
+	pending  []arrow.RecordBatch // table rows not yet visible
+	ingested int64
+}
+
+// Write implements CopyIn.
+func (ci *copyIn) Write(data []byte) error {
+	return ci.annotate(ci.dec.Write(data, ci.emit))
+}
+
+func (ci *copyIn) annotate(err error) error {
+	if err == nil || ci.kind != planner.RelStream || ci.ingested == 0 {
+		return err
+	}
+	if e, ok := err.(interface{ SQLState() string }); ok {
+		return &Error{Code: e.SQLState(), Message: fmt.Sprintf("%s (the %d rows before it were already ingested into stream %q)", err.Error(), ci.ingested, ci.relation)}
+	}
+	return err
+}
+
+func (ci *copyIn) emit(rec arrow.RecordBatch) error {
+	full := ci.widen(rec)
+	defer full.Release()
+	if ci.kind == planner.RelTable {
+		full.Retain()
+		ci.pending = append(ci.pending, full)
+		return nil
+	}
+	ci.c.mu.Lock()
+	s := ci.c.streams[ci.relation]
+	ci.c.mu.Unlock()
+	if s == nil {
+		return errorf(planner.CodeUndefinedTable, "stream %q was dropped during COPY", ci.relation)
+	}
+	if err := ci.c.ingestStream(ci.ctx, s, full); err != nil {
+		return err
+	}
+	ci.ingested += full.NumRows()
+	return nil
+}
+
+// widen places the decoded columns at their positions in the relation and
+// fills the columns COPY did not name with NULLs.
+func (ci *copyIn) widen(rec arrow.RecordBatch) arrow.RecordBatch {
+	if len(ci.target) == len(ci.cols) {
+		identity := true
+		for i, t := range ci.target {
+			identity = identity && i == t
+		}
+		if identity {
+			rec.Retain()
+			return rec
+		}
+	}
+	n := rec.NumRows()
+	cols := make([]arrow.Array, len(ci.cols))
+	for i, t := range ci.target {
+		cols[t] = rec.Column(i)
+		cols[t].Retain()
+	}
+	for i := range cols {
+		if cols[i] == nil {
+			cols[i] = array.MakeArrayOfNull(memoryAllocator, ArrowType(ci.cols[i].Type), int(n))
+		}
+	}
+	out := array.NewRecordBatch(ci.full, cols, n)
+	for _, c := range cols {
+		c.Release()
+	}
+	return out
+}
+
+// Finish implements CopyIn.
+func (ci *copyIn) Finish() (int64, error) {
+	if err := ci.dec.Flush(ci.emit); err != nil {
+		ci.Abort("")
+		return 0, ci.annotate(err)
+	}
+	rows := ci.dec.Rows()
+	if ci.kind == planner.RelTable {
+		ci.c.mu.Lock()
+		t := ci.c.tables[ci.relation]
+		ci.c.mu.Unlock()
+		if t == nil {
+			ci.Abort("")
+			return 0, errorf(planner.CodeUndefinedTable, "table %q was dropped during COPY", ci.relation)
+		}
+		for _, b := range ci.pending {
+			ci.c.appendTable(t, b)
+			b.Release()
+		}
+		ci.pending = nil
+		return rows, nil
+	}
+	ci.c.mu.Lock()
+	s := ci.c.streams[ci.relation]
+	ci.c.mu.Unlock()
+	if s != nil {
+		if err := ci.c.flushStream(ci.ctx, s); err != nil {
+			return 0, err
+		}
+	}
+	return rows, nil
+}
+
+// Abort implements CopyIn.
+func (ci *copyIn) Abort(reason string) {
+	for _, b := range ci.pending {
+		b.Release()
+	}
+	ci.pending = nil
+	ci.dec.Close()
+}
+
+// show answers SHOW.
+func (s *session) show(what string) ([]Column, [][]any, error) {
+	c := s.c
+	switch what {
+	case "streams":
+		cols := []Column{{"name", planner.TypeText}, {"columns", planner.TypeText}, {"event_time", planner.TypeText}, {"watermark_delay", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}}
+		var rows [][]any
+		for _, st := range c.catalog.Streams() {
+			c.mu.Lock()
+			rt := c.streams[st.Name]
+			c.mu.Unlock()
+			et := ""
+			if st.EventTime >= 0 {
+				et = st.Columns[st.EventTime].Name
+			}
+			var in, late int64
+			wm := int64(math.MinInt64)
+			if rt != nil {
+				rt.ingestMu.Lock()
+				in, late, wm = rt.rowsIn, rt.lateRows, rt.watermark
+				rt.ingestMu.Unlock()
+			}
+			rows = append(rows, []any{st.Name, describeColumns(st.Columns), et, string(exec.AppendInterval(nil, st.WatermarkDelay)), in, late, formatWatermark(wm)})
+		}
+		return cols, rows, nil
+	case "tables":
+		cols := []Column{{"name", planner.TypeText}, {"columns", planner.TypeText}, {"rows", planner.TypeBigInt}}
+		var rows [][]any
+		for _, t := range c.catalog.Tables() {
+			c.mu.Lock()
+			td := c.tables[t.Name]
+			c.mu.Unlock()
+			var n int64
+			if td != nil {
+				td.mu.Lock()
+				n = td.rows
+				td.mu.Unlock()
+			}
+			rows = append(rows, []any{t.Name, describeColumns(t.Columns), n})
+		}
+		return cols, rows, nil
+	case "continuous queries":
+		cols := []Column{{"name", planner.TypeText}, {"source", planner.TypeText}, {"kind", planner.TypeText}, {"parallelism", planner.TypeBigInt}, {"status", planner.TypeText}, {"result_rows", planner.TypeBigInt}, {"emitted_rows", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"sql", planner.TypeText}}
+		var rows [][]any
+		for _, q := range c.catalog.Queries() {
+			c.mu.Lock()
+			qr := c.queries[q.Name]
+			c.mu.Unlock()
+			if qr == nil {
+				continue
+			}
+			kind := "append-only"
+			if q.Updating {
+				kind = "updating"
+			}
+			n, emitted, err := qr.result.counters()
+			status := "running"
+			if err != nil {
+				status = "failed: " + err.Error()
+			}
+			qr.stream.ingestMu.Lock()
+			late, wm := qr.lateRows, qr.stream.watermark
+			qr.stream.ingestMu.Unlock()
+			par := int64(1)
+			for _, st := range q.Plan.Stages {
+				par = max(par, int64(st.Parallelism))
+			}
+			rows = append(rows, []any{q.Name, strings.Join(q.Sources, ", "), kind, par, status, n, emitted, late, formatWatermark(wm), q.SQL})
+		}
+		return cols, rows, nil
+	case "instances":
+		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}}
+		var rows [][]any
+		for _, q := range c.catalog.Queries() {
+			c.mu.Lock()
+			qr := c.queries[q.Name]
+			c.mu.Unlock()
+			if qr == nil {
+				continue
+			}
+			for _, st := range qr.pipeline.stats() {
+				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), st.Operators, st.KeyRange, "local", st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark)})
+			}
+		}
+		return cols, rows, nil
+	case "workers":
+		cols := []Column{{"address", planner.TypeText}, {"pid", planner.TypeBigInt}, {"status", planner.TypeText}}
+		return cols, [][]any{{"local (in-process)", int64(os.Getpid()), "alive"}}, nil
+	case "all":
+		keys := make([]string, 0, len(s.settings))
+		for k := range s.settings {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var rows [][]any
+		for _, k := range keys {
+			rows = append(rows, []any{k, s.settings[k]})
+		}
+		return textColumns("name", "setting"), rows, nil
+	}
+	name := strings.ToLower(what)
+	if name == "time zone" {
+		name = "timezone"
+	}
+	v, ok := s.settings[name]
+	if !ok {
+		return nil, nil, errorf(planner.CodeUndefinedObject, "unrecognized configuration parameter %q", what)
+	}
+	return textColumns(name), [][]any{{v}}, nil
+}
+
+func describeColumns(cols []planner.Column) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = c.Name + " " + c.Type.String()
+	}
+	return strings.Join(parts, ", ")
+}
+

@@ -1,0 +1,431 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/planner"
+)
+
+// pipeline runs one continuous query's physical DAG inside this process:
+// each stage instance is a goroutine that reads messages from its input
+// channel, runs its operator chain and routes what it emits to the next
+// stage's instances by key range (or to the result store after the last
+// stage). Channels are bounded, so a slow stage back-pressures ingest.
+type pipeline struct {
+	query  *planner.ContinuousQuery
+	result *resultStore
+	stages [][]*instance
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// protected by mu
+	err error // the failure that stopped the pipeline
+}
+
+// message is what flows on a channel: a batch, a watermark, or a barrier.
+type message struct {
+	from    int // index of the sending upstream instance
+	rec     arrow.RecordBatch
+	wm      int64
+	hasWM   bool
+	barrier *barrier
+}
+
+// barrier travels behind data; when every last-stage instance has seen it,
+// everything sent before it has reached the result store.
+type barrier struct {
+	remaining atomic.Int32
+	done      chan struct{}
+}
+
+func (b *barrier) arrive() {
+	if b.remaining.Add(-1) == 0 {
+		close(b.done)
+	}
+}
+
+// instance is one running copy of a stage.
+type instance struct {
+	p         *pipeline
+	stage     int
+	idx       int
+	in        chan message
+	chain     *chain
+	upstreams int
+	wms       []int64 // latest watermark from each upstream
+	wm        int64   // merged watermark (minimum over upstreams)
+	barriers  map[*barrier]int
+	// routing to the next stage
+	partitionBy []int
+	splits      []uint64 // instance i owns [splits[i-1], splits[i])
+	hashes      []uint64
+	// published is the chain's counters as of the last message, for
+	// readers on other goroutines (SHOW INSTANCES).
+	published atomic.Pointer[exec.Stats]
+	wmPub     atomic.Int64
+}
+
+const channelDepth = 16
+
+// startPipeline builds and starts the instances of every stage.
+func startPipeline(q *planner.ContinuousQuery, result *resultStore) (*pipeline, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pipeline{query: q, result: result, ctx: ctx, cancel: cancel}
+	stages := q.Plan.Stages
+	for s, st := range stages {
+		upstreams := 1
+		if s > 0 {
+			upstreams = stages[s-1].Parallelism
+		}
+		var row []*instance
+		for i := 0; i < st.Parallelism; i++ {
+			ops, err := buildOps(st, nil)
+			if err != nil {
+				p.closeAll()
+				cancel()
+				return nil, err
+			}
+			in := &instance{
+				p: p, stage: s, idx: i, in: make(chan message, channelDepth),
+				upstreams: upstreams, wms: make([]int64, upstreams), wm: math.MinInt64,
+				barriers: map[*barrier]int{},
+			}
+			for j := range in.wms {
+				in.wms[j] = math.MinInt64
+			}
+			if s+1 < len(stages) {
+				next := stages[s+1]
+				in.partitionBy = next.PartitionBy
+				in.splits = evenSplits(next.Parallelism)
+			}
+			in.chain = newChain(ops, in.emit)
+			in.wmPub.Store(math.MinInt64)
+			row = append(row, in)
+		}
+		p.stages = append(p.stages, row)
+	}
+	for _, row := range p.stages {
+		for _, in := range row {
+			p.wg.Add(1)
+			go in.run()
+		}
+	}
+	return p, nil
+}
+
+// evenSplits divides the 64-bit hash space into n equal key ranges and
+// returns the n-1 boundaries.
+func evenSplits(n int) []uint64 {
+	splits := make([]uint64, 0, n-1)
+	for i := 1; i < n; i++ {
+		splits = append(splits, uint64(float64(i)/float64(n)*math.MaxUint64))
+	}
+	return splits
+}
+
+func (in *instance) run() {
+	defer in.p.wg.Done()
+	for {
+		select {
+		case <-in.p.ctx.Done():
+			return
+		case m := <-in.in:
+			err := in.handle(m)
+			st := in.chain.stats()
+			in.published.Store(&st)
+			if err != nil {
+				in.p.fail(fmt.Errorf("stage %d instance %d: %w", in.stage, in.idx, err))
+				return
+			}
+		}
+	}
+}
+
+func (in *instance) handle(m message) error {
+	switch {
+	case m.rec != nil:
+		defer m.rec.Release()
+		return in.chain.push(m.rec)
+	case m.hasWM:
+		if m.wm <= in.wms[m.from] {
+			return nil
+		}
+		in.wms[m.from] = m.wm
+		low := in.wms[0]
+		for _, w := range in.wms[1:] {
+			low = min(low, w)
+		}
+		if low <= in.wm {
+			return nil
+		}
+		in.wm = low
+		in.wmPub.Store(low)
+		if err := in.chain.advance(low); err != nil {
+			return err
+		}
+		return in.forward(message{wm: low, hasWM: true})
+	case m.barrier != nil:
+		in.barriers[m.barrier]++
+		if in.barriers[m.barrier] < in.upstreams {
+			return nil
+		}
+		delete(in.barriers, m.barrier)
+		if in.stage == len(in.p.stages)-1 {
+			m.barrier.arrive()
+			return nil
+		}
+		return in.forward(message{barrier: m.barrier})
+	}
+	return nil
+}
+
+// forward sends a watermark or barrier to every instance of the next stage.
+func (in *instance) forward(m message) error {
+	if in.stage == len(in.p.stages)-1 {
+		return nil
+	}
+	m.from = in.idx
+	for _, next := range in.p.stages[in.stage+1] {
+		if err := in.p.send(next, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emit routes a batch the chain produced (valid only during the call).
+func (in *instance) emit(rec arrow.RecordBatch) error {
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if in.stage == len(in.p.stages)-1 {
+		return in.p.result.apply(rec)
+	}
+	next := in.p.stages[in.stage+1]
+	if len(next) == 1 {
+		rec.Retain()
+		return in.p.send(next[0], message{from: in.idx, rec: rec})
+	}
+	in.hashes = exec.HashColumns(rec, in.partitionBy, in.hashes[:0])
+	parts, err := splitByRange(rec, in.hashes, in.splits)
+	if err != nil {
+		return err
+	}
+	for i, part := range parts {
+		if part == nil {
+			continue
+		}
+		if err := in.p.send(next[i], message{from: in.idx, rec: part}); err != nil {
+			for _, rest := range parts[i+1:] {
+				if rest != nil {
+					rest.Release()
+				}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// splitByRange partitions rec by the key range each row's hash falls in.
+// Part i is nil when no row falls in range i; the caller owns the parts.
+func splitByRange(rec arrow.RecordBatch, hashes []uint64, splits []uint64) ([]arrow.RecordBatch, error) {
+	n := len(splits) + 1
+	idx := make([][]int32, n)
+	for row, h := range hashes {
+		r := sort.Search(len(splits), func(i int) bool { return splits[i] > h })
+		idx[r] = append(idx[r], int32(row))
+	}
+	parts := make([]arrow.RecordBatch, n)
+	for r, rows := range idx {
+		if len(rows) == 0 {
+			continue
+		}
+		if len(rows) == int(rec.NumRows()) {
+			rec.Retain()
+			parts[r] = rec
+			continue
+		}
+		b := array.NewInt32Builder(memory.DefaultAllocator)
+		b.AppendValues(rows, nil)
+		ind := b.NewArray()
+		b.Release()
+		out, err := compute.Take(context.Background(), *compute.DefaultTakeOptions(), compute.NewDatum(rec), compute.NewDatum(ind))
+		ind.Release()
+		if err != nil {
+			for _, p := range parts {
+				if p != nil {
+					p.Release()
+				}
+			}
+			return nil, err
+		}
+		parts[r] = out.(*compute.RecordDatum).Value
+	}
+	return parts, nil
+}
+
+// send delivers m to an instance, waiting for room (back-pressure). The
+// message's batch is released if the pipeline stops first.
+func (p *pipeline) send(to *instance, m message) error {
+	select {
+	case to.in <- m:
+		return nil
+	case <-p.ctx.Done():
+		if m.rec != nil {
+			m.rec.Release()
+		}
+		if err := p.failure(); err != nil {
+			return err
+		}
+		return p.ctx.Err()
+	}
+}
+
+// ingest sends a batch (already projected to the source stage's input) and
+// then the stream's watermark into the first stage. The caller keeps its
+// reference to rec.
+func (p *pipeline) ingest(rec arrow.RecordBatch, wm int64) error {
+	src := p.stages[0][0]
+	if rec != nil && rec.NumRows() > 0 {
+		rec.Retain()
+		if err := p.send(src, message{rec: rec}); err != nil {
+			return err
+		}
+	}
+	return p.send(src, message{wm: wm, hasWM: true})
+}
+
+// flush waits until everything sent so far has reached the result store.
+func (p *pipeline) flush(ctx context.Context) error {
+	last := p.stages[len(p.stages)-1]
+	b := &barrier{done: make(chan struct{})}
+	b.remaining.Store(int32(len(last)))
+	if err := p.send(p.stages[0][0], message{barrier: b}); err != nil {
+		return err
+	}
+	select {
+	case <-b.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.ctx.Done():
+		if err := p.failure(); err != nil {
+			return err
+		}
+		return p.ctx.Err()
+	}
+}
+
+func (p *pipeline) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+	p.cancel()
+	p.result.fail(err)
+}
+
+func (p *pipeline) failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// stop ends every instance and releases their state. Idempotent.
+func (p *pipeline) stop() {
+	p.cancel()
+	p.wg.Wait()
+	for _, row := range p.stages {
+		for _, in := range row {
+			for {
+				select {
+				case m := <-in.in:
+					if m.rec != nil {
+						m.rec.Release()
+					}
+					continue
+				default:
+				}
+				break
+			}
+		}
+	}
+	p.closeAll()
+}
+
+func (p *pipeline) closeAll() {
+	for _, row := range p.stages {
+		for _, in := range row {
+			in.chain.close()
+		}
+	}
+}
+
+// instanceStats reports each instance for SHOW INSTANCES.
+type instanceStats struct {
+	Stage, Instance int
+	Operators       string
+	KeyRange        string
+	Stats           exec.Stats
+	Watermark       int64
+}
+
+// stats reads the instances' counters. Counters are read without stopping
+// the instances; values may be slightly stale.
+func (p *pipeline) stats() []instanceStats {
+	var out []instanceStats
+	for s, row := range p.stages {
+		st := p.query.Plan.Stages[s]
+		var ops []string
+		for _, op := range st.Ops {
+			ops = append(ops, opName(op))
+		}
+		splits := evenSplits(len(row))
+		for i, in := range row {
+			lo, hi := uint64(0), uint64(math.MaxUint64)
+			if i > 0 {
+				lo = splits[i-1]
+			}
+			if i < len(splits) {
+				hi = splits[i] - 1
+			}
+			kr := "all"
+			if len(st.PartitionBy) > 0 {
+				kr = fmt.Sprintf("[%016x, %016x]", lo, hi)
+			}
+			var st exec.Stats
+			if p := in.published.Load(); p != nil {
+				st = *p
+			}
+			out = append(out, instanceStats{Stage: s, Instance: i, Operators: fmt.Sprint(ops), KeyRange: kr, Stats: st, Watermark: in.wmPub.Load()})
+		}
+	}
+	return out
+}
+
+func opName(op planner.Op) string {
+	switch op.(type) {
+	case *planner.CalcOp:
+		return "Calc"
+	case *planner.AggOp:
+		return "HashAggregate"
+	case *planner.SortOp:
+		return "Sort"
+	}
+	return fmt.Sprintf("%T", op)
+}

@@ -1,0 +1,394 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"math"
+	"sort"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/planner"
+)
+
+// resultStore holds a continuous query's result and feeds its subscribers.
+// An append-only (windowed) result keeps every emitted batch; an updating
+// result applies the changelog to the current rows, keyed by the group key.
+// It is safe for concurrent use: the last stage's instances apply batches
+// while sessions read snapshots and subscribe.
+type resultStore struct {
+	cols     []planner.Column // without "op"
+	schema   *arrow.Schema    // of stored rows, without "op"
+	updating bool
+	key      []int // identifying columns of an updating result; nil = whole row
+
+	mu sync.Mutex
+	// protected by mu
+	batches []arrow.RecordBatch // append-only results
+	rows    map[string][]any    // updating results: key → row
+	counts  map[string]int      // updating results without a key: row multiplicity
+	nrows   int64               // rows in the result now
+	emitted int64               // rows (or changelog rows) emitted in total
+	subs    map[*subscriber]struct{}
+	err     error // set when the pipeline failed
+	closed  bool
+}
+
+func newResultStore(q *planner.ContinuousQuery) *resultStore {
+	return &resultStore{
+		cols: q.Columns, schema: ArrowSchema(q.Columns), updating: q.Updating, key: q.Key,
+		rows: map[string][]any{}, counts: map[string]int{}, subs: map[*subscriber]struct{}{},
+	}
+}
+
+// apply adds one emitted batch (valid only during the call).
+func (r *resultStore) apply(rec arrow.RecordBatch) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := rec.NumRows()
+	r.emitted += n
+	if !r.updating {
+		rec.Retain()
+		r.batches = append(r.batches, rec)
+		r.nrows += n
+	} else {
+		ops := rec.Column(0).(*array.String)
+		for i := 0; i < int(n); i++ {
+			row := make([]any, len(r.cols))
+			for c := range r.cols {
+				row[c] = valueAt(rec.Column(c+1), i)
+			}
+			k := r.rowKey(row)
+			if ops.Value(i) == "-" {
+				if r.key == nil {
+					if r.counts[k]--; r.counts[k] <= 0 {
+						delete(r.counts, k)
+						delete(r.rows, k)
+					}
+				} else {
+					delete(r.rows, k)
+				}
+				continue
+			}
+			r.rows[k] = row
+			if r.key == nil {
+				r.counts[k]++
+			}
+		}
+		r.nrows = int64(len(r.rows))
+		if r.key == nil {
+			r.nrows = 0
+			for _, c := range r.counts {
+				r.nrows += int64(c)
+			}
+		}
+	}
+	for s := range r.subs {
+		s.offer(rec)
+	}
+	return nil
+}
+
+func (r *resultStore) rowKey(row []any) string {
+	var b []byte
+	if r.key == nil {
+		for _, v := range row {
+			b = appendKey(b, v)
+		}
+		return string(b)
+	}
+	for _, c := range r.key {
+		b = appendKey(b, row[c])
+	}
+	return string(b)
+}
+
+// appendKey encodes a value unambiguously for use in a map key.
+func appendKey(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, 0)
+	case bool:
+		if x {
+			return append(b, 1, 1)
+		}
+		return append(b, 1, 0)
+	case int64:
+		b = append(b, 2)
+		return binary.BigEndian.AppendUint64(b, uint64(x))
+	case float64:
+		b = append(b, 3)
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(x))
+	case string:
+		b = append(b, 4)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		return append(b, x...)
+	}
+	return b
+}
+
+// snapshot returns the current result as batches the caller releases.
+func (r *resultStore) snapshot() ([]arrow.RecordBatch, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.updating {
+		out := make([]arrow.RecordBatch, len(r.batches))
+		for i, b := range r.batches {
+			b.Retain()
+			out[i] = b
+		}
+		return out, nil
+	}
+	keys := make([]string, 0, len(r.rows))
+	for k := range r.rows {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var rows [][]any
+	for _, k := range keys {
+		n := 1
+		if r.key == nil {
+			n = r.counts[k]
+		}
+		for i := 0; i < n; i++ {
+			rows = append(rows, r.rows[k])
+		}
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	rec, err := exec.RecordFromValues(r.schema, rows)
+	if err != nil {
+		return nil, err
+	}
+	return []arrow.RecordBatch{rec}, nil
+}
+
+// subscribe registers a subscriber. For an updating result the current
+// rows come first, as "+" changes.
+func (r *resultStore) subscribe() (*subscriber, error) {
+	s := &subscriber{store: r, signal: make(chan struct{}, 1)}
+	var initial []arrow.RecordBatch
+	if r.updating {
+		snap, err := r.snapshot()
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range snap {
+			withOp, err := addOpColumn(b, "+")
+			b.Release()
+			if err != nil {
+				return nil, err
+			}
+			initial = append(initial, withOp)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.queue = initial
+	if r.err != nil {
+		s.err = r.err
+	}
+	if r.closed {
+		s.err = io.EOF
+	}
+	r.subs[s] = struct{}{}
+	return s, nil
+}
+
+// addOpColumn prefixes a batch with an "op" column holding op.
+func addOpColumn(rec arrow.RecordBatch, op string) (arrow.RecordBatch, error) {
+	b := array.NewStringBuilder(memoryAllocator)
+	defer b.Release()
+	for i := 0; i < int(rec.NumRows()); i++ {
+		b.Append(op)
+	}
+	opCol := b.NewArray()
+	defer opCol.Release()
+	fields := append([]arrow.Field{{Name: "op", Type: arrow.BinaryTypes.String}}, rec.Schema().Fields()...)
+	cols := append([]arrow.Array{opCol}, rec.Columns()...)
+	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows()), nil
+}
+
+// fail ends every subscription with err.
+func (r *resultStore) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err = err
+	for s := range r.subs {
+		s.finish(err)
+	}
+}
+
+// close ends every subscription (the query was dropped) and releases the
+// stored batches. Idempotent.
+func (r *resultStore) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
+	for s := range r.subs {
+		s.finish(io.EOF)
+	}
+	for _, b := range r.batches {
+		b.Release()
+	}
+	r.batches = nil
+	r.rows = nil
+}
+
+func (r *resultStore) counters() (rows, emitted int64, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nrows, r.emitted, r.err
+}
+
+// maxSubscriberBacklog bounds the batches queued for a subscriber that does
+// not read; past it the subscription ends with an error instead of growing
+// memory without bound.
+const maxSubscriberBacklog = 65536
+
+// subscriber is one SUBSCRIBE: a queue of emitted batches. It implements
+// RowStream.
+type subscriber struct {
+	store  *resultStore
+	signal chan struct{}
+
+	mu sync.Mutex
+	// protected by mu
+	queue []arrow.RecordBatch
+	err   error // terminal: io.EOF when the query was dropped
+	done  bool
+}
+
+// offer queues a batch; called with the store's lock held.
+func (s *subscriber) offer(rec arrow.RecordBatch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done || s.err != nil {
+		return
+	}
+	if len(s.queue) >= maxSubscriberBacklog {
+		s.err = &Error{Code: "53400", Message: "subscriber fell too far behind the continuous query and was disconnected"}
+		s.wake()
+		return
+	}
+	rec.Retain()
+	s.queue = append(s.queue, rec)
+	s.wake()
+}
+
+func (s *subscriber) wake() {
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (s *subscriber) finish(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.wake()
+}
+
+// Next implements RowStream.
+func (s *subscriber) Next(ctx context.Context) (arrow.RecordBatch, error) {
+	for {
+		s.mu.Lock()
+		if s.done {
+			s.mu.Unlock()
+			return nil, io.EOF
+		}
+		if len(s.queue) > 0 {
+			rec := s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			s.mu.Unlock()
+			return rec, nil
+		}
+		if s.err != nil {
+			err := s.err
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.signal:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close implements RowStream.
+func (s *subscriber) Close() {
+	s.store.mu.Lock()
+	delete(s.store.subs, s)
+	s.store.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return
+	}
+	s.done = true
+	for _, b := range s.queue {
+		b.Release()
+	}
+	s.queue = nil
+	s.wake()
+}
+
+// valueAt reads one value as a Go value (nil, bool, int64, float64,
+// string; timestamps and intervals as int64 µs).
+func valueAt(col arrow.Array, i int) any {
+	if col.IsNull(i) {
+		return nil
+	}
+	switch c := col.(type) {
+	case *array.Boolean:
+		return c.Value(i)
+	case *array.Int64:
+		return c.Value(i)
+	case *array.Float64:
+		return c.Value(i)
+	case *array.String:
+		return c.Value(i)
+	case *array.Timestamp:
+		return int64(c.Value(i))
+	case *array.Duration:
+		return int64(c.Value(i))
+	}
+	return nil
+}
+
+// sliceStream is a RowStream over batches already computed.
+type sliceStream struct {
+	batches []arrow.RecordBatch
+}
+
+// Next implements RowStream.
+func (s *sliceStream) Next(ctx context.Context) (arrow.RecordBatch, error) {
+	if len(s.batches) == 0 {
+		return nil, io.EOF
+	}
+	b := s.batches[0]
+	s.batches = s.batches[1:]
+	return b, nil
+}
+
+// Close implements RowStream.
+func (s *sliceStream) Close() {
+	for _, b := range s.batches {
+		b.Release()
+	}
+	s.batches = nil
+}

@@ -1,0 +1,346 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/parser"
+	"github.com/spatedb/spate/planner"
+)
+
+// session is one client's connection state.
+type session struct {
+	c        *Coordinator
+	user     string
+	database string
+	settings map[string]string
+}
+
+// defaultSettings are the session settings and their defaults, shown by
+// SHOW and sent as ParameterStatus.
+var defaultSettings = map[string]string{
+	"server_version":              "15.0",
+	"server_encoding":             "UTF8",
+	"client_encoding":             "UTF8",
+	"datestyle":                   "ISO, MDY",
+	"intervalstyle":               "postgres",
+	"timezone":                    "UTC",
+	"integer_datetimes":           "on",
+	"standard_conforming_strings": "on",
+	"transaction_isolation":       "read committed",
+	"search_path":                 "public",
+	"application_name":            "",
+	"extra_float_digits":          "1",
+	"statement_timeout":           "0",
+	"max_identifier_length":       "63",
+}
+
+func newSession(c *Coordinator, user, database string) *session {
+	s := &session{c: c, user: user, database: database, settings: map[string]string{}}
+	for k, v := range defaultSettings {
+		s.settings[k] = v
+	}
+	s.settings["parallelism"] = strconv.Itoa(c.cfg.Parallelism)
+	return s
+}
+
+// Setting implements Session.
+func (s *session) Setting(name string) (string, bool) {
+	v, ok := s.settings[strings.ToLower(name)]
+	return v, ok
+}
+
+// Close implements Session.
+func (s *session) Close() {}
+
+func (s *session) parallelism() int {
+	n, err := strconv.Atoi(s.settings["parallelism"])
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+func textColumns(names ...string) []Column {
+	cols := make([]Column, len(names))
+	for i, n := range names {
+		cols[i] = Column{Name: n, Type: planner.TypeText}
+	}
+	return cols
+}
+
+func toColumns(cols []planner.Column) []Column {
+	out := make([]Column, len(cols))
+	for i, c := range cols {
+		out[i] = Column{Name: c.Name, Type: c.Type}
+	}
+	return out
+}
+
+// Describe implements Session.
+func (s *session) Describe(ctx context.Context, stmt parser.Statement) (Described, error) {
+	switch x := stmt.(type) {
+	case *parser.Select:
+		q, err := s.c.planner.Query(x.Query)
+		if err != nil {
+			return Described{}, err
+		}
+		return Described{ParamTypes: q.Params, Columns: toColumns(q.Plan.Columns)}, nil
+	case *parser.Insert:
+		p, err := s.c.planner.Insert(x.Stmt)
+		if err != nil {
+			return Described{}, err
+		}
+		return Described{ParamTypes: p.Params}, nil
+	case *parser.Show:
+		cols, _, err := s.show(x.What)
+		return Described{Columns: cols}, err
+	case *parser.Explain:
+		return Described{Columns: textColumns("QUERY PLAN")}, nil
+	case *parser.Subscribe:
+		cols, err := s.subscribeColumns(x.Name)
+		return Described{Columns: cols}, err
+	}
+	return Described{}, nil
+}
+
+// Execute implements Session.
+func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []Param) (Result, error) {
+	switch x := stmt.(type) {
+	case *parser.CreateStream:
+		st, err := s.c.planner.CreateStream(x)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := s.c.addStream(st); err != nil {
+			if x.IfNotExists && isDuplicate(err) {
+				return Result{Tag: "CREATE STREAM"}, nil
+			}
+			return Result{}, err
+		}
+		return Result{Tag: "CREATE STREAM"}, nil
+	case *parser.CreateTable:
+		t, err := s.c.planner.CreateTable(x)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := s.c.addTable(t); err != nil {
+			if x.IfNotExists && isDuplicate(err) {
+				return Result{Tag: "CREATE TABLE"}, nil
+			}
+			return Result{}, err
+		}
+		return Result{Tag: "CREATE TABLE"}, nil
+	case *parser.CreateContinuousQuery:
+		if x.IfNotExists {
+			if _, _, ok := s.c.catalog.Lookup(x.Name); ok {
+				return Result{Tag: "CREATE CONTINUOUS QUERY"}, nil
+			}
+		}
+		q, err := s.c.planner.ContinuousQuery(x, planner.Options{Parallelism: s.parallelism()})
+		if err != nil {
+			return Result{}, err
+		}
+		if err := s.c.addQuery(q); err != nil {
+			return Result{}, err
+		}
+		return Result{Tag: "CREATE CONTINUOUS QUERY"}, nil
+	case *parser.Drop:
+		kind := map[parser.ObjectKind]planner.RelationKind{parser.KindStream: planner.RelStream, parser.KindTable: planner.RelTable, parser.KindContinuousQuery: planner.RelContinuousQuery}[x.Kind]
+		if err := s.c.drop(x.Name, kind, x.Cascade); err != nil {
+			if e, ok := err.(*planner.Error); ok && e.Code == planner.CodeUndefinedTable && x.IfExists {
+				return Result{Tag: "DROP " + string(x.Kind)}, nil
+			}
+			return Result{}, err
+		}
+		return Result{Tag: "DROP " + string(x.Kind)}, nil
+	case *parser.Show:
+		cols, rows, err := s.show(x.What)
+		if err != nil {
+			return Result{}, err
+		}
+		return s.rowsResult(cols, rows, "SHOW")
+	case *parser.Set:
+		return s.set(x)
+	case *parser.Transaction:
+		return Result{Tag: x.Verb}, nil
+	case *parser.Empty:
+		return Result{}, nil
+	case *parser.Select:
+		return s.query(ctx, x.Query, params)
+	case *parser.Insert:
+		return s.insert(ctx, x, params)
+	case *parser.Subscribe:
+		return s.subscribe(x.Name)
+	case *parser.Copy:
+		return s.copy(ctx, x, params)
+	case *parser.Explain:
+		return s.explain(x)
+	}
+	return Result{}, errorf(planner.CodeNotSupported, "statement %T is not supported", stmt)
+}
+
+func isDuplicate(err error) bool {
+	e, ok := err.(*planner.Error)
+	return ok && e.Code == planner.CodeDuplicateTable
+}
+
+// rowsResult returns rows of Go values as a result.
+func (s *session) rowsResult(cols []Column, rows [][]any, tag string) (Result, error) {
+	pcols := make([]planner.Column, len(cols))
+	for i, c := range cols {
+		pcols[i] = planner.Column{Name: c.Name, Type: c.Type}
+	}
+	var batches []arrow.RecordBatch
+	if len(rows) > 0 {
+		rec, err := exec.RecordFromValues(ArrowSchema(pcols), rows)
+		if err != nil {
+			return Result{}, err
+		}
+		batches = append(batches, rec)
+	}
+	res := Result{Columns: cols, Rows: &sliceStream{batches: batches}}
+	if tag != "SHOW" {
+		res.Tag = tag
+	}
+	return res, nil
+}
+
+func (s *session) set(x *parser.Set) (Result, error) {
+	name := strings.ToLower(x.Name)
+	value := x.Value
+	if strings.EqualFold(value, "default") {
+		value = defaultSettings[name]
+		if name == "parallelism" {
+			value = strconv.Itoa(s.c.cfg.Parallelism)
+		}
+	}
+	if name == "parallelism" {
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 1 || n > 1024 {
+			return Result{}, errorf("22023", "parallelism must be an integer from 1 to 1024, not %q", value)
+		}
+	}
+	if name == "time zone" {
+		name = "timezone"
+	}
+	s.settings[name] = value
+	return Result{Tag: "SET"}, nil
+}
+
+// query runs a snapshot SELECT.
+func (s *session) query(ctx context.Context, sel interface{}, params []Param) (Result, error) {
+	q, err := s.c.planner.Query(asSelect(sel))
+	if err != nil {
+		return Result{}, err
+	}
+	out, err := s.c.runSnapshot(ctx, q.Plan, params)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Columns: toColumns(q.Plan.Columns), Rows: &sliceStream{batches: out}}, nil
+}
+
+func (s *session) insert(ctx context.Context, x *parser.Insert, params []Param) (Result, error) {
+	p, err := s.c.planner.Insert(x.Stmt)
+	if err != nil {
+		return Result{}, err
+	}
+	rec, err := s.c.evalRows(p, params)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rec.Release()
+	if err := s.c.ingest(ctx, p.Relation, rec); err != nil {
+		return Result{}, err
+	}
+	return Result{Tag: fmt.Sprintf("INSERT 0 %d", rec.NumRows())}, nil
+}
+
+func (s *session) subscribeColumns(name string) ([]Column, error) {
+	q, ok := s.c.catalog.Query(name)
+	if !ok {
+		if _, kind, found := s.c.catalog.Lookup(name); found {
+			return nil, errorf(planner.CodeWrongObjectType, "%q is a %s; SUBSCRIBE reads continuous queries", name, kind)
+		}
+		return nil, errorf(planner.CodeUndefinedTable, "continuous query %q does not exist", name)
+	}
+	cols := toColumns(q.Columns)
+	if q.Updating {
+		cols = append([]Column{{Name: "op", Type: planner.TypeText}}, cols...)
+	}
+	return cols, nil
+}
+
+func (s *session) subscribe(name string) (Result, error) {
+	cols, err := s.subscribeColumns(name)
+	if err != nil {
+		return Result{}, err
+	}
+	s.c.mu.Lock()
+	qr := s.c.queries[name]
+	s.c.mu.Unlock()
+	if qr == nil {
+		return Result{}, errorf(planner.CodeUndefinedTable, "continuous query %q does not exist", name)
+	}
+	sub, err := qr.result.subscribe()
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Columns: cols, Rows: sub}, nil
+}
+
+func (s *session) explain(x *parser.Explain) (Result, error) {
+	var text string
+	switch {
+	case x.Analyze && x.Name != "":
+		s.c.mu.Lock()
+		qr := s.c.queries[x.Name]
+		s.c.mu.Unlock()
+		if qr == nil {
+			return Result{}, errorf(planner.CodeUndefinedTable, "continuous query %q does not exist", x.Name)
+		}
+		text = planner.Explain(qr.def.Plan, qr.def.Name)
+		for _, st := range qr.pipeline.stats() {
+			text += fmt.Sprintf("Stage %d instance %d: rows in %d, rows out %d, late %d, state rows %d, state bytes %d, watermark %s\n",
+				st.Stage, st.Instance, st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark))
+		}
+	case x.Stmt != nil:
+		switch inner := x.Stmt.(type) {
+		case *parser.CreateContinuousQuery:
+			q, err := s.c.planner.ContinuousQuery(inner, planner.Options{Parallelism: s.parallelism()})
+			if err != nil {
+				return Result{}, err
+			}
+			text = planner.Explain(q.Plan, inner.Name)
+		case *parser.Select:
+			q, err := s.c.planner.Query(inner.Query)
+			if err != nil {
+				return Result{}, err
+			}
+			text = planner.Explain(q.Plan, "")
+		default:
+			return Result{}, errorf(planner.CodeNotSupported, "EXPLAIN supports SELECT and CREATE CONTINUOUS QUERY")
+		}
+	default:
+		return Result{}, errorf(planner.CodeSyntax, "EXPLAIN needs a statement")
+	}
+	var rows [][]any
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		rows = append(rows, []any{line})
+	}
+	return s.rowsResult(textColumns("QUERY PLAN"), rows, "EXPLAIN")
+}
+
+func formatWatermark(us int64) string {
+	if us == math.MinInt64 {
+		return "none"
+	}
+	return string(exec.AppendTimestamp(nil, us))
+}

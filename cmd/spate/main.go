@@ -1,0 +1,47 @@
+// Command spate is Spate's one binary: the server (serve), a worker (worker,
+// in a later release), the benchmark harness (bench) and data generators
+// (gen).
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `spate — a continuous-query engine with a PostgreSQL-wire server
+
+Usage:
+  spate serve   [flags]   start the server (coordinator, pgwire front end, local workers)
+  spate bench   agg [flags]   measure the windowed GROUP BY through the engine against a hand-written loop
+  spate version           print the version
+
+Run "spate <command> -h" for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "bench":
+		err = runBench(os.Args[2:])
+	case "version", "--version", "-v":
+		fmt.Println("spate", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "spate: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "spate:", err)
+		os.Exit(1)
+	}
+}

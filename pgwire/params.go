@@ -1,0 +1,121 @@
+package pgwire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/spatedb/spate/cluster"
+)
+
+// decodeParams turns the values of a Bind message into cluster.Params.
+// oids has one entry per parameter of the prepared statement; formats has
+// 0, 1 or len(values) entries (validated by the caller).
+func decodeParams(oids []uint32, formats []int16, values [][]byte) ([]cluster.Param, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	params := make([]cluster.Param, len(values))
+	for i, v := range values {
+		format := formatText
+		switch len(formats) {
+		case 0:
+		case 1:
+			format = formats[0]
+		default:
+			format = formats[i]
+		}
+		p, err := decodeParam(oids[i], format, v)
+		if err != nil {
+			return nil, fmt.Errorf("parameter $%d: %w", i+1, err)
+		}
+		params[i] = p
+	}
+	return params, nil
+}
+
+// decodeParam decodes one parameter value. A nil value is NULL. Text format
+// values are passed as strings; binary values are decoded by oid:
+//
+//	int2, int4, int8                  int64
+//	float4, float8                    float64
+//	bool                              bool
+//	text, varchar, bpchar, name,
+//	unknown, unspecified (0)          string
+//	timestamp, timestamptz            int64 µs since 1970-01-01 00:00:00 (±infinity: MaxInt64/MinInt64)
+//	interval                          int64 µs (a day is 24 h, a month 30 days)
+func decodeParam(oid uint32, format int16, v []byte) (cluster.Param, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch format {
+	case formatText:
+		return string(v), nil
+	case formatBinary:
+	default:
+		return nil, &sqlError{code: codeProtocolViolation, msg: fmt.Sprintf("unsupported format code: %d", format)}
+	}
+	bad := func() error {
+		return &sqlError{code: "22P03", msg: fmt.Sprintf("incorrect binary data format for type OID %d", oid)}
+	}
+	switch oid {
+	case oidInt2:
+		if len(v) != 2 {
+			return nil, bad()
+		}
+		return int64(int16(binary.BigEndian.Uint16(v))), nil
+	case oidInt4:
+		if len(v) != 4 {
+			return nil, bad()
+		}
+		return int64(int32(binary.BigEndian.Uint32(v))), nil
+	case oidInt8:
+		if len(v) != 8 {
+			return nil, bad()
+		}
+		return int64(binary.BigEndian.Uint64(v)), nil
+	case oidFloat4:
+		if len(v) != 4 {
+			return nil, bad()
+		}
+		return float64(math.Float32frombits(binary.BigEndian.Uint32(v))), nil
+	case oidFloat8:
+		if len(v) != 8 {
+			return nil, bad()
+		}
+		return math.Float64frombits(binary.BigEndian.Uint64(v)), nil
+	case oidBool:
+		if len(v) != 1 {
+			return nil, bad()
+		}
+		return v[0] != 0, nil
+	case oidText, oidVarchar, oidBpchar, oidName, oidUnknown, oidUnspecified:
+		return string(v), nil
+	case oidTimestamp, oidTimestamptz:
+		if len(v) != 8 {
+			return nil, bad()
+		}
+		us := int64(binary.BigEndian.Uint64(v))
+		if us == math.MaxInt64 || us == math.MinInt64 {
+			return us, nil
+		}
+		if us > math.MaxInt64-pgEpochMicros {
+			return nil, &sqlError{code: "22008", msg: "timestamp out of range"}
+		}
+		return us + pgEpochMicros, nil
+	case oidInterval:
+		if len(v) != 16 {
+			return nil, bad()
+		}
+		us := int64(binary.BigEndian.Uint64(v[0:8]))
+		days := int64(int32(binary.BigEndian.Uint32(v[8:12])))
+		months := int64(int32(binary.BigEndian.Uint32(v[12:16])))
+		total := float64(us) + float64(days)*float64(microsPerDay) + float64(months)*float64(microsPerMonth)
+		if total > math.MaxInt64 || total < math.MinInt64 {
+			return nil, &sqlError{code: "22008", msg: "interval out of range"}
+		}
+		return us + days*microsPerDay + months*microsPerMonth, nil
+	default:
+		return nil, &sqlError{code: "0A000", msg: fmt.Sprintf("binary format for parameters of type OID %d is not supported", oid)}
+	}
+}

@@ -1,0 +1,404 @@
+// Package planner binds parsed statements to the catalog, type-checks them,
+// builds logical plans, rewrites them with named rules and lowers them to a
+// physical DAG of stages with partition keys and parallelism. Plans are
+// immutable values; building executable operators is the cluster package's
+// job.
+package planner
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/pingcap/tidb/pkg/parser/ast"
+
+	"github.com/spatedb/spate/parser"
+)
+
+// Planner plans statements against a catalog. It holds no other state and
+// is safe for concurrent use.
+type Planner struct {
+	Catalog *Catalog
+}
+
+// Options are per-statement planning settings.
+type Options struct {
+	// Parallelism is the number of instances of each partitioned stage.
+	// Default 1.
+	Parallelism int
+}
+
+// CreateStream validates CREATE STREAM and returns the stream to register.
+//
+// WITH options: event_time (column name; INT, BIGINT or TIMESTAMP),
+// time_unit ('s', 'ms' (default), 'us' — for integer event times),
+// watermark_delay (an interval such as '2s' or '5 seconds'; default 0).
+func (p *Planner) CreateStream(s *parser.CreateStream) (*Stream, error) {
+	cols, err := columnDefs(s.Columns)
+	if err != nil {
+		return nil, err
+	}
+	st := &Stream{Name: s.Name, Columns: cols, EventTime: -1, TimeUnit: 1, Options: map[string]string{}}
+	unit := ""
+	for _, o := range s.With {
+		st.Options[o.Key] = o.Value
+		switch o.Key {
+		case "event_time":
+			st.EventTime = -2
+			for i, c := range cols {
+				if c.Name == o.Value {
+					st.EventTime = i
+				}
+			}
+			if st.EventTime < 0 {
+				return nil, errorf(CodeUndefinedColumn, "event_time column %q does not exist in stream %q", o.Value, s.Name)
+			}
+			if t := cols[st.EventTime].Type; !t.IsInteger() && t != TypeTimestamp {
+				return nil, errorf(CodeDatatypeMismatch, "event_time column %q must be INT, BIGINT or TIMESTAMP, not %s", o.Value, t)
+			}
+		case "time_unit":
+			unit = strings.ToLower(o.Value)
+		case "watermark_delay":
+			d, err := ParseDuration(o.Value)
+			if err != nil || d < 0 {
+				return nil, errorf(CodeInvalidParameter, "invalid watermark_delay %q: use an interval such as '2s' or '5 seconds'", o.Value)
+			}
+			st.WatermarkDelay = d
+		default:
+			return nil, errorf(CodeInvalidParameter, "unrecognized stream option %q (known: event_time, time_unit, watermark_delay)", o.Key)
+		}
+	}
+	if st.EventTime >= 0 && cols[st.EventTime].Type.IsInteger() {
+		switch unit {
+		case "s", "sec", "second", "seconds":
+			st.TimeUnit = 1_000_000
+		case "", "ms", "millisecond", "milliseconds":
+			st.TimeUnit = 1_000
+		case "us", "microsecond", "microseconds":
+			st.TimeUnit = 1
+		default:
+			return nil, errorf(CodeInvalidParameter, "invalid time_unit %q: use 's', 'ms' or 'us'", unit)
+		}
+	} else if unit != "" && st.EventTime >= 0 {
+		return nil, errorf(CodeInvalidParameter, "time_unit applies to integer event times; %q is a timestamp", cols[st.EventTime].Name)
+	}
+	return st, nil
+}
+
+// CreateTable validates CREATE TABLE.
+func (p *Planner) CreateTable(s *parser.CreateTable) (*Table, error) {
+	cols, err := columnDefs(s.Columns)
+	if err != nil {
+		return nil, err
+	}
+	t := &Table{Name: s.Name, Columns: cols}
+	pk := s.PrimaryKey
+	for _, c := range s.Columns {
+		if c.PrimaryKey {
+			pk = append(pk, c.Name)
+		}
+	}
+	for _, name := range pk {
+		found := false
+		for i, c := range cols {
+			if c.Name == name {
+				t.PrimaryKey, found = append(t.PrimaryKey, i), true
+			}
+		}
+		if !found {
+			return nil, errorf(CodeUndefinedColumn, "column %q named in key does not exist", name)
+		}
+	}
+	return t, nil
+}
+
+func columnDefs(defs []parser.ColumnDef) ([]Column, error) {
+	if len(defs) == 0 {
+		return nil, errorf(CodeInvalidDefinition, "a relation needs at least one column")
+	}
+	seen := map[string]bool{}
+	cols := make([]Column, len(defs))
+	for i, d := range defs {
+		if seen[d.Name] {
+			return nil, errorf(CodeDuplicateColumn, "column %q specified more than once", d.Name)
+		}
+		seen[d.Name] = true
+		t, err := ParseType(string(d.Type))
+		if err != nil {
+			return nil, &Error{Code: CodeUndefinedObject, Message: err.Error()}
+		}
+		cols[i] = Column{Name: d.Name, Type: t}
+	}
+	return cols, nil
+}
+
+// ContinuousQuery plans CREATE CONTINUOUS QUERY. WITH (parallelism = n)
+// overrides opts.Parallelism.
+func (p *Planner) ContinuousQuery(s *parser.CreateContinuousQuery, opts Options) (*ContinuousQuery, error) {
+	q := &ContinuousQuery{Name: s.Name, SQL: s.QueryText, Options: map[string]string{}}
+	for _, o := range s.With {
+		q.Options[o.Key] = o.Value
+		switch o.Key {
+		case "parallelism":
+			n, err := strconv.Atoi(o.Value)
+			if err != nil || n < 1 || n > 1024 {
+				return nil, errorf(CodeInvalidParameter, "parallelism must be an integer from 1 to 1024, not %q", o.Value)
+			}
+			opts.Parallelism = n
+		default:
+			return nil, errorf(CodeInvalidParameter, "unrecognized continuous query option %q (known: parallelism)", o.Key)
+		}
+	}
+	prm := &params{}
+	logical, err := p.bindSelect(s.Query, modeStream, prm)
+	if err != nil {
+		return nil, err
+	}
+	if len(prm.types) > 0 {
+		return nil, errorf(CodeUndefinedParam, "a continuous query cannot have parameters")
+	}
+	phys, err := lower(Rewrite(logical), true, opts.Parallelism)
+	if err != nil {
+		return nil, err
+	}
+	q.Plan = phys
+	q.Updating = phys.Mode == AggUpdating
+	q.Columns = phys.Columns
+	if q.Updating {
+		q.Columns = phys.Columns[1:]
+		// The group key identifies a row of an updating result: the output
+		// columns that are plain key references.
+		q.Key = updatingKey(phys)
+	}
+	q.Sources = []string{phys.Stages[0].Source.Relation}
+	return q, nil
+}
+
+// updatingKey finds the output columns (without "op") that carry the group
+// key of an updating aggregate.
+func updatingKey(phys *Physical) []int {
+	last := phys.Stages[len(phys.Stages)-1]
+	var agg *AggOp
+	var after []Op
+	for i, op := range last.Ops {
+		if a, ok := op.(*AggOp); ok {
+			agg, after = a, last.Ops[i+1:]
+		}
+	}
+	if agg == nil {
+		return nil
+	}
+	// Track where each aggregate output column ends up.
+	pos := identity(len(agg.Out))
+	for _, op := range after {
+		c, ok := op.(*CalcOp)
+		if !ok || c.Exprs == nil {
+			continue
+		}
+		next := make([]int, len(pos))
+		for i := range next {
+			next[i] = -1
+		}
+		for j, e := range c.Exprs {
+			if r, ok := e.(*ColRef); ok {
+				for i, p := range pos {
+					if p == r.Index && next[i] < 0 {
+						next[i] = j
+					}
+				}
+			}
+		}
+		pos = next
+	}
+	var key []int
+	for k := range agg.Keys {
+		if p := pos[1+k]; p > 0 {
+			key = append(key, p-1)
+		}
+	}
+	if len(key) < len(agg.Keys) {
+		return nil // a key is not in the output: rows are identified by all columns
+	}
+	return key
+}
+
+// Query is a planned snapshot query.
+type Query struct {
+	Plan    *Physical
+	Logical Node
+	// Params are the types of $1…$n.
+	Params []Type
+}
+
+// Query plans a SELECT over tables and continuous-query results.
+func (p *Planner) Query(sel *ast.SelectStmt) (*Query, error) {
+	prm := &params{}
+	logical, err := p.bindSelect(sel, modeBatch, prm)
+	if err != nil {
+		return nil, err
+	}
+	logical = Rewrite(logical)
+	phys, err := lower(logical, false, 1)
+	if err != nil {
+		return nil, err
+	}
+	return &Query{Plan: phys, Logical: logical, Params: finalParams(prm)}, nil
+}
+
+func finalParams(prm *params) []Type {
+	out := append([]Type(nil), prm.types...)
+	for i, t := range out {
+		if t == TypeUnknown {
+			out[i] = TypeText
+		}
+	}
+	return out
+}
+
+// InsertPlan is a planned INSERT … VALUES: one full-width row of
+// expressions per VALUES row (NULL for columns not named). The expressions
+// are constants, parameters and casts of them.
+type InsertPlan struct {
+	Relation string
+	Kind     RelationKind
+	Columns  []Column
+	Rows     [][]Expr
+	Params   []Type
+}
+
+// Insert plans INSERT INTO stream|table [(cols)] VALUES ….
+func (p *Planner) Insert(ins *ast.InsertStmt) (*InsertPlan, error) {
+	if ins.Select != nil {
+		return nil, errorf(CodeNotSupported, "INSERT … SELECT is not supported; use INSERT … VALUES or COPY")
+	}
+	if ins.IsReplace || len(ins.OnDuplicate) > 0 || ins.Setlist {
+		return nil, errorf(CodeNotSupported, "this form of INSERT is not supported")
+	}
+	ts, ok := ins.Table.TableRefs.Left.(*ast.TableSource)
+	if !ok {
+		return nil, errorf(CodeNotSupported, "INSERT needs a table name")
+	}
+	tn := ts.Source.(*ast.TableName)
+	name := tn.Name.O
+	obj, kind, ok := p.Catalog.Lookup(name)
+	if !ok {
+		return nil, errorf(CodeUndefinedTable, "relation %q does not exist", name)
+	}
+	var cols []Column
+	switch o := obj.(type) {
+	case *Stream:
+		cols = o.Columns
+	case *Table:
+		cols = o.Columns
+	default:
+		return nil, errorf(CodeWrongObjectType, "cannot insert into continuous query %q: its rows come from its query", name)
+	}
+	target := make([]int, 0, len(cols))
+	if len(ins.Columns) == 0 {
+		for i := range cols {
+			target = append(target, i)
+		}
+	} else {
+		for _, c := range ins.Columns {
+			idx := -1
+			for i, col := range cols {
+				if col.Name == c.Name.O {
+					idx = i
+				}
+			}
+			if idx < 0 {
+				return nil, errorf(CodeUndefinedColumn, "column %q of relation %q does not exist", c.Name.O, name)
+			}
+			target = append(target, idx)
+		}
+	}
+	plan := &InsertPlan{Relation: name, Kind: kind, Columns: cols}
+	prm := &params{}
+	b := &binder{params: prm, where: "VALUES"}
+	for r, row := range ins.Lists {
+		if len(row) > len(target) {
+			return nil, errorf(CodeSyntax, "INSERT has more expressions than target columns (row %d)", r+1)
+		}
+		if len(row) < len(target) {
+			return nil, errorf(CodeSyntax, "INSERT has more target columns than expressions (row %d)", r+1)
+		}
+		out := make([]Expr, len(cols))
+		for i, c := range cols {
+			out[i] = &Const{T: c.Type}
+		}
+		for i, n := range row {
+			e, err := b.expr(n)
+			if err != nil {
+				return nil, err
+			}
+			col := cols[target[i]]
+			if !untyped(e) && !assignable(e.Type(), col.Type) {
+				return nil, errorf(CodeDatatypeMismatch, "column %q is of type %s but expression is of type %s", col.Name, col.Type, e.Type())
+			}
+			e = castTo(e, col.Type)
+			if p, ok := e.(*Param); ok {
+				prm.note(p.N, p.T)
+			}
+			out[target[i]] = e
+		}
+		plan.Rows = append(plan.Rows, out)
+	}
+	plan.Params = finalParams(prm)
+	return plan, nil
+}
+
+// ParseDuration reads an interval given as text: Go-style ("2s", "500ms",
+// "1m30s"), PostgreSQL-style ("5 seconds", "1 minute 30 seconds") or
+// "HH:MM:SS". It returns µs.
+func ParseDuration(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	if s == "0" {
+		return 0, nil
+	}
+	if strings.Count(s, ":") == 2 {
+		parts := strings.Split(s, ":")
+		h, e1 := strconv.ParseInt(parts[0], 10, 64)
+		m, e2 := strconv.ParseInt(parts[1], 10, 64)
+		sec, e3 := strconv.ParseFloat(parts[2], 64)
+		if e1 != nil || e2 != nil || e3 != nil {
+			return 0, errorf(CodeInvalidText, "invalid interval %q", s)
+		}
+		return h*3_600_000_000 + m*60_000_000 + int64(sec*1e6), nil
+	}
+	units := map[string]int64{
+		"us": 1, "microsecond": 1, "microseconds": 1,
+		"ms": 1000, "millisecond": 1000, "milliseconds": 1000,
+		"s": 1e6, "sec": 1e6, "secs": 1e6, "second": 1e6, "seconds": 1e6,
+		"m": 60e6, "min": 60e6, "mins": 60e6, "minute": 60e6, "minutes": 60e6,
+		"h": 3600e6, "hour": 3600e6, "hours": 3600e6,
+		"d": 86400e6, "day": 86400e6, "days": 86400e6,
+	}
+	var total int64
+	i := 0
+	for i < len(s) {
+		for i < len(s) && s[i] == ' ' {
+			i++
+		}
+		j := i
+		for j < len(s) && (s[j] >= '0' && s[j] <= '9' || s[j] == '.' || s[j] == '-') {
+			j++
+		}
+		num, err := strconv.ParseFloat(s[i:j], 64)
+		if err != nil {
+			return 0, errorf(CodeInvalidText, "invalid interval %q", s)
+		}
+		for j < len(s) && s[j] == ' ' {
+			j++
+		}
+		k := j
+		for k < len(s) && s[k] >= 'a' && s[k] <= 'z' {
+			k++
+		}
+		u, ok := units[s[j:k]]
+		if !ok {
+			return 0, errorf(CodeInvalidText, "invalid interval %q: unknown unit %q", s, s[j:k])
+		}
+		total += int64(num * float64(u))
+		i = k
+	}
+	return total, nil
+}

@@ -1,0 +1,301 @@
+package planner
+
+// Rewrite rules run in order over the logical plan. Each is a plain
+// function from plan to plan; none changes what a query returns.
+
+// Rule is a named logical rewrite.
+type Rule struct {
+	Name  string
+	Apply func(Node) Node
+}
+
+// Rules are the rewrite rules in the order they run.
+var Rules = []Rule{
+	{"merge_filters", bottomUp(mergeFilters)},
+	{"push_filter_below_project", bottomUp(pushFilterBelowProject)},
+	{"push_filter_below_aggregate", bottomUp(pushFilterBelowAggregate)},
+	{"merge_filters", bottomUp(mergeFilters)},
+	{"merge_projects", bottomUp(mergeProjects)},
+	{"prune_columns", pruneRoot},
+}
+
+// Rewrite applies Rules to a logical plan.
+func Rewrite(n Node) Node {
+	for _, r := range Rules {
+		n = r.Apply(n)
+	}
+	return n
+}
+
+// bottomUp applies fn to every node, children first.
+func bottomUp(fn func(Node) Node) func(Node) Node {
+	var walk func(Node) Node
+	walk = func(n Node) Node {
+		n = withInputs(n, mapInputs(n, walk))
+		return fn(n)
+	}
+	return walk
+}
+
+func mapInputs(n Node, fn func(Node) Node) []Node {
+	ins := n.Inputs()
+	out := make([]Node, len(ins))
+	for i, in := range ins {
+		out[i] = fn(in)
+	}
+	return out
+}
+
+// withInputs returns a copy of n over new inputs.
+func withInputs(n Node, ins []Node) Node {
+	switch x := n.(type) {
+	case *Filter:
+		c := *x
+		c.Input = ins[0]
+		return &c
+	case *Project:
+		c := *x
+		c.Input = ins[0]
+		return &c
+	case *Aggregate:
+		c := *x
+		c.Input = ins[0]
+		return &c
+	case *Sort:
+		c := *x
+		c.Input = ins[0]
+		return &c
+	}
+	return n
+}
+
+// mergeFilters: Filter(Filter(x, a), b) → Filter(x, a AND b).
+func mergeFilters(n Node) Node {
+	f, ok := n.(*Filter)
+	if !ok {
+		return n
+	}
+	inner, ok := f.Input.(*Filter)
+	if !ok {
+		return n
+	}
+	return &Filter{Input: inner.Input, Pred: joinAnd([]Expr{inner.Pred, f.Pred})}
+}
+
+// pushFilterBelowProject: Filter(Project(x), p) → Project(Filter(x, p')),
+// where p' reads the projected expressions instead of their outputs.
+func pushFilterBelowProject(n Node) Node {
+	f, ok := n.(*Filter)
+	if !ok {
+		return n
+	}
+	p, ok := f.Input.(*Project)
+	if !ok {
+		return n
+	}
+	pred := mapColumns(f.Pred, func(c *ColRef) Expr { return p.Exprs[c.Index] })
+	return &Project{Input: &Filter{Input: p.Input, Pred: pred}, Exprs: p.Exprs, Names: p.Names}
+}
+
+// pushFilterBelowAggregate moves the conjuncts of a filter above an
+// aggregate (HAVING) that read only group keys below it, so fewer rows
+// reach the aggregate's state.
+func pushFilterBelowAggregate(n Node) Node {
+	f, ok := n.(*Filter)
+	if !ok {
+		return n
+	}
+	a, ok := f.Input.(*Aggregate)
+	if !ok {
+		return n
+	}
+	offset := 0
+	if a.Mode == AggUpdating {
+		offset = 1
+	}
+	var keep, push []Expr
+	for _, c := range splitAnd(f.Pred) {
+		used := map[int]bool{}
+		columnsUsed(c, used)
+		onlyKeys := len(used) > 0
+		for i := range used {
+			if i < offset || i >= offset+len(a.Keys) {
+				onlyKeys = false
+			}
+		}
+		if !onlyKeys {
+			keep = append(keep, c)
+			continue
+		}
+		push = append(push, mapColumns(c, func(r *ColRef) Expr { return a.Keys[r.Index-offset] }))
+	}
+	if len(push) == 0 {
+		return n
+	}
+	na := *a
+	na.Input = &Filter{Input: a.Input, Pred: joinAnd(push)}
+	if len(keep) == 0 {
+		return &na
+	}
+	return &Filter{Input: &na, Pred: joinAnd(keep)}
+}
+
+// mergeProjects: Project(Project(x)) → Project(x) when every computed
+// expression of the inner projection is used at most once (so nothing is
+// computed twice).
+func mergeProjects(n Node) Node {
+	p, ok := n.(*Project)
+	if !ok {
+		return n
+	}
+	inner, ok := p.Input.(*Project)
+	if !ok {
+		return n
+	}
+	uses := map[int]int{}
+	for _, e := range p.Exprs {
+		walkExpr(e, func(x Expr) {
+			if c, ok := x.(*ColRef); ok {
+				uses[c.Index]++
+			}
+		})
+	}
+	for i, n := range uses {
+		if _, plain := inner.Exprs[i].(*ColRef); !plain && n > 1 {
+			return p
+		}
+	}
+	exprs := make([]Expr, len(p.Exprs))
+	for i, e := range p.Exprs {
+		exprs[i] = mapColumns(e, func(c *ColRef) Expr { return inner.Exprs[c.Index] })
+	}
+	return &Project{Input: inner.Input, Exprs: exprs, Names: p.Names}
+}
+
+// pruneRoot is projection pushdown: every node keeps only the columns its
+// parent reads, and scans read only the columns the query uses.
+func pruneRoot(n Node) Node {
+	need := make([]bool, len(n.Columns()))
+	for i := range need {
+		need[i] = true
+	}
+	out, _ := prune(n, need)
+	return out
+}
+
+// prune returns n restricted to the needed output columns and, for each old
+// output index, its new index (-1 when dropped).
+func prune(n Node, need []bool) (Node, []int) {
+	switch x := n.(type) {
+	case *Scan:
+		var keep []int
+		for i, ok := range need {
+			if ok {
+				keep = append(keep, i)
+			}
+		}
+		if len(keep) == 0 && len(x.Cols) > 0 {
+			keep = []int{0} // batches need one column to carry a row count
+		}
+		mapping := make([]int, len(x.Cols))
+		for i := range mapping {
+			mapping[i] = -1
+		}
+		s := &Scan{Relation: x.Relation, Kind: x.Kind, Stream: x.Stream}
+		for j, i := range keep {
+			mapping[i] = j
+			s.Indexes = append(s.Indexes, x.Indexes[i])
+			s.Cols = append(s.Cols, x.Cols[i])
+		}
+		return s, mapping
+	case *Filter:
+		inNeed := append([]bool(nil), need...)
+		markUsed(inNeed, x.Pred)
+		in, mapping := prune(x.Input, inNeed)
+		return &Filter{Input: in, Pred: remap(x.Pred, mapping)}, mapping
+	case *Project:
+		inNeed := make([]bool, len(x.Input.Columns()))
+		mapping := make([]int, len(x.Exprs))
+		var kept []int
+		for i := range x.Exprs {
+			mapping[i] = -1
+			if need[i] {
+				mapping[i] = len(kept)
+				kept = append(kept, i)
+				markUsed(inNeed, x.Exprs[i])
+			}
+		}
+		in, inMap := prune(x.Input, inNeed)
+		p := &Project{Input: in}
+		for _, i := range kept {
+			p.Exprs = append(p.Exprs, remap(x.Exprs[i], inMap))
+			p.Names = append(p.Names, x.Names[i])
+		}
+		return p, mapping
+	case *Aggregate:
+		inNeed := make([]bool, len(x.Input.Columns()))
+		for _, k := range x.Keys {
+			markUsed(inNeed, k)
+		}
+		for _, a := range x.Aggs {
+			if a.Arg != nil {
+				markUsed(inNeed, a.Arg)
+			}
+		}
+		if x.Window != nil {
+			inNeed[x.Window.Time.Index] = true
+		}
+		in, inMap := prune(x.Input, inNeed)
+		na := &Aggregate{Input: in, KeyNames: x.KeyNames, Mode: x.Mode}
+		for _, k := range x.Keys {
+			na.Keys = append(na.Keys, remap(k, inMap))
+		}
+		for _, a := range x.Aggs {
+			if a.Arg != nil {
+				a.Arg = remap(a.Arg, inMap)
+			}
+			na.Aggs = append(na.Aggs, a)
+		}
+		if x.Window != nil {
+			w := *x.Window
+			w.Time = remap(w.Time, inMap).(*ColRef)
+			na.Window = &w
+		}
+		return na, identity(len(x.Columns()))
+	case *Sort:
+		inNeed := append([]bool(nil), need...)
+		for _, k := range x.Keys {
+			markUsed(inNeed, k.Expr)
+		}
+		in, mapping := prune(x.Input, inNeed)
+		ns := &Sort{Input: in, Limit: x.Limit, Offset: x.Offset}
+		for _, k := range x.Keys {
+			k.Expr = remap(k.Expr, mapping)
+			ns.Keys = append(ns.Keys, k)
+		}
+		return ns, mapping
+	}
+	return n, identity(len(n.Columns()))
+}
+
+func identity(n int) []int {
+	m := make([]int, n)
+	for i := range m {
+		m[i] = i
+	}
+	return m
+}
+
+func markUsed(need []bool, e Expr) {
+	walkExpr(e, func(x Expr) {
+		if c, ok := x.(*ColRef); ok {
+			need[c.Index] = true
+		}
+	})
+}
+
+func remap(e Expr, mapping []int) Expr {
+	return mapColumns(e, func(c *ColRef) Expr {
+		return &ColRef{Index: mapping[c.Index], Name: c.Name, T: c.T}
+	})
+}
