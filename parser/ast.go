@@ -6,6 +6,11 @@
 // double-quoted identifiers, IS [NOT] DISTINCT FROM) into forms the TiDB
 // grammar accepts.
 //
+// Parse and ParseOne are the entry points; they are safe for concurrent
+// use. Errors are *Error with a SQLSTATE and a 1-based character position
+// into the whole query string, worded like PostgreSQL's (syntax error at or
+// near "FROM", syntax error at end of input).
+//
 // # Rewritten forms inside TiDB ASTs
 //
 // The planner sees these function calls where the user wrote PostgreSQL
@@ -18,30 +23,98 @@
 //	spate_regexp_i(s, pattern)   s ~* pattern (and NOT … for !~*)
 //
 // s ~ p and s !~ p become s REGEXP p and s NOT REGEXP p; a IS NOT DISTINCT
-// FROM b becomes a <=> b and a IS DISTINCT FROM b becomes (a <=> b) IS FALSE
-// (emitted as a <=> b IS FALSE, which TiDB groups the same way:
-// IsTruthExpr{True: 0} over BinaryOperationExpr{Op: opcode.NullEQ};
-// parentheses are added only where TiDB's grammar needs them).
+// FROM b becomes a <=> b and a IS DISTINCT FROM b becomes (a <=> b) IS FALSE.
 // Unquoted identifiers are folded to lower case and quoted ones keep their
-// case, as in PostgreSQL, so names compare exactly afterwards: compare
-// ast.CIStr.O (not .L) of column and table names; function names are
-// always lower case (FuncCallExpr.FnName.L).
+// case, as in PostgreSQL, so names compare exactly afterwards.
+//
+// Details of those forms:
+//
+//   - spate_cast: the first argument is any expression, the second a string
+//     ValueExpr. 'interval' casts ('1 minute'::interval) stay casts; a
+//     leading pg_catalog. is dropped from the type ('int4'); arrays are
+//     'int[]'. Every CAST goes through spate_cast (TiDB's own CAST never
+//     appears).
+//   - spate_interval: the argument is an int64 ValueExpr, or for a
+//     negative interval a UnaryOperationExpr{Op: opcode.Minus} over one.
+//     Text units: microsecond(s) us usec(s), millisecond(s) ms msec(s),
+//     second(s) sec(s) s, minute(s) min(s) m, hour(s) hr(s) h, day(s) d,
+//     week(s) w, month(s) mon(s), year(s) yr(s) y; several parts add up
+//     ('1 hour 30 minutes', '1h30m', '1 day 02:00:00'); a bare number is
+//     seconds; h:m[:s] and m:s.f clock forms; '… ago' negates. With a
+//     qualifier (INTERVAL '5' MINUTE, INTERVAL 5 MINUTE) a number counts
+//     that unit; interval text with a qualifier is truncated to it, as in
+//     PostgreSQL. Bad text is error 22007 at the literal.
+//   - spate_param: the argument is an int64 ValueExpr. In LIMIT and OFFSET,
+//     where TiDB accepts only ?, $n is a *test_driver.ParamMarkerExpr
+//     instead; SourceMap.Param(marker.Offset) gives n.
+//   - a IS DISTINCT FROM b is emitted as a <=> b IS FALSE, which TiDB
+//     groups as IsTruthExpr{True: 0, Expr: BinaryOperationExpr{Op:
+//     opcode.NullEQ}}; ParenthesesExpr appear only where TiDB's grammar needs
+//     them to keep PostgreSQL's meaning (an operand holding a comparison,
+//     or a following IS: (a <=> b IS FALSE) IS NULL).
+//   - !~* is UnaryOperationExpr{Op: opcode.Not} over spate_regexp_i, inside
+//     a ParenthesesExpr when an operator binding tighter than NOT is next
+//     to it.
 //
 // Further rewrites, so that one AST shape stands for each construct:
 //
-//	concat(a, b)                 a || b, with PostgreSQL's precedence ('x' || a + 1 is concat('x', a + 1))
-//	power(a, b)                  a ^ b (PostgreSQL's exponentiation; # is bitwise XOR and becomes TiDB's ^)
-//	date_part('field', x)        EXTRACT(field FROM x); the field is lower case as written ('epoch', 'hour', 'dow', …)
-//	spate_cast('text', 'type')   typed literals: timestamp '2024-01-01 00:00:00', date '…', int '5', …
-//	substring(s, 1, n)           SUBSTRING(s FOR n); SUBSTRING(s FROM a FOR b) is TiDB's substring(s, a, b)
-//	agg(CASE WHEN c THEN x END)  agg(x) FILTER (WHERE c); count(*) FILTER (WHERE c) → count(CASE WHEN c THEN 1 END)
-//	s LIKE p, s NOT LIKE p       s ~~ p, s !~~ p (and ~~* / !~~* as [NOT] ILIKE)
-//	x IS NULL, x IS NOT NULL     x ISNULL, x NOTNULL, x IS [NOT] UNKNOWN
-//	f(…)                         pg_catalog.f(…)
+//	spate_cast('true', 'boolean')   TRUE and FALSE (TiDB would read them as the integers 1 and 0); IS [NOT] TRUE/FALSE stay IsTruthExpr
+//	spate_cast('text', 'type')      typed literals: timestamp '2024-01-01 00:00:00', date '…', int '5', …
+//	concat(a, b)                    a || b, with PostgreSQL's precedence ('x' || a + 1 is concat('x', a + 1)); a || b || c is concat(concat(a, b), c)
+//	power(a, b)                     a ^ b (PostgreSQL's exponentiation, binding tighter than * and /)
+//	date_part('field', x)           EXTRACT(field FROM x); the field is a lower-case string as written ('epoch', 'hour', 'dow', …)
+//	substring(s, 1, n)              SUBSTRING(s FOR n)
+//	agg(CASE WHEN c THEN x END)     agg(x) FILTER (WHERE c), on the first argument; count(*) FILTER (WHERE c) is count(CASE WHEN c THEN 1 END)
+//	s LIKE p, s NOT LIKE p          s ~~ p, s !~~ p (and ~~* / !~~* as [NOT] ILIKE)
+//	x IS NULL, x IS NOT NULL        x ISNULL, x NOTNULL, x IS [NOT] UNKNOWN
+//	f(…)                            pg_catalog.f(…)
+//	a ^ b (TiDB's XOR)              a # b; & | << >> # keep PostgreSQL's single precedence level by parenthesising compound operands
 //
-// COLLATE clauses are dropped (Spate has no collations). OPERATOR(pg_catalog.op)
-// is read as the operator op. See the package's DESIGN notes in parse.go
-// for the TiDB AST shapes of the remaining PostgreSQL functions.
+// COLLATE clauses are dropped (Spate has no collations).
+// OPERATOR(pg_catalog.op) and OPERATOR(op) are read as the operator op.
+//
+// # TiDB AST shapes the planner meets
+//
+// Names: ColumnNameExpr{Name: {Schema, Table, Name}} and TableName{Schema,
+// Name}; compare CIStr.O (the case was already settled here: unquoted names
+// are lower case, quoted ones as written). Function names: FnName.L.
+// Expressions are in the TiDB parser's ast package unless noted:
+//
+//	column, t.column                ColumnNameExpr
+//	1, 'x', NULL                    *test_driver.ValueExpr (read with GetValue(): int64; uint64 beyond int64; string; nil)
+//	1.5, .5, 99999999999999999999   ValueExpr holding *test_driver.MyDecimal
+//	1.5e3                           ValueExpr holding float64
+//	x'1f', b'101'                   ValueExpr holding test_driver.BinaryLiteral
+//	-x, ~x, NOT x                   UnaryOperationExpr{Op: opcode.Minus | BitNeg | Not} (also -1: minus over the literal 1)
+//	a + b, a = b, a AND b, …        BinaryOperationExpr{Op: opcode.Plus, EQ, NE (<> and !=), NullEQ, LogicAnd, LogicOr, Mod (% and mod(a, b)), Div (/), IntDiv (DIV), …}
+//	(x)                             ParenthesesExpr
+//	f(args)                         FuncCallExpr{FnName, Args}: now(), current_timestamp, current_date, localtimestamp
+//	                                (no parentheses needed, no args), coalesce, nullif, greatest, least, date_trunc, tumble, hop, …
+//	position(a IN s)                FuncCallExpr "position" [a, s]
+//	substring(s FROM a [FOR b])     FuncCallExpr "substring" [s, a(, b)] (substring(s, a, b) is the same)
+//	trim([dir] [chars] FROM s)      FuncCallExpr "trim" [s] | [s, chars] | [s, chars, TrimDirectionExpr{Direction: Both|Leading|Trailing}]; with a direction and no chars, chars is ' '
+//	count(*), sum(x), …             AggregateFuncExpr{F: "count", Args: [ValueExpr 1]} for count(*); Distinct for count(DISTINCT x)
+//	f(…) OVER (…)                   WindowFuncExpr{Name, Args, Spec} (aggregates with OVER too)
+//	x [NOT] IN (a, b)               PatternInExpr{Expr, List, Not}; with a subquery: Sel is a SubqueryExpr
+//	x [NOT] BETWEEN a AND b         BetweenExpr{Expr, Left, Right, Not}
+//	x [NOT] LIKE / ILIKE p          PatternLikeOrIlikeExpr{Expr, Pattern, Not, IsLike: true for LIKE, false for ILIKE, Escape is a backslash by default}
+//	x [NOT] REGEXP p                PatternRegexpExpr{Expr, Pattern, Not} (from ~ and !~)
+//	CASE [v] WHEN … THEN … ELSE … END  CaseExpr{Value, WhenClauses, ElseClause}
+//	x IS [NOT] NULL                 IsNullExpr{Expr, Not}
+//	x IS [NOT] TRUE / FALSE         IsTruthExpr{Expr, Not, True: 1 | 0}
+//	EXISTS (q), (q), x = ANY (q)    ExistsSubqueryExpr, SubqueryExpr, CompareSubqueryExpr
+//	(a, b)                          RowExpr
+//
+// UNION, INTERSECT and EXCEPT are rejected (0A000) in SELECT and in
+// CREATE CONTINUOUS QUERY, so Select.Query and CreateContinuousQuery.Query
+// are always plain SELECTs.
+//
+// Known limits of the front (TiDB rejects them, so they are syntax errors):
+// ORDER BY … NULLS FIRST/LAST, SELECT DISTINCT ON, LIMIT ALL, FETCH FIRST,
+// arrays (ARRAY[…], a[1]), INSERT … ON CONFLICT / RETURNING, SIMILAR TO,
+// U&'…' strings, and PostgreSQL operators other than the ones above (@>,
+// ?, …). A BETWEEN … AND … to the left of IS DISTINCT FROM is handled; an
+// AND of other kinds there ends the operand, as it should.
 package parser
 
 import "github.com/pingcap/tidb/pkg/parser/ast"
@@ -172,12 +245,11 @@ type Set struct {
 }
 
 // Select is a query: SELECT … (including VALUES-free SELECT 1), also
-// WITH …, TABLE t and ( SELECT … ). Exactly one of Query and SetOpr is set:
-// SetOpr holds UNION / INTERSECT / EXCEPT.
+// WITH …, TABLE t and ( SELECT … ). Query is never nil: UNION, INTERSECT
+// and EXCEPT are rejected with 0A000 for now.
 type Select struct {
 	Base
 	Query  *ast.SelectStmt
-	SetOpr *ast.SetOprStmt
 	Source *SourceMap // maps the TiDB AST's text offsets back to the query string
 }
 
@@ -237,8 +309,10 @@ type Transaction struct {
 // semicolons).
 type Empty struct{ Base }
 
-// Error is a syntax error. Position is a 1-based character offset into the
-// original SQL text (0 when unknown), as PostgreSQL's ErrorResponse P field.
+// Error is a parse error: a syntax error (Code 42601) or one of the other
+// Code… constants (bad interval text, unsupported statement, …). Position
+// is a 1-based character offset into the original SQL text, the whole query
+// string (0 when unknown), as PostgreSQL's ErrorResponse P field.
 type Error struct {
 	Code     string // SQLSTATE, "42601" for syntax errors
 	Message  string

@@ -193,3 +193,15 @@ func scaleInterval(number string, per int64) (int64, error) {
 	}
 	return ratToMicros(v.Mul(v, new(big.Rat).SetInt64(per)))
 }
+
+// ParseInterval reads interval text as PostgreSQL accepts it ('5 minutes',
+// '1 day 02:00:00', '00:01:00', '-1 hour', '1.5 seconds', '2s') and returns
+// microseconds; a month is 30 days and a year 365 days. Errors carry
+// SQLSTATE 22007.
+func ParseInterval(s string) (int64, error) {
+	us, err := parseIntervalText(s)
+	if err != nil {
+		return 0, &Error{Code: CodeInvalidDatetimeFormat, Message: "invalid input syntax for type interval: \"" + s + "\""}
+	}
+	return us, nil
+}

@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -278,7 +279,19 @@ func (l *lexer) quotedString(start int, escapes bool) (token, *Error) {
 		}
 		l.pos = j
 	}
-	return token{kind: tString, val: sb.String(), start: start, end: l.pos}, nil
+	val := sb.String()
+	if escapes && !utf8.ValidString(val) {
+		bad := val
+		for len(bad) > 0 {
+			r, size := utf8.DecodeRuneInString(bad)
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			bad = bad[size:]
+		}
+		return token{}, &Error{Code: CodeCharacterNotInRepertoire, Message: fmt.Sprintf(`invalid byte sequence for encoding "UTF8": 0x%02x`, bad[0]), Position: charPos(l.src, start)}
+	}
+	return token{kind: tString, val: val, start: start, end: l.pos}, nil
 }
 
 // backslashEscape decodes one escape of an E-string at l.pos (the backslash).

@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,12 +15,14 @@ import (
 
 // SQLSTATE codes of the errors Parse returns.
 const (
-	CodeSyntax                 = "42601" // syntax_error
-	CodeFeatureNotSupported    = "0A000" // feature_not_supported
-	CodeInvalidDatetimeFormat  = "22007" // invalid_datetime_format: bad interval text
-	CodeIntervalFieldOverflow  = "22015" // interval_field_overflow
-	CodeInvalidTableDefinition = "42P16" // invalid_table_definition: two primary keys
-	CodeUndefinedColumn        = "42703" // undefined_column: PRIMARY KEY (x) names no column
+	CodeSyntax                   = "42601" // syntax_error
+	CodeFeatureNotSupported      = "0A000" // feature_not_supported
+	CodeInvalidDatetimeFormat    = "22007" // invalid_datetime_format: bad interval text
+	CodeIntervalFieldOverflow    = "22015" // interval_field_overflow
+	CodeInvalidTableDefinition   = "42P16" // invalid_table_definition: two primary keys
+	CodeUndefinedColumn          = "42703" // undefined_column: PRIMARY KEY (x) names no column
+	CodeNumericValueOutOfRange   = "22003" // numeric_value_out_of_range: a numeric literal beyond double precision
+	CodeCharacterNotInRepertoire = "22021" // character_not_in_repertoire: an E'' escape that is not UTF-8
 )
 
 // Parse splits sql into statements on top-level semicolons (those outside
@@ -128,21 +131,64 @@ func (q *query) tidb(toks []token, end *token) (ast.StmtNode, *SourceMap, error)
 		}
 	}
 	render(out)
-	sm := newSourceMap(q.sql, out)
-	p := tidbParsers.Get().(*tp.Parser)
-	stmts, _, perr := p.ParseSQL(sm.text)
-	var stmt ast.StmtNode
-	if perr == nil && len(stmts) == 1 {
-		stmt = stmts[0]
+	for i, t := range out {
+		if t.tok.kind == tNumber && !t.synth && significantDigits(t.tok.val) > maxDecimalDigits {
+			// TiDB's decimals hold 65 digits (its test driver panics on
+			// longer ones); Spate reads NUMERIC as DOUBLE anyway.
+			f, err := strconv.ParseFloat(t.tok.val, 64)
+			if err != nil {
+				return nil, nil, &Error{Code: CodeNumericValueOutOfRange, Message: `"` + t.tok.val + `" is out of range for type double precision`, Position: charPos(q.sql, t.tok.start)}
+			}
+			out[i].text = strconv.FormatFloat(f, 'e', -1, 64)
+		}
 	}
-	tidbParsers.Put(p)
+	sm := newSourceMap(q.sql, out)
+	stmt, perr := parseTiDB(sm.text)
 	if perr != nil {
+		if perr == errTiDBPanic {
+			return nil, nil, &Error{Code: CodeSyntax, Message: "syntax error: the statement could not be parsed", Position: charPos(q.sql, toks[0].start)}
+		}
 		return nil, nil, q.tidbError(perr, sm, end)
 	}
-	if stmt == nil {
-		return nil, nil, q.errAt(toks[0])
-	}
 	return stmt, sm, nil
+}
+
+// maxDecimalDigits is the precision of TiDB's DECIMAL.
+const maxDecimalDigits = 65
+
+// significantDigits counts the digits of a number's mantissa.
+func significantDigits(num string) int {
+	n := 0
+	for i := 0; i < len(num) && num[i] != 'e' && num[i] != 'E'; i++ {
+		if isDigit(num[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+var errTiDBPanic = errors.New("TiDB parser panicked")
+
+// parseTiDB runs a pooled TiDB parser on text, which must hold one
+// statement. A panic inside TiDB becomes errTiDBPanic, and that parser is
+// not reused.
+func parseTiDB(text string) (stmt ast.StmtNode, err error) {
+	p := tidbParsers.Get().(*tp.Parser)
+	defer func() {
+		if r := recover(); r != nil {
+			stmt, err = nil, errTiDBPanic
+			return
+		}
+		tidbParsers.Put(p)
+	}()
+	stmts, _, err := p.ParseSQL(text)
+	if err != nil {
+		return nil, err
+	}
+	if len(stmts) != 1 {
+		return nil, errors.New(`line 1 column 0 near ""`)
+	}
+	return stmts[0], nil
 }
 
 var totalLength = regexp.MustCompile(`\(total length (\d+)\)\s*$`)

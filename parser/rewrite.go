@@ -25,7 +25,7 @@ import (
 //  3. the level of PostgreSQL's "other" operators, left to right:
 //     || → concat(a, b), ~ → REGEXP, !~ → NOT REGEXP, ~* → spate_regexp_i,
 //     !~* → NOT spate_regexp_i, ~~ / !~~ / ~~* / !~~* → [NOT] [I]LIKE,
-//     # → ^ (TiDB's XOR).
+//     & | << >> # (# → ^, TiDB's XOR) with parenthesised operands.
 //  4. IS [NOT] DISTINCT FROM → <=> (and IS FALSE).
 //
 // Finally unquoted identifiers that TiDB reserves but PostgreSQL does not
@@ -109,9 +109,6 @@ func (n *node) isPunct(p string) bool { return n != nil && n.kind == nLeaf && n.
 func (n *node) isOp(o string) bool    { return n != nil && n.kind == nLeaf && n.tok.isOp(o) }
 func (n *node) isKind(k tokKind) bool { return n != nil && n.kind == nLeaf && n.tok.kind == k }
 
-// group returns the argument group of a call node.
-func (n *node) group() *node { return n.kids[1] }
-
 // buildTree groups tokens by parentheses. A stray ')' stays a leaf and an
 // unclosed '(' gets no close leaf; TiDB then reports the error at the right
 // place.
@@ -169,10 +166,9 @@ func flattenTokens(dst []token, nodes []*node) []token {
 // operand scans and are not function names before '('.
 var nonOperandWords = setOf(`select from where group order by having limit offset and or not is in
 	like ilike between case when then else end as on using join inner left right full outer cross
-	natural union except intersect all distinct any some with values into set asc desc nulls escape
-	similar regexp rlike div mod xor over filter window returning lateral for fetch collate isnull
-	notnull to symmetric asymmetric partition exists recursive only first last rows range groups
-	preceding following unbounded interval`)
+	natural union except intersect all distinct any some with values into set asc desc similar regexp
+	rlike div mod xor over filter window returning lateral for fetch collate isnull notnull to
+	symmetric asymmetric partition exists recursive only rows range groups interval`)
 
 // callExcluded are words that are not function names even when followed by '('.
 var callExcluded = setOf(`select from where group order by having limit offset and or not is in
@@ -256,6 +252,11 @@ func (r *rewriter) primaries(in []*node) ([]*node, error) {
 		t := n.tok
 		switch {
 		case t.kind == tParam:
+			if last().isWord("limit") || last().isWord("offset") {
+				// TiDB takes only ? here; SourceMap.Param recovers n.
+				out = append(out, &node{kind: nLeaf, tok: t, text: "?", synth: true})
+				continue
+			}
 			out = append(out, mkCall("spate_param", t, synthNumber(t.val, t)))
 			continue
 		case t.isPunct("::"):
@@ -266,9 +267,6 @@ func (r *rewriter) primaries(in []*node) ([]*node, error) {
 					continue
 				}
 			}
-		case t.isOp("#"):
-			out = append(out, synthOp("^", t))
-			continue
 		case t.kind != tIdent:
 		case t.val == "interval":
 			nd, k, err := r.interval(in[i:])
@@ -349,7 +347,8 @@ func (r *rewriter) primaries(in []*node) ([]*node, error) {
 				head = n
 			}
 			g := at(j)
-			if g != nil && g.kind == nGroup && (len(parts) > 1 || t.kind == tQIdent || !callExcluded[t.val]) {
+			// INSERT INTO t (cols) is a table, not a call.
+			if g != nil && g.kind == nGroup && !last().isWord("into") && (len(parts) > 1 || t.kind == tQIdent || !callExcluded[t.val]) {
 				c, k, err := r.call(head, in[j:])
 				if err != nil {
 					return nil, err
@@ -977,109 +976,140 @@ func levelAt(nodes []*node, k int, before bool) int {
 	return levelNone
 }
 
-// replace returns nodes with nodes[from:to] replaced by repl.
-func replace(nodes []*node, from, to int, repl ...*node) []*node {
-	res := make([]*node, 0, len(nodes)-(to-from)+len(repl))
-	res = append(res, nodes[:from]...)
-	res = append(res, repl...)
-	return append(res, nodes[to:]...)
-}
+// The passes below read nodes left to right and build out. At a binary
+// operator, its left operand is the tail of out (found with scanBack) and
+// its right operand the following input nodes (found with scanFwd); the
+// operator and both operands are replaced by one node, so a chain of n
+// operators costs O(n).
 
 // rewritePower is pass 2: a ^ b → power(a, b).
 func rewritePower(nodes []*node) []*node {
-	for i := 1; i < len(nodes); i++ {
+	out := make([]*node, 0, len(nodes))
+	for i := 0; i < len(nodes); i++ {
 		n := nodes[i]
-		if !n.isOp("^") || n.synth || !endsOperand(nodes, i-1) {
-			continue
+		if n.isOp("^") && !n.synth && len(out) > 0 && endsOperand(out, len(out)-1) {
+			ls, re := scanBack(out, len(out), levelPow), scanFwd(nodes, i+1, levelPow)
+			if ls >= 0 && re >= 0 {
+				args := append(append(append([]*node{}, out[ls:]...), synthPunct(",", n.tok)), nodes[i+1:re]...)
+				out = append(out[:ls], mkCall("power", n.tok, args...))
+				i = re - 1
+				continue
+			}
 		}
-		ls, re := scanBack(nodes, i, levelPow), scanFwd(nodes, i+1, levelPow)
-		if ls < 0 || re < 0 {
-			continue
-		}
-		args := append(append(append([]*node{}, nodes[ls:i]...), synthPunct(",", n.tok)), nodes[i+1:re]...)
-		nodes = replace(nodes, ls, re, mkCall("power", n.tok, args...))
-		i = ls
+		out = append(out, n)
 	}
-	return nodes
+	return out
+}
+
+// otherSubst maps the operators of pass 3 that are plain substitutions.
+var otherSubst = map[string][]string{
+	"~":    {"regexp"},
+	"!~":   {"not", "regexp"},
+	"~~":   {"like"},
+	"!~~":  {"not", "like"},
+	"~~*":  {"ilike"},
+	"!~~*": {"not", "ilike"},
 }
 
 // rewriteOther is pass 3, PostgreSQL's "any other operator" level.
 func rewriteOther(nodes []*node) []*node {
-	for i := 1; i < len(nodes); i++ {
+	out := make([]*node, 0, len(nodes))
+	for i := 0; i < len(nodes); i++ {
 		n := nodes[i]
-		if n.kind != nLeaf || n.tok.kind != tOp || !endsOperand(nodes, i-1) {
+		if n.kind != nLeaf || n.tok.kind != tOp || len(out) == 0 || !endsOperand(out, len(out)-1) {
+			out = append(out, n)
 			continue
 		}
 		t := n.tok
-		switch t.val {
-		case "~":
-			nodes = replace(nodes, i, i+1, synthWord("regexp", t))
-		case "!~":
-			nodes = replace(nodes, i, i+1, synthWord("not", t), synthWord("regexp", t))
-		case "~~":
-			nodes = replace(nodes, i, i+1, synthWord("like", t))
-		case "!~~":
-			nodes = replace(nodes, i, i+1, synthWord("not", t), synthWord("like", t))
-		case "~~*":
-			nodes = replace(nodes, i, i+1, synthWord("ilike", t))
-		case "!~~*":
-			nodes = replace(nodes, i, i+1, synthWord("not", t), synthWord("ilike", t))
-		case "||", "~*", "!~*":
-			ls, re := scanBack(nodes, i, levelOther), scanFwd(nodes, i+1, levelOther)
-			if ls < 0 || re < 0 {
-				continue
+		if words, ok := otherSubst[t.val]; ok {
+			for _, w := range words {
+				out = append(out, synthWord(w, t))
 			}
-			args := append(append(append([]*node{}, nodes[ls:i]...), synthPunct(",", t)), nodes[i+1:re]...)
-			var repl []*node
-			switch t.val {
-			case "||":
-				repl = []*node{mkCall("concat", t, args...)}
-			case "~*":
-				repl = []*node{mkCall("spate_regexp_i", t, args...)}
-			default:
-				repl = []*node{synthWord("not", t), mkCall("spate_regexp_i", t, args...)}
-				if levelAt(nodes, ls-1, true) > levelNot || levelAt(nodes, re, false) > levelNot {
-					repl = []*node{synthGroup(t, repl...)}
-				}
-			}
-			nodes = replace(nodes, ls, re, repl...)
-			i = ls
+			continue
 		}
+		if t.val != "||" && t.val != "~*" && t.val != "!~*" && !bitwiseOps[t.val] {
+			out = append(out, n)
+			continue
+		}
+		ls, re := scanBack(out, len(out), levelOther), scanFwd(nodes, i+1, levelOther)
+		if ls < 0 || re < 0 {
+			out = append(out, n)
+			continue
+		}
+		args := append(append(append([]*node{}, out[ls:]...), synthPunct(",", t)), nodes[i+1:re]...)
+		var repl []*node
+		switch t.val {
+		case "||":
+			repl = []*node{mkCall("concat", t, args...)}
+		case "~*":
+			repl = []*node{mkCall("spate_regexp_i", t, args...)}
+		case "&", "|", "<<", ">>", "#":
+			// TiDB gives each of these its own precedence level (and ^,
+			// its XOR, binds tightest); parenthesise compound operands so
+			// that PostgreSQL's single left-associative level survives.
+			op := t.val
+			if op == "#" {
+				op = "^"
+			}
+			repl = append(append(parenIfCompound(out[ls:], t), synthOp(op, t)), parenIfCompound(nodes[i+1:re], t)...)
+		default:
+			repl = []*node{synthWord("not", t), mkCall("spate_regexp_i", t, args...)}
+			if levelAt(out, ls-1, true) > levelNot || levelAt(nodes, re, false) > levelNot {
+				repl = []*node{synthGroup(t, repl...)}
+			}
+		}
+		out = append(out[:ls], repl...)
+		i = re - 1
 	}
-	return nodes
+	return out
+}
+
+// bitwiseOps are PostgreSQL's bitwise operators; # is XOR.
+var bitwiseOps = setOf(`& | << >> #`)
+
+// parenIfCompound wraps nodes in parentheses unless they are one node.
+func parenIfCompound(nodes []*node, at token) []*node {
+	if len(nodes) == 1 {
+		return []*node{nodes[0]}
+	}
+	return []*node{synthGroup(at, append([]*node{}, nodes...)...)}
 }
 
 // rewriteDistinct is pass 4: a IS NOT DISTINCT FROM b → a <=> b and
 // a IS DISTINCT FROM b → a <=> b IS FALSE, with parentheses where TiDB's
 // grammar needs them to keep PostgreSQL's meaning.
 func rewriteDistinct(nodes []*node) []*node {
-	for i := 1; i < len(nodes); i++ {
-		if !nodes[i].isWord("is") || !endsOperand(nodes, i-1) {
+	out := make([]*node, 0, len(nodes))
+	for i := 0; i < len(nodes); i++ {
+		n := nodes[i]
+		if !n.isWord("is") || len(out) == 0 || !endsOperand(out, len(out)-1) {
+			out = append(out, n)
 			continue
 		}
 		lv, w := opLevel(nodes, i)
 		if lv != levelIs {
+			out = append(out, n)
 			continue
 		}
-		not := w == 4
-		ls, re := scanBack(nodes, i, levelIs), scanFwd(nodes, i+w, levelIs)
+		ls, re := scanBack(out, len(out), levelIs), scanFwd(nodes, i+w, levelIs)
 		if ls < 0 || re < 0 {
+			out = append(out, n)
 			continue
 		}
-		t := nodes[i].tok
-		left := parenIfLow(nodes[ls:i], t)
+		t := n.tok
+		left := parenIfLow(append([]*node{}, out[ls:]...), t)
 		right := parenIfLow(nodes[i+w:re], t)
 		repl := append(append(append([]*node{}, left...), synthOp("<=>", t)), right...)
-		if !not {
+		if w == 3 { // IS DISTINCT FROM; w == 4 is IS NOT DISTINCT FROM
 			repl = append(repl, synthWord("is", t), synthWord("false", t))
-			if levelAt(nodes, ls-1, true) >= levelIs || levelAt(nodes, re, false) >= levelIs {
+			if levelAt(out, ls-1, true) >= levelIs || levelAt(nodes, re, false) >= levelIs {
 				repl = []*node{synthGroup(t, repl...)}
 			}
 		}
-		nodes = replace(nodes, ls, re, repl...)
-		i = ls
+		out = append(out[:ls], repl...)
+		i = re - 1
 	}
-	return nodes
+	return out
 }
 
 // parenIfLow wraps an operand of <=> in parentheses when it contains an
@@ -1088,8 +1118,15 @@ func parenIfLow(nodes []*node, at token) []*node {
 	if len(nodes) < 2 {
 		return nodes
 	}
+	between := false
 	for k := 1; k < len(nodes); k++ {
 		if !endsOperand(nodes, k-1) {
+			continue
+		}
+		if nodes[k].isWord("between") {
+			between = true
+		} else if nodes[k].isWord("and") && between {
+			between = false
 			continue
 		}
 		if postfixIs(nodes, k) > 0 {
@@ -1133,8 +1170,8 @@ func flattenOut(dst []outTok, nodes []*node) []outTok {
 // pgNameWords are words TiDB reserves that PostgreSQL lets users take as
 // column or table names. Where they stand for a name they are emitted
 // double-quoted.
-var pgNameWords = setOf(`add alter bigint blob call cascade change char character continue convert
-	cume_dist cursor database databases day_hour day_microsecond day_minute day_second decimal delayed
+var pgNameWords = setOf(`add alter bigint blob by call cascade change char character continue convert
+	cume_dist cursor database databases dec day_hour day_microsecond day_minute day_second decimal delayed
 	delete dense_rank describe distinctrow div double drop elseif enclosed escaped exit explain
 	first_value float float4 float8 force fulltext generated groups high_priority hour_microsecond
 	hour_minute hour_second if ignore index infile inout insert int int1 int2 int3 int4 int8 integer
@@ -1142,7 +1179,7 @@ var pgNameWords = setOf(`add alter bigint blob call cascade change char characte
 	longtext low_priority match maxvalue mediumblob mediumint mediumtext middleint minute_microsecond
 	minute_second mod no_write_to_binlog nth_value ntile numeric of optimize option optionally out
 	outfile over partition percent_rank precision procedure range rank read real recursive release
-	rename repeat replace require restrict revoke row rows row_number second_microsecond set show
+	rename repeat replace require restrict revoke row rows row_number schema schemas second_microsecond set show
 	smallint spatial sql sqlexception sqlstate sqlwarning sql_big_result sql_calc_found_rows
 	sql_small_result ssl starting stored straight_join terminated tidb_current_tso tinyblob tinyint
 	tinytext trigger unlock unsigned until update usage use utc_date utc_time utc_timestamp values
@@ -1207,14 +1244,13 @@ func (t *outTok) is(kind tokKind, val string) bool {
 
 // needsQuotes decides whether an unquoted word must be quoted for TiDB.
 func needsQuotes(w string, prev, next *outTok) bool {
-	if next.is(tPunct, "(") && !prev.is(tIdent, "into") {
-		return false // a function name
+	if next.is(tPunct, "(") {
+		// A function name, except INSERT INTO t (cols), where TiDB would
+		// read some table names (now, extract…) as functions.
+		return prev.is(tIdent, "into")
 	}
-	if prev.is(tPunct, ".") {
-		return tidbReserved[w]
-	}
-	if prev.is(tIdent, "as") {
-		return tidbReserved[w]
+	if prev.is(tPunct, ".") || prev.is(tIdent, "as") {
+		return tidbReserved[w] || pgNameWords[w]
 	}
 	if !pgNameWords[w] {
 		return false

@@ -73,7 +73,7 @@ func shape(e ast.ExprNode) string {
 		case *test_driver.MyDecimal:
 			return "dec:" + v.String()
 		case test_driver.BinaryLiteral:
-			return "bin:" + v.ToString()
+			return fmt.Sprintf("bin:0x%x", []byte(v))
 		default:
 			return fmt.Sprintf("%T:%v", v, v)
 		}
@@ -169,4 +169,35 @@ func fieldShapes(s *ast.SelectStmt) []string {
 		out = append(out, sh)
 	}
 	return out
+}
+
+// parseOne parses exactly one statement or fails the test.
+func parseOne(t *testing.T, sql string) Statement {
+	t.Helper()
+	st, err := ParseOne(sql)
+	if err != nil {
+		t.Fatalf("ParseOne(%q): %v", sql, err)
+	}
+	return st
+}
+
+// checkError parses sql and checks the error it must give.
+func checkError(t *testing.T, sql, code, msg string, pos int) {
+	t.Helper()
+	stmts, err := Parse(sql)
+	if err == nil {
+		t.Fatalf("Parse(%q) = %#v, want error %s", sql, stmts, msg)
+	}
+	checkErr(t, err, code, msg, pos)
+}
+
+func checkErr(t *testing.T, err error, code, msg string, pos int) {
+	t.Helper()
+	e, ok := err.(*Error)
+	if !ok {
+		t.Fatalf("error %v is %T, want *Error", err, err)
+	}
+	if e.Code != code || e.Message != msg || e.Position != pos {
+		t.Errorf("got  %s %q at %d\nwant %s %q at %d", e.Code, e.Message, e.Position, code, msg, pos)
+	}
 }

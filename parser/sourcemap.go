@@ -2,6 +2,7 @@ package parser
 
 import (
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -45,6 +46,23 @@ func spaceBetween(a, b outTok) bool {
 		return !(a.tok.kind == tQIdent || a.tok.kind == tIdent && !callExcluded[a.tok.val])
 	}
 	return true
+}
+
+// Param returns n for the parameter $n that TiDB parsed as the marker ?
+// at byte offset off of Text(). This happens only for LIMIT $n and
+// OFFSET $n, where TiDB accepts no other expression: the planner sees a
+// *test_driver.ParamMarkerExpr and calls Param(marker.Offset). Everywhere
+// else $n is spate_param(n).
+func (m *SourceMap) Param(off int) (int, bool) {
+	i := m.tokenAt(off)
+	if i < 0 || m.orig[i].kind != tParam || m.offs[i] != off {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m.orig[i].val)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 // Text returns the rewritten statement text that TiDB parsed.

@@ -200,9 +200,26 @@ func (p *stmtParser) selectStmt() (Statement, error) {
 	case *ast.SelectStmt:
 		return &Select{Base: p.base(), Query: s, Source: sm}, nil
 	case *ast.SetOprStmt:
-		return &Select{Base: p.base(), SetOpr: s, Source: sm}, nil
+		return nil, p.q.notSupported(setOprToken(p.toks), "UNION, INTERSECT or EXCEPT")
 	}
 	return nil, p.q.errAt(p.toks[0])
+}
+
+// setOprToken finds the first UNION, INTERSECT or EXCEPT outside
+// parentheses, for the error position (toks[0] if there is none).
+func setOprToken(toks []token) token {
+	depth := 0
+	for _, t := range toks {
+		switch {
+		case t.isPunct("("):
+			depth++
+		case t.isPunct(")"):
+			depth--
+		case depth == 0 && (t.isWord("union") || t.isWord("intersect") || t.isWord("except")):
+			return t
+		}
+	}
+	return toks[0]
 }
 
 // ---- CREATE ----
@@ -477,7 +494,7 @@ func (p *stmtParser) createCQ() (Statement, error) {
 	}
 	sel, ok := stmt.(*ast.SelectStmt)
 	if !ok {
-		return nil, p.q.notSupported(body[0], "UNION, INTERSECT or EXCEPT in a continuous query")
+		return nil, p.q.notSupported(setOprToken(body), "UNION, INTERSECT or EXCEPT")
 	}
 	return &CreateContinuousQuery{
 		Base: p.base(), Name: name, IfNotExists: ine, With: with,

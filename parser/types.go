@@ -70,7 +70,7 @@ func normalizeTypeTokens(toks []token) (name string, ok bool) {
 			return "", false
 		}
 	}
-	if depth != 0 || sb.Len() == 0 {
+	if depth != 0 || sb.Len() == 0 || strings.HasSuffix(sb.String(), "[") {
 		return "", false
 	}
 	return strings.TrimPrefix(sb.String(), "pg_catalog."), true

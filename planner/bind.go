@@ -448,7 +448,7 @@ func (b *binder) call(x *ast.FuncCallExpr) (Expr, error) {
 		}
 		return &Func{Name: "date_part", Args: []Expr{&Const{Value: field, T: TypeText}, v}, T: TypeDouble}, nil
 	case "locate", "position":
-		// TiDB turns position(sub IN s) into locate(sub, s).
+		// position(sub IN s) arrives as position(sub, s).
 		args, err := b.args(x.Args)
 		if err != nil || len(args) != 2 {
 			return nil, errorf(CodeUndefinedFunction, "function %s expects 2 arguments", name)
@@ -498,6 +498,13 @@ func constString(n ast.ExprNode) (string, bool) {
 	return "", false
 }
 
+// pgTypeNames are PostgreSQL's internal type names, which it uses to name
+// an unaliased cast column.
+var pgTypeNames = map[Type]string{
+	TypeBool: "bool", TypeInt: "int4", TypeBigInt: "int8", TypeDouble: "float8",
+	TypeText: "text", TypeTimestamp: "timestamp", TypeInterval: "interval", TypeUnknown: "text",
+}
+
 // exprName is the column name PostgreSQL gives an unaliased select item.
 func exprName(n ast.ExprNode) string {
 	switch x := n.(type) {
@@ -515,7 +522,7 @@ func exprName(n ast.ExprNode) string {
 			}
 			tn, _ := constString(x.Args[1])
 			if t, err := ParseType(tn); err == nil {
-				return t.String()
+				return pgTypeNames[t]
 			}
 		case "spate_interval":
 			return "interval"

@@ -58,7 +58,7 @@ func (p *Planner) CreateStream(s *parser.CreateStream) (*Stream, error) {
 		case "time_unit":
 			unit = strings.ToLower(o.Value)
 		case "watermark_delay":
-			d, err := ParseDuration(o.Value)
+			d, err := parser.ParseInterval(o.Value)
 			if err != nil || d < 0 {
 				return nil, errorf(CodeInvalidParameter, "invalid watermark_delay %q: use an interval such as '2s' or '5 seconds'", o.Value)
 			}
@@ -346,59 +346,3 @@ func (p *Planner) Insert(ins *ast.InsertStmt) (*InsertPlan, error) {
 	return plan, nil
 }
 
-// ParseDuration reads an interval given as text: Go-style ("2s", "500ms",
-// "1m30s"), PostgreSQL-style ("5 seconds", "1 minute 30 seconds") or
-// "HH:MM:SS". It returns µs.
-func ParseDuration(s string) (int64, error) {
-	s = strings.TrimSpace(strings.ToLower(s))
-	if s == "0" {
-		return 0, nil
-	}
-	if strings.Count(s, ":") == 2 {
-		parts := strings.Split(s, ":")
-		h, e1 := strconv.ParseInt(parts[0], 10, 64)
-		m, e2 := strconv.ParseInt(parts[1], 10, 64)
-		sec, e3 := strconv.ParseFloat(parts[2], 64)
-		if e1 != nil || e2 != nil || e3 != nil {
-			return 0, errorf(CodeInvalidText, "invalid interval %q", s)
-		}
-		return h*3_600_000_000 + m*60_000_000 + int64(sec*1e6), nil
-	}
-	units := map[string]int64{
-		"us": 1, "microsecond": 1, "microseconds": 1,
-		"ms": 1000, "millisecond": 1000, "milliseconds": 1000,
-		"s": 1e6, "sec": 1e6, "secs": 1e6, "second": 1e6, "seconds": 1e6,
-		"m": 60e6, "min": 60e6, "mins": 60e6, "minute": 60e6, "minutes": 60e6,
-		"h": 3600e6, "hour": 3600e6, "hours": 3600e6,
-		"d": 86400e6, "day": 86400e6, "days": 86400e6,
-	}
-	var total int64
-	i := 0
-	for i < len(s) {
-		for i < len(s) && s[i] == ' ' {
-			i++
-		}
-		j := i
-		for j < len(s) && (s[j] >= '0' && s[j] <= '9' || s[j] == '.' || s[j] == '-') {
-			j++
-		}
-		num, err := strconv.ParseFloat(s[i:j], 64)
-		if err != nil {
-			return 0, errorf(CodeInvalidText, "invalid interval %q", s)
-		}
-		for j < len(s) && s[j] == ' ' {
-			j++
-		}
-		k := j
-		for k < len(s) && s[k] >= 'a' && s[k] <= 'z' {
-			k++
-		}
-		u, ok := units[s[j:k]]
-		if !ok {
-			return 0, errorf(CodeInvalidText, "invalid interval %q: unknown unit %q", s, s[j:k])
-		}
-		total += int64(num * float64(u))
-		i = k
-	}
-	return total, nil
-}
