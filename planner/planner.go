@@ -345,4 +345,3 @@ func (p *Planner) Insert(ins *ast.InsertStmt) (*InsertPlan, error) {
 	plan.Params = finalParams(prm)
 	return plan, nil
 }
-
