@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -35,6 +36,23 @@ func ArrowSchema(cols []planner.Column) *arrow.Schema {
 	fields := make([]arrow.Field, len(cols))
 	for i, c := range cols {
 		fields[i] = arrow.Field{Name: c.Name, Type: ArrowType(c.Type), Nullable: true}
+	}
+	return arrow.NewSchema(fields, nil)
+}
+
+// RelationSchema is the Arrow schema of a stream or table: ArrowSchema
+// plus the declared SQL type in field metadata where ingest must check
+// more than the storage type does (INT range, VARCHAR length).
+func RelationSchema(cols []planner.Column) *arrow.Schema {
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
+		fields[i] = arrow.Field{Name: c.Name, Type: ArrowType(c.Type), Nullable: true}
+		switch {
+		case c.Type == planner.TypeInt:
+			fields[i].Metadata = arrow.NewMetadata([]string{exec.SQLTypeMetadataKey}, []string{"integer"})
+		case c.Type == planner.TypeText && strings.Contains(c.Declared, "("):
+			fields[i].Metadata = arrow.NewMetadata([]string{exec.SQLTypeMetadataKey}, []string{c.Declared})
+		}
 	}
 	return arrow.NewSchema(fields, nil)
 }

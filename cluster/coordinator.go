@@ -156,7 +156,7 @@ func (c *Coordinator) addStream(s *planner.Stream) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.streams[s.Name] = &streamRuntime{def: s, schema: ArrowSchema(s.Columns), maxTime: math.MinInt64, watermark: math.MinInt64}
+	c.streams[s.Name] = &streamRuntime{def: s, schema: RelationSchema(s.Columns), maxTime: math.MinInt64, watermark: math.MinInt64}
 	return nil
 }
 
@@ -166,7 +166,7 @@ func (c *Coordinator) addTable(t *planner.Table) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.tables[t.Name] = &tableData{def: t, schema: ArrowSchema(t.Columns)}
+	c.tables[t.Name] = &tableData{def: t, schema: RelationSchema(t.Columns)}
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -160,7 +162,7 @@ func (c *Coordinator) evalRows(p *planner.InsertPlan, params []Param) (arrow.Rec
 		}
 		rows[r] = vals
 	}
-	return exec.RecordFromValues(ArrowSchema(p.Columns), rows)
+	return exec.RecordFromValues(RelationSchema(p.Columns), rows)
 }
 
 // ingest appends rows (full relation schema, owned by the caller) to a
@@ -309,14 +311,17 @@ func (s *session) copy(ctx context.Context, x *parser.Copy, params []Param) (Res
 	for i, t := range target {
 		in[i] = cols[t]
 	}
-	dec, err := exec.NewCopyDecoder(ArrowSchema(in), exec.CopyOptions{
+	dec, err := exec.NewCopyDecoder(RelationSchema(in), exec.CopyOptions{
 		CSV: format.CSV, Delimiter: format.Delimiter, Null: format.Null, Header: format.Header,
-		Quote: format.Quote, Escape: format.Escape, Table: x.Table,
+		Quote: format.Quote, Escape: format.Escape, Table: x.Table, NullSet: true,
 	}, s.c.cfg.BatchRows)
 	if err != nil {
 		return Result{}, err
 	}
-	ci := &copyIn{c: s.c, ctx: ctx, relation: x.Table, kind: kind, dec: dec, full: ArrowSchema(cols), target: target, cols: cols}
+	ci := &copyIn{c: s.c, ctx: ctx, relation: x.Table, kind: kind, dec: dec, full: RelationSchema(cols), target: target, cols: cols}
+	if kind == planner.RelStream {
+		ci.startTicker()
+	}
 	return Result{CopyIn: ci, CopyInColumns: toColumns(in), CopyInFormat: format}, nil
 }
 
@@ -339,9 +344,15 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 
 // copyIn receives COPY … FROM STDIN data. Rows for a stream are ingested
 // batch by batch as they arrive, so continuous queries and subscribers see
-// them during a long COPY; rows for a table become visible together at
-// Finish.
+// them during a long COPY; a ticker ingests a partial batch once it has
+// waited copyLatency, so a slow feed is not held back. Rows for a table
+// become visible together at Finish.
 type copyIn struct {
+	// mu serialises the protocol goroutine (Write, Finish, Abort) and the
+	// ticker; it protects everything below.
+	mu       sync.Mutex
+	stop     chan struct{} // closes the ticker; nil without one
+	done     chan struct{}
 	c        *Coordinator
 	ctx      context.Context
 	relation string
@@ -352,11 +363,62 @@ type copyIn struct {
 	cols     []planner.Column
 	pending  []arrow.RecordBatch // table rows not yet visible
 	ingested int64
+	flushed  bool      // the decoder was flushed after an error
+	lastEmit time.Time // when rows were last ingested
+}
+
+// copyLatency bounds how long decoded COPY rows wait for a batch to fill
+// before they are ingested anyway.
+const copyLatency = 50 * time.Millisecond
+
+func (ci *copyIn) startTicker() {
+	ci.stop, ci.done = make(chan struct{}), make(chan struct{})
+	ci.lastEmit = time.Now()
+	go func() {
+		defer close(ci.done)
+		t := time.NewTicker(copyLatency)
+		defer t.Stop()
+		for {
+			select {
+			case <-ci.stop:
+				return
+			case <-t.C:
+				ci.mu.Lock()
+				if time.Since(ci.lastEmit) >= copyLatency {
+					// An error here is reported by the next Write or Finish,
+					// which see the same failed pipeline.
+					_ = ci.dec.EmitPending(ci.emit)
+					ci.lastEmit = time.Now()
+				}
+				ci.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// stopTicker ends the ticker goroutine and waits for it. Idempotent.
+func (ci *copyIn) stopTicker() {
+	if ci.stop == nil {
+		return
+	}
+	close(ci.stop)
+	<-ci.done
+	ci.stop = nil
 }
 
 // Write implements CopyIn.
 func (ci *copyIn) Write(data []byte) error {
-	return ci.annotate(ci.dec.Write(data, ci.emit))
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	err := ci.dec.Write(data, ci.emit)
+	if err != nil && ci.kind == planner.RelStream {
+		// Rows before the bad line are ingested, as a stream consumer
+		// would have seen them; the error says how many.
+		if ferr := ci.dec.Flush(ci.emit); ferr == nil {
+			ci.flushed = true
+		}
+	}
+	return ci.annotate(err)
 }
 
 func (ci *copyIn) annotate(err error) error {
@@ -387,6 +449,7 @@ func (ci *copyIn) emit(rec arrow.RecordBatch) error {
 		return err
 	}
 	ci.ingested += full.NumRows()
+	ci.lastEmit = time.Now()
 	return nil
 }
 
@@ -423,6 +486,7 @@ func (ci *copyIn) widen(rec arrow.RecordBatch) arrow.RecordBatch {
 
 // Finish implements CopyIn.
 func (ci *copyIn) Finish() (int64, error) {
+	ci.stopTicker()
 	if err := ci.dec.Flush(ci.emit); err != nil {
 		ci.Abort("")
 		return 0, ci.annotate(err)
@@ -456,6 +520,7 @@ func (ci *copyIn) Finish() (int64, error) {
 
 // Abort implements CopyIn.
 func (ci *copyIn) Abort(reason string) {
+	ci.stopTicker()
 	for _, b := range ci.pending {
 		b.Release()
 	}
@@ -581,4 +646,3 @@ func describeColumns(cols []planner.Column) string {
 	}
 	return strings.Join(parts, ", ")
 }
-

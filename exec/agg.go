@@ -29,7 +29,8 @@ const maxEmitRows = 1 << 16
 // to Advance, or whose event time is NULL, is counted in Stats().LateRows
 // and not aggregated.
 //
-// A non-windowed aggregate (WindowNone) emits, for each pushed batch, a
+// A Batch aggregate (AggConfig.Batch) emits only on Finish. Otherwise a
+// non-windowed aggregate (WindowNone) emits, for each pushed batch, a
 // changelog: for every group the batch touched, in order of first
 // appearance in the batch, a "-" row with the previous values (when the
 // group existed before) followed by a "+" row with the new values.
@@ -49,18 +50,19 @@ type HashAggregate struct {
 	wm    int64 // last watermark passed to Advance (math.MinInt64 before any)
 	stats Stats
 
-	global  *aggTable           // WindowNone
-	windows map[int64]*aggTable // tumble/hop, by window start µs
-	sess    *sessionState       // WindowSession
-	mark    []uint32            // WindowNone: batch epoch per group
-	epoch   uint32              //
-	oldPos  int32               // WindowNone: position in the old results while emitting
-	buckets map[int64][]int32   // scratch: rows per window
-	order   []int64             // scratch: window starts in order of appearance
-	hashes  []uint64            // scratch
-	gids    []uint32            // scratch
-	tus     []int64             // scratch: event time µs per row
-	closed  bool
+	global   *aggTable           // WindowNone
+	windows  map[int64]*aggTable // tumble/hop, by window start µs
+	sess     *sessionState       // WindowSession
+	mark     []uint32            // WindowNone: batch epoch per group
+	epoch    uint32              //
+	oldPos   int32               // WindowNone: position in the old results while emitting
+	sizeHint int                 // groups of the last closed window (tumble/hop)
+	buckets  map[int64][]int32   // scratch: rows per window
+	order    []int64             // scratch: window starts in order of appearance
+	hashes   []uint64            // scratch
+	gids     []uint32            // scratch
+	tus      []int64             // scratch: event time µs per row
+	closed   bool
 }
 
 var _ Stateful = (*HashAggregate)(nil)
@@ -108,6 +110,13 @@ func (t *aggTable) bytes() int64 {
 	return b
 }
 
+// Validate checks cfg against the input schema (key and argument columns,
+// aggregate argument types, window parameters) without building state.
+func (c AggConfig) Validate(input *arrow.Schema) error {
+	_, err := NewHashAggregate(input, c)
+	return err
+}
+
 // NewHashAggregate validates cfg against the input schema and returns an
 // empty aggregate. Options: WithAllocator (outputs and snapshots).
 func NewHashAggregate(input *arrow.Schema, cfg AggConfig, opts ...Option) (*HashAggregate, error) {
@@ -117,7 +126,10 @@ func NewHashAggregate(input *arrow.Schema, cfg AggConfig, opts ...Option) (*Hash
 		return nil, fmt.Errorf("exec: HashAggregate: %d key names for %d keys", len(cfg.KeyNames), len(cfg.Keys))
 	}
 	var fields []arrow.Field
-	if cfg.Window.Kind == WindowNone {
+	if cfg.Batch && cfg.Window.Kind != WindowNone {
+		return nil, fmt.Errorf("exec: HashAggregate: Batch applies to non-windowed aggregates only")
+	}
+	if cfg.Window.Kind == WindowNone && !cfg.Batch {
 		fields = append(fields, arrow.Field{Name: "op", Type: tText})
 	}
 	for i, k := range cfg.Keys {
@@ -335,6 +347,14 @@ func (h *HashAggregate) addToWindow(ws int64, keys, args []arrow.Array, rows []i
 	if t == nil {
 		size := h.cfg.Window.Size
 		t = h.newTable(ws, ws+size)
+		if h.sizeHint > 0 {
+			// Windows of a stream tend to have similar group counts:
+			// size the table like the last closed one to avoid regrowth.
+			t.groups.reserve(h.sizeHint)
+			for _, a := range t.accs {
+				a.grow(h.sizeHint)
+			}
+		}
 		h.windows[ws] = t
 	}
 	h.gids = t.find(keys, rows, n, h.hashes, h.gids)
@@ -343,6 +363,10 @@ func (h *HashAggregate) addToWindow(ws int64, keys, args []arrow.Array, rows []i
 
 func (h *HashAggregate) pushNone(keys, args []arrow.Array, n int, emit Emit) error {
 	t := h.global
+	if h.cfg.Batch {
+		h.gids = t.find(keys, nil, n, h.hashes, h.gids)
+		return t.update(h.gids, nil, args)
+	}
 	before := uint32(t.groups.n)
 	h.gids = t.find(keys, nil, n, h.hashes, h.gids)
 	gids := h.gids
@@ -445,9 +469,31 @@ func (h *HashAggregate) Advance(wm int64, emit Emit) error {
 
 // Finish emits every open window (bounded inputs); for a non-windowed
 // aggregate it emits nothing (the changelog is already out).
+//
+// A Batch aggregate emits its groups here, once, in key order (NULLs
+// last); without keys it emits exactly one row even for an empty input
+// (COUNT(*) = 0, SUM NULL), as SQL requires.
 func (h *HashAggregate) Finish(emit Emit) error {
 	switch h.cfg.Window.Kind {
 	case WindowNone:
+		if !h.cfg.Batch || h.global == nil {
+			return nil
+		}
+		t := h.global
+		h.global = h.newTable(0, 0)
+		if t.groups.n == 0 && len(h.keyTypes) == 0 {
+			for _, a := range t.accs {
+				a.grow(1)
+			}
+			return h.emitRows(t.groups, []uint32{0}, t.accs, []uint32{0}, nil, nil, emit)
+		}
+		gids := t.groups.sorted()
+		for start := 0; start < len(gids); start += maxEmitRows {
+			part := gids[start:min(start+maxEmitRows, len(gids))]
+			if err := h.emitRows(t.groups, part, t.accs, part, nil, nil, emit); err != nil {
+				return err
+			}
+		}
 		return nil
 	case WindowSession:
 		return h.sess.close(math.MaxInt64, true, emit)
@@ -470,6 +516,7 @@ func (h *HashAggregate) emitWindows(due func(*aggTable) bool, emit Emit) error {
 	})
 	for _, t := range ts {
 		delete(h.windows, t.start)
+		h.sizeHint = t.groups.n
 		if err := h.emitTable(t, t.groups.sorted(), emit); err != nil {
 			return err
 		}

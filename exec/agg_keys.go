@@ -338,6 +338,26 @@ func newGroupTable(keyTypes []arrow.DataType) *groupTable {
 	return t
 }
 
+// reserve sizes the table for about n groups.
+func (t *groupTable) reserve(n int) {
+	size := 16
+	for size*3 < n*4 {
+		size *= 2
+	}
+	if t.fast {
+		if size > len(t.fslots) && t.n == 0 {
+			t.fslots = make([]fastSlot, size)
+			t.mask = uint64(size - 1)
+		}
+		t.fkeys.vals = slices.Grow(t.fkeys.vals, n)
+		t.fkeys.null = slices.Grow(t.fkeys.null, n)
+	} else if size > len(t.slots) && t.n == 0 {
+		t.slots = make([]uint32, size)
+		t.mask = uint64(size - 1)
+	}
+	t.hashes = slices.Grow(t.hashes, n)
+}
+
 func (t *groupTable) bind(cols []arrow.Array) {
 	for i, k := range t.keys {
 		k.bind(cols[i])

@@ -27,7 +27,7 @@ import (
 const aggSnapshotKind = "hash_aggregate"
 
 func (h *HashAggregate) fingerprint() string {
-	s := fmt.Sprintf("keys=%v;win=%+v;", h.keyTypes, h.cfg.Window)
+	s := fmt.Sprintf("keys=%v;win=%+v;batch=%v;", h.keyTypes, h.cfg.Window, h.cfg.Batch)
 	for _, d := range h.aggs {
 		s += fmt.Sprintf("agg=%d:%v:%v;", d.spec.Kind, d.inType, d.out)
 	}

@@ -357,7 +357,7 @@ func TestHashAggregateWindowsRandom(t *testing.T) {
 		unit int64
 	}{{"seconds", tInt, 1000000}, {"timestamp", tTS, 1}} {
 		for wname, w := range windowCases(tt.unit) {
-			for _, keys := range [][]int{{0}, {0, 1}, {1}, {}} {
+			for _, keys := range [][]int{{0}, {0, 1}, {1}, {}, {4, 7}} {
 				name := fmt.Sprintf("%s/%s/keys=%v", tt.name, wname, keys)
 				t.Run(name, func(t *testing.T) {
 					schema := aggSchema(tt.dt)
@@ -440,6 +440,23 @@ func refNone(cfg AggConfig, in []item) map[string][]any {
 	return out
 }
 
+// TestHashAggregateSessionManyKeys has enough distinct keys for the session
+// key table to be compacted while windows close.
+func TestHashAggregateSessionManyKeys(t *testing.T) {
+	schema := aggSchema(tInt)
+	const unit = 1000000
+	cfg := AggConfig{Keys: []int{0}, KeyNames: []string{"k1"}, Aggs: allAggs,
+		Window: WindowSpec{Kind: WindowSession, TimeCol: 2, Gap: 2 * unit, TimeUnit: unit}}
+	in := genAggInput(21, 6000, 5000, unit)
+	op, err := NewHashAggregate(schema, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	got := collectRun(t, op, schema, in, 64, true)
+	compareRows(t, got, refWindowed(cfg, in, unit), true)
+}
+
 func TestHashAggregateChangelog(t *testing.T) {
 	schema := aggSchema(tInt)
 	for _, keys := range [][]int{{0}, {0, 1}, {}} {
@@ -481,6 +498,46 @@ func TestHashAggregateChangelog(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestHashAggregateBatch(t *testing.T) {
+	schema := aggSchema(tInt)
+	for _, keys := range [][]int{{0}, {0, 1}, {}, {5}} {
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			names[i] = schema.Field(k).Name
+		}
+		cfg := AggConfig{Keys: keys, KeyNames: names, Aggs: allAggs, Batch: true}
+		t.Run(fmt.Sprint(keys), func(t *testing.T) {
+			runOpTest(t, opTest{
+				schema:   schema,
+				input:    genAggInput(17, 150, 6, 1),
+				nullCols: []int{0, 1, 3, 4, 5, 6, 7},
+				ordered:  true,
+				build: func(mem memory.Allocator) (Operator, error) {
+					return NewHashAggregate(schema, cfg, WithAllocator(mem))
+				},
+				ref: func(in []item) [][]any {
+					m := refNone(cfg, in)
+					var out [][]any
+					for _, r := range m {
+						out = append(out, r)
+					}
+					sort.Slice(out, func(i, j int) bool { return cmpKeys(out[i][:len(keys)], out[j][:len(keys)]) < 0 })
+					return out
+				},
+			})
+		})
+	}
+	// no keys, empty input: one row
+	cfg := AggConfig{Aggs: []AggSpec{{Kind: AggCountStar, Arg: -1, Name: "n"}, {Kind: AggSum, Arg: 3, Name: "s"}}, Batch: true}
+	op, err := NewHashAggregate(schema, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	got := collectRun(t, op, schema, nil, 0, true)
+	compareRows(t, got, [][]any{{int64(0), nil}}, true)
 }
 
 func TestHashAggregateChangelogShape(t *testing.T) {

@@ -29,6 +29,14 @@
 // passed to an Emit callback is valid only for the duration of that call; the
 // receiver calls Retain to keep it. Operators release everything they hold in
 // Close, which is idempotent.
+//
+// # Allocation
+//
+// Constructors take optional Options; WithAllocator sets the
+// memory.Allocator every Arrow buffer an operator creates comes from
+// (default memory.DefaultAllocator). Tests pass a memory.CheckedAllocator
+// to prove that every buffer is returned once outputs are released and the
+// operator is closed.
 package exec
 
 import (
@@ -133,12 +141,17 @@ type Literal struct {
 //	patterns    "like" "not_like" "ilike" "not_ilike" "regexp" "not_regexp" "regexp_i" "not_regexp_i"
 //	sets        "in" (arg 0 against args 1..n), "not_in"
 //	conditional "case" (args: when1, then1, when2, then2, ..., [else]; odd count means an else), "coalesce", "nullif", "greatest", "least"
-//	strings     "concat" (||, NULL if any NULL), "lower" "upper" "length" "substr"(s, from[, len]) "trim" "ltrim" "rtrim"
+//	strings     "concat" (||, NULL if any NULL), "concat_ignore_nulls" (the SQL concat() function: NULLs skipped,
+//	            values printed by their output function), "concat_ws"(sep, ...),
+//	            "lower" "upper" "length" "substr"(s, from[, len]) "trim"(s[, chars]) "ltrim" "rtrim"
 //	            "replace"(s, from, to) "strpos"(s, sub) "left"(s,n) "right"(s,n) "starts_with"(s, prefix) "repeat"(s,n) "reverse" "md5"
 //	math        "abs" "round"(x[, digits]) "floor" "ceil" "sqrt" "power" "ln" "log10" "exp" "sign" "mod"
 //	time        "date_trunc"(unit text, ts) "date_part"(field text, ts|interval) -> float64 "to_timestamp"(float64 seconds)
 //	            "epoch_us"(ts) -> int64
-//	casts       "cast" (one argument; to Type): between any two types, text parsing as PostgreSQL does
+//	casts       "cast" (one argument; to Type): between any two types, text parsing as PostgreSQL does;
+//	            double -> bigint rounds ties to even (float8) except for a Literal argument, a NUMERIC
+//	            constant, which rounds ties away from zero (2.5::int = 3; keep an explicit ::float8 on a
+//	            constant as a cast node to get 2.5::float8::int = 2)
 //	windows     "tumble_start"(t, size), "hop_start"... are not functions: windows are AggConfig.Window.
 //
 // Errors at run time (division by zero 22012, invalid cast 22P02, out of

@@ -3,6 +3,8 @@ package exec
 import (
 	"fmt"
 	"math/rand"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -45,12 +47,22 @@ const benchWindow = int64(10_000_000) // 10 s tumble windows
 // BenchmarkTumbleAggregate measures HashAggregate (COUNT, SUM, MAX per key
 // per 10 s tumble window) against BenchmarkTumbleMapLoop, a hand-written Go
 // loop with map[key]acc over the same int64 columns. rows/s are reported.
+// SPATE_BENCH_ROWS=10000000 runs one size (the default is 1M and 4M rows;
+// the key space is 1M and the input spans four 10 s windows).
 func BenchmarkTumbleAggregate(b *testing.B) {
-	for _, rows := range []int{1_000_000, 4_000_000} {
+	sizes := []int{1_000_000, 4_000_000}
+	if v := os.Getenv("SPATE_BENCH_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sizes = []int{n}
+	}
+	for _, rows := range sizes {
 		batches, schema := benchBatches(rows, 8192, 1_000_000, 4*benchWindow)
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
 			cfg := AggConfig{Keys: []int{0}, KeyNames: []string{"key"},
-				Aggs: []AggSpec{{Kind: AggCountStar, Arg: -1, Name: "n"}, {Kind: AggSum, Arg: 2, Name: "s"}, {Kind: AggMax, Arg: 2, Name: "m"}},
+				Aggs:   []AggSpec{{Kind: AggCountStar, Arg: -1, Name: "n"}, {Kind: AggSum, Arg: 2, Name: "s"}, {Kind: AggMax, Arg: 2, Name: "m"}},
 				Window: WindowSpec{Kind: WindowTumble, TimeCol: 1, Size: benchWindow, TimeUnit: 1}}
 			var out int64
 			emit := func(rec arrow.RecordBatch) error { out += rec.NumRows(); return nil }

@@ -45,6 +45,14 @@ func castNode(a node, dt arrow.DataType) node {
 func buildCast(a node, to arrow.DataType) (node, error) {
 	from := a.typ()
 	if arrow.TypeEqual(from, to) {
+		if _, lit := a.(*litNode); lit && physOf(to) == physFloat64 {
+			// An explicit ::float8 on a constant makes it a float8 value
+			// rather than a NUMERIC constant (see the double -> bigint rule).
+			return newFunc(to, func(mem memory.Allocator, args []arrow.Array, n int) (arrow.Array, error) {
+				args[0].Retain()
+				return args[0], nil
+			}, false, a), nil
+		}
 		return a, nil
 	}
 	if isNull(from) {
@@ -74,13 +82,23 @@ func buildCast(a node, to arrow.DataType) (node, error) {
 			return makeFixed(to, n, vb, buf), nil
 		}
 	case pf == physFloat64 && pt == physInt64:
+		// PostgreSQL rounds a float8 to the nearest integer with ties to
+		// even (rint), but a NUMERIC constant with ties away from zero
+		// (2.5::int = 3, 2.5::float8::int = 2). Spate stores NUMERIC as
+		// double, so a Literal argument is taken as a NUMERIC constant and
+		// anything else (columns, expressions, an explicit ::float8 on a
+		// constant) as float8.
 		fails = true
+		round := math.RoundToEven
+		if _, lit := a.(*litNode); lit {
+			round = math.Round
+		}
 		k = func(mem memory.Allocator, args []arrow.Array, n int) (arrow.Array, error) {
 			x := Float64s(args[0])
 			vb := andValidity(mem, n, args[0])
 			buf, out := allocInt64(mem, n)
 			for i := range out {
-				r := math.Round(x[i]) // half away from zero
+				r := round(x[i])
 				if !(r >= -9.2233720368547758e18 && r < 9.2233720368547758e18) {
 					if validAt(bitsOf(vb), i) {
 						buf.Release()

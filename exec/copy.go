@@ -3,7 +3,10 @@ package exec
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -22,13 +25,83 @@ type CopyOptions struct {
 	Table     string // table name for error context ("COPY <Table>, line …")
 }
 
+// SQLTypeMetadataKey is the Arrow field metadata key under which the
+// planner may record a column's SQL type where the physical type is wider:
+// "integer" makes COPY and RecordFromValues range-check an Int64 column to
+// 32 bits (SQLSTATE 22003), as PostgreSQL does for INT; "varchar(n)" /
+// "char(n)" make them reject longer text (22001 "value too long for type
+// character varying(n)"; trailing spaces beyond n are dropped).
+const SQLTypeMetadataKey = "spate.sqltype"
+
+func isInt32Field(f arrow.Field) bool {
+	v, ok := f.Metadata.GetValue(SQLTypeMetadataKey)
+	return ok && v == "integer"
+}
+
+// varcharLimit returns n for a field whose SQL type is "varchar(n)" (or
+// "character varying(n)", "char(n)"), else 0.
+func varcharLimit(f arrow.Field) (int, string) {
+	v, ok := f.Metadata.GetValue(SQLTypeMetadataKey)
+	if !ok {
+		return 0, ""
+	}
+	i := strings.IndexByte(v, '(')
+	if i < 0 || !strings.HasSuffix(v, ")") {
+		return 0, ""
+	}
+	name := strings.TrimSpace(v[:i])
+	switch name {
+	case "varchar", "character varying":
+		name = "character varying"
+	case "char", "character", "bpchar":
+		name = "character"
+	default:
+		return 0, ""
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v[i+1 : len(v)-1]))
+	if err != nil || n <= 0 {
+		return 0, ""
+	}
+	return n, fmt.Sprintf("%s(%d)", name, n)
+}
+
+func errTooLong(typ string) *Error {
+	return &Error{Code: CodeStringDataRightTrunc, Message: "value too long for type " + typ}
+}
+
+// checkLen enforces a varchar limit the way PostgreSQL does on
+// assignment: trailing spaces beyond the limit are dropped, anything else
+// is an error.
+func checkLen(b []byte, limit int, typ string) ([]byte, error) {
+	if limit <= 0 || len(b) <= limit {
+		return b, nil
+	}
+	if utf8.RuneCount(b) <= limit {
+		return b, nil
+	}
+	// keep the first limit characters if the rest is spaces
+	cut, n := 0, 0
+	for cut < len(b) && n < limit {
+		_, sz := utf8.DecodeRune(b[cut:])
+		cut += sz
+		n++
+	}
+	for _, c := range b[cut:] {
+		if c != ' ' {
+			return nil, errTooLong(typ)
+		}
+	}
+	return b[:cut], nil
+}
+
 // CopyDecoder parses COPY data (PostgreSQL text or CSV format) straight
 // into Arrow columns of a schema. Write accepts arbitrary chunks (records
 // may span chunks); a batch is emitted every batchRows rows and Flush emits
 // the rest. Errors carry a SQLSTATE (22P02 invalid value, 22003 out of
 // range, 22P04 malformed data) and a PostgreSQL-style context naming the
 // table, line and column. Not safe for concurrent use. Emitted batches are
-// valid only during the Emit call.
+// valid only during the Emit call. The decoder holds the Arrow buffers of
+// the batch being filled: call Close when done (also after an error).
 type CopyDecoder struct {
 	schema    *arrow.Schema
 	opts      CopyOptions
@@ -41,6 +114,7 @@ type CopyDecoder struct {
 	pending   int
 	header    bool // header still to skip
 	done      bool // saw the \. end marker
+	failed    bool // a data error happened: only Flush and Close remain
 	scratch   []byte
 	fields    []fieldRef
 	nullB     []byte
@@ -88,6 +162,12 @@ func NewCopyDecoder(schema *arrow.Schema, opts CopyOptions, batchRows int, optio
 		if err != nil {
 			return nil, err
 		}
+		if ci, ok := c.(*copyInt64); ok && isInt32Field(schema.Field(i)) {
+			ci.int32 = true
+		}
+		if cs, ok := c.(*copyString); ok {
+			cs.limit, cs.typ = varcharLimit(schema.Field(i))
+		}
 		d.cols = append(d.cols, c)
 	}
 	d.startBatch()
@@ -119,9 +199,24 @@ func (d *CopyDecoder) emitBatch(emit Emit) error {
 	return emit(rec)
 }
 
+// EmitPending emits the rows decoded so far as one batch, without ending
+// the input: a partial line stays buffered for the next Write. COPY uses it
+// so that rows of a slow COPY reach continuous queries without waiting for
+// a full batch. It does nothing after an error.
+func (d *CopyDecoder) EmitPending(emit Emit) error {
+	if d.failed {
+		return nil
+	}
+	return d.emitBatch(emit)
+}
+
 // Write decodes p (any chunk of the COPY data) and emits full batches.
-// After an error the decoder must not be used further.
+// After an error only Flush (to get the rows before the bad record) and
+// Close may be called.
 func (d *CopyDecoder) Write(p []byte, emit Emit) error {
+	if d.failed {
+		return fmt.Errorf("exec: CopyDecoder: Write after an error")
+	}
 	if d.done {
 		return nil
 	}
@@ -146,7 +241,14 @@ func (d *CopyDecoder) Write(p []byte, emit Emit) error {
 
 // Flush decodes a final record without a trailing newline and emits the
 // remaining rows.
+//
+// After Write returned a data error, Flush emits the rows decoded before
+// the bad record and nothing after it (COPY into a stream is not atomic).
 func (d *CopyDecoder) Flush(emit Emit) error {
+	if d.failed {
+		d.carry = d.carry[:0]
+		return d.emitBatch(emit)
+	}
 	if !d.done && len(d.carry) > 0 {
 		data := d.carry
 		pos, err := d.parse(data, true, emit)
@@ -230,6 +332,10 @@ func (d *CopyDecoder) parse(data []byte, final bool, emit Emit) (int, error) {
 				continue
 			}
 			if err := d.cols[i].appendField(d.pending, b); err != nil {
+				for _, c := range d.cols[:i] {
+					c.rollback(d.pending)
+				}
+				d.failed = true
 				e := err.(*Error)
 				return pos, d.errCtx(e, "", i, b)
 			}
@@ -477,6 +583,7 @@ type copyCol interface {
 	start(mem memory.Allocator, capRows int)
 	appendField(row int, b []byte) error
 	appendNull(row int)
+	rollback(row int) // undo the append of row (the last one)
 	finish(mem memory.Allocator, n int) arrow.Array
 	release()
 }
@@ -508,6 +615,13 @@ func (v *validBuf) start(mem memory.Allocator, n int) {
 }
 func (v *validBuf) set(row int)  { v.bits[row>>3] |= 1 << uint(row&7) }
 func (v *validBuf) null(row int) { v.nulls++ }
+func (v *validBuf) unset(row int) {
+	if v.bits[row>>3]&(1<<uint(row&7)) != 0 {
+		v.bits[row>>3] &^= 1 << uint(row&7)
+	} else {
+		v.nulls--
+	}
+}
 func (v *validBuf) take() *memory.Buffer {
 	b := v.buf
 	v.buf = nil
@@ -525,10 +639,11 @@ func (v *validBuf) release() {
 }
 
 type copyInt64 struct {
-	dt   arrow.DataType
-	buf  *memory.Buffer
-	vals []int64
-	v    validBuf
+	dt    arrow.DataType
+	int32 bool // SQL INTEGER: values must fit in 32 bits
+	buf   *memory.Buffer
+	vals  []int64
+	v     validBuf
 }
 
 func (c *copyInt64) start(mem memory.Allocator, n int) {
@@ -536,6 +651,7 @@ func (c *copyInt64) start(mem memory.Allocator, n int) {
 	c.v.start(mem, n)
 }
 func (c *copyInt64) appendNull(row int) { c.vals[row] = 0; c.v.null(row) }
+func (c *copyInt64) rollback(row int)   { c.v.unset(row) }
 func (c *copyInt64) appendField(row int, b []byte) error {
 	var x int64
 	switch c.dt.ID() {
@@ -546,6 +662,9 @@ func (c *copyInt64) appendField(row int, b []byte) error {
 		}
 		if ovf {
 			return &Error{Code: CodeNumericOutOfRange, Message: "value \"" + string(b) + "\" is out of range for type bigint"}
+		}
+		if c.int32 && (v < math.MinInt32 || v > math.MaxInt32) {
+			return &Error{Code: CodeNumericOutOfRange, Message: "value \"" + string(b) + "\" is out of range for type integer"}
 		}
 		x = v
 	case arrow.TIMESTAMP:
@@ -594,6 +713,7 @@ func (c *copyFloat64) start(mem memory.Allocator, n int) {
 	c.v.start(mem, n)
 }
 func (c *copyFloat64) appendNull(row int) { c.vals[row] = 0; c.v.null(row) }
+func (c *copyFloat64) rollback(row int)   { c.v.unset(row) }
 func (c *copyFloat64) appendField(row int, b []byte) error {
 	f, ok, rng := parseFloatBytes(b)
 	if !ok {
@@ -631,6 +751,7 @@ func (c *copyBool) start(mem memory.Allocator, n int) {
 	c.v.start(mem, n)
 }
 func (c *copyBool) appendNull(row int) { c.v.null(row) }
+func (c *copyBool) rollback(row int)   { clearBit(c.bits, row); c.v.unset(row) }
 func (c *copyBool) appendField(row int, b []byte) error {
 	x, ok := parseBoolText(bstr(b))
 	if !ok {
@@ -656,9 +777,11 @@ func (c *copyBool) release() {
 }
 
 type copyString struct {
-	offs []int32
-	data []byte
-	v    validBuf
+	limit int    // varchar(n) limit in characters, 0 = none
+	typ   string // for the error message
+	offs  []int32
+	data  []byte
+	v     validBuf
 }
 
 func (c *copyString) start(mem memory.Allocator, n int) {
@@ -674,7 +797,18 @@ func (c *copyString) appendNull(row int) {
 	c.offs = append(c.offs, int32(len(c.data)))
 	c.v.null(row)
 }
+func (c *copyString) rollback(row int) {
+	c.offs = c.offs[:row+1]
+	c.data = c.data[:c.offs[row]]
+	c.v.unset(row)
+}
 func (c *copyString) appendField(row int, b []byte) error {
+	if c.limit > 0 {
+		var err error
+		if b, err = checkLen(b, c.limit, c.typ); err != nil {
+			return err
+		}
+	}
 	c.data = append(c.data, b...)
 	c.offs = append(c.offs, int32(len(c.data)))
 	c.v.set(row)

@@ -136,6 +136,78 @@ func TestCopyDecoderErrors(t *testing.T) {
 	}
 }
 
+// After a data error, Flush emits the rows before the bad record.
+func TestCopyDecoderErrorKeepsEarlierRows(t *testing.T) {
+	for _, chunk := range []int{0, 1, 5} {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		d, err := NewCopyDecoder(tradesSchema, CopyOptions{CSV: true, Table: "t"}, 100, WithAllocator(mem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows [][]any
+		emit := func(rec arrow.RecordBatch) error { rows = append(rows, recordRows(rec)...); return nil }
+		data := []byte("1,a,1,\n2,bb,2,\n3,ccc,bad,\n4,d,4,\n")
+		if chunk == 0 {
+			chunk = len(data)
+		}
+		var werr error
+		for p := 0; p < len(data) && werr == nil; p += chunk {
+			werr = d.Write(data[p:min(p+chunk, len(data))], emit)
+		}
+		if werr == nil || !strings.Contains(werr.Error(), "line 3") {
+			t.Fatalf("want error on line 3, got %v", werr)
+		}
+		if err := d.Flush(emit); err != nil {
+			t.Fatal(err)
+		}
+		compareRows(t, rows, [][]any{{int64(1), "a", 1.0, nil}, {int64(2), "bb", 2.0, nil}}, true)
+		d.Close()
+		mem.AssertSize(t, 0)
+	}
+}
+
+func TestCopyInt32Range(t *testing.T) {
+	md := arrow.NewMetadata([]string{SQLTypeMetadataKey}, []string{"integer"})
+	schema := arrow.NewSchema([]arrow.Field{{Name: "n", Type: tInt, Nullable: true, Metadata: md}}, nil)
+	d, err := NewCopyDecoder(schema, CopyOptions{Table: "t"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	err = d.Write([]byte("2147483647\n2147483648\n"), func(arrow.RecordBatch) error { return nil })
+	var e *Error
+	if !errors.As(err, &e) || e.Code != "22003" || e.Message != `value "2147483648" is out of range for type integer` {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := RecordFromValues(schema, [][]any{{int64(1) << 40}}); err == nil {
+		t.Fatal("RecordFromValues: want range error")
+	}
+}
+
+func TestVarcharLimit(t *testing.T) {
+	md := arrow.NewMetadata([]string{SQLTypeMetadataKey}, []string{"varchar(5)"})
+	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: tText, Nullable: true, Metadata: md}}, nil)
+	rec, err := RecordFromValues(schema, [][]any{{"héllo"}, {"ab   "}, {"abcde   "}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := recordRows(rec); got[2][0] != "abcde" {
+		t.Fatalf("trailing spaces: %v", got)
+	}
+	rec.Release()
+	_, err = RecordFromValues(schema, [][]any{{"abcdef"}})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != "22001" || e.Message != "value too long for type character varying(5)" {
+		t.Fatalf("got %v", err)
+	}
+	d, _ := NewCopyDecoder(schema, CopyOptions{CSV: true, Table: "t"}, 10)
+	defer d.Close()
+	err = d.Write([]byte("abcdef\n"), func(arrow.RecordBatch) error { return nil })
+	if !errors.As(err, &e) || e.Code != "22001" {
+		t.Fatalf("COPY: got %v", err)
+	}
+}
+
 func makeTradesCSV(rows int) []byte {
 	var sb strings.Builder
 	syms := []string{"AAPL", "MSFT", "GOOG", "AMZN"}

@@ -248,6 +248,15 @@ func compileCall(c Call, in *arrow.Schema) (node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Deliver the type the planner promised (e.g. a float result where it
+	// widened, a timestamp where the kernel computed µs as bigint).
+	if c.Type != nil && !isNull(c.Type) && !isNull(n.typ()) && !arrow.TypeEqual(n.typ(), c.Type) {
+		cn, err := buildCast(n, c.Type)
+		if err != nil {
+			return nil, fmt.Errorf("exec: %s returns %s, planner expects %s: %w", c.Fn, n.typ(), c.Type, err)
+		}
+		n = cn
+	}
 	return n, nil
 }
 
@@ -860,6 +869,9 @@ func (c *coalesceNode) eval(mem memory.Allocator, b *batch) (arrow.Array, error)
 
 func buildIn(args []node) (node, error) {
 	x := args[0]
+	if n := buildInSet(args); n != nil {
+		return n, nil
+	}
 	var n node
 	for _, a := range args[1:] {
 		eq, err := buildCompare("=", x, a)
@@ -873,4 +885,62 @@ func buildIn(args []node) (node, error) {
 		}
 	}
 	return n, nil
+}
+
+// buildInSet handles x IN (constants…) with a hash set when every list
+// element is a literal of x's type; it returns nil otherwise.
+func buildInSet(args []node) node {
+	x := args[0]
+	p := physOf(x.typ())
+	if p != physInt64 && p != physString && p != physFloat64 || len(args) < 4 {
+		return nil
+	}
+	ints := map[int64]bool{}
+	strs := map[string]bool{}
+	hasNull := false
+	for _, a := range args[1:] {
+		v, ok := isLiteral(a)
+		if !ok || !comparable2(x.typ(), a.typ()) {
+			return nil
+		}
+		switch t := v.(type) {
+		case nil:
+			hasNull = true
+		case int64:
+			ints[t] = true
+		case float64:
+			ints[canonFloatBits(t)] = true
+		case string:
+			strs[t] = true
+		default:
+			return nil
+		}
+	}
+	return newFunc(tBool, func(mem memory.Allocator, cols []arrow.Array, n int) (arrow.Array, error) {
+		a := cols[0]
+		v := validityOf(a)
+		db, out := allocBits(mem, n)
+		vb, vbits := allocBits(mem, n)
+		for i := 0; i < n; i++ {
+			if !v.valid(i) {
+				continue
+			}
+			var hit bool
+			switch p {
+			case physInt64:
+				hit = ints[Int64s(a)[i]]
+			case physFloat64:
+				hit = ints[canonFloatBits(Float64s(a)[i])]
+			default:
+				hit = strs[stringsOf(a).str(i)]
+			}
+			if hit {
+				setBit(out, i)
+				setBit(vbits, i)
+			} else if !hasNull {
+				setBit(vbits, i)
+			}
+		}
+		return makeFixed(tBool, n, vb, db), nil
+	}, false, x)
 }

@@ -219,6 +219,58 @@ func buildFunction(fn string, args []node, rt arrow.DataType) (node, error) {
 			}
 			return dst, nil
 		}), false, args...), nil
+	case "concat_ignore_nulls", "concat_ws":
+		// PostgreSQL's concat() and concat_ws(): NULL arguments are
+		// skipped, non-text values print with their output function
+		// (true -> "t"); the result is never NULL (concat_ws: NULL when
+		// the separator is NULL).
+		ws := fn == "concat_ws"
+		if ws {
+			if len(args) < 1 {
+				return nil, errArgs(fn, args)
+			}
+			if err := needText(fn, args, 0); err != nil {
+				return nil, err
+			}
+		}
+		return newFunc(tText, func(mem memory.Allocator, cols []arrow.Array, n int) (arrow.Array, error) {
+			vs := make([]validity, len(cols))
+			for i, c := range cols {
+				vs[i] = validityOf(c)
+			}
+			sb := newStringBuf(n)
+			var tmp []byte
+			for r := 0; r < n; r++ {
+				tmp = tmp[:0]
+				vals := cols
+				var sep []byte
+				if ws {
+					if !vs[0].valid(r) {
+						sb.appendNull()
+						continue
+					}
+					sep = stringsOf(cols[0]).bytes(r)
+					vals = cols[1:]
+				}
+				first := true
+				for i, c := range vals {
+					vi := i
+					if ws {
+						vi++
+					}
+					if isNull(c.DataType()) || !vs[vi].valid(r) {
+						continue
+					}
+					if !first {
+						tmp = append(tmp, sep...)
+					}
+					first = false
+					tmp = AppendText(tmp, c, r)
+				}
+				sb.append(tmp)
+			}
+			return sb.finish(mem), nil
+		}, false, args...), nil
 	case "lower", "upper", "reverse", "md5":
 		if err := wantArgs(fn, args, 1, 1); err != nil {
 			return nil, err

@@ -42,6 +42,12 @@ func call(fn string, t arrow.DataType, args ...Expr) Expr { return Call{Fn: fn, 
 
 // evalRowsExpr evaluates e over rows of testSchema.
 func evalRowsExpr(t *testing.T, rows [][]any, e Expr) ([]any, error) {
+	return evalRowsExprSlice(t, rows, e, 0, len(rows))
+}
+
+// evalRowsExprSlice evaluates e over rows[lo:hi] as a zero-copy slice of a
+// batch of all rows (non-zero array offsets).
+func evalRowsExprSlice(t *testing.T, rows [][]any, e Expr, lo, hi int) ([]any, error) {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -54,13 +60,15 @@ func evalRowsExpr(t *testing.T, rows [][]any, e Expr) ([]any, error) {
 		t.Fatal(err)
 	}
 	defer rec.Release()
-	arr, err := ev.Eval(rec)
+	sl := rec.NewSlice(int64(lo), int64(hi))
+	defer sl.Release()
+	arr, err := ev.Eval(sl)
 	if err != nil {
 		return nil, err
 	}
 	defer arr.Release()
-	if arr.Len() != len(rows) {
-		t.Fatalf("result has %d rows, want %d", arr.Len(), len(rows))
+	if arr.Len() != hi-lo {
+		t.Fatalf("result has %d rows, want %d", arr.Len(), hi-lo)
 	}
 	out := make([]any, arr.Len())
 	for i := range out {
@@ -105,6 +113,10 @@ func TestExprBasics(t *testing.T) {
 		{"least", call("least", tInt, col(0), col(1)), []any{int64(2), int64(-7), int64(0), int64(5)}},
 		{"in", call("in", tBool, col(0), lit(5), lit(7)), []any{true, false, nil, true}},
 		{"in_null", call("in", tBool, col(0), lit(5), lit(nil)), []any{nil, nil, nil, true}},
+		{"in_set", call("in", tBool, col(0), lit(5), lit(7), lit(8), lit(9)), []any{true, false, nil, true}},
+		{"in_set_null", call("in", tBool, col(0), lit(5), lit(nil), lit(8), lit(9)), []any{nil, nil, nil, true}},
+		{"in_set_text", call("in", tBool, col(3), lit("x"), lit("hello"), lit(""), lit("y")), []any{true, false, nil, true}},
+		{"promised_type", call("+", tFloat, col(0), col(1)), []any{9.0, -5.0, nil, nil}},
 		{"not_in", call("not_in", tBool, col(0), lit(5), lit(1)), []any{true, true, nil, false}},
 		{"case", call("case", tText, call(">", tBool, col(0), lit(0)), lit("pos"), call("<", tBool, col(0), lit(0)), lit("neg"), lit("other")), []any{"pos", "neg", "other", "pos"}},
 		{"case_noelse", call("case", tInt, call(">", tBool, col(0), lit(0)), col(1)), []any{int64(2), nil, nil, nil}},
@@ -112,7 +124,11 @@ func TestExprBasics(t *testing.T) {
 		{"and_lazy", call("and", tBool, call("<>", tBool, col(1), lit(0)), call(">", tBool, call("/", tInt, col(0), col(1)), lit(0))), []any{true, false, false, nil}},
 		{"cast_text_int", call("cast", tInt, lit(" 42 ")), []any{int64(42), int64(42), int64(42), int64(42)}},
 		{"cast_int_text", call("cast", tText, col(0)), []any{"7", "-7", nil, "5"}},
-		{"cast_float_int", call("cast", tInt, col(2)), []any{int64(2), int64(-3), nil, int64(2)}},
+		{"cast_float_int", call("cast", tInt, col(2)), []any{int64(2), int64(-2), nil, int64(2)}},
+		{"cast_numeric_const", call("cast", tInt, lit(2.5)), []any{int64(3), int64(3), int64(3), int64(3)}},
+		{"cast_float8_const", call("cast", tInt, call("cast", tFloat, lit(2.5))), []any{int64(2), int64(2), int64(2), int64(2)}},
+		{"concat_fn", call("concat_ignore_nulls", tText, lit("a"), col(0), lit(nil), col(4)), []any{"a7t", "a-7f", "a", "a5t"}},
+		{"concat_ws", call("concat_ws", tText, lit("-"), col(3), col(0)), []any{"hello-7", "World--7", "", "-5"}},
 		{"cast_bool_text", call("cast", tText, col(4)), []any{"true", "false", nil, "true"}},
 		{"cast_ts_text", call("cast", tText, col(6)), []any{"2024-01-02 03:04:05.123456", "1970-01-01 00:00:00", nil, "1969-12-31 23:59:59.999999"}},
 		{"cast_iv_text", call("cast", tText, col(7)), []any{"00:01:00", "-00:00:01", nil, "1 day 02:00:00"}},
@@ -155,6 +171,16 @@ func TestExprBasics(t *testing.T) {
 			got, err := evalRowsExpr(t, exprRows, c.e)
 			if err != nil {
 				t.Fatalf("error: %v", err)
+			}
+			// the same on a slice with a non-zero offset
+			sub, err := evalRowsExprSlice(t, exprRows, c.e, 1, len(exprRows))
+			if err != nil {
+				t.Fatalf("slice: %v", err)
+			}
+			for i := range sub {
+				if rowKey([]any{sub[i]}) != rowKey([]any{got[i+1]}) {
+					t.Fatalf("slice row %d: got %v, want %v", i, sub[i], got[i+1])
+				}
 			}
 			for i := range got {
 				if f, ok := got[i].(float64); ok {

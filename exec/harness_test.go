@@ -100,10 +100,15 @@ func drive(mem memory.Allocator, op Operator, schema *arrow.Schema, in []item, b
 		if len(pending) == 0 {
 			return nil
 		}
-		rec, err := RecordFromValues(schema, pending, WithAllocator(mem))
+		// Push a zero-copy slice of a larger batch so operators see a
+		// non-zero array offset.
+		padded := append([][]any{pending[len(pending)-1]}, pending...)
+		full, err := RecordFromValues(schema, padded, WithAllocator(mem))
 		if err != nil {
 			return err
 		}
+		rec := full.NewSlice(1, int64(len(padded)))
+		full.Release()
 		pending = pending[:0]
 		defer rec.Release()
 		return op.Push(rec, emit)

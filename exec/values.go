@@ -2,6 +2,7 @@ package exec
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -13,7 +14,9 @@ import (
 // row: nil (NULL), bool, int64 (or int), float64, string; timestamps and
 // intervals as int64 µs (time.Time and time.Duration are accepted too); a
 // float64 column accepts int64 values and a text column any value that
-// AppendText could print. Used for INSERT … VALUES and system tables. The
+// AppendText could print. Field metadata SQLTypeMetadataKey adds the
+// INTEGER range and VARCHAR(n) length checks. Used for INSERT … VALUES
+// and system tables. The
 // caller owns (and releases) the returned batch. Options: WithAllocator.
 func RecordFromValues(schema *arrow.Schema, rows [][]any, opts ...Option) (arrow.RecordBatch, error) {
 	o := buildOptions(opts)
@@ -82,6 +85,15 @@ func columnFromValues(mem memory.Allocator, f arrow.Field, rows [][]any, c int) 
 				return nil, bad(i, v)
 			}
 			setBit(vbits, i)
+		}
+		if isInt32Field(f) {
+			for i, x := range out {
+				if x < math.MinInt32 || x > math.MaxInt32 {
+					vb.Release()
+					buf.Release()
+					return nil, &Error{Code: CodeNumericOutOfRange, Message: fmt.Sprintf("integer out of range (column \"%s\", row %d)", f.Name, i+1)}
+				}
+			}
 		}
 		return makeFixed(dt, n, vb, buf), nil
 	case physFloat64:
@@ -157,6 +169,7 @@ func columnFromValues(mem memory.Allocator, f arrow.Field, rows [][]any, c int) 
 		return makeFixed(dt, n, vb, db), nil
 	case physString:
 		sb := newStringBuf(n)
+		limit, typ := varcharLimit(f)
 		for i := 0; i < n; i++ {
 			v, err := get(i)
 			if err != nil {
@@ -166,9 +179,17 @@ func columnFromValues(mem memory.Allocator, f arrow.Field, rows [][]any, c int) 
 			case nil:
 				sb.appendNull()
 			case string:
-				sb.appendString(x)
+				b, err := checkLen([]byte(x), limit, typ)
+				if err != nil {
+					return nil, err
+				}
+				sb.append(b)
 			case []byte:
-				sb.append(x)
+				b, err := checkLen(x, limit, typ)
+				if err != nil {
+					return nil, err
+				}
+				sb.append(b)
 			case bool:
 				if x {
 					sb.appendString("true")

@@ -85,7 +85,13 @@ type strView struct {
 
 func stringsOf(arr arrow.Array) strView {
 	s := arr.(*array.String)
-	return strView{offs: s.ValueOffsets(), data: s.ValueBytes()}
+	// ValueOffsets are absolute positions in the whole data buffer (and
+	// need not start at 0 for a sliced or IPC-read array).
+	var data []byte
+	if b := s.Data().Buffers()[2]; b != nil {
+		data = b.Bytes()
+	}
+	return strView{offs: s.ValueOffsets(), data: data}
 }
 
 // bytes returns the bytes of row i (aliasing the array).

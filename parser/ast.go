@@ -60,7 +60,7 @@
 //
 //	spate_cast('true', 'boolean')   TRUE and FALSE (TiDB would read them as the integers 1 and 0); IS [NOT] TRUE/FALSE stay IsTruthExpr
 //	spate_cast('text', 'type')      typed literals: timestamp '2024-01-01 00:00:00', date '…', int '5', …
-//	concat(a, b)                    a || b, with PostgreSQL's precedence ('x' || a + 1 is concat('x', a + 1)); a || b || c is concat(concat(a, b), c)
+//	spate_concat(a, b)              a || b (NULL if either is NULL), with PostgreSQL's precedence ('x' || a + 1 is spate_concat('x', a + 1)); a || b || c nests left to right
 //	power(a, b)                     a ^ b (PostgreSQL's exponentiation, binding tighter than * and /)
 //	date_part('field', x)           EXTRACT(field FROM x); the field is a lower-case string as written ('epoch', 'hour', 'dow', …)
 //	substring(s, 1, n)              SUBSTRING(s FOR n)

@@ -1040,7 +1040,7 @@ func rewriteOther(nodes []*node) []*node {
 		var repl []*node
 		switch t.val {
 		case "||":
-			repl = []*node{mkCall("concat", t, args...)}
+			repl = []*node{mkCall("spate_concat", t, args...)}
 		case "~*":
 			repl = []*node{mkCall("spate_regexp_i", t, args...)}
 		case "&", "|", "<<", ">>", "#":

@@ -34,6 +34,14 @@ type fakeEngine struct {
 	sessions []*fakeSession
 }
 
+var (
+	_ cluster.Engine    = (*fakeEngine)(nil)
+	_ cluster.Session   = (*fakeSession)(nil)
+	_ cluster.RowStream = (*sliceStream)(nil)
+	_ cluster.RowStream = (*fakeStream)(nil)
+	_ cluster.CopyIn    = (*fakeCopyIn)(nil)
+)
+
 func newFakeEngine() *fakeEngine {
 	return &fakeEngine{
 		streams: make(chan *fakeStream, 16),

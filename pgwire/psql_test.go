@@ -66,6 +66,14 @@ func TestPsql(t *testing.T) {
 func TestPsqlCopySubscribeLive(t *testing.T) {
 	ts := startServer(t, Config{})
 	cmd := psqlCommand(t, ts, "-c", "COPY (SUBSCRIBE q) TO STDOUT")
+	// psql flushes COPY output only at the end when stdout is a pipe (a
+	// terminal is line buffered): make the pipe line buffered too.
+	stdbuf, err := osexec.LookPath("stdbuf")
+	if err != nil {
+		t.Skip("stdbuf not installed")
+	}
+	cmd.Args = append([]string{stdbuf, "-oL"}, cmd.Args...)
+	cmd.Path = stdbuf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +84,18 @@ func TestPsqlCopySubscribeLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	lines := bufio.NewReader(stdout)
+	lines := make(chan string, 16)
+	go func() {
+		defer close(lines)
+		r := bufio.NewReader(stdout)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines <- line
+		}
+	}()
 	var st *fakeStream
 	select {
 	case st = <-ts.engine.streams:
@@ -85,9 +104,13 @@ func TestPsqlCopySubscribeLive(t *testing.T) {
 	}
 	for i, want := range []string{"+\t1\n", "-\t1\n", "+\t2\n"} {
 		st.push(subscribeBatch([]string{want[:1]}, []int64{int64(want[2] - '0')}))
-		got, err := lines.ReadString('\n')
-		if err != nil || got != want {
-			t.Fatalf("line %d: %q, %v (stderr %q)", i, got, err, stderr.String())
+		select {
+		case got := <-lines:
+			if got != want {
+				t.Fatalf("line %d: %q, want %q (stderr %q)", i, got, want, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("line %d not printed (stderr %q)", i, stderr.String())
 		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -95,7 +118,8 @@ func TestPsqlCopySubscribeLive(t *testing.T) {
 	}
 	waitErr := make(chan error, 1)
 	go func() {
-		_, _ = lines.WriteTo(&bytes.Buffer{})
+		for range lines {
+		}
 		waitErr <- cmd.Wait()
 	}()
 	select {

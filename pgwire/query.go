@@ -182,7 +182,7 @@ func (c *conn) handleParse(m *pgproto3.Parse) error {
 	ps := &prepared{stmt: stmt}
 	var desc cluster.Described
 	if _, empty := stmt.(*parser.Empty); !empty {
-		desc, err = c.sess.Describe(c.ctx, stmt)
+		desc, err = c.describe(stmt)
 		if err != nil {
 			return err
 		}
@@ -202,6 +202,20 @@ func (c *conn) handleParse(m *pgproto3.Parse) error {
 	c.stmts[m.Name] = ps
 	c.send(&pgproto3.ParseComplete{})
 	return nil
+}
+
+// describe runs Session.Describe as a cancellable statement.
+func (c *conn) describe(stmt parser.Statement) (cluster.Described, error) {
+	p := &portal{}
+	p.ctx, p.cancel = context.WithCancelCause(c.ctx)
+	defer p.cancel(context.Canceled)
+	c.setRunning(p.cancel)
+	defer c.setRunning(nil)
+	desc, err := c.sess.Describe(p.ctx, stmt)
+	if err != nil {
+		return desc, c.stmtErr(p, err)
+	}
+	return desc, nil
 }
 
 var errInFailedTx = &sqlError{code: codeInFailedTx, msg: "current transaction is aborted, commands ignored until end of transaction block"}
@@ -391,6 +405,9 @@ func (c *conn) execute(p *portal, maxRows int) error {
 		p.tag = res.Tag
 		if p.tag == "" {
 			p.tag = defaultTag(p.stmt)
+		}
+		if c.tx == txFailed && endsTransaction(p.stmt) {
+			p.tag = "ROLLBACK" // COMMIT of a failed transaction block rolls back
 		}
 		c.afterCommand(p.stmt)
 		c.send(&pgproto3.CommandComplete{CommandTag: []byte(p.tag)})

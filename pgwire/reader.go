@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
+	"sync"
 )
 
 // frame is one client message after startup: its type byte and body (the
@@ -17,12 +17,13 @@ type frame struct {
 	body []byte
 }
 
-// Inbox limits: the reader queues at most inboxFrames messages and, beyond
-// the first, at most inboxBytes bytes of message bodies before it waits for
-// the connection goroutine to catch up.
+// inboxBytes bounds the client input the reader queues ahead of the
+// connection goroutine. Each frame counts its body plus frameOverhead, so
+// a flood of empty messages is bounded too. A single larger message is
+// still accepted when the queue is empty.
 const (
-	inboxFrames = 128
-	inboxBytes  = 4 << 20
+	inboxBytes    = 4 << 20
+	frameOverhead = 32
 )
 
 // tooLargeError is a message whose declared length exceeds MaxMessageSize.
@@ -38,61 +39,90 @@ func (e *tooLargeError) Error() string {
 //
 // Reading ahead lets a running statement notice that the client went away
 // (gone is cancelled with the read error as its cause) while every message
-// read is still delivered in order by next.
+// read is still delivered, in order, by next. The look-ahead is bounded by
+// inboxBytes: a client that pipelines more than that behind a statement
+// that never ends is noticed only when a write to it fails.
 type reader struct {
-	br     *bufio.Reader
-	max    int
-	frames chan frame
-	space  chan struct{} // signalled when queued drops to the budget
-	queued atomic.Int64  // bytes of bodies in frames
+	br   *bufio.Reader
+	max  int
+	stop context.Context // cancelled by the owner to stop the goroutine
+	done chan struct{}   // closed when the goroutine returned
 
 	// gone is cancelled, with the read error as cause, when the goroutine
 	// stops reading (EOF, socket error, oversized message). Every frame
-	// read before that is already in frames.
-	gone     context.Context
-	setGone  context.CancelCauseFunc
-	stopRead context.Context // cancelled by the owner to stop the goroutine
-	done     chan struct{}   // closed when the goroutine returned
+	// read before that is already queued.
+	gone    context.Context
+	setGone context.CancelCauseFunc
+
+	ready chan struct{} // cap 1: a frame was queued or the reader stopped
+	space chan struct{} // cap 1: queued bytes dropped below inboxBytes
+
+	mu sync.Mutex
+	// Protected by mu:
+	queue  []frame // queue[head:] are the frames not yet taken
+	head   int
+	queued int   // bytes accounted for queue[head:]
+	err    error // why the reader stopped; nil while it runs
 }
 
-// startReader starts the reader goroutine over br. stop ends it (together
-// with unblocking the socket: the caller closes or deadlines it).
+// startReader starts the reader goroutine over br.
 func startReader(stop context.Context, br *bufio.Reader, maxBody int) *reader {
 	r := &reader{
-		br:       br,
-		max:      maxBody,
-		frames:   make(chan frame, inboxFrames),
-		space:    make(chan struct{}, 1),
-		stopRead: stop,
-		done:     make(chan struct{}),
+		br:    br,
+		max:   maxBody,
+		stop:  stop,
+		done:  make(chan struct{}),
+		ready: make(chan struct{}, 1),
+		space: make(chan struct{}, 1),
 	}
 	r.gone, r.setGone = context.WithCancelCause(context.Background())
 	go r.run()
 	return r
 }
 
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
 func (r *reader) run() {
 	defer close(r.done)
 	for {
 		f, err := readFrame(r.br, r.max)
+		if err == nil {
+			err = r.enqueue(f)
+		}
 		if err != nil {
+			r.mu.Lock()
+			r.err = err
+			r.mu.Unlock()
+			signal(r.ready)
 			r.setGone(err)
 			return
 		}
-		for r.queued.Load() > inboxBytes {
-			select {
-			case <-r.space:
-			case <-r.stopRead.Done():
-				r.setGone(context.Cause(r.stopRead))
-				return
-			}
+	}
+}
+
+// enqueue adds f to the queue, first waiting while the queue is over its
+// byte budget.
+func (r *reader) enqueue(f frame) error {
+	size := len(f.body) + frameOverhead
+	for {
+		r.mu.Lock()
+		if r.queued == 0 || r.queued+size <= inboxBytes {
+			r.queue = append(r.queue, f)
+			r.queued += size
+			r.mu.Unlock()
+			signal(r.ready)
+			return nil
 		}
-		r.queued.Add(int64(len(f.body)))
+		r.mu.Unlock()
 		select {
-		case r.frames <- f:
-		case <-r.stopRead.Done():
-			r.setGone(context.Cause(r.stopRead))
-			return
+		case <-r.space:
+		case <-r.stop.Done():
+			return context.Cause(r.stop)
 		}
 	}
 }
@@ -105,39 +135,34 @@ var errInterrupted = errors.New("pgwire: interrupted")
 // for a closed socket). It returns ctx's error when ctx is done and
 // errInterrupted when interrupt is closed (a nil interrupt never fires).
 func (r *reader) next(ctx context.Context, interrupt <-chan struct{}) (frame, error) {
-	if err := ctx.Err(); err != nil {
-		return frame{}, err
-	}
-	select {
-	case f := <-r.frames:
-		r.took(f)
-		return f, nil
-	default:
-	}
-	select {
-	case f := <-r.frames:
-		r.took(f)
-		return f, nil
-	case <-r.gone.Done():
-		select {
-		case f := <-r.frames:
-			r.took(f)
-			return f, nil
-		default:
-			return frame{}, context.Cause(r.gone)
+	for {
+		if err := ctx.Err(); err != nil {
+			return frame{}, err
 		}
-	case <-ctx.Done():
-		return frame{}, ctx.Err()
-	case <-interrupt:
-		return frame{}, errInterrupted
-	}
-}
-
-func (r *reader) took(f frame) {
-	if r.queued.Add(-int64(len(f.body))) <= inboxBytes {
+		r.mu.Lock()
+		if r.head < len(r.queue) {
+			f := r.queue[r.head]
+			r.queue[r.head] = frame{}
+			r.head++
+			if r.head == len(r.queue) {
+				r.queue, r.head = r.queue[:0], 0
+			}
+			r.queued -= len(f.body) + frameOverhead
+			r.mu.Unlock()
+			signal(r.space)
+			return f, nil
+		}
+		err := r.err
+		r.mu.Unlock()
+		if err != nil {
+			return frame{}, err
+		}
 		select {
-		case r.space <- struct{}{}:
-		default:
+		case <-r.ready:
+		case <-ctx.Done():
+			return frame{}, ctx.Err()
+		case <-interrupt:
+			return frame{}, errInterrupted
 		}
 	}
 }

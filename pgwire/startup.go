@@ -217,6 +217,9 @@ func (c *conn) paramValue(name string) string {
 	if v, ok := c.sess.Setting(name); ok && v != "" {
 		return v
 	}
+	if v, ok := c.sess.Setting(strings.ToLower(name)); ok && v != "" {
+		return v
+	}
 	switch name {
 	case "application_name":
 		return c.startup["application_name"]

@@ -400,7 +400,12 @@ func (b *binder) call(x *ast.FuncCallExpr) (Expr, error) {
 			return &Param{N: p.N, T: t}, nil
 		}
 		if arg.Type() == t {
-			return arg, nil
+			if _, isConst := arg.(*Const); !isConst {
+				return arg, nil
+			}
+			// Keep an explicit cast of a constant: exec treats a bare
+			// decimal literal as NUMERIC (2.5::int rounds half away from
+			// zero) but 2.5::float8::int as a double (ties to even).
 		}
 		return &Func{Name: "cast", Args: []Expr{arg}, T: t}, nil
 	case "tumble", "hop", "spate_session":
@@ -411,7 +416,8 @@ func (b *binder) call(x *ast.FuncCallExpr) (Expr, error) {
 			return nil, err
 		}
 		return b.noteParams(makeBinary("regexp_i", args[0], args[1]))
-	case "concat":
+	case "spate_concat":
+		// a || b: NULL when either side is NULL.
 		args, err := b.args(x.Args)
 		if err != nil {
 			return nil, err
@@ -460,6 +466,18 @@ func (b *binder) call(x *ast.FuncCallExpr) (Expr, error) {
 		return &Const{Value: "spate", T: TypeText}, nil
 	case "current_schema":
 		return &Const{Value: "public", T: TypeText}, nil
+	}
+	if name == "trim" && len(x.Args) == 3 {
+		// trim(LEADING|TRAILING|BOTH chars FROM s) arrives as (s, chars, direction).
+		if d, ok := x.Args[2].(*ast.TrimDirectionExpr); ok {
+			switch d.Direction {
+			case ast.TrimLeading:
+				name = "ltrim"
+			case ast.TrimTrailing:
+				name = "rtrim"
+			}
+			x = &ast.FuncCallExpr{FnName: ast.NewCIStr(name), Args: x.Args[:2]}
+		}
 	}
 	f, ok := scalarFuncs[name]
 	if !ok {
@@ -527,6 +545,8 @@ func exprName(n ast.ExprNode) string {
 		case "spate_interval":
 			return "interval"
 		case "spate_param":
+			return "?column?"
+		case "spate_concat":
 			return "?column?"
 		case "locate":
 			return "position"

@@ -9,6 +9,11 @@ import (
 type Column struct {
 	Name string
 	Type Type
+	// Declared is the type as declared in CREATE STREAM / CREATE TABLE
+	// ("varchar(20)", "integer"), empty for computed columns. Ingest uses
+	// it for the checks the storage type does not make (INT range,
+	// VARCHAR length).
+	Declared string
 }
 
 // RelationKind tells streams, tables and continuous queries apart.

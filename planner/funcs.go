@@ -229,6 +229,22 @@ func variadicSame(name string, args []Expr) (Expr, error) {
 	return &Func{Name: name, Args: out, T: t}, nil
 }
 
+// textVariadic types concat() and concat_ws(): any number of arguments of
+// any type, which exec prints with their output functions.
+func textVariadic(name string, args []Expr) (Expr, error) {
+	if len(args) == 0 {
+		return nil, errorf(CodeUndefinedFunction, "function %s() does not exist", name)
+	}
+	out := make([]Expr, len(args))
+	for i, a := range args {
+		out[i] = a
+		if untyped(a) {
+			out[i] = castTo(a, TypeText)
+		}
+	}
+	return &Func{Name: name, Args: out, T: TypeText}, nil
+}
+
 // commonType finds the type all args can be converted to (CASE, COALESCE).
 func commonType(what string, args []Expr) (Type, error) {
 	t := TypeUnknown
@@ -283,10 +299,12 @@ var scalarFuncs = map[string]struct {
 	"char_length":  {"length", fixed(TypeBigInt, TypeText)},
 	"substr":       {"substr", optional(2, TypeText, TypeText, TypeBigInt, TypeBigInt)},
 	"substring":    {"substr", optional(2, TypeText, TypeText, TypeBigInt, TypeBigInt)},
-	"trim":         {"trim", fixed(TypeText, TypeText)},
-	"btrim":        {"trim", fixed(TypeText, TypeText)},
-	"ltrim":        {"ltrim", fixed(TypeText, TypeText)},
-	"rtrim":        {"rtrim", fixed(TypeText, TypeText)},
+	"trim":         {"trim", optional(1, TypeText, TypeText, TypeText)},
+	"btrim":        {"trim", optional(1, TypeText, TypeText, TypeText)},
+	"concat":       {"concat_ignore_nulls", textVariadic},
+	"concat_ws":    {"concat_ws", textVariadic},
+	"ltrim":        {"ltrim", optional(1, TypeText, TypeText, TypeText)},
+	"rtrim":        {"rtrim", optional(1, TypeText, TypeText, TypeText)},
 	"replace":      {"replace", fixed(TypeText, TypeText, TypeText, TypeText)},
 	"strpos":       {"strpos", fixed(TypeBigInt, TypeText, TypeText)},
 	"left":         {"left", fixed(TypeText, TypeText, TypeBigInt)},

@@ -126,7 +126,7 @@ func columnDefs(defs []parser.ColumnDef) ([]Column, error) {
 		if err != nil {
 			return nil, &Error{Code: CodeUndefinedObject, Message: err.Error()}
 		}
-		cols[i] = Column{Name: d.Name, Type: t}
+		cols[i] = Column{Name: d.Name, Type: t, Declared: string(d.Type)}
 	}
 	return cols, nil
 }

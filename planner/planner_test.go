@@ -193,8 +193,7 @@ func TestBatchQueries(t *testing.T) {
 		{"SELECT name, balance * 2 AS b FROM accounts WHERE vid = $1 ORDER BY balance DESC LIMIT 3", "name:text,b:bigint", 1},
 		{"SELECT count(*), max(balance) FROM accounts", "count:bigint,max:bigint", 0},
 		{"SELECT DISTINCT name FROM accounts", "name:text", 0},
-		// PostgreSQL names the || column ?column?; the parser turns || into concat(), so Spate says concat.
-		{"SELECT 1 + 1, 'x' || 'y', true", "?column?:integer,concat:text,bool:boolean", 0},
+		{"SELECT 1 + 1, 'x' || 'y', true, concat('a', 1)", "?column?:integer,?column?:text,bool:boolean,concat:text", 0},
 		{"SELECT vid FROM accounts ORDER BY balance", "vid:integer", 0},
 	} {
 		st, err := parser.ParseOne(tc.sql)

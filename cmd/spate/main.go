@@ -16,6 +16,7 @@ const usage = `spate — a continuous-query engine with a PostgreSQL-wire server
 Usage:
   spate serve   [flags]   start the server (coordinator, pgwire front end, local workers)
   spate bench   agg [flags]   measure the windowed GROUP BY through the engine against a hand-written loop
+  spate gen     trades [flags]  write CSV trades for the README's walkthrough to stdout
   spate version           print the version
 
 Run "spate <command> -h" for the flags of a command.
@@ -32,6 +33,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "bench":
 		err = runBench(os.Args[2:])
+	case "gen":
+		err = runGen(os.Args[2:])
 	case "version", "--version", "-v":
 		fmt.Println("spate", version)
 	case "help", "-h", "--help":

@@ -14,6 +14,7 @@
 //	statement error <SQLSTATE> [substring of the message]
 //	    The SQL follows, up to a blank line; it may hold several
 //	    statements separated by semicolons (one simple-protocol Query).
+//	    The substring may also be in the error's DETAIL or CONTEXT.
 //
 //	query <types> [nosort|rowsort|valuesort] [columns=1,3,…]
 //	<SQL, up to ---->

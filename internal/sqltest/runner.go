@@ -35,7 +35,7 @@ const (
 // parse fails the test before anything runs.
 func RunFile(t *testing.T, path, connString string) {
 	t.Helper()
-	runFile(t, path, connString)
+	runFile(t, path, connString, subscribeTimeout)
 }
 
 // reporter is the part of testing.TB the runner uses (so that the runner's
@@ -47,7 +47,7 @@ type reporter interface {
 	Logf(format string, args ...any)
 }
 
-func runFile(t reporter, path, connString string) {
+func runFile(t reporter, path, connString string, subTimeout time.Duration) {
 	t.Helper()
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -60,7 +60,7 @@ func runFile(t reporter, path, connString string) {
 		t.Fatalf("%v", err)
 		return
 	}
-	r := &runner{t: t, name: name, connString: connString}
+	r := &runner{t: t, name: name, connString: connString, subTimeout: subTimeout}
 	defer r.close()
 	for _, rec := range recs {
 		if rec.Kind == KindHalt {
@@ -92,6 +92,7 @@ type runner struct {
 	t          reporter
 	name       string
 	connString string
+	subTimeout time.Duration // see subscribeTimeout
 	conn       *pgconn.PgConn
 	subs       []*subscription // started and not yet checked
 }
@@ -113,11 +114,15 @@ func (r *runner) close() {
 func (r *runner) fail(rec Record, format string, args ...any) {
 	r.t.Helper()
 	msg := fmt.Sprintf(format, args...)
-	r.t.Errorf("%s:%d: %s %s\n%s", r.name, rec.Line, rec.Kind, strings.TrimRight(msg, "\n"), indent(rec.SQL))
+	r.t.Errorf("%s:%d: %s %s\nSQL: %s", r.name, rec.Line, rec.Kind, strings.TrimRight(msg, "\n"), strings.ReplaceAll(rec.SQL, "\n", "\n     "))
 }
 
-func indent(s string) string {
-	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+// expectedAt says where a record's expected rows are.
+func expectedAt(rec Record) string {
+	if rec.ExpectedLine == 0 {
+		return "no rows expected"
+	}
+	return fmt.Sprintf("expected rows at line %d", rec.ExpectedLine)
 }
 
 // session returns the script's connection, (re)connecting when needed: a
@@ -140,8 +145,17 @@ func (r *runner) session(rec Record) *pgconn.PgConn {
 	return c
 }
 
+// slowRecord is how long a record may take before the runner logs it.
+const slowRecord = 2 * time.Second
+
 func (r *runner) run(rec Record) {
 	r.t.Helper()
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > slowRecord && rec.Kind != KindSleep {
+			r.t.Logf("%s:%d: %s took %v", r.name, rec.Line, rec.Kind, d.Round(time.Millisecond))
+		}
+	}()
 	switch rec.Kind {
 	case KindStatement:
 		r.statement(rec)
@@ -166,6 +180,9 @@ func describeErr(err error) string {
 		if pe.Detail != "" {
 			s += " (DETAIL: " + pe.Detail + ")"
 		}
+		if pe.Where != "" {
+			s += " (CONTEXT: " + pe.Where + ")"
+		}
 		return s
 	}
 	return err.Error()
@@ -184,7 +201,7 @@ func (r *runner) checkError(rec Record, err error) bool {
 		return true
 	}
 	if err == nil {
-		r.fail(rec, "succeeded; expected error %s %s", rec.ErrorCode, rec.ErrorSubstring)
+		r.fail(rec, "succeeded; expected error %s", strings.TrimSpace(rec.ErrorCode+" "+rec.ErrorSubstring))
 		return false
 	}
 	var pe *pgconn.PgError
@@ -192,8 +209,11 @@ func (r *runner) checkError(rec Record, err error) bool {
 		r.fail(rec, "failed without a SQLSTATE (%v); expected error %s", err, rec.ErrorCode)
 		return false
 	}
-	if pe.Code != rec.ErrorCode || !strings.Contains(pe.Message, rec.ErrorSubstring) {
-		r.fail(rec, "failed with\n    %s\nexpected error\n    %s %s", describeErr(err), rec.ErrorCode, rec.ErrorSubstring)
+	// PostgreSQL puts some details (the line of a bad COPY row) in the
+	// context field rather than the message.
+	text := pe.Message + "\n" + pe.Detail + "\n" + pe.Where
+	if pe.Code != rec.ErrorCode || !strings.Contains(text, rec.ErrorSubstring) {
+		r.fail(rec, "failed with\n    %s\nexpected error\n    %s", describeErr(err), strings.TrimSpace(rec.ErrorCode+" "+rec.ErrorSubstring))
 		return false
 	}
 	return true
@@ -271,7 +291,7 @@ func (r *runner) query(rec Record) {
 		got[i] = vals
 	}
 	if diff := CompareRows(rec.Types, rec.Sort, got, rec.Expected); diff != "" {
-		problems = append(problems, fmt.Sprintf("result differs (expected rows at line %d):\n%s", rec.ExpectedLine, diff))
+		problems = append(problems, fmt.Sprintf("result differs (%s):\n%s", expectedAt(rec), diff))
 	}
 	if len(problems) > 0 {
 		r.fail(rec, "%s", strings.Join(problems, "\n"))
@@ -460,7 +480,7 @@ func (r *runner) waitSubscriptions(cq string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = s.conn.SetReadDeadline(time.Now().Add(subscribeTimeout))
+			_ = s.conn.SetReadDeadline(time.Now().Add(r.subTimeout))
 			<-s.done
 		}()
 	}
@@ -479,7 +499,7 @@ func (r *runner) checkSubscription(s *subscription) {
 		var ne net.Error
 		why := fmt.Sprint(s.err)
 		if errors.As(s.err, &ne) && ne.Timeout() {
-			why = fmt.Sprintf("no more rows within %v", subscribeTimeout)
+			why = fmt.Sprintf("no more rows within %v", r.subTimeout)
 		} else if s.err == io.EOF {
 			why = "the COPY ended"
 		}
@@ -497,6 +517,28 @@ func (r *runner) checkSubscription(s *subscription) {
 		}
 	}
 	if diff := CompareRows(rec.Types, rec.Sort, s.rows, rec.Expected); diff != "" {
-		r.fail(rec, "result differs (expected rows at line %d):\n%s", rec.ExpectedLine, diff)
+		r.fail(rec, "result differs (%s):\n%s", expectedAt(rec), diff)
 	}
+}
+
+// QueryText runs one SQL statement through the simple query protocol and
+// returns the rows of its (last) result as values rendered by Value.
+func QueryText(ctx context.Context, conn *pgconn.PgConn, sql string) ([][]string, error) {
+	results, err := readAll(conn.Exec(ctx, sql))
+	if err != nil {
+		return nil, err
+	}
+	if len(results) == 0 {
+		return nil, nil
+	}
+	res := results[len(results)-1]
+	rows := make([][]string, len(res.Rows))
+	for i, r := range res.Rows {
+		vals := make([]string, len(r))
+		for j, v := range r {
+			vals[j] = Value(v)
+		}
+		rows[i] = vals
+	}
+	return rows, nil
 }

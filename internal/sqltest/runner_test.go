@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRunFilePostgres runs a script that exercises every record kind the
@@ -32,6 +33,10 @@ func (r *recorder) Fatalf(format string, args ...any) {
 }
 
 func (r *recorder) run(path, connString string) (fataled bool) {
+	return r.runWith(path, connString, subscribeTimeout)
+}
+
+func (r *recorder) runWith(path, connString string, subTimeout time.Duration) (fataled bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			if _, ok := v.(fatal); !ok {
@@ -40,7 +45,7 @@ func (r *recorder) run(path, connString string) (fataled bool) {
 			fataled = true
 		}
 	}()
-	runFile(r, path, connString)
+	runFile(r, path, connString, subTimeout)
 	return false
 }
 

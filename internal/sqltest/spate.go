@@ -148,6 +148,7 @@ func StartSpate(t testing.TB, args ...string) *Server {
 		}
 		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, output: &syncBuffer{}, exited: make(chan struct{})}
 		s.cmd = exec.Command(bin, append([]string{"serve", "--pg-listen", s.Addr}, args...)...)
+		s.cmd.Env = append(os.Environ(), "NO_COLOR=1") // plain logs in test output
 		s.cmd.Stdout = s.output
 		s.cmd.Stderr = s.output
 		if err := s.cmd.Start(); err != nil {
