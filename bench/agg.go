@@ -111,6 +111,8 @@ func (d *aggData) release() {
 // RunAgg runs both sides and writes a report to w.
 func RunAgg(ctx context.Context, cfg AggConfig, w io.Writer) error {
 	cfg.defaults()
+	// Single-core throughput: both sides get one P.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	fmt.Fprintf(w, "windowed GROUP BY: %d rows, %d keys, TUMBLE %ds, batches of %d rows, GOMAXPROCS=%d\n",
 		cfg.Rows, cfg.Keys, cfg.Window, cfg.BatchRows, runtime.GOMAXPROCS(0))
 	d := makeAggData(cfg)
@@ -165,25 +167,26 @@ type loopAcc struct {
 // a Go map, closing each window once event time has passed its end, as the
 // engine does with a zero watermark delay.
 func handLoop(d *aggData, window int64) int64 {
-	open := map[int64]map[int64]*loopAcc{}
+	open := map[int64]map[int64]loopAcc{}
 	var groups int64
 	wm := int64(-1 << 62)
 	for b := range d.sym {
 		sym, price, ts := d.sym[b], d.price[b], d.ts[b]
+		var m map[int64]loopAcc
+		cur := int64(-1 << 62)
 		for i := range sym {
 			win := ts[i] - ts[i]%window
-			m := open[win]
-			if m == nil {
-				m = map[int64]*loopAcc{}
-				open[win] = m
+			if win != cur {
+				if m = open[win]; m == nil {
+					m = map[int64]loopAcc{}
+					open[win] = m
+				}
+				cur = win
 			}
 			a := m[sym[i]]
-			if a == nil {
-				a = &loopAcc{}
-				m[sym[i]] = a
-			}
 			a.count++
 			a.sum += price[i]
+			m[sym[i]] = a
 			wm = max(wm, ts[i])
 		}
 		for win, m := range open {

@@ -94,7 +94,11 @@ func StartPostgres(t testing.TB) *Postgres {
 			p.waitErr = p.cmd.Wait()
 			close(p.exited)
 		}()
-		if err := p.waitReady(); err != nil {
+		err = p.waitReady()
+		if err == nil && !stillRunning(p.exited) {
+			err = fmt.Errorf("postgres exited right after starting (%v)", p.waitErr)
+		}
+		if err != nil {
 			_ = p.cmd.Process.Kill()
 			<-p.exited
 			lastErr = fmt.Errorf("%w\n%s", err, tail(p.Output(), stderrTail))

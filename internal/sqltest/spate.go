@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -159,6 +160,9 @@ func StartSpate(t testing.TB, args ...string) *Server {
 			close(s.exited)
 		}()
 		err = waitAccepting(s.Addr, s.exited, startTimeout)
+		if err == nil && !stillRunning(s.exited) {
+			err = fmt.Errorf("spate serve exited right after starting (%v)", s.waitErr)
+		}
 		if err == nil {
 			t.Cleanup(func() { s.finish(t) })
 			return s
@@ -224,14 +228,42 @@ func stopProcess(p *os.Process, exited <-chan struct{}, sig syscall.Signal) {
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that was free a moment ago. It
+// picks at random below the kernel's ephemeral range (32768 and up on
+// Linux), where the kernel never hands out ports by itself: a port it
+// gave one test's ":0" listener, closed again, would otherwise be a likely
+// pick for another test starting a server at the same time.
 func freePort() (int, error) {
+	for i := 0; i < 50; i++ {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startGrace is how long a server must stay up after it first accepted a
+// connection: a server that lost the race for its port (another one bound
+// it first, and answered the probe) exits within it.
+const startGrace = 150 * time.Millisecond
+
+// stillRunning waits startGrace and reports whether the process has not
+// exited.
+func stillRunning(exited <-chan struct{}) bool {
+	select {
+	case <-exited:
+		return false
+	case <-time.After(startGrace):
+		return true
+	}
 }
 
 // waitAccepting dials addr until it accepts a connection, the process

@@ -1,0 +1,277 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/parser"
+)
+
+// run executes SQL in a session and returns the result rows as text.
+func run(t *testing.T, s Session, sql string) [][]string {
+	t.Helper()
+	rows, err := tryRun(s, sql)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return rows
+}
+
+func tryRun(s Session, sql string) ([][]string, error) {
+	stmts, err := parser.Parse(sql)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]string
+	for _, st := range stmts {
+		res, err := s.Execute(context.Background(), st, nil)
+		if err != nil {
+			return nil, err
+		}
+		if res.CopyIn != nil {
+			return nil, fmt.Errorf("COPY needs data")
+		}
+		if res.Rows == nil {
+			continue
+		}
+		for {
+			rec, err := res.Rows.Next(context.Background())
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, textRows(rec)...)
+			rec.Release()
+		}
+		res.Rows.Close()
+	}
+	return out, nil
+}
+
+func textRows(rec arrow.RecordBatch) [][]string {
+	var out [][]string
+	for i := 0; i < int(rec.NumRows()); i++ {
+		row := make([]string, rec.NumCols())
+		for c := range row {
+			if rec.Column(c).IsNull(i) {
+				row[c] = "NULL"
+			} else {
+				row[c] = string(exec.AppendText(nil, rec.Column(c), i))
+			}
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+func sortedText(rows [][]string) string {
+	lines := make([]string, len(rows))
+	for i, r := range rows {
+		lines[i] = strings.Join(r, "|")
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func copyCSV(t *testing.T, s Session, table string, lines []string) {
+	t.Helper()
+	st, err := parser.ParseOne("COPY " + table + " FROM STDIN (FORMAT csv)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Execute(context.Background(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Send the data in uneven chunks, as a client would.
+	data := []byte(strings.Join(lines, "\n") + "\n")
+	for len(data) > 0 {
+		n := min(len(data), 997)
+		if err := res.CopyIn.Write(data[:n]); err != nil {
+			t.Fatal(err)
+		}
+		data = data[n:]
+	}
+	if _, err := res.CopyIn.Finish(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// queries used by the metamorphic test: every kind of window and an
+// updating aggregate, with filters and expressions.
+var metamorphicQueries = map[string]string{
+	"tumble":   "SELECT k, window_start, COUNT(*) AS n, SUM(v) AS s, MIN(v) AS lo, MAX(v) AS hi, COUNT(DISTINCT v % 7) AS d FROM ev WHERE v IS NOT NULL GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)",
+	"hop":      "SELECT k % 3 AS g, window_start, window_end, AVG(v) AS a, COUNT(v) AS c FROM ev GROUP BY k % 3, HOP(t, INTERVAL '5' SECOND, INTERVAL '15' SECOND)",
+	"session":  "SELECT k, window_start, window_end, COUNT(*) AS n FROM ev GROUP BY k, SESSION(t, INTERVAL '3' SECOND)",
+	"updating": "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev WHERE k < 20 GROUP BY k",
+	"global":   "SELECT COUNT(*) AS n, MAX(t) AS last FROM ev",
+	"filter":   "SELECT k, v * 2 AS w FROM ev WHERE v > 90",
+}
+
+// TestMetamorphicParallelism checks that results do not depend on the
+// parallelism of the aggregate stage or on how the input is cut into
+// batches and COPY chunks.
+func TestMetamorphicParallelism(t *testing.T) {
+	rng := rand.New(rand.NewPCG(42, 42))
+	var lines []string
+	tm := int64(1_000)
+	for i := 0; i < 5000; i++ {
+		tm += int64(rng.IntN(3))
+		ts := tm - int64(rng.IntN(2)) // disorder within the 2s watermark delay
+		v := fmt.Sprint(rng.IntN(100))
+		if rng.IntN(20) == 0 {
+			v = ""
+		}
+		lines = append(lines, fmt.Sprintf("%d,%s,%d", rng.IntN(40), v, ts))
+	}
+	// A last row far ahead closes every window.
+	lines = append(lines, fmt.Sprintf("0,0,%d", tm+1000))
+
+	results := map[string]string{}
+	for _, cfg := range []struct{ par, batch int }{{1, 8192}, {3, 100}, {4, 1}, {2, 777}} {
+		c, err := NewCoordinator(Config{Parallelism: cfg.par, BatchRows: cfg.batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := c.NewSession(context.Background(), "t", "spate")
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+		for name, q := range metamorphicQueries {
+			run(t, s, "CREATE CONTINUOUS QUERY "+name+" AS "+q)
+		}
+		copyCSV(t, s, "ev", lines)
+		late := run(t, s, "SHOW STREAMS")[0][5]
+		if late != "0" {
+			t.Errorf("parallelism %d: %s late rows, want 0", cfg.par, late)
+		}
+		for name := range metamorphicQueries {
+			got := sortedText(run(t, s, "SELECT * FROM "+name))
+			if got == "" {
+				t.Errorf("%s: empty result", name)
+			}
+			if prev, ok := results[name]; ok && prev != got {
+				t.Errorf("%s differs at parallelism %d, batch %d:\n%s\nvs\n%s", name, cfg.par, cfg.batch, firstDiff(prev, got), "")
+			}
+			results[name] = got
+		}
+		inst := run(t, s, "SHOW INSTANCES")
+		if want := 1 + cfg.par; countPrefix(inst, "tumble") != want {
+			t.Errorf("SHOW INSTANCES lists %d instances of tumble, want %d", countPrefix(inst, "tumble"), want)
+		}
+		c.Close()
+	}
+}
+
+func countPrefix(rows [][]string, q string) int {
+	n := 0
+	for _, r := range rows {
+		if r[0] == q {
+			n++
+		}
+	}
+	return n
+}
+
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(al), len(bl)) {
+		if al[i] != bl[i] {
+			return fmt.Sprintf("line %d: %q vs %q", i, al[i], bl[i])
+		}
+	}
+	return fmt.Sprintf("%d vs %d lines", len(al), len(bl))
+}
+
+// TestLateRowsCounted checks that a row behind the watermark is counted in
+// SHOW STREAMS and SHOW CONTINUOUS QUERIES and left out of the result.
+func TestLateRowsCounted(t *testing.T) {
+	c, _ := NewCoordinator(Config{})
+	defer c.Close()
+	s, _ := c.NewSession(context.Background(), "t", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '5s')")
+	run(t, s, "CREATE CONTINUOUS QUERY w AS SELECT k, window_start, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
+	run(t, s, "INSERT INTO ev VALUES (1, 100), (1, 103), (1, 120)") // watermark 115: [100,110) closes
+	run(t, s, "INSERT INTO ev VALUES (1, 104), (1, 116), (1, NULL)") // 104 < 115 is late; NULL time is late; 116 is on time
+	run(t, s, "INSERT INTO ev VALUES (1, 200)")
+	if got := sortedText(run(t, s, "SELECT * FROM w")); got != "1|100|2\n1|110|1\n1|120|1" {
+		t.Errorf("result:\n%s", got)
+	}
+	if got := run(t, s, "SHOW STREAMS")[0][5]; got != "2" {
+		t.Errorf("SHOW STREAMS late_rows = %s, want 2", got)
+	}
+	if got := run(t, s, "SHOW CONTINUOUS QUERIES")[0][7]; got != "2" {
+		t.Errorf("SHOW CONTINUOUS QUERIES late_rows = %s, want 2", got)
+	}
+}
+
+// TestSubscribeAndFailure checks SUBSCRIBE delivery and that a query
+// failing at run time (division by zero) is reported while other queries
+// on the same stream keep running.
+func TestSubscribeAndFailure(t *testing.T) {
+	c, _ := NewCoordinator(Config{})
+	defer c.Close()
+	s, _ := c.NewSession(context.Background(), "t", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, d INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	run(t, s, "CREATE CONTINUOUS QUERY ok AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	run(t, s, "CREATE CONTINUOUS QUERY bad AS SELECT k, 10 / d AS q FROM ev")
+	st, _ := parser.ParseOne("SUBSCRIBE ok")
+	res, err := s.Execute(context.Background(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Rows.Close()
+	if res.Columns[0].Name != "op" {
+		t.Fatalf("SUBSCRIBE to an updating query should start with op, got %v", res.Columns)
+	}
+	run(t, s, "INSERT INTO ev VALUES (1, 1, 1), (1, 0, 2)")
+	run(t, s, "INSERT INTO ev VALUES (1, 5, 3)")
+	var changes []string
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for len(changes) < 3 {
+		rec, err := res.Rows.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %v: %v", changes, err)
+		}
+		for _, r := range textRows(rec) {
+			changes = append(changes, strings.Join(r, "|"))
+		}
+		rec.Release()
+	}
+	if got := strings.Join(changes, ","); got != "+|1|2,-|1|2,+|1|3" {
+		t.Errorf("changelog %s", got)
+	}
+	rows := run(t, s, "SHOW CONTINUOUS QUERIES")
+	status := map[string]string{}
+	for _, r := range rows {
+		status[r[0]] = r[4]
+	}
+	if !strings.Contains(status["bad"], "division by zero") || status["ok"] != "running" {
+		t.Errorf("statuses %v", status)
+	}
+	if _, err := tryRun(s, "DROP STREAM ev"); err == nil || !strings.Contains(err.Error(), "depends") {
+		t.Errorf("DROP STREAM with dependents: %v", err)
+	}
+	run(t, s, "DROP STREAM ev CASCADE")
+	// The subscription ends when its query is dropped.
+	for {
+		rec, err := res.Rows.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("subscription after DROP: %v", err)
+		}
+		rec.Release()
+	}
+}
