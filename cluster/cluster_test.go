@@ -200,7 +200,7 @@ func TestLateRowsCounted(t *testing.T) {
 	s, _ := c.NewSession(context.Background(), "t", "spate")
 	run(t, s, "CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '5s')")
 	run(t, s, "CREATE CONTINUOUS QUERY w AS SELECT k, window_start, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
-	run(t, s, "INSERT INTO ev VALUES (1, 100), (1, 103), (1, 120)") // watermark 115: [100,110) closes
+	run(t, s, "INSERT INTO ev VALUES (1, 100), (1, 103), (1, 120)")  // watermark 115: [100,110) closes
 	run(t, s, "INSERT INTO ev VALUES (1, 104), (1, 116), (1, NULL)") // 104 < 115 is late; NULL time is late; 116 is on time
 	run(t, s, "INSERT INTO ev VALUES (1, 200)")
 	if got := sortedText(run(t, s, "SELECT * FROM w")); got != "1|100|2\n1|110|1\n1|120|1" {
