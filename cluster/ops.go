@@ -288,24 +288,9 @@ func (s *session) copy(ctx context.Context, x *parser.Copy, params []Param) (Res
 	default:
 		return Result{}, errorf(planner.CodeWrongObjectType, "cannot copy into %s %q", kind, x.Table)
 	}
-	target := make([]int, 0, len(cols))
-	if len(x.Columns) == 0 {
-		for i := range cols {
-			target = append(target, i)
-		}
-	} else {
-		for _, name := range x.Columns {
-			idx := -1
-			for i, c := range cols {
-				if c.Name == name {
-					idx = i
-				}
-			}
-			if idx < 0 {
-				return Result{}, errorf(planner.CodeUndefinedColumn, "column %q of relation %q does not exist", name, x.Table)
-			}
-			target = append(target, idx)
-		}
+	target, err := planner.TargetColumns(x.Table, cols, x.Columns)
+	if err != nil {
+		return Result{}, err
 	}
 	in := make([]planner.Column, len(target))
 	for i, t := range target {

@@ -292,24 +292,13 @@ func (p *Planner) Insert(ins *ast.InsertStmt) (*InsertPlan, error) {
 	default:
 		return nil, errorf(CodeWrongObjectType, "cannot insert into continuous query %q: its rows come from its query", name)
 	}
-	target := make([]int, 0, len(cols))
-	if len(ins.Columns) == 0 {
-		for i := range cols {
-			target = append(target, i)
-		}
-	} else {
-		for _, c := range ins.Columns {
-			idx := -1
-			for i, col := range cols {
-				if col.Name == c.Name.O {
-					idx = i
-				}
-			}
-			if idx < 0 {
-				return nil, errorf(CodeUndefinedColumn, "column %q of relation %q does not exist", c.Name.O, name)
-			}
-			target = append(target, idx)
-		}
+	names := make([]string, len(ins.Columns))
+	for i, c := range ins.Columns {
+		names[i] = c.Name.O
+	}
+	target, err := TargetColumns(name, cols, names)
+	if err != nil {
+		return nil, err
 	}
 	plan := &InsertPlan{Relation: name, Kind: kind, Columns: cols}
 	prm := &params{}
@@ -344,4 +333,32 @@ func (p *Planner) Insert(ins *ast.InsertStmt) (*InsertPlan, error) {
 	}
 	plan.Params = finalParams(prm)
 	return plan, nil
+}
+
+// TargetColumns resolves the column list of INSERT or COPY against a
+// relation's columns: the positions of the named columns, or all columns
+// in order when names is empty. Unknown or repeated names are errors.
+func TargetColumns(relation string, cols []Column, names []string) ([]int, error) {
+	if len(names) == 0 {
+		return identity(len(cols)), nil
+	}
+	seen := map[int]bool{}
+	target := make([]int, 0, len(names))
+	for _, name := range names {
+		idx := -1
+		for i, c := range cols {
+			if c.Name == name {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			return nil, errorf(CodeUndefinedColumn, "column %q of relation %q does not exist", name, relation)
+		}
+		if seen[idx] {
+			return nil, errorf(CodeDuplicateColumn, "column %q specified more than once", name)
+		}
+		seen[idx] = true
+		target = append(target, idx)
+	}
+	return target, nil
 }
