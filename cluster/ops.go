@@ -197,6 +197,8 @@ func copyOptions(opts []parser.Option) (CopyFormat, error) {
 				f.CSV = true
 			case "text":
 				f.CSV = false
+			case "binary":
+				return f, errorf("0A000", "COPY in binary format is not supported yet; use FORMAT csv or text")
 			default:
 				return f, errorf("22023", "COPY format %q not recognized (use text or csv)", v)
 			}

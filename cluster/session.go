@@ -89,6 +89,14 @@ func (s *session) Describe(ctx context.Context, stmt parser.Statement) (Describe
 	case *parser.Select:
 		q, err := s.c.planner.Query(x.Query)
 		if err != nil {
+			// Drivers describe "SELECT … FROM <stream>" to learn column
+			// types (pgx before COPY); describing is fine, running is not.
+			describer := planner.Planner{Catalog: s.c.catalog, DescribeStreams: true}
+			if dq, derr := describer.Query(x.Query); derr == nil {
+				q, err = dq, nil
+			}
+		}
+		if err != nil {
 			return Described{}, err
 		}
 		return Described{ParamTypes: q.Params, Columns: toColumns(q.Plan.Columns)}, nil

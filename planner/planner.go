@@ -18,6 +18,10 @@ import (
 // is safe for concurrent use.
 type Planner struct {
 	Catalog *Catalog
+	// DescribeStreams lets a SELECT name a stream, for describing its
+	// columns only (drivers prepare "SELECT cols FROM stream" to learn
+	// types before COPY). Such a plan must not be executed.
+	DescribeStreams bool
 }
 
 // Options are per-statement planning settings.

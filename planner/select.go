@@ -147,7 +147,7 @@ func (p *Planner) bindFrom(from *ast.TableRefsClause, mode selectMode) (*Scan, s
 	var cols []Column
 	switch o := obj.(type) {
 	case *Stream:
-		if mode == modeBatch {
+		if mode == modeBatch && !p.DescribeStreams {
 			return nil, "", errorf(CodeWrongObjectType, "%q is a stream: streams are unbounded, so SELECT reads continuous queries and tables; use CREATE CONTINUOUS QUERY … AS SELECT … FROM %s", name, name)
 		}
 		scan.Stream = o
