@@ -403,6 +403,14 @@ func (ci *copyIn) Write(data []byte) error {
 		// would have seen them; the error says how many.
 		if ferr := ci.dec.Flush(ci.emit); ferr == nil {
 			ci.flushed = true
+			// Like a successful COPY, the error returns only once those
+			// rows have reached the results.
+			ci.c.mu.Lock()
+			st := ci.c.streams[ci.relation]
+			ci.c.mu.Unlock()
+			if st != nil {
+				_ = ci.c.flushStream(ci.ctx, st)
+			}
 		}
 	}
 	return ci.annotate(err)

@@ -498,6 +498,10 @@ func (b *binder) call(x *ast.FuncCallExpr) (Expr, error) {
 }
 
 func constInt(n ast.ExprNode) (int64, bool) {
+	if p, ok := n.(*ast.PositionExpr); ok && p.P == nil {
+		// ORDER BY 2, GROUP BY 1.
+		return int64(p.N), true
+	}
 	if v, ok := n.(*driver.ValueExpr); ok && (v.Kind() == driver.KindInt64 || v.Kind() == driver.KindUint64) {
 		return v.GetInt64(), true
 	}

@@ -80,16 +80,18 @@ type AggOp struct {
 
 // PhysAgg is one aggregate over input column Arg (-1 for COUNT(*)).
 type PhysAgg struct {
-	Kind AggKind
-	Arg  int
-	Name string
-	T    Type
+	Kind    AggKind
+	Arg     int
+	ArgName string // the input column's name, for EXPLAIN
+	Name    string
+	T       Type
 }
 
 // PhysWindow is an event-time window over input column TimeCol.
 type PhysWindow struct {
 	Kind     WindowKind
 	TimeCol  int
+	TimeName string // the input column's name, for EXPLAIN
 	Size     int64
 	Slide    int64
 	Gap      int64
@@ -140,12 +142,12 @@ func (a *AggOp) describe() string {
 	for i, x := range a.Aggs {
 		aggs[i] = AggCall{Kind: x.Kind, Name: x.Name, T: x.T}
 		if x.Arg >= 0 {
-			aggs[i].Arg = &ColRef{Index: x.Arg, Name: "$" + fmt.Sprint(x.Arg)}
+			aggs[i].Arg = &ColRef{Index: x.Arg, Name: x.ArgName}
 		}
 	}
 	var w *Window
 	if a.Window != nil {
-		w = &Window{Kind: a.Window.Kind, Time: &ColRef{Name: "$" + fmt.Sprint(a.Window.TimeCol)}, Size: a.Window.Size, Slide: a.Window.Slide, Gap: a.Window.Gap}
+		w = &Window{Kind: a.Window.Kind, Time: &ColRef{Name: a.Window.TimeName}, Size: a.Window.Size, Slide: a.Window.Slide, Gap: a.Window.Gap}
 	}
 	return "HashAggregate " + describeAgg(keys, w, aggs, a.Mode)
 }
@@ -225,6 +227,9 @@ func lower(n Node, streaming bool, parallelism int) (*Physical, error) {
 						preNames = append(preNames, a.Name+"_arg")
 					}
 				}
+				if pa.Arg >= 0 {
+					pa.ArgName = preNames[pa.Arg]
+				}
 				op.Aggs = append(op.Aggs, pa)
 			}
 			if w := x.Window; w != nil {
@@ -235,6 +240,7 @@ func lower(n Node, streaming bool, parallelism int) (*Physical, error) {
 					pre = append(pre, w.Time)
 					preNames = append(preNames, w.Time.Name)
 				}
+				pw.TimeName = preNames[pw.TimeCol]
 				op.Window = pw
 			}
 			if len(pre) == 0 {
@@ -246,7 +252,7 @@ func lower(n Node, streaming bool, parallelism int) (*Physical, error) {
 			preCols := preCalc.Columns()
 			if last := lastCalc(cur); last != nil && last.Exprs == nil {
 				last.Exprs, last.Names, last.Out = pre, preNames, preCols
-			} else {
+			} else if !isIdentity(preCalc, cols) {
 				cur.Ops = append(cur.Ops, &CalcOp{Exprs: pre, Names: preNames, Out: preCols})
 			}
 			if streaming {
