@@ -8,14 +8,16 @@ import (
 
 // chain runs the operators of one stage instance in order: what operator i
 // emits is pushed into operator i+1, and what the last one emits goes to
-// out. It is driven by one goroutine.
+// out. A join stage starts with a two-input operator (head) whose output
+// feeds ops[0]. A chain is driven by one goroutine.
 type chain struct {
+	head  exec.BinaryOperator // nil for a single-input stage
 	ops   []exec.Operator
 	emits []exec.Emit // emits[i] pushes into ops[i]; emits[len(ops)] is out
 }
 
-func newChain(ops []exec.Operator, out exec.Emit) *chain {
-	c := &chain{ops: ops, emits: make([]exec.Emit, len(ops)+1)}
+func newChain(head exec.BinaryOperator, ops []exec.Operator, out exec.Emit) *chain {
+	c := &chain{head: head, ops: ops, emits: make([]exec.Emit, len(ops)+1)}
 	c.emits[len(ops)] = out
 	for i := len(ops) - 1; i >= 0; i-- {
 		op, next := ops[i], c.emits
@@ -25,12 +27,23 @@ func newChain(ops []exec.Operator, out exec.Emit) *chain {
 	return c
 }
 
-// push feeds one batch (owned by the caller) into the chain.
-func (c *chain) push(rec arrow.RecordBatch) error { return c.emits[0](rec) }
+// push feeds one batch (owned by the caller) arriving on input side into
+// the chain.
+func (c *chain) push(side int, rec arrow.RecordBatch) error {
+	if c.head != nil {
+		return c.head.PushSide(side, rec, c.emits[0])
+	}
+	return c.emits[0](rec)
+}
 
 // advance moves event time forward through every operator in order, so
 // windows closed by one operator flow through the ones after it.
 func (c *chain) advance(wm int64) error {
+	if c.head != nil {
+		if err := c.head.Advance(wm, c.emits[0]); err != nil {
+			return err
+		}
+	}
 	for i, op := range c.ops {
 		if err := op.Advance(wm, c.emits[i+1]); err != nil {
 			return err
@@ -41,6 +54,11 @@ func (c *chain) advance(wm int64) error {
 
 // finish ends a bounded input.
 func (c *chain) finish() error {
+	if c.head != nil {
+		if err := c.head.Finish(c.emits[0]); err != nil {
+			return err
+		}
+	}
 	for i, op := range c.ops {
 		if err := op.Finish(c.emits[i+1]); err != nil {
 			return err
@@ -52,8 +70,15 @@ func (c *chain) finish() error {
 // stats sums the counters of the chain's operators: rows in of the first,
 // rows out of the last, late rows and state of all.
 func (c *chain) stats() exec.Stats {
+	var all []any
+	if c.head != nil {
+		all = append(all, c.head)
+	}
+	for _, op := range c.ops {
+		all = append(all, op)
+	}
 	var s exec.Stats
-	for i, op := range c.ops {
+	for i, op := range all {
 		r, ok := op.(exec.StatsReporter)
 		if !ok {
 			continue
@@ -62,7 +87,7 @@ func (c *chain) stats() exec.Stats {
 		if i == 0 {
 			s.RowsIn = st.RowsIn
 		}
-		if i == len(c.ops)-1 {
+		if i == len(all)-1 {
 			s.RowsOut = st.RowsOut
 		}
 		s.LateRows += st.LateRows
@@ -73,6 +98,9 @@ func (c *chain) stats() exec.Stats {
 }
 
 func (c *chain) close() {
+	if c.head != nil {
+		c.head.Close()
+	}
 	for _, op := range c.ops {
 		op.Close()
 	}

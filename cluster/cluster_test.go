@@ -275,3 +275,32 @@ func TestSubscribeAndFailure(t *testing.T) {
 		rec.Release()
 	}
 }
+
+// TestQueryOnQuery checks that a continuous query reads another's
+// windowed output as a stream, with the upstream's watermark.
+func TestQueryOnQuery(t *testing.T) {
+	c, _ := NewCoordinator(Config{Parallelism: 2})
+	defer c.Close()
+	s, _ := c.NewSession(context.Background(), "t", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	run(t, s, "CREATE CONTINUOUS QUERY per10 AS SELECT k, window_start, window_end, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
+	run(t, s, "CREATE CONTINUOUS QUERY per30 AS SELECT window_start, window_end, SUM(s) AS total, COUNT(*) AS parts FROM per10 GROUP BY TUMBLE(window_end, INTERVAL '30' SECOND)")
+	run(t, s, "CREATE CONTINUOUS QUERY big AS SELECT k, window_end, s FROM per10 WHERE s > 5")
+	run(t, s, "INSERT INTO ev VALUES (1, 1, 1), (2, 2, 5), (1, 3, 12), (2, 4, 25), (1, 5, 29), (1, 6, 31)")
+	run(t, s, "INSERT INTO ev VALUES (1, 0, 100)")
+	// per10: (1,0,10,1) (2,0,10,2) (1,10,20,3) (2,20,30,4) (1,20,30,5) (1,30,40,6)
+	// per30 windows on window_end: [0,30) holds ends 10, 20; [30,60) holds 30, 30, 40.
+	if got := sortedText(run(t, s, "SELECT * FROM per30")); got != "0|30|6|3\n30|60|15|3" {
+		t.Errorf("per30:\n%s", got)
+	}
+	if got := sortedText(run(t, s, "SELECT * FROM big")); got != "1|40|6" {
+		t.Errorf("big:\n%s", got)
+	}
+	if _, err := tryRun(s, "DROP CONTINUOUS QUERY per10"); err == nil {
+		t.Error("dropping a query another reads should fail without CASCADE")
+	}
+	run(t, s, "DROP CONTINUOUS QUERY per10 CASCADE")
+	if rows := run(t, s, "SHOW CONTINUOUS QUERIES"); len(rows) != 0 {
+		t.Errorf("after CASCADE: %v", rows)
+	}
+}

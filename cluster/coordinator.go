@@ -10,6 +10,7 @@ import (
 	"context"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -75,7 +76,7 @@ type streamRuntime struct {
 	ingestMu sync.Mutex
 	// protected by ingestMu
 	maxTime   int64 // largest event time seen, µs
-	readers   []*queryRuntime
+	readers   []sourceReader
 	rowsIn    int64
 	lateRows  int64
 	watermark int64
@@ -89,6 +90,7 @@ type tableData struct {
 	// protected by mu
 	batches []arrow.RecordBatch
 	rows    int64
+	readers []sourceReader // continuous queries that look rows up in the table
 }
 
 // queryRuntime is a running continuous query.
@@ -96,11 +98,9 @@ type queryRuntime struct {
 	def      *planner.ContinuousQuery
 	pipeline *pipeline
 	result   *resultStore
-	stream   *streamRuntime
-	// lateRows counts rows of the source stream this query did not
-	// aggregate because they arrived behind the watermark; protected by the
-	// stream's ingestMu.
-	lateRows int64
+	// lateRows counts rows of the source streams this query did not see
+	// because they arrived behind the watermark.
+	lateRows atomic.Int64
 }
 
 // NewCoordinator returns an empty engine.
@@ -170,21 +170,17 @@ func (c *Coordinator) addTable(t *planner.Table) error {
 	return nil
 }
 
-// addQuery registers and starts a continuous query. It reads rows ingested
-// from now on.
+// addQuery registers and starts a continuous query. It reads rows
+// ingested into its streams from now on, the current contents of the
+// tables it looks up, and the results its source queries emit from now on
+// (the current rows of an updating one).
 func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
-	c.mu.Lock()
-	src := c.streams[q.Sources[0]]
-	c.mu.Unlock()
-	if src == nil {
-		return errorf(planner.CodeUndefinedTable, "stream %q does not exist", q.Sources[0])
-	}
 	result := newResultStore(q)
 	p, err := startPipeline(q, result)
 	if err != nil {
 		return err
 	}
-	qr := &queryRuntime{def: q, pipeline: p, result: result, stream: src}
+	qr := &queryRuntime{def: q, pipeline: p, result: result}
 	if err := c.catalog.Add(q); err != nil {
 		p.stop()
 		result.close()
@@ -193,14 +189,90 @@ func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
 	c.mu.Lock()
 	c.queries[q.Name] = qr
 	c.mu.Unlock()
-	src.ingestMu.Lock()
-	src.readers = append(src.readers, qr)
-	if src.watermark != math.MinInt64 {
-		// Start the query at the stream's current watermark.
-		_ = p.ingest(nil, src.watermark)
+	for _, st := range q.Plan.Stages {
+		if st.Source == nil {
+			continue
+		}
+		if err := c.connect(qr, st); err != nil {
+			_ = c.drop(q.Name, planner.RelContinuousQuery, true)
+			return err
+		}
 	}
-	src.ingestMu.Unlock()
 	return nil
+}
+
+// connect attaches a source stage of a new query to the relation it reads.
+func (c *Coordinator) connect(qr *queryRuntime, st *planner.Stage) error {
+	rd := sourceReader{q: qr, stage: st.ID}
+	name := st.Source.Relation
+	c.mu.Lock()
+	s, t, up := c.streams[name], c.tables[name], c.queries[name]
+	c.mu.Unlock()
+	switch {
+	case s != nil:
+		s.ingestMu.Lock()
+		defer s.ingestMu.Unlock()
+		s.readers = append(s.readers, rd)
+		if s.watermark != math.MinInt64 {
+			// Start the query at the stream's current watermark.
+			return rd.feed(nil, s.watermark, true)
+		}
+		return nil
+	case t != nil:
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for _, b := range t.batches {
+			if err := rd.feed(b, 0, false); err != nil {
+				return err
+			}
+		}
+		t.readers = append(t.readers, rd)
+		// A table holds no watermark back.
+		return rd.feed(nil, math.MaxInt64, true)
+	case up != nil:
+		return up.result.addReader(rd)
+	}
+	return errorf(planner.CodeUndefinedTable, "relation %q does not exist", name)
+}
+
+// disconnect detaches every source stage of q from what it reads.
+func (c *Coordinator) disconnect(q *queryRuntime) {
+	c.mu.Lock()
+	streams := make([]*streamRuntime, 0, len(c.streams))
+	for _, s := range c.streams {
+		streams = append(streams, s)
+	}
+	tables := make([]*tableData, 0, len(c.tables))
+	for _, t := range c.tables {
+		tables = append(tables, t)
+	}
+	queries := make([]*queryRuntime, 0, len(c.queries))
+	for _, o := range c.queries {
+		queries = append(queries, o)
+	}
+	c.mu.Unlock()
+	without := func(rs []sourceReader) []sourceReader {
+		kept := rs[:0]
+		for _, r := range rs {
+			if r.q != q {
+				kept = append(kept, r)
+			}
+		}
+		return kept
+	}
+	for _, s := range streams {
+		s.ingestMu.Lock()
+		s.readers = without(s.readers)
+		s.ingestMu.Unlock()
+	}
+	for _, t := range tables {
+		t.mu.Lock()
+		t.readers = without(t.readers)
+		t.mu.Unlock()
+	}
+	for _, o := range queries {
+		o.result.removeReader(q)
+	}
 }
 
 // drop removes a relation and the continuous queries that depend on it.
@@ -209,28 +281,27 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 	if err != nil {
 		return err
 	}
+	// Dependents first, so no query is fed by a stopped one.
+	for _, n := range dropped {
+		c.mu.Lock()
+		q := c.queries[n]
+		c.mu.Unlock()
+		if q != nil {
+			c.disconnect(q)
+		}
+	}
 	for _, n := range dropped {
 		c.mu.Lock()
 		q := c.queries[n]
 		delete(c.queries, n)
-		s := c.streams[n]
 		delete(c.streams, n)
 		t := c.tables[n]
 		delete(c.tables, n)
 		c.mu.Unlock()
 		if q != nil {
-			q.stream.ingestMu.Lock()
-			for i, r := range q.stream.readers {
-				if r == q {
-					q.stream.readers = append(q.stream.readers[:i], q.stream.readers[i+1:]...)
-					break
-				}
-			}
-			q.stream.ingestMu.Unlock()
 			q.pipeline.stop()
 			q.result.close()
 		}
-		_ = s
 		if t != nil {
 			t.mu.Lock()
 			for _, b := range t.batches {
@@ -263,22 +334,16 @@ func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec ar
 			}
 			defer filtered.Release()
 			kept = filtered
-			for _, q := range s.readers {
-				q.lateRows += late
+			for _, r := range s.readers {
+				r.q.lateRows.Add(late)
 			}
 		}
 		if s.maxTime != math.MinInt64 {
 			s.watermark = s.maxTime - s.def.WatermarkDelay
 		}
 	}
-	for _, q := range s.readers {
-		if q.pipeline.failure() != nil {
-			continue
-		}
-		proj := projectColumns(kept, q.pipeline.query.Plan.Stages[0])
-		err := q.pipeline.ingest(proj, s.watermark)
-		proj.Release()
-		if err != nil && q.pipeline.failure() == nil {
+	for _, r := range s.readers {
+		if err := r.feed(kept, s.watermark, true); err != nil {
 			return err
 		}
 	}
@@ -331,13 +396,18 @@ func filterRecord(rec arrow.RecordBatch, keep []bool) (arrow.RecordBatch, error)
 	return out, nil
 }
 
-// projectColumns narrows a stream batch to the columns a source stage reads
-// (zero copy). The caller releases the result.
+// projectColumns narrows a relation's batch to the columns a source stage
+// reads (zero copy); a changelog keeps its leading "op" column. The caller
+// releases the result.
 func projectColumns(rec arrow.RecordBatch, st *planner.Stage) arrow.RecordBatch {
 	idx := st.Source.Indexes
-	cols := make([]arrow.Array, len(idx))
-	for i, j := range idx {
-		cols[i] = rec.Column(j)
+	var cols []arrow.Array
+	shift := 0
+	if st.Source.Changelog {
+		cols, shift = append(cols, rec.Column(0)), 1
+	}
+	for _, j := range idx {
+		cols = append(cols, rec.Column(j+shift))
 	}
 	return array.NewRecordBatch(ArrowSchema(st.Input), cols, rec.NumRows())
 }
@@ -346,26 +416,54 @@ func projectColumns(rec arrow.RecordBatch, st *planner.Stage) arrow.RecordBatch 
 // everything ingested so far.
 func (c *Coordinator) flushStream(ctx context.Context, s *streamRuntime) error {
 	s.ingestMu.Lock()
-	readers := append([]*queryRuntime(nil), s.readers...)
+	readers := append([]sourceReader(nil), s.readers...)
 	s.ingestMu.Unlock()
-	for _, q := range readers {
-		if q.pipeline.failure() != nil {
+	return flushReaders(ctx, readers)
+}
+
+// flushReaders waits until each reader's query has processed what was
+// sent to it, and then, transitively, the queries that read its result.
+func flushReaders(ctx context.Context, readers []sourceReader) error {
+	for _, r := range readers {
+		p := r.q.pipeline
+		if p.failure() != nil {
 			continue
 		}
-		if err := q.pipeline.flush(ctx); err != nil && q.pipeline.failure() == nil {
+		if err := p.flush(ctx, r.stage); err != nil {
+			if p.failure() == nil {
+				return err
+			}
+			continue
+		}
+		r.q.result.mu.Lock()
+		next := append([]sourceReader(nil), r.q.result.readers...)
+		r.q.result.mu.Unlock()
+		if err := flushReaders(ctx, next); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// appendTable adds rows to a table. rec is owned by the caller.
-func (c *Coordinator) appendTable(t *tableData, rec arrow.RecordBatch) {
+// appendTable adds rows to a table and passes them to the queries that
+// look rows up in it. rec is owned by the caller.
+func (c *Coordinator) appendTable(t *tableData, rec arrow.RecordBatch) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	rec.Retain()
 	t.batches = append(t.batches, rec)
 	t.rows += rec.NumRows()
+	readers := append([]sourceReader(nil), t.readers...)
+	var err error
+	for _, r := range readers {
+		if err = r.feed(rec, 0, false); err != nil {
+			break
+		}
+	}
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return flushReaders(context.Background(), readers)
 }
 
 // Ingest appends a batch with the relation's full schema (owned by the
@@ -399,12 +497,10 @@ func (c *Coordinator) CloseWindows(ctx context.Context, stream string) error {
 	s.ingestMu.Lock()
 	s.maxTime = math.MaxInt64
 	s.watermark = math.MaxInt64
-	for _, q := range s.readers {
-		if q.pipeline.failure() == nil {
-			if err := q.pipeline.ingest(nil, s.watermark); err != nil {
-				s.ingestMu.Unlock()
-				return err
-			}
+	for _, r := range s.readers {
+		if err := r.feed(nil, s.watermark, true); err != nil {
+			s.ingestMu.Unlock()
+			return err
 		}
 	}
 	s.ingestMu.Unlock()

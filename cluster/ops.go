@@ -68,12 +68,12 @@ func (c *Coordinator) sourceBatches(st *planner.Stage) ([]arrow.RecordBatch, err
 // runSnapshot executes a bounded single-stage plan and returns its output.
 func (c *Coordinator) runSnapshot(ctx context.Context, plan *planner.Physical, params []Param) ([]arrow.RecordBatch, error) {
 	st := plan.Stages[0]
-	ops, err := buildOps(st, params)
+	head, ops, err := buildOps(st, params)
 	if err != nil {
 		return nil, err
 	}
 	var out []arrow.RecordBatch
-	ch := newChain(ops, func(rec arrow.RecordBatch) error {
+	ch := newChain(head, ops, func(rec arrow.RecordBatch) error {
 		if rec.NumRows() > 0 {
 			rec.Retain()
 			out = append(out, rec)
@@ -98,7 +98,7 @@ func (c *Coordinator) runSnapshot(ctx context.Context, plan *planner.Physical, p
 			release(out)
 			return nil, err
 		}
-		err := ch.push(b)
+		err := ch.push(0, b)
 		b.Release()
 		in[i] = nil
 		if err != nil {
@@ -179,8 +179,7 @@ func (c *Coordinator) ingest(ctx context.Context, relation string, rec arrow.Rec
 		}
 		return c.flushStream(ctx, s)
 	case t != nil:
-		c.appendTable(t, rec)
-		return nil
+		return c.appendTable(t, rec)
 	}
 	return errorf(planner.CodeUndefinedTable, "relation %q does not exist", relation)
 }
@@ -495,11 +494,17 @@ func (ci *copyIn) Finish() (int64, error) {
 			ci.Abort("")
 			return 0, errorf(planner.CodeUndefinedTable, "table %q was dropped during COPY", ci.relation)
 		}
+		var err error
 		for _, b := range ci.pending {
-			ci.c.appendTable(t, b)
+			if err == nil {
+				err = ci.c.appendTable(t, b)
+			}
 			b.Release()
 		}
 		ci.pending = nil
+		if err != nil {
+			return 0, err
+		}
 		return rows, nil
 	}
 	ci.c.mu.Lock()
@@ -578,14 +583,12 @@ func (s *session) show(what string) ([]Column, [][]any, error) {
 			if q.Updating {
 				kind = "updating"
 			}
-			n, emitted, err := qr.result.counters()
+			n, emitted, wm, err := qr.result.counters()
 			status := "running"
 			if err != nil {
 				status = "failed: " + err.Error()
 			}
-			qr.stream.ingestMu.Lock()
-			late, wm := qr.lateRows, qr.stream.watermark
-			qr.stream.ingestMu.Unlock()
+			late := qr.lateRows.Load()
 			par := int64(1)
 			for _, st := range q.Plan.Stages {
 				par = max(par, int64(st.Parallelism))

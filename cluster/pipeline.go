@@ -19,13 +19,19 @@ import (
 
 // pipeline runs one continuous query's physical DAG inside this process:
 // each stage instance is a goroutine that reads messages from its input
-// channel, runs its operator chain and routes what it emits to the next
-// stage's instances by key range (or to the result store after the last
-// stage). Channels are bounded, so a slow stage back-pressures ingest.
+// channel, runs its operator chain and routes what it emits to the
+// instances of the stage that consumes it, by key range (or to the result
+// store after the last stage). Channels are bounded, so a slow stage
+// back-pressures its inputs.
 type pipeline struct {
 	query  *planner.ContinuousQuery
 	result *resultStore
 	stages [][]*instance
+	// consumer[s] is the stage reading stage s and the side it feeds; the
+	// last stage has consumer -1.
+	consumer []consumerRef
+	// reach[s] holds the source stages whose rows can reach stage s.
+	reach  []map[int]bool
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -35,18 +41,25 @@ type pipeline struct {
 	err error // the failure that stopped the pipeline
 }
 
+type consumerRef struct {
+	stage, side int
+}
+
 // message is what flows on a channel: a batch, a watermark, or a barrier.
 type message struct {
-	from    int // index of the sending upstream instance
+	side    int // input side of the receiving stage
+	from    int // index of the sending instance within its stage
 	rec     arrow.RecordBatch
 	wm      int64
 	hasWM   bool
 	barrier *barrier
 }
 
-// barrier travels behind data; when every last-stage instance has seen it,
-// everything sent before it has reached the result store.
+// barrier travels behind the data of one source; when every last-stage
+// instance has seen it, everything that source sent before it has reached
+// the result store.
 type barrier struct {
+	source    int // source stage it started from
 	remaining atomic.Int32
 	done      chan struct{}
 }
@@ -59,16 +72,19 @@ func (b *barrier) arrive() {
 
 // instance is one running copy of a stage.
 type instance struct {
-	p         *pipeline
-	stage     int
-	idx       int
-	in        chan message
-	chain     *chain
-	upstreams int
-	wms       []int64 // latest watermark from each upstream
+	p     *pipeline
+	stage int
+	idx   int
+	in    chan message
+	chain *chain
+	// inputs: for each side, the number of upstream instances; a source
+	// stage has one pseudo-side fed by the coordinator.
+	sideWidth []int
+	sideBase  []int   // offset of each side's entries in wms
+	wms       []int64 // latest watermark from each upstream instance
 	wm        int64   // merged watermark (minimum over upstreams)
 	barriers  map[*barrier]int
-	// routing to the next stage
+	// routing to the consumer stage
 	partitionBy []int
 	splits      []uint64 // instance i owns [splits[i-1], splits[i])
 	hashes      []uint64
@@ -83,16 +99,35 @@ const channelDepth = 16
 // startPipeline builds and starts the instances of every stage.
 func startPipeline(q *planner.ContinuousQuery, result *resultStore) (*pipeline, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &pipeline{query: q, result: result, ctx: ctx, cancel: cancel}
 	stages := q.Plan.Stages
+	p := &pipeline{query: q, result: result, ctx: ctx, cancel: cancel,
+		consumer: make([]consumerRef, len(stages)), reach: make([]map[int]bool, len(stages))}
+	for s := range stages {
+		p.consumer[s] = consumerRef{stage: -1}
+	}
 	for s, st := range stages {
-		upstreams := 1
-		if s > 0 {
-			upstreams = stages[s-1].Parallelism
+		p.reach[s] = map[int]bool{}
+		if st.Source != nil {
+			p.reach[s][s] = true
+		}
+		for side, in := range st.Sides {
+			p.consumer[in.Stage] = consumerRef{stage: s, side: side}
+			for src := range p.reach[in.Stage] {
+				p.reach[s][src] = true
+			}
+		}
+	}
+	for s, st := range stages {
+		widths := []int{1}
+		if len(st.Sides) > 0 {
+			widths = widths[:0]
+			for _, side := range st.Sides {
+				widths = append(widths, stages[side.Stage].Parallelism)
+			}
 		}
 		var row []*instance
 		for i := 0; i < st.Parallelism; i++ {
-			ops, err := buildOps(st, nil)
+			head, ops, err := buildOps(st, nil)
 			if err != nil {
 				p.closeAll()
 				cancel()
@@ -100,18 +135,23 @@ func startPipeline(q *planner.ContinuousQuery, result *resultStore) (*pipeline, 
 			}
 			in := &instance{
 				p: p, stage: s, idx: i, in: make(chan message, channelDepth),
-				upstreams: upstreams, wms: make([]int64, upstreams), wm: math.MinInt64,
-				barriers: map[*barrier]int{},
+				sideWidth: widths, wm: math.MinInt64, barriers: map[*barrier]int{},
 			}
+			total := 0
+			for _, w := range widths {
+				in.sideBase = append(in.sideBase, total)
+				total += w
+			}
+			in.wms = make([]int64, total)
 			for j := range in.wms {
 				in.wms[j] = math.MinInt64
 			}
-			if s+1 < len(stages) {
-				next := stages[s+1]
-				in.partitionBy = next.PartitionBy
+			if c := p.consumer[s]; c.stage >= 0 {
+				next := stages[c.stage]
+				in.partitionBy = next.Sides[c.side].PartitionBy
 				in.splits = evenSplits(next.Parallelism)
 			}
-			in.chain = newChain(ops, in.emit)
+			in.chain = newChain(head, ops, in.emit)
 			in.wmPub.Store(math.MinInt64)
 			row = append(row, in)
 		}
@@ -158,12 +198,13 @@ func (in *instance) handle(m message) error {
 	switch {
 	case m.rec != nil:
 		defer m.rec.Release()
-		return in.chain.push(m.rec)
+		return in.chain.push(m.side, m.rec)
 	case m.hasWM:
-		if m.wm <= in.wms[m.from] {
+		slot := in.sideBase[m.side] + m.from
+		if m.wm <= in.wms[slot] {
 			return nil
 		}
-		in.wms[m.from] = m.wm
+		in.wms[slot] = m.wm
 		low := in.wms[0]
 		for _, w := range in.wms[1:] {
 			low = min(low, w)
@@ -179,11 +220,11 @@ func (in *instance) handle(m message) error {
 		return in.forward(message{wm: low, hasWM: true})
 	case m.barrier != nil:
 		in.barriers[m.barrier]++
-		if in.barriers[m.barrier] < in.upstreams {
+		if in.barriers[m.barrier] < in.barrierWidth(m.barrier.source) {
 			return nil
 		}
 		delete(in.barriers, m.barrier)
-		if in.stage == len(in.p.stages)-1 {
+		if in.p.consumer[in.stage].stage < 0 {
 			m.barrier.arrive()
 			return nil
 		}
@@ -192,13 +233,33 @@ func (in *instance) handle(m message) error {
 	return nil
 }
 
-// forward sends a watermark or barrier to every instance of the next stage.
+// barrierWidth is how many copies of a barrier from source src reach this
+// instance: one from every upstream instance on a side src feeds.
+func (in *instance) barrierWidth(src int) int {
+	st := in.p.query.Plan.Stages[in.stage]
+	if st.Source != nil {
+		return 1
+	}
+	n := 0
+	for side, s := range st.Sides {
+		if in.p.reach[s.Stage][src] {
+			n += in.sideWidth[side]
+		}
+	}
+	return n
+}
+
+// forward sends a watermark or barrier to every instance of the consumer.
 func (in *instance) forward(m message) error {
-	if in.stage == len(in.p.stages)-1 {
+	c := in.p.consumer[in.stage]
+	if c.stage < 0 {
+		if m.hasWM {
+			in.p.result.advance(in.idx, len(in.p.stages[in.stage]), m.wm)
+		}
 		return nil
 	}
-	m.from = in.idx
-	for _, next := range in.p.stages[in.stage+1] {
+	m.from, m.side = in.idx, c.side
+	for _, next := range in.p.stages[c.stage] {
 		if err := in.p.send(next, m); err != nil {
 			return err
 		}
@@ -211,13 +272,14 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 	if rec.NumRows() == 0 {
 		return nil
 	}
-	if in.stage == len(in.p.stages)-1 {
+	c := in.p.consumer[in.stage]
+	if c.stage < 0 {
 		return in.p.result.apply(rec)
 	}
-	next := in.p.stages[in.stage+1]
+	next := in.p.stages[c.stage]
 	if len(next) == 1 {
 		rec.Retain()
-		return in.p.send(next[0], message{from: in.idx, rec: rec})
+		return in.p.send(next[0], message{side: c.side, from: in.idx, rec: rec})
 	}
 	in.hashes = exec.HashColumns(rec, in.partitionBy, in.hashes[:0])
 	parts, err := splitByRange(rec, in.hashes, in.splits)
@@ -228,7 +290,7 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 		if part == nil {
 			continue
 		}
-		if err := in.p.send(next[i], message{from: in.idx, rec: part}); err != nil {
+		if err := in.p.send(next[i], message{side: c.side, from: in.idx, rec: part}); err != nil {
 			for _, rest := range parts[i+1:] {
 				if rest != nil {
 					rest.Release()
@@ -295,26 +357,30 @@ func (p *pipeline) send(to *instance, m message) error {
 	}
 }
 
-// ingest sends a batch (already projected to the source stage's input) and
-// then the stream's watermark into the first stage. The caller keeps its
-// reference to rec.
-func (p *pipeline) ingest(rec arrow.RecordBatch, wm int64) error {
-	src := p.stages[0][0]
+// ingest sends a batch (already projected to the source stage's input;
+// nil for none) and then, when hasWM, the source's watermark into source
+// stage src. The caller keeps its reference to rec.
+func (p *pipeline) ingest(src int, rec arrow.RecordBatch, wm int64, hasWM bool) error {
+	to := p.stages[src][0]
 	if rec != nil && rec.NumRows() > 0 {
 		rec.Retain()
-		if err := p.send(src, message{rec: rec}); err != nil {
+		if err := p.send(to, message{rec: rec}); err != nil {
 			return err
 		}
 	}
-	return p.send(src, message{wm: wm, hasWM: true})
+	if !hasWM {
+		return nil
+	}
+	return p.send(to, message{wm: wm, hasWM: true})
 }
 
-// flush waits until everything sent so far has reached the result store.
-func (p *pipeline) flush(ctx context.Context) error {
+// flush waits until everything source stage src was sent so far has
+// reached the result store.
+func (p *pipeline) flush(ctx context.Context, src int) error {
 	last := p.stages[len(p.stages)-1]
-	b := &barrier{done: make(chan struct{})}
+	b := &barrier{source: src, done: make(chan struct{})}
 	b.remaining.Store(int32(len(last)))
-	if err := p.send(p.stages[0][0], message{barrier: b}); err != nil {
+	if err := p.send(p.stages[src][0], message{barrier: b}); err != nil {
 		return err
 	}
 	select {
@@ -352,16 +418,16 @@ func (p *pipeline) stop() {
 	p.wg.Wait()
 	for _, row := range p.stages {
 		for _, in := range row {
+		drain:
 			for {
 				select {
 				case m := <-in.in:
 					if m.rec != nil {
 						m.rec.Release()
 					}
-					continue
 				default:
+					break drain
 				}
-				break
 			}
 		}
 	}
@@ -385,8 +451,8 @@ type instanceStats struct {
 	Watermark       int64
 }
 
-// stats reads the instances' counters. Counters are read without stopping
-// the instances; values may be slightly stale.
+// stats reads the instances' counters as published after their last
+// message, without stopping them.
 func (p *pipeline) stats() []instanceStats {
 	var out []instanceStats
 	for s, row := range p.stages {
@@ -408,24 +474,29 @@ func (p *pipeline) stats() []instanceStats {
 			if len(st.PartitionBy) > 0 {
 				kr = fmt.Sprintf("[%016x, %016x]", lo, hi)
 			}
-			var st exec.Stats
-			if p := in.published.Load(); p != nil {
-				st = *p
+			var stats exec.Stats
+			if ps := in.published.Load(); ps != nil {
+				stats = *ps
 			}
-			out = append(out, instanceStats{Stage: s, Instance: i, Operators: fmt.Sprint(ops), KeyRange: kr, Stats: st, Watermark: in.wmPub.Load()})
+			out = append(out, instanceStats{Stage: s, Instance: i, Operators: fmt.Sprint(ops), KeyRange: kr, Stats: stats, Watermark: in.wmPub.Load()})
 		}
 	}
 	return out
 }
 
 func opName(op planner.Op) string {
-	switch op.(type) {
+	switch x := op.(type) {
 	case *planner.CalcOp:
 		return "Calc"
 	case *planner.AggOp:
 		return "HashAggregate"
 	case *planner.SortOp:
 		return "Sort"
+	case *planner.JoinOp:
+		if x.Kind == planner.JoinLookup {
+			return "LookupJoin"
+		}
+		return "IntervalJoin"
 	}
 	return fmt.Sprintf("%T", op)
 }

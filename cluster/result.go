@@ -36,12 +36,43 @@ type resultStore struct {
 	subs    map[*subscriber]struct{}
 	err     error // set when the pipeline failed
 	closed  bool
+	// readers are continuous queries reading this one; they receive every
+	// emitted batch and the result's watermark.
+	readers   []sourceReader
+	wms       []int64 // watermark of each last-stage instance
+	watermark int64   // minimum of wms: no later row has event time below it
+}
+
+// sourceReader is a source stage of a pipeline that reads a relation.
+type sourceReader struct {
+	q     *queryRuntime
+	stage int
+}
+
+// feed sends rows (the relation's full schema, owned by the caller) and
+// optionally a watermark to the reader's source stage.
+func (sr sourceReader) feed(rec arrow.RecordBatch, wm int64, hasWM bool) error {
+	p := sr.q.pipeline
+	if p.failure() != nil {
+		return nil
+	}
+	var proj arrow.RecordBatch
+	if rec != nil {
+		proj = projectColumns(rec, p.query.Plan.Stages[sr.stage])
+		defer proj.Release()
+	}
+	err := p.ingest(sr.stage, proj, wm, hasWM)
+	if err != nil && p.failure() != nil {
+		return nil // the reader failed on its own; its status says why
+	}
+	return err
 }
 
 func newResultStore(q *planner.ContinuousQuery) *resultStore {
 	return &resultStore{
 		cols: q.Columns, schema: ArrowSchema(q.Columns), updating: q.Updating, key: q.Key,
 		rows: map[string][]any{}, counts: map[string]int{}, subs: map[*subscriber]struct{}{},
+		watermark: math.MinInt64,
 	}
 }
 
@@ -90,7 +121,81 @@ func (r *resultStore) apply(rec arrow.RecordBatch) error {
 	for s := range r.subs {
 		s.offer(rec)
 	}
+	for _, rd := range r.readers {
+		if err := rd.feed(rec, 0, false); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// advance records the watermark of last-stage instance idx (of n) and
+// passes the result's watermark on to reading queries when it rises.
+func (r *resultStore) advance(idx, n int, wm int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.wms) < n {
+		r.wms = append(r.wms, math.MinInt64)
+	}
+	r.wms[idx] = max(r.wms[idx], wm)
+	low := r.wms[0]
+	for _, w := range r.wms[1:] {
+		low = min(low, w)
+	}
+	if low <= r.watermark {
+		return
+	}
+	r.watermark = low
+	for _, rd := range r.readers {
+		_ = rd.feed(nil, low, true)
+	}
+}
+
+// addReader registers a query reading this result: an updating result
+// first sends its current rows as "+" changes, then every change.
+func (r *resultStore) addReader(rd sourceReader) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var initial []arrow.RecordBatch
+	if r.updating {
+		snap, err := r.snapshotLocked()
+		if err != nil {
+			return err
+		}
+		for _, b := range snap {
+			withOp, err := addOpColumn(b, "+")
+			b.Release()
+			if err != nil {
+				return err
+			}
+			initial = append(initial, withOp)
+		}
+	}
+	for _, b := range initial {
+		err := rd.feed(b, 0, false)
+		b.Release()
+		if err != nil {
+			return err
+		}
+	}
+	if r.watermark != math.MinInt64 {
+		_ = rd.feed(nil, r.watermark, true)
+	}
+	r.readers = append(r.readers, rd)
+	return nil
+}
+
+// removeReader unregisters every source stage of query q.
+func (r *resultStore) removeReader(q *queryRuntime) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	kept := r.readers[:0]
+	for _, rd := range r.readers {
+		if rd.q != q {
+			kept = append(kept, rd)
+		}
+	}
+	r.readers = kept
 }
 
 func (r *resultStore) rowKey(row []any) string {
@@ -135,6 +240,10 @@ func appendKey(b []byte, v any) []byte {
 func (r *resultStore) snapshot() ([]arrow.RecordBatch, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.snapshotLocked()
+}
+
+func (r *resultStore) snapshotLocked() ([]arrow.RecordBatch, error) {
 	if !r.updating {
 		out := make([]arrow.RecordBatch, len(r.batches))
 		for i, b := range r.batches {
@@ -243,10 +352,12 @@ func (r *resultStore) close() {
 	r.rows = nil
 }
 
-func (r *resultStore) counters() (rows, emitted int64, err error) {
+// counters reports the rows in the result, the rows emitted in total, the
+// result's watermark and the pipeline's failure, if any.
+func (r *resultStore) counters() (rows, emitted, watermark int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.nrows, r.emitted, r.err
+	return r.nrows, r.emitted, r.watermark, r.err
 }
 
 // maxSubscriberBacklog bounds the batches queued for a subscriber that does

@@ -229,3 +229,119 @@ type AggConfig struct {
 	// snapshots of tables and continuous-query results.
 	Batch bool
 }
+
+// BinaryOperator is an operator with two inputs (joins). Side 0 is the
+// left (or probe) input, side 1 the right (or build/lookup) input. The
+// runtime merges the two inputs' watermarks (the minimum) before calling
+// Advance. Ownership rules are those of Operator.
+type BinaryOperator interface {
+	Schema() *arrow.Schema
+	PushSide(side int, rec arrow.RecordBatch, emit Emit) error
+	Advance(wm int64, emit Emit) error
+	Finish(emit Emit) error
+	Close()
+}
+
+// JoinType is INNER or LEFT OUTER.
+type JoinType uint8
+
+// The join types.
+const (
+	JoinInner JoinType = iota
+	JoinLeft
+)
+
+// IntervalJoinConfig configures NewIntervalJoin: a stream–stream equi-join
+// bounded in event time. A left row l and a right row r match when their
+// keys are equal (NULL keys never match), when
+//
+//	l.time + Lower <= r.time <= l.time + Upper   (times in µs)
+//
+// and when Residual (if set) is true. Residual is evaluated over the
+// concatenated row: left columns first, then right columns.
+//
+// Output schema: the left columns then the right columns (names as in the
+// input schemas; the caller renames). A match is emitted as soon as both
+// rows are present, whichever arrives first. For JoinLeft, a left row that
+// never matched is emitted with NULL right columns once the watermark
+// passes l.time + Upper (no future right row can match). State is
+// released when the watermark proves no future match: left rows once
+// wm > l.time + Upper, right rows once wm > r.time - Lower. Rows whose
+// event time is already behind the watermark on arrival are counted as late
+// and dropped (Stats.LateRows). Emitted rows do not depend on batch
+// boundaries or on how the two inputs interleave (as a multiset); rows
+// emitted by one Advance are in a deterministic order.
+type IntervalJoinConfig struct {
+	Type                JoinType
+	LeftKeys, RightKeys []int
+	LeftTime, RightTime int   // event-time columns
+	LeftUnit, RightUnit int64 // µs per unit of each time column
+	Lower, Upper        int64 // µs
+	Residual            Expr
+}
+
+// LookupJoinConfig configures NewLookupJoin: a stream (side 0) joined to
+// the current contents of a table or of an updating continuous-query
+// result (side 1). Side 1 receives a changelog: when OpCol >= 0 that
+// column holds "+" or "-" per row (the other columns are the row); when
+// OpCol < 0 every row is an insert. The lookup state holds, per key, the
+// current rows of side 1 (a multiset). Each side-0 row is joined with the
+// rows present when it is pushed (processing-time lookup, like Flink's
+// lookup join): INNER drops rows with no match, LEFT emits them with NULL
+// right columns. Residual is evaluated over left columns then the right
+// columns (without OpCol). Output: left columns, then the right columns
+// without OpCol.
+type LookupJoinConfig struct {
+	Type                JoinType
+	LeftKeys, RightKeys []int
+	OpCol               int
+	Residual            Expr
+}
+
+// OverKind is a function computed by an OVER window.
+type OverKind uint8
+
+// The OVER window functions.
+const (
+	OverRowNumber OverKind = iota // ROW_NUMBER()
+	OverLag                       // LAG(arg, Offset[, Default])
+	OverLead                      // LEAD(arg, Offset[, Default])
+	OverCount                     // COUNT(arg) over the frame
+	OverCountStar                 // COUNT(*) over the frame
+	OverSum
+	OverAvg
+	OverMin
+	OverMax
+)
+
+// OverFunc is one function of an OVER window.
+type OverFunc struct {
+	Kind    OverKind
+	Arg     int   // input column; -1 for ROW_NUMBER and COUNT(*)
+	Offset  int   // LAG/LEAD offset (default 1)
+	Default any   // LAG/LEAD default value (nil = NULL), a Literal value
+	// Preceding is the frame for aggregates: ROWS BETWEEN Preceding
+	// PRECEDING AND CURRENT ROW; -1 means UNBOUNDED PRECEDING (a running
+	// aggregate).
+	Preceding int64
+	Name      string
+	Type      arrow.DataType
+}
+
+// OverConfig configures NewOverWindow: functions over rows of the same
+// PartitionBy key ordered by event time. Rows are held until the
+// watermark passes their event time, then emitted in (partition, time)
+// order with the function values appended; ties on time are broken by the
+// other column values, so the output does not depend on arrival order or
+// batch boundaries. A row with a LEAD is held until its Offset-th
+// following row in the partition is emitted (or Finish). Per partition the
+// operator keeps only what the frames and offsets need. Late rows (event
+// time behind the watermark on arrival) are counted and dropped.
+//
+// Output schema: the input columns, then one column per OverFunc.
+type OverConfig struct {
+	PartitionBy []int
+	TimeCol     int
+	TimeUnit    int64 // µs per unit of TimeCol
+	Funcs       []OverFunc
+}

@@ -75,6 +75,12 @@ type ContinuousQuery struct {
 	// Key is the indexes into Columns that identify a row of an updating
 	// result (the group key).
 	Key []int
+	// EventTime is the output column that carries event time when another
+	// continuous query reads this one as a stream (window_end of a
+	// windowed result, or the source's event-time column passed through),
+	// or -1. TimeUnit converts it to µs.
+	EventTime int
+	TimeUnit  int64
 	// Plan is the physical DAG.
 	Plan *Physical
 	// Sources are the names of the streams the query reads.

@@ -23,9 +23,24 @@ type Scan struct {
 	Relation string
 	Kind     RelationKind // 0 for the one-row scan of a FROM-less SELECT
 	Stream   *Stream      // for streams
+	// Query is set when a continuous query reads another one's result.
+	Query *ContinuousQuery
 	// Indexes maps each output column to a column of the relation.
 	Indexes []int
 	Cols    []Column
+	// EventTime is the relation's event-time column (an index into the
+	// relation's columns, not Cols), or -1; TimeUnit converts it to µs.
+	EventTime int
+	TimeUnit  int64
+	// Changelog: in a streaming plan the scan delivers a changelog whose
+	// column 0 is "op" (an updating continuous query read as a table).
+	Changelog bool
+}
+
+// TableLike reports whether a streaming plan reads the relation as a table
+// (its current contents, for lookups) rather than as a stream.
+func (s *Scan) TableLike() bool {
+	return s.Kind == RelTable || (s.Query != nil && s.Query.Updating)
 }
 
 // Filter keeps the rows for which Pred is true.
@@ -298,4 +313,77 @@ func ExplainLogical(n Node) string {
 	}
 	walk(n, 0)
 	return b.String()
+}
+
+// JoinKind says how a join is executed.
+type JoinKind uint8
+
+// The join kinds.
+const (
+	// JoinInterval joins two streams whose event times are related by a
+	// bound (Lower <= right.time - left.time <= Upper).
+	JoinInterval JoinKind = iota
+	// JoinLookup joins a stream with the current contents of a table or
+	// an updating continuous-query result.
+	JoinLookup
+)
+
+// Join combines two inputs. Its output is the left columns followed by the
+// right columns. LeftKeys[i] = RightKeys[i] are the equality keys; the
+// residual condition (all ON conjuncts that are not keys) is evaluated over
+// the output columns.
+type Join struct {
+	Left, Right         Node
+	Kind                JoinKind
+	Outer               bool // LEFT OUTER JOIN
+	LeftKeys, RightKeys []*ColRef
+	// Interval joins: event-time columns and the bound in µs.
+	LeftTime, RightTime *ColRef
+	LeftUnit, RightUnit int64
+	Lower, Upper        int64
+	Residual            Expr
+	// RightChangelog: the right input is an updating result whose column 0
+	// is "op" (lookup joins).
+	RightChangelog bool
+}
+
+// Columns implements Node.
+func (j *Join) Columns() []Column {
+	return append(append([]Column(nil), j.Left.Columns()...), j.Right.Columns()...)
+}
+
+// Inputs implements Node.
+func (j *Join) Inputs() []Node { return []Node{j.Left, j.Right} }
+
+func (j *Join) describe() string {
+	var b strings.Builder
+	kind := "IntervalJoin"
+	if j.Kind == JoinLookup {
+		kind = "LookupJoin"
+	}
+	b.WriteString(kind)
+	if j.Outer {
+		b.WriteString(" left outer")
+	} else {
+		b.WriteString(" inner")
+	}
+	keys := make([]string, len(j.LeftKeys))
+	for i := range j.LeftKeys {
+		keys[i] = j.LeftKeys[i].Name + " = " + j.RightKeys[i].Name
+	}
+	fmt.Fprintf(&b, " keys=[%s]", strings.Join(keys, ", "))
+	if j.Kind == JoinInterval {
+		fmt.Fprintf(&b, " time=%s - %s in [%s, %s]", j.RightTime.Name, j.LeftTime.Name, signedMicros(j.Lower), signedMicros(j.Upper))
+	}
+	if j.Residual != nil {
+		b.WriteString(" residual=" + j.Residual.String())
+	}
+	return b.String()
+}
+
+func signedMicros(us int64) string {
+	if us < 0 {
+		return "-" + formatMicros(-us)
+	}
+	return formatMicros(us)
 }

@@ -173,7 +173,14 @@ func (p *Planner) ContinuousQuery(s *parser.CreateContinuousQuery, opts Options)
 		// columns that are plain key references.
 		q.Key = updatingKey(phys)
 	}
-	q.Sources = []string{phys.Stages[0].Source.Relation}
+	seen := map[string]bool{}
+	for _, st := range phys.Sources() {
+		if !seen[st.Source.Relation] {
+			seen[st.Source.Relation] = true
+			q.Sources = append(q.Sources, st.Source.Relation)
+		}
+	}
+	q.EventTime, q.TimeUnit = outputEventTime(phys, q)
 	return q, nil
 }
 
@@ -365,4 +372,50 @@ func TargetColumns(relation string, cols []Column, names []string) ([]int, error
 		target = append(target, idx)
 	}
 	return target, nil
+}
+
+// outputEventTime picks the column that carries event time when another
+// continuous query reads q as a stream: window_end of a windowed result,
+// or, for a query without aggregation over a single stream, that stream's
+// event-time column if it passes through under its own name.
+func outputEventTime(phys *Physical, q *ContinuousQuery) (int, int64) {
+	if q.Updating {
+		return -1, 1
+	}
+	for _, st := range phys.Stages {
+		for _, op := range st.Ops {
+			if a, ok := op.(*AggOp); ok {
+				if a.Window == nil || a.Window.Kind == WindowNone {
+					return -1, 1
+				}
+				for i, c := range q.Columns {
+					if c.Name == "window_end" {
+						return i, a.Window.TimeUnit
+					}
+				}
+				return -1, 1
+			}
+		}
+	}
+	srcs := phys.Sources()
+	if len(srcs) != 1 || srcs[0].Source.Stream == nil || srcs[0].Source.Stream.EventTime < 0 {
+		if len(srcs) == 1 && srcs[0].Source.Query != nil {
+			up := srcs[0].Source.Query
+			if up.EventTime >= 0 {
+				return columnNamed(q.Columns, up.Columns[up.EventTime].Name), up.TimeUnit
+			}
+		}
+		return -1, 1
+	}
+	s := srcs[0].Source.Stream
+	return columnNamed(q.Columns, s.Columns[s.EventTime].Name), s.TimeUnit
+}
+
+func columnNamed(cols []Column, name string) int {
+	for i, c := range cols {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
 }

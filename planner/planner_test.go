@@ -139,7 +139,7 @@ func TestWindowedPlanShape(t *testing.T) {
 		t.Errorf("columns %s", got)
 	}
 	explain := Explain(phys, "seg")
-	for _, want := range []string{"Stage 0: source", "Exchange hash(xway, seg) -> Stage 1", "HOP(", "Result seg (append-only)"} {
+	for _, want := range []string{"Stage 0: source", "Input <- Stage 0, exchange hash(xway, seg)", "HOP(", "Result seg (append-only)"} {
 		if !strings.Contains(explain, want) {
 			t.Errorf("EXPLAIN lacks %q:\n%s", want, explain)
 		}

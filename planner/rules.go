@@ -14,6 +14,7 @@ var Rules = []Rule{
 	{"merge_filters", bottomUp(mergeFilters)},
 	{"push_filter_below_project", bottomUp(pushFilterBelowProject)},
 	{"push_filter_below_aggregate", bottomUp(pushFilterBelowAggregate)},
+	{"push_filter_below_join", bottomUp(pushFilterBelowJoin)},
 	{"merge_filters", bottomUp(mergeFilters)},
 	{"merge_projects", bottomUp(mergeProjects)},
 	{"prune_columns", pruneRoot},
@@ -65,8 +66,61 @@ func withInputs(n Node, ins []Node) Node {
 		c := *x
 		c.Input = ins[0]
 		return &c
+	case *Join:
+		c := *x
+		c.Left, c.Right = ins[0], ins[1]
+		return &c
 	}
 	return n
+}
+
+// pushFilterBelowJoin moves WHERE conjuncts that read only the left input
+// below the join (for inner and left outer joins), and those that read
+// only the right input below an inner interval join.
+func pushFilterBelowJoin(n Node) Node {
+	f, ok := n.(*Filter)
+	if !ok {
+		return n
+	}
+	j, ok := f.Input.(*Join)
+	if !ok {
+		return n
+	}
+	nl := len(j.Left.Columns())
+	var keep, left, right []Expr
+	for _, c := range splitAnd(f.Pred) {
+		used := map[int]bool{}
+		columnsUsed(c, used)
+		onlyLeft, onlyRight := len(used) > 0, len(used) > 0
+		for i := range used {
+			onlyLeft = onlyLeft && i < nl
+			onlyRight = onlyRight && i >= nl
+		}
+		switch {
+		case onlyLeft:
+			left = append(left, c)
+		case onlyRight && !j.Outer && j.Kind == JoinInterval:
+			right = append(right, mapColumns(c, func(r *ColRef) Expr {
+				return &ColRef{Index: r.Index - nl, Name: r.Name, T: r.T}
+			}))
+		default:
+			keep = append(keep, c)
+		}
+	}
+	if len(left) == 0 && len(right) == 0 {
+		return n
+	}
+	nj := *j
+	if len(left) > 0 {
+		nj.Left = &Filter{Input: j.Left, Pred: joinAnd(left)}
+	}
+	if len(right) > 0 {
+		nj.Right = &Filter{Input: j.Right, Pred: joinAnd(right)}
+	}
+	if len(keep) == 0 {
+		return &nj
+	}
+	return &Filter{Input: &nj, Pred: joinAnd(keep)}
 }
 
 // mergeFilters: Filter(Filter(x, a), b) → Filter(x, a AND b).
@@ -187,10 +241,12 @@ func pruneRoot(n Node) Node {
 // output index, its new index (-1 when dropped).
 func prune(n Node, need []bool) (Node, []int) {
 	switch x := n.(type) {
+	case *Join:
+		return pruneJoin(x, need)
 	case *Scan:
 		var keep []int
 		for i, ok := range need {
-			if ok {
+			if ok || x.Changelog {
 				keep = append(keep, i)
 			}
 		}
@@ -201,7 +257,8 @@ func prune(n Node, need []bool) (Node, []int) {
 		for i := range mapping {
 			mapping[i] = -1
 		}
-		s := &Scan{Relation: x.Relation, Kind: x.Kind, Stream: x.Stream}
+		s := &Scan{Relation: x.Relation, Kind: x.Kind, Stream: x.Stream, Query: x.Query,
+			EventTime: x.EventTime, TimeUnit: x.TimeUnit, Changelog: x.Changelog}
 		for j, i := range keep {
 			mapping[i] = j
 			s.Indexes = append(s.Indexes, x.Indexes[i])
@@ -298,4 +355,57 @@ func remap(e Expr, mapping []int) Expr {
 	return mapColumns(e, func(c *ColRef) Expr {
 		return &ColRef{Index: mapping[c.Index], Name: c.Name, T: c.T}
 	})
+}
+
+// pruneJoin keeps the columns of each side the parent, the keys, the event
+// times and the residual read.
+func pruneJoin(j *Join, need []bool) (Node, []int) {
+	nl, nr := len(j.Left.Columns()), len(j.Right.Columns())
+	leftNeed, rightNeed := make([]bool, nl), make([]bool, nr)
+	all := make([]bool, nl+nr)
+	copy(all, need)
+	for _, k := range j.LeftKeys {
+		all[k.Index] = true
+	}
+	for _, k := range j.RightKeys {
+		all[nl+k.Index] = true
+	}
+	if j.LeftTime != nil {
+		all[j.LeftTime.Index] = true
+		all[j.RightTime.Index] = true
+	}
+	if j.Residual != nil {
+		markUsed(all, j.Residual)
+	}
+	copy(leftNeed, all[:nl])
+	copy(rightNeed, all[nl:])
+	left, lmap := prune(j.Left, leftNeed)
+	right, rmap := prune(j.Right, rightNeed)
+	newNl := len(left.Columns())
+	mapping := make([]int, nl+nr)
+	for i := range mapping {
+		switch {
+		case i < nl:
+			mapping[i] = lmap[i]
+		case rmap[i-nl] >= 0:
+			mapping[i] = newNl + rmap[i-nl]
+		default:
+			mapping[i] = -1
+		}
+	}
+	nj := *j
+	nj.Left, nj.Right = left, right
+	nj.LeftKeys, nj.RightKeys = nil, nil
+	for i := range j.LeftKeys {
+		nj.LeftKeys = append(nj.LeftKeys, remap(j.LeftKeys[i], lmap).(*ColRef))
+		nj.RightKeys = append(nj.RightKeys, remap(j.RightKeys[i], rmap).(*ColRef))
+	}
+	if j.LeftTime != nil {
+		nj.LeftTime = remap(j.LeftTime, mapping).(*ColRef)
+		nj.RightTime = remap(j.RightTime, mapping).(*ColRef)
+	}
+	if j.Residual != nil {
+		nj.Residual = remap(j.Residual, mapping)
+	}
+	return &nj, mapping
 }

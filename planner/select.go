@@ -27,15 +27,10 @@ func (p *Planner) bindSelect(sel *ast.SelectStmt, mode selectMode, prm *params) 
 	case sel.LockInfo != nil && sel.LockInfo.LockType != ast.SelectLockNone:
 		return nil, errorf(CodeNotSupported, "SELECT … FOR UPDATE is not supported")
 	}
-	scan, qualifier, err := p.bindFrom(sel.From, mode)
+	node, scope, scan, err := p.bindFrom(sel.From, mode, prm)
 	if err != nil {
 		return nil, err
 	}
-	scope := make([]scopeColumn, len(scan.Cols))
-	for i, c := range scan.Cols {
-		scope[i] = scopeColumn{qualifier: qualifier, name: c.Name, typ: c.Type}
-	}
-	var node Node = scan
 	in := &binder{scope: scope, params: prm, where: "WHERE"}
 	if sel.Where != nil {
 		pred, err := in.expr(sel.Where)
@@ -50,6 +45,9 @@ func (p *Planner) bindSelect(sel *ast.SelectStmt, mode selectMode, prm *params) 
 	items, err := expandFields(sel.Fields, scope)
 	if err != nil {
 		return nil, err
+	}
+	if sc, ok := node.(*Scan); ok && mode == modeStream && sc.TableLike() {
+		return nil, errorf(CodeNotSupported, "a continuous query reads a stream or an append-only continuous query; %q is read as a table (join it to a stream instead)", sc.Relation)
 	}
 	if sel.GroupBy != nil || hasAggregate(sel) || (sel.Distinct && mode == modeStream) {
 		node, err = p.bindAggregate(node, sel, items, scope, scan, mode, prm)
@@ -107,68 +105,6 @@ func distinct(n Node) Node {
 		names[i] = c.Name
 	}
 	return &Aggregate{Input: n, Keys: keys, KeyNames: names, Mode: AggBatch}
-}
-
-func (p *Planner) bindFrom(from *ast.TableRefsClause, mode selectMode) (*Scan, string, error) {
-	if from == nil {
-		if mode == modeStream {
-			return nil, "", errorf(CodeInvalidDefinition, "a continuous query needs FROM <stream>")
-		}
-		return &Scan{}, "", nil
-	}
-	j := from.TableRefs
-	if j.Right != nil {
-		return nil, "", errorf(CodeNotSupported, "joins are not supported yet")
-	}
-	ts, ok := j.Left.(*ast.TableSource)
-	if !ok {
-		if inner, ok := j.Left.(*ast.Join); ok && inner.Right == nil {
-			return p.bindFrom(&ast.TableRefsClause{TableRefs: inner}, mode)
-		}
-		return nil, "", errorf(CodeNotSupported, "this FROM clause is not supported")
-	}
-	tn, ok := ts.Source.(*ast.TableName)
-	if !ok {
-		return nil, "", errorf(CodeNotSupported, "subqueries in FROM are not supported")
-	}
-	name := tn.Name.O
-	if s := tn.Schema.L; s != "" && s != "public" && s != "spate" {
-		return nil, "", errorf(CodeUndefinedTable, "relation \"%s.%s\" does not exist", tn.Schema.O, name)
-	}
-	obj, kind, ok := p.Catalog.Lookup(name)
-	if !ok {
-		return nil, "", errorf(CodeUndefinedTable, "relation %q does not exist", name)
-	}
-	qualifier := name
-	if ts.AsName.O != "" {
-		qualifier = ts.AsName.O
-	}
-	scan := &Scan{Relation: name, Kind: kind}
-	var cols []Column
-	switch o := obj.(type) {
-	case *Stream:
-		if mode == modeBatch && !p.DescribeStreams {
-			return nil, "", errorf(CodeWrongObjectType, "%q is a stream: streams are unbounded, so SELECT reads continuous queries and tables; use CREATE CONTINUOUS QUERY … AS SELECT … FROM %s", name, name)
-		}
-		scan.Stream = o
-		cols = o.Columns
-	case *Table:
-		if mode == modeStream {
-			return nil, "", errorf(CodeNotSupported, "a continuous query reads a stream; %q is a table (stream-table joins come later)", name)
-		}
-		cols = o.Columns
-	case *ContinuousQuery:
-		if mode == modeStream {
-			return nil, "", errorf(CodeNotSupported, "a continuous query reading another continuous query (%q) is not supported yet", name)
-		}
-		cols = o.Columns
-	}
-	scan.Cols = append([]Column(nil), cols...)
-	scan.Indexes = make([]int, len(cols))
-	for i := range cols {
-		scan.Indexes[i] = i
-	}
-	return scan, qualifier, nil
 }
 
 // selectItem is one output column before binding.
@@ -404,15 +340,21 @@ func (p *Planner) bindWindow(fc *ast.FuncCallExpr, in *binder, scan *Scan, mode 
 		return nil, errorf(CodeInvalidDefinition, "the first argument of %s must be the event-time column", strings.ToUpper(name))
 	}
 	w := &Window{Time: ref, TimeUnit: 1}
-	if scan.Stream != nil {
-		et := scan.Stream.EventTime
+	if scan == nil {
+		return nil, errorf(CodeNotSupported, "windows over a join are not supported yet: join in one continuous query and aggregate its result in another")
+	}
+	if mode == modeStream {
+		et := scan.EventTime
 		if et < 0 {
-			return nil, errorf(CodeInvalidDefinition, "stream %q has no event-time column: declare it with WITH (event_time = '<column>')", scan.Stream.Name)
+			if scan.Stream != nil {
+				return nil, errorf(CodeInvalidDefinition, "stream %q has no event-time column: declare it with WITH (event_time = '<column>')", scan.Stream.Name)
+			}
+			return nil, errorf(CodeInvalidDefinition, "%q has no event-time column to window on (a windowed continuous query offers window_end)", scan.Relation)
 		}
 		if scan.Indexes[ref.Index] != et {
-			return nil, errorf(CodeInvalidDefinition, "%s must use the event-time column %q of stream %q, not %q", strings.ToUpper(name), scan.Stream.Columns[et].Name, scan.Stream.Name, ref.Name)
+			return nil, errorf(CodeInvalidDefinition, "%s must use the event-time column %q of %q, not %q", strings.ToUpper(name), scan.Cols[et].Name, scan.Relation, ref.Name)
 		}
-		w.TimeUnit = scan.Stream.TimeUnit
+		w.TimeUnit = scan.TimeUnit
 	} else if ref.T != TypeTimestamp {
 		return nil, errorf(CodeDatatypeMismatch, "%s over a %s needs a timestamp column, %q is %s", strings.ToUpper(name), scan.Kind, ref.Name, ref.T)
 	}

@@ -1,0 +1,280 @@
+package planner
+
+import (
+	"github.com/pingcap/tidb/pkg/parser/ast"
+)
+
+// bindFrom binds the FROM clause: one relation, or a join of two. It
+// returns the plan, the scope its columns are visible in, and the scan
+// when there is a single relation (nil for a join).
+func (p *Planner) bindFrom(from *ast.TableRefsClause, mode selectMode, prm *params) (Node, []scopeColumn, *Scan, error) {
+	if from == nil {
+		if mode == modeStream {
+			return nil, nil, nil, errorf(CodeInvalidDefinition, "a continuous query needs FROM <stream>")
+		}
+		return &Scan{EventTime: -1}, nil, &Scan{EventTime: -1}, nil
+	}
+	return p.bindJoinTree(from.TableRefs, mode, prm)
+}
+
+func (p *Planner) bindJoinTree(j *ast.Join, mode selectMode, prm *params) (Node, []scopeColumn, *Scan, error) {
+	if j.Right == nil {
+		switch l := j.Left.(type) {
+		case *ast.TableSource:
+			scan, scope, err := p.bindTableSource(l, mode)
+			return scan, scope, scan, err
+		case *ast.Join:
+			return p.bindJoinTree(l, mode, prm)
+		}
+		return nil, nil, nil, errorf(CodeNotSupported, "this FROM clause is not supported")
+	}
+	if mode != modeStream {
+		return nil, nil, nil, errorf(CodeNotSupported, "joins are supported in continuous queries; a snapshot SELECT reads one relation")
+	}
+	lts, lok := j.Left.(*ast.TableSource)
+	rts, rok := j.Right.(*ast.TableSource)
+	if !lok || !rok {
+		return nil, nil, nil, errorf(CodeNotSupported, "a continuous query joins two relations; join more by chaining continuous queries")
+	}
+	switch {
+	case j.NaturalJoin || len(j.Using) > 0:
+		return nil, nil, nil, errorf(CodeNotSupported, "NATURAL and USING joins are not supported; write ON a.k = b.k")
+	case j.Tp == ast.RightJoin:
+		return nil, nil, nil, errorf(CodeNotSupported, "RIGHT JOIN is not supported; swap the sides and use LEFT JOIN")
+	case j.On == nil:
+		return nil, nil, nil, errorf(CodeNotSupported, "a join needs an ON condition with equality keys")
+	}
+	left, lscope, err := p.bindTableSource(lts, mode)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	right, rscope, err := p.bindTableSource(rts, mode)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if left.TableLike() {
+		return nil, nil, nil, errorf(CodeNotSupported, "the left side of a join must be a stream; %q is read as a table", left.Relation)
+	}
+	scope := append(append([]scopeColumn(nil), lscope...), rscope...)
+	b := &binder{scope: scope, params: prm, where: "JOIN conditions"}
+	cond, err := b.expr(j.On.Expr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if cond, err = requireBool(cond, "JOIN/ON"); err != nil {
+		return nil, nil, nil, err
+	}
+	join := &Join{Left: left, Right: right, Outer: j.Tp == ast.LeftJoin}
+	nl := len(left.Cols)
+	if right.TableLike() {
+		join.Kind = JoinLookup
+		join.RightChangelog = right.Changelog
+	} else {
+		join.Kind = JoinInterval
+		lt, rt := scanTime(left), scanTime(right)
+		if lt == nil || rt == nil {
+			return nil, nil, nil, errorf(CodeInvalidDefinition, "a stream–stream join needs the event-time columns of both sides")
+		}
+		join.LeftTime, join.LeftUnit = lt, left.TimeUnit
+		join.RightTime = &ColRef{Index: nl + rt.Index, Name: rt.Name, T: rt.T}
+		join.RightUnit = right.TimeUnit
+	}
+	var residual []Expr
+	haveLower, haveUpper := false, false
+	for _, c := range splitAnd(cond) {
+		if l, r, ok := equiKey(c, nl); ok {
+			if _, ok := unify(l.T, r.T); !ok && l.T != r.T {
+				return nil, nil, nil, errorf(CodeDatatypeMismatch, "join keys %s (%s) and %s (%s) have different types", l.Name, l.T, r.Name, r.T)
+			}
+			join.LeftKeys = append(join.LeftKeys, l)
+			join.RightKeys = append(join.RightKeys, &ColRef{Index: r.Index - nl, Name: r.Name, T: r.T})
+		}
+		if join.Kind == JoinInterval {
+			if lo, hi, ok := timeBound(c, join); ok {
+				if lo != nil && (!haveLower || *lo > join.Lower) {
+					join.Lower, haveLower = *lo, true
+				}
+				if hi != nil && (!haveUpper || *hi < join.Upper) {
+					join.Upper, haveUpper = *hi, true
+				}
+			}
+		}
+		// Every conjunct stays in the residual unless it is a plain key:
+		// bounds only decide how long rows are kept.
+		if _, _, ok := equiKey(c, nl); !ok {
+			residual = append(residual, c)
+		}
+	}
+	if len(join.LeftKeys) == 0 {
+		return nil, nil, nil, errorf(CodeNotSupported, "a join needs at least one equality between a column of each side (ON a.k = b.k)")
+	}
+	if join.Kind == JoinInterval && (!haveLower || !haveUpper) {
+		return nil, nil, nil, errorf(CodeNotSupported, "a stream–stream join needs an event-time bound on both sides, such as %s BETWEEN %s - 60 AND %s", join.RightTime.Name, join.LeftTime.Name, join.LeftTime.Name)
+	}
+	if join.Kind == JoinInterval && join.Lower > join.Upper {
+		return nil, nil, nil, errorf(CodeInvalidParameter, "the join's event-time bound is empty (lower %s > upper %s)", signedMicros(join.Lower), signedMicros(join.Upper))
+	}
+	join.Residual = joinAnd(residual)
+	return join, scope, nil, nil
+}
+
+// scanTime returns the scan's event-time column as a ColRef over its
+// output, or nil.
+func scanTime(s *Scan) *ColRef {
+	for i, idx := range s.Indexes {
+		if idx == s.EventTime {
+			return &ColRef{Index: i, Name: s.Cols[i].Name, T: s.Cols[i].Type}
+		}
+	}
+	return nil
+}
+
+// equiKey recognises left.col = right.col (either order); nl is the number
+// of left columns.
+func equiKey(e Expr, nl int) (*ColRef, *ColRef, bool) {
+	f, ok := e.(*Func)
+	if !ok || f.Name != "=" {
+		return nil, nil, false
+	}
+	a, aok := stripCast(f.Args[0]).(*ColRef)
+	b, bok := stripCast(f.Args[1]).(*ColRef)
+	if !aok || !bok {
+		return nil, nil, false
+	}
+	switch {
+	case a.Index < nl && b.Index >= nl:
+		return a, b, true
+	case b.Index < nl && a.Index >= nl:
+		return b, a, true
+	}
+	return nil, nil, false
+}
+
+// stripCast looks through an INT→BIGINT widening, which does not change
+// values.
+func stripCast(e Expr) Expr {
+	if f, ok := e.(*Func); ok && f.Name == "cast" && f.T.IsInteger() && f.Args[0].Type().IsInteger() {
+		return f.Args[0]
+	}
+	return e
+}
+
+// timeBound recognises a conjunct that bounds right.time - left.time and
+// returns the bound in µs: "rt >= lt + c" gives a lower bound c, "rt <= lt
+// + c" an upper bound, "=" both. Strict comparisons give the same
+// (slightly wider) bounds; the conjunct itself stays in the residual.
+func timeBound(e Expr, j *Join) (lo, hi *int64, ok bool) {
+	f, isF := e.(*Func)
+	if !isF || len(f.Args) != 2 {
+		return nil, nil, false
+	}
+	op := f.Name
+	// Normalise to rt OP lt + c.
+	rtSide, ltExpr := f.Args[0], f.Args[1]
+	if !isCol(rtSide, j.RightTime) {
+		rtSide, ltExpr = f.Args[1], f.Args[0]
+		op = map[string]string{"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}[op]
+		if !isCol(rtSide, j.RightTime) {
+			return nil, nil, false
+		}
+	}
+	c, ok := offsetOf(ltExpr, j.LeftTime)
+	if !ok {
+		return nil, nil, false
+	}
+	c *= j.unitOfLeft()
+	switch op {
+	case ">", ">=":
+		return &c, nil, true
+	case "<", "<=":
+		return nil, &c, true
+	case "=":
+		return &c, &c, true
+	}
+	return nil, nil, false
+}
+
+func (j *Join) unitOfLeft() int64 {
+	if j.LeftTime.T == TypeTimestamp {
+		return 1 // interval constants are already µs
+	}
+	return j.LeftUnit
+}
+
+func isCol(e Expr, c *ColRef) bool {
+	r, ok := stripCast(e).(*ColRef)
+	return ok && r.Index == c.Index
+}
+
+// offsetOf recognises "lt", "lt + c" and "lt - c" for a constant c.
+func offsetOf(e Expr, lt *ColRef) (int64, bool) {
+	if isCol(e, lt) {
+		return 0, true
+	}
+	f, ok := e.(*Func)
+	if !ok || (f.Name != "+" && f.Name != "-") || len(f.Args) != 2 || !isCol(f.Args[0], lt) {
+		return 0, false
+	}
+	k, ok := f.Args[1].(*Const)
+	if !ok {
+		return 0, false
+	}
+	v, ok := k.Value.(int64)
+	if !ok {
+		return 0, false
+	}
+	if f.Name == "-" {
+		v = -v
+	}
+	return v, true
+}
+
+// bindTableSource binds one relation of FROM.
+func (p *Planner) bindTableSource(ts *ast.TableSource, mode selectMode) (*Scan, []scopeColumn, error) {
+	tn, ok := ts.Source.(*ast.TableName)
+	if !ok {
+		return nil, nil, errorf(CodeNotSupported, "subqueries in FROM are not supported")
+	}
+	name := tn.Name.O
+	if s := tn.Schema.L; s != "" && s != "public" && s != "spate" {
+		return nil, nil, errorf(CodeUndefinedTable, "relation \"%s.%s\" does not exist", tn.Schema.O, name)
+	}
+	obj, kind, ok := p.Catalog.Lookup(name)
+	if !ok {
+		return nil, nil, errorf(CodeUndefinedTable, "relation %q does not exist", name)
+	}
+	qualifier := name
+	if ts.AsName.O != "" {
+		qualifier = ts.AsName.O
+	}
+	scan := &Scan{Relation: name, Kind: kind, EventTime: -1, TimeUnit: 1}
+	var cols []Column
+	switch o := obj.(type) {
+	case *Stream:
+		if mode == modeBatch && !p.DescribeStreams {
+			return nil, nil, errorf(CodeWrongObjectType, "%q is a stream: streams are unbounded, so SELECT reads continuous queries and tables; use CREATE CONTINUOUS QUERY … AS SELECT … FROM %s", name, name)
+		}
+		scan.Stream = o
+		scan.EventTime, scan.TimeUnit = o.EventTime, o.TimeUnit
+		cols = o.Columns
+	case *Table:
+		cols = o.Columns
+	case *ContinuousQuery:
+		cols = o.Columns
+		if mode == modeStream {
+			scan.Query = o
+			scan.EventTime, scan.TimeUnit = o.EventTime, o.TimeUnit
+			if o.Updating {
+				// Read as a table: a changelog whose column 0 is "op".
+				scan.Changelog = true
+			}
+		}
+	}
+	scan.Cols = append([]Column(nil), cols...)
+	scan.Indexes = identity(len(cols))
+	scope := make([]scopeColumn, len(cols))
+	for i, c := range cols {
+		scope[i] = scopeColumn{qualifier: qualifier, name: c.Name, typ: c.Type}
+	}
+	return scan, scope, nil
+}
