@@ -178,6 +178,8 @@ func buildOps(st *planner.Stage, params []Param) (exec.BinaryOperator, []exec.Op
 			o, err = exec.NewCalc(in, filter, exprs, names)
 		case *planner.AggOp:
 			o, err = exec.NewHashAggregate(in, aggConfig(x))
+		case *planner.OverOp:
+			o, err = buildOver(x, in)
 		case *planner.SortOp:
 			keys := make([]exec.SortKey, len(x.Keys))
 			for i, k := range x.Keys {
@@ -237,4 +239,31 @@ var aggKinds = map[planner.AggKind]exec.AggKind{
 var windowKinds = map[planner.WindowKind]exec.WindowKind{
 	planner.WindowNone: exec.WindowNone, planner.WindowTumble: exec.WindowTumble,
 	planner.WindowHop: exec.WindowHop, planner.WindowSession: exec.WindowSession,
+}
+
+var overKinds = map[planner.OverKind]exec.OverKind{
+	planner.OverRowNumber: exec.OverRowNumber, planner.OverLag: exec.OverLag, planner.OverLead: exec.OverLead,
+	planner.OverCount: exec.OverCount, planner.OverCountStar: exec.OverCountStar, planner.OverSum: exec.OverSum,
+	planner.OverAvg: exec.OverAvg, planner.OverMin: exec.OverMin, planner.OverMax: exec.OverMax,
+}
+
+// overConfig maps an OVER window op to exec's configuration.
+func overConfig(x *planner.OverOp) exec.OverConfig {
+	cfg := exec.OverConfig{PartitionBy: x.PartitionBy, TimeCol: x.TimeCol, TimeUnit: x.TimeUnit}
+	for _, c := range x.Calls {
+		f := exec.OverFunc{Kind: overKinds[c.Kind], Arg: -1, Offset: c.Offset, Default: c.Default,
+			Preceding: c.Preceding, Name: c.Name, Type: ArrowType(c.T)}
+		if c.Arg != nil {
+			f.Arg = c.Arg.Index
+		}
+		cfg.Funcs = append(cfg.Funcs, f)
+	}
+	return cfg
+}
+
+// buildOver creates an OVER window operator. The operator lands in exec
+// separately; until then an OVER plan is refused at deployment.
+func buildOver(x *planner.OverOp, in *arrow.Schema) (exec.Operator, error) {
+	_, _ = overConfig(x), in
+	return nil, errorf("0A000", "OVER windows are not available yet in this build")
 }

@@ -321,6 +321,24 @@ func (l *lowering) node(n Node) (*Stage, []Column, error) {
 		return cur, out, nil
 	case *Aggregate:
 		return l.aggregate(x, cur, cols)
+	case *Over:
+		op := &OverOp{TimeCol: x.Time.Index, TimeUnit: x.TimeUnit, Calls: x.Calls, Out: x.Columns(),
+			desc: describeOver(x.PartitionBy, x.Time, x.Calls)}
+		for _, p := range x.PartitionBy {
+			op.PartitionBy = append(op.PartitionBy, p.Index)
+		}
+		if l.streaming {
+			next := &Stage{Name: "over", Input: cols, Parallelism: 1}
+			side := Side{Stage: cur.ID, Columns: cols}
+			if len(op.PartitionBy) > 0 {
+				next.PartitionBy, side.PartitionBy = op.PartitionBy, op.PartitionBy
+				next.Parallelism = l.parallelism
+			}
+			next.Sides = []Side{side}
+			cur = l.newStage(next)
+		}
+		cur.Ops = append(cur.Ops, op)
+		return cur, op.Out, nil
 	case *Sort:
 		op := &SortOp{Limit: x.Limit, Offset: x.Offset, Out: cols}
 		for _, k := range x.Keys {

@@ -70,6 +70,10 @@ func withInputs(n Node, ins []Node) Node {
 		c := *x
 		c.Left, c.Right = ins[0], ins[1]
 		return &c
+	case *Over:
+		c := *x
+		c.Input = ins[0]
+		return &c
 	}
 	return n
 }
@@ -243,6 +247,8 @@ func prune(n Node, need []bool) (Node, []int) {
 	switch x := n.(type) {
 	case *Join:
 		return pruneJoin(x, need)
+	case *Over:
+		return pruneOver(x, need)
 	case *Scan:
 		var keep []int
 		for i, ok := range need {
@@ -408,4 +414,39 @@ func pruneJoin(j *Join, need []bool) (Node, []int) {
 		nj.Residual = remap(j.Residual, mapping)
 	}
 	return &nj, mapping
+}
+
+// pruneOver keeps the input columns the parent, the partition key, the
+// event time and the function arguments read; the function columns stay.
+func pruneOver(o *Over, need []bool) (Node, []int) {
+	n := len(o.Input.Columns())
+	inNeed := make([]bool, n)
+	copy(inNeed, need[:n])
+	for _, p := range o.PartitionBy {
+		inNeed[p.Index] = true
+	}
+	inNeed[o.Time.Index] = true
+	for _, c := range o.Calls {
+		if c.Arg != nil {
+			inNeed[c.Arg.Index] = true
+		}
+	}
+	in, inMap := prune(o.Input, inNeed)
+	no := &Over{Input: in, TimeUnit: o.TimeUnit, Time: remap(o.Time, inMap).(*ColRef)}
+	for _, p := range o.PartitionBy {
+		no.PartitionBy = append(no.PartitionBy, remap(p, inMap).(*ColRef))
+	}
+	for _, c := range o.Calls {
+		if c.Arg != nil {
+			c.Arg = remap(c.Arg, inMap).(*ColRef)
+		}
+		no.Calls = append(no.Calls, c)
+	}
+	width := len(in.Columns())
+	mapping := make([]int, n+len(o.Calls))
+	copy(mapping, inMap)
+	for i := range o.Calls {
+		mapping[n+i] = width + i
+	}
+	return no, mapping
 }

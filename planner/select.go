@@ -49,6 +49,21 @@ func (p *Planner) bindSelect(sel *ast.SelectStmt, mode selectMode, prm *params) 
 	if sc, ok := node.(*Scan); ok && mode == modeStream && sc.TableLike() {
 		return nil, errorf(CodeNotSupported, "a continuous query reads a stream or an append-only continuous query; %q is read as a table (join it to a stream instead)", sc.Relation)
 	}
+	if wf := findWindowFuncs(items); len(wf) > 0 {
+		if sel.GroupBy != nil || hasAggregate(sel) || sel.Distinct {
+			return nil, errorf(CodeNotSupported, "OVER windows cannot be combined with GROUP BY, aggregates or DISTINCT in one query; aggregate in a second continuous query")
+		}
+		if node, err = p.bindOver(node, items, wf, scope, scan, mode, prm); err != nil {
+			return nil, err
+		}
+		if mode == modeStream {
+			if sel.OrderBy != nil || sel.Limit != nil {
+				return nil, errorf(CodeNotSupported, "ORDER BY and LIMIT are not supported in a continuous query")
+			}
+			return node, nil
+		}
+		return p.bindOrderLimit(node, sel, prm)
+	}
 	if sel.GroupBy != nil || hasAggregate(sel) || (sel.Distinct && mode == modeStream) {
 		node, err = p.bindAggregate(node, sel, items, scope, scan, mode, prm)
 		if err != nil {
@@ -123,7 +138,8 @@ func expandFields(fields *ast.FieldList, scope []scopeColumn) ([]selectItem, err
 				if q != "" && c.qualifier != q {
 					continue
 				}
-				out = append(out, selectItem{expr: &ast.ColumnNameExpr{Name: &ast.ColumnName{Name: ast.NewCIStr(c.name)}}, name: c.name})
+				cn := &ast.ColumnName{Name: ast.NewCIStr(c.name), Table: ast.NewCIStr(c.qualifier)}
+				out = append(out, selectItem{expr: &ast.ColumnNameExpr{Name: cn}, name: c.name})
 				n++
 			}
 			if n == 0 && q != "" {
