@@ -185,15 +185,27 @@ func (c *Catalog) Remove(name string, kind RelationKind, cascade bool) (dropped 
 	if got != kind {
 		return nil, errorf(CodeWrongObjectType, "%q is a %s, not a %s", name, got, kind)
 	}
+	// Dependents, transitively: queries reading name, queries reading those…
 	var deps []string
-	for _, q := range c.queries {
-		for _, s := range q.Sources {
-			if s == name {
-				deps = append(deps, q.Name)
+	seen := map[string]bool{name: true}
+	for frontier := []string{name}; len(frontier) > 0; {
+		var next []string
+		for _, q := range c.queries {
+			if seen[q.Name] {
+				continue
+			}
+			for _, s := range q.Sources {
+				if contains(frontier, s) {
+					seen[q.Name] = true
+					next = append(next, q.Name)
+					break
+				}
 			}
 		}
+		sort.Strings(next)
+		deps = append(deps, next...)
+		frontier = next
 	}
-	sort.Strings(deps)
 	if len(deps) > 0 && !cascade {
 		return nil, errorf(CodeDependentObjects, "cannot drop %s %q because continuous query %q depends on it (use DROP … CASCADE)", kind, name, deps[0])
 	}
@@ -252,4 +264,13 @@ func objectName(obj any) string {
 		return o.Name
 	}
 	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
