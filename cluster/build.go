@@ -213,10 +213,16 @@ func buildJoin(x *planner.JoinOp, st *planner.Stage, b exprBuilder) (exec.Binary
 	if x.Outer {
 		typ = exec.JoinLeft
 	}
-	// The join operators land in exec separately; until then a join plan
-	// is refused at deployment.
-	_, _, _, _ = left, right, residual, typ
-	return nil, errorf("0A000", "joins are not available yet in this build")
+	if x.Kind == planner.JoinLookup {
+		return exec.NewLookupJoin(left, right, exec.LookupJoinConfig{
+			Type: typ, LeftKeys: x.LeftKeys, RightKeys: x.RightKeys, OpCol: x.OpCol, Residual: residual,
+		})
+	}
+	return exec.NewIntervalJoin(left, right, exec.IntervalJoinConfig{
+		Type: typ, LeftKeys: x.LeftKeys, RightKeys: x.RightKeys,
+		LeftTime: x.LeftTime, RightTime: x.RightTime, LeftUnit: x.LeftUnit, RightUnit: x.RightUnit,
+		Lower: x.Lower, Upper: x.Upper, Residual: residual,
+	})
 }
 
 func aggConfig(x *planner.AggOp) exec.AggConfig {
@@ -261,9 +267,7 @@ func overConfig(x *planner.OverOp) exec.OverConfig {
 	return cfg
 }
 
-// buildOver creates an OVER window operator. The operator lands in exec
-// separately; until then an OVER plan is refused at deployment.
+// buildOver creates an OVER window operator.
 func buildOver(x *planner.OverOp, in *arrow.Schema) (exec.Operator, error) {
-	_, _ = overConfig(x), in
-	return nil, errorf("0A000", "OVER windows are not available yet in this build")
+	return exec.NewOverWindow(in, overConfig(x))
 }

@@ -242,6 +242,18 @@ type BinaryOperator interface {
 	Close()
 }
 
+// StatefulBinary is Stateful for two-input operators (IntervalJoin,
+// LookupJoin): the same Checkpoint and Restore contract.
+type StatefulBinary interface {
+	BinaryOperator
+	// Checkpoint returns an immutable snapshot of the current state. The
+	// operator may keep running after it returns.
+	Checkpoint() (*Snapshot, error)
+	// Restore replaces the operator's state with the snapshot's. The caller
+	// keeps ownership of the snapshot.
+	Restore(snap *Snapshot) error
+}
+
 // JoinType is INNER or LEFT OUTER.
 type JoinType uint8
 
@@ -317,9 +329,9 @@ const (
 // OverFunc is one function of an OVER window.
 type OverFunc struct {
 	Kind    OverKind
-	Arg     int   // input column; -1 for ROW_NUMBER and COUNT(*)
-	Offset  int   // LAG/LEAD offset (default 1)
-	Default any   // LAG/LEAD default value (nil = NULL), a Literal value
+	Arg     int // input column; -1 for ROW_NUMBER and COUNT(*)
+	Offset  int // LAG/LEAD offset (0 means the default, 1)
+	Default any // LAG/LEAD default value (nil = NULL), a Literal value of the argument's type
 	// Preceding is the frame for aggregates: ROWS BETWEEN Preceding
 	// PRECEDING AND CURRENT ROW; -1 means UNBOUNDED PRECEDING (a running
 	// aggregate).
@@ -329,14 +341,18 @@ type OverFunc struct {
 }
 
 // OverConfig configures NewOverWindow: functions over rows of the same
-// PartitionBy key ordered by event time. Rows are held until the
-// watermark passes their event time, then emitted in (partition, time)
-// order with the function values appended; ties on time are broken by the
-// other column values, so the output does not depend on arrival order or
-// batch boundaries. A row with a LEAD is held until its Offset-th
-// following row in the partition is emitted (or Finish). Per partition the
-// operator keeps only what the frames and offsets need. Late rows (event
-// time behind the watermark on arrival) are counted and dropped.
+// PartitionBy key ordered by event time. A row is held until the
+// watermark passes its event time (the first Advance with wm > time: rows
+// with time == wm may still arrive), then it is final; within a partition
+// final rows are ordered by time, ties broken by the other column values
+// (NULLs last), so the output does not depend on arrival order or batch
+// boundaries. The rows one Advance emits are ordered by (time, partition
+// key values, then the other column values). A row with a LEAD is held
+// until its K-th following row in the partition is final, K the largest
+// LEAD Offset (or until Finish, where a missing following row gives the
+// Default). Per partition the operator keeps only what the frames and
+// offsets need. Late rows (event time NULL or behind the watermark on
+// arrival) are counted and dropped.
 //
 // Output schema: the input columns, then one column per OverFunc.
 type OverConfig struct {
