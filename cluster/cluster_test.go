@@ -117,6 +117,9 @@ var metamorphicQueries = map[string]string{
 	"updating": "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev WHERE k < 20 GROUP BY k",
 	"global":   "SELECT COUNT(*) AS n, MAX(t) AS last FROM ev",
 	"filter":   "SELECT k, v * 2 AS w FROM ev WHERE v > 90",
+	"selfjoin": "SELECT a.k, a.t, b.v FROM ev a JOIN ev b ON a.k = b.k AND b.t BETWEEN a.t - 3 AND a.t AND b.v > a.v",
+	"leftjoin": "SELECT a.k, a.t, b.t AS bt FROM ev a LEFT JOIN ev b ON a.k = b.k AND a.v = b.v + 1 AND b.t BETWEEN a.t - 5 AND a.t + 2",
+	"over":     "SELECT k, t, v, LAG(v, 2) OVER (PARTITION BY k ORDER BY t) AS l2, SUM(v) OVER (PARTITION BY k ORDER BY t ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS s4, ROW_NUMBER() OVER (PARTITION BY k ORDER BY t) AS n FROM ev",
 }
 
 // TestMetamorphicParallelism checks that results do not depend on the
