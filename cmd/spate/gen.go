@@ -9,8 +9,11 @@ import (
 )
 
 func runGen(args []string) error {
+	if len(args) > 0 && args[0] == "lrb" {
+		return runGenLRB(args[1:])
+	}
 	if len(args) == 0 || args[0] != "trades" {
-		return fmt.Errorf("usage: spate gen trades [-rows N] [-symbols N] [-rate N] [-disorder S] [-seed N] [-header]")
+		return fmt.Errorf("usage: spate gen trades [-rows N] [-symbols N] [-rate N] [-disorder S] [-seed N] [-header]\n       %s", genLRBUsage)
 	}
 	fs := flag.NewFlagSet("gen trades", flag.ContinueOnError)
 	var cfg bench.TradesConfig
