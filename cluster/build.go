@@ -231,7 +231,7 @@ func aggConfig(x *planner.AggOp) exec.AggConfig {
 		cfg.Aggs = append(cfg.Aggs, exec.AggSpec{Kind: aggKinds[a.Kind], Arg: a.Arg, Name: a.Name, Type: ArrowType(a.T)})
 	}
 	if w := x.Window; w != nil {
-		cfg.Window = exec.WindowSpec{Kind: windowKinds[w.Kind], TimeCol: w.TimeCol, Size: w.Size, Slide: w.Slide, Gap: w.Gap, TimeUnit: w.TimeUnit}
+		cfg.Window = exec.WindowSpec{Kind: windowKinds[w.Kind], TimeCol: w.TimeCol, Size: w.Size, Slide: w.Slide, Gap: w.Gap, Offset: w.Offset, TimeUnit: w.TimeUnit}
 	}
 	return cfg
 }

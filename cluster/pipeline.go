@@ -88,6 +88,10 @@ type instance struct {
 	partitionBy []int
 	splits      []uint64 // instance i owns [splits[i-1], splits[i])
 	hashes      []uint64
+	// lag is how far (µs) the stage's output watermark trails its input
+	// watermark: an interval join still emits left rows (null-padded ones)
+	// up to its upper bound after the watermark passed their time.
+	lag int64
 	// published is the chain's counters as of the last message, for
 	// readers on other goroutines (SHOW INSTANCES).
 	published atomic.Pointer[exec.Stats]
@@ -152,6 +156,7 @@ func startPipeline(q *planner.ContinuousQuery, result *resultStore) (*pipeline, 
 				in.splits = evenSplits(next.Parallelism)
 			}
 			in.chain = newChain(head, ops, in.emit)
+			in.lag = watermarkLag(st)
 			in.wmPub.Store(math.MinInt64)
 			row = append(row, in)
 		}
@@ -164,6 +169,17 @@ func startPipeline(q *planner.ContinuousQuery, result *resultStore) (*pipeline, 
 		}
 	}
 	return p, nil
+}
+
+// watermarkLag is how far a stage's output watermark trails its input's.
+func watermarkLag(st *planner.Stage) int64 {
+	var lag int64
+	for _, op := range st.Ops {
+		if j, ok := op.(*planner.JoinOp); ok && j.Kind == planner.JoinInterval {
+			lag = max(lag, j.Upper)
+		}
+	}
+	return lag
 }
 
 // evenSplits divides the 64-bit hash space into n equal key ranges and
@@ -217,7 +233,11 @@ func (in *instance) handle(m message) error {
 		if err := in.chain.advance(low); err != nil {
 			return err
 		}
-		return in.forward(message{wm: low, hasWM: true})
+		out := low
+		if in.lag > 0 && low != math.MaxInt64 {
+			out = low - in.lag
+		}
+		return in.forward(message{wm: out, hasWM: true})
 	case m.barrier != nil:
 		in.barriers[m.barrier]++
 		if in.barriers[m.barrier] < in.barrierWidth(m.barrier.source) {

@@ -293,7 +293,7 @@ func (h *HashAggregate) pushWindowed(rec arrow.RecordBatch, keys, args []arrow.A
 	tus, allOK, ok := h.eventTimes(rec, n)
 	// Fast path: one tumble window for the whole batch.
 	if w.Kind == WindowTumble && allOK {
-		ws := floorDiv(tus[0], w.Size) * w.Size
+		ws := floorDiv(tus[0]-w.Offset, w.Size)*w.Size + w.Offset
 		same := true
 		for _, t := range tus {
 			if t < ws || t >= ws+w.Size {
@@ -322,10 +322,10 @@ func (h *HashAggregate) pushWindowed(rec arrow.RecordBatch, keys, args []arrow.A
 		}
 		t := tus[i]
 		if w.Kind == WindowTumble {
-			add(floorDiv(t, w.Size)*w.Size, int32(i))
+			add(floorDiv(t-w.Offset, w.Size)*w.Size+w.Offset, int32(i))
 			continue
 		}
-		last := floorDiv(t, w.Slide) * w.Slide
+		last := floorDiv(t-w.Offset, w.Slide)*w.Slide + w.Offset
 		for s := last; s > t-w.Size; s -= w.Slide {
 			add(s, int32(i))
 		}

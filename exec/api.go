@@ -208,6 +208,10 @@ type WindowSpec struct {
 	// BIGINT column of seconds). window_start and window_end are emitted in
 	// the column's own type and unit.
 	TimeUnit int64
+	// Offset (µs) shifts tumble and hop windows: they start at
+	// Offset + k·Size (tumble) or Offset + k·Slide (hop) instead of at
+	// multiples of the epoch. Default 0.
+	Offset int64
 }
 
 // AggConfig configures NewHashAggregate.
@@ -279,10 +283,14 @@ const (
 // passes l.time + Upper (no future right row can match). State is
 // released when the watermark proves no future match: left rows once
 // wm > l.time + Upper, right rows once wm > r.time - Lower. Rows whose
-// event time is already behind the watermark on arrival are counted as late
-// and dropped (Stats.LateRows). Emitted rows do not depend on batch
-// boundaries or on how the two inputs interleave (as a multiset); rows
-// emitted by one Advance are in a deterministic order.
+// event time is already behind the watermark on arrival (time < wm, or
+// NULL) are counted as late and dropped (Stats.LateRows). Emitted rows do
+// not depend on batch boundaries or on how the two inputs interleave (as a
+// multiset); rows emitted by one Advance are in a deterministic order (by
+// left event time, then the left column values), and so are the matches
+// one PushSide emits (by pushed row, then by arrival of the stored row).
+// A left row with a NULL key never matches; for JoinLeft it is emitted
+// null-padded by the same watermark rule.
 type IntervalJoinConfig struct {
 	Type                JoinType
 	LeftKeys, RightKeys []int
@@ -300,9 +308,11 @@ type IntervalJoinConfig struct {
 // current rows of side 1 (a multiset). Each side-0 row is joined with the
 // rows present when it is pushed (processing-time lookup, like Flink's
 // lookup join): INNER drops rows with no match, LEFT emits them with NULL
-// right columns. Residual is evaluated over left columns then the right
-// columns (without OpCol). Output: left columns, then the right columns
-// without OpCol.
+// right columns. A "-" removes one row equal to it in every column but
+// OpCol (NULL equals NULL); a "-" with no equal row is ignored. Side-1
+// rows with a NULL key are ignored (they can never match). Residual is
+// evaluated over left columns then the right columns (without OpCol).
+// Output: left columns, then the right columns without OpCol.
 type LookupJoinConfig struct {
 	Type                JoinType
 	LeftKeys, RightKeys []int

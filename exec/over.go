@@ -101,13 +101,14 @@ type OverWindow struct {
 	stats  Stats
 	closed bool
 
-	outSlots []uint32 // scratch: rows being emitted
-	outVals  [][]ov   // scratch: per function, values of outSlots
-	hashes   []uint64
-	gids     []uint32
-	tus      []int64
-	ok       []bool
-	ready    []timedSlot
+	outSlots    []uint32 // scratch: rows being emitted
+	histScratch []ov
+	outVals     [][]ov // scratch: per function, values of outSlots
+	hashes      []uint64
+	gids        []uint32
+	tus         []int64
+	ok          []bool
+	ready       []timedSlot
 }
 
 var _ Stateful = (*OverWindow)(nil)
@@ -134,34 +135,37 @@ type overDesc struct {
 	hc      int   // history column, -1 none
 }
 
-// overHist is a ring of the last values of the history columns of one
-// partition.
+// overHist is a ring of the last rows' values of the history columns of
+// one partition: row i of the ring holds vals[i*nc : (i+1)*nc], nc the
+// number of history columns.
 type overHist struct {
-	vals  [][]ov // per history column
-	start int
-	n     int
+	vals  []ov
+	start int32
+	n     int32
 }
 
-// at returns the k-th most recent value (1 = the previous row) of column c.
-func (h *overHist) at(c, k, size int) ov {
-	return h.vals[c][(h.start+h.n-k)%size]
-}
-
-func (h *overHist) push(vals []ov, size int) {
-	if h.vals == nil {
-		h.vals = make([][]ov, len(vals))
+// at returns the k-th most recent value (1 = the previous row) of history
+// column c; size is the ring capacity in rows, nc the columns.
+func (h *overHist) at(c, k, size, nc int) ov {
+	i := int(h.start) + int(h.n) - k
+	if i >= size {
+		i -= size
 	}
-	if h.n < size {
-		for c, v := range vals {
-			h.vals[c] = append(h.vals[c], v)
-		}
+	return h.vals[i*nc+c]
+}
+
+// push appends one row of values, overwriting the oldest when full.
+func (h *overHist) push(vals []ov, size int) {
+	if int(h.n) < size {
+		h.vals = append(h.vals, vals...)
 		h.n++
 		return
 	}
-	for c, v := range vals {
-		h.vals[c][h.start] = v
+	copy(h.vals[int(h.start)*len(vals):], vals)
+	h.start++
+	if int(h.start) == size {
+		h.start = 0
 	}
-	h.start = (h.start + 1) % size
 }
 
 // overAcc accumulates one aggregate.
@@ -772,8 +776,8 @@ func (w *OverWindow) compute(g, sl uint32, lead []uint32) error {
 		case OverRowNumber:
 			v.i = rn + 1
 		case OverLag:
-			if d.offset <= h.n {
-				v = h.at(d.hc, d.offset, w.histLen)
+			if d.offset <= int(h.n) {
+				v = h.at(d.hc, d.offset, w.histLen, len(w.histCols))
 			} else {
 				v = d.def
 			}
@@ -799,8 +803,8 @@ func (w *OverWindow) compute(g, sl uint32, lead []uint32) error {
 			} else {
 				var a overAcc
 				if d.prec > 0 {
-					for k := min(int(d.prec), h.n); k >= 1; k-- {
-						a.add(d, h.at(d.hc, k, w.histLen))
+					for k := min(int(d.prec), int(h.n)); k >= 1; k-- {
+						a.add(d, h.at(d.hc, k, w.histLen, len(w.histCols)))
 					}
 				}
 				a.add(d, cur)
@@ -813,10 +817,11 @@ func (w *OverWindow) compute(g, sl uint32, lead []uint32) error {
 		w.outVals[i] = append(w.outVals[i], v)
 	}
 	if h != nil {
-		vals := make([]ov, len(w.histCols))
-		for c, col := range w.histCols {
-			vals[c] = w.read(sl, col, physOf(w.in.Field(col).Type))
+		vals := w.histScratch[:0]
+		for _, col := range w.histCols {
+			vals = append(vals, w.read(sl, col, physOf(w.in.Field(col).Type)))
 		}
+		w.histScratch = vals
 		h.push(vals, w.histLen)
 	}
 	w.rowNum[g] = rn + 1
@@ -967,10 +972,10 @@ func (w *OverWindow) Checkpoint() (*Snapshot, error) {
 		}
 		for g := range w.hist {
 			h := &w.hist[g]
-			for k := h.n; k >= 1; k-- {
+			for k := int(h.n); k >= 1; k-- {
 				gids = append(gids, uint32(g))
 				for j := range w.histCols {
-					vals[j] = append(vals[j], h.at(j, k, w.histLen))
+					vals[j] = append(vals[j], h.at(j, k, w.histLen, len(w.histCols)))
 				}
 			}
 			if len(gids) >= maxEmitRows {

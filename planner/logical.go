@@ -102,14 +102,21 @@ type Window struct {
 	Size     int64 // µs
 	Slide    int64 // µs, hop
 	Gap      int64 // µs, session
+	Offset   int64 // µs: tumble/hop windows start at Offset + k·slide
 	TimeUnit int64
 }
 
 func (w *Window) String() string {
 	switch w.Kind {
 	case WindowTumble:
+		if w.Offset != 0 {
+			return fmt.Sprintf("TUMBLE(%s, %s, offset %s)", w.Time.Name, formatMicros(w.Size), formatMicros(w.Offset))
+		}
 		return fmt.Sprintf("TUMBLE(%s, %s)", w.Time.Name, formatMicros(w.Size))
 	case WindowHop:
+		if w.Offset != 0 {
+			return fmt.Sprintf("HOP(%s, %s, %s, offset %s)", w.Time.Name, formatMicros(w.Slide), formatMicros(w.Size), formatMicros(w.Offset))
+		}
 		return fmt.Sprintf("HOP(%s, %s, %s)", w.Time.Name, formatMicros(w.Slide), formatMicros(w.Size))
 	case WindowSession:
 		return fmt.Sprintf("SESSION(%s, %s)", w.Time.Name, formatMicros(w.Gap))

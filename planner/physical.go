@@ -125,6 +125,7 @@ type PhysWindow struct {
 	Size     int64
 	Slide    int64
 	Gap      int64
+	Offset   int64
 	TimeUnit int64
 }
 
@@ -220,7 +221,7 @@ func (a *AggOp) describe() string {
 	}
 	var w *Window
 	if a.Window != nil {
-		w = &Window{Kind: a.Window.Kind, Time: &ColRef{Name: a.Window.TimeName}, Size: a.Window.Size, Slide: a.Window.Slide, Gap: a.Window.Gap}
+		w = &Window{Kind: a.Window.Kind, Time: &ColRef{Name: a.Window.TimeName}, Size: a.Window.Size, Slide: a.Window.Slide, Gap: a.Window.Gap, Offset: a.Window.Offset}
 	}
 	return "HashAggregate " + describeAgg(keys, w, aggs, a.Mode)
 }
@@ -375,7 +376,7 @@ func (l *lowering) aggregate(x *Aggregate, cur *Stage, cols []Column) (*Stage, [
 		op.Aggs = append(op.Aggs, pa)
 	}
 	if w := x.Window; w != nil {
-		pw := &PhysWindow{Kind: w.Kind, Size: w.Size, Slide: w.Slide, Gap: w.Gap, TimeUnit: w.TimeUnit}
+		pw := &PhysWindow{Kind: w.Kind, Size: w.Size, Slide: w.Slide, Gap: w.Gap, Offset: w.Offset, TimeUnit: w.TimeUnit}
 		pw.TimeCol = indexOf(pre, w.Time)
 		if pw.TimeCol < 0 {
 			pw.TimeCol = len(pre)

@@ -398,6 +398,14 @@ func outputEventTime(phys *Physical, q *ContinuousQuery) (int, int64) {
 		}
 	}
 	srcs := phys.Sources()
+	for _, st := range phys.Stages {
+		if len(st.Ops) > 0 {
+			if j, ok := st.Ops[0].(*JoinOp); ok {
+				// A join's rows carry the left side's event time.
+				return joinEventTime(phys, st, j, q)
+			}
+		}
+	}
 	if len(srcs) != 1 || srcs[0].Source.Stream == nil || srcs[0].Source.Stream.EventTime < 0 {
 		if len(srcs) == 1 && srcs[0].Source.Query != nil {
 			up := srcs[0].Source.Query
@@ -418,4 +426,24 @@ func columnNamed(cols []Column, name string) int {
 		}
 	}
 	return -1
+}
+
+// joinEventTime finds the left event-time column of a join in q's output
+// (under its own name), so that a query reading q sees a stream.
+func joinEventTime(phys *Physical, st *Stage, j *JoinOp, q *ContinuousQuery) (int, int64) {
+	left := phys.Stages[st.Sides[0].Stage]
+	for left.Source == nil && len(left.Sides) > 0 {
+		left = phys.Stages[left.Sides[0].Stage]
+	}
+	var name string
+	unit := int64(1)
+	switch src := left.Source; {
+	case src.Stream != nil && src.Stream.EventTime >= 0:
+		name, unit = src.Stream.Columns[src.Stream.EventTime].Name, src.Stream.TimeUnit
+	case src.Query != nil && src.Query.EventTime >= 0:
+		name, unit = src.Query.Columns[src.Query.EventTime].Name, src.Query.TimeUnit
+	default:
+		return -1, 1
+	}
+	return columnNamed(q.Columns, name), unit
 }

@@ -344,7 +344,9 @@ func isWindowFunc(name string) bool {
 func (p *Planner) bindWindow(fc *ast.FuncCallExpr, in *binder, scan *Scan, mode selectMode) (*Window, error) {
 	name := strings.TrimPrefix(fc.FnName.L, "spate_")
 	want := map[string]int{"tumble": 2, "hop": 3, "session": 2}[name]
-	if len(fc.Args) != want {
+	// TUMBLE and HOP take an optional last argument: the offset of the
+	// windows' starts from the epoch.
+	if len(fc.Args) != want && !(name != "session" && len(fc.Args) == want+1) {
 		return nil, errorf(CodeUndefinedFunction, "%s expects %d arguments, got %d", strings.ToUpper(name), want, len(fc.Args))
 	}
 	t, err := in.expr(fc.Args[0])
@@ -385,7 +387,7 @@ func (p *Planner) bindWindow(fc *ast.FuncCallExpr, in *binder, scan *Scan, mode 
 			return nil, errorf(CodeDatatypeMismatch, "%s sizes must be constant intervals such as INTERVAL '1' MINUTE", strings.ToUpper(name))
 		}
 		d := c.Value.(int64)
-		if d <= 0 {
+		if d <= 0 && len(durs) < want-1 {
 			return nil, errorf(CodeInvalidParameter, "%s sizes must be positive", strings.ToUpper(name))
 		}
 		if d%w.TimeUnit != 0 {
@@ -393,11 +395,16 @@ func (p *Planner) bindWindow(fc *ast.FuncCallExpr, in *binder, scan *Scan, mode 
 		}
 		durs = append(durs, d)
 	}
+	if len(durs) == want {
+		w.Offset = durs[want-1]
+	}
 	switch name {
 	case "tumble":
 		w.Kind, w.Size = WindowTumble, durs[0]
+		w.Offset = ((w.Offset % w.Size) + w.Size) % w.Size
 	case "hop":
 		w.Kind, w.Slide, w.Size = WindowHop, durs[0], durs[1]
+		w.Offset = ((w.Offset % w.Slide) + w.Slide) % w.Slide
 		if w.Size < w.Slide {
 			return nil, errorf(CodeInvalidParameter, "HOP size (%s) must not be smaller than its slide (%s)", formatMicros(w.Size), formatMicros(w.Slide))
 		}
