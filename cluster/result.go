@@ -352,6 +352,13 @@ func (r *resultStore) close() {
 	r.rows = nil
 }
 
+// subscribers is the number of open SUBSCRIBEs.
+func (r *resultStore) subscribers() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return int64(len(r.subs))
+}
+
 // counters reports the rows in the result, the rows emitted in total, the
 // result's watermark and the pipeline's failure, if any.
 func (r *resultStore) counters() (rows, emitted, watermark int64, err error) {

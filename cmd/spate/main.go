@@ -16,6 +16,8 @@ const usage = `spate — a continuous-query engine with a PostgreSQL-wire server
 Usage:
   spate serve   [flags]   start the server (coordinator, pgwire front end, local workers)
   spate bench   agg [flags]   measure the windowed GROUP BY through the engine against a hand-written loop
+  spate bench   lrb [flags]   run Linear Road against a server, validate it and measure notification latency
+  spate gen     lrb [flags]   write Linear Road input (position reports and requests) as CSV
   spate gen     trades [flags]  write CSV trades for the README's walkthrough to stdout
   spate version           print the version
 
