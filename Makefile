@@ -26,6 +26,7 @@ test: build test-deps lint
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./exec ./bench 2>&1 | grep -v '^ok\|^PASS'
 	$(BIN) bench agg
+	$(BIN) bench lrb --expressways 2 --duration 20m --speedup max
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
