@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/planner"
@@ -253,21 +254,56 @@ var overKinds = map[planner.OverKind]exec.OverKind{
 	planner.OverAvg: exec.OverAvg, planner.OverMin: exec.OverMin, planner.OverMax: exec.OverMax,
 }
 
-// overConfig maps an OVER window op to exec's configuration.
-func overConfig(x *planner.OverOp) exec.OverConfig {
+// overConfig maps an OVER window op to exec's configuration, evaluating
+// constant LAG/LEAD defaults.
+func overConfig(x *planner.OverOp) (exec.OverConfig, error) {
 	cfg := exec.OverConfig{PartitionBy: x.PartitionBy, TimeCol: x.TimeCol, TimeUnit: x.TimeUnit}
 	for _, c := range x.Calls {
-		f := exec.OverFunc{Kind: overKinds[c.Kind], Arg: -1, Offset: c.Offset, Default: c.Default,
+		def := c.Default
+		if c.DefaultExpr != nil {
+			v, err := evalConstant(c.DefaultExpr)
+			if err != nil {
+				return cfg, err
+			}
+			def = v
+		}
+		f := exec.OverFunc{Kind: overKinds[c.Kind], Arg: -1, Offset: c.Offset, Default: def,
 			Preceding: c.Preceding, Name: c.Name, Type: ArrowType(c.T)}
 		if c.Arg != nil {
 			f.Arg = c.Arg.Index
 		}
 		cfg.Funcs = append(cfg.Funcs, f)
 	}
-	return cfg
+	return cfg, nil
+}
+
+// evalConstant evaluates an expression that reads no column into a Go
+// value (nil, bool, int64, float64, string; µs for times and intervals).
+func evalConstant(e planner.Expr) (any, error) {
+	x, err := exprBuilder{}.expr(e)
+	if err != nil {
+		return nil, err
+	}
+	one := array.NewRecordBatch(arrow.NewSchema(nil, nil), nil, 1)
+	defer one.Release()
+	calc, err := exec.NewCalc(one.Schema(), nil, []exec.Expr{x}, []string{"v"})
+	if err != nil {
+		return nil, err
+	}
+	defer calc.Close()
+	var v any
+	err = calc.Push(one, func(rec arrow.RecordBatch) error {
+		v = valueAt(rec.Column(0), 0)
+		return nil
+	})
+	return v, err
 }
 
 // buildOver creates an OVER window operator.
 func buildOver(x *planner.OverOp, in *arrow.Schema) (exec.Operator, error) {
-	return exec.NewOverWindow(in, overConfig(x))
+	cfg, err := overConfig(x)
+	if err != nil {
+		return nil, err
+	}
+	return exec.NewOverWindow(in, cfg)
 }

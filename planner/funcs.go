@@ -118,8 +118,10 @@ func makeBinary(op string, l, r Expr) (Expr, error) {
 		}
 	}
 	if untyped(r) && !untyped(l) {
+		// As PostgreSQL: timestamp + 'x' reads an interval, timestamp - 'x'
+		// a timestamp (the operands' common type).
 		rt = lt
-		if lt == TypeTimestamp {
+		if lt == TypeTimestamp && op == "+" {
 			rt = TypeInterval
 		}
 	}
@@ -141,7 +143,7 @@ func makeBinary(op string, l, r Expr) (Expr, error) {
 	case lt == TypeInterval && rt == TypeTimestamp && op == "+":
 		return &Func{Name: op, Args: []Expr{castTo(r, rt), castTo(l, lt)}, T: TypeTimestamp}, nil
 	case lt == TypeTimestamp && rt == TypeTimestamp && op == "-":
-		return &Func{Name: op, Args: []Expr{l, r}, T: TypeInterval}, nil
+		return &Func{Name: op, Args: []Expr{castTo(l, lt), castTo(r, rt)}, T: TypeInterval}, nil
 	case lt == TypeInterval && rt == TypeInterval && (op == "+" || op == "-"):
 		return &Func{Name: op, Args: []Expr{castTo(l, lt), castTo(r, rt)}, T: TypeInterval}, nil
 	case lt == TypeInterval && rt.IsInteger() && (op == "*" || op == "/"):

@@ -169,17 +169,36 @@ func timeBound(e Expr, j *Join) (lo, hi *int64, ok bool) {
 		return nil, nil, false
 	}
 	op := f.Name
-	// Normalise to rt OP lt + c.
-	rtSide, ltExpr := f.Args[0], f.Args[1]
-	if !isCol(rtSide, j.RightTime) {
-		rtSide, ltExpr = f.Args[1], f.Args[0]
-		op = map[string]string{"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}[op]
-		if !isCol(rtSide, j.RightTime) {
+	flip := map[string]string{"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
+	// Normalise to rt OP lt + c. The conjunct may also be written with the
+	// left time on its own: lt OP rt + c is rt OP' lt - c.
+	var c int64
+	switch a, b := f.Args[0], f.Args[1]; {
+	case isCol(a, j.RightTime):
+		v, ok := offsetOf(b, j.LeftTime)
+		if !ok {
 			return nil, nil, false
 		}
-	}
-	c, ok := offsetOf(ltExpr, j.LeftTime)
-	if !ok {
+		c = v
+	case isCol(b, j.RightTime):
+		v, ok := offsetOf(a, j.LeftTime)
+		if !ok {
+			return nil, nil, false
+		}
+		c, op = v, flip[op]
+	case isCol(a, j.LeftTime):
+		v, ok := offsetOf(b, j.RightTime)
+		if !ok {
+			return nil, nil, false
+		}
+		c, op = -v, flip[op]
+	case isCol(b, j.LeftTime):
+		v, ok := offsetOf(a, j.RightTime)
+		if !ok {
+			return nil, nil, false
+		}
+		c = -v
+	default:
 		return nil, nil, false
 	}
 	c *= j.unitOfLeft()

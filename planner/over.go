@@ -33,6 +33,9 @@ type OverCall struct {
 	Arg       *ColRef // nil for ROW_NUMBER and COUNT(*)
 	Offset    int     // LAG/LEAD
 	Default   any     // LAG/LEAD default (a constant), nil for NULL
+	// DefaultExpr is a constant expression for the default, evaluated once
+	// when the operator is built; nil when Default holds the value.
+	DefaultExpr Expr
 	Preceding int64   // ROWS n PRECEDING; -1 for UNBOUNDED PRECEDING
 	Name      string
 	T         Type
@@ -333,11 +336,16 @@ func overCall(f *ast.WindowFuncExpr, in *binder, asColumn func(Expr) *ColRef) (O
 			if err != nil {
 				return OverCall{}, err
 			}
-			c, ok := castTo(d, t).(*Const)
-			if !ok {
+			d = castTo(d, t)
+			if c, ok := d.(*Const); ok {
+				call.Default = c.Value
+			} else if !constantExpr(d) {
 				return OverCall{}, errorf(CodeNotSupported, "the %s default must be a constant of type %s", name, t)
+			} else {
+				// A constant expression ('2000-01-01'::timestamp, 1 + 1):
+				// the runtime evaluates it once.
+				call.DefaultExpr = d
 			}
-			call.Default = c.Value
 		}
 		return call, nil
 	case "count":
@@ -373,14 +381,16 @@ func overCall(f *ast.WindowFuncExpr, in *binder, asColumn func(Expr) *ColRef) (O
 			switch {
 			case t.IsInteger():
 				call.T = TypeBigInt
-			case t == TypeDouble:
-				call.T = TypeDouble
+			case t == TypeDouble || t == TypeInterval:
+				call.T = t
 			default:
 				return OverCall{}, errorf(CodeUndefinedFunction, "function sum(%s) does not exist", t)
 			}
 		case "avg":
 			call.Kind, call.T = OverAvg, TypeDouble
-			if !t.IsNumeric() {
+			if t == TypeInterval {
+				call.T = TypeInterval
+			} else if !t.IsNumeric() {
 				return OverCall{}, errorf(CodeUndefinedFunction, "function avg(%s) does not exist", t)
 			}
 		case "min":
@@ -391,4 +401,16 @@ func overCall(f *ast.WindowFuncExpr, in *binder, asColumn func(Expr) *ColRef) (O
 		return call, nil
 	}
 	return OverCall{}, errorf(CodeNotSupported, "window function %s is not supported (supported: row_number, lag, lead, count, sum, avg, min, max)", name)
+}
+
+// constantExpr reports whether e reads no column and no parameter.
+func constantExpr(e Expr) bool {
+	ok := true
+	walkExpr(e, func(x Expr) {
+		switch x.(type) {
+		case *ColRef, *Param:
+			ok = false
+		}
+	})
+	return ok
 }
