@@ -29,16 +29,16 @@ func (k OverKind) String() string { return overNames[k] }
 
 // OverCall is one function of an Over node.
 type OverCall struct {
-	Kind      OverKind
-	Arg       *ColRef // nil for ROW_NUMBER and COUNT(*)
-	Offset    int     // LAG/LEAD
-	Default   any     // LAG/LEAD default (a constant), nil for NULL
+	Kind    OverKind
+	Arg     *ColRef // nil for ROW_NUMBER and COUNT(*)
+	Offset  int     // LAG/LEAD
+	Default any     // LAG/LEAD default (a constant), nil for NULL
 	// DefaultExpr is a constant expression for the default, evaluated once
 	// when the operator is built; nil when Default holds the value.
 	DefaultExpr Expr
-	Preceding int64   // ROWS n PRECEDING; -1 for UNBOUNDED PRECEDING
-	Name      string
-	T         Type
+	Preceding   int64 // ROWS n PRECEDING; -1 for UNBOUNDED PRECEDING
+	Name        string
+	T           Type
 }
 
 // Over computes window functions over rows of the same PartitionBy key
