@@ -19,6 +19,7 @@ Usage:
   spate bench   lrb [flags]   run Linear Road against a server, validate it and measure notification latency
   spate gen     lrb [flags]   write Linear Road input (position reports and requests) as CSV
   spate gen     trades [flags]  write CSV trades for the README's walkthrough to stdout
+  spate validate lrb [flags]  check Linear Road outputs against the reference implementation
   spate version           print the version
 
 Run "spate <command> -h" for the flags of a command.
@@ -37,6 +38,8 @@ func main() {
 		err = runBench(os.Args[2:])
 	case "gen":
 		err = runGen(os.Args[2:])
+	case "validate":
+		err = runValidate(os.Args[2:])
 	case "version", "--version", "-v":
 		fmt.Println("spate", version)
 	case "help", "-h", "--help":
