@@ -222,7 +222,7 @@ func (c *Coordinator) connect(qr *queryRuntime, st *planner.Stage) error {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		for _, b := range t.batches {
-			if err := rd.feed(b, 0, false); err != nil {
+			if err := feedChange(rd, b, "+"); err != nil {
 				return err
 			}
 		}
@@ -455,7 +455,7 @@ func (c *Coordinator) appendTable(t *tableData, rec arrow.RecordBatch) error {
 	readers := append([]sourceReader(nil), t.readers...)
 	var err error
 	for _, r := range readers {
-		if err = r.feed(rec, 0, false); err != nil {
+		if err = feedChange(r, rec, "+"); err != nil {
 			break
 		}
 	}
@@ -505,4 +505,122 @@ func (c *Coordinator) CloseWindows(ctx context.Context, stream string) error {
 	}
 	s.ingestMu.Unlock()
 	return c.flushStream(ctx, s)
+}
+
+// feedChange sends table rows to a reader as a changelog ("+" inserts, "-"
+// deletes).
+func feedChange(r sourceReader, rec arrow.RecordBatch, op string) error {
+	ch, err := addOpColumn(rec, op)
+	if err != nil {
+		return err
+	}
+	defer ch.Release()
+	return r.feed(ch, 0, false)
+}
+
+// modifyTable runs a planned UPDATE or DELETE: rows matching the WHERE
+// clause are removed (DELETE) or replaced by their new values (UPDATE).
+// Queries looking rows up in the table see the change as "-" old rows and
+// "+" new rows. It returns the number of rows changed.
+func (c *Coordinator) modifyTable(ctx context.Context, plan *planner.ModifyPlan, params []Param) (int64, error) {
+	c.mu.Lock()
+	t := c.tables[plan.Table]
+	c.mu.Unlock()
+	if t == nil {
+		return 0, errorf(planner.CodeUndefinedTable, "relation %q does not exist", plan.Table)
+	}
+	b := exprBuilder{params: params}
+	schema := t.schema
+	var where exec.Expr = exec.Literal{Type: arrow.FixedWidthTypes.Boolean, Value: true}
+	if plan.Where != nil {
+		var err error
+		if where, err = b.expr(plan.Where); err != nil {
+			return 0, err
+		}
+	}
+	identity := make([]exec.Expr, len(plan.Columns))
+	names := make([]string, len(plan.Columns))
+	for i, col := range plan.Columns {
+		identity[i] = exec.ColRef{Index: i, Type: ArrowType(col.Type)}
+		names[i] = col.Name
+	}
+	set := identity
+	if plan.Set != nil {
+		set = make([]exec.Expr, len(plan.Set))
+		for i, e := range plan.Set {
+			x, err := b.expr(e)
+			if err != nil {
+				return 0, err
+			}
+			set[i] = x
+		}
+	}
+	notMatched := exec.Call{Fn: "is_not_true", Args: []exec.Expr{where}, Type: arrow.FixedWidthTypes.Boolean}
+	run := func(filter exec.Expr, exprs []exec.Expr, in arrow.RecordBatch, out *[]arrow.RecordBatch) error {
+		calc, err := exec.NewCalc(schema, filter, exprs, names)
+		if err != nil {
+			return err
+		}
+		defer calc.Close()
+		return calc.Push(in, func(rec arrow.RecordBatch) error {
+			// Keep the table's own schema (with its metadata).
+			cols := make([]arrow.Array, rec.NumCols())
+			copy(cols, rec.Columns())
+			*out = append(*out, array.NewRecordBatch(schema, cols, rec.NumRows()))
+			return nil
+		})
+	}
+	t.mu.Lock()
+	var kept, removed, added []arrow.RecordBatch
+	release := func(bs []arrow.RecordBatch) {
+		for _, x := range bs {
+			x.Release()
+		}
+	}
+	for _, batch := range t.batches {
+		err := run(notMatched, identity, batch, &kept)
+		if err == nil {
+			err = run(where, identity, batch, &removed)
+		}
+		if err == nil && plan.Set != nil {
+			err = run(where, set, batch, &added)
+		}
+		if err != nil {
+			t.mu.Unlock()
+			release(kept)
+			release(removed)
+			release(added)
+			return 0, err
+		}
+	}
+	var changed int64
+	for _, x := range removed {
+		changed += x.NumRows()
+	}
+	release(t.batches)
+	t.batches = append(kept, added...)
+	t.rows = 0
+	for _, x := range t.batches {
+		t.rows += x.NumRows()
+	}
+	readers := append([]sourceReader(nil), t.readers...)
+	var err error
+	for _, r := range readers {
+		for _, x := range removed {
+			if err == nil {
+				err = feedChange(r, x, "-")
+			}
+		}
+		for _, x := range added {
+			if err == nil {
+				err = feedChange(r, x, "+")
+			}
+		}
+	}
+	t.mu.Unlock()
+	release(removed)
+	if err != nil {
+		return changed, err
+	}
+	return changed, flushReaders(ctx, readers)
 }

@@ -106,6 +106,18 @@ func (s *session) Describe(ctx context.Context, stmt parser.Statement) (Describe
 			return Described{}, err
 		}
 		return Described{ParamTypes: p.Params}, nil
+	case *parser.Update:
+		p, err := s.c.planner.Update(x.Stmt)
+		if err != nil {
+			return Described{}, err
+		}
+		return Described{ParamTypes: p.Params}, nil
+	case *parser.Delete:
+		p, err := s.c.planner.Delete(x.Stmt)
+		if err != nil {
+			return Described{}, err
+		}
+		return Described{ParamTypes: p.Params}, nil
 	case *parser.Show:
 		cols, _, err := s.show(x.What)
 		return Described{Columns: cols}, err
@@ -184,6 +196,26 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 		return s.query(ctx, x.Query, params)
 	case *parser.Insert:
 		return s.insert(ctx, x, params)
+	case *parser.Update:
+		plan, err := s.c.planner.Update(x.Stmt)
+		if err != nil {
+			return Result{}, err
+		}
+		n, err := s.c.modifyTable(ctx, plan, params)
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Tag: fmt.Sprintf("UPDATE %d", n)}, nil
+	case *parser.Delete:
+		plan, err := s.c.planner.Delete(x.Stmt)
+		if err != nil {
+			return Result{}, err
+		}
+		n, err := s.c.modifyTable(ctx, plan, params)
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Tag: fmt.Sprintf("DELETE %d", n)}, nil
 	case *parser.Subscribe:
 		return s.subscribe(x.Name)
 	case *parser.Copy:

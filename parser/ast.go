@@ -260,6 +260,18 @@ type Insert struct {
 	Source *SourceMap // maps the TiDB AST's text offsets back to the query string
 }
 
+// Update is UPDATE table SET col = expr, … [WHERE …].
+type Update struct {
+	Base
+	Stmt *ast.UpdateStmt
+}
+
+// Delete is DELETE FROM table [WHERE …].
+type Delete struct {
+	Base
+	Stmt *ast.DeleteStmt
+}
+
 // Subscribe is SUBSCRIBE [TO] name.
 type Subscribe struct {
 	Base

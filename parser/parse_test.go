@@ -339,7 +339,7 @@ func TestErrors(t *testing.T) {
 		{`SELECT E'\uD800'`, CodeSyntax, `invalid Unicode escape value`, 10},
 		{"FOO BAR", CodeSyntax, `syntax error at or near "FOO"`, 1},
 		{"SELECT 1; 42", CodeSyntax, `syntax error at or near "42"`, 11},
-		{"UPDATE t SET a = 1", CodeFeatureNotSupported, "UPDATE is not supported", 1},
+		{"TRUNCATE t", CodeFeatureNotSupported, "TRUNCATE is not supported", 1},
 		{"CREATE VIEW v AS SELECT 1", CodeFeatureNotSupported, "CREATE VIEW is not supported", 8},
 		{"CREATE STREAM s (a int", CodeSyntax, "syntax error at end of input", 23},
 		{"CREATE STREAM s (a int,)", CodeSyntax, `syntax error at or near ")"`, 24},
@@ -396,5 +396,23 @@ func TestErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			checkError(t, tt.sql, tt.code, tt.msg, tt.pos)
 		})
+	}
+}
+
+func TestUpdateDelete(t *testing.T) {
+	st, err := ParseOne("UPDATE users SET tier = 'gold', name = upper(name) WHERE user_id = $1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, ok := st.(*Update)
+	if !ok || len(u.Stmt.List) != 2 || u.Stmt.Where == nil {
+		t.Fatalf("got %#v", st)
+	}
+	st, err = ParseOne("DELETE FROM users WHERE user_id IN (1, 2)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := st.(*Delete); !ok || d.Stmt.Where == nil {
+		t.Fatalf("got %#v", st)
 	}
 }

@@ -140,7 +140,7 @@ func (p *stmtParser) dottedName() (string, error) {
 }
 
 // unsupportedVerbs are PostgreSQL statements Spate does not run.
-var unsupportedVerbs = setOf(`update delete alter truncate grant revoke merge vacuum analyze analyse
+var unsupportedVerbs = setOf(`alter truncate grant revoke merge vacuum analyze analyse
 	prepare execute deallocate discard listen notify unlisten declare fetch move close savepoint
 	release lock comment refresh call do checkpoint reindex cluster security load import
 	reassign`)
@@ -166,6 +166,18 @@ func (p *stmtParser) statement() (Statement, error) {
 			return nil, p.q.errAt(t)
 		}
 		return &Insert{Base: p.base(), Stmt: ins, Source: sm}, nil
+	case "update", "delete":
+		stmt, _, err := p.q.tidb(p.toks, p.end)
+		if err != nil {
+			return nil, err
+		}
+		switch x := stmt.(type) {
+		case *ast.UpdateStmt:
+			return &Update{Base: p.base(), Stmt: x}, nil
+		case *ast.DeleteStmt:
+			return &Delete{Base: p.base(), Stmt: x}, nil
+		}
+		return nil, p.q.errAt(t)
 	case "create":
 		return p.create()
 	case "drop":

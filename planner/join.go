@@ -278,6 +278,10 @@ func (p *Planner) bindTableSource(ts *ast.TableSource, mode selectMode) (*Scan, 
 		cols = o.Columns
 	case *Table:
 		cols = o.Columns
+		if mode == modeStream {
+			// Read as a changelog: inserts, and UPDATE/DELETE as - and +.
+			scan.Changelog = true
+		}
 	case *ContinuousQuery:
 		cols = o.Columns
 		if mode == modeStream {

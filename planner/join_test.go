@@ -47,7 +47,7 @@ func TestLookupJoinPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	op := q.Plan.Stages[2].Ops[0].(*JoinOp)
-	if op.Kind != JoinLookup || !op.Outer || op.OpCol != -1 {
+	if op.Kind != JoinLookup || !op.Outer || op.OpCol != 0 || op.RightKeys[0] != 1 {
 		t.Errorf("lookup op %+v", op)
 	}
 	if !q.Plan.Stages[1].Source.Table {
