@@ -375,29 +375,10 @@ func overCall(f *ast.WindowFuncExpr, in *binder, asColumn func(Expr) *ColRef) (O
 			return OverCall{}, err
 		}
 		call.Arg = arg
-		switch name {
-		case "sum":
-			call.Kind = OverSum
-			switch {
-			case t.IsInteger():
-				call.T = TypeBigInt
-			case t == TypeDouble || t == TypeInterval:
-				call.T = t
-			default:
-				return OverCall{}, errorf(CodeUndefinedFunction, "function sum(%s) does not exist", t)
-			}
-		case "avg":
-			call.Kind, call.T = OverAvg, TypeDouble
-			if t == TypeInterval {
-				call.T = TypeInterval
-			} else if !t.IsNumeric() {
-				return OverCall{}, errorf(CodeUndefinedFunction, "function avg(%s) does not exist", t)
-			}
-		case "min":
-			call.Kind, call.T = OverMin, t
-		case "max":
-			call.Kind, call.T = OverMax, t
+		if call.T, err = aggResultType(name, t); err != nil {
+			return OverCall{}, err
 		}
+		call.Kind = map[string]OverKind{"sum": OverSum, "avg": OverAvg, "min": OverMin, "max": OverMax}[name]
 		return call, nil
 	}
 	return OverCall{}, errorf(CodeNotSupported, "window function %s is not supported (supported: row_number, lag, lead, count, sum, avg, min, max)", name)

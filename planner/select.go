@@ -463,38 +463,12 @@ func bindAggCall(x *ast.AggregateFuncExpr, in *binder) (AggCall, error) {
 	if x.Distinct {
 		return AggCall{}, errorf(CodeNotSupported, "%s(DISTINCT …) is not supported; only COUNT(DISTINCT …)", f)
 	}
-	t := arg.Type()
-	switch f {
-	case "sum":
-		call.Kind = AggSum
-		switch {
-		case t.IsInteger():
-			call.T = TypeBigInt
-		case t == TypeDouble || t == TypeInterval:
-			call.T = t
-		default:
-			return AggCall{}, errorf(CodeUndefinedFunction, "function sum(%s) does not exist", t)
-		}
-	case "avg":
-		call.Kind = AggAvg
-		switch {
-		case t.IsNumeric():
-			call.T = TypeDouble
-		case t == TypeInterval:
-			call.T = TypeInterval
-		default:
-			return AggCall{}, errorf(CodeUndefinedFunction, "function avg(%s) does not exist", t)
-		}
-	case "min", "max":
-		call.Kind = AggMin
-		if f == "max" {
-			call.Kind = AggMax
-		}
-		call.T = t
-		if t == TypeInt {
-			call.T = TypeInt
-		}
+	t, err := aggResultType(f, arg.Type())
+	if err != nil {
+		return AggCall{}, err
 	}
+	call.T = t
+	call.Kind = map[string]AggKind{"sum": AggSum, "avg": AggAvg, "min": AggMin, "max": AggMax}[f]
 	return call, nil
 }
 
@@ -648,4 +622,28 @@ func limitOffset(l *ast.Limit) (int64, int64, error) {
 		off = n
 	}
 	return lim, off, nil
+}
+
+// aggResultType is the result type of SUM, AVG, MIN or MAX over t, as in
+// PostgreSQL (with NUMERIC results as double precision).
+func aggResultType(f string, t Type) (Type, error) {
+	switch f {
+	case "sum":
+		switch {
+		case t.IsInteger():
+			return TypeBigInt, nil
+		case t == TypeDouble || t == TypeInterval:
+			return t, nil
+		}
+	case "avg":
+		switch {
+		case t.IsNumeric():
+			return TypeDouble, nil
+		case t == TypeInterval:
+			return TypeInterval, nil
+		}
+	case "min", "max":
+		return t, nil
+	}
+	return 0, errorf(CodeUndefinedFunction, "function %s(%s) does not exist", f, t)
 }

@@ -329,31 +329,13 @@ func TestPsqlEndToEnd(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer that a process may write while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer // protected by mu
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // psqlCopy is a psql running \copy … FROM pstdin, fed by the test.
 type psqlCopy struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stdout lockedBuffer
-	stderr lockedBuffer
+	stdout sqltest.SyncBuffer
+	stderr sqltest.SyncBuffer
 	done   chan struct{} // closed when psql has exited
 	err    error         // psql's exit status, set before done is closed
 }
@@ -589,7 +571,7 @@ func TestPsqlKilledDuringCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr sqltest.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ type Postgres struct {
 	Dir string
 
 	cmd     *exec.Cmd
-	output  *syncBuffer
+	output  *SyncBuffer
 	exited  chan struct{}
 	waitErr error
 }
@@ -80,7 +80,7 @@ func StartPostgres(t testing.TB) *Postgres {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &Postgres{Port: port, Dir: dir, output: &syncBuffer{}, exited: make(chan struct{})}
+		p := &Postgres{Port: port, Dir: dir, output: &SyncBuffer{}, exited: make(chan struct{})}
 		p.cmd = command(wrap, postgres, "-D", data, "-p", strconv.Itoa(port), "-k", dir,
 			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 			"-c", "full_page_writes=off", "-c", "max_connections=50", "-c", "TimeZone=UTC")

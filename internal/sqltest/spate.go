@@ -105,7 +105,7 @@ type Server struct {
 	Port int
 
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *SyncBuffer
 	exited chan struct{} // closed when the process has exited
 	// waitErr is the process's exit status; read it only after exited is closed.
 	waitErr error
@@ -147,7 +147,7 @@ func StartSpate(t testing.TB, args ...string) *Server {
 		if err != nil {
 			t.Fatalf("finding a free port: %v", err)
 		}
-		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, output: &syncBuffer{}, exited: make(chan struct{})}
+		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, output: &SyncBuffer{}, exited: make(chan struct{})}
 		s.cmd = exec.Command(bin, append([]string{"serve", "--pg-listen", s.Addr}, args...)...)
 		s.cmd.Env = append(os.Environ(), "NO_COLOR=1") // plain logs in test output
 		s.cmd.Stdout = s.output
@@ -311,19 +311,20 @@ func Connect(t testing.TB, connString string) *pgx.Conn {
 	return conn
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers
+// (a process writing its output while a test reads it).
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer // protected by mu
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
