@@ -329,7 +329,6 @@ func TestPsqlEndToEnd(t *testing.T) {
 	}
 }
 
-
 // psqlCopy is a psql running \copy … FROM pstdin, fed by the test.
 type psqlCopy struct {
 	cmd    *exec.Cmd
