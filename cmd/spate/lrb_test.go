@@ -116,3 +116,28 @@ func TestLinearRoadHarness(t *testing.T) {
 		t.Fatalf("no notifications measured: %+v", res.Outputs)
 	}
 }
+
+// TestLinearRoadEightExpressways validates a 10-minute run at L=8 fed as
+// fast as the server takes it (2 minutes under -short).
+func TestLinearRoadEightExpressways(t *testing.T) {
+	srv := sqltest.StartSpate(t)
+	dur := 10 * time.Minute
+	if testing.Short() {
+		dur = 2 * time.Minute
+	}
+	res, err := linearroad.Run(context.Background(), linearroad.HarnessConfig{
+		ConnString: srv.ConnString(), Gen: linearroad.Config{Expressways: 8, Duration: dur, Seed: 11}, Setup: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report bytes.Buffer
+	res.Report(&report)
+	t.Log(report.String())
+	if !res.Diff.OK() {
+		t.Fatalf("validation failed:\n%s", res.Diff.String())
+	}
+	if res.Outputs[0] == 0 || res.Outputs[1] == 0 {
+		t.Fatalf("too few outputs to test: %v", res.Outputs)
+	}
+}
