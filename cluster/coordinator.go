@@ -109,10 +109,12 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	cat := planner.NewCatalog()
-	return &Coordinator{
+	c := &Coordinator{
 		cfg: cfg, catalog: cat, planner: &planner.Planner{Catalog: cat},
 		streams: map[string]*streamRuntime{}, tables: map[string]*tableData{}, queries: map[string]*queryRuntime{},
-	}, nil
+	}
+	c.registerSystemTables()
+	return c, nil
 }
 
 // NewSession implements Engine.

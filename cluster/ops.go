@@ -42,6 +42,22 @@ func (c *Coordinator) sourceBatches(st *planner.Stage) ([]arrow.RecordBatch, err
 			full = append(full, b)
 		}
 		t.mu.Unlock()
+	case planner.RelSystem:
+		cols, rows, ok := c.systemRows(systemTables[src.Relation])
+		if !ok {
+			return nil, errorf(planner.CodeUndefinedTable, "relation %q does not exist", src.Relation)
+		}
+		if len(rows) > 0 {
+			pc := make([]planner.Column, len(cols))
+			for i, col := range cols {
+				pc[i] = planner.Column{Name: col.Name, Type: col.Type}
+			}
+			rec, err := exec.RecordFromValues(ArrowSchema(pc), rows)
+			if err != nil {
+				return nil, err
+			}
+			full = append(full, rec)
+		}
 	case planner.RelContinuousQuery:
 		c.mu.Lock()
 		q := c.queries[src.Relation]
@@ -529,8 +545,58 @@ func (ci *copyIn) Abort(reason string) {
 }
 
 // show answers SHOW.
+// systemTables maps each system table to the SHOW it mirrors.
+var systemTables = map[string]string{
+	"spate_streams":            "streams",
+	"spate_tables":             "tables",
+	"spate_continuous_queries": "continuous queries",
+	"spate_instances":          "instances",
+	"spate_workers":            "workers",
+}
+
+// registerSystemTables adds the system tables to the catalog.
+func (c *Coordinator) registerSystemTables() {
+	for name, what := range systemTables {
+		cols, _, _ := c.systemRows(what)
+		pc := make([]planner.Column, len(cols))
+		for i, col := range cols {
+			pc[i] = planner.Column{Name: col.Name, Type: col.Type}
+		}
+		c.catalog.AddSystem(&planner.SystemTable{Name: name, Columns: pc})
+	}
+}
+
 func (s *session) show(what string) ([]Column, [][]any, error) {
-	c := s.c
+	if cols, rows, ok := s.c.systemRows(what); ok {
+		return cols, rows, nil
+	}
+	switch what {
+	case "all":
+		keys := make([]string, 0, len(s.settings))
+		for k := range s.settings {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var rows [][]any
+		for _, k := range keys {
+			rows = append(rows, []any{k, s.settings[k]})
+		}
+		return textColumns("name", "setting"), rows, nil
+	}
+	name := strings.ToLower(what)
+	if name == "time zone" {
+		name = "timezone"
+	}
+	v, ok := s.settings[name]
+	if !ok {
+		return nil, nil, errorf(planner.CodeUndefinedObject, "unrecognized configuration parameter %q", what)
+	}
+	return textColumns(name), [][]any{{v}}, nil
+}
+
+// systemRows answers SHOW STREAMS | TABLES | CONTINUOUS QUERIES |
+// INSTANCES | WORKERS, which are also the system tables spate_….
+func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 	switch what {
 	case "streams":
 		cols := []Column{{"name", planner.TypeText}, {"columns", planner.TypeText}, {"event_time", planner.TypeText}, {"watermark_delay", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}}
@@ -552,7 +618,7 @@ func (s *session) show(what string) ([]Column, [][]any, error) {
 			}
 			rows = append(rows, []any{st.Name, describeColumns(st.Columns), et, string(exec.AppendInterval(nil, st.WatermarkDelay)), in, late, formatWatermark(wm)})
 		}
-		return cols, rows, nil
+		return cols, rows, true
 	case "tables":
 		cols := []Column{{"name", planner.TypeText}, {"columns", planner.TypeText}, {"rows", planner.TypeBigInt}}
 		var rows [][]any
@@ -568,7 +634,7 @@ func (s *session) show(what string) ([]Column, [][]any, error) {
 			}
 			rows = append(rows, []any{t.Name, describeColumns(t.Columns), n})
 		}
-		return cols, rows, nil
+		return cols, rows, true
 	case "continuous queries":
 		cols := []Column{{"name", planner.TypeText}, {"source", planner.TypeText}, {"kind", planner.TypeText}, {"parallelism", planner.TypeBigInt}, {"status", planner.TypeText}, {"result_rows", planner.TypeBigInt}, {"emitted_rows", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"sql", planner.TypeText}, {"subscribers", planner.TypeBigInt}}
 		var rows [][]any
@@ -595,7 +661,7 @@ func (s *session) show(what string) ([]Column, [][]any, error) {
 			}
 			rows = append(rows, []any{q.Name, strings.Join(q.Sources, ", "), kind, par, status, n, emitted, late, formatWatermark(wm), q.SQL, qr.result.subscribers()})
 		}
-		return cols, rows, nil
+		return cols, rows, true
 	case "instances":
 		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}}
 		var rows [][]any
@@ -610,31 +676,12 @@ func (s *session) show(what string) ([]Column, [][]any, error) {
 				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), st.Operators, st.KeyRange, "local", st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark)})
 			}
 		}
-		return cols, rows, nil
+		return cols, rows, true
 	case "workers":
 		cols := []Column{{"address", planner.TypeText}, {"pid", planner.TypeBigInt}, {"status", planner.TypeText}}
-		return cols, [][]any{{"local (in-process)", int64(os.Getpid()), "alive"}}, nil
-	case "all":
-		keys := make([]string, 0, len(s.settings))
-		for k := range s.settings {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var rows [][]any
-		for _, k := range keys {
-			rows = append(rows, []any{k, s.settings[k]})
-		}
-		return textColumns("name", "setting"), rows, nil
+		return cols, [][]any{{"local (in-process)", int64(os.Getpid()), "alive"}}, true
 	}
-	name := strings.ToLower(what)
-	if name == "time zone" {
-		name = "timezone"
-	}
-	v, ok := s.settings[name]
-	if !ok {
-		return nil, nil, errorf(planner.CodeUndefinedObject, "unrecognized configuration parameter %q", what)
-	}
-	return textColumns(name), [][]any{{v}}, nil
+	return nil, nil, false
 }
 
 func describeColumns(cols []planner.Column) string {

@@ -92,7 +92,9 @@ type instance struct {
 	// watermark: an interval join still emits left rows (null-padded ones)
 	// up to its upper bound after the watermark passed their time.
 	lag int64
-	// published is the chain's counters as of the last message, for
+	// rowsIn and rowsOut count the rows the instance received and emitted.
+	rowsIn, rowsOut int64
+	// published is the instance's counters as of the last message, for
 	// readers on other goroutines (SHOW INSTANCES).
 	published atomic.Pointer[exec.Stats]
 	wmPub     atomic.Int64
@@ -201,6 +203,7 @@ func (in *instance) run() {
 		case m := <-in.in:
 			err := in.handle(m)
 			st := in.chain.stats()
+			st.RowsIn, st.RowsOut = in.rowsIn, in.rowsOut
 			in.published.Store(&st)
 			if err != nil {
 				in.p.fail(fmt.Errorf("stage %d instance %d: %w", in.stage, in.idx, err))
@@ -214,6 +217,7 @@ func (in *instance) handle(m message) error {
 	switch {
 	case m.rec != nil:
 		defer m.rec.Release()
+		in.rowsIn += m.rec.NumRows()
 		return in.chain.push(m.side, m.rec)
 	case m.hasWM:
 		slot := in.sideBase[m.side] + m.from
@@ -292,6 +296,7 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 	if rec.NumRows() == 0 {
 		return nil
 	}
+	in.rowsOut += rec.NumRows()
 	c := in.p.consumer[in.stage]
 	if c.stage < 0 {
 		return in.p.result.apply(rec)

@@ -24,6 +24,7 @@ const (
 	RelStream RelationKind = iota + 1
 	RelTable
 	RelContinuousQuery
+	RelSystem // a read-only system table (SHOW output usable in SELECT)
 )
 
 func (k RelationKind) String() string {
@@ -34,6 +35,8 @@ func (k RelationKind) String() string {
 		return "table"
 	case RelContinuousQuery:
 		return "continuous query"
+	case RelSystem:
+		return "system table"
 	}
 	return "relation"
 }
@@ -96,6 +99,14 @@ type Catalog struct {
 	streams map[string]*Stream
 	tables  map[string]*Table
 	queries map[string]*ContinuousQuery
+	system  map[string]*SystemTable
+}
+
+// SystemTable is a read-only table whose rows the engine produces when it
+// is read (spate_streams, spate_continuous_queries, …).
+type SystemTable struct {
+	Name    string
+	Columns []Column
 }
 
 // NewCatalog returns an empty catalog.
@@ -104,7 +115,15 @@ func NewCatalog() *Catalog {
 		streams: map[string]*Stream{},
 		tables:  map[string]*Table{},
 		queries: map[string]*ContinuousQuery{},
+		system:  map[string]*SystemTable{},
 	}
+}
+
+// AddSystem registers a system table. Names of system tables are reserved.
+func (c *Catalog) AddSystem(t *SystemTable) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.system[t.Name] = t
 }
 
 // Lookup finds a relation by name: a *Stream, *Table or *ContinuousQuery.
@@ -123,6 +142,9 @@ func (c *Catalog) lookupLocked(name string) (any, RelationKind, bool) {
 	}
 	if q, ok := c.queries[name]; ok {
 		return q, RelContinuousQuery, true
+	}
+	if t, ok := c.system[name]; ok {
+		return t, RelSystem, true
 	}
 	return nil, 0, false
 }
@@ -184,6 +206,9 @@ func (c *Catalog) Remove(name string, kind RelationKind, cascade bool) (dropped 
 	}
 	if got != kind {
 		return nil, errorf(CodeWrongObjectType, "%q is a %s, not a %s", name, got, kind)
+	}
+	if got == RelSystem {
+		return nil, errorf(CodeWrongObjectType, "%q is a system table and cannot be dropped", name)
 	}
 	// Dependents, transitively: queries reading name, queries reading those…
 	var deps []string

@@ -282,6 +282,11 @@ func (p *Planner) bindTableSource(ts *ast.TableSource, mode selectMode) (*Scan, 
 			// Read as a changelog: inserts, and UPDATE/DELETE as - and +.
 			scan.Changelog = true
 		}
+	case *SystemTable:
+		if mode == modeStream {
+			return nil, nil, errorf(CodeNotSupported, "a continuous query cannot read system table %q", name)
+		}
+		cols = o.Columns
 	case *ContinuousQuery:
 		cols = o.Columns
 		if mode == modeStream {

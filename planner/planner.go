@@ -300,6 +300,8 @@ func (p *Planner) Insert(ins *ast.InsertStmt) (*InsertPlan, error) {
 		cols = o.Columns
 	case *Table:
 		cols = o.Columns
+	case *SystemTable:
+		return nil, errorf(CodeWrongObjectType, "cannot insert into system table %q", name)
 	default:
 		return nil, errorf(CodeWrongObjectType, "cannot insert into continuous query %q: its rows come from its query", name)
 	}
