@@ -24,7 +24,8 @@ test: build test-deps lint
 	$(GO) test -run '^$$' -fuzz FuzzStartupAndMessages -fuzztime 10s ./pgwire
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./exec ./bench 2>&1 | grep -v '^ok\|^PASS'
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./exec 2>&1 | grep -v '^ok\|^PASS'
+	$(GO) test -run '^$$' -bench BenchmarkCopyIngest -benchtime 2x ./cmd/spate 2>&1 | grep -v '^ok\|^PASS\|INF'
 	$(BIN) bench agg
 	$(BIN) bench lrb --expressways 2 --duration 20m --speedup max
 
