@@ -12,14 +12,12 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/pingcap/tidb/pkg/parser/ast"
 
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/parser"
 	"github.com/spatedb/spate/planner"
 )
 
-func asSelect(v interface{}) *ast.SelectStmt { return v.(*ast.SelectStmt) }
 
 // sourceBatches returns the rows a bounded plan reads, projected to the
 // source stage's input. The caller releases them.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/pingcap/tidb/pkg/parser/ast"
 
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/parser"
@@ -275,8 +276,8 @@ func (s *session) set(x *parser.Set) (Result, error) {
 }
 
 // query runs a snapshot SELECT.
-func (s *session) query(ctx context.Context, sel interface{}, params []Param) (Result, error) {
-	q, err := s.c.planner.Query(asSelect(sel))
+func (s *session) query(ctx context.Context, sel *ast.SelectStmt, params []Param) (Result, error) {
+	q, err := s.c.planner.Query(sel)
 	if err != nil {
 		return Result{}, err
 	}
