@@ -18,7 +18,6 @@ import (
 	"github.com/spatedb/spate/planner"
 )
 
-
 // sourceBatches returns the rows a bounded plan reads, projected to the
 // source stage's input. The caller releases them.
 func (c *Coordinator) sourceBatches(st *planner.Stage) ([]arrow.RecordBatch, error) {
