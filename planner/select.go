@@ -187,8 +187,16 @@ func (a *aggFinder) Leave(n ast.Node) (ast.Node, bool) { return n, true }
 func (p *Planner) bindAggregate(input Node, sel *ast.SelectStmt, items []selectItem, scope []scopeColumn, scan *Scan, mode selectMode, prm *params) (Node, error) {
 	in := &binder{scope: scope, params: prm, where: "GROUP BY"}
 	agg := &Aggregate{Input: input}
-	if sel.GroupBy != nil {
-		for _, item := range sel.GroupBy.Items {
+	groupBy := sel.GroupBy
+	if groupBy == nil && sel.Distinct && !hasAggregate(sel) {
+		// SELECT DISTINCT a, b is GROUP BY a, b.
+		groupBy = &ast.GroupByClause{}
+		for _, it := range items {
+			groupBy.Items = append(groupBy.Items, &ast.ByItem{Expr: it.expr})
+		}
+	}
+	if groupBy != nil {
+		for _, item := range groupBy.Items {
 			n := item.Expr
 			// GROUP BY 1 and GROUP BY alias refer to the select list.
 			if i, ok := constInt(n); ok {
