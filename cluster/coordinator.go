@@ -178,7 +178,7 @@ func (c *Coordinator) addTable(t *planner.Table) error {
 // (the current rows of an updating one).
 func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
 	result := newResultStore(q)
-	p, err := startPipeline(q, result)
+	p, err := startPipeline(q, result, c.cfg.Logger)
 	if err != nil {
 		return err
 	}

@@ -375,6 +375,13 @@ func (ci *copyIn) startTicker() {
 	ci.lastEmit = time.Now()
 	go func() {
 		defer close(ci.done)
+		defer func() {
+			// The protocol goroutine reports errors; a panic here must not
+			// take the server down.
+			if r := recover(); r != nil {
+				ci.c.cfg.Logger.Error().Interface("panic", r).Msg("COPY flush ticker")
+			}
+		}()
 		t := time.NewTicker(copyLatency)
 		defer t.Stop()
 		for {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/rs/zerolog"
 
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/planner"
@@ -24,6 +26,7 @@ import (
 // store after the last stage). Channels are bounded, so a slow stage
 // back-pressures its inputs.
 type pipeline struct {
+	log    zerolog.Logger
 	query  *planner.ContinuousQuery
 	result *resultStore
 	stages [][]*instance
@@ -103,10 +106,10 @@ type instance struct {
 const channelDepth = 16
 
 // startPipeline builds and starts the instances of every stage.
-func startPipeline(q *planner.ContinuousQuery, result *resultStore) (*pipeline, error) {
+func startPipeline(q *planner.ContinuousQuery, result *resultStore, log zerolog.Logger) (*pipeline, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stages := q.Plan.Stages
-	p := &pipeline{query: q, result: result, ctx: ctx, cancel: cancel,
+	p := &pipeline{log: log, query: q, result: result, ctx: ctx, cancel: cancel,
 		consumer: make([]consumerRef, len(stages)), reach: make([]map[int]bool, len(stages))}
 	for s := range stages {
 		p.consumer[s] = consumerRef{stage: -1}
@@ -196,6 +199,13 @@ func evenSplits(n int) []uint64 {
 
 func (in *instance) run() {
 	defer in.p.wg.Done()
+	defer func() {
+		// A bug in an operator fails this query, not the server.
+		if r := recover(); r != nil {
+			in.p.fail(&Error{Code: "XX000", Message: fmt.Sprintf("internal error in stage %d instance %d: %v", in.stage, in.idx, r)})
+			in.p.logPanic(r)
+		}
+	}()
 	for {
 		select {
 		case <-in.p.ctx.Done():
@@ -429,6 +439,11 @@ func (p *pipeline) fail(err error) {
 	p.mu.Unlock()
 	p.cancel()
 	p.result.fail(err)
+}
+
+// logPanic records a recovered panic with its stack, for the operator.
+func (p *pipeline) logPanic(r any) {
+	p.log.Error().Str("query", p.query.Name).Interface("panic", r).Str("stack", string(debug.Stack())).Msg("continuous query failed")
 }
 
 func (p *pipeline) failure() error {
