@@ -307,3 +307,34 @@ func TestQueryOnQuery(t *testing.T) {
 		t.Errorf("after CASCADE: %v", rows)
 	}
 }
+
+// TestRetention checks that an append-only result keeps only the rows
+// within its retention of the watermark.
+func TestRetention(t *testing.T) {
+	c, _ := NewCoordinator(Config{})
+	defer c.Close()
+	s, _ := c.NewSession(context.Background(), "t", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	run(t, s, "CREATE CONTINUOUS QUERY w WITH (retention = '30 seconds') AS SELECT k, window_end, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
+	if _, err := tryRun(s, "CREATE CONTINUOUS QUERY u WITH (retention = '1 minute') AS SELECT k, COUNT(*) FROM ev GROUP BY k"); sqlStateOf(err) != "22023" {
+		t.Errorf("retention on an updating result: %v", err)
+	}
+	for i := 0; i < 10; i++ {
+		run(t, s, fmt.Sprintf("INSERT INTO ev VALUES (1, %d)", i*10))
+	}
+	// Watermark 90: windows ending 10…90 emitted; rows ending before 60
+	// are dropped.
+	if got := sortedText(run(t, s, "SELECT window_end FROM w")); got != "60\n70\n80\n90" {
+		t.Errorf("retained rows:\n%s", got)
+	}
+	if got := run(t, s, "SELECT result_rows FROM spate_continuous_queries")[0][0]; got != "4" {
+		t.Errorf("result_rows = %s, want 4", got)
+	}
+}
+
+func sqlStateOf(err error) string {
+	if e, ok := err.(interface{ SQLState() string }); ok {
+		return e.SQLState()
+	}
+	return ""
+}

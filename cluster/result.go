@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/parser"
 	"github.com/spatedb/spate/planner"
 )
 
@@ -29,6 +30,7 @@ type resultStore struct {
 	mu sync.Mutex
 	// protected by mu
 	batches []arrow.RecordBatch // append-only results
+	maxTime []int64             // largest event time (µs) of each batch, with retention
 	rows    map[string][]any    // updating results: key → row
 	counts  map[string]int      // updating results without a key: row multiplicity
 	nrows   int64               // rows in the result now
@@ -41,6 +43,11 @@ type resultStore struct {
 	readers   []sourceReader
 	wms       []int64 // watermark of each last-stage instance
 	watermark int64   // minimum of wms: no later row has event time below it
+	// retention (µs, ≥ 0) drops stored append-only rows whose event time
+	// is that far behind the watermark; -1 keeps everything.
+	retention int64
+	timeCol   int   // event-time column of stored rows (with retention)
+	timeUnit  int64 // µs per unit of timeCol
 }
 
 // sourceReader is a source stage of a pipeline that reads a relation.
@@ -69,11 +76,41 @@ func (sr sourceReader) feed(rec arrow.RecordBatch, wm int64, hasWM bool) error {
 }
 
 func newResultStore(q *planner.ContinuousQuery) *resultStore {
-	return &resultStore{
+	r := &resultStore{
 		cols: q.Columns, schema: ArrowSchema(q.Columns), updating: q.Updating, key: q.Key,
 		rows: map[string][]any{}, counts: map[string]int{}, subs: map[*subscriber]struct{}{},
-		watermark: math.MinInt64,
+		watermark: math.MinInt64, retention: -1, timeCol: q.EventTime, timeUnit: q.TimeUnit,
 	}
+	if v, ok := q.Options["retention"]; ok && q.EventTime >= 0 {
+		if d, err := parser.ParseInterval(v); err == nil {
+			r.retention = d
+		}
+	}
+	return r
+}
+
+// trim drops stored batches entirely behind the retention horizon; called
+// with mu held.
+func (r *resultStore) trim() {
+	if r.retention < 0 || r.watermark == math.MinInt64 {
+		return
+	}
+	cut := r.watermark - r.retention
+	kept := r.batches[:0]
+	keptMax := r.maxTime[:0]
+	for i, b := range r.batches {
+		if r.maxTime[i] < cut {
+			r.nrows -= b.NumRows()
+			b.Release()
+			continue
+		}
+		kept = append(kept, b)
+		keptMax = append(keptMax, r.maxTime[i])
+	}
+	for i := len(kept); i < len(r.batches); i++ {
+		r.batches[i] = nil
+	}
+	r.batches, r.maxTime = kept, keptMax
 }
 
 // apply adds one emitted batch (valid only during the call).
@@ -86,6 +123,16 @@ func (r *resultStore) apply(rec arrow.RecordBatch) error {
 		rec.Retain()
 		r.batches = append(r.batches, rec)
 		r.nrows += n
+		if r.retention >= 0 {
+			hi := int64(math.MinInt64)
+			col := rec.Column(r.timeCol)
+			for i, v := range exec.Int64s(col) {
+				if col.IsValid(i) {
+					hi = max(hi, v*r.timeUnit)
+				}
+			}
+			r.maxTime = append(r.maxTime, hi)
+		}
 	} else {
 		ops := rec.Column(0).(*array.String)
 		for i := 0; i < int(n); i++ {
@@ -146,6 +193,7 @@ func (r *resultStore) advance(idx, n int, wm int64) {
 		return
 	}
 	r.watermark = low
+	r.trim()
 	for _, rd := range r.readers {
 		_ = rd.feed(nil, low, true)
 	}

@@ -148,8 +148,12 @@ func (p *Planner) ContinuousQuery(s *parser.CreateContinuousQuery, opts Options)
 				return nil, errorf(CodeInvalidParameter, "parallelism must be an integer from 1 to 1024, not %q", o.Value)
 			}
 			opts.Parallelism = n
+		case "retention":
+			if d, err := parser.ParseInterval(o.Value); err != nil || d < 0 {
+				return nil, errorf(CodeInvalidParameter, "invalid retention %q: use an interval such as '10 minutes'", o.Value)
+			}
 		default:
-			return nil, errorf(CodeInvalidParameter, "unrecognized continuous query option %q (known: parallelism)", o.Key)
+			return nil, errorf(CodeInvalidParameter, "unrecognized continuous query option %q (known: parallelism, retention)", o.Key)
 		}
 	}
 	prm := &params{}
@@ -181,6 +185,9 @@ func (p *Planner) ContinuousQuery(s *parser.CreateContinuousQuery, opts Options)
 		}
 	}
 	q.EventTime, q.TimeUnit = outputEventTime(phys, q)
+	if _, ok := q.Options["retention"]; ok && (q.Updating || q.EventTime < 0) {
+		return nil, errorf(CodeInvalidParameter, "retention applies to append-only results with an event time (a windowed query, or one that passes its stream's event-time column through)")
+	}
 	return q, nil
 }
 

@@ -104,6 +104,7 @@ func benchChannel(b *testing.B, window int64) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	report(b, elapsed)
+	b.ReportMetric(100*s.Stats().CreditWait.Seconds()/elapsed.Seconds(), "%credit-wait")
 }
 
 // BenchmarkRawTCPBaseline moves the same number of bytes per batch over a
