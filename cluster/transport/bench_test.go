@@ -38,7 +38,8 @@ func benchBatch() arrow.RecordBatch {
 }
 
 // report adds rows/s and batches/s next to the MB/s SetBytes gives.
-func report(b *testing.B, elapsed time.Duration) {
+func report(b *testing.B, elapsed, cpu time.Duration) {
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/batch")
 	b.ReportMetric(float64(b.N)*benchRows/elapsed.Seconds(), "rows/s")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "batches/s")
 }
@@ -50,15 +51,18 @@ func report(b *testing.B, elapsed time.Duration) {
 func BenchmarkChannelThroughput(b *testing.B) {
 	for _, window := range []int64{2 << 20, 8 << 20, 32 << 20} {
 		b.Run(fmt.Sprintf("window=%dMiB", window>>20), func(b *testing.B) {
-			benchChannel(b, window)
+			benchChannel(b, window, nil)
 		})
 	}
+	b.Run("window=8MiB/pool", func(b *testing.B) {
+		benchChannel(b, 8<<20, NewBodyPool(0))
+	})
 }
 
-func benchChannel(b *testing.B, window int64) {
+func benchChannel(b *testing.B, window int64, mem memory.Allocator) {
 	rec := benchBatch()
 	defer rec.Release()
-	l, err := ListenConfig{Token: testToken, Window: window}.Listen("127.0.0.1:0")
+	l, err := ListenConfig{Token: testToken, Window: window, Allocator: mem}.Listen("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,7 +96,7 @@ func benchChannel(b *testing.B, window int64) {
 	}
 	b.SetBytes(int64(s.Stats().Bytes))
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for range b.N {
 		if _, err := s.SendBatch(ctx, rec); err != nil {
 			b.Fatal(err)
@@ -101,9 +105,9 @@ func benchChannel(b *testing.B, window int64) {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
-	report(b, elapsed)
+	report(b, elapsed, cpu)
 	b.ReportMetric(100*s.Stats().CreditWait.Seconds()/elapsed.Seconds(), "%credit-wait")
 }
 
@@ -155,7 +159,7 @@ func BenchmarkRawTCPBaseline(b *testing.B) {
 	buf := make([]byte, size)
 	b.SetBytes(int64(size))
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for range b.N {
 		if _, err := conn.Write(buf); err != nil {
 			b.Fatal(err)
@@ -164,9 +168,9 @@ func BenchmarkRawTCPBaseline(b *testing.B) {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
-	report(b, elapsed)
+	report(b, elapsed, cpu)
 }
 
 // BenchmarkIPCStreamBaseline is arrow-go's own IPC stream writer and
@@ -219,7 +223,7 @@ func BenchmarkIPCStreamBaseline(b *testing.B) {
 	}
 	b.SetBytes(cw.n - first)
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for range b.N - 1 {
 		if err := wr.Write(rec); err != nil {
 			b.Fatal(err)
@@ -228,9 +232,9 @@ func BenchmarkIPCStreamBaseline(b *testing.B) {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
-	report(b, elapsed)
+	report(b, elapsed, cpu)
 }
 
 type countingWriter struct {

@@ -63,6 +63,7 @@ const (
 	KindBarrier = Kind(wireBarrier)
 )
 
+// String names the kind.
 func (k Kind) String() string {
 	switch k {
 	case KindBatch:

@@ -49,6 +49,7 @@ type Receiver struct {
 	// protected by mu
 	queue    []queued // frames received, not yet taken; queue[head:] is live
 	head     int
+	queued   int64  // wire bytes of queue[head:]
 	balance  int64  // credit the sender may still use, counting grants sent
 	pending  int64  // bytes taken by Recv and not yet granted back
 	last     uint64 // sequence number of the last frame delivered, or the Resume position
@@ -104,8 +105,8 @@ func (r *Receiver) Schema() *arrow.Schema { return r.schema.Load() }
 // Window is the channel's credit window in bytes.
 func (r *Receiver) Window() int64 { return r.window }
 
-// Position is the sequence number of the last frame Recv delivered (or
-// the position given to Resume, if later); 0 before any.
+// Position is the sequence number of the last frame Recv delivered, or
+// the position given to Resume since; 0 before either.
 func (r *Receiver) Position() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -130,9 +131,7 @@ func (r *Receiver) Stats() ReceiverStats {
 	defer r.mu.Unlock()
 	st := r.stats
 	st.QueuedFrames = len(r.queue) - r.head
-	for _, q := range r.queue[r.head:] {
-		st.QueuedBytes += q.cost
-	}
+	st.QueuedBytes = r.queued
 	return st
 }
 
@@ -168,6 +167,7 @@ func (r *Receiver) Recv(ctx context.Context) (Frame, error) {
 				r.queue, r.head = r.queue[:n], 0
 			}
 			more := r.head < len(r.queue)
+			r.queued -= q.cost
 			r.pending += q.cost
 			grant := r.pending >= r.window/4 || !more
 			var err error
@@ -201,7 +201,8 @@ func (r *Receiver) Recv(ctx context.Context) (Frame, error) {
 				q.f.Rec.Release()
 			}
 			if err != nil {
-				r.conn.Close() // the sender learns the channel is dead
+				r.sendClose(err.Error()) // the sender learns why the channel is dead
+				r.conn.Close()
 				return Frame{}, err
 			}
 			continue
@@ -254,7 +255,7 @@ func (r *Receiver) Close() error {
 				q.f.Rec.Release()
 			}
 		}
-		r.queue, r.head = nil, 0
+		r.queue, r.head, r.queued = nil, 0, 0
 		r.mu.Unlock()
 	})
 	return nil
@@ -301,7 +302,7 @@ func (r *Receiver) grantLoop() {
 		r.wmu.Unlock()
 		if err != nil {
 			r.mu.Lock()
-			if r.writeErr == nil {
+			if r.writeErr == nil && r.readErr == nil { // else the reader closed the connection
 				r.writeErr = fmt.Errorf("%w: granting credit: %w", ErrPeerGone, err)
 			}
 			r.mu.Unlock()
@@ -323,14 +324,15 @@ func (r *Receiver) readLoop() {
 	if errors.Is(err, ErrProtocol) {
 		r.sendClose(err.Error())
 	}
-	r.conn.Close()
 	r.mu.Lock()
 	if err != io.EOF {
 		select {
 		case <-r.done:
 			err = ErrClosed
 		default:
-			if r.writeErr != nil {
+			// A failed credit write closed the connection under the
+			// read: it is the cause.
+			if r.writeErr != nil && !errors.Is(err, ErrProtocol) {
 				err = r.writeErr
 			}
 		}
@@ -338,6 +340,7 @@ func (r *Receiver) readLoop() {
 	}
 	r.readErr = err
 	r.mu.Unlock()
+	r.conn.Close()
 	close(r.readDone)
 }
 
@@ -384,7 +387,7 @@ func (r *Receiver) readFrames(schemaMsg **ipc.Message) error {
 			if *schemaMsg == nil {
 				return fmt.Errorf("%w: a batch before the schema", ErrProtocol)
 			}
-			if h.a > maxMetaBytes || h.b > uint64(r.maxFrame) {
+			if h.a > maxMetaBytes || h.b > uint64(r.maxFrame) || frameCost(int64(h.a), int64(h.b)) > r.maxFrame {
 				return fmt.Errorf("%w: batch frame with %d bytes of metadata and %d of body (max frame %d)", ErrProtocol, h.a, h.b, r.maxFrame)
 			}
 			cost = frameCost(int64(h.a), int64(h.b))
@@ -469,6 +472,7 @@ func (r *Receiver) enqueue(f Frame, cost int64) {
 		r.stats.Rows += uint64(f.Rec.NumRows())
 	}
 	r.queue = append(r.queue, queued{f: f, cost: cost})
+	r.queued += cost
 	r.mu.Unlock()
 	signal(r.notify)
 }

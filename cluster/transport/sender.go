@@ -159,7 +159,10 @@ func (s *Sender) Stats() SenderStats {
 //
 // rec's buffers are written to the socket directly (no copy in user
 // space), and rec is not referenced after the call returns: the caller
-// keeps its reference and releases it as usual.
+// keeps its reference and releases it as usual, not before the call
+// returns. rec is only read, but reading may compute Arrow's lazily
+// counted null counts, so a batch other goroutines read at the same time
+// should have them computed (Column(i).NullN()) beforehand.
 func (s *Sender) SendBatch(ctx context.Context, rec arrow.RecordBatch) (uint64, error) {
 	if rec == nil {
 		return 0, chanErr(s.id, errors.New("SendBatch with a nil batch"))
@@ -287,6 +290,9 @@ func (s *Sender) acquire(ctx context.Context) error {
 		return chanErr(s.id, ErrClosed)
 	default:
 	}
+	if err := ctx.Err(); err != nil {
+		return chanErr(s.id, err)
+	}
 	select {
 	case s.sem <- struct{}{}:
 		return nil
@@ -357,9 +363,9 @@ func (s *Sender) addWait(start time.Time) {
 }
 
 // write writes s.iov (one frame, charged cost bytes of credit: 0 for a
-// schema frame) to the connection. If ctx
-// ends before anything was written the Sender stays usable; a frame cut
-// in the middle breaks the stream for good. Called with sem held.
+// schema frame) to the connection. If ctx ends before anything was
+// written the Sender stays usable; a frame cut in the middle breaks the
+// stream for good. Called with sem held.
 func (s *Sender) write(ctx context.Context, cost int64) error {
 	defer clear(s.iov)
 	s.mu.Lock()
