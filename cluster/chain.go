@@ -52,6 +52,19 @@ func (c *chain) advance(wm int64) error {
 	return nil
 }
 
+// holdBack lowers an output watermark to the event time of rows an
+// operator still holds past the watermark (OVER with LEAD).
+func (c *chain) holdBack(wm int64) int64 {
+	for _, op := range c.ops {
+		if h, ok := op.(exec.WatermarkHolder); ok {
+			if t, held := h.HeldBack(); held && t < wm {
+				wm = t
+			}
+		}
+	}
+	return wm
+}
+
 // finish ends a bounded input.
 func (c *chain) finish() error {
 	if c.head != nil {

@@ -86,6 +86,7 @@ type instance struct {
 	sideBase  []int   // offset of each side's entries in wms
 	wms       []int64 // latest watermark from each upstream instance
 	wm        int64   // merged watermark (minimum over upstreams)
+	out       int64   // output watermark last forwarded
 	barriers  map[*barrier]int
 	// routing to the consumer stage
 	partitionBy []int
@@ -144,7 +145,7 @@ func startPipeline(q *planner.ContinuousQuery, result *resultStore, log zerolog.
 			}
 			in := &instance{
 				p: p, stage: s, idx: i, in: make(chan message, channelDepth),
-				sideWidth: widths, wm: math.MinInt64, barriers: map[*barrier]int{},
+				sideWidth: widths, wm: math.MinInt64, out: math.MinInt64, barriers: map[*barrier]int{},
 			}
 			total := 0
 			for _, w := range widths {
@@ -251,6 +252,11 @@ func (in *instance) handle(m message) error {
 		if in.lag > 0 && low != math.MaxInt64 {
 			out = low - in.lag
 		}
+		out = in.chain.holdBack(out)
+		if out <= in.out {
+			return nil
+		}
+		in.out = out
 		return in.forward(message{wm: out, hasWM: true})
 	case m.barrier != nil:
 		in.barriers[m.barrier]++

@@ -84,6 +84,14 @@ type StatsReporter interface {
 	Stats() Stats
 }
 
+// WatermarkHolder is implemented by operators that emit some rows after
+// the watermark has passed their event time (OVER with LEAD). HeldBack
+// returns the smallest event time (µs) of such rows still to come; the
+// runtime keeps the operator's output watermark at or below it.
+type WatermarkHolder interface {
+	HeldBack() (t int64, ok bool)
+}
+
 // Snapshot is an immutable copy of an operator's state: Arrow batches plus
 // the input positions they cover. Snapshots are safe to share between
 // goroutines; Release drops the batches.

@@ -719,6 +719,23 @@ func (w *OverWindow) release(ready []timedSlot, final bool, emit Emit) error {
 	return err
 }
 
+// HeldBack reports the smallest event time (µs) of the rows that are
+// final but still held for their LEAD followers, so the runtime does not
+// advance the watermark of the operator's output past rows it has yet to
+// emit. ok is false when no row is held (always without LEAD). It scans
+// the partitions that hold rows.
+func (w *OverWindow) HeldBack() (t int64, ok bool) {
+	if w.leadK == 0 || w.nWaiting == 0 {
+		return 0, false
+	}
+	for _, q := range w.waiting {
+		if len(q) > 0 && (!ok || w.slotT[q[0]] < t) {
+			t, ok = w.slotT[q[0]], true
+		}
+	}
+	return t, ok
+}
+
 func (w *OverWindow) emitOut(emit Emit) error {
 	n := len(w.outSlots)
 	if n == 0 {
