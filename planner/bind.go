@@ -3,6 +3,7 @@ package planner
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/mysql"
@@ -18,7 +19,16 @@ type scopeColumn struct {
 }
 
 // params collects the types inferred for $n parameters.
-type params struct{ types []Type }
+// params is state shared by the binders of one statement: the types
+// inferred for $n parameters, and the statement's context.
+type params struct {
+	types []Type
+	// streaming is set while binding a continuous query, whose results
+	// must not depend on when rows are processed (no now()).
+	streaming bool
+	// now is the statement's time (µs), the value of now() in it.
+	now int64
+}
 
 func (p *params) note(n int, t Type) {
 	for len(p.types) < n {
@@ -460,6 +470,14 @@ func (b *binder) call(x *ast.FuncCallExpr) (Expr, error) {
 			return nil, errorf(CodeUndefinedFunction, "function %s expects 2 arguments", name)
 		}
 		return b.noteParams(fixed(TypeBigInt, TypeText, TypeText)("strpos", []Expr{args[1], args[0]}))
+	case "now", "current_timestamp", "localtimestamp", "transaction_timestamp", "statement_timestamp":
+		if b.params.streaming {
+			return nil, errorf(CodeNotSupported, "%s() is not allowed in a continuous query: its results must not depend on when rows are processed; use the event time", name)
+		}
+		if b.params.now == 0 {
+			b.params.now = time.Now().UnixMicro()
+		}
+		return &Const{Value: b.params.now, T: TypeTimestamp}, nil
 	case "version":
 		return &Const{Value: "PostgreSQL 15.0 (Spate streaming SQL engine)", T: TypeText}, nil
 	case "current_database":

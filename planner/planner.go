@@ -156,7 +156,7 @@ func (p *Planner) ContinuousQuery(s *parser.CreateContinuousQuery, opts Options)
 			return nil, errorf(CodeInvalidParameter, "unrecognized continuous query option %q (known: parallelism, retention)", o.Key)
 		}
 	}
-	prm := &params{}
+	prm := &params{streaming: true}
 	logical, err := p.bindSelect(s.Query, modeStream, prm)
 	if err != nil {
 		return nil, err
