@@ -15,6 +15,7 @@ const usage = `spate — a continuous-query engine with a PostgreSQL-wire server
 
 Usage:
   spate serve   [flags]   start the server (coordinator, pgwire front end, local workers)
+  spate worker  --join HOST:PORT [flags]   join a cluster and report load (does not run instances yet)
   spate bench   agg [flags]   measure the windowed GROUP BY through the engine against a hand-written loop
   spate bench   lrb [flags]   run Linear Road against a server, validate it and measure notification latency
   spate gen     lrb [flags]   write Linear Road input (position reports and requests) as CSV
@@ -34,6 +35,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "worker":
+		err = runWorker(os.Args[2:])
 	case "bench":
 		err = runBench(os.Args[2:])
 	case "gen":

@@ -1,0 +1,68 @@
+// Package control is the control plane of Spate's distributed runtime:
+// the coordinator's Registry of workers and the worker's side, Join. A
+// worker connects to the registry over TCP, both prove they hold the
+// shared cluster token, the worker registers (version, PID, data-plane
+// address, host name) and then sends a heartbeat with its load every
+// interval. The registry keeps each worker's registration, last load and
+// liveness (alive, suspect, dead) for SHOW WORKERS, and reports joins and
+// deaths on Events for the recovery logic.
+//
+// # Using it
+//
+//	reg, err := control.NewRegistry(control.RegistryConfig{Token: token, Logger: log})
+//	go reg.Serve(ctx)                 // accepts workers at reg.Addr()
+//	for ev := range reg.Events() { … } // WorkerJoined, WorkerDead
+//	ws := reg.Workers()               // snapshot, dead workers included
+//	reg.Close()                       // idempotent, waits for its goroutines
+//
+// and in the worker process (spate worker --join HOST:PORT):
+//
+//	err := control.Join(ctx, control.JoinConfig{Coordinator: addr, Token: token})
+//
+// # Handshake
+//
+// The worker opens with a magic, the protocol version and a nonce; the
+// registry answers with its nonce and an HMAC-SHA256 over both nonces,
+// keyed by the token; the worker checks it and answers with its own MAC
+// (another label), which the registry checks; MACs are compared with
+// crypto/subtle.ConstantTimeCompare. It is cluster/transport's handshake
+// (whose code is unexported) with its own magic and labels, so a MAC
+// from one protocol is never accepted by the other. The token never
+// crosses the wire, the worker never registers with a registry that
+// cannot prove the token, and a refused worker is told why ("cluster
+// token mismatch") before the connection closes; the registry logs
+// "refused worker connection" with the peer's address and the reason.
+// The handshake and registration are bounded by HandshakeTimeout (10 s).
+// The connection is not encrypted.
+//
+// # Framing
+//
+// After the handshake each message is a frame: a 4-byte big-endian length
+// n (1 ≤ n ≤ 1 MiB) followed by n bytes of JSON, an envelope
+// {"type": "register"|"welcome"|"heartbeat", "<type>": {…}} with exactly
+// one body. The worker sends register, the registry answers welcome (the
+// worker's ID and the heartbeat interval), then the worker sends a
+// heartbeat at once and every interval. JSON keeps the messages readable
+// and extensible; at one small message per worker per second its cost
+// does not matter. Deploy/start/stop and route updates will be further
+// message types on the same connection.
+//
+// # Liveness
+//
+// Failure detection is a pure state machine (livenessState: observe an
+// event, tick the clock, get back transitions; no goroutines, clock or
+// network), driven by the Registry: a heartbeat keeps a worker alive (and
+// revives a suspect one); 1.5 intervals without one make it suspect;
+// DeadAfter intervals (3) make it dead; a broken or closed control
+// connection makes it dead at once. Dead is final for a worker ID: the
+// registry closes a dead worker's connection, and a worker that comes
+// back registers under a new ID. Silence is judged by the injected
+// RegistryConfig.Now, checked every quarter interval.
+//
+// # Not done
+//
+// Join does not reconnect once a registered session breaks (it returns
+// the error; the caller may call it again). Dead workers stay in Workers
+// for the registry's lifetime. No TLS. The registry sends nothing to
+// workers after Welcome yet: instance deployment is future work.
+package control
