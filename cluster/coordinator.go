@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/rs/zerolog"
 
+	"github.com/spatedb/spate/cluster/control"
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/planner"
 )
@@ -32,6 +33,10 @@ type Config struct {
 	BatchRows int
 	// Logger receives structured logs. Default: disabled.
 	Logger zerolog.Logger
+	// Workers, when set, lists the worker processes that joined the
+	// cluster (SHOW WORKERS). Default: none; every instance runs in the
+	// serving process.
+	Workers func() []control.WorkerInfo
 }
 
 // Validate checks the configuration and fills in defaults.

@@ -682,8 +682,26 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		}
 		return cols, rows, true
 	case "workers":
-		cols := []Column{{"address", planner.TypeText}, {"pid", planner.TypeBigInt}, {"status", planner.TypeText}}
-		return cols, [][]any{{"local (in-process)", int64(os.Getpid()), "alive"}}, true
+		cols := []Column{{"id", planner.TypeText}, {"address", planner.TypeText}, {"pid", planner.TypeBigInt}, {"status", planner.TypeText},
+			{"role", planner.TypeText}, {"instances", planner.TypeBigInt}, {"cpu_seconds", planner.TypeDouble}, {"heap_bytes", planner.TypeBigInt},
+			{"last_heartbeat", planner.TypeText}}
+		var instances int64
+		for _, q := range c.catalog.Queries() {
+			c.mu.Lock()
+			qr := c.queries[q.Name]
+			c.mu.Unlock()
+			if qr != nil {
+				instances += int64(len(qr.pipeline.stats()))
+			}
+		}
+		rows := [][]any{{"coordinator", "in-process", int64(os.Getpid()), "alive", "coordinator (runs every instance)", instances, nil, nil, nil}}
+		if c.cfg.Workers != nil {
+			for _, w := range c.cfg.Workers() {
+				rows = append(rows, []any{w.ID, w.Addr, int64(w.PID), string(w.Status), "worker (joined; runs no instances yet)",
+					int64(len(w.Load.Instances)), w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro()))})
+			}
+		}
+		return cols, rows, true
 	}
 	return nil, nil, false
 }

@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/spatedb/spate/cluster"
+	"github.com/spatedb/spate/cluster/control"
 	"github.com/spatedb/spate/pgwire"
 )
 
@@ -18,6 +24,9 @@ func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	pgListen := fs.String("pg-listen", "127.0.0.1:5433", "address of the PostgreSQL-protocol listener")
 	parallelism := fs.Int("parallelism", 1, "default number of instances of each partitioned stage")
+	workers := fs.Int("workers", 0, "worker processes to start on this machine; they join the cluster and report load (running instances on workers is not implemented yet, so every instance runs in this process)")
+	clusterListen := fs.String("cluster-listen", "127.0.0.1:0", "address workers join (spate worker --join)")
+	clusterToken := fs.String("cluster-token", "", "shared secret of coordinator and workers (default: $SPATE_CLUSTER_TOKEN, else a random one passed to the workers this process starts)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -26,22 +35,118 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("invalid --log-level: %w", err)
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05"}).Level(level).With().Timestamp().Logger()
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05", NoColor: os.Getenv("NO_COLOR") != ""}).Level(level).With().Timestamp().Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
-	coord, err := cluster.NewCoordinator(cluster.Config{Parallelism: *parallelism, Logger: log})
+	token := *clusterToken
+	if token == "" {
+		token = os.Getenv("SPATE_CLUSTER_TOKEN")
+	}
+	if token == "" {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		token = hex.EncodeToString(b)
+	}
+	reg, err := control.NewRegistry(control.RegistryConfig{Listen: *clusterListen, Token: token, Logger: log})
+	if err != nil {
+		return err
+	}
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		if err := reg.Serve(ctx); err != nil && ctx.Err() == nil {
+			log.Error().Err(err).Msg("worker registry stopped")
+		}
+	}()
+	defer func() {
+		reg.Close()
+		bg.Wait()
+	}()
+
+	coord, err := cluster.NewCoordinator(cluster.Config{Parallelism: *parallelism, Logger: log, Workers: reg.Workers})
 	if err != nil {
 		return err
 	}
 	defer coord.Close()
+
+	children, err := startWorkers(*workers, reg.Addr().String(), token, *logLevel)
+	defer children.stop(log)
+	if err != nil {
+		return err
+	}
+
 	srv, err := pgwire.NewServer(pgwire.Config{Listen: *pgListen, Logger: log}, coord)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log.Info().Str("listen", *pgListen).Str("version", version).Msg("spate serving; connect with: psql \"host=127.0.0.1 port=5433 user=spate dbname=spate\"")
+	log.Info().Str("listen", *pgListen).Str("cluster", reg.Addr().String()).Int("workers", *workers).Str("version", version).
+		Msgf("spate serving; connect with: psql \"host=127.0.0.1 port=%s user=spate dbname=spate\"", portOf(*pgListen))
 	err = srv.ListenAndServe(ctx)
 	srv.Close()
 	log.Info().Msg("spate stopped")
 	return err
+}
+
+func portOf(addr string) string {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			return addr[i+1:]
+		}
+	}
+	return addr
+}
+
+// workerProcs are the worker processes this server started; it owns them.
+type workerProcs []*exec.Cmd
+
+// startWorkers starts n `spate worker` processes of this binary that join
+// the registry at addr.
+func startWorkers(n int, addr, token, logLevel string) (workerProcs, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var procs workerProcs
+	for i := 0; i < n; i++ {
+		cmd := exec.Command(self, "worker", "--join", addr, "--log-level", logLevel)
+		cmd.Env = append(os.Environ(), "SPATE_CLUSTER_TOKEN="+token)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return procs, fmt.Errorf("starting worker %d: %w", i+1, err)
+		}
+		procs = append(procs, cmd)
+	}
+	return procs, nil
+}
+
+// stop ends the workers (SIGTERM, then SIGKILL after 5 s) and waits for
+// them.
+func (w workerProcs) stop(log zerolog.Logger) {
+	var wg sync.WaitGroup
+	for _, cmd := range w {
+		wg.Add(1)
+		go func(cmd *exec.Cmd) {
+			defer wg.Done()
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		}(cmd)
+	}
+	wg.Wait()
+	if len(w) > 0 {
+		log.Info().Int("workers", len(w)).Msg("workers stopped")
+	}
 }
