@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,7 +30,8 @@ func serve(args []string) error {
 	parallelism := fs.Int("parallelism", 1, "default number of instances of each partitioned stage")
 	workers := fs.Int("workers", 0, "worker processes to start on this machine; they join the cluster and report load (running instances on workers is not implemented yet, so every instance runs in this process)")
 	clusterListen := fs.String("cluster-listen", "127.0.0.1:0", "address workers join (spate worker --join)")
-	clusterToken := fs.String("cluster-token", "", "shared secret of coordinator and workers (default: $SPATE_CLUSTER_TOKEN, else a random one passed to the workers this process starts)")
+	clusterToken := fs.String("cluster-token", "", "shared secret of coordinator and workers (default: $SPATE_CLUSTER_TOKEN, else the one in <data-dir>/cluster-token, created on first start)")
+	dataDir := fs.String("data-dir", "./spate-data", "directory for the server's files (today: the cluster token)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -44,11 +49,9 @@ func serve(args []string) error {
 		token = os.Getenv("SPATE_CLUSTER_TOKEN")
 	}
 	if token == "" {
-		b := make([]byte, 16)
-		if _, err := rand.Read(b); err != nil {
+		if token, err = dataDirToken(*dataDir); err != nil {
 			return err
 		}
-		token = hex.EncodeToString(b)
 	}
 	reg, err := control.NewRegistry(control.RegistryConfig{Listen: *clusterListen, Token: token, Logger: log})
 	if err != nil {
@@ -149,4 +152,31 @@ func (w workerProcs) stop(log zerolog.Logger) {
 	if len(w) > 0 {
 		log.Info().Int("workers", len(w)).Msg("workers stopped")
 	}
+}
+
+// dataDirToken reads the cluster token from dir/cluster-token, creating the
+// directory and a random token (readable by the owner only) on first use,
+// so that workers started by hand can join with the same token across
+// restarts.
+func dataDirToken(dir string) (string, error) {
+	path := filepath.Join(dir, "cluster-token")
+	if b, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("reading the cluster token: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating the data directory: %w", err)
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	token := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing the cluster token: %w", err)
+	}
+	return token, nil
 }

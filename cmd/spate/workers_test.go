@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -35,5 +38,25 @@ func TestServeStartsWorkers(t *testing.T) {
 	}
 	if total != 3 {
 		t.Errorf("spate_workers has %d rows, want the coordinator and 2 workers", total)
+	}
+}
+
+// TestClusterTokenInDataDir checks that the cluster token is created in
+// the data directory on first start (owner-only) and kept across restarts.
+func TestClusterTokenInDataDir(t *testing.T) {
+	dir := t.TempDir()
+	srv := sqltest.StartSpate(t, "--data-dir", dir, "--cluster-listen", "127.0.0.1:0")
+	token, err := os.ReadFile(filepath.Join(dir, "cluster-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "cluster-token")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode: %v, %v", fi.Mode(), err)
+	}
+	srv.Stop()
+	sqltest.StartSpate(t, "--data-dir", dir)
+	again, err := os.ReadFile(filepath.Join(dir, "cluster-token"))
+	if err != nil || !bytes.Equal(token, again) {
+		t.Errorf("the token changed across restarts: %q then %q (%v)", token, again, err)
 	}
 }

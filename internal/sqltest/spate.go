@@ -148,7 +148,7 @@ func StartSpate(t testing.TB, args ...string) *Server {
 			t.Fatalf("finding a free port: %v", err)
 		}
 		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, output: &SyncBuffer{}, exited: make(chan struct{})}
-		s.cmd = exec.Command(bin, append([]string{"serve", "--pg-listen", s.Addr}, args...)...)
+		s.cmd = exec.Command(bin, append([]string{"serve", "--pg-listen", s.Addr, "--data-dir", t.TempDir()}, args...)...)
 		s.cmd.Env = append(os.Environ(), "NO_COLOR=1") // plain logs in test output
 		s.cmd.Stdout = s.output
 		s.cmd.Stderr = s.output
