@@ -338,3 +338,40 @@ func sqlStateOf(err error) string {
 	}
 	return ""
 }
+
+// TestResultCompaction checks that many small result batches are merged
+// without changing the result.
+func TestResultCompaction(t *testing.T) {
+	c, _ := NewCoordinator(Config{})
+	defer c.Close()
+	s, _ := c.NewSession(context.Background(), "t", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	run(t, s, "CREATE CONTINUOUS QUERY w AS SELECT k, window_start, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(t, INTERVAL '1' SECOND)")
+	var want []string
+	for i := 0; i < 700; i++ {
+		run(t, s, fmt.Sprintf("INSERT INTO ev VALUES (%d, %d), (%d, %d)", i%7, i, i%7, i))
+		if i < 699 {
+			want = append(want, fmt.Sprintf("%d|%d|2", i%7, i))
+		}
+	}
+	c.mu.Lock()
+	store := c.queries["w"].result
+	c.mu.Unlock()
+	store.mu.Lock()
+	batches := len(store.batches)
+	store.mu.Unlock()
+	if batches >= compactTailBatches {
+		t.Errorf("%d stored batches for 699 one-row emissions: the tail was not compacted", batches)
+	}
+	if got := sortedText(run(t, s, "SELECT * FROM w")); got != sortedText(splitRows(want)) {
+		t.Errorf("result changed by compaction:\n%s", firstDiff(sortedText(splitRows(want)), got))
+	}
+}
+
+func splitRows(lines []string) [][]string {
+	out := make([][]string, len(lines))
+	for i, l := range lines {
+		out[i] = strings.Split(l, "|")
+	}
+	return out
+}

@@ -89,6 +89,63 @@ func newResultStore(q *planner.ContinuousQuery) *resultStore {
 	return r
 }
 
+// compactTailBatches and compactRows bound the number of small batches an
+// append-only result keeps: results often come in batches of a few rows,
+// and millions of tiny Arrow batches cost far more memory and GC work than
+// their rows.
+const (
+	compactTailBatches = 256
+	compactRows        = 64 << 10
+)
+
+// compactTail concatenates the newest small batches into one once there
+// are compactTailBatches of them; called with mu held.
+func (r *resultStore) compactTail() error {
+	n := len(r.batches)
+	start := n
+	var rows int64
+	for start > 0 && rows+r.batches[start-1].NumRows() <= compactRows && n-start < compactTailBatches {
+		start--
+		rows += r.batches[start].NumRows()
+	}
+	if n-start < compactTailBatches {
+		return nil
+	}
+	tail := r.batches[start:]
+	cols := make([]arrow.Array, tail[0].NumCols())
+	for c := range cols {
+		parts := make([]arrow.Array, len(tail))
+		for i, b := range tail {
+			parts[i] = b.Column(c)
+		}
+		merged, err := array.Concatenate(parts, memoryAllocator)
+		if err != nil {
+			for _, m := range cols[:c] {
+				m.Release()
+			}
+			return err
+		}
+		cols[c] = merged
+	}
+	merged := array.NewRecordBatch(tail[0].Schema(), cols, rows)
+	for _, c := range cols {
+		c.Release()
+	}
+	for i, b := range tail {
+		b.Release()
+		tail[i] = nil
+	}
+	r.batches = append(r.batches[:start], merged)
+	if r.retention >= 0 {
+		hi := r.maxTime[start]
+		for _, t := range r.maxTime[start:] {
+			hi = max(hi, t)
+		}
+		r.maxTime = append(r.maxTime[:start], hi)
+	}
+	return nil
+}
+
 // trim drops stored batches entirely behind the retention horizon; called
 // with mu held.
 func (r *resultStore) trim() {
@@ -132,6 +189,9 @@ func (r *resultStore) apply(rec arrow.RecordBatch) error {
 				}
 			}
 			r.maxTime = append(r.maxTime, hi)
+		}
+		if err := r.compactTail(); err != nil {
+			return err
 		}
 	} else {
 		ops := rec.Column(0).(*array.String)
