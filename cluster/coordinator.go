@@ -579,11 +579,6 @@ func (c *Coordinator) modifyTable(ctx context.Context, plan *planner.ModifyPlan,
 	}
 	t.mu.Lock()
 	var kept, removed, added []arrow.RecordBatch
-	release := func(bs []arrow.RecordBatch) {
-		for _, x := range bs {
-			x.Release()
-		}
-	}
 	for _, batch := range t.batches {
 		err := run(notMatched, identity, batch, &kept)
 		if err == nil {
@@ -594,9 +589,9 @@ func (c *Coordinator) modifyTable(ctx context.Context, plan *planner.ModifyPlan,
 		}
 		if err != nil {
 			t.mu.Unlock()
-			release(kept)
-			release(removed)
-			release(added)
+			releaseBatches(kept)
+			releaseBatches(removed)
+			releaseBatches(added)
 			return 0, err
 		}
 	}
@@ -604,7 +599,7 @@ func (c *Coordinator) modifyTable(ctx context.Context, plan *planner.ModifyPlan,
 	for _, x := range removed {
 		changed += x.NumRows()
 	}
-	release(t.batches)
+	releaseBatches(t.batches)
 	t.batches = append(kept, added...)
 	t.rows = 0
 	for _, x := range t.batches {
@@ -625,7 +620,7 @@ func (c *Coordinator) modifyTable(ctx context.Context, plan *planner.ModifyPlan,
 		}
 	}
 	t.mu.Unlock()
-	release(removed)
+	releaseBatches(removed)
 	if err != nil {
 		return changed, err
 	}

@@ -98,30 +98,23 @@ func (c *Coordinator) runSnapshot(ctx context.Context, plan *planner.Physical, p
 	if err != nil {
 		return nil, err
 	}
-	release := func(bs []arrow.RecordBatch) {
-		for _, b := range bs {
-			if b != nil {
-				b.Release()
-			}
-		}
-	}
 	for i, b := range in {
 		if err := ctx.Err(); err != nil {
-			release(in[i:])
-			release(out)
+			releaseBatches(in[i:])
+			releaseBatches(out)
 			return nil, err
 		}
 		err := ch.push(0, b)
 		b.Release()
 		in[i] = nil
 		if err != nil {
-			release(in)
-			release(out)
+			releaseBatches(in)
+			releaseBatches(out)
 			return nil, err
 		}
 	}
 	if err := ch.finish(); err != nil {
-		release(out)
+		releaseBatches(out)
 		return nil, err
 	}
 	return out, nil

@@ -264,25 +264,15 @@ func (r *resultStore) advance(idx, n int, wm int64) {
 func (r *resultStore) addReader(rd sourceReader) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var initial []arrow.RecordBatch
-	if r.updating {
-		snap, err := r.snapshotLocked()
-		if err != nil {
-			return err
-		}
-		for _, b := range snap {
-			withOp, err := addOpColumn(b, "+")
-			b.Release()
-			if err != nil {
-				return err
-			}
-			initial = append(initial, withOp)
-		}
+	initial, err := r.currentAsInsertsLocked()
+	if err != nil {
+		return err
 	}
-	for _, b := range initial {
+	for i, b := range initial {
 		err := rd.feed(b, 0, false)
 		b.Release()
 		if err != nil {
+			releaseBatches(initial[i+1:])
 			return err
 		}
 	}
@@ -389,23 +379,13 @@ func (r *resultStore) snapshotLocked() ([]arrow.RecordBatch, error) {
 // rows come first, as "+" changes.
 func (r *resultStore) subscribe() (*subscriber, error) {
 	s := &subscriber{store: r, signal: make(chan struct{}, 1)}
-	var initial []arrow.RecordBatch
-	if r.updating {
-		snap, err := r.snapshot()
-		if err != nil {
-			return nil, err
-		}
-		for _, b := range snap {
-			withOp, err := addOpColumn(b, "+")
-			b.Release()
-			if err != nil {
-				return nil, err
-			}
-			initial = append(initial, withOp)
-		}
-	}
+	// Snapshot and registration under one lock, so no change falls between.
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	initial, err := r.currentAsInsertsLocked()
+	if err != nil {
+		return nil, err
+	}
 	s.queue = initial
 	if r.err != nil {
 		s.err = r.err
@@ -415,6 +395,40 @@ func (r *resultStore) subscribe() (*subscriber, error) {
 	}
 	r.subs[s] = struct{}{}
 	return s, nil
+}
+
+// currentAsInsertsLocked returns an updating result's current rows as "+"
+// changes (nothing for an append-only result), for a subscriber or a
+// reading query that starts now. Called with mu held; the caller releases
+// the batches.
+func (r *resultStore) currentAsInsertsLocked() ([]arrow.RecordBatch, error) {
+	if !r.updating {
+		return nil, nil
+	}
+	snap, err := r.snapshotLocked()
+	if err != nil {
+		return nil, err
+	}
+	var out []arrow.RecordBatch
+	for i, b := range snap {
+		withOp, err := addOpColumn(b, "+")
+		b.Release()
+		if err != nil {
+			releaseBatches(snap[i+1:])
+			releaseBatches(out)
+			return nil, err
+		}
+		out = append(out, withOp)
+	}
+	return out, nil
+}
+
+func releaseBatches(bs []arrow.RecordBatch) {
+	for _, b := range bs {
+		if b != nil {
+			b.Release()
+		}
+	}
 }
 
 // addOpColumn prefixes a batch with an "op" column holding op.
