@@ -406,7 +406,7 @@ func filterRecord(rec arrow.RecordBatch, keep []bool) (arrow.RecordBatch, error)
 // projectColumns narrows a relation's batch to the columns a source stage
 // reads (zero copy); a changelog keeps its leading "op" column. The caller
 // releases the result.
-func projectColumns(rec arrow.RecordBatch, st *planner.Stage) arrow.RecordBatch {
+func projectColumns(rec arrow.RecordBatch, st *planner.Stage, schema *arrow.Schema) arrow.RecordBatch {
 	idx := st.Source.Indexes
 	var cols []arrow.Array
 	shift := 0
@@ -416,7 +416,7 @@ func projectColumns(rec arrow.RecordBatch, st *planner.Stage) arrow.RecordBatch 
 	for _, j := range idx {
 		cols = append(cols, rec.Column(j+shift))
 	}
-	return array.NewRecordBatch(ArrowSchema(st.Input), cols, rec.NumRows())
+	return array.NewRecordBatch(schema, cols, rec.NumRows())
 }
 
 // flushStream waits until every pipeline reading the stream has processed

@@ -71,8 +71,9 @@ func (c *Coordinator) sourceBatches(st *planner.Stage) ([]arrow.RecordBatch, err
 		return nil, errorf(planner.CodeWrongObjectType, "cannot read %q as a snapshot", src.Relation)
 	}
 	out := make([]arrow.RecordBatch, len(full))
+	schema := ArrowSchema(st.Input)
 	for i, b := range full {
-		out[i] = projectColumns(b, st)
+		out[i] = projectColumns(b, st, schema)
 		b.Release()
 	}
 	return out, nil

@@ -34,10 +34,13 @@ type pipeline struct {
 	// last stage has consumer -1.
 	consumer []consumerRef
 	// reach[s] holds the source stages whose rows can reach stage s.
-	reach  []map[int]bool
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	reach []map[int]bool
+	// inputSchemas[s] is the Arrow schema of rows entering stage s, built
+	// once (source stages project every ingested batch to it).
+	inputSchemas []*arrow.Schema
+	ctx          context.Context
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 
 	mu sync.Mutex
 	// protected by mu
@@ -112,8 +115,9 @@ func startPipeline(q *planner.ContinuousQuery, result *resultStore, log zerolog.
 	stages := q.Plan.Stages
 	p := &pipeline{log: log, query: q, result: result, ctx: ctx, cancel: cancel,
 		consumer: make([]consumerRef, len(stages)), reach: make([]map[int]bool, len(stages))}
-	for s := range stages {
+	for s, st := range stages {
 		p.consumer[s] = consumerRef{stage: -1}
+		p.inputSchemas = append(p.inputSchemas, ArrowSchema(st.Input))
 	}
 	for s, st := range stages {
 		p.reach[s] = map[int]bool{}

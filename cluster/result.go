@@ -65,7 +65,7 @@ func (sr sourceReader) feed(rec arrow.RecordBatch, wm int64, hasWM bool) error {
 	}
 	var proj arrow.RecordBatch
 	if rec != nil {
-		proj = projectColumns(rec, p.query.Plan.Stages[sr.stage])
+		proj = projectColumns(rec, p.query.Plan.Stages[sr.stage], p.inputSchemas[sr.stage])
 		defer proj.Release()
 	}
 	err := p.ingest(sr.stage, proj, wm, hasWM)
