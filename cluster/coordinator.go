@@ -1,16 +1,20 @@
 // Package cluster runs continuous queries: the coordinator owns the catalog
 // and the running pipelines, ingests rows into streams and tables, answers
-// snapshot queries and feeds subscribers. In this version every stage
-// instance is a goroutine of the serving process; the worker processes of
-// DESIGN.md (Runtime) replace them in a later step, behind the same
-// boundary (api.go).
+// snapshot queries and feeds subscribers. With a cluster token it also
+// heads a cluster: worker processes join its registry (cluster/control),
+// run the instances it places on them (worker.go, deploy.go) and exchange
+// batches over the data plane (cluster/transport, dataplane.go). Without
+// one every instance is a goroutine of the serving process.
 package cluster
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -26,24 +30,30 @@ import (
 // Config configures a Coordinator.
 type Config struct {
 	// Parallelism is the default number of instances of each partitioned
-	// stage (SET parallelism overrides it per session). Default 1.
+	// stage (SET parallelism overrides it per session). Default 0: one per
+	// live worker, at least 1.
 	Parallelism int
 	// BatchRows is the number of rows COPY collects into one batch.
 	// Default 8192.
 	BatchRows int
 	// Logger receives structured logs. Default: disabled.
 	Logger zerolog.Logger
-	// Workers, when set, lists the worker processes that joined the
-	// cluster (SHOW WORKERS). Default: none; every instance runs in the
-	// serving process.
-	Workers func() []control.WorkerInfo
+	// Token, when set, makes the coordinator head a cluster: it starts a
+	// worker registry on ClusterListen and a data-plane listener on
+	// DataListen, and places continuous queries on the workers that join
+	// with the same token. Default: no cluster; every instance runs in
+	// this process.
+	Token string
+	// ClusterListen is the address workers join. Default "127.0.0.1:0".
+	ClusterListen string
+	// DataListen is the address of the coordinator's data-plane listener,
+	// which workers dial to deliver results. Default: ClusterListen's
+	// host, any port.
+	DataListen string
 }
 
 // Validate checks the configuration and fills in defaults.
 func (c *Config) Validate() error {
-	if c.Parallelism == 0 {
-		c.Parallelism = 1
-	}
 	if c.Parallelism < 0 || c.Parallelism > 1024 {
 		return errorf("22023", "parallelism must be from 1 to 1024")
 	}
@@ -52,6 +62,16 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchRows < 0 {
 		return errorf("22023", "batch rows must be positive")
+	}
+	if c.ClusterListen == "" {
+		c.ClusterListen = "127.0.0.1:0"
+	}
+	if c.DataListen == "" {
+		host, _, err := net.SplitHostPort(c.ClusterListen)
+		if err != nil {
+			return errorf("22023", "invalid cluster listen address %q: %v", c.ClusterListen, err)
+		}
+		c.DataListen = net.JoinHostPort(host, "0")
 	}
 	return nil
 }
@@ -62,6 +82,9 @@ type Coordinator struct {
 	cfg     Config
 	catalog *planner.Catalog
 	planner *planner.Planner
+	reg     *control.Registry // nil without a cluster
+	net     *dataPlane        // nil without a cluster
+	bg      sync.WaitGroup
 
 	mu sync.Mutex
 	// protected by mu
@@ -69,6 +92,7 @@ type Coordinator struct {
 	tables  map[string]*tableData
 	queries map[string]*queryRuntime
 	closed  bool
+	nextRun int
 }
 
 // streamRuntime is a stream's ingest state: the event-time high-water mark
@@ -119,7 +143,52 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		streams: map[string]*streamRuntime{}, tables: map[string]*tableData{}, queries: map[string]*queryRuntime{},
 	}
 	c.registerSystemTables()
+	if cfg.Token == "" {
+		return c, nil
+	}
+	reg, err := control.NewRegistry(control.RegistryConfig{Listen: cfg.ClusterListen, Token: cfg.Token, Logger: cfg.Logger, OnNotice: c.onNotice})
+	if err != nil {
+		return nil, err
+	}
+	dp, err := newDataPlane(cfg.DataListen, cfg.Token, cfg.Logger)
+	if err != nil {
+		reg.Close()
+		return nil, err
+	}
+	c.reg, c.net = reg, dp
+	c.bg.Add(2)
+	go func() {
+		defer c.bg.Done()
+		if err := reg.Serve(context.Background()); err != nil {
+			cfg.Logger.Error().Err(err).Msg("worker registry stopped")
+		}
+	}()
+	go func() {
+		defer c.bg.Done()
+		c.watchWorkers()
+	}()
 	return c, nil
+}
+
+// ClusterAddr is the address workers join (spate worker --join), or ""
+// without a cluster.
+func (c *Coordinator) ClusterAddr() string {
+	if c.reg == nil {
+		return ""
+	}
+	return c.reg.Addr().String()
+}
+
+// WaitForWorkers waits until n workers are alive, or ctx ends.
+func (c *Coordinator) WaitForWorkers(ctx context.Context, n int) error {
+	for len(c.liveWorkers()) < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d workers joined: %w", len(c.liveWorkers()), n, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // NewSession implements Engine.
@@ -144,8 +213,13 @@ func (c *Coordinator) Close() {
 	c.queries = map[string]*queryRuntime{}
 	c.mu.Unlock()
 	for _, q := range queries {
-		q.pipeline.stop()
+		c.undeploy(q.pipeline, nil)
 		q.result.close()
+	}
+	if c.reg != nil {
+		c.reg.Close()
+		c.net.close()
+		c.bg.Wait()
 	}
 	for _, t := range c.tables {
 		t.mu.Lock()
@@ -183,13 +257,13 @@ func (c *Coordinator) addTable(t *planner.Table) error {
 // (the current rows of an updating one).
 func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
 	result := newResultStore(q)
-	p, err := startPipeline(q, result, c.cfg.Logger)
+	p, err := c.deploy(q, result)
 	if err != nil {
 		return err
 	}
 	qr := &queryRuntime{def: q, pipeline: p, result: result}
 	if err := c.catalog.Add(q); err != nil {
-		p.stop()
+		c.undeploy(p, nil)
 		result.close()
 		return err
 	}
@@ -306,7 +380,7 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 		delete(c.tables, n)
 		c.mu.Unlock()
 		if q != nil {
-			q.pipeline.stop()
+			c.undeploy(q.pipeline, nil)
 			q.result.close()
 		}
 		if t != nil {

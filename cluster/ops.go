@@ -661,7 +661,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		}
 		return cols, rows, true
 	case "instances":
-		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}}
+		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"queue_depth", planner.TypeBigInt}, {"busy_seconds", planner.TypeDouble}}
 		var rows [][]any
 		for _, q := range c.catalog.Queries() {
 			c.mu.Lock()
@@ -670,29 +670,39 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			if qr == nil {
 				continue
 			}
-			for _, st := range qr.pipeline.stats() {
-				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), st.Operators, st.KeyRange, "local", st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark)})
+			for _, st := range c.instanceStatuses(qr) {
+				stage := q.Plan.Stages[st.Stage]
+				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, st.Instance), st.Host,
+					st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark),
+					int64(st.QueueDepth), st.BusySeconds})
 			}
 		}
 		return cols, rows, true
 	case "workers":
 		cols := []Column{{"id", planner.TypeText}, {"address", planner.TypeText}, {"pid", planner.TypeBigInt}, {"status", planner.TypeText},
 			{"role", planner.TypeText}, {"instances", planner.TypeBigInt}, {"cpu_seconds", planner.TypeDouble}, {"heap_bytes", planner.TypeBigInt},
-			{"last_heartbeat", planner.TypeText}}
-		var instances int64
-		for _, q := range c.catalog.Queries() {
-			c.mu.Lock()
-			qr := c.queries[q.Name]
-			c.mu.Unlock()
-			if qr != nil {
-				instances += int64(len(qr.pipeline.stats()))
+			{"last_heartbeat", planner.TypeText}, {"data_address", planner.TypeText}}
+		placed := map[string]int64{}
+		c.mu.Lock()
+		for _, qr := range c.queries {
+			for _, row := range qr.pipeline.place.Hosts {
+				for _, h := range row {
+					placed[h]++
+				}
 			}
 		}
-		rows := [][]any{{"coordinator", "in-process", int64(os.Getpid()), "alive", "coordinator (runs every instance)", instances, nil, nil, nil}}
-		if c.cfg.Workers != nil {
-			for _, w := range c.cfg.Workers() {
-				rows = append(rows, []any{w.ID, w.Addr, int64(w.PID), string(w.Status), "worker (joined; runs no instances yet)",
-					int64(len(w.Load.Instances)), w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro()))})
+		c.mu.Unlock()
+		role := "coordinator (runs every instance)"
+		dataAddr := any(nil)
+		if c.reg != nil {
+			role = "coordinator (sources and results)"
+			dataAddr = c.net.Addr()
+		}
+		rows := [][]any{{coordinatorHost, "in-process", int64(os.Getpid()), "alive", role, placed[coordinatorHost], nil, nil, nil, dataAddr}}
+		if c.reg != nil {
+			for _, w := range c.reg.Workers() {
+				rows = append(rows, []any{w.ID, w.Addr, int64(w.PID), string(w.Status), "worker",
+					placed[w.ID], w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro())), w.DataAddr})
 			}
 		}
 		return cols, rows, true

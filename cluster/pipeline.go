@@ -2,12 +2,15 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -15,20 +18,33 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/rs/zerolog"
 
+	"github.com/spatedb/spate/cluster/transport"
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/planner"
 )
 
-// pipeline runs one continuous query's physical DAG inside this process:
-// each stage instance is a goroutine that reads messages from its input
-// channel, runs its operator chain and routes what it emits to the
-// instances of the stage that consumes it, by key range (or to the result
-// store after the last stage). Channels are bounded, so a slow stage
-// back-pressures its inputs.
+// pipeline is one process's part of a continuous query's physical DAG:
+// the instances placement assigns to this host. Each instance is a
+// goroutine that reads messages from its input channel, runs its
+// operator chain and hands what it emits to one outlet per instance of
+// the consuming stage, by key range; after the last stage the outlet is
+// the query's sink (the result store, on the coordinator). An outlet is a
+// Go channel when the consumer runs in this process and a
+// cluster/transport channel when it runs on another host; what arrives
+// over the network is put on the instance's input channel by a receiver
+// goroutine. Channels are bounded and transport channels run on credit,
+// so a slow stage back-pressures its inputs across processes.
 type pipeline struct {
-	log    zerolog.Logger
-	query  *planner.ContinuousQuery
+	log   zerolog.Logger
+	query *planner.ContinuousQuery
+	place placement
+	host  string // this process's host ID in place
+	net   *dataPlane
+	// result is the query's result store (the coordinator's part only).
 	result *resultStore
+	// onFail reports this part's failure (a worker tells the coordinator).
+	onFail func(error)
+	// stages[s][i] is instance i of stage s, nil when another host runs it.
 	stages [][]*instance
 	// consumer[s] is the stage reading stage s and the side it feeds; the
 	// last stage has consumer -1.
@@ -41,10 +57,15 @@ type pipeline struct {
 	ctx          context.Context
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
+	nextBarrier  atomic.Uint64
 
 	mu sync.Mutex
 	// protected by mu
-	err error // the failure that stopped the pipeline
+	err       error                   // the failure that stopped the pipeline
+	waits     map[uint64]*barrierWait // flushes waiting for their barrier
+	senders   []*transport.Sender
+	receivers []*transport.Receiver
+	stopped   bool
 }
 
 type consumerRef struct {
@@ -58,22 +79,16 @@ type message struct {
 	rec     arrow.RecordBatch
 	wm      int64
 	hasWM   bool
-	barrier *barrier
+	barrier uint64 // flush barrier ID (0: none), see pipeline.flush
+	source  int    // with barrier: the source stage it started from
 }
 
-// barrier travels behind the data of one source; when every last-stage
-// instance has seen it, everything that source sent before it has reached
-// the result store.
-type barrier struct {
-	source    int // source stage it started from
-	remaining atomic.Int32
+// barrierWait is a flush waiting until every last-stage instance has
+// passed its barrier to the sink: then everything the source sent before
+// it has reached the result store.
+type barrierWait struct {
+	remaining int
 	done      chan struct{}
-}
-
-func (b *barrier) arrive() {
-	if b.remaining.Add(-1) == 0 {
-		close(b.done)
-	}
 }
 
 // instance is one running copy of a stage.
@@ -90,8 +105,10 @@ type instance struct {
 	wms       []int64 // latest watermark from each upstream instance
 	wm        int64   // merged watermark (minimum over upstreams)
 	out       int64   // output watermark last forwarded
-	barriers  map[*barrier]int
-	// routing to the consumer stage
+	barriers  map[uint64]int
+	// routing to the consumer stage: outs[i] feeds its instance i (the
+	// sink, alone, after the last stage).
+	outs        []outlet
 	partitionBy []int
 	splits      []uint64 // instance i owns [splits[i-1], splits[i])
 	hashes      []uint64
@@ -105,19 +122,30 @@ type instance struct {
 	// readers on other goroutines (SHOW INSTANCES).
 	published atomic.Pointer[exec.Stats]
 	wmPub     atomic.Int64
+	busy      atomic.Int64 // ns spent handling messages
 }
 
 const channelDepth = 16
 
-// startPipeline builds and starts the instances of every stage.
-func startPipeline(q *planner.ContinuousQuery, result *resultStore, log zerolog.Logger) (*pipeline, error) {
+// newPipeline builds this host's instances of q as placed by place and
+// registers the pipeline with the data plane, so channels from other
+// hosts are accepted; start wires the outlets and runs the instances.
+func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *dataPlane, result *resultStore, log zerolog.Logger) (*pipeline, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stages := q.Plan.Stages
-	p := &pipeline{log: log, query: q, result: result, ctx: ctx, cancel: cancel,
-		consumer: make([]consumerRef, len(stages)), reach: make([]map[int]bool, len(stages))}
+	p := &pipeline{log: log, query: q, place: place, host: host, net: net, result: result, ctx: ctx, cancel: cancel,
+		consumer: make([]consumerRef, len(stages)), reach: make([]map[int]bool, len(stages)), waits: map[uint64]*barrierWait{}}
+	if len(place.Hosts) != len(stages) {
+		cancel()
+		return nil, fmt.Errorf("placement of %d stages for a plan of %d", len(place.Hosts), len(stages))
+	}
 	for s, st := range stages {
 		p.consumer[s] = consumerRef{stage: -1}
 		p.inputSchemas = append(p.inputSchemas, ArrowSchema(st.Input))
+		if len(place.Hosts[s]) != st.Parallelism {
+			cancel()
+			return nil, fmt.Errorf("placement of %d instances for stage %d of parallelism %d", len(place.Hosts[s]), s, st.Parallelism)
+		}
 	}
 	for s, st := range stages {
 		p.reach[s] = map[int]bool{}
@@ -139,8 +167,11 @@ func startPipeline(q *planner.ContinuousQuery, result *resultStore, log zerolog.
 				widths = append(widths, stages[side.Stage].Parallelism)
 			}
 		}
-		var row []*instance
-		for i := 0; i < st.Parallelism; i++ {
+		row := make([]*instance, st.Parallelism)
+		for i := range row {
+			if place.Hosts[s][i] != host {
+				continue
+			}
 			head, ops, err := buildOps(st, nil)
 			if err != nil {
 				p.closeAll()
@@ -149,7 +180,7 @@ func startPipeline(q *planner.ContinuousQuery, result *resultStore, log zerolog.
 			}
 			in := &instance{
 				p: p, stage: s, idx: i, in: make(chan message, channelDepth),
-				sideWidth: widths, wm: math.MinInt64, out: math.MinInt64, barriers: map[*barrier]int{},
+				sideWidth: widths, wm: math.MinInt64, out: math.MinInt64, barriers: map[uint64]int{},
 			}
 			total := 0
 			for _, w := range widths {
@@ -168,17 +199,129 @@ func startPipeline(q *planner.ContinuousQuery, result *resultStore, log zerolog.
 			in.chain = newChain(head, ops, in.emit)
 			in.lag = watermarkLag(st)
 			in.wmPub.Store(math.MinInt64)
-			row = append(row, in)
+			row[i] = in
 		}
 		p.stages = append(p.stages, row)
 	}
-	for _, row := range p.stages {
-		for _, in := range row {
-			p.wg.Add(1)
-			go in.run()
-		}
+	if net != nil {
+		net.register(p)
 	}
 	return p, nil
+}
+
+// start connects every local instance to the instances it feeds (dialing
+// the hosts that run them) and starts the instances. Every host of the
+// query must have built its part (newPipeline) before any starts.
+func (p *pipeline) start(ctx context.Context) error {
+	for s, row := range p.stages {
+		for _, in := range row {
+			if in == nil {
+				continue
+			}
+			c := p.consumer[s]
+			if c.stage < 0 {
+				o, err := p.outlet(ctx, channelName{run: p.place.Run, fromStage: s, fromIdx: in.idx, toStage: -1})
+				if err != nil {
+					return err
+				}
+				in.outs = []outlet{o}
+				continue
+			}
+			for j := range p.stages[c.stage] {
+				o, err := p.outlet(ctx, channelName{run: p.place.Run, fromStage: s, fromIdx: in.idx, toStage: c.stage, toIdx: j, side: c.side})
+				if err != nil {
+					return err
+				}
+				in.outs = append(in.outs, o)
+			}
+		}
+	}
+	for _, row := range p.stages {
+		for _, in := range row {
+			if in != nil {
+				p.wg.Add(1)
+				go in.run()
+			}
+		}
+	}
+	return nil
+}
+
+// outlet returns the way to the consumer a channel names: the local
+// instance or sink, or a transport channel to the host that runs it.
+func (p *pipeline) outlet(ctx context.Context, ch channelName) (outlet, error) {
+	host := coordinatorHost
+	if ch.toStage >= 0 {
+		host = p.place.Hosts[ch.toStage][ch.toIdx]
+	}
+	if host == p.host {
+		if ch.toStage < 0 {
+			return sinkOutlet{p}, nil
+		}
+		return localOutlet{p.stages[ch.toStage][ch.toIdx]}, nil
+	}
+	addr := p.place.Addrs[host]
+	if p.net == nil || addr == "" {
+		return nil, fmt.Errorf("no data-plane address for host %q", host)
+	}
+	s, err := p.net.dial(ctx, addr, ch.String())
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.senders = append(p.senders, s)
+	p.mu.Unlock()
+	return remoteOutlet{s}, nil
+}
+
+// attach takes an incoming channel for this pipeline: a goroutine moves
+// its frames to the instance (or sink) it names until it ends.
+func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
+	var to outlet = sinkOutlet{p}
+	if ch.toStage >= 0 {
+		if ch.toStage >= len(p.stages) || ch.toIdx >= len(p.stages[ch.toStage]) || p.stages[ch.toStage][ch.toIdx] == nil {
+			p.log.Warn().Str("channel", ch.String()).Msg("refusing a channel to an instance this host does not run")
+			r.Close()
+			return
+		}
+		to = localOutlet{p.stages[ch.toStage][ch.toIdx]}
+	} else if p.result == nil {
+		r.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		r.Close()
+		return
+	}
+	p.receivers = append(p.receivers, r)
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		for {
+			f, err := r.Recv(p.ctx)
+			if err != nil {
+				if p.ctx.Err() == nil && !errors.Is(err, io.EOF) {
+					p.fail(fmt.Errorf("channel %s: %w", ch, err))
+				}
+				return
+			}
+			m := message{side: ch.side, from: ch.fromIdx}
+			switch f.Kind {
+			case transport.KindBatch:
+				m.rec = f.Rec
+			case transport.KindWatermark:
+				m.wm, m.hasWM = f.Watermark, true
+			case transport.KindBarrier:
+				m.barrier, m.source = f.Barrier.ID, int(f.Barrier.Source)
+			}
+			if err := p.deliver(to, m); err != nil {
+				return
+			}
+		}
+	}()
 }
 
 // watermarkLag is how far a stage's output watermark trails its input's.
@@ -216,7 +359,9 @@ func (in *instance) run() {
 		case <-in.p.ctx.Done():
 			return
 		case m := <-in.in:
+			start := time.Now()
 			err := in.handle(m)
+			in.busy.Add(int64(time.Since(start)))
 			st := in.chain.stats()
 			st.RowsIn, st.RowsOut = in.rowsIn, in.rowsOut
 			in.published.Store(&st)
@@ -262,17 +407,13 @@ func (in *instance) handle(m message) error {
 		}
 		in.out = out
 		return in.forward(message{wm: out, hasWM: true})
-	case m.barrier != nil:
+	case m.barrier != 0:
 		in.barriers[m.barrier]++
-		if in.barriers[m.barrier] < in.barrierWidth(m.barrier.source) {
+		if in.barriers[m.barrier] < in.barrierWidth(m.source) {
 			return nil
 		}
 		delete(in.barriers, m.barrier)
-		if in.p.consumer[in.stage].stage < 0 {
-			m.barrier.arrive()
-			return nil
-		}
-		return in.forward(message{barrier: m.barrier})
+		return in.forward(message{barrier: m.barrier, source: m.source})
 	}
 	return nil
 }
@@ -293,18 +434,12 @@ func (in *instance) barrierWidth(src int) int {
 	return n
 }
 
-// forward sends a watermark or barrier to every instance of the consumer.
+// forward sends a watermark or barrier to every instance of the consumer
+// (or to the sink).
 func (in *instance) forward(m message) error {
-	c := in.p.consumer[in.stage]
-	if c.stage < 0 {
-		if m.hasWM {
-			in.p.result.advance(in.idx, len(in.p.stages[in.stage]), m.wm)
-		}
-		return nil
-	}
-	m.from, m.side = in.idx, c.side
-	for _, next := range in.p.stages[c.stage] {
-		if err := in.p.send(next, m); err != nil {
+	m.from, m.side = in.idx, in.p.consumer[in.stage].side
+	for _, o := range in.outs {
+		if err := in.p.deliver(o, m); err != nil {
 			return err
 		}
 	}
@@ -317,14 +452,10 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 		return nil
 	}
 	in.rowsOut += rec.NumRows()
-	c := in.p.consumer[in.stage]
-	if c.stage < 0 {
-		return in.p.result.apply(rec)
-	}
-	next := in.p.stages[c.stage]
-	if len(next) == 1 {
+	side := in.p.consumer[in.stage].side
+	if len(in.outs) == 1 {
 		rec.Retain()
-		return in.p.send(next[0], message{side: c.side, from: in.idx, rec: rec})
+		return in.p.deliver(in.outs[0], message{side: side, from: in.idx, rec: rec})
 	}
 	in.hashes = exec.HashColumns(rec, in.partitionBy, in.hashes[:0])
 	parts, err := splitByRange(rec, in.hashes, in.splits)
@@ -335,7 +466,7 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 		if part == nil {
 			continue
 		}
-		if err := in.p.send(next[i], message{side: c.side, from: in.idx, rec: part}); err != nil {
+		if err := in.p.deliver(in.outs[i], message{side: side, from: in.idx, rec: part}); err != nil {
 			for _, rest := range parts[i+1:] {
 				if rest != nil {
 					rest.Release()
@@ -385,51 +516,63 @@ func splitByRange(rec arrow.RecordBatch, hashes []uint64, splits []uint64) ([]ar
 	return parts, nil
 }
 
-// send delivers m to an instance, waiting for room (back-pressure). The
-// message's batch is released if the pipeline stops first.
-func (p *pipeline) send(to *instance, m message) error {
-	select {
-	case to.in <- m:
+// deliver hands m (whose batch reference it takes) to an outlet, waiting
+// for room (back-pressure). When the pipeline stops first it returns the
+// failure that stopped it.
+func (p *pipeline) deliver(o outlet, m message) error {
+	err := o.send(p.ctx, m)
+	if err == nil {
 		return nil
-	case <-p.ctx.Done():
-		if m.rec != nil {
-			m.rec.Release()
-		}
-		if err := p.failure(); err != nil {
-			return err
-		}
+	}
+	if ferr := p.failure(); ferr != nil {
+		return ferr
+	}
+	if p.ctx.Err() != nil {
 		return p.ctx.Err()
 	}
+	p.fail(err)
+	return err
 }
 
 // ingest sends a batch (already projected to the source stage's input;
 // nil for none) and then, when hasWM, the source's watermark into source
-// stage src. The caller keeps its reference to rec.
+// stage src, which runs on the coordinator. The caller keeps its
+// reference to rec.
 func (p *pipeline) ingest(src int, rec arrow.RecordBatch, wm int64, hasWM bool) error {
-	to := p.stages[src][0]
+	to := localOutlet{p.stages[src][0]}
 	if rec != nil && rec.NumRows() > 0 {
 		rec.Retain()
-		if err := p.send(to, message{rec: rec}); err != nil {
+		if err := p.deliver(to, message{rec: rec}); err != nil {
 			return err
 		}
 	}
 	if !hasWM {
 		return nil
 	}
-	return p.send(to, message{wm: wm, hasWM: true})
+	return p.deliver(to, message{wm: wm, hasWM: true})
 }
 
 // flush waits until everything source stage src was sent so far has
-// reached the result store.
+// reached the result store: a barrier follows the data through every
+// instance it can reach, and the sink counts it in from each last-stage
+// instance.
 func (p *pipeline) flush(ctx context.Context, src int) error {
-	last := p.stages[len(p.stages)-1]
-	b := &barrier{source: src, done: make(chan struct{})}
-	b.remaining.Store(int32(len(last)))
-	if err := p.send(p.stages[src][0], message{barrier: b}); err != nil {
+	last := len(p.query.Plan.Stages) - 1
+	id := p.nextBarrier.Add(1)
+	w := &barrierWait{remaining: p.query.Plan.Stages[last].Parallelism, done: make(chan struct{})}
+	p.mu.Lock()
+	p.waits[id] = w
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.waits, id)
+		p.mu.Unlock()
+	}()
+	if err := p.deliver(localOutlet{p.stages[src][0]}, message{barrier: id, source: src}); err != nil {
 		return err
 	}
 	select {
-	case <-b.done:
+	case <-w.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -441,14 +584,34 @@ func (p *pipeline) flush(ctx context.Context, src int) error {
 	}
 }
 
+// arrive counts a barrier in at the sink.
+func (p *pipeline) arrive(id uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w := p.waits[id]; w != nil {
+		if w.remaining--; w.remaining == 0 {
+			close(w.done)
+		}
+	}
+}
+
 func (p *pipeline) fail(err error) {
 	p.mu.Lock()
-	if p.err == nil {
+	first := p.err == nil && !p.stopped
+	if first {
 		p.err = err
 	}
 	p.mu.Unlock()
 	p.cancel()
-	p.result.fail(err)
+	if !first {
+		return
+	}
+	if p.result != nil {
+		p.result.fail(err)
+	}
+	if p.onFail != nil {
+		p.onFail(err)
+	}
 }
 
 // logPanic records a recovered panic with its stack, for the operator.
@@ -462,12 +625,38 @@ func (p *pipeline) failure() error {
 	return p.err
 }
 
-// stop ends every instance and releases their state. Idempotent.
+// markStopped makes later failures of the pipeline (such as channels
+// breaking while its hosts stop) not count as the query's failure.
+func (p *pipeline) markStopped() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+}
+
+// stop ends every local instance and channel and releases their state.
+// Idempotent.
 func (p *pipeline) stop() {
+	p.markStopped()
+	if p.net != nil {
+		p.net.unregister(p)
+	}
 	p.cancel()
+	p.mu.Lock()
+	senders, receivers := p.senders, p.receivers
+	p.senders, p.receivers = nil, nil
+	p.mu.Unlock()
+	for _, r := range receivers {
+		r.Close()
+	}
 	p.wg.Wait()
+	for _, s := range senders {
+		s.Close()
+	}
 	for _, row := range p.stages {
 		for _, in := range row {
+			if in == nil {
+				continue
+			}
 		drain:
 			for {
 				select {
@@ -487,51 +676,68 @@ func (p *pipeline) stop() {
 func (p *pipeline) closeAll() {
 	for _, row := range p.stages {
 		for _, in := range row {
-			in.chain.close()
+			if in != nil {
+				in.chain.close()
+			}
 		}
 	}
 }
 
-// instanceStats reports each instance for SHOW INSTANCES.
-type instanceStats struct {
-	Stage, Instance int
-	Operators       string
-	KeyRange        string
-	Stats           exec.Stats
-	Watermark       int64
+// instanceStatus reports one instance for SHOW INSTANCES and the
+// coordinator's status calls (it crosses the control plane as JSON).
+type instanceStatus struct {
+	Stage       int        `json:"stage"`
+	Instance    int        `json:"instance"`
+	Host        string     `json:"host"`
+	Stats       exec.Stats `json:"stats"`
+	Watermark   int64      `json:"watermark"`
+	QueueDepth  int        `json:"queue_depth"`
+	BusySeconds float64    `json:"busy_seconds"`
 }
 
-// stats reads the instances' counters as published after their last
-// message, without stopping them.
-func (p *pipeline) stats() []instanceStats {
-	var out []instanceStats
+// localStats reads the local instances' counters as published after
+// their last message, without stopping them.
+func (p *pipeline) localStats() []instanceStatus {
+	var out []instanceStatus
 	for s, row := range p.stages {
-		st := p.query.Plan.Stages[s]
-		var ops []string
-		for _, op := range st.Ops {
-			ops = append(ops, opName(op))
-		}
-		splits := evenSplits(len(row))
 		for i, in := range row {
-			lo, hi := uint64(0), uint64(math.MaxUint64)
-			if i > 0 {
-				lo = splits[i-1]
-			}
-			if i < len(splits) {
-				hi = splits[i] - 1
-			}
-			kr := "all"
-			if len(st.PartitionBy) > 0 {
-				kr = fmt.Sprintf("[%016x, %016x]", lo, hi)
+			if in == nil {
+				continue
 			}
 			var stats exec.Stats
 			if ps := in.published.Load(); ps != nil {
 				stats = *ps
 			}
-			out = append(out, instanceStats{Stage: s, Instance: i, Operators: fmt.Sprint(ops), KeyRange: kr, Stats: stats, Watermark: in.wmPub.Load()})
+			out = append(out, instanceStatus{Stage: s, Instance: i, Host: p.host, Stats: stats, Watermark: in.wmPub.Load(),
+				QueueDepth: len(in.in), BusySeconds: float64(in.busy.Load()) / 1e9})
 		}
 	}
 	return out
+}
+
+// keyRange describes the key range instance i of a stage owns.
+func keyRange(st *planner.Stage, i int) string {
+	if len(st.PartitionBy) == 0 {
+		return "all"
+	}
+	splits := evenSplits(st.Parallelism)
+	lo, hi := uint64(0), uint64(math.MaxUint64)
+	if i > 0 {
+		lo = splits[i-1]
+	}
+	if i < len(splits) {
+		hi = splits[i] - 1
+	}
+	return fmt.Sprintf("[%016x, %016x]", lo, hi)
+}
+
+// stageOperators names a stage's operators, for SHOW INSTANCES.
+func stageOperators(st *planner.Stage) string {
+	var ops []string
+	for _, op := range st.Ops {
+		ops = append(ops, opName(op))
+	}
+	return fmt.Sprint(ops)
 }
 
 func opName(op planner.Op) string {

@@ -7,6 +7,8 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -26,6 +28,8 @@ type resultStore struct {
 	schema   *arrow.Schema    // of stored rows, without "op"
 	updating bool
 	key      []int // identifying columns of an updating result; nil = whole row
+	// blocked is the time (ns) apply waited for subscribers to read.
+	blocked atomic.Int64
 
 	mu sync.Mutex
 	// protected by mu
@@ -170,8 +174,22 @@ func (r *resultStore) trim() {
 	r.batches, r.maxTime = kept, keptMax
 }
 
-// apply adds one emitted batch (valid only during the call).
-func (r *resultStore) apply(rec arrow.RecordBatch) error {
+// apply adds one emitted batch (valid only during the call). It first
+// waits, honouring ctx, until every subscriber has room for it: a
+// SUBSCRIBE client that stops reading back-pressures the query, and
+// through it the sources, instead of growing a queue.
+func (r *resultStore) apply(ctx context.Context, rec arrow.RecordBatch) error {
+	r.mu.Lock()
+	subs := make([]*subscriber, 0, len(r.subs))
+	for s := range r.subs {
+		subs = append(subs, s)
+	}
+	r.mu.Unlock()
+	for _, s := range subs {
+		if err := s.waitRoom(ctx); err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := rec.NumRows()
@@ -378,7 +396,7 @@ func (r *resultStore) snapshotLocked() ([]arrow.RecordBatch, error) {
 // subscribe registers a subscriber. For an updating result the current
 // rows come first, as "+" changes.
 func (r *resultStore) subscribe() (*subscriber, error) {
-	s := &subscriber{store: r, signal: make(chan struct{}, 1)}
+	s := &subscriber{store: r, signal: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 	// Snapshot and registration under one lock, so no change falls between.
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -490,15 +508,17 @@ func (r *resultStore) counters() (rows, emitted, watermark int64, err error) {
 }
 
 // maxSubscriberBacklog bounds the batches queued for a subscriber that does
-// not read; past it the subscription ends with an error instead of growing
-// memory without bound.
-const maxSubscriberBacklog = 65536
+// not read: apply waits for room (back-pressure); only a batch that came
+// in while apply did not wait (a subscription made meanwhile) can exceed
+// it, by the number of last-stage instances.
+const maxSubscriberBacklog = 64
 
 // subscriber is one SUBSCRIBE: a queue of emitted batches. It implements
 // RowStream.
 type subscriber struct {
 	store  *resultStore
 	signal chan struct{}
+	room   chan struct{} // signalled when Next takes a batch or Close runs
 
 	mu sync.Mutex
 	// protected by mu
@@ -514,14 +534,29 @@ func (s *subscriber) offer(rec arrow.RecordBatch) {
 	if s.done || s.err != nil {
 		return
 	}
-	if len(s.queue) >= maxSubscriberBacklog {
-		s.err = &Error{Code: "53400", Message: "subscriber fell too far behind the continuous query and was disconnected"}
-		s.wake()
-		return
-	}
 	rec.Retain()
 	s.queue = append(s.queue, rec)
 	s.wake()
+}
+
+// waitRoom waits until the subscriber's queue is below its bound (or the
+// subscription ended) or ctx ends.
+func (s *subscriber) waitRoom(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		ok := s.done || s.err != nil || len(s.queue) < maxSubscriberBacklog
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		start := time.Now()
+		select {
+		case <-s.room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.store.blocked.Add(int64(time.Since(start)))
+	}
 }
 
 func (s *subscriber) wake() {
@@ -553,6 +588,10 @@ func (s *subscriber) Next(ctx context.Context) (arrow.RecordBatch, error) {
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
 			s.mu.Unlock()
+			select {
+			case s.room <- struct{}{}:
+			default:
+			}
 			return rec, nil
 		}
 		if s.err != nil {
@@ -585,6 +624,10 @@ func (s *subscriber) Close() {
 	}
 	s.queue = nil
 	s.wake()
+	select {
+	case s.room <- struct{}{}:
+	default:
+	}
 }
 
 // valueAt reads one value as a Go value (nil, bool, int64, float64,

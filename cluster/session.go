@@ -47,7 +47,7 @@ func newSession(c *Coordinator, user, database string) *session {
 	for k, v := range defaultSettings {
 		s.settings[k] = v
 	}
-	s.settings["parallelism"] = strconv.Itoa(c.cfg.Parallelism)
+	s.settings["parallelism"] = c.defaultParallelism()
 	return s
 }
 
@@ -60,10 +60,13 @@ func (s *session) Setting(name string) (string, bool) {
 // Close implements Session.
 func (s *session) Close() {}
 
+// parallelism is the number of instances of each partitioned stage of
+// the session's next continuous query: the setting, or with "auto" one per
+// live worker.
 func (s *session) parallelism() int {
 	n, err := strconv.Atoi(s.settings["parallelism"])
 	if err != nil || n < 1 {
-		return 1
+		return max(1, len(s.c.liveWorkers()))
 	}
 	return n
 }
@@ -259,13 +262,13 @@ func (s *session) set(x *parser.Set) (Result, error) {
 	if strings.EqualFold(value, "default") {
 		value = defaultSettings[name]
 		if name == "parallelism" {
-			value = strconv.Itoa(s.c.cfg.Parallelism)
+			value = s.c.defaultParallelism()
 		}
 	}
-	if name == "parallelism" {
+	if name == "parallelism" && !strings.EqualFold(value, "auto") {
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 1 || n > 1024 {
-			return Result{}, errorf("22023", "parallelism must be an integer from 1 to 1024, not %q", value)
+			return Result{}, errorf("22023", "parallelism must be auto or an integer from 1 to 1024, not %q", value)
 		}
 	}
 	if name == "time zone" {
@@ -348,9 +351,9 @@ func (s *session) explain(x *parser.Explain) (Result, error) {
 			return Result{}, errorf(planner.CodeUndefinedTable, "continuous query %q does not exist", x.Name)
 		}
 		text = planner.Explain(qr.def.Plan, qr.def.Name)
-		for _, st := range qr.pipeline.stats() {
-			text += fmt.Sprintf("Stage %d instance %d: rows in %d, rows out %d, late %d, state rows %d, state bytes %d, watermark %s\n",
-				st.Stage, st.Instance, st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark))
+		for _, st := range s.c.instanceStatuses(qr) {
+			text += fmt.Sprintf("Stage %d instance %d on %s: rows in %d, rows out %d, late %d, state rows %d, state bytes %d, watermark %s\n",
+				st.Stage, st.Instance, st.Host, st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark))
 		}
 	case x.Stmt != nil:
 		switch inner := x.Stmt.(type) {

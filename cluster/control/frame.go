@@ -7,9 +7,10 @@ import (
 	"io"
 )
 
-// maxFrameBytes bounds one control message (1 MiB), so a confused or
-// hostile peer cannot make the reader allocate without bound.
-const maxFrameBytes = 1 << 20
+// maxFrameBytes bounds one control message (16 MiB: a deploy carries a
+// query's whole plan), so a confused or hostile peer cannot make the
+// reader allocate without bound.
+const maxFrameBytes = 16 << 20
 
 // writeFrame writes m as a 4-byte big-endian length followed by that
 // many bytes of JSON. The caller serialises writers.

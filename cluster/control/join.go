@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,16 @@ type JoinConfig struct {
 	HandshakeTimeout time.Duration
 	// OnRegistered, if set, is called once with the registry's Welcome.
 	OnRegistered func(Welcome)
+	// Handle runs the coordinator's requests, one at a time in the order
+	// they arrive (so a deploy is done before the start that follows it);
+	// its result is marshalled as the reply's body and an error becomes
+	// the reply's error. Nil refuses every request.
+	Handle func(ctx context.Context, kind string, body json.RawMessage) (any, error)
+	// Notices, if set, are sent to the coordinator as they come.
+	Notices <-chan Notice
+	// Instances, if set, is called for each heartbeat to report the load
+	// of the instances the worker runs.
+	Instances func() []InstanceLoad
 	// Logger receives the worker's control-plane logs. Default: discard.
 	Logger zerolog.Logger
 }
@@ -132,8 +143,17 @@ func Join(ctx context.Context, cfg JoinConfig) error {
 		cfg.OnRegistered(welcome)
 	}
 
-	// The reader notices the coordinator closing the connection (it sends
-	// nothing else yet); it ends when conn is closed.
+	// Writes come from the heartbeat loop and from the request reader.
+	var wmu sync.Mutex
+	write := func(m *message) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		conn.SetWriteDeadline(time.Now().Add(welcome.HeartbeatInterval * 3))
+		return writeFrame(conn, m)
+	}
+
+	// The reader runs the coordinator's requests in order and notices the
+	// coordinator closing the connection; it ends when conn is closed.
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -141,11 +161,27 @@ func Join(ctx context.Context, cfg JoinConfig) error {
 		defer wg.Done()
 		for {
 			m, err := readFrame(conn)
+			if err == nil && (m.Type != typeRequest || m.Request == nil) {
+				err = fmt.Errorf("%w: unexpected %q message from the coordinator", ErrProtocol, m.Type)
+			}
 			if err != nil {
 				readErr <- err
 				return
 			}
-			log.Debug().Str("type", m.Type).Msg("ignoring control message")
+			rep := &Reply{ID: m.Request.ID}
+			if cfg.Handle == nil {
+				rep.Error = "this worker runs no requests"
+			} else if out, err := cfg.Handle(ctx, m.Request.Kind, m.Request.Body); err != nil {
+				rep.Error = err.Error()
+			} else if out != nil {
+				if rep.Body, err = json.Marshal(out); err != nil {
+					rep.Error = fmt.Sprintf("encoding the %s reply: %v", m.Request.Kind, err)
+				}
+			}
+			if err := write(&message{Type: typeReply, Reply: rep}); err != nil {
+				readErr <- err
+				return
+			}
 		}
 	}()
 	defer wg.Wait()
@@ -154,24 +190,37 @@ func Join(ctx context.Context, cfg JoinConfig) error {
 	sampler := newLoadSampler()
 	t := time.NewTicker(welcome.HeartbeatInterval)
 	defer t.Stop()
+	broke := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, io.EOF) {
+			err = errors.New("the coordinator closed the connection")
+		}
+		return fmt.Errorf("control: connection to coordinator %s broke: %w", cfg.Coordinator, err)
+	}
 	for seq := uint64(1); ; seq++ {
 		hb := &Heartbeat{Seq: seq, Load: sampler.sample()}
-		conn.SetWriteDeadline(time.Now().Add(welcome.HeartbeatInterval * 3))
-		if err := writeFrame(conn, &message{Type: typeHeartbeat, Heartbeat: hb}); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("control: connection to coordinator %s broke: %w", cfg.Coordinator, err)
+		if cfg.Instances != nil {
+			hb.Load.Instances = cfg.Instances()
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-readErr:
-			if errors.Is(err, io.EOF) {
-				err = errors.New("the coordinator closed the connection")
+		if err := write(&message{Type: typeHeartbeat, Heartbeat: hb}); err != nil {
+			return broke(err)
+		}
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-readErr:
+				return broke(err)
+			case n := <-cfg.Notices:
+				if err := write(&message{Type: typeNotice, Notice: &n}); err != nil {
+					return broke(err)
+				}
+			case <-t.C:
+				break wait
 			}
-			return fmt.Errorf("control: connection to coordinator %s broke: %w", cfg.Coordinator, err)
-		case <-t.C:
 		}
 	}
 }

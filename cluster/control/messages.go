@@ -1,6 +1,9 @@
 package control
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Register is the first message a worker sends after the handshake.
 type Register struct {
@@ -42,8 +45,7 @@ type Load struct {
 	Goroutines int `json:"goroutines"`
 	// HeapBytes is the bytes of live and not yet collected heap objects.
 	HeapBytes uint64 `json:"heap_bytes"`
-	// Instances is the load of each operator instance the worker runs;
-	// empty until workers run instances.
+	// Instances is the load of each operator instance the worker runs.
 	Instances []InstanceLoad `json:"instances,omitempty"`
 }
 
@@ -66,10 +68,41 @@ type message struct {
 	Register  *Register  `json:"register,omitempty"`
 	Welcome   *Welcome   `json:"welcome,omitempty"`
 	Heartbeat *Heartbeat `json:"heartbeat,omitempty"`
+	Request   *Request   `json:"request,omitempty"`
+	Reply     *Reply     `json:"reply,omitempty"`
+	Notice    *Notice    `json:"notice,omitempty"`
+}
+
+// Request is a call from the coordinator to a worker (Registry.Call): the
+// worker's JoinConfig.Handle runs it and answers with a Reply of the same
+// ID. Kind and Body belong to the caller (cluster: deploy, start, stop,
+// status); control only carries them.
+type Request struct {
+	ID   uint64          `json:"id"`
+	Kind string          `json:"kind"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// Reply answers a Request: Error is empty on success.
+type Reply struct {
+	ID    uint64          `json:"id"`
+	Error string          `json:"error,omitempty"`
+	Body  json.RawMessage `json:"body,omitempty"`
+}
+
+// Notice is a message a worker sends on its own (JoinConfig.Notices), such
+// as an instance that failed; the registry hands it to
+// RegistryConfig.OnNotice.
+type Notice struct {
+	Kind string          `json:"kind"`
+	Body json.RawMessage `json:"body,omitempty"`
 }
 
 const (
 	typeRegister  = "register"
 	typeWelcome   = "welcome"
 	typeHeartbeat = "heartbeat"
+	typeRequest   = "request"
+	typeReply     = "reply"
+	typeNotice    = "notice"
 )

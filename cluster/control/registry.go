@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,9 @@ type RegistryConfig struct {
 	// Logger receives connection, refusal and liveness logs. Default: the
 	// zero zerolog.Logger, which discards.
 	Logger zerolog.Logger
+	// OnNotice, if set, receives every Notice a worker sends, on that
+	// worker's connection goroutine (in order per worker).
+	OnNotice func(worker string, n Notice)
 }
 
 // Validate fills in defaults and checks the configuration.
@@ -141,6 +145,12 @@ type Registry struct {
 type workerRec struct {
 	info WorkerInfo
 	conn net.Conn
+	gone chan struct{} // closed when the connection's goroutine ends
+
+	wmu sync.Mutex // serialises writes to conn
+	// protected by Registry.mu
+	nextReq uint64
+	pending map[uint64]chan *Reply
 }
 
 // NewRegistry validates cfg and starts listening on cfg.Listen; workers
@@ -390,29 +400,45 @@ func (r *Registry) handle(conn net.Conn) {
 	r.nextID++
 	id := fmt.Sprintf("w%d", r.nextID)
 	now := r.cfg.Now()
-	r.workers[id] = &workerRec{conn: conn, info: WorkerInfo{
+	rec := &workerRec{conn: conn, gone: make(chan struct{}), pending: map[uint64]chan *Reply{}, info: WorkerInfo{
 		ID: id, Addr: peer, DataAddr: reg.DataAddr, Hostname: reg.Hostname, Version: reg.Version,
 		PID: reg.PID, ConnectedSince: now,
 	}}
+	defer close(rec.gone)
+	rec.wmu.Lock() // the welcome goes before any request
+	r.workers[id] = rec
 	r.applyLocked(r.live.observe(livenessEvent{kind: evJoined, worker: id}, now))
 	r.mu.Unlock()
 
 	err = writeFrame(conn, &message{Type: typeWelcome, Welcome: &Welcome{WorkerID: id, HeartbeatInterval: r.cfg.HeartbeatInterval}})
+	rec.wmu.Unlock()
 	conn.SetDeadline(time.Time{})
 	for err == nil {
 		m, err = readFrame(conn)
 		if err != nil {
 			break
 		}
-		if m.Type != typeHeartbeat || m.Heartbeat == nil {
+		switch {
+		case m.Type == typeHeartbeat && m.Heartbeat != nil:
+			r.mu.Lock()
+			rec.info.Load, rec.info.HeartbeatSeq = m.Heartbeat.Load, m.Heartbeat.Seq
+			r.applyLocked(r.live.observe(livenessEvent{kind: evHeartbeat, worker: id}, r.cfg.Now()))
+			r.mu.Unlock()
+		case m.Type == typeReply && m.Reply != nil:
+			r.mu.Lock()
+			ch := rec.pending[m.Reply.ID]
+			delete(rec.pending, m.Reply.ID)
+			r.mu.Unlock()
+			if ch != nil {
+				ch <- m.Reply // buffered; a caller that gave up never reads it
+			}
+		case m.Type == typeNotice && m.Notice != nil:
+			if r.cfg.OnNotice != nil {
+				r.cfg.OnNotice(id, *m.Notice)
+			}
+		default:
 			err = fmt.Errorf("%w: unexpected %q message from a worker", ErrProtocol, m.Type)
-			break
 		}
-		r.mu.Lock()
-		w := r.workers[id]
-		w.info.Load, w.info.HeartbeatSeq = m.Heartbeat.Load, m.Heartbeat.Seq
-		r.applyLocked(r.live.observe(livenessEvent{kind: evHeartbeat, worker: id}, r.cfg.Now()))
-		r.mu.Unlock()
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		err = nil
@@ -422,5 +448,69 @@ func (r *Registry) handle(conn net.Conn) {
 	r.mu.Unlock()
 	if err != nil {
 		r.log.Debug().Str("worker", id).Err(err).Msg("worker connection ended")
+	}
+}
+
+// ErrWorkerGone is returned (wrapped) by Call when the worker's control
+// connection is gone or ends before it answers.
+var ErrWorkerGone = errors.New("worker is gone")
+
+// Call sends a request of the given kind to a worker and waits for its
+// reply: body is marshalled as the request's JSON body and the reply's
+// body is unmarshalled into out (unless out is nil). It returns an error
+// when ctx ends first (bound every call with a timeout), when the worker
+// is unknown, dead or disconnects, or with the worker's own error
+// message when its handler failed.
+func (r *Registry) Call(ctx context.Context, worker, kind string, body, out any) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("control: encoding %s request: %w", kind, err)
+	}
+	r.mu.Lock()
+	w := r.workers[worker]
+	if w == nil {
+		r.mu.Unlock()
+		return fmt.Errorf("control: %s to worker %s: unknown worker", kind, worker)
+	}
+	if st, _, _ := r.live.status(worker); st == StatusDead {
+		r.mu.Unlock()
+		return fmt.Errorf("control: %s to worker %s: %w", kind, worker, ErrWorkerGone)
+	}
+	w.nextReq++
+	id := w.nextReq
+	ch := make(chan *Reply, 1)
+	w.pending[id] = ch
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(w.pending, id)
+		r.mu.Unlock()
+	}()
+
+	w.wmu.Lock()
+	if d, ok := ctx.Deadline(); ok {
+		w.conn.SetWriteDeadline(d)
+	}
+	err = writeFrame(w.conn, &message{Type: typeRequest, Request: &Request{ID: id, Kind: kind, Body: raw}})
+	w.conn.SetWriteDeadline(time.Time{})
+	w.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("control: %s to worker %s: %w: %w", kind, worker, ErrWorkerGone, err)
+	}
+	select {
+	case rep := <-ch:
+		if rep.Error != "" {
+			return fmt.Errorf("worker %s: %s", worker, rep.Error)
+		}
+		if out != nil && len(rep.Body) > 0 {
+			if err := json.Unmarshal(rep.Body, out); err != nil {
+				return fmt.Errorf("control: decoding %s reply from worker %s: %w", kind, worker, err)
+			}
+		}
+		return nil
+	case <-w.gone:
+		return fmt.Errorf("control: %s to worker %s: %w (connection closed)", kind, worker, ErrWorkerGone)
+	case <-ctx.Done():
+		return fmt.Errorf("control: %s to worker %s: no answer: %w", kind, worker, ctx.Err())
 	}
 }

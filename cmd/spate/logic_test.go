@@ -38,16 +38,20 @@ func scriptName(path string) string {
 	return strings.TrimSuffix(filepath.Base(path), ".slt")
 }
 
-// logicConfigs are the server configurations every script runs under.
-// Results must not depend on them (metamorphic testing): a script whose
-// expected output does (SHOW parallelism, say) carries the line
-// "# parallelism-sensitive" and runs under the default only.
+// logicConfigs are the server configurations every script runs under:
+// everything in one process, with one and with three instances per
+// partitioned stage, and a cluster of three worker processes that run
+// the instances (one per worker) behind the coordinator. Results must
+// not depend on them (metamorphic testing): a script whose expected
+// output does (SHOW parallelism, say) carries the line
+// "# parallelism-sensitive" and runs under the first only.
 var logicConfigs = []struct {
 	name string
 	args []string
 }{
-	{"default", nil},
-	{"parallelism3", []string{"--parallelism", "3"}},
+	{"single", []string{"--workers", "0", "--parallelism", "1"}},
+	{"parallelism3", []string{"--workers", "0", "--parallelism", "3"}},
+	{"workers3", []string{"--workers", "3"}},
 }
 
 const parallelismSensitive = "# parallelism-sensitive"

@@ -20,15 +20,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/spatedb/spate/cluster"
-	"github.com/spatedb/spate/cluster/control"
 	"github.com/spatedb/spate/pgwire"
 )
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	pgListen := fs.String("pg-listen", "127.0.0.1:5433", "address of the PostgreSQL-protocol listener")
-	parallelism := fs.Int("parallelism", 1, "default number of instances of each partitioned stage")
-	workers := fs.Int("workers", 0, "worker processes to start on this machine; they join the cluster and report load (running instances on workers is not implemented yet, so every instance runs in this process)")
+	parallelism := fs.Int("parallelism", 0, "default number of instances of each partitioned stage (0: one per live worker)")
+	workers := fs.Int("workers", 2, "worker processes of this binary to start on loopback; continuous queries run their instances on the workers (0: every instance runs in this process, unless workers join by hand)")
 	clusterListen := fs.String("cluster-listen", "127.0.0.1:0", "address workers join (spate worker --join)")
 	clusterToken := fs.String("cluster-token", "", "shared secret of coordinator and workers (default: $SPATE_CLUSTER_TOKEN, else the one in <data-dir>/cluster-token, created on first start)")
 	dataDir := fs.String("data-dir", "./spate-data", "directory for the server's files (today: the cluster token)")
@@ -53,40 +52,31 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	reg, err := control.NewRegistry(control.RegistryConfig{Listen: *clusterListen, Token: token, Logger: log})
-	if err != nil {
-		return err
-	}
-	var bg sync.WaitGroup
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		if err := reg.Serve(ctx); err != nil && ctx.Err() == nil {
-			log.Error().Err(err).Msg("worker registry stopped")
-		}
-	}()
-	defer func() {
-		reg.Close()
-		bg.Wait()
-	}()
-
-	coord, err := cluster.NewCoordinator(cluster.Config{Parallelism: *parallelism, Logger: log, Workers: reg.Workers})
+	coord, err := cluster.NewCoordinator(cluster.Config{Parallelism: *parallelism, Logger: log, Token: token, ClusterListen: *clusterListen})
 	if err != nil {
 		return err
 	}
 	defer coord.Close()
 
-	children, err := startWorkers(*workers, reg.Addr().String(), token, *logLevel)
+	children, err := startWorkers(*workers, coord.ClusterAddr(), token, *logLevel)
 	defer children.stop(log)
 	if err != nil {
 		return err
+	}
+	if *workers > 0 {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := coord.WaitForWorkers(wctx, *workers)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("waiting for the workers to join: %w", err)
+		}
 	}
 
 	srv, err := pgwire.NewServer(pgwire.Config{Listen: *pgListen, Logger: log}, coord)
 	if err != nil {
 		return err
 	}
-	log.Info().Str("listen", *pgListen).Str("cluster", reg.Addr().String()).Int("workers", *workers).Str("version", version).
+	log.Info().Str("listen", *pgListen).Str("cluster", coord.ClusterAddr()).Int("workers", *workers).Str("version", version).
 		Msgf("spate serving; connect with: psql \"host=127.0.0.1 port=%s user=spate dbname=spate\"", portOf(*pgListen))
 	err = srv.ListenAndServe(ctx)
 	srv.Close()

@@ -11,15 +11,18 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/spatedb/spate/cluster"
 	"github.com/spatedb/spate/cluster/control"
 )
 
 const workerUsage = `Usage: spate worker --join HOST:PORT [--cluster-token TOKEN] [--listen ADDR]
 
-Joins the cluster whose coordinator's control address is HOST:PORT and
-reports this process's liveness and load every heartbeat interval.
-Running operator instances on workers is not implemented yet: the worker
-joins the cluster and reports load, nothing more.
+Joins the cluster whose coordinator's control address is HOST:PORT, runs
+the operator instances the coordinator places on it, and reports its
+liveness and load (per instance: busy time, queue depth, rows in and out,
+state bytes) every heartbeat interval. Other workers and the coordinator
+send it batches on the data-plane address --listen (default: loopback,
+any free port); give an address the other hosts can reach.
 
 The cluster token comes from --cluster-token or, when that is empty, the
 SPATE_CLUSTER_TOKEN environment variable. The worker exits non-zero when
@@ -38,7 +41,7 @@ func runWorker(args []string) error {
 	}
 	join := fs.String("join", "", "HOST:PORT of the coordinator's control listener (required)")
 	token := fs.String("cluster-token", "", "shared cluster token (default: $SPATE_CLUSTER_TOKEN)")
-	listen := fs.String("listen", "", "data-plane address to advertise to the coordinator (nothing listens on it yet)")
+	listen := fs.String("listen", "127.0.0.1:0", "data-plane address to listen on and advertise to the coordinator")
 	attempts := fs.Int("connect-attempts", 5, "dials of an unreachable coordinator before giving up")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -71,11 +74,11 @@ func runWorker(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info().Str("join", *join).Int("pid", os.Getpid()).Str("version", version).
-		Msg("spate worker starting (joins the cluster and reports load; running instances on workers is not implemented yet)")
-	err = control.Join(ctx, control.JoinConfig{
-		Coordinator:  *join,
+		Msg("spate worker starting")
+	err = cluster.RunWorker(ctx, cluster.WorkerConfig{
+		Join:         *join,
 		Token:        *token,
-		DataAddr:     *listen,
+		Listen:       *listen,
 		Version:      version,
 		DialAttempts: *attempts,
 		Logger:       log,

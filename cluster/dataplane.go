@@ -1,0 +1,246 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/spatedb/spate/cluster/transport"
+)
+
+// This file is the network side of a pipeline: where instances run
+// (placement), how channels between them are named, the per-process
+// data plane that accepts channels and hands them to pipelines, and the
+// outlets an instance sends through (a Go channel, the sink, or a
+// transport channel).
+
+// coordinatorHost is the host ID of the serving process in a placement;
+// workers are named by their registry IDs ("w1", "w2", …).
+const coordinatorHost = "coordinator"
+
+// placement says where each instance of a continuous query runs. It is a
+// plain value: the coordinator computes it and sends it with a deploy.
+type placement struct {
+	// Run names this run of the query (unique per coordinator, "r7"); it
+	// prefixes every channel ID, so a query dropped and created again
+	// never receives its predecessor's channels.
+	Run string `json:"run"`
+	// Hosts[s][i] is the host that runs instance i of stage s.
+	Hosts [][]string `json:"hosts"`
+	// Addrs is the data-plane address of each host.
+	Addrs map[string]string `json:"addrs"`
+}
+
+// hostsOf lists the distinct hosts of a placement other than skip.
+func (pl placement) hostsOf(skip string) []string {
+	seen := map[string]bool{skip: true}
+	var out []string
+	for _, row := range pl.Hosts {
+		for _, h := range row {
+			if !seen[h] {
+				seen[h] = true
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}
+
+// channelName identifies one channel: from an instance to an instance's
+// input side, or to the sink (toStage -1). Its string form is the
+// transport channel ID, "run/fromStage.fromIdx/toStage.toIdx.side" or
+// "run/fromStage.fromIdx/sink".
+type channelName struct {
+	run                string
+	fromStage, fromIdx int
+	toStage, toIdx     int
+	side               int
+}
+
+func (c channelName) String() string {
+	if c.toStage < 0 {
+		return fmt.Sprintf("%s/%d.%d/sink", c.run, c.fromStage, c.fromIdx)
+	}
+	return fmt.Sprintf("%s/%d.%d/%d.%d.%d", c.run, c.fromStage, c.fromIdx, c.toStage, c.toIdx, c.side)
+}
+
+// parseChannelName is the inverse of channelName.String.
+func parseChannelName(id string) (channelName, error) {
+	parts := strings.Split(id, "/")
+	bad := fmt.Errorf("malformed channel ID %q", id)
+	if len(parts) != 3 || parts[0] == "" {
+		return channelName{}, bad
+	}
+	nums := func(s string, n int) ([]int, bool) {
+		fs := strings.Split(s, ".")
+		if len(fs) != n {
+			return nil, false
+		}
+		out := make([]int, n)
+		for i, f := range fs {
+			v, err := strconv.Atoi(f)
+			if err != nil || v < 0 {
+				return nil, false
+			}
+			out[i] = v
+		}
+		return out, true
+	}
+	c := channelName{run: parts[0], toStage: -1}
+	from, ok := nums(parts[1], 2)
+	if !ok {
+		return channelName{}, bad
+	}
+	c.fromStage, c.fromIdx = from[0], from[1]
+	if parts[2] != "sink" {
+		to, ok := nums(parts[2], 3)
+		if !ok {
+			return channelName{}, bad
+		}
+		c.toStage, c.toIdx, c.side = to[0], to[1], to[2]
+	}
+	return c, nil
+}
+
+// dataPlane is a process's end of the data plane: one transport listener
+// for every incoming channel, dispatched to the pipeline its run names,
+// and the dial configuration for outgoing ones.
+type dataPlane struct {
+	ln   *transport.Listener
+	dial func(ctx context.Context, addr, channelID string) (*transport.Sender, error)
+	log  zerolog.Logger
+	done chan struct{}
+
+	mu sync.Mutex
+	// protected by mu
+	runs map[string]*pipeline
+}
+
+// newDataPlane listens on addr for channels from peers holding token.
+func newDataPlane(addr, token string, log zerolog.Logger) (*dataPlane, error) {
+	ln, err := transport.ListenConfig{Token: token}.Listen(addr)
+	if err != nil {
+		return nil, fmt.Errorf("data plane: %w", err)
+	}
+	cfg := transport.DialConfig{Token: token}
+	d := &dataPlane{ln: ln, log: log, runs: map[string]*pipeline{}, done: make(chan struct{}),
+		dial: func(ctx context.Context, addr, id string) (*transport.Sender, error) { return cfg.Dial(ctx, addr, id) }}
+	go d.accept()
+	return d, nil
+}
+
+// Addr is the address peers dial.
+func (d *dataPlane) Addr() string { return d.ln.Addr().String() }
+
+func (d *dataPlane) accept() {
+	defer close(d.done)
+	for {
+		r, err := d.ln.Accept(context.Background())
+		if errors.Is(err, transport.ErrClosed) {
+			return
+		}
+		if err != nil {
+			d.log.Warn().Err(err).Msg("refused a data-plane channel")
+			continue
+		}
+		ch, err := parseChannelName(r.ChannelID())
+		var p *pipeline
+		if err == nil {
+			d.mu.Lock()
+			p = d.runs[ch.run]
+			d.mu.Unlock()
+			if p == nil {
+				err = fmt.Errorf("channel %q for a query this process does not run", r.ChannelID())
+			}
+		}
+		if err != nil {
+			d.log.Warn().Err(err).Str("peer", r.RemoteAddr().String()).Msg("refused a data-plane channel")
+			r.Close()
+			continue
+		}
+		p.attach(r, ch)
+	}
+}
+
+func (d *dataPlane) register(p *pipeline) {
+	d.mu.Lock()
+	d.runs[p.place.Run] = p
+	d.mu.Unlock()
+}
+
+func (d *dataPlane) unregister(p *pipeline) {
+	d.mu.Lock()
+	if d.runs[p.place.Run] == p {
+		delete(d.runs, p.place.Run)
+	}
+	d.mu.Unlock()
+}
+
+// close stops accepting channels.
+func (d *dataPlane) close() {
+	d.ln.Close()
+	<-d.done
+}
+
+// outlet is where an instance sends what it emits: one consumer instance
+// or the sink. send takes the message's batch reference.
+type outlet interface {
+	send(ctx context.Context, m message) error
+}
+
+// localOutlet is an instance in this process: its input channel.
+type localOutlet struct{ to *instance }
+
+func (o localOutlet) send(ctx context.Context, m message) error {
+	select {
+	case o.to.in <- m:
+		return nil
+	case <-ctx.Done():
+		if m.rec != nil {
+			m.rec.Release()
+		}
+		return ctx.Err()
+	}
+}
+
+// sinkOutlet is the query's result store on the coordinator: batches are
+// applied, watermarks merged over the last stage's instances, barriers
+// counted in for flush.
+type sinkOutlet struct{ p *pipeline }
+
+func (o sinkOutlet) send(ctx context.Context, m message) error {
+	switch {
+	case m.rec != nil:
+		defer m.rec.Release()
+		return o.p.result.apply(ctx, m.rec)
+	case m.hasWM:
+		last := o.p.query.Plan.Stages[len(o.p.query.Plan.Stages)-1]
+		o.p.result.advance(m.from, last.Parallelism, m.wm)
+	case m.barrier != 0:
+		o.p.arrive(m.barrier)
+	}
+	return nil
+}
+
+// remoteOutlet is an instance (or the sink) on another host: a transport
+// channel, which blocks on credit while the consumer is behind.
+type remoteOutlet struct{ s *transport.Sender }
+
+func (o remoteOutlet) send(ctx context.Context, m message) error {
+	var err error
+	switch {
+	case m.rec != nil:
+		_, err = o.s.SendBatch(ctx, m.rec)
+		m.rec.Release()
+	case m.hasWM:
+		_, err = o.s.SendWatermark(ctx, m.wm)
+	case m.barrier != 0:
+		_, err = o.s.SendBarrier(ctx, transport.Barrier{ID: m.barrier, Source: uint32(m.source)})
+	}
+	return err
+}

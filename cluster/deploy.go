@@ -1,0 +1,258 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/spatedb/spate/cluster/control"
+	"github.com/spatedb/spate/planner"
+)
+
+// This file is the coordinator's side of running continuous queries on
+// workers: placement, the deploy/start/stop/status calls over the control
+// plane, and what it does when a worker reports a failure or dies.
+
+// Control-plane request kinds and bodies (the worker side is worker.go).
+const (
+	reqDeploy = "deploy" // deployRequest → nothing: build the worker's instances
+	reqStart  = "start"  // runRequest → nothing: connect channels and run
+	reqStop   = "stop"   // runRequest → nothing: stop and release
+	reqStatus = "status" // runRequest → []instanceStatus
+
+	noticeFailed = "failed" // failedNotice: a worker's part of a query failed
+)
+
+// Timeouts of control-plane calls.
+const (
+	deployTimeout = 15 * time.Second
+	stopTimeout   = 10 * time.Second
+	statusTimeout = 2 * time.Second
+)
+
+type deployRequest struct {
+	Place placement       `json:"place"`
+	Plan  json.RawMessage `json:"plan"` // planner.EncodeQuery
+}
+
+type runRequest struct {
+	Run string `json:"run"`
+}
+
+type failedNotice struct {
+	Run     string `json:"run"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// liveWorkers lists the workers that are alive and can take instances,
+// in registry order.
+func (c *Coordinator) liveWorkers() []control.WorkerInfo {
+	if c.reg == nil {
+		return nil
+	}
+	var out []control.WorkerInfo
+	for _, w := range c.reg.Workers() {
+		if w.Status == control.StatusAlive && w.DataAddr != "" {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// defaultParallelism is the parallelism setting a session starts with.
+func (c *Coordinator) defaultParallelism() string {
+	if c.cfg.Parallelism > 0 {
+		return strconv.Itoa(c.cfg.Parallelism)
+	}
+	return "auto"
+}
+
+// place decides where q's instances run: source stages (fed by ingest,
+// tables and other queries' results, which live here) on the
+// coordinator; every other instance on a live worker, spread round-robin
+// over the workers so that the instances of a stage, each owning a key
+// range, land on different workers. Without workers everything runs here.
+func (c *Coordinator) place(q *planner.ContinuousQuery) placement {
+	c.mu.Lock()
+	c.nextRun++
+	pl := placement{Run: "r" + strconv.Itoa(c.nextRun), Addrs: map[string]string{}}
+	c.mu.Unlock()
+	workers := c.liveWorkers()
+	if c.net != nil {
+		pl.Addrs[coordinatorHost] = c.net.Addr()
+	}
+	for _, w := range workers {
+		pl.Addrs[w.ID] = w.DataAddr
+	}
+	next := 0
+	for _, st := range q.Plan.Stages {
+		row := make([]string, st.Parallelism)
+		for i := range row {
+			row[i] = coordinatorHost
+			if st.Source == nil && len(workers) > 0 {
+				row[i] = workers[next%len(workers)].ID
+				next++
+			}
+		}
+		pl.Hosts = append(pl.Hosts, row)
+	}
+	return pl
+}
+
+// deploy starts q's pipeline on the hosts place chose: every worker builds
+// its instances first (so every channel finds its receiver), then every
+// host connects and starts them.
+func (c *Coordinator) deploy(q *planner.ContinuousQuery, result *resultStore) (*pipeline, error) {
+	pl := c.place(q)
+	p, err := newPipeline(q, pl, coordinatorHost, c.net, result, c.cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	workers := pl.hostsOf(coordinatorHost)
+	if len(workers) == 0 {
+		if err := p.start(context.Background()); err != nil {
+			p.stop()
+			return nil, err
+		}
+		return p, nil
+	}
+	plan, err := planner.EncodeQuery(q)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
+	defer cancel()
+	var deployed []string
+	fail := func(err error) (*pipeline, error) {
+		c.undeploy(p, deployed)
+		return nil, errorf("58000", "could not deploy continuous query %q: %v", q.Name, err)
+	}
+	for _, w := range workers {
+		if err := c.reg.Call(ctx, w, reqDeploy, deployRequest{Place: pl, Plan: plan}, nil); err != nil {
+			return fail(err)
+		}
+		deployed = append(deployed, w)
+	}
+	for _, w := range workers {
+		if err := c.reg.Call(ctx, w, reqStart, runRequest{Run: pl.Run}, nil); err != nil {
+			return fail(err)
+		}
+	}
+	if err := p.start(ctx); err != nil {
+		return fail(err)
+	}
+	c.cfg.Logger.Info().Str("query", q.Name).Str("run", pl.Run).Strs("workers", workers).Msg("continuous query deployed")
+	return p, nil
+}
+
+// undeploy stops a pipeline on the coordinator and on the workers given
+// (all its workers when nil). Failures of the stopping parts are not
+// reported as the query's failure.
+func (c *Coordinator) undeploy(p *pipeline, workers []string) {
+	if workers == nil {
+		workers = p.place.hostsOf(coordinatorHost)
+	}
+	p.markStopped()
+	for _, w := range workers {
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		if err := c.reg.Call(ctx, w, reqStop, runRequest{Run: p.place.Run}, nil); err != nil && !errors.Is(err, control.ErrWorkerGone) {
+			c.cfg.Logger.Warn().Err(err).Str("run", p.place.Run).Str("worker", w).Msg("stopping a continuous query on a worker")
+		}
+		cancel()
+	}
+	p.stop()
+}
+
+// instanceStatuses reports every instance of a query: the coordinator's
+// own from memory, the workers' by a status call (an unreachable worker's
+// instances are listed with zero counters).
+func (c *Coordinator) instanceStatuses(qr *queryRuntime) []instanceStatus {
+	p := qr.pipeline
+	out := p.localStats()
+	for _, w := range p.place.hostsOf(coordinatorHost) {
+		var st []instanceStatus
+		ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+		err := c.reg.Call(ctx, w, reqStatus, runRequest{Run: p.place.Run}, &st)
+		cancel()
+		if err != nil {
+			c.cfg.Logger.Debug().Err(err).Str("worker", w).Msg("instance status")
+			st = nil
+			for s, row := range p.place.Hosts {
+				for i, h := range row {
+					if h == w {
+						st = append(st, instanceStatus{Stage: s, Instance: i, Host: w, Watermark: math.MinInt64})
+					}
+				}
+			}
+		}
+		out = append(out, st...)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Stage != out[j].Stage {
+			return out[i].Stage < out[j].Stage
+		}
+		return out[i].Instance < out[j].Instance
+	})
+	return out
+}
+
+// runtimeOf finds the running query with the given run ID.
+func (c *Coordinator) runtimeOf(run string) *queryRuntime {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, qr := range c.queries {
+		if qr.pipeline.place.Run == run {
+			return qr
+		}
+	}
+	return nil
+}
+
+// onNotice handles a worker's notice: a failed part fails its query.
+func (c *Coordinator) onNotice(worker string, n control.Notice) {
+	if n.Kind != noticeFailed {
+		return
+	}
+	var f failedNotice
+	if err := json.Unmarshal(n.Body, &f); err != nil {
+		c.cfg.Logger.Warn().Err(err).Str("worker", worker).Msg("malformed notice")
+		return
+	}
+	if qr := c.runtimeOf(f.Run); qr != nil {
+		if f.Code == "" {
+			f.Code = "XX000"
+		}
+		qr.pipeline.fail(&Error{Code: f.Code, Message: fmt.Sprintf("%s (on worker %s)", f.Message, worker)})
+	}
+}
+
+// watchWorkers fails the queries that had instances on a worker that
+// died: the instances' state is lost (recovery from checkpoints is not
+// built yet), so their results would silently miss rows.
+func (c *Coordinator) watchWorkers() {
+	for ev := range c.reg.Events() {
+		if ev.Kind != control.WorkerDead {
+			continue
+		}
+		c.mu.Lock()
+		var hit []*queryRuntime
+		for _, qr := range c.queries {
+			for _, h := range qr.pipeline.place.hostsOf("") {
+				if h == ev.Worker.ID {
+					hit = append(hit, qr)
+				}
+			}
+		}
+		c.mu.Unlock()
+		for _, qr := range hit {
+			qr.pipeline.fail(errorf("58000", "worker %s (pid %d) died (%s); the continuous query's instances there are lost", ev.Worker.ID, ev.Worker.PID, ev.Reason))
+		}
+	}
+}

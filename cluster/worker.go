@@ -1,0 +1,193 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/spatedb/spate/cluster/control"
+	"github.com/spatedb/spate/planner"
+)
+
+// WorkerConfig configures RunWorker.
+type WorkerConfig struct {
+	// Join is the coordinator's control address (HOST:PORT); required.
+	Join string
+	// Token is the cluster token; required.
+	Token string
+	// Listen is the data-plane address other hosts dial to send this
+	// worker batches, and the one it advertises. Default "127.0.0.1:0".
+	Listen string
+	// Version is advertised when joining.
+	Version string
+	// DialAttempts is how many times an unreachable coordinator is
+	// dialled. Default 5.
+	DialAttempts int
+	// Logger receives the worker's logs.
+	Logger zerolog.Logger
+}
+
+// RunWorker runs a worker process's runtime until ctx ends or the
+// connection to the coordinator breaks: it listens for data-plane
+// channels, joins the coordinator's registry, and runs the instances the
+// coordinator deploys on it. A refused cluster token comes back as an
+// error wrapping control.ErrUnauthorized.
+func RunWorker(ctx context.Context, cfg WorkerConfig) error {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Token == "" {
+		return errors.New("worker: the cluster token is required")
+	}
+	dp, err := newDataPlane(cfg.Listen, cfg.Token, cfg.Logger)
+	if err != nil {
+		return err
+	}
+	defer dp.close()
+	w := &workerRuntime{net: dp, log: cfg.Logger, runs: map[string]*pipeline{}, notices: make(chan control.Notice, 256)}
+	defer w.stopAll()
+	return control.Join(ctx, control.JoinConfig{
+		Coordinator:  cfg.Join,
+		Token:        cfg.Token,
+		DataAddr:     dp.Addr(),
+		Version:      cfg.Version,
+		DialAttempts: cfg.DialAttempts,
+		Logger:       cfg.Logger,
+		OnRegistered: func(wl control.Welcome) { w.setID(wl.WorkerID) },
+		Handle:       w.handle,
+		Notices:      w.notices,
+		Instances:    w.loads,
+	})
+}
+
+// workerRuntime holds the pipelines (parts of continuous queries) a
+// worker runs, by run ID.
+type workerRuntime struct {
+	net     *dataPlane
+	log     zerolog.Logger
+	notices chan control.Notice
+
+	mu sync.Mutex
+	// protected by mu
+	id   string
+	runs map[string]*pipeline
+}
+
+func (w *workerRuntime) setID(id string) {
+	w.mu.Lock()
+	w.id = id
+	w.mu.Unlock()
+}
+
+// handle runs one control-plane request from the coordinator.
+func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMessage) (any, error) {
+	if kind == reqDeploy {
+		var req deployRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("malformed deploy: %w", err)
+		}
+		return nil, w.deploy(req)
+	}
+	var req runRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, fmt.Errorf("malformed %s: %w", kind, err)
+	}
+	w.mu.Lock()
+	p := w.runs[req.Run]
+	if kind == reqStop {
+		delete(w.runs, req.Run)
+	}
+	w.mu.Unlock()
+	if p == nil {
+		if kind == reqStop {
+			return nil, nil // already gone: stopping is idempotent
+		}
+		return nil, fmt.Errorf("no run %q on this worker", req.Run)
+	}
+	switch kind {
+	case reqStart:
+		sctx, cancel := context.WithTimeout(ctx, deployTimeout)
+		defer cancel()
+		return nil, p.start(sctx)
+	case reqStop:
+		p.stop()
+		return nil, nil
+	case reqStatus:
+		return p.localStats(), nil
+	}
+	return nil, fmt.Errorf("unknown request %q", kind)
+}
+
+// deploy builds this worker's instances of a query.
+func (w *workerRuntime) deploy(req deployRequest) error {
+	q, err := planner.DecodeQuery(req.Plan)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	id := w.id
+	_, dup := w.runs[req.Place.Run]
+	w.mu.Unlock()
+	if dup {
+		return fmt.Errorf("run %q is already deployed", req.Place.Run)
+	}
+	log := w.log.With().Str("query", q.Name).Str("run", req.Place.Run).Logger()
+	p, err := newPipeline(q, req.Place, id, w.net, nil, log)
+	if err != nil {
+		return err
+	}
+	run := req.Place.Run
+	p.onFail = func(err error) {
+		f := failedNotice{Run: run, Code: "XX000", Message: err.Error()}
+		var e *Error
+		if errors.As(err, &e) {
+			f.Code, f.Message = e.Code, e.Message
+		}
+		log.Warn().Err(err).Msg("continuous query failed on this worker")
+		body, _ := json.Marshal(f)
+		select {
+		case w.notices <- control.Notice{Kind: noticeFailed, Body: body}:
+		default:
+			log.Error().Msg("notice queue full; the failure is not reported")
+		}
+	}
+	w.mu.Lock()
+	w.runs[run] = p
+	w.mu.Unlock()
+	log.Info().Msg("deployed")
+	return nil
+}
+
+// loads reports every local instance for the heartbeat.
+func (w *workerRuntime) loads() []control.InstanceLoad {
+	w.mu.Lock()
+	runs := make([]*pipeline, 0, len(w.runs))
+	for _, p := range w.runs {
+		runs = append(runs, p)
+	}
+	w.mu.Unlock()
+	var out []control.InstanceLoad
+	for _, p := range runs {
+		for _, st := range p.localStats() {
+			out = append(out, control.InstanceLoad{Query: p.query.Name, Stage: st.Stage, Instance: st.Instance,
+				RowsIn: uint64(st.Stats.RowsIn), RowsOut: uint64(st.Stats.RowsOut), QueueDepth: st.QueueDepth,
+				StateBytes: uint64(max(st.Stats.StateBytes, 0)), BusySeconds: st.BusySeconds})
+		}
+	}
+	return out
+}
+
+// stopAll stops every pipeline (the worker is leaving).
+func (w *workerRuntime) stopAll() {
+	w.mu.Lock()
+	runs := w.runs
+	w.runs = map[string]*pipeline{}
+	w.mu.Unlock()
+	for _, p := range runs {
+		p.stop()
+	}
+}
