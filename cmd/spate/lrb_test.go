@@ -16,9 +16,11 @@ import (
 // TestLinearRoadWithPsql is the documented walkthrough: psql -f
 // queries.sql, the generator piped into psql's COPY, and the outputs read
 // back with psql — the reference implementation must agree on every row.
-func TestLinearRoadWithPsql(t *testing.T) {
+func TestLinearRoadWithPsql(t *testing.T) { forEachMode(t, linearRoadWithPsql) }
+
+func linearRoadWithPsql(t *testing.T, serverArgs []string) {
 	psql := sqltest.RequireBinary(t, "psql")
-	srv := sqltest.StartSpate(t)
+	srv := sqltest.StartSpate(t, serverArgs...)
 	root, err := sqltest.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -93,8 +95,10 @@ func TestLinearRoadWithPsql(t *testing.T) {
 
 // TestLinearRoadHarness runs `spate bench lrb`'s harness against a server
 // at full speed and at 60x real time, and checks that it validates.
-func TestLinearRoadHarness(t *testing.T) {
-	srv := sqltest.StartSpate(t, "--parallelism", "2")
+func TestLinearRoadHarness(t *testing.T) { forEachMode(t, linearRoadHarness) }
+
+func linearRoadHarness(t *testing.T, serverArgs []string) {
+	srv := sqltest.StartSpate(t, append([]string{"--parallelism", "2"}, serverArgs...)...)
 	dur := 6 * time.Minute
 	if testing.Short() {
 		dur = 3 * time.Minute
@@ -119,8 +123,10 @@ func TestLinearRoadHarness(t *testing.T) {
 
 // TestLinearRoadEightExpressways validates a 10-minute run at L=8 fed as
 // fast as the server takes it (2 minutes under -short).
-func TestLinearRoadEightExpressways(t *testing.T) {
-	srv := sqltest.StartSpate(t)
+func TestLinearRoadEightExpressways(t *testing.T) { forEachMode(t, linearRoadEightExpressways) }
+
+func linearRoadEightExpressways(t *testing.T, serverArgs []string) {
+	srv := sqltest.StartSpate(t, serverArgs...)
 	dur := 10 * time.Minute
 	if testing.Short() {
 		dur = 2 * time.Minute

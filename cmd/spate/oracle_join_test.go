@@ -594,7 +594,9 @@ func (p joPhase) String() string {
 	return [...]string{"in the middle of loading", "after the real rows", "after the far-future rows"}[p]
 }
 
-func TestOracleJoinsAndOver(t *testing.T) {
+func TestOracleJoinsAndOver(t *testing.T) { forEachMode(t, oracleJoinsAndOver) }
+
+func oracleJoinsAndOver(t *testing.T, serverArgs []string) {
 	n := 4000
 	if testing.Short() {
 		n = 1000
@@ -604,7 +606,7 @@ func TestOracleJoinsAndOver(t *testing.T) {
 	dim := genDim(rng)
 
 	pg := sqltest.StartPostgres(t)
-	srv := sqltest.StartSpate(t)
+	srv := sqltest.StartSpate(t, serverArgs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	sp := connectPg(t, srv.ConnString())

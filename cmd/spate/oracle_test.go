@@ -303,14 +303,16 @@ func oraclePairs() []oraclePair {
 // created with; the results must not depend on it.
 var oracleParallelism = []int{1, 3}
 
-func TestOracleWindows(t *testing.T) {
+func TestOracleWindows(t *testing.T) { forEachMode(t, oracleWindows) }
+
+func oracleWindows(t *testing.T, serverArgs []string) {
 	n := 20000
 	if testing.Short() {
 		n = 3000
 	}
 	rows := genOracleRows(n)
 	pg := sqltest.StartPostgres(t)
-	srv := sqltest.StartSpate(t)
+	srv := sqltest.StartSpate(t, serverArgs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	sp := connectPg(t, srv.ConnString())
