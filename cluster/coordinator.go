@@ -104,11 +104,31 @@ type streamRuntime struct {
 	schema   *arrow.Schema
 	ingestMu sync.Mutex
 	// protected by ingestMu
-	maxTime   int64 // largest event time seen, µs
-	readers   []sourceReader
-	rowsIn    int64
-	lateRows  int64
-	watermark int64
+	maxTime int64 // largest event time seen, µs
+	// Written under ingestMu, read without it (SHOW STREAMS must answer
+	// while ingestion waits on a back-pressured query).
+	rowsIn, lateRows, watermark atomic.Int64
+	// readersMu and ingestMu are both held to change readers; either
+	// protects reading it.
+	readersMu   sync.Mutex
+	readers     []sourceReader
+	blockedGone int64 // ingest wait (ns) of readers since removed; under readersMu
+}
+
+// setReaders replaces the stream's readers; called with ingestMu held.
+func (s *streamRuntime) setReaders(rs []sourceReader) {
+	s.readersMu.Lock()
+	defer s.readersMu.Unlock()
+	for _, old := range s.readers {
+		kept := false
+		for _, r := range rs {
+			kept = kept || r == old
+		}
+		if !kept {
+			s.blockedGone += old.q.pipeline.stages[old.stage][0].ingestWait()
+		}
+	}
+	s.readers = rs
 }
 
 // tableData holds a table's rows.
@@ -237,7 +257,9 @@ func (c *Coordinator) addStream(s *planner.Stream) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.streams[s.Name] = &streamRuntime{def: s, schema: RelationSchema(s.Columns), maxTime: math.MinInt64, watermark: math.MinInt64}
+	rt := &streamRuntime{def: s, schema: RelationSchema(s.Columns), maxTime: math.MinInt64}
+	rt.watermark.Store(math.MinInt64)
+	c.streams[s.Name] = rt
 	return nil
 }
 
@@ -293,10 +315,10 @@ func (c *Coordinator) connect(qr *queryRuntime, st *planner.Stage) error {
 	case s != nil:
 		s.ingestMu.Lock()
 		defer s.ingestMu.Unlock()
-		s.readers = append(s.readers, rd)
-		if s.watermark != math.MinInt64 {
+		s.setReaders(append(s.readers[:len(s.readers):len(s.readers)], rd))
+		if wm := s.watermark.Load(); wm != math.MinInt64 {
 			// Start the query at the stream's current watermark.
-			return rd.feed(nil, s.watermark, true)
+			return rd.feed(nil, wm, true)
 		}
 		return nil
 	case t != nil:
@@ -343,7 +365,7 @@ func (c *Coordinator) disconnect(q *queryRuntime) {
 	}
 	for _, s := range streams {
 		s.ingestMu.Lock()
-		s.readers = without(s.readers)
+		s.setReaders(without(append([]sourceReader(nil), s.readers...)))
 		s.ingestMu.Unlock()
 	}
 	for _, t := range tables {
@@ -402,12 +424,11 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec arrow.RecordBatch) error {
 	s.ingestMu.Lock()
 	defer s.ingestMu.Unlock()
-	n := rec.NumRows()
-	s.rowsIn += n
+	s.rowsIn.Add(rec.NumRows())
 	kept := rec
 	if et := s.def.EventTime; et >= 0 {
 		keep, late := s.lateness(rec.Column(et))
-		s.lateRows += late
+		s.lateRows.Add(late)
 		if late > 0 {
 			filtered, err := filterRecord(rec, keep)
 			if err != nil {
@@ -420,15 +441,29 @@ func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec ar
 			}
 		}
 		if s.maxTime != math.MinInt64 {
-			s.watermark = s.maxTime - s.def.WatermarkDelay
+			s.watermark.Store(s.maxTime - s.def.WatermarkDelay)
 		}
 	}
+	wm := s.watermark.Load()
 	for _, r := range s.readers {
-		if err := r.feed(kept, s.watermark, true); err != nil {
+		if err := r.feed(kept, wm, true); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// blockedSeconds is the time ingestion into the stream waited for its
+// continuous queries to take rows (back-pressure), in total, including
+// queries dropped since.
+func (s *streamRuntime) blockedSeconds() float64 {
+	s.readersMu.Lock()
+	defer s.readersMu.Unlock()
+	ns := s.blockedGone
+	for _, r := range s.readers {
+		ns += r.q.pipeline.stages[r.stage][0].ingestWait()
+	}
+	return float64(ns) / 1e9
 }
 
 // lateness marks which rows to keep: a row is late when its event time is
@@ -577,9 +612,9 @@ func (c *Coordinator) CloseWindows(ctx context.Context, stream string) error {
 	}
 	s.ingestMu.Lock()
 	s.maxTime = math.MaxInt64
-	s.watermark = math.MaxInt64
+	s.watermark.Store(math.MaxInt64)
 	for _, r := range s.readers {
-		if err := r.feed(nil, s.watermark, true); err != nil {
+		if err := r.feed(nil, math.MaxInt64, true); err != nil {
 			s.ingestMu.Unlock()
 			return err
 		}

@@ -597,7 +597,7 @@ func (s *session) show(what string) ([]Column, [][]any, error) {
 func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 	switch what {
 	case "streams":
-		cols := []Column{{"name", planner.TypeText}, {"columns", planner.TypeText}, {"event_time", planner.TypeText}, {"watermark_delay", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}}
+		cols := []Column{{"name", planner.TypeText}, {"columns", planner.TypeText}, {"event_time", planner.TypeText}, {"watermark_delay", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"backpressure_seconds", planner.TypeDouble}}
 		var rows [][]any
 		for _, st := range c.catalog.Streams() {
 			c.mu.Lock()
@@ -608,13 +608,13 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 				et = st.Columns[st.EventTime].Name
 			}
 			var in, late int64
+			var blocked float64
 			wm := int64(math.MinInt64)
 			if rt != nil {
-				rt.ingestMu.Lock()
-				in, late, wm = rt.rowsIn, rt.lateRows, rt.watermark
-				rt.ingestMu.Unlock()
+				in, late, wm = rt.rowsIn.Load(), rt.lateRows.Load(), rt.watermark.Load()
+				blocked = rt.blockedSeconds()
 			}
-			rows = append(rows, []any{st.Name, describeColumns(st.Columns), et, string(exec.AppendInterval(nil, st.WatermarkDelay)), in, late, formatWatermark(wm)})
+			rows = append(rows, []any{st.Name, describeColumns(st.Columns), et, string(exec.AppendInterval(nil, st.WatermarkDelay)), in, late, formatWatermark(wm), blocked})
 		}
 		return cols, rows, true
 	case "tables":

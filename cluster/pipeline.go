@@ -58,6 +58,7 @@ type pipeline struct {
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
 	nextBarrier  atomic.Uint64
+	lastBlockLog atomic.Int64 // when ingest last logged back-pressure, ns
 
 	mu sync.Mutex
 	// protected by mu
@@ -123,6 +124,19 @@ type instance struct {
 	published atomic.Pointer[exec.Stats]
 	wmPub     atomic.Int64
 	busy      atomic.Int64 // ns spent handling messages
+	// blocked is the time (ns) ingest waited for room in a source
+	// instance's input; blockedSince is when a wait still going on began.
+	blocked, blockedSince atomic.Int64
+}
+
+// ingestWait is the time (ns) ingest has waited for this source instance,
+// including a wait in progress.
+func (in *instance) ingestWait() int64 {
+	ns := in.blocked.Load()
+	if since := in.blockedSince.Load(); since != 0 {
+		ns += max(0, time.Now().UnixNano()-since)
+	}
+	return ns
 }
 
 const channelDepth = 16
@@ -539,17 +553,40 @@ func (p *pipeline) deliver(o outlet, m message) error {
 // stage src, which runs on the coordinator. The caller keeps its
 // reference to rec.
 func (p *pipeline) ingest(src int, rec arrow.RecordBatch, wm int64, hasWM bool) error {
-	to := localOutlet{p.stages[src][0]}
 	if rec != nil && rec.NumRows() > 0 {
 		rec.Retain()
-		if err := p.deliver(to, message{rec: rec}); err != nil {
+		if err := p.ingestSend(src, message{rec: rec}); err != nil {
 			return err
 		}
 	}
 	if !hasWM {
 		return nil
 	}
-	return p.deliver(to, message{wm: wm, hasWM: true})
+	return p.ingestSend(src, message{wm: wm, hasWM: true})
+}
+
+// ingestSend puts m into source stage src, counting the time it waits
+// for room: back-pressure from the query reaching its source.
+func (p *pipeline) ingestSend(src int, m message) error {
+	to := p.stages[src][0]
+	select {
+	case to.in <- m:
+		return nil
+	default:
+	}
+	start := time.Now()
+	to.blockedSince.Store(start.UnixNano())
+	err := p.deliver(localOutlet{to}, m)
+	waited := time.Since(start)
+	to.blocked.Add(int64(waited))
+	to.blockedSince.Store(0)
+	if waited > time.Second {
+		if last := p.lastBlockLog.Load(); time.Since(time.Unix(0, last)) > 10*time.Second && p.lastBlockLog.CompareAndSwap(last, time.Now().UnixNano()) {
+			p.log.Warn().Str("query", p.query.Name).Str("source", p.query.Plan.Stages[src].Source.Relation).Dur("waited", waited).
+				Msg("ingest is back-pressured: the continuous query (or a SUBSCRIBE client reading it) is not keeping up")
+		}
+	}
+	return err
 }
 
 // flush waits until everything source stage src was sent so far has
@@ -748,6 +785,8 @@ func opName(op planner.Op) string {
 		return "HashAggregate"
 	case *planner.SortOp:
 		return "Sort"
+	case *planner.OverOp:
+		return "OverWindow"
 	case *planner.JoinOp:
 		if x.Kind == planner.JoinLookup {
 			return "LookupJoin"

@@ -507,11 +507,13 @@ func (r *resultStore) counters() (rows, emitted, watermark int64, err error) {
 	return r.nrows, r.emitted, r.watermark, r.err
 }
 
-// maxSubscriberBacklog bounds the batches queued for a subscriber that does
-// not read: apply waits for room (back-pressure); only a batch that came
-// in while apply did not wait (a subscription made meanwhile) can exceed
-// it, by the number of last-stage instances.
-const maxSubscriberBacklog = 64
+// maxSubscriberBacklog and maxSubscriberBytes bound what is queued for a
+// subscriber that does not read: apply waits for room (back-pressure), so
+// the queue exceeds them by at most one batch per last-stage instance.
+const (
+	maxSubscriberBacklog = 64
+	maxSubscriberBytes   = 8 << 20
+)
 
 // subscriber is one SUBSCRIBE: a queue of emitted batches. It implements
 // RowStream.
@@ -523,6 +525,7 @@ type subscriber struct {
 	mu sync.Mutex
 	// protected by mu
 	queue []arrow.RecordBatch
+	bytes int64 // Arrow buffer bytes in queue
 	err   error // terminal: io.EOF when the query was dropped
 	done  bool
 }
@@ -536,6 +539,7 @@ func (s *subscriber) offer(rec arrow.RecordBatch) {
 	}
 	rec.Retain()
 	s.queue = append(s.queue, rec)
+	s.bytes += exec.RecordBytes(rec)
 	s.wake()
 }
 
@@ -544,7 +548,7 @@ func (s *subscriber) offer(rec arrow.RecordBatch) {
 func (s *subscriber) waitRoom(ctx context.Context) error {
 	for {
 		s.mu.Lock()
-		ok := s.done || s.err != nil || len(s.queue) < maxSubscriberBacklog
+		ok := s.done || s.err != nil || (len(s.queue) < maxSubscriberBacklog && s.bytes < maxSubscriberBytes)
 		s.mu.Unlock()
 		if ok {
 			return nil
@@ -587,6 +591,7 @@ func (s *subscriber) Next(ctx context.Context) (arrow.RecordBatch, error) {
 			rec := s.queue[0]
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
+			s.bytes -= exec.RecordBytes(rec)
 			s.mu.Unlock()
 			select {
 			case s.room <- struct{}{}:

@@ -54,9 +54,9 @@ func newRowStore(mem memory.Allocator, schema *arrow.Schema) *rowStore {
 	return s
 }
 
-// recBytes is the size of the buffers a batch references (for a slice,
+// RecordBytes is the size of the buffers a batch references (for a slice,
 // the whole parent buffers: that is what retaining it holds).
-func recBytes(rec arrow.RecordBatch) int64 {
+func RecordBytes(rec arrow.RecordBatch) int64 {
 	var b int64
 	for _, c := range rec.Columns() {
 		b += dataBytes(c.Data())
@@ -90,7 +90,7 @@ func (s *rowStore) newChunk(rec arrow.RecordBatch) uint32 {
 		s.chunkBytes = append(s.chunkBytes, 0)
 	}
 	s.chunkLive[c] = 0
-	s.chunkBytes[c] = recBytes(rec)
+	s.chunkBytes[c] = RecordBytes(rec)
 	s.held += int(rec.NumRows())
 	s.bytes += s.chunkBytes[c]
 	s.nchunks++
