@@ -27,7 +27,11 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./exec 2>&1 | grep -v '^ok\|^PASS'
 	$(GO) test -run '^$$' -bench BenchmarkCopyIngest -benchtime 2x ./cmd/spate 2>&1 | grep -v '^ok\|^PASS\|INF'
 	$(BIN) bench agg
-	$(BIN) bench lrb --expressways 2 --duration 20m --speedup max
+	$(BIN) bench agg --workers 1,2
+	$(BIN) bench net
+	$(BIN) bench lrb --expressways 2 --duration 1h --speedup max
+	$(BIN) bench lrb --expressways 2 --duration 1h --speedup max --workers 1
+	$(BIN) bench lrb --expressways 2 --duration 1h --speedup max --workers 2
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

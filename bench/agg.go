@@ -120,7 +120,7 @@ func RunAgg(ctx context.Context, cfg AggConfig, w io.Writer) error {
 	loop := measure(cfg.Rows, func() (int64, float64, error) { return handLoop(d, cfg.Window), 0, nil })
 	loopGroups, loopSum := handLoopChecksum(d, cfg.Window)
 	fmt.Fprintf(w, "  hand-written Go loop:  %8.2fM rows/s  (%v, %d groups)\n", loop.RowsPerSec/1e6, loop.Elapsed.Round(time.Millisecond), loopGroups)
-	eng := measure(cfg.Rows, func() (int64, float64, error) { return engineRun(ctx, d, cfg) })
+	eng := measure(cfg.Rows, func() (int64, float64, error) { return engineRun(ctx, d, cfg, inProcess) })
 	if eng.err != nil {
 		return eng.err
 	}
@@ -223,14 +223,57 @@ func handLoopChecksum(d *aggData, window int64) (int64, float64) {
 	return int64(len(acc)), sum
 }
 
+// Engine starts the engine a benchmark runs on: a coordinator (with or
+// without workers) and the function that stops it.
+type Engine struct {
+	Name  string
+	Start func() (*cluster.Coordinator, func(), error)
+}
+
+// inProcess is the engine of the single-core comparison: every instance
+// in this process, one per stage.
+var inProcess = Engine{Name: "in-process", Start: func() (*cluster.Coordinator, func(), error) {
+	c, err := cluster.NewCoordinator(cluster.Config{Parallelism: 1})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, c.Close, nil
+}}
+
+// RunAggScaling runs the engine side on each engine in turn (with every
+// core of the machine) and reports its throughput and the ratio to the
+// first engine's.
+func RunAggScaling(ctx context.Context, cfg AggConfig, engines []Engine, w io.Writer) error {
+	cfg.defaults()
+	fmt.Fprintf(w, "windowed GROUP BY on workers: %d rows, %d keys, TUMBLE %ds, batches of %d rows\n", cfg.Rows, cfg.Keys, cfg.Window, cfg.BatchRows)
+	d := makeAggData(cfg)
+	defer d.release()
+	wantGroups, wantSum := handLoopChecksum(d, cfg.Window)
+	var base float64
+	for i, e := range engines {
+		r := measure(cfg.Rows, func() (int64, float64, error) { return engineRun(ctx, d, cfg, e) })
+		if r.err != nil {
+			return fmt.Errorf("%s: %w", e.Name, r.err)
+		}
+		if r.Groups != wantGroups || !closeEnough(r.Checksum, wantSum) {
+			return fmt.Errorf("%s: %d groups (sum %.2f), want %d (sum %.2f)", e.Name, r.Groups, r.Checksum, wantGroups, wantSum)
+		}
+		if i == 0 {
+			base = r.RowsPerSec
+		}
+		fmt.Fprintf(w, "  %-22s %8.2fM rows/s  (%v)  ratio to %s: %.2f\n", e.Name+":", r.RowsPerSec/1e6, r.Elapsed.Round(time.Millisecond), engines[0].Name, r.RowsPerSec/base)
+	}
+	return nil
+}
+
 // engineRun creates a stream and a continuous query in a fresh engine,
 // ingests the batches, closes every window and reads the result.
-func engineRun(ctx context.Context, d *aggData, cfg AggConfig) (int64, float64, error) {
-	coord, err := cluster.NewCoordinator(cluster.Config{Parallelism: 1})
+func engineRun(ctx context.Context, d *aggData, cfg AggConfig, e Engine) (int64, float64, error) {
+	coord, stop, err := e.Start()
 	if err != nil {
 		return 0, 0, err
 	}
-	defer coord.Close()
+	defer stop()
 	sess, err := coord.NewSession(ctx, "bench", "spate")
 	if err != nil {
 		return 0, 0, err

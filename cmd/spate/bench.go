@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/spatedb/spate/bench"
 	"github.com/spatedb/spate/bench/linearroad"
@@ -17,15 +23,48 @@ import (
 
 func runBench(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: spate bench agg|lrb [flags]")
+		return fmt.Errorf("usage: spate bench agg|lrb|net [flags]")
 	}
 	switch args[0] {
 	case "agg":
 		return benchAgg(args[1:])
 	case "lrb":
 		return benchLRB(args[1:])
+	case "net":
+		return benchNet(args[1:])
+	case "net-send": // the sending process of bench net
+		return benchNetSend(args[1:])
 	}
-	return fmt.Errorf("unknown benchmark %q: use agg or lrb", args[0])
+	return fmt.Errorf("unknown benchmark %q: use agg, lrb or net", args[0])
+}
+
+// benchEngine is an engine of n worker processes on loopback (none: every
+// instance in this process), with logs off.
+func benchEngine(n int) bench.Engine {
+	name := fmt.Sprintf("%d workers", n)
+	if n == 1 {
+		name = "1 worker"
+	}
+	return bench.Engine{Name: name, Start: func() (*cluster.Coordinator, func(), error) {
+		token := make([]byte, 16)
+		if _, err := rand.Read(token); err != nil {
+			return nil, nil, err
+		}
+		return startLocalCluster(context.Background(), cluster.Config{Token: hex.EncodeToString(token), Logger: zerolog.Nop()}, n, "warn")
+	}}
+}
+
+// parseWorkerCounts reads "1,2" into [1 2].
+func parseWorkerCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 64 {
+			return nil, fmt.Errorf("--workers: %q is not a list of worker counts such as 1,2", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func benchAgg(args []string) error {
@@ -34,10 +73,76 @@ func benchAgg(args []string) error {
 	fs.IntVar(&cfg.Rows, "rows", 10_000_000, "rows to aggregate")
 	fs.IntVar(&cfg.Keys, "keys", 1_000_000, "distinct GROUP BY keys")
 	fs.IntVar(&cfg.BatchRows, "batch", 65_536, "rows per Arrow batch")
+	workers := fs.String("workers", "", "instead of the one-core comparison with a Go loop, run on clusters of these numbers of worker processes (e.g. 1,2) and compare them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return bench.RunAgg(context.Background(), cfg, os.Stdout)
+	if *workers == "" {
+		return bench.RunAgg(context.Background(), cfg, os.Stdout)
+	}
+	counts, err := parseWorkerCounts(*workers)
+	if err != nil {
+		return err
+	}
+	var engines []bench.Engine
+	for _, n := range counts {
+		engines = append(engines, benchEngine(n))
+	}
+	return bench.RunAggScaling(context.Background(), cfg, engines, os.Stdout)
+}
+
+// benchNet measures the data plane between two processes: this one
+// receives, a child process of this binary sends.
+func benchNet(args []string) error {
+	fs := flag.NewFlagSet("bench net", flag.ContinueOnError)
+	dur := fs.Duration("duration", 3*time.Second, "how long each run sends")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	token := hex.EncodeToString(b)
+	ctx := context.Background()
+	run := func(mode string) (bench.DataPlaneResult, error) {
+		return bench.DataPlaneReceive(ctx, mode, token, func(addr string) (func() error, error) {
+			cmd := exec.Command(self, "bench", "net-send", "--mode", mode, "--addr", addr, "--duration", dur.String())
+			cmd.Env = append(os.Environ(), "SPATE_CLUSTER_TOKEN="+token)
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				return nil, err
+			}
+			return cmd.Wait, nil
+		})
+	}
+	modes := []string{"channel-pool", "channel", "raw"}
+	names := []string{"transport channel (as the runtime)", "transport channel, Go allocator", "raw TCP, same bytes"}
+	var runs []bench.DataPlaneResult
+	for _, m := range modes {
+		r, err := run(m)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m, err)
+		}
+		runs = append(runs, r)
+	}
+	bench.ReportDataPlane(os.Stdout, names, runs)
+	return nil
+}
+
+func benchNetSend(args []string) error {
+	fs := flag.NewFlagSet("bench net-send", flag.ContinueOnError)
+	mode := fs.String("mode", "channel", "channel or raw")
+	addr := fs.String("addr", "", "receiver address")
+	dur := fs.Duration("duration", 3*time.Second, "how long to send")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return bench.DataPlaneSend(context.Background(), *mode, *addr, os.Getenv("SPATE_CLUSTER_TOKEN"), *dur)
 }
 
 // benchLRB runs Linear Road against a server: the one given by --server,
@@ -52,7 +157,8 @@ func benchLRB(args []string) error {
 	setup := fs.Bool("setup", true, "create the stream, table and queries of queries.sql and load the history table")
 	csvPath := fs.String("csv", "", "write per-second notifications and latency to this CSV file")
 	plotPath := fs.String("plot", "", "write a chart of throughput and latency to this SVG file")
-	parallelism := fs.Int("parallelism", 1, "parallelism of the in-process server's partitioned stages")
+	parallelism := fs.Int("parallelism", 0, "parallelism of the started server's partitioned stages (0: one per worker, at least 1)")
+	workers := fs.Int("workers", 0, "worker processes the started server runs the queries on (0: all in this process)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,11 +173,24 @@ func benchLRB(args []string) error {
 	ctx := context.Background()
 	conn := *server
 	if conn == "" {
-		coord, err := cluster.NewCoordinator(cluster.Config{Parallelism: *parallelism})
+		eng := benchEngine(*workers)
+		if *workers == 0 {
+			eng.Start = func() (*cluster.Coordinator, func(), error) {
+				c, err := cluster.NewCoordinator(cluster.Config{Parallelism: max(*parallelism, 1)})
+				if err != nil {
+					return nil, nil, err
+				}
+				return c, c.Close, nil
+			}
+		}
+		coord, stopEngine, err := eng.Start()
 		if err != nil {
 			return err
 		}
-		defer coord.Close()
+		defer stopEngine()
+		if *parallelism > 0 {
+			fmt.Println("note: --parallelism applies to the in-process server; on workers it is one per worker")
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
@@ -86,7 +205,7 @@ func benchLRB(args []string) error {
 		defer srv.Close()
 		port := ln.Addr().(*net.TCPAddr).Port
 		conn = fmt.Sprintf("host=127.0.0.1 port=%d user=spate dbname=spate sslmode=disable", port)
-		fmt.Printf("started an in-process server on 127.0.0.1:%d (parallelism %d)\n", port, *parallelism)
+		fmt.Printf("started a server on 127.0.0.1:%d (%d workers, parallelism %d)\n", port, *workers, max(*parallelism, *workers, 1))
 	}
 	fmt.Printf("Linear Road: L=%d, %v of event time, speedup %s\n", *xways, *duration, *speedup)
 	res, err := linearroad.Run(ctx, linearroad.HarnessConfig{

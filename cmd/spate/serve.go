@@ -52,25 +52,11 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	coord, err := cluster.NewCoordinator(cluster.Config{Parallelism: *parallelism, Logger: log, Token: token, ClusterListen: *clusterListen})
+	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, Logger: log, Token: token, ClusterListen: *clusterListen}, *workers, *logLevel)
 	if err != nil {
 		return err
 	}
-	defer coord.Close()
-
-	children, err := startWorkers(*workers, coord.ClusterAddr(), token, *logLevel)
-	defer children.stop(log)
-	if err != nil {
-		return err
-	}
-	if *workers > 0 {
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := coord.WaitForWorkers(wctx, *workers)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("waiting for the workers to join: %w", err)
-		}
-	}
+	defer stopCluster()
 
 	srv, err := pgwire.NewServer(pgwire.Config{Listen: *pgListen, Logger: log}, coord)
 	if err != nil {
@@ -91,6 +77,34 @@ func portOf(addr string) string {
 		}
 	}
 	return addr
+}
+
+// startLocalCluster starts a coordinator heading n worker processes of
+// this binary on loopback and waits until they have joined; stop ends
+// the workers and the coordinator.
+func startLocalCluster(ctx context.Context, cfg cluster.Config, n int, logLevel string) (coord *cluster.Coordinator, stop func(), err error) {
+	coord, err = cluster.NewCoordinator(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	children, err := startWorkers(n, coord.ClusterAddr(), cfg.Token, logLevel)
+	stop = func() {
+		children.stop(cfg.Logger)
+		coord.Close()
+	}
+	if err == nil && n > 0 {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = coord.WaitForWorkers(wctx, n)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("waiting for the workers to join: %w", err)
+		}
+	}
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return coord, stop, nil
 }
 
 // workerProcs are the worker processes this server started; it owns them.
