@@ -233,7 +233,10 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 
 // remoteOutlet is an instance (or the sink) on another host: a transport
 // channel, which blocks on credit while the consumer is behind.
-type remoteOutlet struct{ s *transport.Sender }
+type remoteOutlet struct {
+	s    *transport.Sender
+	host string
+}
 
 func (o remoteOutlet) send(ctx context.Context, m message) error {
 	var err error
@@ -245,6 +248,9 @@ func (o remoteOutlet) send(ctx context.Context, m message) error {
 		_, err = o.s.SendWatermark(ctx, m.wm)
 	case m.barrier != 0:
 		_, err = o.s.SendBarrier(ctx, transport.Barrier{ID: m.barrier, Source: uint32(m.source)})
+	}
+	if err != nil && ctx.Err() == nil {
+		return errorf("58000", "lost the data channel to %s (%s): %v", o.host, o.s.ChannelID(), err)
 	}
 	return err
 }

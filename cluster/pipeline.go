@@ -285,7 +285,7 @@ func (p *pipeline) outlet(ctx context.Context, ch channelName) (outlet, error) {
 	p.mu.Lock()
 	p.senders = append(p.senders, s)
 	p.mu.Unlock()
-	return remoteOutlet{s}, nil
+	return remoteOutlet{s: s, host: host}, nil
 }
 
 // attach takes an incoming channel for this pipeline: a goroutine moves
@@ -318,7 +318,7 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 			f, err := r.Recv(p.ctx)
 			if err != nil {
 				if p.ctx.Err() == nil && !errors.Is(err, io.EOF) {
-					p.fail(fmt.Errorf("channel %s: %w", ch, err))
+					p.fail(errorf("58000", "lost the data channel from %s (%s): %v", p.place.Hosts[ch.fromStage][ch.fromIdx], ch, err))
 				}
 				return
 			}

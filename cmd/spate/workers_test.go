@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -217,5 +219,61 @@ func TestClusterTokenInDataDir(t *testing.T) {
 	again, err := os.ReadFile(filepath.Join(dir, "cluster-token"))
 	if err != nil || !bytes.Equal(token, again) {
 		t.Errorf("the token changed across restarts: %q then %q (%v)", token, again, err)
+	}
+}
+
+// TestWorkerDeathFailsItsQueries kills a worker with SIGKILL: the queries
+// that had instances on it fail with a message naming the worker, while
+// ingestion and a query running only on the coordinator carry on.
+func TestWorkerDeathFailsItsQueries(t *testing.T) {
+	srv := sqltest.StartSpate(t, "--workers", "2")
+	ctx := context.Background()
+	conn := sqltest.Connect(t, srv.ConnString())
+	for _, sql := range []string{
+		"CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's')",
+		"CREATE CONTINUOUS QUERY spread AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k",
+		"CREATE CONTINUOUS QUERY local AS SELECT k, t FROM ev WHERE k > 0",
+		"INSERT INTO ev VALUES (1, 1), (2, 2)",
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pid FROM spate_workers WHERE id = 'w1'").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the query on the dead worker to fail", func() bool {
+		var status string
+		err := conn.QueryRow(ctx, "SELECT status FROM spate_continuous_queries WHERE name = 'spread'").Scan(&status)
+		return err == nil && strings.HasPrefix(status, "failed: ") && strings.Contains(status, "w1")
+	})
+	var dead int
+	if err := conn.QueryRow(ctx, "SELECT COUNT(*) FROM spate_workers WHERE id = 'w1' AND status = 'dead'").Scan(&dead); err != nil || dead != 1 {
+		t.Fatalf("SHOW WORKERS does not show w1 dead: %d %v", dead, err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO ev VALUES (3, 3)"); err != nil {
+		t.Fatalf("INSERT after the worker died: %v", err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT COUNT(*) FROM local").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("the coordinator-only query has %d rows (%v), want 3", n, err)
+	}
+	if _, err := conn.PgConn().CopyTo(ctx, io.Discard, "COPY (SUBSCRIBE spread) TO STDOUT"); err == nil || !strings.Contains(err.Error(), "w1") {
+		t.Fatalf("SUBSCRIBE to the failed query: %v, want an error naming w1", err)
+	}
+	// A query created now runs on the surviving worker.
+	if _, err := conn.Exec(ctx, "CREATE CONTINUOUS QUERY again AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO ev VALUES (4, 4)"); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := sqltest.QueryText(ctx, conn.PgConn(), "SELECT DISTINCT worker FROM spate_instances WHERE query = 'again' AND stage = 1")
+	if err != nil || fmt.Sprint(hosts) != "[[w2]]" {
+		t.Fatalf("the new query runs on %v (%v), want w2 only", hosts, err)
 	}
 }
