@@ -34,6 +34,8 @@ type placement struct {
 	Hosts [][]string `json:"hosts"`
 	// Addrs is the data-plane address of each host.
 	Addrs map[string]string `json:"addrs"`
+	// Version is the routing version the instances start with.
+	Version uint64 `json:"version"`
 }
 
 // hostsOf lists the distinct hosts of a placement other than skip.

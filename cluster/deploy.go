@@ -81,7 +81,7 @@ func (c *Coordinator) defaultParallelism() string {
 func (c *Coordinator) place(q *planner.ContinuousQuery) placement {
 	c.mu.Lock()
 	c.nextRun++
-	pl := placement{Run: "r" + strconv.Itoa(c.nextRun), Addrs: map[string]string{}}
+	pl := placement{Run: "r" + strconv.Itoa(c.nextRun), Addrs: map[string]string{}, Version: 1}
 	c.mu.Unlock()
 	workers := c.liveWorkers()
 	if c.net != nil {

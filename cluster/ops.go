@@ -661,7 +661,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		}
 		return cols, rows, true
 	case "instances":
-		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"queue_depth", planner.TypeBigInt}, {"busy_seconds", planner.TypeDouble}}
+		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"queue_depth", planner.TypeBigInt}, {"busy_seconds", planner.TypeDouble}, {"route_version", planner.TypeBigInt}}
 		var rows [][]any
 		for _, q := range c.catalog.Queries() {
 			c.mu.Lock()
@@ -674,7 +674,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 				stage := q.Plan.Stages[st.Stage]
 				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, st.Instance), st.Host,
 					st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark),
-					int64(st.QueueDepth), st.BusySeconds})
+					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion)})
 			}
 		}
 		return cols, rows, true

@@ -92,6 +92,18 @@ type barrierWait struct {
 	done      chan struct{}
 }
 
+// route is an instance's routing state towards the stage it feeds: the
+// key ranges of the consumer's instances and the outlet that reaches each
+// (a local instance, a worker, or the sink after the last stage). It is
+// versioned: a query's routes start at placement.Version, and a change of
+// ranges or hosts (scale-out, recovery) installs a higher version.
+type route struct {
+	version     uint64
+	partitionBy []int    // key columns of the consumer's side
+	splits      []uint64 // consumer instance i owns hashes [splits[i-1], splits[i])
+	outs        []outlet // outs[i] reaches consumer instance i
+}
+
 // instance is one running copy of a stage.
 type instance struct {
 	p     *pipeline
@@ -107,12 +119,8 @@ type instance struct {
 	wm        int64   // merged watermark (minimum over upstreams)
 	out       int64   // output watermark last forwarded
 	barriers  map[uint64]int
-	// routing to the consumer stage: outs[i] feeds its instance i (the
-	// sink, alone, after the last stage).
-	outs        []outlet
-	partitionBy []int
-	splits      []uint64 // instance i owns [splits[i-1], splits[i])
-	hashes      []uint64
+	route     route
+	hashes    []uint64
 	// lag is how far (µs) the stage's output watermark trails its input
 	// watermark: an interval join still emits left rows (null-padded ones)
 	// up to its upper bound after the watermark passed their time.
@@ -207,8 +215,8 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 			}
 			if c := p.consumer[s]; c.stage >= 0 {
 				next := stages[c.stage]
-				in.partitionBy = next.Sides[c.side].PartitionBy
-				in.splits = evenSplits(next.Parallelism)
+				in.route.partitionBy = next.Sides[c.side].PartitionBy
+				in.route.splits = evenSplits(next.Parallelism)
 			}
 			in.chain = newChain(head, ops, in.emit)
 			in.lag = watermarkLag(st)
@@ -232,13 +240,14 @@ func (p *pipeline) start(ctx context.Context) error {
 			if in == nil {
 				continue
 			}
+			in.route.version = p.place.Version
 			c := p.consumer[s]
 			if c.stage < 0 {
 				o, err := p.outlet(ctx, channelName{run: p.place.Run, fromStage: s, fromIdx: in.idx, toStage: -1})
 				if err != nil {
 					return err
 				}
-				in.outs = []outlet{o}
+				in.route.outs = []outlet{o}
 				continue
 			}
 			for j := range p.stages[c.stage] {
@@ -246,7 +255,7 @@ func (p *pipeline) start(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				in.outs = append(in.outs, o)
+				in.route.outs = append(in.route.outs, o)
 			}
 		}
 	}
@@ -452,7 +461,7 @@ func (in *instance) barrierWidth(src int) int {
 // (or to the sink).
 func (in *instance) forward(m message) error {
 	m.from, m.side = in.idx, in.p.consumer[in.stage].side
-	for _, o := range in.outs {
+	for _, o := range in.route.outs {
 		if err := in.p.deliver(o, m); err != nil {
 			return err
 		}
@@ -467,12 +476,13 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 	}
 	in.rowsOut += rec.NumRows()
 	side := in.p.consumer[in.stage].side
-	if len(in.outs) == 1 {
+	r := &in.route
+	if len(r.outs) == 1 {
 		rec.Retain()
-		return in.p.deliver(in.outs[0], message{side: side, from: in.idx, rec: rec})
+		return in.p.deliver(r.outs[0], message{side: side, from: in.idx, rec: rec})
 	}
-	in.hashes = exec.HashColumns(rec, in.partitionBy, in.hashes[:0])
-	parts, err := splitByRange(rec, in.hashes, in.splits)
+	in.hashes = exec.HashColumns(rec, r.partitionBy, in.hashes[:0])
+	parts, err := splitByRange(rec, in.hashes, r.splits)
 	if err != nil {
 		return err
 	}
@@ -480,7 +490,7 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 		if part == nil {
 			continue
 		}
-		if err := in.p.deliver(in.outs[i], message{side: side, from: in.idx, rec: part}); err != nil {
+		if err := in.p.deliver(r.outs[i], message{side: side, from: in.idx, rec: part}); err != nil {
 			for _, rest := range parts[i+1:] {
 				if rest != nil {
 					rest.Release()
@@ -723,13 +733,14 @@ func (p *pipeline) closeAll() {
 // instanceStatus reports one instance for SHOW INSTANCES and the
 // coordinator's status calls (it crosses the control plane as JSON).
 type instanceStatus struct {
-	Stage       int        `json:"stage"`
-	Instance    int        `json:"instance"`
-	Host        string     `json:"host"`
-	Stats       exec.Stats `json:"stats"`
-	Watermark   int64      `json:"watermark"`
-	QueueDepth  int        `json:"queue_depth"`
-	BusySeconds float64    `json:"busy_seconds"`
+	RouteVersion uint64     `json:"route_version"`
+	Stage        int        `json:"stage"`
+	Instance     int        `json:"instance"`
+	Host         string     `json:"host"`
+	Stats        exec.Stats `json:"stats"`
+	Watermark    int64      `json:"watermark"`
+	QueueDepth   int        `json:"queue_depth"`
+	BusySeconds  float64    `json:"busy_seconds"`
 }
 
 // localStats reads the local instances' counters as published after
@@ -745,7 +756,7 @@ func (p *pipeline) localStats() []instanceStatus {
 			if ps := in.published.Load(); ps != nil {
 				stats = *ps
 			}
-			out = append(out, instanceStatus{Stage: s, Instance: i, Host: p.host, Stats: stats, Watermark: in.wmPub.Load(),
+			out = append(out, instanceStatus{RouteVersion: in.route.version, Stage: s, Instance: i, Host: p.host, Stats: stats, Watermark: in.wmPub.Load(),
 				QueueDepth: len(in.in), BusySeconds: float64(in.busy.Load()) / 1e9})
 		}
 	}

@@ -2,10 +2,15 @@
 // the coordinator's Registry of workers and the worker's side, Join. A
 // worker connects to the registry over TCP, both prove they hold the
 // shared cluster token, the worker registers (version, PID, data-plane
-// address, host name) and then sends a heartbeat with its load every
-// interval. The registry keeps each worker's registration, last load and
-// liveness (alive, suspect, dead) for SHOW WORKERS, and reports joins and
-// deaths on Events for the recovery logic.
+// address, host name) and then sends a heartbeat with its load (process
+// and per instance) every interval. The registry keeps each worker's
+// registration, last load and liveness (alive, suspect, dead) for SHOW
+// WORKERS, and reports joins and deaths on Events for the recovery logic.
+// Over the same connection the coordinator calls the worker (Call: a
+// request with an ID, answered by a reply with that ID, bounded by the
+// caller's context) and the worker sends notices (OnNotice). The kinds
+// and bodies of requests and notices belong to the caller (cluster:
+// deploy, start, stop, status; failed).
 //
 // # Using it
 //
@@ -13,11 +18,13 @@
 //	go reg.Serve(ctx)                 // accepts workers at reg.Addr()
 //	for ev := range reg.Events() { … } // WorkerJoined, WorkerDead
 //	ws := reg.Workers()               // snapshot, dead workers included
+//	err = reg.Call(ctx, "w1", "status", req, &reply) // JSON in, JSON out
 //	reg.Close()                       // idempotent, waits for its goroutines
 //
 // and in the worker process (spate worker --join HOST:PORT):
 //
-//	err := control.Join(ctx, control.JoinConfig{Coordinator: addr, Token: token})
+//	err := control.Join(ctx, control.JoinConfig{Coordinator: addr, Token: token,
+//		Handle: func(ctx, kind, body) (any, error) { … }, Notices: ch, Instances: loads})
 //
 // # Handshake
 //
@@ -38,14 +45,15 @@
 // # Framing
 //
 // After the handshake each message is a frame: a 4-byte big-endian length
-// n (1 ≤ n ≤ 1 MiB) followed by n bytes of JSON, an envelope
-// {"type": "register"|"welcome"|"heartbeat", "<type>": {…}} with exactly
-// one body. The worker sends register, the registry answers welcome (the
-// worker's ID and the heartbeat interval), then the worker sends a
-// heartbeat at once and every interval. JSON keeps the messages readable
-// and extensible; at one small message per worker per second its cost
-// does not matter. Deploy/start/stop and route updates will be further
-// message types on the same connection.
+// n (1 ≤ n ≤ 16 MiB: a deploy carries a plan) followed by n bytes of
+// JSON, an envelope {"type": "register"|"welcome"|"heartbeat"|"request"|
+// "reply"|"notice", "<type>": {…}} with exactly one body. The worker
+// sends register, the registry answers welcome (the worker's ID and the
+// heartbeat interval), then the worker sends a heartbeat at once and
+// every interval. Requests run one at a time on the worker, in order (a
+// deploy completes before the start after it). JSON keeps the messages
+// readable and extensible; control traffic is a few small messages per
+// worker per second, so its cost does not matter.
 //
 // # Liveness
 //
@@ -63,6 +71,5 @@
 //
 // Join does not reconnect once a registered session breaks (it returns
 // the error; the caller may call it again). Dead workers stay in Workers
-// for the registry's lifetime. No TLS. The registry sends nothing to
-// workers after Welcome yet: instance deployment is future work.
+// for the registry's lifetime. No TLS.
 package control

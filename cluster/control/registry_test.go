@@ -3,7 +3,9 @@ package control
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -278,5 +280,84 @@ func TestCloseWithoutServe(t *testing.T) {
 	r.Close()
 	if _, ok := <-r.Events(); ok {
 		t.Fatal("Events not closed")
+	}
+}
+
+// TestCallsAndNotices: the coordinator calls a worker's handler and gets
+// its answer or its error, a call the worker does not answer in time
+// ends with the caller's deadline, calls to a gone worker fail at once,
+// and the worker's notices and per-instance loads reach the registry.
+func TestCallsAndNotices(t *testing.T) {
+	notices := make(chan Notice, 1)
+	r, _ := startRegistry(t, RegistryConfig{HeartbeatInterval: 20 * time.Millisecond,
+		OnNotice: func(worker string, n Notice) {
+			if worker == "w1" {
+				notices <- n
+			}
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	send := make(chan Notice, 1)
+	release := make(chan struct{})
+	joined := make(chan error, 1)
+	go func() {
+		joined <- Join(ctx, JoinConfig{Coordinator: r.Addr().String(), Token: testToken, Notices: send,
+			Instances: func() []InstanceLoad { return []InstanceLoad{{Query: "q", Stage: 1, RowsIn: 7}} },
+			Handle: func(ctx context.Context, kind string, body json.RawMessage) (any, error) {
+				switch kind {
+				case "echo":
+					var s string
+					if err := json.Unmarshal(body, &s); err != nil {
+						return nil, err
+					}
+					return s + "!", nil
+				case "slow":
+					<-release
+					return nil, nil
+				}
+				return nil, fmt.Errorf("no such request %q", kind)
+			}})
+	}()
+	waitFor(t, "a heartbeat with instance loads", func() bool {
+		w, ok := onlyWorker(r)
+		return ok && len(w.Load.Instances) == 1 && w.Load.Instances[0].RowsIn == 7
+	})
+	call := func(kind string, timeout time.Duration) (string, error) {
+		cctx, ccancel := context.WithTimeout(context.Background(), timeout)
+		defer ccancel()
+		var out string
+		err := r.Call(cctx, "w1", kind, "hi", &out)
+		return out, err
+	}
+	if out, err := call("echo", 5*time.Second); err != nil || out != "hi!" {
+		t.Fatalf("echo: %q, %v", out, err)
+	}
+	if _, err := call("nope", 5*time.Second); err == nil || !strings.Contains(err.Error(), `no such request "nope"`) {
+		t.Fatalf("failing request: %v", err)
+	}
+	if _, err := call("slow", 50*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("unanswered request: %v", err)
+	}
+	close(release)
+	// The late reply to the slow call is dropped; the next call still works.
+	if out, err := call("echo", 5*time.Second); err != nil || out != "hi!" {
+		t.Fatalf("echo after a timed-out call: %q, %v", out, err)
+	}
+	send <- Notice{Kind: "failed", Body: json.RawMessage(`{"run":"r1"}`)}
+	select {
+	case n := <-notices:
+		if n.Kind != "failed" || string(n.Body) != `{"run":"r1"}` {
+			t.Fatalf("notice %+v", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the notice did not arrive")
+	}
+	if err := r.Call(context.Background(), "w9", "echo", "x", nil); err == nil || !strings.Contains(err.Error(), "unknown worker") {
+		t.Fatalf("call to an unknown worker: %v", err)
+	}
+	cancel()
+	<-joined
+	waitFor(t, "the worker to be dead", func() bool { w, _ := onlyWorker(r); return w.Status == StatusDead })
+	if _, err := call("echo", 5*time.Second); !errors.Is(err, ErrWorkerGone) {
+		t.Fatalf("call to a dead worker: %v", err)
 	}
 }
