@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,11 +143,8 @@ func TestMetamorphicParallelism(t *testing.T) {
 	lines = append(lines, fmt.Sprintf("0,0,%d", tm+1000))
 
 	results := map[string]string{}
-	for _, cfg := range []struct{ par, batch int }{{1, 8192}, {3, 100}, {4, 1}, {2, 777}} {
-		c, err := NewCoordinator(Config{Parallelism: cfg.par, BatchRows: cfg.batch})
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, cfg := range []struct{ par, batch, workers int }{{1, 8192, 0}, {3, 100, 0}, {4, 1, 0}, {2, 777, 0}, {3, 500, 3}, {4, 64, 2}} {
+		c, stopWorkers := startTestCluster(t, Config{Parallelism: cfg.par, BatchRows: cfg.batch}, cfg.workers)
 		s, _ := c.NewSession(context.Background(), "t", "spate")
 		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
 		for name, q := range metamorphicQueries {
@@ -171,7 +169,42 @@ func TestMetamorphicParallelism(t *testing.T) {
 		if want := 1 + cfg.par; countPrefix(inst, "tumble") != want {
 			t.Errorf("SHOW INSTANCES lists %d instances of tumble, want %d", countPrefix(inst, "tumble"), want)
 		}
+		stopWorkers()
 		c.Close()
+	}
+}
+
+// startTestCluster starts a coordinator and, when workers > 0, that many
+// worker runtimes in this process (real control and data planes over
+// loopback TCP) that have joined it.
+func startTestCluster(t *testing.T, cfg Config, workers int) (*Coordinator, func()) {
+	t.Helper()
+	if workers > 0 {
+		cfg.Token = "test-token"
+	}
+	c, err := NewCoordinator(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := RunWorker(ctx, WorkerConfig{Join: c.ClusterAddr(), Token: cfg.Token}); err != nil && ctx.Err() == nil {
+				t.Errorf("worker: %v", err)
+			}
+		}()
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := c.WaitForWorkers(wctx, workers); err != nil {
+		t.Fatal(err)
+	}
+	return c, func() {
+		cancel()
+		wg.Wait()
 	}
 }
 
