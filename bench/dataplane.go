@@ -9,11 +9,10 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/spatedb/spate/cluster/transport"
+	"github.com/spatedb/spate/internal/benchdata"
 )
 
 // The data-plane benchmark measures batches between two processes, as
@@ -23,30 +22,6 @@ import (
 // flow control, Arrow IPC framing, zero-copy receive) and over a raw TCP
 // connection that writes and reads the same number of bytes per batch
 // into reused buffers (the ceiling of the loopback link).
-
-// DataPlaneRows is the rows per batch: 64K rows of (int64, float64,
-// timestamp, short string), about 2 MB on the wire.
-const DataPlaneRows = 64 << 10
-
-// DataPlaneBatch builds the benchmark batch.
-func DataPlaneBatch() arrow.RecordBatch {
-	schema := arrow.NewSchema([]arrow.Field{
-		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
-		{Name: "price", Type: arrow.PrimitiveTypes.Float64},
-		{Name: "ts", Type: arrow.FixedWidthTypes.Timestamp_us},
-		{Name: "sym", Type: arrow.BinaryTypes.String},
-	}, nil)
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	syms := []string{"AAPL", "MSFT", "IBM", "GOOG", "AMZN", "SAP"}
-	for i := range DataPlaneRows {
-		b.Field(0).(*array.Int64Builder).Append(int64(i))
-		b.Field(1).(*array.Float64Builder).Append(float64(i) * 0.25)
-		b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(1_700_000_000_000_000 + int64(i)))
-		b.Field(3).(*array.StringBuilder).Append(syms[i%len(syms)])
-	}
-	return b.NewRecordBatch()
-}
 
 // wireBytes is the size of one batch as an IPC message (metadata and
 // body), the raw baseline's frame size.
@@ -86,7 +61,7 @@ func (r DataPlaneResult) bps() float64  { return float64(r.Batches) / r.Elapsed.
 // DataPlaneSend is the sending process: it sends batches for dur over a
 // channel ("channel") or raw TCP ("raw") to addr, then closes.
 func DataPlaneSend(ctx context.Context, mode, addr, token string, dur time.Duration) error {
-	rec := DataPlaneBatch()
+	rec := benchdata.Batch()
 	defer rec.Release()
 	deadline := time.Now().Add(dur)
 	switch mode {
@@ -170,7 +145,7 @@ func DataPlaneReceive(ctx context.Context, mode, token string, start func(addr s
 		res.Bytes = int64(r.Stats().Bytes)
 		return res, wait()
 	case "raw":
-		rec := DataPlaneBatch()
+		rec := benchdata.Batch()
 		size, err := wireBytes(rec)
 		rec.Release()
 		if err != nil {
@@ -214,7 +189,7 @@ func DataPlaneReceive(ctx context.Context, mode, token string, start func(addr s
 // ReportDataPlane prints each run's figures and its ratio to the last
 // one, the raw baseline.
 func ReportDataPlane(w io.Writer, names []string, runs []DataPlaneResult) {
-	fmt.Fprintf(w, "data plane between two processes on loopback (batches of %d rows):\n", DataPlaneRows)
+	fmt.Fprintf(w, "data plane between two processes on loopback (batches of %d rows):\n", benchdata.Rows)
 	raw := runs[len(runs)-1]
 	for i, r := range runs {
 		fmt.Fprintf(w, "  %-36s %6.0f MB/s  %6.0f batches/s  (%d batches in %v)  ratio to raw TCP %.2f\n",

@@ -8,34 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/spatedb/spate/internal/benchdata"
 )
 
-const benchRows = 64 << 10
-
-// benchBatch is 64K rows of 4 columns (int64 id, float64 price,
-// timestamp_us ts, string symbol of 3-4 bytes), about 2.3 MB of buffers.
-func benchBatch() arrow.RecordBatch {
-	schema := arrow.NewSchema([]arrow.Field{
-		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
-		{Name: "price", Type: arrow.PrimitiveTypes.Float64},
-		{Name: "ts", Type: arrow.FixedWidthTypes.Timestamp_us},
-		{Name: "sym", Type: arrow.BinaryTypes.String},
-	}, nil)
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	syms := []string{"AAPL", "MSFT", "IBM", "GOOG", "AMZN", "SAP"}
-	for i := range benchRows {
-		b.Field(0).(*array.Int64Builder).Append(int64(i))
-		b.Field(1).(*array.Float64Builder).Append(float64(i) * 0.25)
-		b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(1_700_000_000_000_000 + int64(i)))
-		b.Field(3).(*array.StringBuilder).Append(syms[i%len(syms)])
-	}
-	return b.NewRecordBatch()
-}
+const benchRows = benchdata.Rows
 
 // report adds rows/s and batches/s next to the MB/s SetBytes gives.
 func report(b *testing.B, elapsed, cpu time.Duration) {
@@ -60,7 +39,7 @@ func BenchmarkChannelThroughput(b *testing.B) {
 }
 
 func benchChannel(b *testing.B, window int64, mem memory.Allocator) {
-	rec := benchBatch()
+	rec := benchdata.Batch()
 	defer rec.Release()
 	l, err := ListenConfig{Token: testToken, Window: window, Allocator: mem}.Listen("127.0.0.1:0")
 	if err != nil {
@@ -115,7 +94,7 @@ func benchChannel(b *testing.B, window int64, mem memory.Allocator) {
 // loopback TCP connection with plain Write and ReadFull into a reused
 // buffer: the ceiling for any framing on this machine.
 func BenchmarkRawTCPBaseline(b *testing.B) {
-	rec := benchBatch()
+	rec := benchdata.Batch()
 	p, err := ipc.GetRecordBatchPayload(rec)
 	if err != nil {
 		b.Fatal(err)
@@ -177,7 +156,7 @@ func BenchmarkRawTCPBaseline(b *testing.B) {
 // reader over a loopback TCP connection: no framing, sequence numbers or
 // flow control of ours (and no bound on memory).
 func BenchmarkIPCStreamBaseline(b *testing.B) {
-	rec := benchBatch()
+	rec := benchdata.Batch()
 	defer rec.Release()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

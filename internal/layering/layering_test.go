@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"cluster":  {"planner", "exec", "storage", "parser"},
 	"elastic":  {"cluster"},
 	"pgwire":   {"parser", "planner", "cluster", "exec"},
-	"bench":    {"exec", "cluster", "parser"},
+	"bench":    {"exec", "cluster", "parser", "internal"},
 	"cmd":      {"*"},
 	"internal": {"*"},
 }

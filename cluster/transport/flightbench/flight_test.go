@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -24,33 +23,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/spatedb/spate/cluster/transport"
+	"github.com/spatedb/spate/internal/benchdata"
 )
 
 const (
-	rows  = 64 << 10
+	rows  = benchdata.Rows
 	token = "bench-token"
 )
-
-// batch is the transport benchmark's batch: 64K rows of int64, float64,
-// timestamp_us and a short string.
-func batch() arrow.RecordBatch {
-	schema := arrow.NewSchema([]arrow.Field{
-		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
-		{Name: "price", Type: arrow.PrimitiveTypes.Float64},
-		{Name: "ts", Type: arrow.FixedWidthTypes.Timestamp_us},
-		{Name: "sym", Type: arrow.BinaryTypes.String},
-	}, nil)
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	syms := []string{"AAPL", "MSFT", "IBM", "GOOG", "AMZN", "SAP"}
-	for i := range rows {
-		b.Field(0).(*array.Int64Builder).Append(int64(i))
-		b.Field(1).(*array.Float64Builder).Append(float64(i) * 0.25)
-		b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(1_700_000_000_000_000 + int64(i)))
-		b.Field(3).(*array.StringBuilder).Append(syms[i%len(syms)])
-	}
-	return b.NewRecordBatch()
-}
 
 // ipcBytes is the size of one batch as an IPC message (metadata + body),
 // the payload both transports carry.
@@ -113,7 +92,7 @@ func (s *server) DoPut(stream flight.FlightService_DoPutServer) error {
 // BenchmarkFlightDoPut streams the batches with Arrow Flight's DoPut
 // (gRPC, HTTP/2) over loopback: the alternative the issue names.
 func BenchmarkFlightDoPut(b *testing.B) {
-	rec := batch()
+	rec := benchdata.Batch()
 	defer rec.Release()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -165,7 +144,7 @@ func BenchmarkSpateChannel(b *testing.B) {
 }
 
 func benchChannel(b *testing.B, mem memory.Allocator) {
-	rec := batch()
+	rec := benchdata.Batch()
 	defer rec.Release()
 	l, err := transport.ListenConfig{Token: token, Allocator: mem}.Listen("127.0.0.1:0")
 	if err != nil {
