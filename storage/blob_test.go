@@ -1,0 +1,250 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// testStore is the conformance test every BlobStore passes.
+func testStore(t *testing.T, s BlobStore) {
+	ctx := context.Background()
+	if _, err := s.Get(ctx, "a/missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("%s: Get of a missing key: %v, want ErrNotFound", s, err)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	blobs := map[string][]byte{
+		"ckpt/q1/s1.i0/000001": []byte("first"),
+		"ckpt/q1/s1.i0/000002": big,
+		"ckpt/q1/s1.i1/000001": {},
+		"ckpt/q2/s1.i0/000001": []byte("other query"),
+		"catalog":              []byte(`{"version":1}`),
+	}
+	for k, v := range blobs {
+		if err := s.Put(ctx, k, v); err != nil {
+			t.Fatalf("%s: Put %s: %v", s, k, err)
+		}
+	}
+	for k, v := range blobs {
+		got, err := s.Get(ctx, k)
+		if err != nil || !bytes.Equal(got, v) {
+			t.Fatalf("%s: Get %s: %d bytes, %v; want %d bytes", s, k, len(got), err, len(v))
+		}
+	}
+	// Put replaces.
+	if err := s.Put(ctx, "catalog", []byte(`{"version":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, "catalog"); string(got) != `{"version":2}` {
+		t.Fatalf("%s: after a second Put: %q", s, got)
+	}
+	keys, err := s.List(ctx, "ckpt/q1/")
+	want := []string{"ckpt/q1/s1.i0/000001", "ckpt/q1/s1.i0/000002", "ckpt/q1/s1.i1/000001"}
+	if err != nil || !reflect.DeepEqual(keys, want) {
+		t.Fatalf("%s: List ckpt/q1/: %v, %v; want %v", s, keys, err, want)
+	}
+	if all, err := s.List(ctx, ""); err != nil || len(all) != len(blobs) {
+		t.Fatalf("%s: List all: %v, %v", s, all, err)
+	}
+	if err := s.Delete(ctx, "ckpt/q1/s1.i0/000001"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "ckpt/q1/s1.i0/000001"); err != nil {
+		t.Fatalf("%s: deleting a missing key: %v", s, err)
+	}
+	if _, err := s.Get(ctx, "ckpt/q1/s1.i0/000001"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("%s: Get after Delete: %v", s, err)
+	}
+	for _, bad := range []string{"", "/abs", "a//b", "a/../b", "a/./b", "back\\slash"} {
+		if err := s.Put(ctx, bad, []byte("x")); err == nil {
+			t.Errorf("%s: Put accepted the key %q", s, bad)
+		}
+	}
+	// Concurrent writers to different keys.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Put(ctx, fmt.Sprintf("conc/%d", i), []byte{byte(i)}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if keys, _ := s.List(ctx, "conc/"); len(keys) != 8 {
+		t.Fatalf("%s: %d of 8 concurrent blobs", s, len(keys))
+	}
+}
+
+func TestMemory(t *testing.T) { testStore(t, NewMemory()) }
+
+func TestDir(t *testing.T) {
+	dir := t.TempDir()
+	d, err := NewDir(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testStore(t, d)
+	// Leftovers of an interrupted Put are not blobs.
+	if err := os.WriteFile(filepath.Join(dir, "store", "catalog.123"+tmpSuffix), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := d.List(context.Background(), "catalog")
+	if !reflect.DeepEqual(keys, []string{"catalog"}) {
+		t.Fatalf("List sees a temporary file: %v", keys)
+	}
+	// Another process (a restarted server) sees the same blobs.
+	again, err := Open(context.Background(), "file://"+filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := again.Get(context.Background(), "catalog"); err != nil || string(got) != `{"version":2}` {
+		t.Fatalf("reopened: %q %v", got, err)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	ctx := context.Background()
+	for loc, want := range map[string]string{
+		"memory": "memory",
+		"s3://bucket/some/prefix?endpoint=http://127.0.0.1:9000&path_style=true": "s3://bucket/some/prefix at http://127.0.0.1:9000",
+	} {
+		s, err := Open(ctx, loc)
+		if err != nil || s.String() != want {
+			t.Errorf("Open(%q) = %v, %v; want %s", loc, s, err, want)
+		}
+	}
+	for _, bad := range []string{"gs://bucket", "s3:///nobucket"} {
+		if _, err := Open(ctx, bad); err == nil {
+			t.Errorf("Open(%q) succeeded", bad)
+		}
+	}
+}
+
+// TestS3Fake runs the conformance test against gofakes3 serving the S3
+// API over HTTP in this process, with and without a key prefix.
+func TestS3Fake(t *testing.T) {
+	srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	defer srv.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "spate")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "spate-secret")
+	createBucket(t, srv.URL, "spate-test")
+	for _, prefix := range []string{"", "cluster-a/checkpoints"} {
+		s, err := Open(context.Background(), fmt.Sprintf("s3://spate-test/%s?endpoint=%s&path_style=true&region=us-east-1", prefix, srv.URL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		testStore(t, s)
+	}
+}
+
+// TestS3Versitygw runs the conformance test against versitygw, a real S3
+// server in its own process over a directory (installed by make test's
+// test-deps; under CI=true a missing binary fails the test).
+func TestS3Versitygw(t *testing.T) {
+	bin := versitygwBinary()
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("versitygw not found (make test-deps installs it with go install)")
+		}
+		t.Skip("versitygw not installed; make test-deps installs it")
+	}
+	port := freePort(t)
+	data := t.TempDir()
+	if err := os.Mkdir(filepath.Join(data, "spate-test"), 0o700); err != nil { // a bucket is a directory
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "--access", "spate", "--secret", "spate-secret", "--port", fmt.Sprintf("127.0.0.1:%d", port), "posix", data)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("versitygw did not start: %v\n%s", err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "spate")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "spate-secret")
+	s, err := Open(context.Background(), fmt.Sprintf("s3://spate-test/prefix?endpoint=http://%s&path_style=true&region=us-east-1", addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testStore(t, s)
+}
+
+// versitygwBinary finds versitygw on PATH or where go install puts it.
+func versitygwBinary() string {
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p
+	}
+	for _, dir := range []string{os.Getenv("GOBIN"), filepath.Join(os.Getenv("HOME"), "go", "bin")} {
+		if dir == "" {
+			continue
+		}
+		if p := filepath.Join(dir, "versitygw"); isExecutable(p) {
+			return p
+		}
+	}
+	if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		if p := filepath.Join(strings.TrimSpace(string(gp)), "bin", "versitygw"); isExecutable(p) {
+			return p
+		}
+	}
+	return ""
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// createBucket makes a bucket through the S3 API.
+func createBucket(t *testing.T, endpoint, bucket string) {
+	s, err := NewS3(context.Background(), S3Config{Bucket: bucket, Endpoint: endpoint, PathStyle: true, Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatalf("creating bucket %s: %v", bucket, err)
+	}
+}
