@@ -50,6 +50,10 @@ type Config struct {
 	// which workers dial to deliver results. Default: ClusterListen's
 	// host, any port.
 	DataListen string
+	// DataDir, when set, holds the write-ahead log (wal.go): every change
+	// is synced there before it is acknowledged, and Recover replays it
+	// after a restart. Default: nothing persists.
+	DataDir string
 }
 
 // Validate checks the configuration and fills in defaults.
@@ -84,6 +88,7 @@ type Coordinator struct {
 	planner *planner.Planner
 	reg     *control.Registry // nil without a cluster
 	net     *dataPlane        // nil without a cluster
+	wal     *wal              // nil without a data directory
 	bg      sync.WaitGroup
 
 	mu sync.Mutex
@@ -163,16 +168,25 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		streams: map[string]*streamRuntime{}, tables: map[string]*tableData{}, queries: map[string]*queryRuntime{},
 	}
 	c.registerSystemTables()
+	if cfg.DataDir != "" {
+		w, err := openWAL(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		c.wal = w
+	}
 	if cfg.Token == "" {
 		return c, nil
 	}
 	reg, err := control.NewRegistry(control.RegistryConfig{Listen: cfg.ClusterListen, Token: cfg.Token, Logger: cfg.Logger, OnNotice: c.onNotice})
 	if err != nil {
+		c.wal.close()
 		return nil, err
 	}
 	dp, err := newDataPlane(cfg.DataListen, cfg.Token, cfg.Logger)
 	if err != nil {
 		reg.Close()
+		c.wal.close()
 		return nil, err
 	}
 	c.reg, c.net = reg, dp
@@ -240,6 +254,9 @@ func (c *Coordinator) Close() {
 		c.reg.Close()
 		c.net.close()
 		c.bg.Wait()
+	}
+	if err := c.wal.close(); err != nil {
+		c.cfg.Logger.Error().Err(err).Msg("closing the write-ahead log")
 	}
 	for _, t := range c.tables {
 		t.mu.Lock()
@@ -422,8 +439,17 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 // the rest go to every continuous query reading the stream, followed by
 // the advanced watermark.
 func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec arrow.RecordBatch) error {
+	if c.wal != nil {
+		c.wal.order.RLock()
+		defer c.wal.order.RUnlock()
+	}
 	s.ingestMu.Lock()
 	defer s.ingestMu.Unlock()
+	// The log keeps the batch as it came: replay decides lateness again,
+	// from the same order.
+	if err := c.wal.appendData(walStream, s.def.Name, rec); err != nil {
+		return err
+	}
 	s.rowsIn.Add(rec.NumRows())
 	kept := rec
 	if et := s.def.EventTime; et >= 0 {
@@ -564,7 +590,15 @@ func flushReaders(ctx context.Context, readers []sourceReader) error {
 // appendTable adds rows to a table and passes them to the queries that
 // look rows up in it. rec is owned by the caller.
 func (c *Coordinator) appendTable(t *tableData, rec arrow.RecordBatch) error {
+	if c.wal != nil {
+		c.wal.order.RLock()
+		defer c.wal.order.RUnlock()
+	}
 	t.mu.Lock()
+	if err := c.wal.appendData(walTable, t.def.Name, rec); err != nil {
+		t.mu.Unlock()
+		return err
+	}
 	rec.Retain()
 	t.batches = append(t.batches, rec)
 	t.rows += rec.NumRows()
@@ -610,7 +644,15 @@ func (c *Coordinator) CloseWindows(ctx context.Context, stream string) error {
 	if s == nil {
 		return errorf(planner.CodeUndefinedTable, "stream %q does not exist", stream)
 	}
+	if c.wal != nil {
+		c.wal.order.RLock()
+		defer c.wal.order.RUnlock()
+	}
 	s.ingestMu.Lock()
+	if err := c.wal.appendStatement(walCloseWinds, stream, "", 0, nil); err != nil {
+		s.ingestMu.Unlock()
+		return err
+	}
 	s.maxTime = math.MaxInt64
 	s.watermark.Store(math.MaxInt64)
 	for _, r := range s.readers {
@@ -620,6 +662,9 @@ func (c *Coordinator) CloseWindows(ctx context.Context, stream string) error {
 		}
 	}
 	s.ingestMu.Unlock()
+	if err := c.wal.sync(); err != nil {
+		return err
+	}
 	return c.flushStream(ctx, s)
 }
 
@@ -638,7 +683,7 @@ func feedChange(r sourceReader, rec arrow.RecordBatch, op string) error {
 // clause are removed (DELETE) or replaced by their new values (UPDATE).
 // Queries looking rows up in the table see the change as "-" old rows and
 // "+" new rows. It returns the number of rows changed.
-func (c *Coordinator) modifyTable(ctx context.Context, plan *planner.ModifyPlan, params []Param) (int64, error) {
+func (c *Coordinator) modifyTable(ctx context.Context, sql string, plan *planner.ModifyPlan, params []Param) (int64, error) {
 	c.mu.Lock()
 	t := c.tables[plan.Table]
 	c.mu.Unlock()
@@ -686,6 +731,10 @@ func (c *Coordinator) modifyTable(ctx context.Context, plan *planner.ModifyPlan,
 			return nil
 		})
 	}
+	if c.wal != nil {
+		c.wal.order.RLock()
+		defer c.wal.order.RUnlock()
+	}
 	t.mu.Lock()
 	var kept, removed, added []arrow.RecordBatch
 	for _, batch := range t.batches {
@@ -703,6 +752,14 @@ func (c *Coordinator) modifyTable(ctx context.Context, plan *planner.ModifyPlan,
 			releaseBatches(added)
 			return 0, err
 		}
+	}
+	// Logged once it is known to succeed, before anything changes.
+	if err := c.wal.appendStatement(walModify, plan.Table, sql, 0, params); err != nil {
+		t.mu.Unlock()
+		releaseBatches(kept)
+		releaseBatches(removed)
+		releaseBatches(added)
+		return 0, err
 	}
 	var changed int64
 	for _, x := range removed {
@@ -730,8 +787,29 @@ func (c *Coordinator) modifyTable(ctx context.Context, plan *planner.ModifyPlan,
 	}
 	t.mu.Unlock()
 	releaseBatches(removed)
+	if err == nil {
+		err = c.wal.sync()
+	}
 	if err != nil {
 		return changed, err
 	}
 	return changed, flushReaders(ctx, readers)
+}
+
+// ddl applies a DDL statement with the log's order held exclusively and
+// logs it (with the parallelism a continuous query was planned with)
+// once it succeeded, durably.
+func (c *Coordinator) ddl(sql string, parallelism int, apply func() error) error {
+	if c.wal == nil {
+		return apply()
+	}
+	c.wal.order.Lock()
+	defer c.wal.order.Unlock()
+	if err := apply(); err != nil {
+		return err
+	}
+	if err := c.wal.appendStatement(walDDL, "", sql, parallelism, nil); err != nil {
+		return err
+	}
+	return c.wal.sync()
 }

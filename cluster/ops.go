@@ -184,9 +184,15 @@ func (c *Coordinator) ingest(ctx context.Context, relation string, rec arrow.Rec
 		if err := c.ingestStream(ctx, s, rec); err != nil {
 			return err
 		}
+		if err := c.wal.sync(); err != nil {
+			return err
+		}
 		return c.flushStream(ctx, s)
 	case t != nil:
-		return c.appendTable(t, rec)
+		if err := c.appendTable(t, rec); err != nil {
+			return err
+		}
+		return c.wal.sync()
 	}
 	return errorf(planner.CodeUndefinedTable, "relation %q does not exist", relation)
 }
@@ -516,10 +522,16 @@ func (ci *copyIn) Finish() (int64, error) {
 			b.Release()
 		}
 		ci.pending = nil
+		if err == nil {
+			err = ci.c.wal.sync()
+		}
 		if err != nil {
 			return 0, err
 		}
 		return rows, nil
+	}
+	if err := ci.c.wal.sync(); err != nil {
+		return 0, err
 	}
 	ci.c.mu.Lock()
 	s := ci.c.streams[ci.relation]

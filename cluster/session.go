@@ -142,10 +142,8 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 		if err != nil {
 			return Result{}, err
 		}
-		if err := s.c.addStream(st); err != nil {
-			if x.IfNotExists && isDuplicate(err) {
-				return Result{Tag: "CREATE STREAM"}, nil
-			}
+		err = s.c.ddl(x.SQL(), 0, func() error { return s.c.addStream(st) })
+		if err != nil && !(x.IfNotExists && isDuplicate(err)) {
 			return Result{}, err
 		}
 		return Result{Tag: "CREATE STREAM"}, nil
@@ -154,10 +152,8 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 		if err != nil {
 			return Result{}, err
 		}
-		if err := s.c.addTable(t); err != nil {
-			if x.IfNotExists && isDuplicate(err) {
-				return Result{Tag: "CREATE TABLE"}, nil
-			}
+		err = s.c.ddl(x.SQL(), 0, func() error { return s.c.addTable(t) })
+		if err != nil && !(x.IfNotExists && isDuplicate(err)) {
 			return Result{}, err
 		}
 		return Result{Tag: "CREATE TABLE"}, nil
@@ -167,17 +163,19 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 				return Result{Tag: "CREATE CONTINUOUS QUERY"}, nil
 			}
 		}
-		q, err := s.c.planner.ContinuousQuery(x, planner.Options{Parallelism: s.parallelism()})
+		par := s.parallelism()
+		q, err := s.c.planner.ContinuousQuery(x, planner.Options{Parallelism: par})
 		if err != nil {
 			return Result{}, err
 		}
-		if err := s.c.addQuery(q); err != nil {
+		if err := s.c.ddl(x.SQL(), par, func() error { return s.c.addQuery(q) }); err != nil {
 			return Result{}, err
 		}
 		return Result{Tag: "CREATE CONTINUOUS QUERY"}, nil
 	case *parser.Drop:
 		kind := map[parser.ObjectKind]planner.RelationKind{parser.KindStream: planner.RelStream, parser.KindTable: planner.RelTable, parser.KindContinuousQuery: planner.RelContinuousQuery}[x.Kind]
-		if err := s.c.drop(x.Name, kind, x.Cascade); err != nil {
+		err := s.c.ddl(x.SQL(), 0, func() error { return s.c.drop(x.Name, kind, x.Cascade) })
+		if err != nil {
 			if e, ok := err.(*planner.Error); ok && e.Code == planner.CodeUndefinedTable && x.IfExists {
 				return Result{Tag: "DROP " + string(x.Kind)}, nil
 			}
@@ -205,7 +203,7 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 		if err != nil {
 			return Result{}, err
 		}
-		n, err := s.c.modifyTable(ctx, plan, params)
+		n, err := s.c.modifyTable(ctx, x.SQL(), plan, params)
 		if err != nil {
 			return Result{}, err
 		}
@@ -215,7 +213,7 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 		if err != nil {
 			return Result{}, err
 		}
-		n, err := s.c.modifyTable(ctx, plan, params)
+		n, err := s.c.modifyTable(ctx, x.SQL(), plan, params)
 		if err != nil {
 			return Result{}, err
 		}

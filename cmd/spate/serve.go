@@ -30,7 +30,7 @@ func serve(args []string) error {
 	workers := fs.Int("workers", 2, "worker processes of this binary to start on loopback; continuous queries run their instances on the workers (0: every instance runs in this process, unless workers join by hand)")
 	clusterListen := fs.String("cluster-listen", "127.0.0.1:0", "address workers join (spate worker --join)")
 	clusterToken := fs.String("cluster-token", "", "shared secret of coordinator and workers (default: $SPATE_CLUSTER_TOKEN, else the one in <data-dir>/cluster-token, created on first start)")
-	dataDir := fs.String("data-dir", "./spate-data", "directory for the server's files (today: the cluster token)")
+	dataDir := fs.String("data-dir", "./spate-data", "directory for the server's files: the write-ahead log (every acknowledged change, replayed on restart) and the cluster token")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -52,11 +52,19 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, Logger: log, Token: token, ClusterListen: *clusterListen}, *workers, *logLevel)
+	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, Logger: log, Token: token, ClusterListen: *clusterListen, DataDir: *dataDir}, *workers, *logLevel)
 	if err != nil {
 		return err
 	}
 	defer stopCluster()
+	rs, err := coord.Recover(ctx)
+	if err != nil {
+		return fmt.Errorf("recovering from %s: %w", *dataDir, err)
+	}
+	if rs.Entries > 0 {
+		log.Info().Int64("statements", rs.Statements).Int64("rows", rs.Rows).Dur("took", rs.Elapsed).Str("data_dir", *dataDir).
+			Msg("recovered the previous run from the write-ahead log")
+	}
 
 	srv, err := pgwire.NewServer(pgwire.Config{Listen: *pgListen, Logger: log}, coord)
 	if err != nil {

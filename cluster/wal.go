@@ -1,0 +1,326 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/spatedb/spate/parser"
+	"github.com/spatedb/spate/planner"
+	"github.com/spatedb/spate/storage"
+)
+
+// wal is the coordinator's write-ahead log: every change that makes up
+// the server's state — DDL, batches ingested into streams and tables,
+// UPDATE/DELETE on tables, closing a stream's windows — in the order it
+// was applied, in a storage.Log under <data dir>/wal. A change is synced
+// to disk before it is acknowledged, so a restarted `spate serve`
+// (Coordinator.Recover) replays the log through the same code paths and
+// every continuous query is back where it was, with every acknowledged
+// row counted once. The engine is deterministic for one stream's rows in
+// a given order, which the log keeps.
+//
+// Until checkpoints bound it, the log grows with everything ingested and
+// a restart replays all of it.
+//
+// Order: DDL takes order exclusively, every other change shares it, so no
+// change is applied between a DDL's application and its log entry;
+// changes of one stream or table are logged under that relation's own
+// lock, in the order they are applied.
+type wal struct {
+	log *storage.Log
+
+	order sync.RWMutex
+
+	mu sync.Mutex
+	// protected by mu
+	replaying bool
+}
+
+// Entry kinds, in the schema metadata of each logged batch.
+const (
+	walKindKey    = "spate.wal.kind"
+	walRelKey     = "spate.wal.relation"
+	walDDL        = "ddl"    // 1 row: sql, parallelism
+	walStream     = "stream" // rows ingested into a stream
+	walTable      = "table"  // rows inserted into a table
+	walModify     = "modify" // 1 row: sql, params (UPDATE/DELETE on a table)
+	walCloseWinds = "close"  // a stream's windows closed (no rows)
+)
+
+func openWAL(dataDir string) (*wal, error) {
+	l, err := storage.OpenLog(filepath.Join(dataDir, "wal"), storage.LogOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &wal{log: l}, nil
+}
+
+// active reports whether changes are to be logged (a wal exists and is
+// not being replayed).
+func (w *wal) active() bool {
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.replaying
+}
+
+// appendData logs rows of a relation (kind walStream or walTable).
+func (w *wal) appendData(kind, relation string, rec arrow.RecordBatch) error {
+	if !w.active() {
+		return nil
+	}
+	md := rec.Schema().Metadata()
+	keys := append([]string{walKindKey, walRelKey}, md.Keys()...)
+	vals := append([]string{kind, relation}, md.Values()...)
+	schema := arrow.NewSchema(rec.Schema().Fields(), ptr(arrow.NewMetadata(keys, vals)))
+	tagged := array.NewRecordBatch(schema, rec.Columns(), rec.NumRows())
+	defer tagged.Release()
+	_, err := w.log.Append(tagged)
+	return err
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// appendStatement logs a statement (DDL or UPDATE/DELETE) as a one-row
+// batch.
+func (w *wal) appendStatement(kind, relation, sql string, parallelism int, params []Param) error {
+	if !w.active() {
+		return nil
+	}
+	enc, err := encodeParams(params)
+	if err != nil {
+		return err
+	}
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "sql", Type: arrow.BinaryTypes.String},
+		{Name: "parallelism", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "params", Type: arrow.BinaryTypes.String},
+	}, ptr(arrow.NewMetadata([]string{walKindKey, walRelKey}, []string{kind, relation})))
+	b := array.NewRecordBuilder(memoryAllocator, schema)
+	defer b.Release()
+	b.Field(0).(*array.StringBuilder).Append(sql)
+	b.Field(1).(*array.Int64Builder).Append(int64(parallelism))
+	b.Field(2).(*array.StringBuilder).Append(enc)
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	_, err = w.log.Append(rec)
+	return err
+}
+
+// sync makes everything logged so far durable; acknowledgements wait
+// for it.
+func (w *wal) sync() error {
+	if w == nil {
+		return nil
+	}
+	return w.log.Sync()
+}
+
+func (w *wal) close() error {
+	if w == nil {
+		return nil
+	}
+	return w.log.Close()
+}
+
+// wireParam keeps a parameter's Go type across JSON.
+type wireParam struct {
+	T string `json:"t"` // n(ull), s, i, f, b
+	V string `json:"v,omitempty"`
+}
+
+func encodeParams(params []Param) (string, error) {
+	out := make([]wireParam, len(params))
+	for i, p := range params {
+		switch x := p.(type) {
+		case nil:
+			out[i] = wireParam{T: "n"}
+		case string:
+			out[i] = wireParam{T: "s", V: x}
+		case int64:
+			out[i] = wireParam{T: "i", V: strconv.FormatInt(x, 10)}
+		case float64:
+			out[i] = wireParam{T: "f", V: strconv.FormatFloat(x, 'g', -1, 64)}
+		case bool:
+			out[i] = wireParam{T: "b", V: strconv.FormatBool(x)}
+		default:
+			return "", fmt.Errorf("cannot log a parameter of type %T", p)
+		}
+	}
+	b, err := json.Marshal(out)
+	return string(b), err
+}
+
+func decodeParams(s string) ([]Param, error) {
+	var in []wireParam
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, err
+	}
+	out := make([]Param, len(in))
+	for i, p := range in {
+		var err error
+		switch p.T {
+		case "n":
+		case "s":
+			out[i] = p.V
+		case "i":
+			out[i], err = strconv.ParseInt(p.V, 10, 64)
+		case "f":
+			out[i], err = strconv.ParseFloat(p.V, 64)
+		case "b":
+			out[i], err = strconv.ParseBool(p.V)
+		default:
+			err = fmt.Errorf("unknown parameter type %q", p.T)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// RecoveryStats says what Recover replayed.
+type RecoveryStats struct {
+	Entries    int64
+	Statements int64
+	Rows       int64
+	Elapsed    time.Duration
+}
+
+// Recover replays the write-ahead log of a previous run (a no-op without
+// a data directory or on a first start): streams, tables and continuous
+// queries are created again in their order, and every ingested batch and
+// table change is applied again in its order, so the results are those
+// of the run that wrote the log. Call it once, after the workers the
+// queries should run on have joined and before serving clients.
+func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
+	var st RecoveryStats
+	if c.wal == nil {
+		return st, nil
+	}
+	start := time.Now()
+	c.wal.mu.Lock()
+	c.wal.replaying = true
+	c.wal.mu.Unlock()
+	defer func() {
+		c.wal.mu.Lock()
+		c.wal.replaying = false
+		c.wal.mu.Unlock()
+	}()
+	sess := newSession(c, "recovery", "spate")
+	// A stream's rows are flushed through its queries before the next
+	// entry of anything else is replayed, as their acknowledgement did
+	// before the client sent its next statement: a table change replayed
+	// while the stream's rows were still on their way could overtake them
+	// in a lookup join.
+	pending := ""
+	settle := func(next string) error {
+		if pending == "" || pending == next {
+			return nil
+		}
+		c.mu.Lock()
+		s := c.streams[pending]
+		c.mu.Unlock()
+		pending = ""
+		if s == nil {
+			return nil
+		}
+		return c.flushStream(ctx, s)
+	}
+	err := c.wal.log.Read(1, func(seq uint64, rec arrow.RecordBatch) error {
+		st.Entries++
+		md := rec.Schema().Metadata()
+		kind, relation := metaValue(md, walKindKey), metaValue(md, walRelKey)
+		next := ""
+		if kind == walStream {
+			next = relation
+		}
+		if err := settle(next); err != nil {
+			return err
+		}
+		pending = next
+		switch kind {
+		case walDDL, walModify:
+			st.Statements++
+			return c.replayStatement(ctx, sess, rec)
+		case walStream, walTable:
+			st.Rows += rec.NumRows()
+			return c.replayData(ctx, kind, relation, rec)
+		case walCloseWinds:
+			return c.CloseWindows(ctx, relation)
+		}
+		return fmt.Errorf("write-ahead log entry %d: unknown kind %q", seq, kind)
+	})
+	if err != nil {
+		return st, fmt.Errorf("replaying the write-ahead log: %w", err)
+	}
+	// Let every query finish what the replayed rows started.
+	c.mu.Lock()
+	streams := make([]*streamRuntime, 0, len(c.streams))
+	for _, s := range c.streams {
+		streams = append(streams, s)
+	}
+	c.mu.Unlock()
+	for _, s := range streams {
+		if err := c.flushStream(ctx, s); err != nil {
+			return st, err
+		}
+	}
+	st.Elapsed = time.Since(start)
+	return st, nil
+}
+
+func metaValue(md arrow.Metadata, key string) string {
+	if i := md.FindKey(key); i >= 0 {
+		return md.Values()[i]
+	}
+	return ""
+}
+
+func (c *Coordinator) replayStatement(ctx context.Context, sess *session, rec arrow.RecordBatch) error {
+	sql := rec.Column(0).(*array.String).Value(0)
+	par := rec.Column(1).(*array.Int64).Value(0)
+	params, err := decodeParams(rec.Column(2).(*array.String).Value(0))
+	if err != nil {
+		return err
+	}
+	stmt, err := parser.ParseOne(sql)
+	if err != nil {
+		return fmt.Errorf("%q: %w", sql, err)
+	}
+	if par > 0 {
+		sess.settings["parallelism"] = strconv.FormatInt(par, 10)
+	}
+	if _, err := sess.Execute(ctx, stmt, params); err != nil {
+		return fmt.Errorf("%q: %w", sql, err)
+	}
+	return nil
+}
+
+func (c *Coordinator) replayData(ctx context.Context, kind, relation string, rec arrow.RecordBatch) error {
+	c.mu.Lock()
+	s, t := c.streams[relation], c.tables[relation]
+	c.mu.Unlock()
+	// Back to the relation's own schema (without the log's tags).
+	switch {
+	case kind == walStream && s != nil:
+		own := array.NewRecordBatch(s.schema, rec.Columns(), rec.NumRows())
+		defer own.Release()
+		return c.ingestStream(ctx, s, own)
+	case kind == walTable && t != nil:
+		own := array.NewRecordBatch(t.schema, rec.Columns(), rec.NumRows())
+		defer own.Release()
+		return c.appendTable(t, own)
+	}
+	return errorf(planner.CodeUndefinedTable, "the log has rows for %s %q, which does not exist at that point", kind, relation)
+}
