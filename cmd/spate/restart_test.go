@@ -110,7 +110,7 @@ func restartRecovers(t *testing.T, serverArgs []string) {
 	if err == nil && len(rows) == 1 {
 		total = rows[0][0]
 	}
-	if want := fmt.Sprint(len(bytes.Split(first, []byte("\n")))-1 + len(bytes.Split(second, []byte("\n"))) - 1 + 3); total != want {
+	if want := fmt.Sprint(len(bytes.Split(first, []byte("\n"))) - 1 + len(bytes.Split(second, []byte("\n"))) - 1 + 3); total != want {
 		t.Fatalf("SUM(n) over totals is %q after the restart, want %s (every acknowledged row once)", total, want)
 	}
 	if !bytes.Contains([]byte(restarted.Output()), []byte("recovered the previous run")) {
