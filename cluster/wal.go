@@ -237,8 +237,17 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 		}
 		return c.flushStream(ctx, s)
 	}
+	last := c.wal.log.Next() - 1
+	if last > 0 {
+		c.cfg.Logger.Info().Uint64("entries", last).Msg("replaying the write-ahead log of the previous run")
+	}
+	progress := time.Now()
 	err := c.wal.log.Read(1, func(seq uint64, rec arrow.RecordBatch) error {
 		st.Entries++
+		if time.Since(progress) > 5*time.Second {
+			progress = time.Now()
+			c.cfg.Logger.Info().Uint64("entry", seq).Uint64("of", last).Int64("rows", st.Rows).Msg("replaying the write-ahead log")
+		}
 		md := rec.Schema().Metadata()
 		kind, relation := metaValue(md, walKindKey), metaValue(md, walRelKey)
 		next := ""
@@ -262,7 +271,7 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 		return fmt.Errorf("write-ahead log entry %d: unknown kind %q", seq, kind)
 	})
 	if err != nil {
-		return st, fmt.Errorf("replaying the write-ahead log: %w", err)
+		return st, fmt.Errorf("replaying the write-ahead log (to start empty instead, move the data directory's wal folder away): %w", err)
 	}
 	// Let every query finish what the replayed rows started.
 	c.mu.Lock()
