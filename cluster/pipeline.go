@@ -82,6 +82,14 @@ type message struct {
 	hasWM   bool
 	barrier uint64 // flush barrier ID (0: none), see pipeline.flush
 	source  int    // with barrier: the source stage it started from
+	// snapshot asks the instance for a checkpoint of its state as of this
+	// point of its input (checkpoint.go).
+	snapshot chan<- snapshotReply
+}
+
+type snapshotReply struct {
+	snap *instanceSnapshot
+	err  error
 }
 
 // barrierWait is a flush waiting until every last-stage instance has
@@ -430,6 +438,10 @@ func (in *instance) handle(m message) error {
 		}
 		in.out = out
 		return in.forward(message{wm: out, hasWM: true})
+	case m.snapshot != nil:
+		snap, err := in.checkpoint()
+		m.snapshot <- snapshotReply{snap, err} // buffered by the asker
+		return nil
 	case m.barrier != 0:
 		in.barriers[m.barrier]++
 		if in.barriers[m.barrier] < in.barrierWidth(m.source) {

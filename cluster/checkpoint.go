@@ -1,0 +1,266 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/spatedb/spate/exec"
+)
+
+// instanceSnapshot is one instance's whole state at a point between two
+// messages: the snapshot of every stateful operator of its chain, the
+// watermarks it merged, and its counters. It is what recovery restores on
+// another worker and what scale-out partitions.
+type instanceSnapshot struct {
+	Stage    int `json:"stage"`
+	Instance int `json:"instance"`
+	// Watermarks is the latest watermark from each upstream slot (see
+	// instance.wms), Watermark the merged one, Out the last forwarded.
+	Watermarks []int64 `json:"watermarks"`
+	Watermark  int64   `json:"watermark"`
+	Out        int64   `json:"out"`
+	RowsIn     int64   `json:"rows_in"`
+	RowsOut    int64   `json:"rows_out"`
+	// Ops[i] is exec.Snapshot.Marshal of the chain's i-th operator (the
+	// two-input head first, when there is one); nil for a stateless one.
+	Ops [][]byte `json:"-"`
+}
+
+// errNotCheckpointable is returned for an operator without state
+// primitives that holds state (none today: stateless ones are skipped).
+var errNotCheckpointable = errors.New("operator has no checkpoint")
+
+// checkpointable is what both exec.Stateful and exec.StatefulBinary offer.
+type checkpointable interface {
+	Checkpoint() (*exec.Snapshot, error)
+	Restore(*exec.Snapshot) error
+}
+
+// operators lists the chain's operators in order, the head first.
+func (c *chain) operators() []any {
+	var out []any
+	if c.head != nil {
+		out = append(out, c.head)
+	}
+	for _, op := range c.ops {
+		out = append(out, op)
+	}
+	return out
+}
+
+// checkpoint snapshots the instance. It runs on the instance's goroutine
+// (or before the instance starts), between two messages.
+func (in *instance) checkpoint() (*instanceSnapshot, error) {
+	s := &instanceSnapshot{Stage: in.stage, Instance: in.idx, Watermarks: append([]int64(nil), in.wms...),
+		Watermark: in.wm, Out: in.out, RowsIn: in.rowsIn, RowsOut: in.rowsOut}
+	for i, op := range in.chain.operators() {
+		cp, ok := op.(checkpointable)
+		if !ok {
+			s.Ops = append(s.Ops, nil)
+			continue
+		}
+		snap, err := cp.Checkpoint()
+		if err != nil {
+			return nil, fmt.Errorf("stage %d instance %d operator %d: %w", in.stage, in.idx, i, err)
+		}
+		b, err := snap.Marshal()
+		snap.Release()
+		if err != nil {
+			return nil, err
+		}
+		s.Ops = append(s.Ops, b)
+	}
+	return s, nil
+}
+
+// restore replaces a fresh instance's state (not yet started) with a
+// snapshot of the same stage.
+func (in *instance) restore(s *instanceSnapshot) error {
+	ops := in.chain.operators()
+	if s.Stage != in.stage || len(s.Ops) != len(ops) || len(s.Watermarks) != len(in.wms) {
+		return fmt.Errorf("snapshot of stage %d (%d operators, %d inputs) does not fit stage %d (%d operators, %d inputs)",
+			s.Stage, len(s.Ops), len(s.Watermarks), in.stage, len(ops), len(in.wms))
+	}
+	for i, op := range ops {
+		if s.Ops[i] == nil {
+			continue
+		}
+		cp, ok := op.(checkpointable)
+		if !ok {
+			return fmt.Errorf("operator %d: %w", i, errNotCheckpointable)
+		}
+		snap, err := exec.UnmarshalSnapshot(s.Ops[i])
+		if err != nil {
+			return err
+		}
+		err = cp.Restore(snap)
+		snap.Release()
+		if err != nil {
+			return fmt.Errorf("stage %d instance %d operator %d: %w", in.stage, in.idx, i, err)
+		}
+	}
+	copy(in.wms, s.Watermarks)
+	in.wm, in.out, in.rowsIn, in.rowsOut = s.Watermark, s.Out, s.RowsIn, s.RowsOut
+	in.wmPub.Store(in.wm)
+	return nil
+}
+
+// marshal encodes the snapshot: a length-prefixed JSON header, then each
+// operator's bytes, length-prefixed (length 0 with a flag for none).
+func (s *instanceSnapshot) marshal() ([]byte, error) {
+	hdr, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	put := func(b []byte, present bool) {
+		var h [9]byte
+		binary.LittleEndian.PutUint64(h[:8], uint64(len(b)))
+		if present {
+			h[8] = 1
+		}
+		buf.Write(h[:])
+		buf.Write(b)
+	}
+	put(hdr, true)
+	binary.Write(&buf, binary.LittleEndian, uint32(len(s.Ops)))
+	for _, op := range s.Ops {
+		put(op, op != nil)
+	}
+	return buf.Bytes(), nil
+}
+
+// unmarshalInstanceSnapshot is the inverse of marshal.
+func unmarshalInstanceSnapshot(data []byte) (*instanceSnapshot, error) {
+	bad := errors.New("truncated or malformed instance snapshot")
+	next := func() ([]byte, bool, error) {
+		if len(data) < 9 {
+			return nil, false, bad
+		}
+		n, present := binary.LittleEndian.Uint64(data[:8]), data[8] == 1
+		data = data[9:]
+		if uint64(len(data)) < n {
+			return nil, false, bad
+		}
+		b := data[:n:n]
+		data = data[n:]
+		return b, present, nil
+	}
+	hdr, _, err := next()
+	if err != nil {
+		return nil, err
+	}
+	s := new(instanceSnapshot)
+	if err := json.Unmarshal(hdr, s); err != nil {
+		return nil, err
+	}
+	if len(data) < 4 {
+		return nil, bad
+	}
+	n := binary.LittleEndian.Uint32(data[:4])
+	data = data[4:]
+	if int(n) > len(data)/9 {
+		return nil, bad
+	}
+	for range n {
+		b, present, err := next()
+		if err != nil {
+			return nil, err
+		}
+		if !present {
+			b = nil
+		}
+		s.Ops = append(s.Ops, b)
+	}
+	if len(data) != 0 {
+		return nil, bad
+	}
+	return s, nil
+}
+
+// snapshotLocal checkpoints every instance this process runs, each on
+// its own goroutine at the point of its input where the request arrives.
+func (p *pipeline) snapshotLocal(ctx context.Context) ([]*instanceSnapshot, error) {
+	var out []*instanceSnapshot
+	for _, row := range p.stages {
+		for _, in := range row {
+			if in == nil {
+				continue
+			}
+			reply := make(chan snapshotReply, 1)
+			if err := p.deliver(localOutlet{in}, message{snapshot: reply}); err != nil {
+				return nil, err
+			}
+			select {
+			case r := <-reply:
+				if r.err != nil {
+					return nil, r.err
+				}
+				out = append(out, r.snap)
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-p.ctx.Done():
+				if err := p.failure(); err != nil {
+					return nil, err
+				}
+				return nil, p.ctx.Err()
+			}
+		}
+	}
+	return out, nil
+}
+
+// restoreLocal restores this process's instances (built, not started)
+// from snapshots of the same query.
+func (p *pipeline) restoreLocal(snaps []*instanceSnapshot) error {
+	for _, s := range snaps {
+		if s.Stage >= len(p.stages) || s.Instance >= len(p.stages[s.Stage]) {
+			return fmt.Errorf("snapshot of stage %d instance %d does not fit the plan", s.Stage, s.Instance)
+		}
+		in := p.stages[s.Stage][s.Instance]
+		if in == nil {
+			continue
+		}
+		if err := in.restore(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reopenLocal replaces a query's pipeline (every instance in this
+// process) with a new one restored from snapshots; the result store and
+// the query's readers stay. The caller makes sure nothing is ingested
+// into the query meanwhile. It is the local form of what recovery does
+// on workers.
+func (c *Coordinator) reopenLocal(qr *queryRuntime, snaps []*instanceSnapshot) error {
+	old := qr.pipeline
+	place := c.place(qr.def)
+	for _, row := range place.Hosts {
+		for i := range row {
+			row[i] = coordinatorHost
+		}
+	}
+	p, err := newPipeline(qr.def, place, coordinatorHost, c.net, qr.result, c.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	if err := p.restoreLocal(snaps); err != nil {
+		p.stop()
+		return err
+	}
+	if err := p.start(context.Background()); err != nil {
+		p.stop()
+		return err
+	}
+	c.mu.Lock()
+	qr.pipeline = p
+	c.mu.Unlock()
+	old.markStopped()
+	old.stop()
+	return nil
+}
