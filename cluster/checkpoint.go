@@ -21,6 +21,8 @@ type instanceSnapshot struct {
 	// Watermarks is the latest watermark from each upstream slot (see
 	// instance.wms), Watermark the merged one, Out the last forwarded.
 	Watermarks []int64 `json:"watermarks"`
+	Idle       []bool  `json:"idle"`
+	IdleOut    bool    `json:"idle_out"`
 	Watermark  int64   `json:"watermark"`
 	Out        int64   `json:"out"`
 	RowsIn     int64   `json:"rows_in"`
@@ -56,6 +58,7 @@ func (c *chain) operators() []any {
 // (or before the instance starts), between two messages.
 func (in *instance) checkpoint() (*instanceSnapshot, error) {
 	s := &instanceSnapshot{Stage: in.stage, Instance: in.idx, Watermarks: append([]int64(nil), in.wms...),
+		Idle: append([]bool(nil), in.idle...), IdleOut: in.idleOut,
 		Watermark: in.wm, Out: in.out, RowsIn: in.rowsIn, RowsOut: in.rowsOut}
 	for i, op := range in.chain.operators() {
 		cp, ok := op.(checkpointable)
@@ -81,7 +84,7 @@ func (in *instance) checkpoint() (*instanceSnapshot, error) {
 // snapshot of the same stage.
 func (in *instance) restore(s *instanceSnapshot) error {
 	ops := in.chain.operators()
-	if s.Stage != in.stage || len(s.Ops) != len(ops) || len(s.Watermarks) != len(in.wms) {
+	if s.Stage != in.stage || len(s.Ops) != len(ops) || len(s.Watermarks) != len(in.wms) || len(s.Idle) != len(in.idle) {
 		return fmt.Errorf("snapshot of stage %d (%d operators, %d inputs) does not fit stage %d (%d operators, %d inputs)",
 			s.Stage, len(s.Ops), len(s.Watermarks), in.stage, len(ops), len(in.wms))
 	}
@@ -104,6 +107,8 @@ func (in *instance) restore(s *instanceSnapshot) error {
 		}
 	}
 	copy(in.wms, s.Watermarks)
+	copy(in.idle, s.Idle)
+	in.idleOut = s.IdleOut
 	in.wm, in.out, in.rowsIn, in.rowsOut = s.Watermark, s.Out, s.RowsIn, s.RowsOut
 	in.wmPub.Store(in.wm)
 	return nil

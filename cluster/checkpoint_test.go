@@ -90,7 +90,7 @@ func TestCheckpointRestoreMidStream(t *testing.T) {
 }
 
 func TestInstanceSnapshotEncoding(t *testing.T) {
-	s := &instanceSnapshot{Stage: 2, Instance: 1, Watermarks: []int64{5, 7}, Watermark: 5, Out: 4, RowsIn: 10, RowsOut: 3,
+	s := &instanceSnapshot{Stage: 2, Instance: 1, Watermarks: []int64{5, 7}, Idle: []bool{false, true}, Watermark: 5, Out: 4, RowsIn: 10, RowsOut: 3,
 		Ops: [][]byte{nil, []byte("state"), {}}}
 	b, err := s.marshal()
 	if err != nil {

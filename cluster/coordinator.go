@@ -86,6 +86,7 @@ type Coordinator struct {
 	cfg     Config
 	catalog *planner.Catalog
 	planner *planner.Planner
+	done    chan struct{}     // closed by Close: background loops stop
 	reg     *control.Registry // nil without a cluster
 	net     *dataPlane        // nil without a cluster
 	wal     *wal              // nil without a data directory
@@ -109,7 +110,11 @@ type streamRuntime struct {
 	schema   *arrow.Schema
 	ingestMu sync.Mutex
 	// protected by ingestMu
-	maxTime int64 // largest event time seen, µs
+	maxTime    int64     // largest event time seen, µs
+	lastActive time.Time // when rows last came (or the stream was created)
+	// idle: the readers were told the stream is idle (no rows for its
+	// idle_timeout). Written under ingestMu, read without it.
+	idle atomic.Bool
 	// Written under ingestMu, read without it (SHOW STREAMS must answer
 	// while ingestion waits on a back-pressured query).
 	rowsIn, lateRows, watermark atomic.Int64
@@ -168,6 +173,7 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		streams: map[string]*streamRuntime{}, tables: map[string]*tableData{}, queries: map[string]*queryRuntime{},
 	}
 	c.registerSystemTables()
+	c.done = make(chan struct{})
 	if cfg.DataDir != "" {
 		w, err := openWAL(cfg.DataDir)
 		if err != nil {
@@ -175,19 +181,28 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		}
 		c.wal = w
 	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		c.watchIdle(c.done)
+	}()
 	if cfg.Token == "" {
 		return c, nil
 	}
-	reg, err := control.NewRegistry(control.RegistryConfig{Listen: cfg.ClusterListen, Token: cfg.Token, Logger: cfg.Logger, OnNotice: c.onNotice})
-	if err != nil {
+	fail := func(err error) (*Coordinator, error) {
+		close(c.done)
+		c.bg.Wait()
 		c.wal.close()
 		return nil, err
+	}
+	reg, err := control.NewRegistry(control.RegistryConfig{Listen: cfg.ClusterListen, Token: cfg.Token, Logger: cfg.Logger, OnNotice: c.onNotice})
+	if err != nil {
+		return fail(err)
 	}
 	dp, err := newDataPlane(cfg.DataListen, cfg.Token, cfg.Logger)
 	if err != nil {
 		reg.Close()
-		c.wal.close()
-		return nil, err
+		return fail(err)
 	}
 	c.reg, c.net = reg, dp
 	c.bg.Add(2)
@@ -250,11 +265,12 @@ func (c *Coordinator) Close() {
 		c.undeploy(q.pipeline, nil)
 		q.result.close()
 	}
+	close(c.done)
 	if c.reg != nil {
 		c.reg.Close()
 		c.net.close()
-		c.bg.Wait()
 	}
+	c.bg.Wait()
 	if err := c.wal.close(); err != nil {
 		c.cfg.Logger.Error().Err(err).Msg("closing the write-ahead log")
 	}
@@ -274,7 +290,7 @@ func (c *Coordinator) addStream(s *planner.Stream) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rt := &streamRuntime{def: s, schema: RelationSchema(s.Columns), maxTime: math.MinInt64}
+	rt := &streamRuntime{def: s, schema: RelationSchema(s.Columns), maxTime: math.MinInt64, lastActive: time.Now()}
 	rt.watermark.Store(math.MinInt64)
 	c.streams[s.Name] = rt
 	return nil
@@ -335,7 +351,12 @@ func (c *Coordinator) connect(qr *queryRuntime, st *planner.Stage) error {
 		s.setReaders(append(s.readers[:len(s.readers):len(s.readers)], rd))
 		if wm := s.watermark.Load(); wm != math.MinInt64 {
 			// Start the query at the stream's current watermark.
-			return rd.feed(nil, wm, true)
+			if err := rd.feed(nil, wm, true); err != nil {
+				return err
+			}
+		}
+		if s.idle.Load() {
+			return rd.q.pipeline.markIdle(rd.stage)
 		}
 		return nil
 	case t != nil:
@@ -451,6 +472,8 @@ func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec ar
 		return err
 	}
 	s.rowsIn.Add(rec.NumRows())
+	s.lastActive = time.Now()
+	s.idle.Store(false) // the watermark fed below wakes the readers
 	kept := rec
 	if et := s.def.EventTime; et >= 0 {
 		keep, late := s.lateness(rec.Column(et))
@@ -477,6 +500,41 @@ func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec ar
 		}
 	}
 	return nil
+}
+
+// watchIdle marks streams idle that have had no rows for their
+// idle_timeout: their readers leave them out of watermark minimums (a
+// join then does not wait for a stream that stopped), until rows come.
+func (c *Coordinator) watchIdle(done <-chan struct{}) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		streams := make([]*streamRuntime, 0, len(c.streams))
+		for _, s := range c.streams {
+			streams = append(streams, s)
+		}
+		c.mu.Unlock()
+		for _, s := range streams {
+			if s.def.IdleTimeout <= 0 || !s.ingestMu.TryLock() { // busy: not idle
+				continue
+			}
+			if !s.idle.Load() && time.Since(s.lastActive) >= time.Duration(s.def.IdleTimeout)*time.Microsecond {
+				s.idle.Store(true)
+				for _, r := range s.readers {
+					if r.q.pipeline.failure() == nil {
+						_ = r.q.pipeline.markIdle(r.stage)
+					}
+				}
+			}
+			s.ingestMu.Unlock()
+		}
+	}
 }
 
 // blockedSeconds is the time ingestion into the stream waited for its

@@ -226,7 +226,7 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 		return o.p.result.apply(ctx, m.rec)
 	case m.hasWM:
 		last := o.p.query.Plan.Stages[len(o.p.query.Plan.Stages)-1]
-		o.p.result.advance(m.from, last.Parallelism, m.wm)
+		o.p.result.advance(m.from, last.Parallelism, m.wm, m.idle)
 	case m.barrier != 0:
 		o.p.arrive(m.barrier)
 	}
@@ -246,6 +246,8 @@ func (o remoteOutlet) send(ctx context.Context, m message) error {
 	case m.rec != nil:
 		_, err = o.s.SendBatch(ctx, m.rec)
 		m.rec.Release()
+	case m.hasWM && m.idle:
+		_, err = o.s.SendIdle(ctx, m.wm)
 	case m.hasWM:
 		_, err = o.s.SendWatermark(ctx, m.wm)
 	case m.barrier != 0:

@@ -609,7 +609,7 @@ func (s *session) show(what string) ([]Column, [][]any, error) {
 func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 	switch what {
 	case "streams":
-		cols := []Column{{"name", planner.TypeText}, {"columns", planner.TypeText}, {"event_time", planner.TypeText}, {"watermark_delay", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"backpressure_seconds", planner.TypeDouble}}
+		cols := []Column{{"name", planner.TypeText}, {"columns", planner.TypeText}, {"event_time", planner.TypeText}, {"watermark_delay", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"backpressure_seconds", planner.TypeDouble}, {"idle", planner.TypeBool}}
 		var rows [][]any
 		for _, st := range c.catalog.Streams() {
 			c.mu.Lock()
@@ -621,12 +621,13 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			}
 			var in, late int64
 			var blocked float64
+			var idle bool
 			wm := int64(math.MinInt64)
 			if rt != nil {
 				in, late, wm = rt.rowsIn.Load(), rt.lateRows.Load(), rt.watermark.Load()
-				blocked = rt.blockedSeconds()
+				blocked, idle = rt.blockedSeconds(), rt.idle.Load()
 			}
-			rows = append(rows, []any{st.Name, describeColumns(st.Columns), et, string(exec.AppendInterval(nil, st.WatermarkDelay)), in, late, formatWatermark(wm), blocked})
+			rows = append(rows, []any{st.Name, describeColumns(st.Columns), et, string(exec.AppendInterval(nil, st.WatermarkDelay)), in, late, formatWatermark(wm), blocked, idle})
 		}
 		return cols, rows, true
 	case "tables":

@@ -75,11 +75,15 @@ type consumerRef struct {
 
 // message is what flows on a channel: a batch, a watermark, or a barrier.
 type message struct {
-	side    int // input side of the receiving stage
-	from    int // index of the sending instance within its stage
-	rec     arrow.RecordBatch
-	wm      int64
-	hasWM   bool
+	side  int // input side of the receiving stage
+	from  int // index of the sending instance within its stage
+	rec   arrow.RecordBatch
+	wm    int64
+	hasWM bool
+	// idle, with hasWM: the sender's input is idle (a stream without rows
+	// for its idle_timeout); leave it out of the watermark minimum until
+	// its next ordinary watermark. wm is its last one.
+	idle    bool
 	barrier uint64 // flush barrier ID (0: none), see pipeline.flush
 	source  int    // with barrier: the source stage it started from
 	// snapshot asks the instance for a checkpoint of its state as of this
@@ -124,7 +128,9 @@ type instance struct {
 	sideWidth []int
 	sideBase  []int   // offset of each side's entries in wms
 	wms       []int64 // latest watermark from each upstream instance
-	wm        int64   // merged watermark (minimum over upstreams)
+	idle      []bool  // which upstream instances said they are idle
+	idleOut   bool    // this instance told its consumers it is idle
+	wm        int64   // merged watermark (minimum over active upstreams)
 	out       int64   // output watermark last forwarded
 	barriers  map[uint64]int
 	route     route
@@ -218,6 +224,7 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 				total += w
 			}
 			in.wms = make([]int64, total)
+			in.idle = make([]bool, total)
 			for j := range in.wms {
 				in.wms[j] = math.MinInt64
 			}
@@ -344,7 +351,7 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 			case transport.KindBatch:
 				m.rec = f.Rec
 			case transport.KindWatermark:
-				m.wm, m.hasWM = f.Watermark, true
+				m.wm, m.hasWM, m.idle = f.Watermark, true, f.Idle
 			case transport.KindBarrier:
 				m.barrier, m.source = f.Barrier.ID, int(f.Barrier.Source)
 			}
@@ -411,33 +418,7 @@ func (in *instance) handle(m message) error {
 		in.rowsIn += m.rec.NumRows()
 		return in.chain.push(m.side, m.rec)
 	case m.hasWM:
-		slot := in.sideBase[m.side] + m.from
-		if m.wm <= in.wms[slot] {
-			return nil
-		}
-		in.wms[slot] = m.wm
-		low := in.wms[0]
-		for _, w := range in.wms[1:] {
-			low = min(low, w)
-		}
-		if low <= in.wm {
-			return nil
-		}
-		in.wm = low
-		in.wmPub.Store(low)
-		if err := in.chain.advance(low); err != nil {
-			return err
-		}
-		out := low
-		if in.lag > 0 && low != math.MaxInt64 {
-			out = low - in.lag
-		}
-		out = in.chain.holdBack(out)
-		if out <= in.out {
-			return nil
-		}
-		in.out = out
-		return in.forward(message{wm: out, hasWM: true})
+		return in.watermark(m)
 	case m.snapshot != nil:
 		snap, err := in.checkpoint()
 		m.snapshot <- snapshotReply{snap, err} // buffered by the asker
@@ -449,6 +430,61 @@ func (in *instance) handle(m message) error {
 		}
 		delete(in.barriers, m.barrier)
 		return in.forward(message{barrier: m.barrier, source: m.source})
+	}
+	return nil
+}
+
+// watermark merges a watermark (or idle mark) from an upstream instance:
+// the instance's watermark is the minimum over its active inputs — or,
+// when every input is idle, the largest any of them reached (idle inputs
+// hold nothing back). When it rises, the chain advances and the output
+// watermark (less an interval join's lag, held back by OVER's LEAD) goes
+// to the consumers; they also learn when this instance turns idle or
+// active.
+func (in *instance) watermark(m message) error {
+	slot := in.sideBase[m.side] + m.from
+	if m.idle {
+		in.idle[slot] = true
+	} else {
+		in.idle[slot] = false
+		in.wms[slot] = max(in.wms[slot], m.wm)
+	}
+	low, hi, active := int64(math.MaxInt64), int64(math.MinInt64), false
+	for j, w := range in.wms {
+		if !in.idle[j] {
+			low, active = min(low, w), true
+		}
+		hi = max(hi, w)
+	}
+	if !active {
+		low = hi
+	}
+	if low > in.wm {
+		in.wm = low
+		in.wmPub.Store(low)
+		if err := in.chain.advance(low); err != nil {
+			return err
+		}
+		out := low
+		if in.lag > 0 && low != math.MaxInt64 {
+			out = low - in.lag
+		}
+		out = in.chain.holdBack(out)
+		if out > in.out {
+			in.out = out
+			in.idleOut = false
+			if err := in.forward(message{wm: out, hasWM: true}); err != nil {
+				return err
+			}
+		}
+	}
+	switch {
+	case !active && !in.idleOut:
+		in.idleOut = true
+		return in.forward(message{wm: in.out, hasWM: true, idle: true})
+	case active && in.idleOut:
+		in.idleOut = false
+		return in.forward(message{wm: in.out, hasWM: true})
 	}
 	return nil
 }
@@ -585,6 +621,11 @@ func (p *pipeline) ingest(src int, rec arrow.RecordBatch, wm int64, hasWM bool) 
 		return nil
 	}
 	return p.ingestSend(src, message{wm: wm, hasWM: true})
+}
+
+// markIdle tells source stage src that its stream is idle.
+func (p *pipeline) markIdle(src int) error {
+	return p.ingestSend(src, message{hasWM: true, idle: true})
 }
 
 // ingestSend puts m into source stage src, counting the time it waits

@@ -46,6 +46,7 @@ type resultStore struct {
 	// emitted batch and the result's watermark.
 	readers   []sourceReader
 	wms       []int64 // watermark of each last-stage instance
+	idle      []bool  // last-stage instances that are idle
 	watermark int64   // minimum of wms: no later row has event time below it
 	// retention (µs, ≥ 0) drops stored append-only rows whose event time
 	// is that far behind the watermark; -1 keeps everything.
@@ -254,18 +255,29 @@ func (r *resultStore) apply(ctx context.Context, rec arrow.RecordBatch) error {
 	return nil
 }
 
-// advance records the watermark of last-stage instance idx (of n) and
-// passes the result's watermark on to reading queries when it rises.
-func (r *resultStore) advance(idx, n int, wm int64) {
+// advance records the watermark of last-stage instance idx (of n), or
+// that it is idle (left out of the minimum until its next watermark),
+// and passes the result's watermark on to reading queries when it rises.
+func (r *resultStore) advance(idx, n int, wm int64, idle bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for len(r.wms) < n {
 		r.wms = append(r.wms, math.MinInt64)
+		r.idle = append(r.idle, false)
 	}
-	r.wms[idx] = max(r.wms[idx], wm)
-	low := r.wms[0]
-	for _, w := range r.wms[1:] {
-		low = min(low, w)
+	r.idle[idx] = idle
+	if !idle {
+		r.wms[idx] = max(r.wms[idx], wm)
+	}
+	low, hi, active := int64(math.MaxInt64), int64(math.MinInt64), false
+	for i, w := range r.wms {
+		if !r.idle[i] {
+			low, active = min(low, w), true
+		}
+		hi = max(hi, w)
+	}
+	if !active {
+		low = hi // idle instances hold nothing back
 	}
 	if low <= r.watermark {
 		return

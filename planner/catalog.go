@@ -54,6 +54,10 @@ type Stream struct {
 	// WatermarkDelay (µs) is subtracted from the largest event time seen to
 	// give the stream's watermark.
 	WatermarkDelay int64
+	// IdleTimeout (µs of wall time, 0 for never) is how long a stream may
+	// go without rows before it counts as idle: joins then stop waiting
+	// for its watermark until rows come again.
+	IdleTimeout int64
 	// Options are the WITH options as given.
 	Options map[string]string
 }

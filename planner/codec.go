@@ -266,6 +266,7 @@ type wireStream struct {
 	EventTime      int               `json:"event_time"`
 	TimeUnit       int64             `json:"time_unit"`
 	WatermarkDelay int64             `json:"watermark_delay"`
+	IdleTimeout    int64             `json:"idle_timeout"`
 	Options        map[string]string `json:"options"`
 }
 
@@ -533,7 +534,7 @@ func encodeSource(s *Source) (*wireSource, error) {
 			return nil, fmt.Errorf("stream %q: %w", st.Name, err)
 		}
 		w.Stream = &wireStream{Name: st.Name, Columns: cols, EventTime: st.EventTime, TimeUnit: st.TimeUnit,
-			WatermarkDelay: st.WatermarkDelay, Options: st.Options}
+			WatermarkDelay: st.WatermarkDelay, IdleTimeout: st.IdleTimeout, Options: st.Options}
 	}
 	if q := s.Query; q != nil {
 		cols, err := encodeColumns(q.Columns)
@@ -857,7 +858,7 @@ func decodeSource(w *wireSource) (*Source, error) {
 			return nil, fmt.Errorf("stream %q: %w", ws.Name, err)
 		}
 		s.Stream = &Stream{Name: ws.Name, Columns: cols, EventTime: ws.EventTime, TimeUnit: ws.TimeUnit,
-			WatermarkDelay: ws.WatermarkDelay, Options: ws.Options}
+			WatermarkDelay: ws.WatermarkDelay, IdleTimeout: ws.IdleTimeout, Options: ws.Options}
 	}
 	if wq := w.Query; wq != nil {
 		cols, err := decodeColumns(wq.Columns)

@@ -571,7 +571,7 @@ func TestCodecCoversEveryField(t *testing.T) {
 		{Stage{}, "ID Name Source Sides Input Ops PartitionBy Parallelism"},
 		{Side{}, "Stage Columns PartitionBy"},
 		{Source{}, "Relation Kind Stream Query Indexes Changelog Table"},
-		{Stream{}, "Name Columns EventTime TimeUnit WatermarkDelay Options"},
+		{Stream{}, "Name Columns EventTime TimeUnit WatermarkDelay IdleTimeout Options"},
 		{Column{}, "Name Type Declared"},
 		{CalcOp{}, "Filter Exprs Names Out"},
 		{AggOp{}, "Keys KeyNames Aggs Window Mode Out"},

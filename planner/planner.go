@@ -31,17 +31,22 @@ type Options struct {
 	Parallelism int
 }
 
+// DefaultIdleTimeout is a stream's idle_timeout unless set: 10 s.
+const DefaultIdleTimeout = 10_000_000
+
 // CreateStream validates CREATE STREAM and returns the stream to register.
 //
 // WITH options: event_time (column name; INT, BIGINT or TIMESTAMP),
 // time_unit ('s', 'ms' (default), 'us' — for integer event times),
-// watermark_delay (an interval such as '2s' or '5 seconds'; default 0).
+// watermark_delay (an interval such as '2s' or '5 seconds'; default 0),
+// idle_timeout (an interval of wall time; default DefaultIdleTimeout; '0'
+// never).
 func (p *Planner) CreateStream(s *parser.CreateStream) (*Stream, error) {
 	cols, err := columnDefs(s.Columns)
 	if err != nil {
 		return nil, err
 	}
-	st := &Stream{Name: s.Name, Columns: cols, EventTime: -1, TimeUnit: 1, Options: map[string]string{}}
+	st := &Stream{Name: s.Name, Columns: cols, EventTime: -1, TimeUnit: 1, IdleTimeout: DefaultIdleTimeout, Options: map[string]string{}}
 	unit := ""
 	for _, o := range s.With {
 		st.Options[o.Key] = o.Value
@@ -67,8 +72,14 @@ func (p *Planner) CreateStream(s *parser.CreateStream) (*Stream, error) {
 				return nil, errorf(CodeInvalidParameter, "invalid watermark_delay %q: use an interval such as '2s' or '5 seconds'", o.Value)
 			}
 			st.WatermarkDelay = d
+		case "idle_timeout":
+			d, err := parser.ParseInterval(o.Value)
+			if err != nil || d < 0 {
+				return nil, errorf(CodeInvalidParameter, "invalid idle_timeout %q: use an interval such as '10s', or '0' for never", o.Value)
+			}
+			st.IdleTimeout = d
 		default:
-			return nil, errorf(CodeInvalidParameter, "unrecognized stream option %q (known: event_time, time_unit, watermark_delay)", o.Key)
+			return nil, errorf(CodeInvalidParameter, "unrecognized stream option %q (known: event_time, time_unit, watermark_delay, idle_timeout)", o.Key)
 		}
 	}
 	if st.EventTime >= 0 && cols[st.EventTime].Type.IsInteger() {

@@ -14,7 +14,8 @@ import (
 //	0      1    kind (wireKind)
 //	1      3    reserved, zero
 //	4      4    a: metadata length (schema, batch); source (barrier);
-//	            reason length (close, receiver to sender)
+//	            reason length (close, receiver to sender); 1 for a
+//	            watermark that marks the sender's input idle, else 0
 //	8      8    seq: sequence number (batch, watermark, barrier); the last
 //	            sequence number sent (close, sender to receiver)
 //	16     8    b: body length (batch); watermark (int64 bits); barrier id;
@@ -41,6 +42,9 @@ const (
 	wireClose     wireKind = 17
 	wireCredit    wireKind = 18
 )
+
+// watermarkIdle in a watermark frame's a field marks the sender idle.
+const watermarkIdle = 1
 
 // Limits on what a peer may announce in a header, checked before any
 // allocation so a corrupt or hostile stream cannot make us allocate
@@ -95,6 +99,7 @@ type Frame struct {
 	Kind      Kind              // what the frame carries
 	Rec       arrow.RecordBatch // KindBatch: the batch (owned by the caller)
 	Watermark int64             // KindWatermark: event time in µs
+	Idle      bool              // KindWatermark: the sender's input is idle (SendIdle)
 	Barrier   Barrier           // KindBarrier
 }
 

@@ -407,7 +407,7 @@ func (r *Receiver) readFrames(schemaMsg **ipc.Message) error {
 			if err := r.charge(cost); err != nil {
 				return err
 			}
-			f = Frame{Seq: h.seq, Kind: KindWatermark, Watermark: int64(h.b)}
+			f = Frame{Seq: h.seq, Kind: KindWatermark, Watermark: int64(h.b), Idle: h.a == watermarkIdle}
 		case wireBarrier:
 			if err := r.charge(cost); err != nil {
 				return err

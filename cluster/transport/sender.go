@@ -214,6 +214,14 @@ func (s *Sender) SendWatermark(ctx context.Context, wm int64) (uint64, error) {
 	return s.sendSmall(ctx, wireWatermark, 0, uint64(wm))
 }
 
+// SendIdle sends a watermark frame that also says the sender's input is
+// idle: the receiver should leave this channel out of its watermark
+// minimum until the next ordinary watermark. wm is the sender's last
+// watermark. Blocking and errors as SendBatch.
+func (s *Sender) SendIdle(ctx context.Context, wm int64) (uint64, error) {
+	return s.sendSmall(ctx, wireWatermark, watermarkIdle, uint64(wm))
+}
+
 // SendBarrier sends a barrier as the next frame and returns its sequence
 // number. Blocking and errors as SendBatch.
 func (s *Sender) SendBarrier(ctx context.Context, b Barrier) (uint64, error) {

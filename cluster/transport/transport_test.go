@@ -169,7 +169,11 @@ func TestRoundTripAllTypes(t *testing.T) {
 	}
 	go func() {
 		for i, b := range batches {
-			if _, err := s.SendWatermark(ctx, int64(i)*1000-5); err != nil {
+			send := s.SendWatermark
+			if i%2 == 1 {
+				send = s.SendIdle
+			}
+			if _, err := send(ctx, int64(i)*1000-5); err != nil {
 				t.Error(err)
 				return
 			}
@@ -188,7 +192,7 @@ func TestRoundTripAllTypes(t *testing.T) {
 	}()
 	for i, b := range batches {
 		want = append(want,
-			Frame{Kind: KindWatermark, Watermark: int64(i)*1000 - 5},
+			Frame{Kind: KindWatermark, Watermark: int64(i)*1000 - 5, Idle: i%2 == 1},
 			Frame{Kind: KindBatch, Rec: b},
 			Frame{Kind: KindBarrier, Barrier: Barrier{ID: uint64(i) << 40, Source: uint32(i)}})
 	}
@@ -213,8 +217,8 @@ func TestRoundTripAllTypes(t *testing.T) {
 			}
 			f.Rec.Release()
 		case KindWatermark:
-			if f.Watermark != w.Watermark {
-				t.Fatalf("watermark %d, want %d", f.Watermark, w.Watermark)
+			if f.Watermark != w.Watermark || f.Idle != w.Idle {
+				t.Fatalf("watermark %d (idle %v), want %d (idle %v)", f.Watermark, f.Idle, w.Watermark, w.Idle)
 			}
 		case KindBarrier:
 			if f.Barrier != w.Barrier {
