@@ -28,19 +28,16 @@
 //
 // # Handshake
 //
-// The worker opens with a magic, the protocol version and a nonce; the
-// registry answers with its nonce and an HMAC-SHA256 over both nonces,
-// keyed by the token; the worker checks it and answers with its own MAC
-// (another label), which the registry checks; MACs are compared with
-// crypto/subtle.ConstantTimeCompare. It is cluster/transport's handshake
-// (whose code is unexported) with its own magic and labels, so a MAC
-// from one protocol is never accepted by the other. The token never
-// crosses the wire, the worker never registers with a registry that
-// cannot prove the token, and a refused worker is told why ("cluster
-// token mismatch") before the connection closes; the registry logs
-// "refused worker connection" with the peer's address and the reason.
-// The handshake and registration are bounded by HandshakeTimeout (10 s).
-// The connection is not encrypted.
+// The connection opens with the cluster handshake of cluster/auth (magic
+// "SPCC", the worker as client, the registry as server): each side proves
+// it holds the token with an HMAC-SHA256 over both nonces, compared in
+// constant time, with labels of its own so a MAC from the data plane is
+// never accepted here. The token never crosses the wire, the worker never
+// registers with a registry that cannot prove the token, and a refused
+// worker is told why ("cluster token mismatch") before the connection
+// closes; the registry logs "refused worker connection" with the peer's
+// address and the reason. The handshake and registration are bounded by
+// HandshakeTimeout (10 s). The connection is not encrypted.
 //
 // # Framing
 //

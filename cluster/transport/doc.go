@@ -53,15 +53,16 @@
 //
 // # Handshake
 //
-// The sender opens with the protocol version, the channel ID and a nonce;
-// both sides then prove they hold the cluster token with an HMAC-SHA256
-// over both nonces and the channel ID, compared with
-// crypto/subtle.ConstantTimeCompare (handshake.go). The token itself
-// never crosses the wire, a sender never talks to a receiver that cannot
-// prove the token either, and a refused peer gets the reason (cluster
-// token mismatch, protocol version) before the connection closes: Dial
-// and Accept both return errors wrapping ErrUnauthorized or ErrHandshake
-// that name the peer and the channel, e.g.
+// Every channel opens with the cluster handshake of cluster/auth (magic
+// "SPTE", the sender as client, the channel ID as the hello's extra
+// bytes): both sides prove they hold the cluster token with an
+// HMAC-SHA256 over both nonces and the channel ID, compared in constant
+// time; the token itself never crosses the wire, a sender never talks to
+// a receiver that cannot prove the token either, and a refused peer gets
+// the reason (cluster token mismatch, protocol version) before the
+// connection closes. The receiver then sends its grant (window and
+// largest frame). Dial and Accept return errors wrapping ErrUnauthorized
+// or ErrHandshake that name the peer and the channel, e.g.
 //
 //	transport: refused peer 10.0.0.7:51234 for channel "q1/x": sender hung up at the challenge (it holds another cluster token): unknown peer: cluster token mismatch
 //

@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/spatedb/spate/cluster/auth"
 )
 
 // protocolVersion is sent in the handshake; a receiver refuses any other.
-const protocolVersion = 1
+const protocolVersion = 2
 
 // Errors. Every error the package returns wraps one of these (or a
 // context error, or the network error that caused it), so callers test
@@ -19,10 +21,10 @@ var (
 	// ErrUnauthorized: the peer does not hold the cluster token. Returned
 	// by Dial when the receiver refused us or could not prove the token,
 	// and by Accept for each refused sender (the Listener stays usable).
-	ErrUnauthorized = errors.New("unknown peer: cluster token mismatch")
+	ErrUnauthorized = auth.ErrUnauthorized
 	// ErrHandshake: the handshake failed for another reason (timeout,
 	// protocol version, not a spate peer, malformed hello).
-	ErrHandshake = errors.New("transport handshake failed")
+	ErrHandshake = auth.ErrHandshake
 	// ErrClosed: the Sender, Receiver or Listener was closed by its owner.
 	ErrClosed = errors.New("transport: closed")
 	// ErrPeerGone: the other end closed the channel or the connection was

@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/spatedb/spate/cluster/auth"
 )
 
 const testToken = "s3cret-cluster-token"
@@ -426,18 +428,15 @@ func TestImpostorSenderRefused(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	hello := append([]byte(magic), 1, 0)
-	hello = append(hello, make([]byte, nonceSize)...)
-	hello = append(hello, 3, 0, 'a', 'b', 'c')
-	conn.Write(hello)
-	ch := make([]byte, 7+nonceSize+macSize)
+	conn.Write(handshake.Hello(make([]byte, auth.NonceSize), "abc"))
+	ch := make([]byte, 7+auth.NonceSize+auth.MACSize)
 	if _, err := io.ReadFull(conn, ch); err != nil {
 		t.Fatal(err)
 	}
-	conn.Write(make([]byte, macSize)) // a proof made up without the token
+	conn.Write(make([]byte, auth.MACSize)) // a proof made up without the token
 	var st [1]byte
 	io.ReadFull(conn, st[:])
-	if err := readRefusal(conn, st[0]); st[0] != statusUnauthorized || !errors.Is(err, ErrUnauthorized) {
+	if err := handshake.ReadRefusal(conn, st[0]); st[0] != auth.StatusUnauthorized || !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("status %d, %v", st[0], err)
 	}
 	if _, err := l.Accept(ctxT(t, 5*time.Second)); !errors.Is(err, ErrUnauthorized) {
@@ -462,8 +461,8 @@ func TestImpostorReceiverRefused(t *testing.T) {
 		defer conn.Close()
 		hello := make([]byte, 24+4)
 		io.ReadFull(conn, hello)
-		ch := append([]byte(magic), 1, 0, statusOK)
-		ch = append(ch, make([]byte, nonceSize+macSize)...) // a made-up MAC
+		ch := append([]byte(handshake.Magic), protocolVersion, 0, auth.StatusOK)
+		ch = append(ch, make([]byte, auth.NonceSize+auth.MACSize)...) // a made-up MAC
 		conn.Write(ch)
 		n, _ := io.Copy(io.Discard, conn) // the sender must send nothing more
 		got <- int(n)
@@ -489,15 +488,14 @@ func TestProtocolVersionRefused(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	hello := append([]byte(magic), 99, 0)
-	hello = append(hello, make([]byte, nonceSize)...)
-	hello = append(hello, 1, 0, 'a')
-	conn.Write(hello)
+	old := handshake
+	old.Version = 99
+	conn.Write(old.Hello(make([]byte, auth.NonceSize), "a"))
 	head := make([]byte, 7)
 	if _, err := io.ReadFull(conn, head); err != nil {
 		t.Fatal(err)
 	}
-	if err := readRefusal(conn, head[6]); !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), "version 99") {
+	if err := handshake.ReadRefusal(conn, head[6]); !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), "version 99") {
 		t.Fatalf("%v", err)
 	}
 	if _, err := l.Accept(ctxT(t, 5*time.Second)); !errors.Is(err, ErrHandshake) {
