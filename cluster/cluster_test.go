@@ -144,7 +144,9 @@ func TestMetamorphicParallelism(t *testing.T) {
 
 	results := map[string]string{}
 	for _, cfg := range []struct{ par, batch, workers int }{{1, 8192, 0}, {3, 100, 0}, {4, 1, 0}, {2, 777, 0}, {3, 500, 3}, {4, 64, 2}} {
-		c, stopWorkers := startTestCluster(t, Config{Parallelism: cfg.par, BatchRows: cfg.batch}, cfg.workers)
+		// On workers, checkpoints every few milliseconds: their barriers
+		// and alignment must not change any result.
+		c, stopWorkers := startTestCluster(t, Config{Parallelism: cfg.par, BatchRows: cfg.batch, CheckpointInterval: 5 * time.Millisecond, CheckpointStore: "memory"}, cfg.workers)
 		s, _ := c.NewSession(context.Background(), "t", "spate")
 		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
 		for name, q := range metamorphicQueries {
@@ -168,6 +170,26 @@ func TestMetamorphicParallelism(t *testing.T) {
 		inst := run(t, s, "SHOW INSTANCES")
 		if want := 1 + cfg.par; countPrefix(inst, "tumble") != want {
 			t.Errorf("SHOW INSTANCES lists %d instances of tumble, want %d", countPrefix(inst, "tumble"), want)
+		}
+		if cfg.workers > 0 {
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				done := run(t, s, "SELECT COUNT(DISTINCT query) FROM spate_checkpoints WHERE status = 'complete' AND instances > 0")[0][0]
+				if done == fmt.Sprint(len(metamorphicQueries)-1) { // "filter" runs on the coordinator only
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("checkpoints completed for %s of %d queries: %v", done, len(metamorphicQueries)-1, run(t, s, "SHOW CHECKPOINTS"))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if failed := run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE status <> 'complete'")[0][0]; failed != "0" {
+				t.Fatalf("failed checkpoints: %v", run(t, s, "SHOW CHECKPOINTS"))
+			}
+			keys, err := c.store.List(context.Background(), "checkpoints/tumble/")
+			if err != nil || len(keys) == 0 {
+				t.Fatalf("no checkpoint of tumble in the store: %v %v", keys, err)
+			}
 		}
 		stopWorkers()
 		c.Close()

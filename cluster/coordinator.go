@@ -25,6 +25,7 @@ import (
 	"github.com/spatedb/spate/cluster/control"
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/planner"
+	"github.com/spatedb/spate/storage"
 )
 
 // Config configures a Coordinator.
@@ -54,6 +55,14 @@ type Config struct {
 	// is synced there before it is acknowledged, and Recover replays it
 	// after a restart. Default: nothing persists.
 	DataDir string
+	// CheckpointInterval is how often each query with instances on
+	// workers is checkpointed (checkpointer.go). Default 10s; negative:
+	// never.
+	CheckpointInterval time.Duration
+	// CheckpointStore is where complete checkpoints are written
+	// (storage.Open: a directory, file:///dir, s3://bucket/prefix or
+	// memory). Default: kept in memory only.
+	CheckpointStore string
 }
 
 // Validate checks the configuration and fills in defaults.
@@ -66,6 +75,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchRows < 0 {
 		return errorf("22023", "batch rows must be positive")
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 10 * time.Second
 	}
 	if c.ClusterListen == "" {
 		c.ClusterListen = "127.0.0.1:0"
@@ -90,6 +102,7 @@ type Coordinator struct {
 	reg     *control.Registry // nil without a cluster
 	net     *dataPlane        // nil without a cluster
 	wal     *wal              // nil without a data directory
+	store   storage.BlobStore // checkpoint store; nil: memory only
 	bg      sync.WaitGroup
 
 	mu sync.Mutex
@@ -157,6 +170,7 @@ type queryRuntime struct {
 	def      *planner.ContinuousQuery
 	pipeline *pipeline
 	result   *resultStore
+	ckpt     *checkpointer
 	// lateRows counts rows of the source streams this query did not see
 	// because they arrived behind the watermark.
 	lateRows atomic.Int64
@@ -195,6 +209,11 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		c.wal.close()
 		return nil, err
 	}
+	store, err := openCheckpointStore(cfg.CheckpointStore)
+	if err != nil {
+		return fail(err)
+	}
+	c.store = store
 	reg, err := control.NewRegistry(control.RegistryConfig{Listen: cfg.ClusterListen, Token: cfg.Token, Logger: cfg.Logger, OnNotice: c.onNotice})
 	if err != nil {
 		return fail(err)
@@ -205,6 +224,13 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		return fail(err)
 	}
 	c.reg, c.net = reg, dp
+	if cfg.CheckpointInterval > 0 {
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			c.watchCheckpoints(c.done, cfg.CheckpointInterval)
+		}()
+	}
 	c.bg.Add(2)
 	go func() {
 		defer c.bg.Done()
@@ -311,12 +337,13 @@ func (c *Coordinator) addTable(t *planner.Table) error {
 // tables it looks up, and the results its source queries emit from now on
 // (the current rows of an updating one).
 func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
-	result := newResultStore(q)
-	p, err := c.deploy(q, result)
+	qr := &queryRuntime{def: q, result: newResultStore(q), ckpt: newCheckpointer(q.Name)}
+	result := qr.result
+	p, err := c.deploy(qr)
 	if err != nil {
 		return err
 	}
-	qr := &queryRuntime{def: q, pipeline: p, result: result}
+	qr.pipeline = p
 	if err := c.catalog.Add(q); err != nil {
 		c.undeploy(p, nil)
 		result.close()

@@ -229,6 +229,10 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 		o.p.result.advance(m.from, last.Parallelism, m.wm, m.idle)
 	case m.barrier != 0:
 		o.p.arrive(m.barrier)
+	case m.ckpt != 0:
+		if o.p.onSinkCheckpoint != nil {
+			o.p.onSinkCheckpoint(m.from, m.ckpt)
+		}
 	}
 	return nil
 }
@@ -252,6 +256,8 @@ func (o remoteOutlet) send(ctx context.Context, m message) error {
 		_, err = o.s.SendWatermark(ctx, m.wm)
 	case m.barrier != 0:
 		_, err = o.s.SendBarrier(ctx, transport.Barrier{ID: m.barrier, Source: uint32(m.source)})
+	case m.ckpt != 0:
+		_, err = o.s.SendCheckpoint(ctx, transport.Barrier{ID: m.ckpt})
 	}
 	if err != nil && ctx.Err() == nil {
 		return errorf("58000", "lost the data channel to %s (%s): %v", o.host, o.s.ChannelID(), err)

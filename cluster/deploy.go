@@ -108,12 +108,14 @@ func (c *Coordinator) place(q *planner.ContinuousQuery) placement {
 // deploy starts q's pipeline on the hosts place chose: every worker builds
 // its instances first (so every channel finds its receiver), then every
 // host connects and starts them.
-func (c *Coordinator) deploy(q *planner.ContinuousQuery, result *resultStore) (*pipeline, error) {
+func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
+	q, result := qr.def, qr.result
 	pl := c.place(q)
 	p, err := newPipeline(q, pl, coordinatorHost, c.net, result, c.cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
+	c.wireCheckpoints(qr, p)
 	workers := pl.hostsOf(coordinatorHost)
 	if len(workers) == 0 {
 		if err := p.start(context.Background()); err != nil {
@@ -217,6 +219,10 @@ func (c *Coordinator) runtimeOf(run string) *queryRuntime {
 
 // onNotice handles a worker's notice: a failed part fails its query.
 func (c *Coordinator) onNotice(worker string, n control.Notice) {
+	if n.Kind == noticeCheckpoint {
+		c.onCheckpointNotice(worker, n)
+		return
+	}
 	if n.Kind != noticeFailed {
 		return
 	}

@@ -562,6 +562,7 @@ var systemTables = map[string]string{
 	"spate_continuous_queries": "continuous queries",
 	"spate_instances":          "instances",
 	"spate_workers":            "workers",
+	"spate_checkpoints":        "checkpoints",
 }
 
 // registerSystemTables adds the system tables to the catalog.
@@ -688,6 +689,23 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, st.Instance), st.Host,
 					st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark),
 					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion)})
+			}
+		}
+		return cols, rows, true
+	case "checkpoints":
+		cols := []Column{{"query", planner.TypeText}, {"epoch", planner.TypeBigInt}, {"started", planner.TypeTimestamp},
+			{"duration_ms", planner.TypeDouble}, {"bytes", planner.TypeBigInt}, {"instances", planner.TypeBigInt}, {"status", planner.TypeText}}
+		var rows [][]any
+		for _, q := range c.catalog.Queries() {
+			c.mu.Lock()
+			qr := c.queries[q.Name]
+			c.mu.Unlock()
+			if qr == nil {
+				continue
+			}
+			for _, r := range qr.ckpt.records() {
+				rows = append(rows, []any{r.Query, int64(r.Epoch), r.Started.UnixMicro(), float64(r.Duration.Microseconds()) / 1000,
+					r.Bytes, int64(r.Instances), r.Status})
 			}
 		}
 		return cols, rows, true

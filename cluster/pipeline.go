@@ -44,6 +44,11 @@ type pipeline struct {
 	result *resultStore
 	// onFail reports this part's failure (a worker tells the coordinator).
 	onFail func(error)
+	// onCheckpoint receives each instance's snapshot at a checkpoint
+	// barrier, from the instance's goroutine; onSinkCheckpoint counts a
+	// checkpoint barrier in at the sink (coordinator only). Nil: ignored.
+	onCheckpoint     func(epoch uint64, snap *instanceSnapshot, err error)
+	onSinkCheckpoint func(from int, epoch uint64)
 	// stages[s][i] is instance i of stage s, nil when another host runs it.
 	stages [][]*instance
 	// consumer[s] is the stage reading stage s and the side it feeds; the
@@ -89,6 +94,9 @@ type message struct {
 	// snapshot asks the instance for a checkpoint of its state as of this
 	// point of its input (checkpoint.go).
 	snapshot chan<- snapshotReply
+	// ckpt is a checkpoint barrier's epoch (0: none): aligned over every
+	// input, then the instance snapshots its state and passes it on.
+	ckpt uint64
 }
 
 type snapshotReply struct {
@@ -131,6 +139,14 @@ type instance struct {
 	idle      []bool  // which upstream instances said they are idle
 	idleOut   bool    // this instance told its consumers it is idle
 	wm        int64   // merged watermark (minimum over active upstreams)
+	// Checkpoint alignment: while aligning epoch ckptEpoch, inputs that
+	// delivered its barrier are blocked and their later messages held,
+	// in order, until every input has delivered it.
+	aligning  bool
+	ckptEpoch uint64
+	barred    []bool
+	nbarred   int
+	held      [][]message
 	out       int64   // output watermark last forwarded
 	barriers  map[uint64]int
 	route     route
@@ -225,6 +241,8 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 			}
 			in.wms = make([]int64, total)
 			in.idle = make([]bool, total)
+			in.barred = make([]bool, total)
+			in.held = make([][]message, total)
 			for j := range in.wms {
 				in.wms[j] = math.MinInt64
 			}
@@ -354,6 +372,8 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 				m.wm, m.hasWM, m.idle = f.Watermark, true, f.Idle
 			case transport.KindBarrier:
 				m.barrier, m.source = f.Barrier.ID, int(f.Barrier.Source)
+			case transport.KindCheckpoint:
+				m.ckpt = f.Barrier.ID
 			}
 			if err := p.deliver(to, m); err != nil {
 				return
@@ -398,7 +418,7 @@ func (in *instance) run() {
 			return
 		case m := <-in.in:
 			start := time.Now()
-			err := in.handle(m)
+			err := in.dispatch(m)
 			in.busy.Add(int64(time.Since(start)))
 			st := in.chain.stats()
 			st.RowsIn, st.RowsOut = in.rowsIn, in.rowsOut
@@ -409,6 +429,71 @@ func (in *instance) run() {
 			}
 		}
 	}
+}
+
+// dispatch handles a message unless its input is blocked by checkpoint
+// alignment, in which case it is held back.
+func (in *instance) dispatch(m message) error {
+	if m.snapshot != nil {
+		return in.handle(m)
+	}
+	slot := in.sideBase[m.side] + m.from
+	if in.aligning && in.barred[slot] {
+		in.held[slot] = append(in.held[slot], m)
+		return nil
+	}
+	if m.ckpt != 0 {
+		return in.checkpointBarrier(slot, m.ckpt)
+	}
+	return in.handle(m)
+}
+
+// checkpointBarrier takes the barrier of a checkpoint epoch from one input.
+// Once every input delivered it, the instance's state covers exactly what
+// came before the barrier on every input: it is snapshotted and reported,
+// the barrier goes on to the consumers, and the held messages are
+// dispatched again.
+func (in *instance) checkpointBarrier(slot int, epoch uint64) error {
+	if !in.aligning {
+		in.aligning, in.ckptEpoch = true, epoch
+	}
+	if epoch != in.ckptEpoch {
+		return fmt.Errorf("checkpoint barrier %d arrived while aligning %d", epoch, in.ckptEpoch)
+	}
+	in.barred[slot] = true
+	in.nbarred++
+	if in.nbarred < len(in.barred) {
+		return nil
+	}
+	snap, err := in.checkpoint()
+	if in.p.onCheckpoint != nil {
+		in.p.onCheckpoint(epoch, snap, err)
+	}
+	if err != nil {
+		return err
+	}
+	if err := in.forward(message{ckpt: epoch}); err != nil {
+		return err
+	}
+	in.aligning, in.nbarred = false, 0
+	held := in.held
+	in.held = make([][]message, len(held))
+	for j := range in.barred {
+		in.barred[j] = false
+	}
+	for _, q := range held {
+		for i, m := range q {
+			if err := in.dispatch(m); err != nil {
+				for _, rest := range q[i+1:] {
+					if rest.rec != nil {
+						rest.rec.Release()
+					}
+				}
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (in *instance) handle(m message) error {
@@ -623,6 +708,12 @@ func (p *pipeline) ingest(src int, rec arrow.RecordBatch, wm int64, hasWM bool) 
 	return p.ingestSend(src, message{wm: wm, hasWM: true})
 }
 
+// injectCheckpoint starts checkpoint epoch at source stage src, behind
+// everything ingested into it so far.
+func (p *pipeline) injectCheckpoint(src int, epoch uint64) error {
+	return p.ingestSend(src, message{ckpt: epoch})
+}
+
 // markIdle tells source stage src that its stream is idle.
 func (p *pipeline) markIdle(src int) error {
 	return p.ingestSend(src, message{hasWM: true, idle: true})
@@ -766,6 +857,13 @@ func (p *pipeline) stop() {
 					}
 				default:
 					break drain
+				}
+			}
+			for _, q := range in.held {
+				for _, m := range q {
+					if m.rec != nil {
+						m.rec.Release()
+					}
 				}
 			}
 		}

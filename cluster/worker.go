@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -148,18 +150,54 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 			f.Code, f.Message = e.Code, e.Message
 		}
 		log.Warn().Err(err).Msg("continuous query failed on this worker")
-		body, _ := json.Marshal(f)
-		select {
-		case w.notices <- control.Notice{Kind: noticeFailed, Body: body}:
-		default:
-			log.Error().Msg("notice queue full; the failure is not reported")
+		w.notify(noticeFailed, f, log)
+	}
+	p.onCheckpoint = func(epoch uint64, snap *instanceSnapshot, err error) {
+		n := checkpointNotice{Run: run, Epoch: epoch, Stage: -1, Instance: -1}
+		if snap != nil {
+			n.Stage, n.Instance = snap.Stage, snap.Instance
 		}
+		var data []byte
+		if err == nil {
+			data, err = snap.marshal()
+		}
+		if err != nil {
+			n.Error = err.Error()
+		}
+		n.Snapshot = base64.StdEncoding.EncodeToString(data)
+		w.notify(noticeCheckpoint, n, log)
 	}
 	w.mu.Lock()
 	w.runs[run] = p
 	w.mu.Unlock()
 	log.Info().Msg("deployed")
 	return nil
+}
+
+// notify queues a notice for the coordinator. Checkpoint notices wait
+// for room (the instance that sends one is between messages, and a
+// dropped snapshot would leave its checkpoint incomplete); a failure
+// notice is dropped, logged, when the queue is full.
+func (w *workerRuntime) notify(kind string, body any, log zerolog.Logger) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		log.Error().Err(err).Str("kind", kind).Msg("encoding a notice")
+		return
+	}
+	n := control.Notice{Kind: kind, Body: b}
+	if kind == noticeCheckpoint {
+		select {
+		case w.notices <- n:
+		case <-time.After(30 * time.Second):
+			log.Error().Msg("the coordinator took no checkpoint notice for 30 s; this checkpoint stays incomplete")
+		}
+		return
+	}
+	select {
+	case w.notices <- n:
+	default:
+		log.Error().Str("kind", kind).Msg("notice queue full; not reported")
+	}
 }
 
 // loads reports every local instance for the heartbeat.

@@ -18,8 +18,8 @@ import (
 //	            watermark that marks the sender's input idle, else 0
 //	8      8    seq: sequence number (batch, watermark, barrier); the last
 //	            sequence number sent (close, sender to receiver)
-//	16     8    b: body length (batch); watermark (int64 bits); barrier id;
-//	            granted bytes (credit)
+//	16     8    b: body length (batch); watermark (int64 bits); barrier id
+//	            or checkpoint epoch; granted bytes (credit)
 //
 // A schema or batch header is followed by a bytes of Arrow IPC message
 // metadata (the flatbuffer, without the IPC stream's continuation marker
@@ -28,19 +28,21 @@ import (
 // A close frame from the receiver is followed by a bytes of UTF-8 reason.
 //
 // Sender to receiver: schema (once, before the first batch), batch,
-// watermark, barrier, close. Receiver to sender: credit, close.
+// watermark, barrier, checkpoint (a barrier of another kind), close.
+// Receiver to sender: credit, close.
 const headerSize = 24
 
 // wireKind is the first byte of a frame header.
 type wireKind uint8
 
 const (
-	wireBatch     wireKind = 1
-	wireWatermark wireKind = 2
-	wireBarrier   wireKind = 3
-	wireSchema    wireKind = 16
-	wireClose     wireKind = 17
-	wireCredit    wireKind = 18
+	wireBatch      wireKind = 1
+	wireWatermark  wireKind = 2
+	wireBarrier    wireKind = 3
+	wireCheckpoint wireKind = 4
+	wireSchema     wireKind = 16
+	wireClose      wireKind = 17
+	wireCredit     wireKind = 18
 )
 
 // watermarkIdle in a watermark frame's a field marks the sender idle.
@@ -65,6 +67,9 @@ const (
 	KindWatermark = Kind(wireWatermark)
 	// KindBarrier: Frame.Barrier holds a barrier.
 	KindBarrier = Kind(wireBarrier)
+	// KindCheckpoint: Frame.Barrier holds a checkpoint barrier (ID is the
+	// checkpoint's epoch).
+	KindCheckpoint = Kind(wireCheckpoint)
 )
 
 // String names the kind.
@@ -76,6 +81,8 @@ func (k Kind) String() string {
 		return "watermark"
 	case KindBarrier:
 		return "barrier"
+	case KindCheckpoint:
+		return "checkpoint"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -100,7 +107,7 @@ type Frame struct {
 	Rec       arrow.RecordBatch // KindBatch: the batch (owned by the caller)
 	Watermark int64             // KindWatermark: event time in µs
 	Idle      bool              // KindWatermark: the sender's input is idle (SendIdle)
-	Barrier   Barrier           // KindBarrier
+	Barrier   Barrier           // KindBarrier, KindCheckpoint
 }
 
 // header is a decoded frame header.

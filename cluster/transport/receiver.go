@@ -413,6 +413,11 @@ func (r *Receiver) readFrames(schemaMsg **ipc.Message) error {
 				return err
 			}
 			f = Frame{Seq: h.seq, Kind: KindBarrier, Barrier: Barrier{ID: h.b, Source: h.a}}
+		case wireCheckpoint:
+			if err := r.charge(cost); err != nil {
+				return err
+			}
+			f = Frame{Seq: h.seq, Kind: KindCheckpoint, Barrier: Barrier{ID: h.b, Source: h.a}}
 		case wireClose:
 			if received && h.seq != lastSeq {
 				return fmt.Errorf("%w: the sender closed after sequence number %d, but the last frame was %d", ErrProtocol, h.seq, lastSeq)

@@ -228,6 +228,12 @@ func (s *Sender) SendBarrier(ctx context.Context, b Barrier) (uint64, error) {
 	return s.sendSmall(ctx, wireBarrier, b.Source, b.ID)
 }
 
+// SendCheckpoint sends a checkpoint barrier (b.ID is its epoch) as the
+// next frame. Blocking and errors as SendBatch.
+func (s *Sender) SendCheckpoint(ctx context.Context, b Barrier) (uint64, error) {
+	return s.sendSmall(ctx, wireCheckpoint, b.Source, b.ID)
+}
+
 func (s *Sender) sendSmall(ctx context.Context, kind wireKind, a uint32, b uint64) (uint64, error) {
 	if err := s.acquire(ctx); err != nil {
 		return 0, err

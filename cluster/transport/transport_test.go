@@ -183,7 +183,11 @@ func TestRoundTripAllTypes(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if _, err := s.SendBarrier(ctx, Barrier{ID: uint64(i) << 40, Source: uint32(i)}); err != nil {
+			sendBarrier := s.SendBarrier
+			if i%3 == 2 {
+				sendBarrier = s.SendCheckpoint
+			}
+			if _, err := sendBarrier(ctx, Barrier{ID: uint64(i) << 40, Source: uint32(i)}); err != nil {
 				t.Error(err)
 				return
 			}
@@ -196,7 +200,7 @@ func TestRoundTripAllTypes(t *testing.T) {
 		want = append(want,
 			Frame{Kind: KindWatermark, Watermark: int64(i)*1000 - 5, Idle: i%2 == 1},
 			Frame{Kind: KindBatch, Rec: b},
-			Frame{Kind: KindBarrier, Barrier: Barrier{ID: uint64(i) << 40, Source: uint32(i)}})
+			Frame{Kind: map[bool]Kind{false: KindBarrier, true: KindCheckpoint}[i%3 == 2], Barrier: Barrier{ID: uint64(i) << 40, Source: uint32(i)}})
 	}
 	for i, w := range want {
 		f, err := r.Recv(ctx)
@@ -222,7 +226,7 @@ func TestRoundTripAllTypes(t *testing.T) {
 			if f.Watermark != w.Watermark || f.Idle != w.Idle {
 				t.Fatalf("watermark %d (idle %v), want %d (idle %v)", f.Watermark, f.Idle, w.Watermark, w.Idle)
 			}
-		case KindBarrier:
+		case KindBarrier, KindCheckpoint:
 			if f.Barrier != w.Barrier {
 				t.Fatalf("barrier %+v, want %+v", f.Barrier, w.Barrier)
 			}

@@ -31,6 +31,8 @@ func serve(args []string) error {
 	clusterListen := fs.String("cluster-listen", "127.0.0.1:0", "address workers join (spate worker --join)")
 	clusterToken := fs.String("cluster-token", "", "shared secret of coordinator and workers (default: $SPATE_CLUSTER_TOKEN, else the one in <data-dir>/cluster-token, created on first start)")
 	dataDir := fs.String("data-dir", "./spate-data", "directory for the server's files: the write-ahead log (every acknowledged change, replayed on restart) and the cluster token")
+	ckptInterval := fs.Duration("checkpoint-interval", 10*time.Second, "how often queries running on workers are checkpointed (0: never)")
+	ckptStore := fs.String("checkpoint-store", "", "where complete checkpoints are written: a directory, file:///dir, s3://bucket/prefix?endpoint=…&path_style=true, or memory (default: <data-dir>/checkpoints)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -52,7 +54,15 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, Logger: log, Token: token, ClusterListen: *clusterListen, DataDir: *dataDir}, *workers, *logLevel)
+	if *ckptStore == "" {
+		*ckptStore = filepath.Join(*dataDir, "checkpoints")
+	}
+	interval := *ckptInterval
+	if interval == 0 {
+		interval = -1 // never
+	}
+	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, Logger: log, Token: token, ClusterListen: *clusterListen,
+		DataDir: *dataDir, CheckpointInterval: interval, CheckpointStore: *ckptStore}, *workers, *logLevel)
 	if err != nil {
 		return err
 	}

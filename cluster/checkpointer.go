@@ -1,0 +1,324 @@
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/spatedb/spate/cluster/control"
+	"github.com/spatedb/spate/storage"
+)
+
+// This file takes a continuous query's checkpoints: every interval the
+// coordinator puts a checkpoint barrier with the next epoch into each of
+// the query's source stages, behind what was ingested so far. The
+// barrier flows with the data; every instance aligns it over its inputs,
+// snapshots its state (checkpoint.go), reports the snapshot and passes
+// the barrier on; the sink counts it in from every last-stage instance.
+// When every instance's snapshot and the sink are in, the epoch is
+// complete: a consistent cut of the query's state, kept in memory and
+// written to the checkpoint store. Nothing stops meanwhile: an instance
+// holds back only the inputs that are ahead of the barrier, until the
+// others deliver it.
+
+// checkpointRecord is one checkpoint as SHOW CHECKPOINTS lists it.
+type checkpointRecord struct {
+	Query     string
+	Epoch     uint64
+	Started   time.Time
+	Duration  time.Duration
+	Bytes     int64
+	Instances int
+	Status    string // complete, or why it failed
+}
+
+// keepCheckpointRecords bounds the history kept per query.
+const keepCheckpointRecords = 20
+
+// checkpointer is a query's checkpoint state on the coordinator.
+type checkpointer struct {
+	query string
+
+	mu sync.Mutex
+	// protected by mu
+	next    uint64
+	pending map[uint64]*pendingCheckpoint
+	history []checkpointRecord
+	// latest is the newest complete checkpoint: a snapshot per instance.
+	latest      map[[2]int][]byte
+	latestEpoch uint64
+}
+
+type pendingCheckpoint struct {
+	started   time.Time
+	want      int // instance snapshots
+	snaps     map[[2]int][]byte
+	sinkWant  int
+	sinkGot   map[int]bool
+	bytes     int64
+	err       error
+	completed bool
+}
+
+func newCheckpointer(query string) *checkpointer {
+	return &checkpointer{query: query, next: 1, pending: map[uint64]*pendingCheckpoint{}}
+}
+
+// begin opens the next epoch for a query whose plan has instances
+// instances and lastWidth last-stage instances.
+func (k *checkpointer) begin(instances, lastWidth int) uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	epoch := k.next
+	k.next++
+	k.pending[epoch] = &pendingCheckpoint{started: time.Now(), want: instances, snaps: map[[2]int][]byte{},
+		sinkWant: lastWidth, sinkGot: map[int]bool{}}
+	return epoch
+}
+
+// instanceDone records an instance's snapshot (or its failure) and
+// reports whether the epoch just completed.
+func (k *checkpointer) instanceDone(epoch uint64, stage, idx int, data []byte, err error) (*pendingCheckpoint, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	pc := k.pending[epoch]
+	if pc == nil {
+		return nil, false
+	}
+	if err != nil && pc.err == nil {
+		pc.err = err
+	}
+	pc.snaps[[2]int{stage, idx}] = data
+	pc.bytes += int64(len(data))
+	return pc, k.completeLocked(epoch, pc)
+}
+
+// sinkDone counts the barrier in from last-stage instance from.
+func (k *checkpointer) sinkDone(epoch uint64, from int) (*pendingCheckpoint, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	pc := k.pending[epoch]
+	if pc == nil {
+		return nil, false
+	}
+	pc.sinkGot[from] = true
+	return pc, k.completeLocked(epoch, pc)
+}
+
+func (k *checkpointer) completeLocked(epoch uint64, pc *pendingCheckpoint) bool {
+	if pc.completed || len(pc.snaps) < pc.want || len(pc.sinkGot) < pc.sinkWant {
+		return false
+	}
+	pc.completed = true
+	delete(k.pending, epoch)
+	rec := checkpointRecord{Query: k.query, Epoch: epoch, Started: pc.started, Duration: time.Since(pc.started),
+		Bytes: pc.bytes, Instances: len(pc.snaps), Status: "complete"}
+	if pc.err != nil {
+		rec.Status = "failed: " + pc.err.Error()
+	} else if epoch > k.latestEpoch {
+		k.latest, k.latestEpoch = pc.snaps, epoch
+	}
+	k.history = append(k.history, rec)
+	if len(k.history) > keepCheckpointRecords {
+		k.history = k.history[len(k.history)-keepCheckpointRecords:]
+	}
+	// Older epochs still pending can no longer matter.
+	for e := range k.pending {
+		if e < epoch {
+			delete(k.pending, e)
+		}
+	}
+	return true
+}
+
+// records returns the history, oldest first.
+func (k *checkpointer) records() []checkpointRecord {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]checkpointRecord(nil), k.history...)
+}
+
+// inFlight is the number of epochs begun and not complete.
+func (k *checkpointer) inFlight() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.pending)
+}
+
+// checkpointNotice is what a worker sends for each instance snapshot.
+type checkpointNotice struct {
+	Run      string `json:"run"`
+	Epoch    uint64 `json:"epoch"`
+	Stage    int    `json:"stage"`
+	Instance int    `json:"instance"`
+	Snapshot string `json:"snapshot"` // base64 of instanceSnapshot.marshal
+	Error    string `json:"error,omitempty"`
+}
+
+const noticeCheckpoint = "checkpoint"
+
+// wireCheckpoints connects a coordinator-side pipeline's checkpoint
+// callbacks to the query's checkpointer (before the pipeline starts).
+func (c *Coordinator) wireCheckpoints(qr *queryRuntime, p *pipeline) {
+	p.onCheckpoint = func(epoch uint64, snap *instanceSnapshot, err error) {
+		var data []byte
+		if err == nil {
+			data, err = snap.marshal()
+		}
+		stage, idx := -1, -1
+		if snap != nil {
+			stage, idx = snap.Stage, snap.Instance
+		}
+		c.checkpointReported(qr, epoch, stage, idx, data, err)
+	}
+	p.onSinkCheckpoint = func(from int, epoch uint64) {
+		if pc, done := qr.ckpt.sinkDone(epoch, from); done {
+			c.checkpointCompleted(qr, epoch, pc)
+		}
+	}
+}
+
+func (c *Coordinator) checkpointReported(qr *queryRuntime, epoch uint64, stage, idx int, data []byte, err error) {
+	if pc, done := qr.ckpt.instanceDone(epoch, stage, idx, data, err); done {
+		c.checkpointCompleted(qr, epoch, pc)
+	}
+}
+
+// checkpointCompleted writes a complete checkpoint to the store.
+func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pendingCheckpoint) {
+	if pc.err != nil {
+		c.cfg.Logger.Warn().Err(pc.err).Str("query", qr.def.Name).Uint64("epoch", epoch).Msg("checkpoint failed")
+		return
+	}
+	if c.store == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		prefix := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline.place.Run, epoch)
+		for key, data := range pc.snaps {
+			if err := c.store.Put(ctx, fmt.Sprintf("%s%d.%d", prefix, key[0], key[1]), data); err != nil {
+				c.cfg.Logger.Warn().Err(err).Str("query", qr.def.Name).Msg("writing a checkpoint to the store")
+				return
+			}
+		}
+		// The epoch before this one is no longer needed.
+		if epoch > 1 {
+			old := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline.place.Run, epoch-1)
+			keys, err := c.store.List(ctx, old)
+			if err == nil {
+				for _, k := range keys {
+					_ = c.store.Delete(ctx, k)
+				}
+			}
+		}
+	}()
+}
+
+// onCheckpointNotice handles a worker's instance snapshot.
+func (c *Coordinator) onCheckpointNotice(worker string, n control.Notice) {
+	var cn checkpointNotice
+	if err := json.Unmarshal(n.Body, &cn); err != nil {
+		c.cfg.Logger.Warn().Err(err).Str("worker", worker).Msg("malformed checkpoint notice")
+		return
+	}
+	qr := c.runtimeOf(cn.Run)
+	if qr == nil {
+		return
+	}
+	var err error
+	if cn.Error != "" {
+		err = fmt.Errorf("worker %s: %s", worker, cn.Error)
+	}
+	data, derr := base64.StdEncoding.DecodeString(cn.Snapshot)
+	if err == nil && derr != nil {
+		err = derr
+	}
+	c.checkpointReported(qr, cn.Epoch, cn.Stage, cn.Instance, data, err)
+}
+
+// checkpointQuery starts the query's next checkpoint: a barrier into
+// each source stage, each behind what its relation fed so far (taken
+// under the relation's feeding lock, so no batch is half before and half
+// after). A query whose previous checkpoint is still in flight is left
+// alone.
+func (c *Coordinator) checkpointQuery(qr *queryRuntime) {
+	p := qr.pipeline
+	if p.failure() != nil || qr.ckpt.inFlight() > 0 {
+		return
+	}
+	stages := qr.def.Plan.Stages
+	instances := 0
+	for _, st := range stages {
+		instances += st.Parallelism
+	}
+	epoch := qr.ckpt.begin(instances, stages[len(stages)-1].Parallelism)
+	for _, st := range stages {
+		if st.Source == nil {
+			continue
+		}
+		err := c.withSourceLock(st.Source.Relation, func() error { return p.injectCheckpoint(st.ID, epoch) })
+		if err != nil {
+			return
+		}
+	}
+}
+
+// withSourceLock runs fn holding the lock under which a relation feeds
+// its readers.
+func (c *Coordinator) withSourceLock(relation string, fn func() error) error {
+	c.mu.Lock()
+	s, t, up := c.streams[relation], c.tables[relation], c.queries[relation]
+	c.mu.Unlock()
+	switch {
+	case s != nil:
+		s.ingestMu.Lock()
+		defer s.ingestMu.Unlock()
+	case t != nil:
+		t.mu.Lock()
+		defer t.mu.Unlock()
+	case up != nil:
+		up.result.mu.Lock()
+		defer up.result.mu.Unlock()
+	}
+	return fn()
+}
+
+// watchCheckpoints checkpoints every query that runs instances on
+// workers, every interval.
+func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		var qs []*queryRuntime
+		for _, qr := range c.queries {
+			if len(qr.pipeline.place.hostsOf(coordinatorHost)) > 0 {
+				qs = append(qs, qr)
+			}
+		}
+		c.mu.Unlock()
+		sort.Slice(qs, func(i, j int) bool { return qs[i].def.Name < qs[j].def.Name })
+		for _, qr := range qs {
+			c.checkpointQuery(qr)
+		}
+	}
+}
+
+// openCheckpointStore opens Config.CheckpointStore.
+func openCheckpointStore(loc string) (storage.BlobStore, error) {
+	if loc == "" {
+		return nil, nil
+	}
+	return storage.Open(context.Background(), loc)
+}
