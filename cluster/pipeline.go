@@ -147,7 +147,7 @@ type instance struct {
 	barred    []bool
 	nbarred   int
 	held      [][]message
-	out       int64   // output watermark last forwarded
+	out       int64 // output watermark last forwarded
 	barriers  map[uint64]int
 	route     route
 	hashes    []uint64
