@@ -243,7 +243,7 @@ func (p *pipeline) restoreLocal(snaps []*instanceSnapshot) error {
 // into the query meanwhile. It is the local form of what recovery does
 // on workers.
 func (c *Coordinator) reopenLocal(qr *queryRuntime, snaps []*instanceSnapshot) error {
-	old := qr.pipeline
+	old := qr.pipeline()
 	place := c.place(qr.def)
 	for _, row := range place.Hosts {
 		for i := range row {
@@ -263,7 +263,7 @@ func (c *Coordinator) reopenLocal(qr *queryRuntime, snaps []*instanceSnapshot) e
 		return err
 	}
 	c.mu.Lock()
-	qr.pipeline = p
+	qr.setPipeline(p)
 	c.mu.Unlock()
 	old.markStopped()
 	old.stop()

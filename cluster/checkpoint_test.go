@@ -47,7 +47,7 @@ func TestCheckpointRestoreMidStream(t *testing.T) {
 		c.mu.Lock()
 		qr := c.queries[name]
 		c.mu.Unlock()
-		snaps, err := qr.pipeline.snapshotLocal(context.Background())
+		snaps, err := qr.pipeline().snapshotLocal(context.Background())
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -135,6 +135,25 @@ func (k *checkpointer) completeLocked(epoch uint64, pc *pendingCheckpoint) bool 
 	return true
 }
 
+// restorePoint returns the newest complete checkpoint (epoch 0 and no
+// snapshots when there is none).
+func (k *checkpointer) restorePoint() (uint64, map[[2]int][]byte) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.latestEpoch, k.latest
+}
+
+// abortPending forgets the epochs in flight (a recovery lost their
+// barriers).
+func (k *checkpointer) abortPending() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for e := range k.pending {
+		delete(k.pending, e)
+		k.history = append(k.history, checkpointRecord{Query: k.query, Epoch: e, Started: time.Now(), Status: "aborted by a recovery"})
+	}
+}
+
 // records returns the history, oldest first.
 func (k *checkpointer) records() []checkpointRecord {
 	k.mu.Lock()
@@ -194,13 +213,17 @@ func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pe
 		c.cfg.Logger.Warn().Err(pc.err).Str("query", qr.def.Name).Uint64("epoch", epoch).Msg("checkpoint failed")
 		return
 	}
+	qr.result.commit(epoch)
+	if qr.feeds != nil {
+		qr.feeds.commit(epoch)
+	}
 	if c.store == nil {
 		return
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		prefix := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline.place.Run, epoch)
+		prefix := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline().place.Run, epoch)
 		for key, data := range pc.snaps {
 			if err := c.store.Put(ctx, fmt.Sprintf("%s%d.%d", prefix, key[0], key[1]), data); err != nil {
 				c.cfg.Logger.Warn().Err(err).Str("query", qr.def.Name).Msg("writing a checkpoint to the store")
@@ -209,7 +232,7 @@ func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pe
 		}
 		// The epoch before this one is no longer needed.
 		if epoch > 1 {
-			old := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline.place.Run, epoch-1)
+			old := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline().place.Run, epoch-1)
 			keys, err := c.store.List(ctx, old)
 			if err == nil {
 				for _, k := range keys {
@@ -248,7 +271,7 @@ func (c *Coordinator) onCheckpointNotice(worker string, n control.Notice) {
 // after). A query whose previous checkpoint is still in flight is left
 // alone.
 func (c *Coordinator) checkpointQuery(qr *queryRuntime) {
-	p := qr.pipeline
+	p := qr.pipeline()
 	if p.failure() != nil || qr.ckpt.inFlight() > 0 {
 		return
 	}
@@ -303,7 +326,7 @@ func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Durat
 		c.mu.Lock()
 		var qs []*queryRuntime
 		for _, qr := range c.queries {
-			if len(qr.pipeline.place.hostsOf(coordinatorHost)) > 0 {
+			if len(qr.pipeline().place.hostsOf(coordinatorHost)) > 0 {
 				qs = append(qs, qr)
 			}
 		}

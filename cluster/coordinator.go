@@ -95,23 +95,25 @@ func (c *Config) Validate() error {
 // Coordinator is the engine behind the protocol server. It is safe for
 // concurrent use by many sessions.
 type Coordinator struct {
-	cfg     Config
-	catalog *planner.Catalog
-	planner *planner.Planner
-	done    chan struct{}     // closed by Close: background loops stop
-	reg     *control.Registry // nil without a cluster
-	net     *dataPlane        // nil without a cluster
-	wal     *wal              // nil without a data directory
-	store   storage.BlobStore // checkpoint store; nil: memory only
-	bg      sync.WaitGroup
+	cfg      Config
+	catalog  *planner.Catalog
+	planner  *planner.Planner
+	done     chan struct{}     // closed by Close: background loops stop
+	stopping atomic.Bool       // BeginShutdown was called
+	reg      *control.Registry // nil without a cluster
+	net      *dataPlane        // nil without a cluster
+	wal      *wal              // nil without a data directory
+	store    storage.BlobStore // checkpoint store; nil: memory only
+	bg       sync.WaitGroup
 
 	mu sync.Mutex
 	// protected by mu
-	streams map[string]*streamRuntime
-	tables  map[string]*tableData
-	queries map[string]*queryRuntime
-	closed  bool
-	nextRun int
+	streams    map[string]*streamRuntime
+	tables     map[string]*tableData
+	queries    map[string]*queryRuntime
+	closed     bool
+	nextRun    int
+	recoveries []recoveryRecord
 }
 
 // streamRuntime is a stream's ingest state: the event-time high-water mark
@@ -148,7 +150,7 @@ func (s *streamRuntime) setReaders(rs []sourceReader) {
 			kept = kept || r == old
 		}
 		if !kept {
-			s.blockedGone += old.q.pipeline.stages[old.stage][0].ingestWait()
+			s.blockedGone += old.q.pipeline().stages[old.stage][0].ingestWait()
 		}
 	}
 	s.readers = rs
@@ -167,10 +169,16 @@ type tableData struct {
 
 // queryRuntime is a running continuous query.
 type queryRuntime struct {
-	def      *planner.ContinuousQuery
-	pipeline *pipeline
-	result   *resultStore
-	ckpt     *checkpointer
+	def *planner.ContinuousQuery
+	// pipe is the running pipeline; a recovery replaces it.
+	pipe   atomic.Pointer[pipeline]
+	result *resultStore
+	ckpt   *checkpointer
+	// feeds records what the sources were fed since the newest complete
+	// checkpoint (queries on workers with checkpoints); recoverMu
+	// serialises recoveries.
+	feeds     *feedLog
+	recoverMu sync.Mutex
 	// lateRows counts rows of the source streams this query did not see
 	// because they arrived behind the watermark.
 	lateRows atomic.Int64
@@ -276,6 +284,10 @@ func (c *Coordinator) NewSession(ctx context.Context, user, database string) (Se
 	return newSession(c, user, database), nil
 }
 
+// BeginShutdown tells the coordinator the cluster is going down: workers
+// that leave from now on are not recovered from.
+func (c *Coordinator) BeginShutdown() { c.stopping.Store(true) }
+
 // Close stops every pipeline. Idempotent.
 func (c *Coordinator) Close() {
 	c.mu.Lock()
@@ -288,7 +300,7 @@ func (c *Coordinator) Close() {
 	c.queries = map[string]*queryRuntime{}
 	c.mu.Unlock()
 	for _, q := range queries {
-		c.undeploy(q.pipeline, nil)
+		c.undeploy(q.pipeline(), nil)
 		q.result.close()
 	}
 	close(c.done)
@@ -343,7 +355,7 @@ func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
 	if err != nil {
 		return err
 	}
-	qr.pipeline = p
+	qr.setPipeline(p)
 	if err := c.catalog.Add(q); err != nil {
 		c.undeploy(p, nil)
 		result.close()
@@ -383,7 +395,7 @@ func (c *Coordinator) connect(qr *queryRuntime, st *planner.Stage) error {
 			}
 		}
 		if s.idle.Load() {
-			return rd.q.pipeline.markIdle(rd.stage)
+			return rd.q.pipeline().markIdle(rd.stage)
 		}
 		return nil
 	case t != nil:
@@ -467,7 +479,7 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 		delete(c.tables, n)
 		c.mu.Unlock()
 		if q != nil {
-			c.undeploy(q.pipeline, nil)
+			c.undeploy(q.pipeline(), nil)
 			q.result.close()
 		}
 		if t != nil {
@@ -554,8 +566,8 @@ func (c *Coordinator) watchIdle(done <-chan struct{}) {
 			if !s.idle.Load() && time.Since(s.lastActive) >= time.Duration(s.def.IdleTimeout)*time.Microsecond {
 				s.idle.Store(true)
 				for _, r := range s.readers {
-					if r.q.pipeline.failure() == nil {
-						_ = r.q.pipeline.markIdle(r.stage)
+					if r.q.pipeline().failure() == nil {
+						_ = r.q.pipeline().markIdle(r.stage)
 					}
 				}
 			}
@@ -572,7 +584,7 @@ func (s *streamRuntime) blockedSeconds() float64 {
 	defer s.readersMu.Unlock()
 	ns := s.blockedGone
 	for _, r := range s.readers {
-		ns += r.q.pipeline.stages[r.stage][0].ingestWait()
+		ns += r.q.pipeline().stages[r.stage][0].ingestWait()
 	}
 	return float64(ns) / 1e9
 }
@@ -652,7 +664,7 @@ func (c *Coordinator) flushStream(ctx context.Context, s *streamRuntime) error {
 // sent to it, and then, transitively, the queries that read its result.
 func flushReaders(ctx context.Context, readers []sourceReader) error {
 	for _, r := range readers {
-		p := r.q.pipeline
+		p := r.q.pipeline()
 		if p.failure() != nil {
 			continue
 		}
@@ -898,3 +910,9 @@ func (c *Coordinator) ddl(sql string, parallelism int, apply func() error) error
 	}
 	return c.wal.sync()
 }
+
+// pipeline is the query's running pipeline.
+func (qr *queryRuntime) pipeline() *pipeline { return qr.pipe.Load() }
+
+// setPipeline installs a (new) pipeline.
+func (qr *queryRuntime) setPipeline(p *pipeline) { qr.pipe.Store(p) }

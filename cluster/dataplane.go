@@ -223,13 +223,14 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 	switch {
 	case m.rec != nil:
 		defer m.rec.Release()
-		return o.p.result.apply(ctx, m.rec)
+		return o.p.result.apply(ctx, m.from, m.rec)
 	case m.hasWM:
 		last := o.p.query.Plan.Stages[len(o.p.query.Plan.Stages)-1]
 		o.p.result.advance(m.from, last.Parallelism, m.wm, m.idle)
 	case m.barrier != 0:
 		o.p.arrive(m.barrier)
 	case m.ckpt != 0:
+		o.p.result.sawBarrier(m.from, m.ckpt)
 		if o.p.onSinkCheckpoint != nil {
 			o.p.onSinkCheckpoint(m.from, m.ckpt)
 		}

@@ -38,6 +38,17 @@ const (
 type deployRequest struct {
 	Place placement       `json:"place"`
 	Plan  json.RawMessage `json:"plan"` // planner.EncodeQuery
+	// Snapshots restore the worker's instances ("stage.instance" →
+	// instanceSnapshot.marshal) in a recovery.
+	Snapshots map[string][]byte `json:"snapshots,omitempty"`
+}
+
+// recoverable reports whether a failure is the loss of a worker or of a
+// channel to one, which a recovery repairs (as opposed to an operator's
+// error, which would happen again).
+func recoverable(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == "58000"
 }
 
 type runRequest struct {
@@ -109,6 +120,12 @@ func (c *Coordinator) place(q *planner.ContinuousQuery) placement {
 // its instances first (so every channel finds its receiver), then every
 // host connects and starts them.
 func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
+	return c.deployRestored(qr, nil)
+}
+
+// deployRestored deploys qr with every instance restored from its
+// snapshot in snaps (keyed by stage and instance), when given.
+func (c *Coordinator) deployRestored(qr *queryRuntime, snaps map[[2]int][]byte) (*pipeline, error) {
 	q, result := qr.def, qr.result
 	pl := c.place(q)
 	p, err := newPipeline(q, pl, coordinatorHost, c.net, result, c.cfg.Logger)
@@ -116,7 +133,44 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 		return nil, err
 	}
 	c.wireCheckpoints(qr, p)
+	if len(snaps) > 0 {
+		var local []*instanceSnapshot
+		for key, data := range snaps {
+			if pl.Hosts[key[0]][key[1]] != coordinatorHost {
+				continue
+			}
+			s, err := unmarshalInstanceSnapshot(data)
+			if err != nil {
+				p.stop()
+				return nil, err
+			}
+			local = append(local, s)
+		}
+		if err := p.restoreLocal(local); err != nil {
+			p.stop()
+			return nil, err
+		}
+	}
 	workers := pl.hostsOf(coordinatorHost)
+	if len(workers) > 0 && c.cfg.CheckpointInterval > 0 {
+		// Recoverable: the sources' feed is logged until checkpoints
+		// cover it, the result can go back to a checkpoint, and a lost
+		// channel or worker starts a recovery instead of failing.
+		if qr.feeds == nil {
+			qr.feeds = newFeedLog(p)
+			result.mu.Lock()
+			result.tracking = true
+			result.mu.Unlock()
+		}
+		p.feeds = qr.feeds
+		p.onFailure = func(err error) bool {
+			if !recoverable(err) {
+				return false
+			}
+			go c.recoverQuery(qr, p, err.Error())
+			return true
+		}
+	}
 	if len(workers) == 0 {
 		if err := p.start(context.Background()); err != nil {
 			p.stop()
@@ -137,7 +191,16 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 		return nil, errorf("58000", "could not deploy continuous query %q: %v", q.Name, err)
 	}
 	for _, w := range workers {
-		if err := c.reg.Call(ctx, w, reqDeploy, deployRequest{Place: pl, Plan: plan}, nil); err != nil {
+		req := deployRequest{Place: pl, Plan: plan}
+		for key, data := range snaps {
+			if pl.Hosts[key[0]][key[1]] == w {
+				if req.Snapshots == nil {
+					req.Snapshots = map[string][]byte{}
+				}
+				req.Snapshots[fmt.Sprintf("%d.%d", key[0], key[1])] = data
+			}
+		}
+		if err := c.reg.Call(ctx, w, reqDeploy, req, nil); err != nil {
 			return fail(err)
 		}
 		deployed = append(deployed, w)
@@ -176,7 +239,7 @@ func (c *Coordinator) undeploy(p *pipeline, workers []string) {
 // own from memory, the workers' by a status call (an unreachable worker's
 // instances are listed with zero counters).
 func (c *Coordinator) instanceStatuses(qr *queryRuntime) []instanceStatus {
-	p := qr.pipeline
+	p := qr.pipeline()
 	out := p.localStats()
 	for _, w := range p.place.hostsOf(coordinatorHost) {
 		var st []instanceStatus
@@ -210,7 +273,7 @@ func (c *Coordinator) runtimeOf(run string) *queryRuntime {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, qr := range c.queries {
-		if qr.pipeline.place.Run == run {
+		if qr.pipeline().place.Run == run {
 			return qr
 		}
 	}
@@ -235,7 +298,12 @@ func (c *Coordinator) onNotice(worker string, n control.Notice) {
 		if f.Code == "" {
 			f.Code = "XX000"
 		}
-		qr.pipeline.fail(&Error{Code: f.Code, Message: fmt.Sprintf("%s (on worker %s)", f.Message, worker)})
+		err := &Error{Code: f.Code, Message: fmt.Sprintf("%s (on worker %s)", f.Message, worker)}
+		if qr.feeds != nil && recoverable(err) {
+			go c.recoverQuery(qr, qr.pipeline(), err.Message)
+			return
+		}
+		qr.pipeline().fail(err)
 	}
 }
 
@@ -244,13 +312,13 @@ func (c *Coordinator) onNotice(worker string, n control.Notice) {
 // built yet), so their results would silently miss rows.
 func (c *Coordinator) watchWorkers() {
 	for ev := range c.reg.Events() {
-		if ev.Kind != control.WorkerDead {
+		if ev.Kind != control.WorkerDead || c.stopping.Load() {
 			continue
 		}
 		c.mu.Lock()
 		var hit []*queryRuntime
 		for _, qr := range c.queries {
-			for _, h := range qr.pipeline.place.hostsOf("") {
+			for _, h := range qr.pipeline().place.hostsOf("") {
 				if h == ev.Worker.ID {
 					hit = append(hit, qr)
 				}
@@ -258,7 +326,12 @@ func (c *Coordinator) watchWorkers() {
 		}
 		c.mu.Unlock()
 		for _, qr := range hit {
-			qr.pipeline.fail(errorf("58000", "worker %s (pid %d) died (%s); the continuous query's instances there are lost", ev.Worker.ID, ev.Worker.PID, ev.Reason))
+			err := errorf("58000", "worker %s (pid %d) died (%s); the continuous query's instances there are lost", ev.Worker.ID, ev.Worker.PID, ev.Reason)
+			if qr.feeds != nil {
+				go c.recoverQuery(qr, qr.pipeline(), fmt.Sprintf("worker %s (pid %d) died: %s", ev.Worker.ID, ev.Worker.PID, ev.Reason))
+				continue
+			}
+			qr.pipeline().fail(err)
 		}
 	}
 }

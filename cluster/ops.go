@@ -563,6 +563,7 @@ var systemTables = map[string]string{
 	"spate_instances":          "instances",
 	"spate_workers":            "workers",
 	"spate_checkpoints":        "checkpoints",
+	"spate_recoveries":         "recoveries",
 }
 
 // registerSystemTables adds the system tables to the catalog.
@@ -692,6 +693,9 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			}
 		}
 		return cols, rows, true
+	case "recoveries":
+		cols, rows := c.recoveryRows()
+		return cols, rows, true
 	case "checkpoints":
 		cols := []Column{{"query", planner.TypeText}, {"epoch", planner.TypeBigInt}, {"started", planner.TypeTimestamp},
 			{"duration_ms", planner.TypeDouble}, {"bytes", planner.TypeBigInt}, {"instances", planner.TypeBigInt}, {"status", planner.TypeText}}
@@ -716,7 +720,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		placed := map[string]int64{}
 		c.mu.Lock()
 		for _, qr := range c.queries {
-			for _, row := range qr.pipeline.place.Hosts {
+			for _, row := range qr.pipeline().place.Hosts {
 				for _, h := range row {
 					placed[h]++
 				}

@@ -63,6 +63,12 @@ type pipeline struct {
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
 	nextBarrier  atomic.Uint64
+	// feeds, when set, records what the source stages are fed, for
+	// recovery; onFailure, when set, may take over a failure (a
+	// recovery) instead of failing the query.
+	feeds        *feedLog
+	onFailure    func(error) bool
+	isReplaced   atomic.Bool
 	lastBlockLog atomic.Int64 // when ingest last logged back-pressure, ns
 
 	mu sync.Mutex
@@ -719,9 +725,26 @@ func (p *pipeline) markIdle(src int) error {
 	return p.ingestSend(src, message{hasWM: true, idle: true})
 }
 
-// ingestSend puts m into source stage src, counting the time it waits
-// for room: back-pressure from the query reaching its source.
+// ingestSend puts m into source stage src: through the query's feed log
+// when it keeps one (recovery.go), else directly.
 func (p *pipeline) ingestSend(src int, m message) error {
+	if p.feeds != nil {
+		return p.feeds.send(src, m)
+	}
+	return p.ingestDirect(src, m)
+}
+
+// replaced reports whether a recovery replaced this pipeline.
+func (p *pipeline) replaced() bool { return p.isReplaced.Load() }
+
+func (p *pipeline) markReplaced() {
+	p.isReplaced.Store(true)
+	p.markStopped()
+}
+
+// ingestDirect puts m into source stage src, counting the time it waits
+// for room: back-pressure from the query reaching its source.
+func (p *pipeline) ingestDirect(src int, m message) error {
 	to := p.stages[src][0]
 	select {
 	case to.in <- m:
@@ -795,6 +818,9 @@ func (p *pipeline) fail(err error) {
 	p.mu.Unlock()
 	p.cancel()
 	if !first {
+		return
+	}
+	if p.onFailure != nil && p.onFailure(err) {
 		return
 	}
 	if p.result != nil {

@@ -53,6 +53,15 @@ type resultStore struct {
 	retention int64
 	timeCol   int   // event-time column of stored rows (with retention)
 	timeUnit  int64 // µs per unit of timeCol
+	// Recovery (recovery.go): with tracking on, every change is tagged
+	// with the checkpoint epoch that will include it, so the store can go
+	// back to a complete checkpoint.
+	tracking   bool
+	tags       []uint64       // append-only: epoch of each batch
+	undo       []undoEntry    // updating: how to take back each change
+	seen       map[int]uint64 // last checkpoint barrier from each producer
+	committed  uint64         // newest complete checkpoint epoch
+	recovering *recoveryView  // set while a recovery replays
 }
 
 // sourceReader is a source stage of a pipeline that reads a relation.
@@ -64,10 +73,12 @@ type sourceReader struct {
 // feed sends rows (the relation's full schema, owned by the caller) and
 // optionally a watermark to the reader's source stage.
 func (sr sourceReader) feed(rec arrow.RecordBatch, wm int64, hasWM bool) error {
-	p := sr.q.pipeline
-	if p.failure() != nil {
+	p := sr.q.pipeline()
+	if p.failure() != nil && p.feeds == nil {
 		return nil
 	}
+	// A recoverable query logs what it is fed even while it fails: the
+	// recovery replays it.
 	var proj arrow.RecordBatch
 	if rec != nil {
 		proj = projectColumns(rec, p.query.Plan.Stages[sr.stage], p.inputSchemas[sr.stage])
@@ -104,19 +115,27 @@ const (
 )
 
 // compactTail concatenates the newest small batches into one once there
-// are compactTailBatches of them; called with mu held.
+// are compactTailBatches of them; called with mu held. With tracking,
+// only batches of complete checkpoints are merged (a recovery may take
+// the others back one by one).
 func (r *resultStore) compactTail() error {
 	n := len(r.batches)
+	if r.tracking {
+		for n > 0 && r.tags[n-1] > r.committed {
+			n--
+		}
+	}
 	start := n
 	var rows int64
-	for start > 0 && rows+r.batches[start-1].NumRows() <= compactRows && n-start < compactTailBatches {
+	for start > 0 && rows+r.batches[start-1].NumRows() <= compactRows && n-start < compactTailBatches &&
+		(!r.tracking || r.tags[start-1] <= r.committed) {
 		start--
 		rows += r.batches[start].NumRows()
 	}
 	if n-start < compactTailBatches {
 		return nil
 	}
-	tail := r.batches[start:]
+	tail := r.batches[start:n]
 	cols := make([]arrow.Array, tail[0].NumCols())
 	for c := range cols {
 		parts := make([]arrow.Array, len(tail))
@@ -136,17 +155,26 @@ func (r *resultStore) compactTail() error {
 	for _, c := range cols {
 		c.Release()
 	}
-	for i, b := range tail {
+	for _, b := range tail {
 		b.Release()
-		tail[i] = nil
 	}
-	r.batches = append(r.batches[:start], merged)
+	rest := append([]arrow.RecordBatch{merged}, r.batches[n:]...)
+	r.batches = append(r.batches[:start], rest...)
 	if r.retention >= 0 {
 		hi := r.maxTime[start]
-		for _, t := range r.maxTime[start:] {
+		for _, t := range r.maxTime[start:n] {
 			hi = max(hi, t)
 		}
-		r.maxTime = append(r.maxTime[:start], hi)
+		restT := append([]int64{hi}, r.maxTime[n:]...)
+		r.maxTime = append(r.maxTime[:start], restT...)
+	}
+	if r.tracking {
+		tag := uint64(0)
+		for _, t := range r.tags[start:n] {
+			tag = max(tag, t)
+		}
+		restG := append([]uint64{tag}, r.tags[n:]...)
+		r.tags = append(r.tags[:start], restG...)
 	}
 	return nil
 }
@@ -160,26 +188,33 @@ func (r *resultStore) trim() {
 	cut := r.watermark - r.retention
 	kept := r.batches[:0]
 	keptMax := r.maxTime[:0]
+	keptTags := r.tags[:0]
 	for i, b := range r.batches {
-		if r.maxTime[i] < cut {
+		if r.maxTime[i] < cut && (!r.tracking || r.tags[i] <= r.committed) {
 			r.nrows -= b.NumRows()
 			b.Release()
 			continue
 		}
 		kept = append(kept, b)
 		keptMax = append(keptMax, r.maxTime[i])
+		if r.tracking {
+			keptTags = append(keptTags, r.tags[i])
+		}
 	}
 	for i := len(kept); i < len(r.batches); i++ {
 		r.batches[i] = nil
 	}
 	r.batches, r.maxTime = kept, keptMax
+	if r.tracking {
+		r.tags = keptTags
+	}
 }
 
 // apply adds one emitted batch (valid only during the call). It first
 // waits, honouring ctx, until every subscriber has room for it: a
 // SUBSCRIBE client that stops reading back-pressures the query, and
 // through it the sources, instead of growing a queue.
-func (r *resultStore) apply(ctx context.Context, rec arrow.RecordBatch) error {
+func (r *resultStore) apply(ctx context.Context, from int, rec arrow.RecordBatch) error {
 	r.mu.Lock()
 	subs := make([]*subscriber, 0, len(r.subs))
 	for s := range r.subs {
@@ -195,9 +230,13 @@ func (r *resultStore) apply(ctx context.Context, rec arrow.RecordBatch) error {
 	defer r.mu.Unlock()
 	n := rec.NumRows()
 	r.emitted += n
+	tag := r.seen[from] + 1
 	if !r.updating {
 		rec.Retain()
 		r.batches = append(r.batches, rec)
+		if r.tracking {
+			r.tags = append(r.tags, tag)
+		}
 		r.nrows += n
 		if r.retention >= 0 {
 			hi := int64(math.MinInt64)
@@ -220,6 +259,9 @@ func (r *resultStore) apply(ctx context.Context, rec arrow.RecordBatch) error {
 				row[c] = valueAt(rec.Column(c+1), i)
 			}
 			k := r.rowKey(row)
+			if r.tracking {
+				r.undo = append(r.undo, undoEntry{tag: tag, key: k, row: r.rows[k], count: r.counts[k]})
+			}
 			if ops.Value(i) == "-" {
 				if r.key == nil {
 					if r.counts[k]--; r.counts[k] <= 0 {
@@ -244,6 +286,15 @@ func (r *resultStore) apply(ctx context.Context, rec arrow.RecordBatch) error {
 			}
 		}
 	}
+	if r.recovering != nil {
+		return nil // subscribers and readers get the difference at the end
+	}
+	return r.deliverLocked(rec)
+}
+
+// deliverLocked passes an applied batch to subscribers and reading
+// queries; called with mu held.
+func (r *resultStore) deliverLocked(rec arrow.RecordBatch) error {
 	for s := range r.subs {
 		s.offer(rec)
 	}

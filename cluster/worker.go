@@ -142,6 +142,21 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 	if err != nil {
 		return err
 	}
+	if len(req.Snapshots) > 0 {
+		var snaps []*instanceSnapshot
+		for _, data := range req.Snapshots {
+			s, err := unmarshalInstanceSnapshot(data)
+			if err != nil {
+				p.stop()
+				return err
+			}
+			snaps = append(snaps, s)
+		}
+		if err := p.restoreLocal(snaps); err != nil {
+			p.stop()
+			return err
+		}
+	}
 	run := req.Place.Run
 	p.onFail = func(err error) {
 		f := failedNotice{Run: run, Code: "XX000", Message: err.Error()}

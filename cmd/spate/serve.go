@@ -107,6 +107,7 @@ func startLocalCluster(ctx context.Context, cfg cluster.Config, n int, logLevel 
 	}
 	children, err := startWorkers(n, coord.ClusterAddr(), cfg.Token, logLevel)
 	stop = func() {
+		coord.BeginShutdown()
 		children.stop(cfg.Logger)
 		coord.Close()
 	}

@@ -222,11 +222,13 @@ func TestClusterTokenInDataDir(t *testing.T) {
 	}
 }
 
-// TestWorkerDeathFailsItsQueries kills a worker with SIGKILL: the queries
-// that had instances on it fail with a message naming the worker, while
-// ingestion and a query running only on the coordinator carry on.
+// TestWorkerDeathFailsItsQueries kills a worker with SIGKILL in a server
+// that does not checkpoint (--checkpoint-interval 0): the queries that
+// had instances on it fail with a message naming the worker, while
+// ingestion and a query running only on the coordinator carry on. (With
+// checkpoints they recover instead: recovery_test.go.)
 func TestWorkerDeathFailsItsQueries(t *testing.T) {
-	srv := sqltest.StartSpate(t, "--workers", "2")
+	srv := sqltest.StartSpate(t, "--workers", "2", "--checkpoint-interval", "0")
 	ctx := context.Background()
 	conn := sqltest.Connect(t, srv.ConnString())
 	for _, sql := range []string{
