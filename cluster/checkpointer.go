@@ -272,7 +272,7 @@ func (c *Coordinator) onCheckpointNotice(worker string, n control.Notice) {
 // alone.
 func (c *Coordinator) checkpointQuery(qr *queryRuntime) {
 	p := qr.pipeline()
-	if p.failure() != nil || qr.ckpt.inFlight() > 0 {
+	if p.failure() != nil || qr.recovering.Load() || qr.ckpt.inFlight() > 0 {
 		return
 	}
 	stages := qr.def.Plan.Stages

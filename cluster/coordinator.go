@@ -179,6 +179,9 @@ type queryRuntime struct {
 	// serialises recoveries.
 	feeds     *feedLog
 	recoverMu sync.Mutex
+	// recovering is set from a recovery's start until its result caught
+	// up; no checkpoint starts meanwhile.
+	recovering atomic.Bool
 	// lateRows counts rows of the source streams this query did not see
 	// because they arrived behind the watermark.
 	lateRows atomic.Int64

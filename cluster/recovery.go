@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -278,6 +279,21 @@ func (r *resultStore) finishRecovery() error {
 	if view == nil {
 		return nil
 	}
+	if err := r.deliverDifference(view); err != nil {
+		return err
+	}
+	// Then the watermark held back meanwhile.
+	if r.watermark != math.MinInt64 {
+		for _, rd := range r.readers {
+			_ = rd.feed(nil, r.watermark, true)
+		}
+	}
+	return nil
+}
+
+// deliverDifference is finishRecovery's delivery of rows; called with mu
+// held.
+func (r *resultStore) deliverDifference(view *recoveryView) error {
 	if !r.updating {
 		// Rows (re)applied since the checkpoint that were not delivered.
 		for i, b := range r.batches {
@@ -428,12 +444,14 @@ func (c *Coordinator) recoverQuery(qr *queryRuntime, failed *pipeline, reason st
 	if !current {
 		return // dropped meanwhile
 	}
+	qr.recovering.Store(true)
 	rec := recoveryRecord{Query: qr.def.Name, Reason: reason, Detected: time.Now()}
 	log := c.cfg.Logger.With().Str("query", qr.def.Name).Logger()
 	log.Warn().Str("reason", reason).Msg("recovering the continuous query")
 	fail := func(err error) {
 		rec.Status = "failed: " + err.Error()
 		c.addRecovery(rec)
+		qr.recovering.Store(false)
 		log.Error().Err(err).Msg("recovery failed")
 		qr.result.fail(errorf("58000", "recovery after %s failed: %v", reason, err))
 	}
@@ -496,6 +514,7 @@ func (c *Coordinator) recoverQuery(qr *queryRuntime, failed *pipeline, reason st
 			err = qr.result.finishRecovery()
 		}
 		rec.Caught = time.Since(rec.Detected)
+		qr.recovering.Store(false)
 		rec.Status = "recovered"
 		if err != nil {
 			rec.Status = "failed: " + err.Error()

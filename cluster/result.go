@@ -335,6 +335,9 @@ func (r *resultStore) advance(idx, n int, wm int64, idle bool) {
 	}
 	r.watermark = low
 	r.trim()
+	if r.recovering != nil {
+		return // readers get it after the rows held back (finishRecovery)
+	}
 	for _, rd := range r.readers {
 		_ = rd.feed(nil, low, true)
 	}
