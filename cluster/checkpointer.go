@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -169,14 +168,21 @@ func (k *checkpointer) inFlight() int {
 }
 
 // checkpointNotice is what a worker sends for each instance snapshot.
+// A snapshot larger than a control frame comes in parts, in order.
 type checkpointNotice struct {
 	Run      string `json:"run"`
 	Epoch    uint64 `json:"epoch"`
 	Stage    int    `json:"stage"`
 	Instance int    `json:"instance"`
-	Snapshot string `json:"snapshot"` // base64 of instanceSnapshot.marshal
+	Part     int    `json:"part"`     // 0, 1, … of Parts
+	Parts    int    `json:"parts"`    // at least 1
+	Snapshot []byte `json:"snapshot"` // this part of instanceSnapshot.marshal
 	Error    string `json:"error,omitempty"`
 }
+
+// checkpointPart bounds the snapshot bytes of one notice (control frames
+// hold 16 MiB of JSON, and base64 takes a third more).
+const checkpointPart = 8 << 20
 
 const noticeCheckpoint = "checkpoint"
 
@@ -258,9 +264,22 @@ func (c *Coordinator) onCheckpointNotice(worker string, n control.Notice) {
 	if cn.Error != "" {
 		err = fmt.Errorf("worker %s: %s", worker, cn.Error)
 	}
-	data, derr := base64.StdEncoding.DecodeString(cn.Snapshot)
-	if err == nil && derr != nil {
-		err = derr
+	data := cn.Snapshot
+	if err == nil && cn.Parts > 1 {
+		key := fmt.Sprintf("%s/%d/%d.%d", cn.Run, cn.Epoch, cn.Stage, cn.Instance)
+		c.partsMu.Lock()
+		buf := append(c.parts[key], cn.Snapshot...)
+		if cn.Part+1 < cn.Parts {
+			if c.parts == nil {
+				c.parts = map[string][]byte{}
+			}
+			c.parts[key] = buf
+			c.partsMu.Unlock()
+			return
+		}
+		delete(c.parts, key)
+		c.partsMu.Unlock()
+		data = buf
 	}
 	c.checkpointReported(qr, cn.Epoch, cn.Stage, cn.Instance, data, err)
 }

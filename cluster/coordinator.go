@@ -114,6 +114,9 @@ type Coordinator struct {
 	closed     bool
 	nextRun    int
 	recoveries []recoveryRecord
+
+	partsMu sync.Mutex
+	parts   map[string][]byte // snapshots arriving in parts (checkpointer.go)
 }
 
 // streamRuntime is a stream's ingest state: the event-time high-water mark
@@ -373,6 +376,17 @@ func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
 		}
 		if err := c.connect(qr, st); err != nil {
 			_ = c.drop(q.Name, planner.RelContinuousQuery, true)
+			return err
+		}
+	}
+	// What connecting fed (a table's rows, another query's current
+	// result) is through before the statement returns, so rows ingested
+	// after it cannot overtake it in a lookup join.
+	for _, st := range q.Plan.Stages {
+		if st.Source == nil {
+			continue
+		}
+		if err := p.flush(context.Background(), st.ID); err != nil && p.failure() == nil {
 			return err
 		}
 	}
@@ -667,14 +681,9 @@ func (c *Coordinator) flushStream(ctx context.Context, s *streamRuntime) error {
 // sent to it, and then, transitively, the queries that read its result.
 func flushReaders(ctx context.Context, readers []sourceReader) error {
 	for _, r := range readers {
-		p := r.q.pipeline()
-		if p.failure() != nil {
-			continue
-		}
-		if err := p.flush(ctx, r.stage); err != nil {
-			if p.failure() == nil {
-				return err
-			}
+		if ok, err := r.flush(ctx); err != nil {
+			return err
+		} else if !ok {
 			continue
 		}
 		r.q.result.mu.Lock()
@@ -685,6 +694,39 @@ func flushReaders(ctx context.Context, readers []sourceReader) error {
 		}
 	}
 	return nil
+}
+
+// flush waits until what the reader's query was fed so far has reached
+// its result. ok is false when the query failed (its status says why). A
+// recovery that replaces the pipeline meanwhile replays the rows into the
+// new one, which is then flushed instead.
+func (r sourceReader) flush(ctx context.Context) (ok bool, err error) {
+	for {
+		p := r.q.pipeline()
+		if p.failure() != nil && !p.replaced() && p.feeds == nil {
+			return false, nil
+		}
+		err := p.flush(ctx, r.stage)
+		switch {
+		case err == nil:
+			return true, nil
+		case ctx.Err() != nil:
+			return false, err
+		case p.replaced() || (p.feeds != nil && recoverable(p.failure())):
+			// Recovering: wait for the new pipeline.
+			r.q.recoverMu.Lock()
+			r.q.recoverMu.Unlock()
+			if r.q.pipeline() == p {
+				// No new pipeline: the recovery failed, or has not begun
+				// (the rows are in the feed log either way).
+				return false, nil
+			}
+		case p.failure() != nil:
+			return false, nil
+		default:
+			return false, err
+		}
+	}
 }
 
 // appendTable adds rows to a table and passes them to the queries that

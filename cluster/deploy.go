@@ -20,10 +20,11 @@ import (
 
 // Control-plane request kinds and bodies (the worker side is worker.go).
 const (
-	reqDeploy = "deploy" // deployRequest → nothing: build the worker's instances
-	reqStart  = "start"  // runRequest → nothing: connect channels and run
-	reqStop   = "stop"   // runRequest → nothing: stop and release
-	reqStatus = "status" // runRequest → []instanceStatus
+	reqDeploy  = "deploy"  // deployRequest → nothing: build the worker's instances
+	reqStart   = "start"   // runRequest → nothing: connect channels and run
+	reqStop    = "stop"    // runRequest → nothing: stop and release
+	reqStatus  = "status"  // runRequest → []instanceStatus
+	reqRestore = "restore" // restoreRequest → nothing: restore an instance (deployed, not started)
 
 	noticeFailed = "failed" // failedNotice: a worker's part of a query failed
 )
@@ -38,9 +39,17 @@ const (
 type deployRequest struct {
 	Place placement       `json:"place"`
 	Plan  json.RawMessage `json:"plan"` // planner.EncodeQuery
-	// Snapshots restore the worker's instances ("stage.instance" →
-	// instanceSnapshot.marshal) in a recovery.
-	Snapshots map[string][]byte `json:"snapshots,omitempty"`
+}
+
+// restoreRequest carries (a part of) an instance's snapshot to restore
+// before the run starts (recovery).
+type restoreRequest struct {
+	Run      string `json:"run"`
+	Stage    int    `json:"stage"`
+	Instance int    `json:"instance"`
+	Part     int    `json:"part"`
+	Parts    int    `json:"parts"`
+	Data     []byte `json:"data"`
 }
 
 // recoverable reports whether a failure is the loss of a worker or of a
@@ -191,19 +200,25 @@ func (c *Coordinator) deployRestored(qr *queryRuntime, snaps map[[2]int][]byte) 
 		return nil, errorf("58000", "could not deploy continuous query %q: %v", q.Name, err)
 	}
 	for _, w := range workers {
-		req := deployRequest{Place: pl, Plan: plan}
-		for key, data := range snaps {
-			if pl.Hosts[key[0]][key[1]] == w {
-				if req.Snapshots == nil {
-					req.Snapshots = map[string][]byte{}
-				}
-				req.Snapshots[fmt.Sprintf("%d.%d", key[0], key[1])] = data
-			}
-		}
-		if err := c.reg.Call(ctx, w, reqDeploy, req, nil); err != nil {
+		if err := c.reg.Call(ctx, w, reqDeploy, deployRequest{Place: pl, Plan: plan}, nil); err != nil {
 			return fail(err)
 		}
 		deployed = append(deployed, w)
+	}
+	// Snapshots go in parts that fit a control frame.
+	for key, data := range snaps {
+		w := pl.Hosts[key[0]][key[1]]
+		if w == coordinatorHost {
+			continue
+		}
+		parts := max(1, (len(data)+checkpointPart-1)/checkpointPart)
+		for i := range parts {
+			req := restoreRequest{Run: pl.Run, Stage: key[0], Instance: key[1], Part: i, Parts: parts,
+				Data: data[i*checkpointPart : min(len(data), (i+1)*checkpointPart)]}
+			if err := c.reg.Call(ctx, w, reqRestore, req, nil); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	for _, w := range workers {
 		if err := c.reg.Call(ctx, w, reqStart, runRequest{Run: pl.Run}, nil); err != nil {

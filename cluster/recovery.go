@@ -120,10 +120,21 @@ func (f *feedLog) commit(epoch uint64) {
 func (f *feedLog) replayLocked(p *pipeline, epoch uint64) (int, error) {
 	pos := f.barrier[epoch]
 	n := 0
+	prev := -1
 	for _, e := range f.entries {
 		if at, ok := pos[e.src]; ok && e.pos < at {
 			continue
 		}
+		// A source's entries reach the results before another source's
+		// next ones are replayed, as when they were first fed (each
+		// statement's rows were through before it was acknowledged): a
+		// stream's rows must not overtake a table's in a lookup join.
+		if prev >= 0 && e.src != prev {
+			if err := p.flush(context.Background(), prev); err != nil {
+				return n, err
+			}
+		}
+		prev = e.src
 		m := e.m
 		if m.rec != nil {
 			m.rec.Retain()

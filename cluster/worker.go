@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,8 +74,9 @@ type workerRuntime struct {
 
 	mu sync.Mutex
 	// protected by mu
-	id   string
-	runs map[string]*pipeline
+	id    string
+	runs  map[string]*pipeline
+	parts map[string][]byte // snapshots arriving in parts
 }
 
 func (w *workerRuntime) setID(id string) {
@@ -87,12 +87,19 @@ func (w *workerRuntime) setID(id string) {
 
 // handle runs one control-plane request from the coordinator.
 func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMessage) (any, error) {
-	if kind == reqDeploy {
+	switch kind {
+	case reqDeploy:
 		var req deployRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, fmt.Errorf("malformed deploy: %w", err)
 		}
 		return nil, w.deploy(req)
+	case reqRestore:
+		var req restoreRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("malformed restore: %w", err)
+		}
+		return nil, w.restore(req)
 	}
 	var req runRequest
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -124,6 +131,36 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 	return nil, fmt.Errorf("unknown request %q", kind)
 }
 
+// restore takes a part of an instance's snapshot and, with the last
+// part, restores the instance (deployed, not started).
+func (w *workerRuntime) restore(req restoreRequest) error {
+	key := fmt.Sprintf("%s/%d.%d", req.Run, req.Stage, req.Instance)
+	w.mu.Lock()
+	p := w.runs[req.Run]
+	if w.parts == nil {
+		w.parts = map[string][]byte{}
+	}
+	data := append(w.parts[key], req.Data...)
+	done := req.Part+1 >= req.Parts
+	if done {
+		delete(w.parts, key)
+	} else {
+		w.parts[key] = data
+	}
+	w.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("no run %q on this worker", req.Run)
+	}
+	if !done {
+		return nil
+	}
+	s, err := unmarshalInstanceSnapshot(data)
+	if err != nil {
+		return err
+	}
+	return p.restoreLocal([]*instanceSnapshot{s})
+}
+
 // deploy builds this worker's instances of a query.
 func (w *workerRuntime) deploy(req deployRequest) error {
 	q, err := planner.DecodeQuery(req.Plan)
@@ -142,21 +179,6 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 	if err != nil {
 		return err
 	}
-	if len(req.Snapshots) > 0 {
-		var snaps []*instanceSnapshot
-		for _, data := range req.Snapshots {
-			s, err := unmarshalInstanceSnapshot(data)
-			if err != nil {
-				p.stop()
-				return err
-			}
-			snaps = append(snaps, s)
-		}
-		if err := p.restoreLocal(snaps); err != nil {
-			p.stop()
-			return err
-		}
-	}
 	run := req.Place.Run
 	p.onFail = func(err error) {
 		f := failedNotice{Run: run, Code: "XX000", Message: err.Error()}
@@ -168,7 +190,7 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 		w.notify(noticeFailed, f, log)
 	}
 	p.onCheckpoint = func(epoch uint64, snap *instanceSnapshot, err error) {
-		n := checkpointNotice{Run: run, Epoch: epoch, Stage: -1, Instance: -1}
+		n := checkpointNotice{Run: run, Epoch: epoch, Stage: -1, Instance: -1, Parts: 1}
 		if snap != nil {
 			n.Stage, n.Instance = snap.Stage, snap.Instance
 		}
@@ -178,9 +200,14 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 		}
 		if err != nil {
 			n.Error = err.Error()
+			w.notify(noticeCheckpoint, n, log)
+			return
 		}
-		n.Snapshot = base64.StdEncoding.EncodeToString(data)
-		w.notify(noticeCheckpoint, n, log)
+		n.Parts = max(1, (len(data)+checkpointPart-1)/checkpointPart)
+		for i := range n.Parts {
+			n.Part, n.Snapshot = i, data[i*checkpointPart:min(len(data), (i+1)*checkpointPart)]
+			w.notify(noticeCheckpoint, n, log)
+		}
 	}
 	w.mu.Lock()
 	w.runs[run] = p
