@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -266,5 +267,126 @@ func TestLinearRoadSurvivesWorkerKill(t *testing.T) {
 	}
 	if res.Outputs[0] == 0 {
 		t.Fatalf("no tolls: %v", res.Outputs)
+	}
+}
+
+// TestRandomWorkerKills is the randomised recovery test: seeded runs with
+// a random checkpoint interval, random COPY sizes and pace, and one or
+// two workers killed with SIGKILL at random moments (the second after the
+// first recovery), each compared with a single-process server on the
+// same input.
+func TestRandomWorkerKills(t *testing.T) {
+	seeds := []uint64{1, 2, 3, 4, 5, 6}
+	if testing.Short() {
+		seeds = seeds[:2]
+	}
+	reference := sqltest.StartSpate(t, "--workers", "0")
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { randomKills(t, reference, seed) })
+	}
+}
+
+func randomKills(t *testing.T, reference *sqltest.Server, seed uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rng := rand.New(rand.NewPCG(seed, 77))
+	interval := []string{"50ms", "200ms", "1s"}[rng.IntN(3)]
+	kills := 1 + rng.IntN(2)
+	cluster := sqltest.StartSpate(t, "--workers", "3", "--checkpoint-interval", interval)
+	cl := connectPg(t, cluster.ConnString())
+	ref := connectPg(t, reference.ConnString())
+	// A schema of its own per seed on the shared reference server.
+	sfx := fmt.Sprintf("_%d", seed)
+	names := []string{"win", "totals", "named", "busy", "running"}
+	for _, c := range []*pgconn.PgConn{cl, ref} {
+		mustExec(t, c, "CREATE STREAM ev"+sfx+" (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
+		mustExec(t, c, "CREATE TABLE dim"+sfx+" (k INT, name TEXT)")
+		mustExec(t, c, "INSERT INTO dim"+sfx+" VALUES (1, 'one'), (2, 'two'), (3, 'three')")
+		for _, name := range names {
+			q := strings.NewReplacer(" ev ", " ev"+sfx+" ", " dim ", " dim"+sfx+" ", " win ", " win"+sfx+" ").Replace(restartQueries[name] + " ")
+			mustExec(t, c, "CREATE CONTINUOUS QUERY "+name+sfx+" AS "+q)
+		}
+	}
+	t0 := int64(1000)
+	var chunks [][]byte
+	for range 4 {
+		n := 5000 + rng.IntN(25000)
+		var b bytes.Buffer
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, "%d,%d,%d\n", rng.IntN(30), rng.IntN(100), t0+int64(i)/20)
+		}
+		t0 += int64(n/20) + 1
+		chunks = append(chunks, b.Bytes())
+	}
+	killAt := []int{1 + rng.IntN(3), 0}
+	if kills == 2 {
+		killAt[1] = killAt[0] + 1
+		if killAt[1] > 3 {
+			killAt[0], killAt[1] = 1, 2
+		}
+	}
+	victims := []string{"w1", "w2", "w3"}
+	rng.Shuffle(len(victims), func(i, j int) { victims[i], victims[j] = victims[j], victims[i] })
+	killed := 0
+	for i, data := range chunks {
+		var kill chan struct{}
+		if killed < kills && killAt[killed] == i {
+			if killed == 1 {
+				waitFor(t, 60*time.Second, "the first recovery", func() bool {
+					rows, err := sqltest.QueryText(ctx, cl, "SELECT COUNT(*) FROM spate_recoveries WHERE status = 'recovered'")
+					return err == nil && rows[0][0] != "0"
+				})
+			}
+			rows, err := sqltest.QueryText(ctx, cl, "SELECT pid FROM spate_workers WHERE id = '"+victims[killed]+"'")
+			if err != nil || len(rows) != 1 {
+				t.Fatalf("worker %s: %v %v", victims[killed], rows, err)
+			}
+			pid, _ := strconv.Atoi(rows[0][0])
+			kill = make(chan struct{})
+			delay := time.Duration(rng.IntN(300)) * time.Millisecond
+			go func() {
+				time.Sleep(delay)
+				syscall.Kill(pid, syscall.SIGKILL)
+				close(kill)
+			}()
+			killed++
+		}
+		pace := time.Duration(1+rng.IntN(5)) * time.Millisecond
+		if _, err := cl.CopyFrom(ctx, &slowReader{data: data, chunk: 4096, pause: pace}, "COPY ev"+sfx+" FROM STDIN (FORMAT csv)"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ref.CopyFrom(ctx, bytes.NewReader(data), "COPY ev"+sfx+" FROM STDIN (FORMAT csv)"); err != nil {
+			t.Fatal(err)
+		}
+		if kill != nil {
+			<-kill
+		}
+	}
+	for _, c := range []*pgconn.PgConn{cl, ref} {
+		mustExec(t, c, "INSERT INTO ev"+sfx+" VALUES (1, 1, 999999)")
+	}
+	waitFor(t, 60*time.Second, "the recoveries", func() bool {
+		rows, err := sqltest.QueryText(ctx, cl, "SELECT COUNT(*) FROM spate_recoveries WHERE status <> 'recovered'")
+		done, err2 := sqltest.QueryText(ctx, cl, "SELECT COUNT(*) FROM spate_recoveries")
+		return err == nil && err2 == nil && rows[0][0] == "0" && done[0][0] != "0"
+	})
+	mustExec(t, cl, "INSERT INTO dim"+sfx+" VALUES (9, 'nine')") // waits for every query
+	recs, _ := sqltest.QueryText(ctx, cl, "SELECT query, checkpoint_epoch, replayed FROM spate_recoveries")
+	t.Logf("seed %d: checkpoint interval %s, %d kill(s) (%v), recoveries %v", seed, interval, kills, victims[:kills], recs)
+	for _, name := range names {
+		q := "SELECT * FROM " + name + sfx
+		got, err := sqltest.QueryText(ctx, cl, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := sqltest.QueryText(ctx, ref, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sortAll(got)
+		sortAll(want)
+		if len(want) == 0 || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s differs: %d rows, want %d; first difference %s", name, len(got), len(want), firstRowDiff(got, want))
+		}
 	}
 }
