@@ -308,6 +308,7 @@ func (c *Coordinator) Close() {
 	for _, q := range queries {
 		c.undeploy(q.pipeline(), nil)
 		q.result.close()
+		q.feeds.release()
 	}
 	close(c.done)
 	if c.reg != nil {
@@ -498,6 +499,7 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 		if q != nil {
 			c.undeploy(q.pipeline(), nil)
 			q.result.close()
+			q.feeds.release()
 		}
 		if t != nil {
 			t.mu.Lock()

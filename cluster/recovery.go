@@ -36,7 +36,7 @@ type feedLog struct {
 	entries []fedMessage
 	next    uint64                    // position of the next entry
 	barrier map[uint64]map[int]uint64 // epoch → source stage → position of its barrier
-	bytes   int64                     // batch bytes held
+	bytes   map[int]int64             // batch bytes held, per source stage
 }
 
 type fedMessage struct {
@@ -46,7 +46,7 @@ type fedMessage struct {
 }
 
 func newFeedLog(p *pipeline) *feedLog {
-	return &feedLog{pipe: p, barrier: map[uint64]map[int]uint64{}}
+	return &feedLog{pipe: p, barrier: map[uint64]map[int]uint64{}, bytes: map[int]int64{}}
 }
 
 // send records m and delivers it to source stage src of the current
@@ -65,7 +65,7 @@ func (f *feedLog) send(src int, m message) error {
 	} else {
 		if m.rec != nil {
 			m.rec.Retain()
-			f.bytes += exec.RecordBytes(m.rec)
+			f.bytes[src] += exec.RecordBytes(m.rec)
 		}
 		f.entries = append(f.entries, fedMessage{pos: pos, src: src, m: m})
 	}
@@ -97,7 +97,7 @@ func (f *feedLog) commit(epoch uint64) {
 	for _, e := range f.entries {
 		if at, ok := pos[e.src]; ok && e.pos < at {
 			if e.m.rec != nil {
-				f.bytes -= exec.RecordBytes(e.m.rec)
+				f.bytes[e.src] -= exec.RecordBytes(e.m.rec)
 				e.m.rec.Release()
 			}
 			continue
@@ -147,7 +147,20 @@ func (f *feedLog) replayLocked(p *pipeline, epoch uint64) (int, error) {
 	return n, nil
 }
 
+// heldBytes is the batch bytes kept for source stage src.
+func (f *feedLog) heldBytes(src int) int64 {
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bytes[src]
+}
+
 func (f *feedLog) release() {
+	if f == nil {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, e := range f.entries {
