@@ -5,21 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/spatedb/spate/internal/sqltest"
 )
 
 // testStore is the conformance test every BlobStore passes.
@@ -159,84 +157,15 @@ func TestS3Fake(t *testing.T) {
 // server in its own process over a directory (installed by make test's
 // test-deps; under CI=true a missing binary fails the test).
 func TestS3Versitygw(t *testing.T) {
-	bin := versitygwBinary()
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("versitygw not found (make test-deps installs it with go install)")
-		}
-		t.Skip("versitygw not installed; make test-deps installs it")
-	}
-	port := freePort(t)
-	data := t.TempDir()
-	if err := os.Mkdir(filepath.Join(data, "spate-test"), 0o700); err != nil { // a bucket is a directory
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "--access", "spate", "--secret", "spate-secret", "--port", fmt.Sprintf("127.0.0.1:%d", port), "posix", data)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw did not start: %v\n%s", err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "spate")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "spate-secret")
-	s, err := Open(context.Background(), fmt.Sprintf("s3://spate-test/prefix?endpoint=http://%s&path_style=true&region=us-east-1", addr))
+	srv := sqltest.StartS3(t, "spate-test")
+	srv.Env(t)
+	s, err := Open(context.Background(), srv.Location("spate-test", "prefix"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	testStore(t, s)
 }
 
-// versitygwBinary finds versitygw on PATH or where go install puts it.
-func versitygwBinary() string {
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	for _, dir := range []string{os.Getenv("GOBIN"), filepath.Join(os.Getenv("HOME"), "go", "bin")} {
-		if dir == "" {
-			continue
-		}
-		if p := filepath.Join(dir, "versitygw"); isExecutable(p) {
-			return p
-		}
-	}
-	if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		if p := filepath.Join(strings.TrimSpace(string(gp)), "bin", "versitygw"); isExecutable(p) {
-			return p
-		}
-	}
-	return ""
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // createBucket makes a bucket through the S3 API.
 func createBucket(t *testing.T, endpoint, bucket string) {
