@@ -166,7 +166,6 @@ func TestS3Versitygw(t *testing.T) {
 	testStore(t, s)
 }
 
-
 // createBucket makes a bucket through the S3 API.
 func createBucket(t *testing.T, endpoint, bucket string) {
 	s, err := NewS3(context.Background(), S3Config{Bucket: bucket, Endpoint: endpoint, PathStyle: true, Region: "us-east-1"})
