@@ -228,7 +228,11 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		return fail(err)
 	}
 	c.store = store
-	reg, err := control.NewRegistry(control.RegistryConfig{Listen: cfg.ClusterListen, Token: cfg.Token, Logger: cfg.Logger, OnNotice: c.onNotice})
+	// A killed worker is noticed at once (its control connection closes);
+	// silence is given 10 heartbeat intervals, as a worker busy with a
+	// large checkpoint or a long garbage collection may be slow to speak.
+	reg, err := control.NewRegistry(control.RegistryConfig{Listen: cfg.ClusterListen, Token: cfg.Token, Logger: cfg.Logger,
+		OnNotice: c.onNotice, DeadAfter: 10})
 	if err != nil {
 		return fail(err)
 	}

@@ -215,17 +215,24 @@ func (c *Coordinator) deployRestored(qr *queryRuntime, snaps map[[2]int][]byte) 
 		for i := range parts {
 			req := restoreRequest{Run: pl.Run, Stage: key[0], Instance: key[1], Part: i, Parts: parts,
 				Data: data[i*checkpointPart : min(len(data), (i+1)*checkpointPart)]}
-			if err := c.reg.Call(ctx, w, reqRestore, req, nil); err != nil {
+			// Each part has a timeout of its own: a large state takes
+			// many.
+			pctx, pcancel := context.WithTimeout(context.Background(), deployTimeout)
+			err := c.reg.Call(pctx, w, reqRestore, req, nil)
+			pcancel()
+			if err != nil {
 				return fail(err)
 			}
 		}
 	}
+	sctx, scancel := context.WithTimeout(context.Background(), deployTimeout)
+	defer scancel()
 	for _, w := range workers {
-		if err := c.reg.Call(ctx, w, reqStart, runRequest{Run: pl.Run}, nil); err != nil {
+		if err := c.reg.Call(sctx, w, reqStart, runRequest{Run: pl.Run}, nil); err != nil {
 			return fail(err)
 		}
 	}
-	if err := p.start(ctx); err != nil {
+	if err := p.start(sctx); err != nil {
 		return fail(err)
 	}
 	c.cfg.Logger.Info().Str("query", q.Name).Str("run", pl.Run).Strs("workers", workers).Msg("continuous query deployed")

@@ -426,6 +426,7 @@ func (r *Registry) handle(conn net.Conn) {
 			r.mu.Unlock()
 		case m.Type == typeReply && m.Reply != nil:
 			r.mu.Lock()
+			r.applyLocked(r.live.observe(livenessEvent{kind: evHeartbeat, worker: id}, r.cfg.Now()))
 			ch := rec.pending[m.Reply.ID]
 			delete(rec.pending, m.Reply.ID)
 			r.mu.Unlock()
@@ -433,6 +434,11 @@ func (r *Registry) handle(conn net.Conn) {
 				ch <- m.Reply // buffered; a caller that gave up never reads it
 			}
 		case m.Type == typeNotice && m.Notice != nil:
+			// Any message shows the worker alive: heartbeats may wait
+			// behind large notices (checkpoint snapshots) on the wire.
+			r.mu.Lock()
+			r.applyLocked(r.live.observe(livenessEvent{kind: evHeartbeat, worker: id}, r.cfg.Now()))
+			r.mu.Unlock()
 			if r.cfg.OnNotice != nil {
 				r.cfg.OnNotice(id, *m.Notice)
 			}

@@ -34,13 +34,48 @@ func runBench(args []string) error {
 		return benchNet(args[1:])
 	case "net-send": // the sending process of bench net
 		return benchNetSend(args[1:])
+	case "recovery":
+		return benchRecovery(args[1:])
 	}
-	return fmt.Errorf("unknown benchmark %q: use agg, lrb or net", args[0])
+	return fmt.Errorf("unknown benchmark %q: use agg, lrb, net or recovery", args[0])
+}
+
+// benchRecovery measures the recovery of a killed worker for states of
+// the given sizes.
+func benchRecovery(args []string) error {
+	fs := flag.NewFlagSet("bench recovery", flag.ContinueOnError)
+	states := fs.String("state", "10MB,1GB", "state sizes, e.g. 10MB,1GB")
+	interval := fs.Duration("checkpoint-interval", 2*time.Second, "checkpoint interval of the cluster")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var sizes []int64
+	for _, f := range strings.Split(*states, ",") {
+		f = strings.ToUpper(strings.TrimSpace(f))
+		mult := int64(1)
+		switch {
+		case strings.HasSuffix(f, "GB"):
+			mult, f = 1<<30, strings.TrimSuffix(f, "GB")
+		case strings.HasSuffix(f, "MB"):
+			mult, f = 1<<20, strings.TrimSuffix(f, "MB")
+		}
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--state: %q is not a size such as 10MB or 1GB", f)
+		}
+		sizes = append(sizes, n*mult)
+	}
+	eng := benchEngineWith(2, *interval)
+	return bench.RunRecovery(context.Background(), sizes, eng.Start, os.Stdout)
 }
 
 // benchEngine is an engine of n worker processes on loopback (none: every
-// instance in this process), with logs off.
-func benchEngine(n int) bench.Engine {
+// instance in this process), with logs off and checkpoints every 10 s.
+func benchEngine(n int) bench.Engine { return benchEngineWith(n, 0) }
+
+// benchEngineWith is benchEngine with a checkpoint interval (0: the
+// default, negative: never).
+func benchEngineWith(n int, interval time.Duration) bench.Engine {
 	name := fmt.Sprintf("%d workers", n)
 	if n == 1 {
 		name = "1 worker"
@@ -50,7 +85,8 @@ func benchEngine(n int) bench.Engine {
 		if _, err := rand.Read(token); err != nil {
 			return nil, nil, err
 		}
-		return startLocalCluster(context.Background(), cluster.Config{Token: hex.EncodeToString(token), Logger: zerolog.Nop()}, n, "warn")
+		cfg := cluster.Config{Token: hex.EncodeToString(token), Logger: zerolog.Nop(), CheckpointInterval: interval}
+		return startLocalCluster(context.Background(), cfg, n, "warn")
 	}}
 }
 
@@ -74,8 +110,26 @@ func benchAgg(args []string) error {
 	fs.IntVar(&cfg.Keys, "keys", 1_000_000, "distinct GROUP BY keys")
 	fs.IntVar(&cfg.BatchRows, "batch", 65_536, "rows per Arrow batch")
 	workers := fs.String("workers", "", "instead of the one-core comparison with a Go loop, run on clusters of these numbers of worker processes (e.g. 1,2) and compare them")
+	intervals := fs.String("checkpoint-intervals", "", "instead, run on 2 workers once per checkpoint interval (e.g. off,30s,5s,1s) and compare them")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *intervals != "" {
+		var engines []bench.Engine
+		for _, f := range strings.Split(*intervals, ",") {
+			f = strings.TrimSpace(f)
+			d := time.Duration(-1)
+			if f != "off" {
+				var err error
+				if d, err = time.ParseDuration(f); err != nil || d <= 0 {
+					return fmt.Errorf("--checkpoint-intervals: %q is not off or a duration", f)
+				}
+			}
+			e := benchEngineWith(2, d)
+			e.Name = "2 workers, checkpoints " + f
+			engines = append(engines, e)
+		}
+		return bench.RunAggScaling(context.Background(), cfg, engines, os.Stdout)
 	}
 	if *workers == "" {
 		return bench.RunAgg(context.Background(), cfg, os.Stdout)

@@ -1,0 +1,177 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/spatedb/spate/cluster"
+	"github.com/spatedb/spate/parser"
+)
+
+// The recovery benchmark builds an updating GROUP BY whose state is about
+// the given size (one row of a 1,000-byte string per key) on a cluster of
+// worker processes, waits for a checkpoint that holds it, kills a worker
+// with SIGKILL and reports what SHOW RECOVERIES measured: the time from
+// detection until the restored instances run, and until the result has
+// caught up.
+
+// RunRecovery runs the benchmark once per state size on engines from
+// start (which must have workers and checkpoints on).
+func RunRecovery(ctx context.Context, sizes []int64, start func() (*cluster.Coordinator, func(), error), w io.Writer) error {
+	fmt.Fprintf(w, "recovery of a killed worker (updating GROUP BY, 1,000-byte rows):\n")
+	for _, size := range sizes {
+		if err := recoveryOnce(ctx, size, start, w); err != nil {
+			return fmt.Errorf("state %s: %w", byteSize(size), err)
+		}
+	}
+	return nil
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func recoveryOnce(ctx context.Context, size int64, start func() (*cluster.Coordinator, func(), error), w io.Writer) error {
+	coord, stop, err := start()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	sess, err := coord.NewSession(ctx, "bench", "spate")
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	query := func(sql string) ([][]string, error) {
+		st, err := parser.ParseOne(sql)
+		if err != nil {
+			return nil, err
+		}
+		res, err := sess.Execute(ctx, st, nil)
+		if err != nil || res.Rows == nil {
+			return nil, err
+		}
+		defer res.Rows.Close()
+		var out [][]string
+		for {
+			rec, err := res.Rows.Next(ctx)
+			if err == io.EOF {
+				return out, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			for i := 0; i < int(rec.NumRows()); i++ {
+				row := make([]string, rec.NumCols())
+				for c := range row {
+					row[c] = rec.Column(c).ValueStr(i)
+				}
+				out = append(out, row)
+			}
+			rec.Release()
+		}
+	}
+	for _, sql := range []string{
+		"CREATE STREAM s (k BIGINT, pad TEXT, t BIGINT) WITH (event_time = 't', time_unit = 's')",
+		"CREATE CONTINUOUS QUERY st AS SELECT k, MAX(pad) AS pad, COUNT(*) AS n FROM s GROUP BY k",
+	} {
+		if _, err := query(sql); err != nil {
+			return err
+		}
+	}
+	const padBytes = 1000
+	keys := max(size/padBytes, 1)
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "k", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "pad", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "t", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	}, nil)
+	pad := strings.Repeat("x", padBytes-8)
+	loadStart := time.Now()
+	for k := int64(0); k < keys; k += 8192 {
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		for i := k; i < min(k+8192, keys); i++ {
+			b.Field(0).(*array.Int64Builder).Append(i)
+			b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("%08d", i%100000000) + pad)
+			b.Field(2).(*array.Int64Builder).Append(i / 8192)
+		}
+		rec := b.NewRecordBatch()
+		b.Release()
+		err := coord.Ingest(ctx, "s", rec, true)
+		rec.Release()
+		if err != nil {
+			return err
+		}
+	}
+	load := time.Since(loadStart)
+	// A checkpoint that holds the whole state.
+	var ckptBytes int64
+	var ckptMs string
+	deadline := time.Now().Add(10 * time.Minute)
+	for ckptBytes < size*9/10 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no checkpoint of %s after 10 minutes", byteSize(size))
+		}
+		time.Sleep(200 * time.Millisecond)
+		rows, err := query("SELECT bytes, duration_ms FROM spate_checkpoints WHERE status = 'complete'")
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if b, _ := strconv.ParseInt(r[0], 10, 64); b > ckptBytes {
+				ckptBytes, ckptMs = b, r[1]
+			}
+		}
+	}
+	ws, err := query("SELECT pid FROM spate_workers WHERE id = 'w1'")
+	if err != nil || len(ws) != 1 {
+		return fmt.Errorf("worker w1: %v %v", ws, err)
+	}
+	pid, _ := strconv.Atoi(ws[0][0])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	var rec []string
+	for deadline := time.Now().Add(10 * time.Minute); ; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no recovery after 10 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+		rows, err := query("SELECT status, restore_ms, caught_up_ms, replayed FROM spate_recoveries")
+		if err != nil {
+			return err
+		}
+		if len(rows) > 0 && rows[0][0] != "" && !strings.HasPrefix(rows[0][0], "recovering") {
+			rec = rows[0]
+			break
+		}
+	}
+	if rec[0] != "recovered" {
+		return fmt.Errorf("recovery: %s", rec[0])
+	}
+	n, err := query("SELECT COUNT(*) FROM st")
+	if err != nil {
+		return err
+	}
+	if n[0][0] != strconv.FormatInt(keys, 10) {
+		return fmt.Errorf("after the recovery the result has %s rows, want %d", n[0][0], keys)
+	}
+	fmt.Fprintf(w, "  state %-8s keys %8d  load %6.1fs  checkpoint %s in %s ms  restored in %s ms  caught up in %s ms (replayed %s messages)\n",
+		byteSize(size), keys, load.Seconds(), byteSize(ckptBytes), ckptMs, rec[1], rec[2], rec[3])
+	return nil
+}
