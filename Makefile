@@ -28,6 +28,8 @@ bench: build
 	$(GO) test -run '^$$' -bench BenchmarkCopyIngest -benchtime 2x ./cmd/spate 2>&1 | grep -v '^ok\|^PASS\|INF'
 	$(BIN) bench agg
 	$(BIN) bench agg --workers 1,2
+	$(BIN) bench agg --rows 40000000 --checkpoint-intervals off,30s,5s,1s
+	$(BIN) bench recovery --state 10MB,1GB
 	$(BIN) bench net
 	$(BIN) bench lrb --expressways 2 --duration 1h --speedup max
 	$(BIN) bench lrb --expressways 2 --duration 1h --speedup max --workers 1

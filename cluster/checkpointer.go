@@ -32,6 +32,7 @@ type checkpointRecord struct {
 	Duration  time.Duration
 	Bytes     int64
 	Instances int
+	Positions string // where the barrier entered each source stage's feed
 	Status    string // complete, or why it failed
 }
 
@@ -153,6 +154,18 @@ func (k *checkpointer) abortPending() {
 	}
 }
 
+// setPositions records where a completed epoch's barriers entered the
+// source stages.
+func (k *checkpointer) setPositions(epoch uint64, pos string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i := range k.history {
+		if k.history[i].Epoch == epoch {
+			k.history[i].Positions = pos
+		}
+	}
+}
+
 // records returns the history, oldest first.
 func (k *checkpointer) records() []checkpointRecord {
 	k.mu.Lock()
@@ -221,6 +234,7 @@ func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pe
 	}
 	qr.result.commit(epoch)
 	if qr.feeds != nil {
+		qr.ckpt.setPositions(epoch, qr.feeds.positions(epoch))
 		qr.feeds.commit(epoch)
 	}
 	if c.store == nil {

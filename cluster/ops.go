@@ -698,7 +698,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		return cols, rows, true
 	case "checkpoints":
 		cols := []Column{{"query", planner.TypeText}, {"epoch", planner.TypeBigInt}, {"started", planner.TypeTimestamp},
-			{"duration_ms", planner.TypeDouble}, {"bytes", planner.TypeBigInt}, {"instances", planner.TypeBigInt}, {"status", planner.TypeText}}
+			{"duration_ms", planner.TypeDouble}, {"bytes", planner.TypeBigInt}, {"instances", planner.TypeBigInt}, {"positions", planner.TypeText}, {"status", planner.TypeText}}
 		var rows [][]any
 		for _, q := range c.catalog.Queries() {
 			c.mu.Lock()
@@ -709,7 +709,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			}
 			for _, r := range qr.ckpt.records() {
 				rows = append(rows, []any{r.Query, int64(r.Epoch), r.Started.UnixMicro(), float64(r.Duration.Microseconds()) / 1000,
-					r.Bytes, int64(r.Instances), r.Status})
+					r.Bytes, int64(r.Instances), r.Positions, r.Status})
 			}
 		}
 		return cols, rows, true

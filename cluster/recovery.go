@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,6 +147,23 @@ func (f *feedLog) replayLocked(p *pipeline, epoch uint64) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// positions describes where epoch's barriers entered the source stages:
+// "stage 0 at 1234, stage 3 at 1240" (positions in the query's feed).
+func (f *feedLog) positions(epoch uint64) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var srcs []int
+	for s := range f.barrier[epoch] {
+		srcs = append(srcs, s)
+	}
+	sort.Ints(srcs)
+	var parts []string
+	for _, s := range srcs {
+		parts = append(parts, fmt.Sprintf("stage %d at %d", s, f.barrier[epoch][s]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // heldBytes is the batch bytes kept for source stage src.
