@@ -56,9 +56,11 @@
 //
 // Failure detection is a pure state machine (livenessState: observe an
 // event, tick the clock, get back transitions; no goroutines, clock or
-// network), driven by the Registry: a heartbeat keeps a worker alive (and
-// revives a suspect one); 1.5 intervals without one make it suspect;
-// DeadAfter intervals (3) make it dead; a broken or closed control
+// network), driven by the Registry: a heartbeat — or any other message,
+// since heartbeats may wait behind a large notice on the wire — keeps a
+// worker alive (and revives a suspect one); 1.5 intervals without one
+// make it suspect; DeadAfter intervals (default 3; the coordinator uses
+// 10) make it dead; a broken or closed control
 // connection makes it dead at once. Dead is final for a worker ID: the
 // registry closes a dead worker's connection, and a worker that comes
 // back registers under a new ID. Silence is judged by the injected
