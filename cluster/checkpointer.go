@@ -166,11 +166,22 @@ func (k *checkpointer) setPositions(epoch uint64, pos string) {
 	}
 }
 
-// records returns the history, oldest first.
+// records returns the history, oldest first, then the epochs in flight.
 func (k *checkpointer) records() []checkpointRecord {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return append([]checkpointRecord(nil), k.history...)
+	out := append([]checkpointRecord(nil), k.history...)
+	var epochs []uint64
+	for e := range k.pending {
+		epochs = append(epochs, e)
+	}
+	sort.Slice(epochs, func(i, j int) bool { return epochs[i] < epochs[j] })
+	for _, e := range epochs {
+		pc := k.pending[e]
+		out = append(out, checkpointRecord{Query: k.query, Epoch: e, Started: pc.started, Duration: time.Since(pc.started),
+			Bytes: pc.bytes, Instances: len(pc.snaps), Status: "in progress"})
+	}
+	return out
 }
 
 // inFlight is the number of epochs begun and not complete.
@@ -215,18 +226,24 @@ func (c *Coordinator) wireCheckpoints(qr *queryRuntime, p *pipeline) {
 	}
 	p.onSinkCheckpoint = func(from int, epoch uint64) {
 		if pc, done := qr.ckpt.sinkDone(epoch, from); done {
-			c.checkpointCompleted(qr, epoch, pc)
+			go c.checkpointCompleted(qr, epoch, pc)
 		}
 	}
 }
 
+// checkpointReported records an instance's snapshot. The work of a
+// completed checkpoint runs on a goroutine of its own: the reporter may be
+// an instance or the sink on the data path, or the registry's reader,
+// none of which may wait for the feed log (a feed blocked on
+// back-pressure, or a recovery, holds it).
 func (c *Coordinator) checkpointReported(qr *queryRuntime, epoch uint64, stage, idx int, data []byte, err error) {
 	if pc, done := qr.ckpt.instanceDone(epoch, stage, idx, data, err); done {
-		c.checkpointCompleted(qr, epoch, pc)
+		go c.checkpointCompleted(qr, epoch, pc)
 	}
 }
 
-// checkpointCompleted writes a complete checkpoint to the store.
+// checkpointCompleted trims what a complete checkpoint covers and writes
+// it to the store.
 func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pendingCheckpoint) {
 	if pc.err != nil {
 		c.cfg.Logger.Warn().Err(pc.err).Str("query", qr.def.Name).Uint64("epoch", epoch).Msg("checkpoint failed")
@@ -271,8 +288,8 @@ func (c *Coordinator) onCheckpointNotice(worker string, n control.Notice) {
 		return
 	}
 	qr := c.runtimeOf(cn.Run)
-	if qr == nil {
-		return
+	if qr == nil || qr.recovering.Load() {
+		return // a recovery aborts the checkpoints in flight
 	}
 	var err error
 	if cn.Error != "" {

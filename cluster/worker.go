@@ -187,7 +187,7 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 			f.Code, f.Message = e.Code, e.Message
 		}
 		log.Warn().Err(err).Msg("continuous query failed on this worker")
-		w.notify(noticeFailed, f, log)
+		w.notify(p.ctx, noticeFailed, f, log)
 	}
 	p.onCheckpoint = func(epoch uint64, snap *instanceSnapshot, err error) {
 		n := checkpointNotice{Run: run, Epoch: epoch, Stage: -1, Instance: -1, Parts: 1}
@@ -200,13 +200,13 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 		}
 		if err != nil {
 			n.Error = err.Error()
-			w.notify(noticeCheckpoint, n, log)
+			w.notify(p.ctx, noticeCheckpoint, n, log)
 			return
 		}
 		n.Parts = max(1, (len(data)+checkpointPart-1)/checkpointPart)
 		for i := range n.Parts {
 			n.Part, n.Snapshot = i, data[i*checkpointPart:min(len(data), (i+1)*checkpointPart)]
-			w.notify(noticeCheckpoint, n, log)
+			w.notify(p.ctx, noticeCheckpoint, n, log)
 		}
 	}
 	w.mu.Lock()
@@ -218,9 +218,9 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 
 // notify queues a notice for the coordinator. Checkpoint notices wait
 // for room (the instance that sends one is between messages, and a
-// dropped snapshot would leave its checkpoint incomplete); a failure
-// notice is dropped, logged, when the queue is full.
-func (w *workerRuntime) notify(kind string, body any, log zerolog.Logger) {
+// dropped snapshot would leave its checkpoint incomplete) unless the run
+// stops; a failure notice is dropped, logged, when the queue is full.
+func (w *workerRuntime) notify(ctx context.Context, kind string, body any, log zerolog.Logger) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		log.Error().Err(err).Str("kind", kind).Msg("encoding a notice")
@@ -230,6 +230,7 @@ func (w *workerRuntime) notify(kind string, body any, log zerolog.Logger) {
 	if kind == noticeCheckpoint {
 		select {
 		case w.notices <- n:
+		case <-ctx.Done(): // the run is stopping: nobody waits for it
 		case <-time.After(30 * time.Second):
 			log.Error().Msg("the coordinator took no checkpoint notice for 30 s; this checkpoint stays incomplete")
 		}

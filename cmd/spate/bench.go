@@ -175,7 +175,7 @@ func benchNet(args []string) error {
 		})
 	}
 	modes := []string{"channel-pool", "channel", "raw"}
-	names := []string{"transport channel (as the runtime)", "transport channel, Go allocator", "raw TCP, same bytes"}
+	names := []string{"transport channel, BodyPool", "transport channel (as the runtime)", "raw TCP, same bytes"}
 	var runs []bench.DataPlaneResult
 	for _, m := range modes {
 		r, err := run(m)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -388,5 +389,81 @@ func randomKills(t *testing.T, reference *sqltest.Server, seed uint64) {
 		if len(want) == 0 || !reflect.DeepEqual(got, want) {
 			t.Errorf("%s differs: %d rows, want %d; first difference %s", name, len(got), len(want), firstRowDiff(got, want))
 		}
+	}
+}
+
+// TestWorkerKilledDuringCheckpoint kills a worker while a checkpoint of a
+// sizeable state is in flight: the recovery goes back to the checkpoint
+// before it, and the results equal a single-process run's.
+func TestWorkerKilledDuringCheckpoint(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cluster := sqltest.StartSpate(t, "--workers", "2", "--checkpoint-interval", "100ms")
+	reference := sqltest.StartSpate(t, "--workers", "0")
+	cl := connectPg(t, cluster.ConnString())
+	ref := connectPg(t, reference.ConnString())
+	pad := strings.Repeat("p", 200)
+	chunk := func(from, n int) []byte {
+		var b bytes.Buffer
+		for i := from; i < from+n; i++ {
+			fmt.Fprintf(&b, "%d,%s%d,%d\n", i, pad, i%7, i/100)
+		}
+		return b.Bytes()
+	}
+	for _, c := range []*pgconn.PgConn{cl, ref} {
+		mustExec(t, c, "CREATE STREAM ev (k INT, pad TEXT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+		mustExec(t, c, "CREATE CONTINUOUS QUERY wide AS SELECT k % 100000 AS g, MAX(pad) AS p, COUNT(*) AS n FROM ev GROUP BY k % 100000")
+		if _, err := c.CopyFrom(ctx, bytes.NewReader(chunk(0, 150000)), "COPY ev FROM STDIN (FORMAT csv)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Kill w1 as soon as a checkpoint is seen in progress after one completed.
+	waitFor(t, 60*time.Second, "a checkpoint in progress after a complete one", func() bool {
+		rows, err := sqltest.QueryText(ctx, cl, "SELECT status FROM spate_checkpoints")
+		if err != nil {
+			return false
+		}
+		complete, inProgress := false, false
+		for _, r := range rows {
+			complete = complete || r[0] == "complete"
+			inProgress = inProgress || (complete && r[0] == "in progress")
+		}
+		return inProgress
+	})
+	w, err := sqltest.QueryText(ctx, cl, "SELECT pid FROM spate_workers WHERE id = 'w1'")
+	if err != nil || len(w) != 1 {
+		t.Fatal(w, err)
+	}
+	pid, _ := strconv.Atoi(w[0][0])
+	syscall.Kill(pid, syscall.SIGKILL)
+	for _, c := range []*pgconn.PgConn{cl, ref} {
+		if _, err := c.CopyFrom(ctx, bytes.NewReader(chunk(150000, 50000)), "COPY ev FROM STDIN (FORMAT csv)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, "the recovery", func() bool {
+		rows, err := sqltest.QueryText(ctx, cl, "SELECT status FROM spate_recoveries")
+		return err == nil && len(rows) == 1 && rows[0][0] == "recovered"
+	})
+	mustExec(t, cl, "INSERT INTO ev VALUES (0, 'x', 99999)")
+	mustExec(t, ref, "INSERT INTO ev VALUES (0, 'x', 99999)")
+	got, err := sqltest.QueryText(ctx, cl, "SELECT * FROM wide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := sqltest.QueryText(ctx, ref, "SELECT * FROM wide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sortAll(got)
+	sortAll(want)
+	if len(want) != 100000 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("wide differs: %d rows, want %d; first difference %s", len(got), len(want), firstRowDiff(got, want))
+	}
+	recs, _ := sqltest.QueryText(ctx, cl, "SELECT checkpoint_epoch, replayed, restore_ms FROM spate_recoveries")
+	ck, _ := sqltest.QueryText(ctx, cl, "SELECT epoch, status, bytes FROM spate_checkpoints WHERE status <> 'complete'")
+	t.Logf("recovery %v; checkpoints not complete: %v", recs, ck)
+	if os.Getenv("SPATE_DEBUG_RECOVERY") != "" {
+		t.Log(cluster.Output())
 	}
 }
