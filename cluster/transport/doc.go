@@ -161,7 +161,10 @@
 // 2 MB body per batch. With a BodyPool as the receive allocator, which
 // recycles bodies, the channel runs at the raw TCP ceiling; it is opt-in
 // because it turns a consumer's use of a batch after Release into reading
-// another batch's bytes (see BodyPool).
+// another batch's bytes (see BodyPool). Spate's runtime does not use it:
+// its operators keep strings that point into batches they were pushed
+// without retaining them (found when MAX over TEXT came out scrambled
+// after a recovery), and `spate bench net` measures both.
 //
 // # Why raw TCP with Arrow IPC framing, not gRPC
 //
