@@ -365,14 +365,7 @@ func (c *Coordinator) withSourceLock(relation string, fn func() error) error {
 // watchCheckpoints checkpoints every query that runs instances on
 // workers, every interval.
 func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-		}
+	every(done, interval, func() {
 		c.mu.Lock()
 		var qs []*queryRuntime
 		for _, qr := range c.queries {
@@ -385,7 +378,7 @@ func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Durat
 		for _, qr := range qs {
 			c.checkpointQuery(qr)
 		}
-	}
+	})
 }
 
 // openCheckpointStore opens Config.CheckpointStore.

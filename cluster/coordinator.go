@@ -439,11 +439,8 @@ func (c *Coordinator) connect(qr *queryRuntime, st *planner.Stage) error {
 
 // disconnect detaches every source stage of q from what it reads.
 func (c *Coordinator) disconnect(q *queryRuntime) {
+	streams := c.streamList()
 	c.mu.Lock()
-	streams := make([]*streamRuntime, 0, len(c.streams))
-	for _, s := range c.streams {
-		streams = append(streams, s)
-	}
 	tables := make([]*tableData, 0, len(c.tables))
 	for _, t := range c.tables {
 		tables = append(tables, t)
@@ -568,21 +565,8 @@ func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec ar
 // idle_timeout: their readers leave them out of watermark minimums (a
 // join then does not wait for a stream that stopped), until rows come.
 func (c *Coordinator) watchIdle(done <-chan struct{}) {
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-		}
-		c.mu.Lock()
-		streams := make([]*streamRuntime, 0, len(c.streams))
-		for _, s := range c.streams {
-			streams = append(streams, s)
-		}
-		c.mu.Unlock()
-		for _, s := range streams {
+	every(done, 250*time.Millisecond, func() {
+		for _, s := range c.streamList() {
 			if s.def.IdleTimeout <= 0 || !s.ingestMu.TryLock() { // busy: not idle
 				continue
 			}
@@ -595,6 +579,31 @@ func (c *Coordinator) watchIdle(done <-chan struct{}) {
 				}
 			}
 			s.ingestMu.Unlock()
+		}
+	})
+}
+
+// streamList is a snapshot of the streams.
+func (c *Coordinator) streamList() []*streamRuntime {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*streamRuntime, 0, len(c.streams))
+	for _, s := range c.streams {
+		out = append(out, s)
+	}
+	return out
+}
+
+// every calls fn every interval until done is closed.
+func every(done <-chan struct{}, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			fn()
 		}
 	}
 }

@@ -274,13 +274,7 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 		return st, fmt.Errorf("replaying the write-ahead log (to start empty instead, move the data directory's wal folder away): %w", err)
 	}
 	// Let every query finish what the replayed rows started.
-	c.mu.Lock()
-	streams := make([]*streamRuntime, 0, len(c.streams))
-	for _, s := range c.streams {
-		streams = append(streams, s)
-	}
-	c.mu.Unlock()
-	for _, s := range streams {
+	for _, s := range c.streamList() {
 		if err := c.flushStream(ctx, s); err != nil {
 			return st, err
 		}
