@@ -191,6 +191,7 @@ func TestMetamorphicParallelism(t *testing.T) {
 				t.Fatalf("no checkpoint of tumble in the store: %v %v", keys, err)
 			}
 		}
+		c.BeginShutdown()
 		stopWorkers()
 		c.Close()
 	}

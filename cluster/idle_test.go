@@ -50,6 +50,7 @@ func TestIdleStreamReleasesJoin(t *testing.T) {
 					t.Fatalf("SHOW STREAMS: b still idle after a row")
 				}
 			}
+			c.BeginShutdown()
 			stop()
 			c.Close()
 		}

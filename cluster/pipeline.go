@@ -63,6 +63,7 @@ type pipeline struct {
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
 	nextBarrier  atomic.Uint64
+	stopOnce     sync.Once
 	// feeds, when set, records what the source stages are fed, for
 	// recovery; onFailure, when set, may take over a failure (a
 	// recovery) instead of failing the query.
@@ -853,6 +854,10 @@ func (p *pipeline) markStopped() {
 // stop ends every local instance and channel and releases their state.
 // Idempotent.
 func (p *pipeline) stop() {
+	p.stopOnce.Do(p.stopNow) // concurrent callers wait for the first
+}
+
+func (p *pipeline) stopNow() {
 	p.markStopped()
 	if p.net != nil {
 		p.net.unregister(p)

@@ -538,10 +538,17 @@ func (c *Coordinator) recoverQuery(qr *queryRuntime, failed *pipeline, reason st
 		fail(err)
 		return
 	}
-	qr.feeds.pipe = p
 	c.mu.Lock()
-	qr.setPipeline(p)
+	closing := c.closed || c.stopping.Load()
+	if !closing {
+		qr.feeds.pipe = p
+		qr.setPipeline(p)
+	}
 	c.mu.Unlock()
+	if closing { // the server went down meanwhile
+		c.undeploy(p, nil)
+		return
+	}
 	go func() {
 		// Wait for the replay to reach the result, then catch up the
 		// subscribers and readers.
