@@ -539,13 +539,13 @@ func (c *Coordinator) recoverQuery(qr *queryRuntime, failed *pipeline, reason st
 		return
 	}
 	c.mu.Lock()
-	closing := c.closed || c.stopping.Load()
-	if !closing {
+	gone := c.closed || c.stopping.Load() || c.queries[qr.def.Name] != qr
+	if !gone {
 		qr.feeds.pipe = p
 		qr.setPipeline(p)
 	}
 	c.mu.Unlock()
-	if closing { // the server went down meanwhile
+	if gone { // the server went down, or the query was dropped, meanwhile
 		c.undeploy(p, nil)
 		return
 	}
