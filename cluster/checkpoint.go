@@ -57,27 +57,67 @@ func (c *chain) operators() []any {
 // checkpoint snapshots the instance. It runs on the instance's goroutine
 // (or before the instance starts), between two messages.
 func (in *instance) checkpoint() (*instanceSnapshot, error) {
-	s := &instanceSnapshot{Stage: in.stage, Instance: in.idx, Watermarks: append([]int64(nil), in.wms...),
+	cut, err := in.cut()
+	if err != nil {
+		return nil, err
+	}
+	return cut.encode()
+}
+
+// stateCut is an instance's state as immutable operator snapshots: what
+// the instance's goroutine must take itself; encoding it can happen on
+// another goroutine while the instance goes on.
+type stateCut struct {
+	head instanceSnapshot // without Ops
+	ops  []*exec.Snapshot // nil for a stateless operator
+}
+
+// cut takes the state; on the instance's goroutine, between messages.
+func (in *instance) cut() (*stateCut, error) {
+	c := &stateCut{head: instanceSnapshot{Stage: in.stage, Instance: in.idx, Watermarks: append([]int64(nil), in.wms...),
 		Idle: append([]bool(nil), in.idle...), IdleOut: in.idleOut,
-		Watermark: in.wm, Out: in.out, RowsIn: in.rowsIn, RowsOut: in.rowsOut}
+		Watermark: in.wm, Out: in.out, RowsIn: in.rowsIn, RowsOut: in.rowsOut}}
 	for i, op := range in.chain.operators() {
 		cp, ok := op.(checkpointable)
 		if !ok {
-			s.Ops = append(s.Ops, nil)
+			c.ops = append(c.ops, nil)
 			continue
 		}
 		snap, err := cp.Checkpoint()
 		if err != nil {
+			c.release()
 			return nil, fmt.Errorf("stage %d instance %d operator %d: %w", in.stage, in.idx, i, err)
 		}
+		c.ops = append(c.ops, snap)
+	}
+	return c, nil
+}
+
+// encode marshals the operator snapshots and releases them.
+func (c *stateCut) encode() (*instanceSnapshot, error) {
+	defer c.release()
+	s := c.head
+	for _, snap := range c.ops {
+		if snap == nil {
+			s.Ops = append(s.Ops, nil)
+			continue
+		}
 		b, err := snap.Marshal()
-		snap.Release()
 		if err != nil {
 			return nil, err
 		}
 		s.Ops = append(s.Ops, b)
 	}
-	return s, nil
+	return &s, nil
+}
+
+func (c *stateCut) release() {
+	for _, snap := range c.ops {
+		if snap != nil {
+			snap.Release()
+		}
+	}
+	c.ops = nil
 }
 
 // restore replaces a fresh instance's state (not yet started) with a

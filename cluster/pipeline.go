@@ -472,12 +472,22 @@ func (in *instance) checkpointBarrier(slot int, epoch uint64) error {
 	if in.nbarred < len(in.barred) {
 		return nil
 	}
-	snap, err := in.checkpoint()
-	if in.p.onCheckpoint != nil {
-		in.p.onCheckpoint(epoch, snap, err)
-	}
+	// The instance takes its state (operator snapshots are immutable
+	// copies) and goes on; encoding and reporting happen elsewhere.
+	cut, err := in.cut()
 	if err != nil {
+		if in.p.onCheckpoint != nil {
+			in.p.onCheckpoint(epoch, nil, err)
+		}
 		return err
+	}
+	if report := in.p.onCheckpoint; report != nil {
+		go func() {
+			snap, err := cut.encode()
+			report(epoch, snap, err)
+		}()
+	} else {
+		cut.release()
 	}
 	if err := in.forward(message{ckpt: epoch}); err != nil {
 		return err
