@@ -3,10 +3,19 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/spatedb/spate/cluster/transport"
 
 	"github.com/spatedb/spate/cluster/control"
 	"github.com/spatedb/spate/storage"
@@ -209,6 +218,87 @@ type checkpointNotice struct {
 const checkpointPart = 8 << 20
 
 const noticeCheckpoint = "checkpoint"
+
+// Snapshots of worker instances travel on a data-plane channel of their
+// own, "ckpt/<run>/<epoch>/<stage>.<instance>", as batches of one binary
+// column; the coordinator takes the snapshot when the channel closes.
+// (A notice in parts over the control plane is the fallback.)
+const uploadPrefix = "ckpt/"
+
+var uploadSchema = arrow.NewSchema([]arrow.Field{{Name: "data", Type: arrow.BinaryTypes.Binary}}, nil)
+
+func uploadChannel(run string, epoch uint64, stage, idx int) string {
+	return fmt.Sprintf("%s%s/%d/%d.%d", uploadPrefix, run, epoch, stage, idx)
+}
+
+// uploadSnapshot sends data on an upload channel to addr.
+func uploadSnapshot(ctx context.Context, net *dataPlane, addr, id string, data []byte) error {
+	s, err := net.dial(ctx, addr, id)
+	if err != nil {
+		return err
+	}
+	for off := 0; off < len(data) || off == 0; off += checkpointPart {
+		b := array.NewBinaryBuilder(memory.DefaultAllocator, arrow.BinaryTypes.Binary)
+		b.Append(data[off:min(len(data), off+checkpointPart)])
+		col := b.NewArray()
+		b.Release()
+		rec := array.NewRecordBatch(uploadSchema, []arrow.Array{col}, 1)
+		col.Release()
+		_, err := s.SendBatch(ctx, rec)
+		rec.Release()
+		if err != nil {
+			s.Close()
+			return err
+		}
+		if len(data) == 0 {
+			break
+		}
+	}
+	return s.Close()
+}
+
+// receiveUpload reads a snapshot sent by uploadSnapshot and records it.
+func (c *Coordinator) receiveUpload(r *transport.Receiver) {
+	defer r.Close()
+	var run string
+	var epoch uint64
+	var stage, idx int
+	rest := strings.TrimPrefix(r.ChannelID(), uploadPrefix)
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 {
+		c.cfg.Logger.Warn().Str("channel", r.ChannelID()).Msg("malformed checkpoint upload")
+		return
+	}
+	run = parts[0]
+	if _, err := fmt.Sscanf(parts[1]+" "+parts[2], "%d %d.%d", &epoch, &stage, &idx); err != nil {
+		c.cfg.Logger.Warn().Str("channel", r.ChannelID()).Msg("malformed checkpoint upload")
+		return
+	}
+	var data []byte
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	for {
+		f, err := r.Recv(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			c.cfg.Logger.Warn().Err(err).Str("channel", r.ChannelID()).Msg("checkpoint upload broke")
+			return
+		}
+		if f.Rec != nil {
+			if col, ok := f.Rec.Column(0).(*array.Binary); ok && col.Len() == 1 {
+				data = append(data, col.Value(0)...)
+			}
+			f.Rec.Release()
+		}
+	}
+	qr := c.runtimeOf(run)
+	if qr == nil || qr.recovering.Load() {
+		return
+	}
+	c.checkpointReported(qr, epoch, stage, idx, data, nil)
+}
 
 // wireCheckpoints connects a coordinator-side pipeline's checkpoint
 // callbacks to the query's checkpointer (before the pipeline starts).

@@ -236,7 +236,7 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return fail(err)
 	}
-	dp, err := newDataPlane(cfg.DataListen, cfg.Token, cfg.Logger)
+	dp, err := newDataPlane(cfg.DataListen, cfg.Token, cfg.Logger, c.receiveUpload)
 	if err != nil {
 		reg.Close()
 		return fail(err)

@@ -115,8 +115,11 @@ func parseChannelName(id string) (channelName, error) {
 type dataPlane struct {
 	ln   *transport.Listener
 	dial func(ctx context.Context, addr, channelID string) (*transport.Sender, error)
-	log  zerolog.Logger
-	done chan struct{}
+	// onUpload takes channels that carry a checkpoint snapshot
+	// (checkpointer.go); set on the coordinator.
+	onUpload func(r *transport.Receiver)
+	log      zerolog.Logger
+	done     chan struct{}
 
 	mu sync.Mutex
 	// protected by mu
@@ -129,13 +132,13 @@ type dataPlane struct {
 // both): operators keep strings that point into the batches they were
 // pushed (MAX over TEXT, for one) without retaining them, and a pool
 // would hand those bytes to the next batch.
-func newDataPlane(addr, token string, log zerolog.Logger) (*dataPlane, error) {
+func newDataPlane(addr, token string, log zerolog.Logger, onUpload func(*transport.Receiver)) (*dataPlane, error) {
 	ln, err := transport.ListenConfig{Token: token}.Listen(addr)
 	if err != nil {
 		return nil, fmt.Errorf("data plane: %w", err)
 	}
 	cfg := transport.DialConfig{Token: token}
-	d := &dataPlane{ln: ln, log: log, runs: map[string]*pipeline{}, done: make(chan struct{}),
+	d := &dataPlane{ln: ln, log: log, runs: map[string]*pipeline{}, done: make(chan struct{}), onUpload: onUpload,
 		dial: func(ctx context.Context, addr, id string) (*transport.Sender, error) { return cfg.Dial(ctx, addr, id) }}
 	go d.accept()
 	return d, nil
@@ -153,6 +156,10 @@ func (d *dataPlane) accept() {
 		}
 		if err != nil {
 			d.log.Warn().Err(err).Msg("refused a data-plane channel")
+			continue
+		}
+		if strings.HasPrefix(r.ChannelID(), uploadPrefix) && d.onUpload != nil {
+			go d.onUpload(r)
 			continue
 		}
 		ch, err := parseChannelName(r.ChannelID())

@@ -44,7 +44,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	if cfg.Token == "" {
 		return errors.New("worker: the cluster token is required")
 	}
-	dp, err := newDataPlane(cfg.Listen, cfg.Token, cfg.Logger)
+	dp, err := newDataPlane(cfg.Listen, cfg.Token, cfg.Logger, nil)
 	if err != nil {
 		return err
 	}
@@ -203,6 +203,17 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 			w.notify(p.ctx, noticeCheckpoint, n, log)
 			return
 		}
+		// Over the data plane; over the control plane when that fails.
+		uctx, ucancel := context.WithTimeout(p.ctx, 5*time.Minute)
+		err = uploadSnapshot(uctx, w.net, p.place.Addrs[coordinatorHost], uploadChannel(run, epoch, n.Stage, n.Instance), data)
+		ucancel()
+		if err == nil {
+			return
+		}
+		if p.ctx.Err() != nil {
+			return
+		}
+		log.Warn().Err(err).Msg("checkpoint upload over the data plane failed; sending it as notices")
 		n.Parts = max(1, (len(data)+checkpointPart-1)/checkpointPart)
 		for i := range n.Parts {
 			n.Part, n.Snapshot = i, data[i*checkpointPart:min(len(data), (i+1)*checkpointPart)]
