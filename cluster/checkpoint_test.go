@@ -164,3 +164,34 @@ func TestCheckpointRestoreLookupJoin(t *testing.T) {
 		t.Fatalf("no row found its table row: the test does not exercise the join")
 	}
 }
+
+// reopenLocal replaces a query's pipeline (every instance in this
+// process) with a new one restored from snapshots; the result store and
+// the query's readers stay. The test ingests nothing meanwhile.
+func (c *Coordinator) reopenLocal(qr *queryRuntime, snaps []*instanceSnapshot) error {
+	old := qr.pipeline()
+	place := c.place(qr.def)
+	for _, row := range place.Hosts {
+		for i := range row {
+			row[i] = coordinatorHost
+		}
+	}
+	p, err := newPipeline(qr.def, place, coordinatorHost, c.net, qr.result, c.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	if err := p.restoreLocal(snaps); err != nil {
+		p.stop()
+		return err
+	}
+	if err := p.start(context.Background()); err != nil {
+		p.stop()
+		return err
+	}
+	c.mu.Lock()
+	qr.setPipeline(p)
+	c.mu.Unlock()
+	old.markStopped()
+	old.stop()
+	return nil
+}

@@ -217,6 +217,16 @@ type checkpointNotice struct {
 // hold 16 MiB of JSON, and base64 takes a third more).
 const checkpointPart = 8 << 20
 
+// snapshotParts cuts data into parts of at most checkpointPart bytes;
+// there is always at least one part.
+func snapshotParts(data []byte) [][]byte {
+	parts := [][]byte{data[:min(len(data), checkpointPart)]}
+	for off := checkpointPart; off < len(data); off += checkpointPart {
+		parts = append(parts, data[off:min(len(data), off+checkpointPart)])
+	}
+	return parts
+}
+
 const noticeCheckpoint = "checkpoint"
 
 // Snapshots of worker instances travel on a data-plane channel of their
@@ -237,9 +247,9 @@ func uploadSnapshot(ctx context.Context, net *dataPlane, addr, id string, data [
 	if err != nil {
 		return err
 	}
-	for off := 0; off < len(data) || off == 0; off += checkpointPart {
+	for _, part := range snapshotParts(data) {
 		b := array.NewBinaryBuilder(memory.DefaultAllocator, arrow.BinaryTypes.Binary)
-		b.Append(data[off:min(len(data), off+checkpointPart)])
+		b.Append(part)
 		col := b.NewArray()
 		b.Release()
 		rec := array.NewRecordBatch(uploadSchema, []arrow.Array{col}, 1)
@@ -249,9 +259,6 @@ func uploadSnapshot(ctx context.Context, net *dataPlane, addr, id string, data [
 		if err != nil {
 			s.Close()
 			return err
-		}
-		if len(data) == 0 {
-			break
 		}
 	}
 	return s.Close()

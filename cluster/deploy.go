@@ -211,10 +211,9 @@ func (c *Coordinator) deployRestored(qr *queryRuntime, snaps map[[2]int][]byte) 
 		if w == coordinatorHost {
 			continue
 		}
-		parts := max(1, (len(data)+checkpointPart-1)/checkpointPart)
-		for i := range parts {
-			req := restoreRequest{Run: pl.Run, Stage: key[0], Instance: key[1], Part: i, Parts: parts,
-				Data: data[i*checkpointPart : min(len(data), (i+1)*checkpointPart)]}
+		parts := snapshotParts(data)
+		for i, part := range parts {
+			req := restoreRequest{Run: pl.Run, Stage: key[0], Instance: key[1], Part: i, Parts: len(parts), Data: part}
 			// Each part has a timeout of its own: a large state takes
 			// many.
 			pctx, pcancel := context.WithTimeout(context.Background(), deployTimeout)

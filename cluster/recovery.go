@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/planner"
@@ -400,10 +398,12 @@ func (r *resultStore) deliverDifference(view *recoveryView) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	rec, err := changelogRecord(r.schema, ops, rows)
+	body, err := exec.RecordFromValues(r.schema, rows)
 	if err != nil {
 		return err
 	}
+	rec := withOps(body, ops)
+	body.Release()
 	defer rec.Release()
 	return r.deliverLocked(rec)
 }
@@ -438,24 +438,6 @@ func batchRows(b arrow.RecordBatch) [][]any {
 		rows[i] = row
 	}
 	return rows
-}
-
-// changelogRecord builds a changelog batch ("op" first) from rows of
-// schema.
-func changelogRecord(schema *arrow.Schema, ops []string, rows [][]any) (arrow.RecordBatch, error) {
-	body, err := exec.RecordFromValues(schema, rows)
-	if err != nil {
-		return nil, err
-	}
-	defer body.Release()
-	b := array.NewStringBuilder(memory.DefaultAllocator)
-	defer b.Release()
-	b.AppendValues(ops, nil)
-	opCol := b.NewArray()
-	defer opCol.Release()
-	fields := append([]arrow.Field{{Name: "op", Type: arrow.BinaryTypes.String}}, schema.Fields()...)
-	cols := append([]arrow.Array{opCol}, body.Columns()...)
-	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(len(rows))), nil
 }
 
 // recoveryRecord is one recovery as SHOW RECOVERIES lists it.

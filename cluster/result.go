@@ -517,16 +517,24 @@ func releaseBatches(bs []arrow.RecordBatch) {
 
 // addOpColumn prefixes a batch with an "op" column holding op.
 func addOpColumn(rec arrow.RecordBatch, op string) (arrow.RecordBatch, error) {
+	ops := make([]string, rec.NumRows())
+	for i := range ops {
+		ops[i] = op
+	}
+	return withOps(rec, ops), nil
+}
+
+// withOps prefixes a batch with an "op" column holding ops (one per row).
+// The caller releases the result.
+func withOps(rec arrow.RecordBatch, ops []string) arrow.RecordBatch {
 	b := array.NewStringBuilder(memoryAllocator)
 	defer b.Release()
-	for i := 0; i < int(rec.NumRows()); i++ {
-		b.Append(op)
-	}
+	b.AppendValues(ops, nil)
 	opCol := b.NewArray()
 	defer opCol.Release()
 	fields := append([]arrow.Field{{Name: "op", Type: arrow.BinaryTypes.String}}, rec.Schema().Fields()...)
 	cols := append([]arrow.Array{opCol}, rec.Columns()...)
-	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows()), nil
+	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows())
 }
 
 // fail ends every subscription with err.

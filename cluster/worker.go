@@ -214,9 +214,10 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 			return
 		}
 		log.Warn().Err(err).Msg("checkpoint upload over the data plane failed; sending it as notices")
-		n.Parts = max(1, (len(data)+checkpointPart-1)/checkpointPart)
-		for i := range n.Parts {
-			n.Part, n.Snapshot = i, data[i*checkpointPart:min(len(data), (i+1)*checkpointPart)]
+		parts := snapshotParts(data)
+		n.Parts = len(parts)
+		for i, part := range parts {
+			n.Part, n.Snapshot = i, part
 			w.notify(p.ctx, noticeCheckpoint, n, log)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -463,7 +462,4 @@ func TestWorkerKilledDuringCheckpoint(t *testing.T) {
 	recs, _ := sqltest.QueryText(ctx, cl, "SELECT checkpoint_epoch, replayed, restore_ms FROM spate_recoveries")
 	ck, _ := sqltest.QueryText(ctx, cl, "SELECT epoch, status, bytes FROM spate_checkpoints WHERE status <> 'complete'")
 	t.Logf("recovery %v; checkpoints not complete: %v", recs, ck)
-	if os.Getenv("SPATE_DEBUG_RECOVERY") != "" {
-		t.Log(cluster.Output())
-	}
 }
