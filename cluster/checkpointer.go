@@ -60,6 +60,8 @@ type checkpointer struct {
 	// latest is the newest complete checkpoint: a snapshot per instance.
 	latest      map[[2]int][]byte
 	latestEpoch uint64
+	// paused: a repair is under way; no epoch begins.
+	paused bool
 }
 
 type pendingCheckpoint struct {
@@ -78,10 +80,13 @@ func newCheckpointer(query string) *checkpointer {
 }
 
 // begin opens the next epoch for a query whose plan has instances
-// instances and lastWidth last-stage instances.
+// instances and lastWidth last-stage instances; 0 while paused.
 func (k *checkpointer) begin(instances, lastWidth int) uint64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.paused {
+		return 0
+	}
 	epoch := k.next
 	k.next++
 	k.pending[epoch] = &pendingCheckpoint{started: time.Now(), want: instances, snaps: map[[2]int][]byte{},
@@ -152,15 +157,24 @@ func (k *checkpointer) restorePoint() (uint64, map[[2]int][]byte) {
 	return k.latestEpoch, k.latest
 }
 
-// abortPending forgets the epochs in flight (a recovery lost their
-// barriers).
-func (k *checkpointer) abortPending() {
+// pause stops epochs from beginning and aborts those in flight (a
+// repair restores instances that lost their barriers); it returns the
+// newest epoch begun, whose barriers the restored instances ignore.
+func (k *checkpointer) pause() uint64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.paused = true
 	for e := range k.pending {
 		delete(k.pending, e)
 		k.history = append(k.history, checkpointRecord{Query: k.query, Epoch: e, Started: time.Now(), Status: "aborted by a recovery"})
 	}
+	return k.next - 1
+}
+
+func (k *checkpointer) unpause() {
+	k.mu.Lock()
+	k.paused = false
+	k.mu.Unlock()
 }
 
 // setPositions records where a completed epoch's barriers entered the
@@ -347,9 +361,17 @@ func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pe
 		return
 	}
 	qr.result.commit(epoch)
-	if qr.feeds != nil {
-		qr.ckpt.setPositions(epoch, qr.feeds.positions(epoch))
-		qr.feeds.commit(epoch)
+	// The outlets' kept output before the barrier is no longer needed.
+	p := qr.pipeline()
+	p.trimKept(epoch)
+	for _, w := range p.placement().hostsOf(coordinatorHost) {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+			defer cancel()
+			if err := c.reg.Call(ctx, w, reqTrim, trimRequest{Run: p.placement().Run, Epoch: epoch}, nil); err != nil {
+				c.cfg.Logger.Debug().Err(err).Str("worker", w).Msg("trimming kept output")
+			}
+		}()
 	}
 	if c.store == nil {
 		return
@@ -357,7 +379,7 @@ func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pe
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		prefix := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline().place.Run, epoch)
+		prefix := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline().placement().Run, epoch)
 		for key, data := range pc.snaps {
 			if err := c.store.Put(ctx, fmt.Sprintf("%s%d.%d", prefix, key[0], key[1]), data); err != nil {
 				c.cfg.Logger.Warn().Err(err).Str("query", qr.def.Name).Msg("writing a checkpoint to the store")
@@ -366,7 +388,7 @@ func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pe
 		}
 		// The epoch before this one is no longer needed.
 		if epoch > 1 {
-			old := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline().place.Run, epoch-1)
+			old := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline().placement().Run, epoch-1)
 			keys, err := c.store.List(ctx, old)
 			if err == nil {
 				for _, k := range keys {
@@ -428,6 +450,9 @@ func (c *Coordinator) checkpointQuery(qr *queryRuntime) {
 		instances += st.Parallelism
 	}
 	epoch := qr.ckpt.begin(instances, stages[len(stages)-1].Parallelism)
+	if epoch == 0 {
+		return
+	}
 	for _, st := range stages {
 		if st.Source == nil {
 			continue
@@ -466,7 +491,7 @@ func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Durat
 		c.mu.Lock()
 		var qs []*queryRuntime
 		for _, qr := range c.queries {
-			if len(qr.pipeline().place.hostsOf(coordinatorHost)) > 0 {
+			if len(qr.pipeline().placement().hostsOf(coordinatorHost)) > 0 {
 				qs = append(qs, qr)
 			}
 		}

@@ -177,11 +177,10 @@ type queryRuntime struct {
 	pipe   atomic.Pointer[pipeline]
 	result *resultStore
 	ckpt   *checkpointer
-	// feeds records what the sources were fed since the newest complete
-	// checkpoint (queries on workers with checkpoints); recoverMu
-	// serialises recoveries.
-	feeds     *feedLog
+	// recoverMu serialises repairs (recovery.go); repairs counts them
+	// (protected by recoverMu).
 	recoverMu sync.Mutex
+	repairs   int
 	// recovering is set from a recovery's start until its result caught
 	// up; no checkpoint starts meanwhile.
 	recovering atomic.Bool
@@ -312,7 +311,6 @@ func (c *Coordinator) Close() {
 	for _, q := range queries {
 		c.undeploy(q.pipeline(), nil)
 		q.result.close()
-		q.feeds.release()
 	}
 	close(c.done)
 	if c.reg != nil {
@@ -500,7 +498,6 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 		if q != nil {
 			c.undeploy(q.pipeline(), nil)
 			q.result.close()
-			q.feeds.release()
 		}
 		if t != nil {
 			t.mu.Lock()
@@ -713,35 +710,23 @@ func flushReaders(ctx context.Context, readers []sourceReader) error {
 
 // flush waits until what the reader's query was fed so far has reached
 // its result. ok is false when the query failed (its status says why). A
-// recovery that replaces the pipeline meanwhile replays the rows into the
-// new one, which is then flushed instead.
+// repair meanwhile makes the flush send another barrier behind the
+// replay.
 func (r sourceReader) flush(ctx context.Context) (ok bool, err error) {
-	for {
-		p := r.q.pipeline()
-		if p.failure() != nil && !p.replaced() && p.feeds == nil {
-			return false, nil
-		}
-		err := p.flush(ctx, r.stage)
-		switch {
-		case err == nil:
-			return true, nil
-		case ctx.Err() != nil:
-			return false, err
-		case p.replaced() || (p.feeds != nil && recoverable(p.failure())):
-			// Recovering: wait for the new pipeline.
-			r.q.recoverMu.Lock()
-			r.q.recoverMu.Unlock()
-			if r.q.pipeline() == p {
-				// No new pipeline: the recovery failed, or has not begun
-				// (the rows are in the feed log either way).
-				return false, nil
-			}
-		case p.failure() != nil:
-			return false, nil
-		default:
-			return false, err
-		}
+	p := r.q.pipeline()
+	if p.failure() != nil {
+		return false, nil
 	}
+	err = p.flush(ctx, r.stage)
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil:
+		return false, err
+	case p.failure() != nil:
+		return false, nil
+	}
+	return false, err
 }
 
 // appendTable adds rows to a table and passes them to the queries that

@@ -34,8 +34,44 @@ type placement struct {
 	Hosts [][]string `json:"hosts"`
 	// Addrs is the data-plane address of each host.
 	Addrs map[string]string `json:"addrs"`
-	// Version is the routing version the instances start with.
+	// Version is the routing version the instances start with; a repair
+	// raises it.
 	Version uint64 `json:"version"`
+	// Gens[s][i] is the incarnation of instance i of stage s (nil: all
+	// 0); SinkGen the sink's. A repair raises those it restores, and
+	// channels are named by their consumer's incarnation.
+	Gens    [][]int `json:"gens,omitempty"`
+	SinkGen int     `json:"sink_gen,omitempty"`
+	// Buffered: every outlet keeps its output for replay until a
+	// checkpoint covers it (upstream backup, backup.go).
+	Buffered bool `json:"buffered,omitempty"`
+}
+
+// gen is the incarnation of instance i of stage s.
+func (pl placement) gen(s, i int) int {
+	if pl.Gens == nil {
+		return 0
+	}
+	return pl.Gens[s][i]
+}
+
+// clone is a deep copy, for a repair to change.
+func (pl placement) clone() placement {
+	out := pl
+	out.Hosts = make([][]string, len(pl.Hosts))
+	out.Gens = make([][]int, len(pl.Hosts))
+	for s, row := range pl.Hosts {
+		out.Hosts[s] = append([]string(nil), row...)
+		out.Gens[s] = make([]int, len(row))
+		for i := range row {
+			out.Gens[s][i] = pl.gen(s, i)
+		}
+	}
+	out.Addrs = map[string]string{}
+	for h, a := range pl.Addrs {
+		out.Addrs[h] = a
+	}
+	return out
 }
 
 // hostsOf lists the distinct hosts of a placement other than skip.
@@ -54,28 +90,30 @@ func (pl placement) hostsOf(skip string) []string {
 }
 
 // channelName identifies one channel: from an instance to an instance's
-// input side, or to the sink (toStage -1). Its string form is the
-// transport channel ID, "run/fromStage.fromIdx/toStage.toIdx.side" or
-// "run/fromStage.fromIdx/sink".
+// input side, or to the sink (toStage -1), of the consumer's incarnation
+// gen. Its string form is the transport channel ID,
+// "run/fromStage.fromIdx/toStage.toIdx.side/gen" or
+// "run/fromStage.fromIdx/sink/gen".
 type channelName struct {
 	run                string
 	fromStage, fromIdx int
 	toStage, toIdx     int
 	side               int
+	gen                int
 }
 
 func (c channelName) String() string {
 	if c.toStage < 0 {
-		return fmt.Sprintf("%s/%d.%d/sink", c.run, c.fromStage, c.fromIdx)
+		return fmt.Sprintf("%s/%d.%d/sink/%d", c.run, c.fromStage, c.fromIdx, c.gen)
 	}
-	return fmt.Sprintf("%s/%d.%d/%d.%d.%d", c.run, c.fromStage, c.fromIdx, c.toStage, c.toIdx, c.side)
+	return fmt.Sprintf("%s/%d.%d/%d.%d.%d/%d", c.run, c.fromStage, c.fromIdx, c.toStage, c.toIdx, c.side, c.gen)
 }
 
 // parseChannelName is the inverse of channelName.String.
 func parseChannelName(id string) (channelName, error) {
 	parts := strings.Split(id, "/")
 	bad := fmt.Errorf("malformed channel ID %q", id)
-	if len(parts) != 3 || parts[0] == "" {
+	if len(parts) != 4 || parts[0] == "" {
 		return channelName{}, bad
 	}
 	nums := func(s string, n int) ([]int, bool) {
@@ -106,6 +144,11 @@ func parseChannelName(id string) (channelName, error) {
 		}
 		c.toStage, c.toIdx, c.side = to[0], to[1], to[2]
 	}
+	gen, ok := nums(parts[3], 1)
+	if !ok {
+		return channelName{}, bad
+	}
+	c.gen = gen[0]
 	return c, nil
 }
 
@@ -183,14 +226,14 @@ func (d *dataPlane) accept() {
 
 func (d *dataPlane) register(p *pipeline) {
 	d.mu.Lock()
-	d.runs[p.place.Run] = p
+	d.runs[p.run] = p
 	d.mu.Unlock()
 }
 
 func (d *dataPlane) unregister(p *pipeline) {
 	d.mu.Lock()
-	if d.runs[p.place.Run] == p {
-		delete(d.runs, p.place.Run)
+	if d.runs[p.run] == p {
+		delete(d.runs, p.run)
 	}
 	d.mu.Unlock()
 }
@@ -202,9 +245,11 @@ func (d *dataPlane) close() {
 }
 
 // outlet is where an instance sends what it emits: one consumer instance
-// or the sink. send takes the message's batch reference.
+// or the sink. send takes the message's batch reference; close ends a
+// send waiting on the outlet (a transport channel's).
 type outlet interface {
 	send(ctx context.Context, m message) error
+	close()
 }
 
 // localOutlet is an instance in this process: its input channel.
@@ -219,26 +264,51 @@ func (o localOutlet) send(ctx context.Context, m message) error {
 			m.rec.Release()
 		}
 		return ctx.Err()
+	case <-o.to.ctx.Done():
+		if m.rec != nil {
+			m.rec.Release()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errConsumerGone
 	}
 }
+
+func (localOutlet) close() {}
 
 // sinkOutlet is the query's result store on the coordinator: batches are
 // applied, watermarks merged over the last stage's instances, barriers
 // counted in for flush.
-type sinkOutlet struct{ p *pipeline }
+// Messages of a channel to an older incarnation of the sink (before a
+// repair) are dropped.
+type sinkOutlet struct {
+	p   *pipeline
+	gen int
+}
+
+func (sinkOutlet) close() {}
 
 func (o sinkOutlet) send(ctx context.Context, m message) error {
+	if int64(o.gen) != o.p.sinkGen.Load() {
+		if m.rec != nil {
+			m.rec.Release()
+		}
+		return nil
+	}
 	switch {
 	case m.rec != nil:
 		defer m.rec.Release()
-		return o.p.result.apply(ctx, m.from, m.rec)
+		return o.p.result.apply(ctx, m.from, o.gen, m.rec)
 	case m.hasWM:
 		last := o.p.query.Plan.Stages[len(o.p.query.Plan.Stages)-1]
 		o.p.result.advance(m.from, last.Parallelism, m.wm, m.idle)
 	case m.barrier != 0:
 		o.p.arrive(m.barrier)
 	case m.ckpt != 0:
-		o.p.result.sawBarrier(m.from, m.ckpt)
+		if !o.p.result.sawBarrier(m.from, o.gen, m.ckpt) {
+			return nil
+		}
 		if o.p.onSinkCheckpoint != nil {
 			o.p.onSinkCheckpoint(m.from, m.ckpt)
 		}
@@ -252,6 +322,8 @@ type remoteOutlet struct {
 	s    *transport.Sender
 	host string
 }
+
+func (o remoteOutlet) close() { o.s.Close() }
 
 func (o remoteOutlet) send(ctx context.Context, m message) error {
 	var err error

@@ -25,9 +25,41 @@ const (
 	reqStop    = "stop"    // runRequest → nothing: stop and release
 	reqStatus  = "status"  // runRequest → []instanceStatus
 	reqRestore = "restore" // restoreRequest → nothing: restore an instance (deployed, not started)
+	reqRepair  = "repair"  // repairRequest → nothing: first step of a repair (recovery.go)
+	reqResume  = "resume"  // resumeRequest → int, messages replayed: last step of a repair
+	reqTrim    = "trim"    // trimRequest → nothing: a checkpoint completed
 
 	noticeFailed = "failed" // failedNotice: a worker's part of a query failed
+	noticeLost   = "lost"   // lostNotice: an outlet lost its consumer
 )
+
+// repairRequest: stop the instances in Restore that this worker runs,
+// take Place, and build the new incarnations placed here (Skip: the
+// checkpoint epochs they ignore).
+type repairRequest struct {
+	Place   placement       `json:"place"`
+	Plan    json.RawMessage `json:"plan"` // for a worker new to the query
+	Restore [][2]int        `json:"restore"`
+	Skip    uint64          `json:"skip"`
+}
+
+// resumeRequest: start the restored instances and replay to them from
+// checkpoint Epoch.
+type resumeRequest struct {
+	Run     string   `json:"run"`
+	Restore [][2]int `json:"restore"`
+	Epoch   uint64   `json:"epoch"`
+}
+
+type trimRequest struct {
+	Run   string `json:"run"`
+	Epoch uint64 `json:"epoch"`
+}
+
+type lostNotice struct {
+	Run     string `json:"run"`
+	Channel string `json:"channel"`
+}
 
 // Timeouts of control-plane calls.
 const (
@@ -104,6 +136,9 @@ func (c *Coordinator) place(q *planner.ContinuousQuery) placement {
 	pl := placement{Run: "r" + strconv.Itoa(c.nextRun), Addrs: map[string]string{}, Version: 1}
 	c.mu.Unlock()
 	workers := c.liveWorkers()
+	// With checkpoints, what runs on workers can be repaired: every
+	// outlet keeps its output until a checkpoint covers it.
+	pl.Buffered = len(workers) > 0 && c.cfg.CheckpointInterval > 0
 	if c.net != nil {
 		pl.Addrs[coordinatorHost] = c.net.Addr()
 	}
@@ -129,12 +164,6 @@ func (c *Coordinator) place(q *planner.ContinuousQuery) placement {
 // its instances first (so every channel finds its receiver), then every
 // host connects and starts them.
 func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
-	return c.deployRestored(qr, nil)
-}
-
-// deployRestored deploys qr with every instance restored from its
-// snapshot in snaps (keyed by stage and instance), when given.
-func (c *Coordinator) deployRestored(qr *queryRuntime, snaps map[[2]int][]byte) (*pipeline, error) {
 	q, result := qr.def, qr.result
 	pl := c.place(q)
 	p, err := newPipeline(q, pl, coordinatorHost, c.net, result, c.cfg.Logger)
@@ -142,44 +171,15 @@ func (c *Coordinator) deployRestored(qr *queryRuntime, snaps map[[2]int][]byte) 
 		return nil, err
 	}
 	c.wireCheckpoints(qr, p)
-	if len(snaps) > 0 {
-		var local []*instanceSnapshot
-		for key, data := range snaps {
-			if pl.Hosts[key[0]][key[1]] != coordinatorHost {
-				continue
-			}
-			s, err := unmarshalInstanceSnapshot(data)
-			if err != nil {
-				p.stop()
-				return nil, err
-			}
-			local = append(local, s)
-		}
-		if err := p.restoreLocal(local); err != nil {
-			p.stop()
-			return nil, err
-		}
+	if pl.Buffered {
+		// Repairable: the result can go back to a checkpoint, and a lost
+		// consumer is restored (recovery.go).
+		result.mu.Lock()
+		result.tracking = true
+		result.mu.Unlock()
+		p.onLost = func(ch channelName) { c.consumerLost(qr, ch) }
 	}
 	workers := pl.hostsOf(coordinatorHost)
-	if len(workers) > 0 && c.cfg.CheckpointInterval > 0 {
-		// Recoverable: the sources' feed is logged until checkpoints
-		// cover it, the result can go back to a checkpoint, and a lost
-		// channel or worker starts a recovery instead of failing.
-		if qr.feeds == nil {
-			qr.feeds = newFeedLog(p)
-			result.mu.Lock()
-			result.tracking = true
-			result.mu.Unlock()
-		}
-		p.feeds = qr.feeds
-		p.onFailure = func(err error) bool {
-			if !recoverable(err) {
-				return false
-			}
-			go c.recoverQuery(qr, p, err.Error())
-			return true
-		}
-	}
 	if len(workers) == 0 {
 		if err := p.start(context.Background()); err != nil {
 			p.stop()
@@ -205,33 +205,12 @@ func (c *Coordinator) deployRestored(qr *queryRuntime, snaps map[[2]int][]byte) 
 		}
 		deployed = append(deployed, w)
 	}
-	// Snapshots go in parts that fit a control frame.
-	for key, data := range snaps {
-		w := pl.Hosts[key[0]][key[1]]
-		if w == coordinatorHost {
-			continue
-		}
-		parts := snapshotParts(data)
-		for i, part := range parts {
-			req := restoreRequest{Run: pl.Run, Stage: key[0], Instance: key[1], Part: i, Parts: len(parts), Data: part}
-			// Each part has a timeout of its own: a large state takes
-			// many.
-			pctx, pcancel := context.WithTimeout(context.Background(), deployTimeout)
-			err := c.reg.Call(pctx, w, reqRestore, req, nil)
-			pcancel()
-			if err != nil {
-				return fail(err)
-			}
-		}
-	}
-	sctx, scancel := context.WithTimeout(context.Background(), deployTimeout)
-	defer scancel()
 	for _, w := range workers {
-		if err := c.reg.Call(sctx, w, reqStart, runRequest{Run: pl.Run}, nil); err != nil {
+		if err := c.reg.Call(ctx, w, reqStart, runRequest{Run: pl.Run}, nil); err != nil {
 			return fail(err)
 		}
 	}
-	if err := p.start(sctx); err != nil {
+	if err := p.start(ctx); err != nil {
 		return fail(err)
 	}
 	c.cfg.Logger.Info().Str("query", q.Name).Str("run", pl.Run).Strs("workers", workers).Msg("continuous query deployed")
@@ -243,13 +222,13 @@ func (c *Coordinator) deployRestored(qr *queryRuntime, snaps map[[2]int][]byte) 
 // reported as the query's failure.
 func (c *Coordinator) undeploy(p *pipeline, workers []string) {
 	if workers == nil {
-		workers = p.place.hostsOf(coordinatorHost)
+		workers = p.placement().hostsOf(coordinatorHost)
 	}
 	p.markStopped()
 	for _, w := range workers {
 		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		if err := c.reg.Call(ctx, w, reqStop, runRequest{Run: p.place.Run}, nil); err != nil && !errors.Is(err, control.ErrWorkerGone) {
-			c.cfg.Logger.Warn().Err(err).Str("run", p.place.Run).Str("worker", w).Msg("stopping a continuous query on a worker")
+		if err := c.reg.Call(ctx, w, reqStop, runRequest{Run: p.run}, nil); err != nil && !errors.Is(err, control.ErrWorkerGone) {
+			c.cfg.Logger.Warn().Err(err).Str("run", p.run).Str("worker", w).Msg("stopping a continuous query on a worker")
 		}
 		cancel()
 	}
@@ -262,15 +241,16 @@ func (c *Coordinator) undeploy(p *pipeline, workers []string) {
 func (c *Coordinator) instanceStatuses(qr *queryRuntime) []instanceStatus {
 	p := qr.pipeline()
 	out := p.localStats()
-	for _, w := range p.place.hostsOf(coordinatorHost) {
+	pl := p.placement()
+	for _, w := range pl.hostsOf(coordinatorHost) {
 		var st []instanceStatus
 		ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-		err := c.reg.Call(ctx, w, reqStatus, runRequest{Run: p.place.Run}, &st)
+		err := c.reg.Call(ctx, w, reqStatus, runRequest{Run: pl.Run}, &st)
 		cancel()
 		if err != nil {
 			c.cfg.Logger.Debug().Err(err).Str("worker", w).Msg("instance status")
 			st = nil
-			for s, row := range p.place.Hosts {
+			for s, row := range pl.Hosts {
 				for i, h := range row {
 					if h == w {
 						st = append(st, instanceStatus{Stage: s, Instance: i, Host: w, Watermark: math.MinInt64})
@@ -294,7 +274,7 @@ func (c *Coordinator) runtimeOf(run string) *queryRuntime {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, qr := range c.queries {
-		if qr.pipeline().place.Run == run {
+		if qr.pipeline().run == run {
 			return qr
 		}
 	}
@@ -303,8 +283,12 @@ func (c *Coordinator) runtimeOf(run string) *queryRuntime {
 
 // onNotice handles a worker's notice: a failed part fails its query.
 func (c *Coordinator) onNotice(worker string, n control.Notice) {
-	if n.Kind == noticeCheckpoint {
+	switch n.Kind {
+	case noticeCheckpoint:
 		c.onCheckpointNotice(worker, n)
+		return
+	case noticeLost:
+		c.onLostNotice(worker, n)
 		return
 	}
 	if n.Kind != noticeFailed {
@@ -319,18 +303,26 @@ func (c *Coordinator) onNotice(worker string, n control.Notice) {
 		if f.Code == "" {
 			f.Code = "XX000"
 		}
-		err := &Error{Code: f.Code, Message: fmt.Sprintf("%s (on worker %s)", f.Message, worker)}
-		if qr.feeds != nil && recoverable(err) {
-			go c.recoverQuery(qr, qr.pipeline(), err.Message)
-			return
-		}
-		qr.pipeline().fail(err)
+		qr.pipeline().fail(&Error{Code: f.Code, Message: fmt.Sprintf("%s (on worker %s)", f.Message, worker)})
 	}
 }
 
-// watchWorkers fails the queries that had instances on a worker that
-// died: the instances' state is lost (recovery from checkpoints is not
-// built yet), so their results would silently miss rows.
+// onLostNotice handles a worker outlet's report of a lost consumer.
+func (c *Coordinator) onLostNotice(worker string, n control.Notice) {
+	var ln lostNotice
+	if err := json.Unmarshal(n.Body, &ln); err != nil {
+		c.cfg.Logger.Warn().Err(err).Str("worker", worker).Msg("malformed notice")
+		return
+	}
+	ch, err := parseChannelName(ln.Channel)
+	if qr := c.runtimeOf(ln.Run); qr != nil && err == nil {
+		go c.consumerLost(qr, ch)
+	}
+}
+
+// watchWorkers repairs the queries that had instances on a worker that
+// died (recovery.go), or fails them when they keep no checkpoints: the
+// instances' state is lost, and their results would silently miss rows.
 func (c *Coordinator) watchWorkers() {
 	for ev := range c.reg.Events() {
 		if ev.Kind != control.WorkerDead || c.stopping.Load() {
@@ -339,7 +331,7 @@ func (c *Coordinator) watchWorkers() {
 		c.mu.Lock()
 		var hit []*queryRuntime
 		for _, qr := range c.queries {
-			for _, h := range qr.pipeline().place.hostsOf("") {
+			for _, h := range qr.pipeline().placement().hostsOf("") {
 				if h == ev.Worker.ID {
 					hit = append(hit, qr)
 				}
@@ -347,12 +339,12 @@ func (c *Coordinator) watchWorkers() {
 		}
 		c.mu.Unlock()
 		for _, qr := range hit {
-			err := errorf("58000", "worker %s (pid %d) died (%s); the continuous query's instances there are lost", ev.Worker.ID, ev.Worker.PID, ev.Reason)
-			if qr.feeds != nil {
-				go c.recoverQuery(qr, qr.pipeline(), fmt.Sprintf("worker %s (pid %d) died: %s", ev.Worker.ID, ev.Worker.PID, ev.Reason))
+			p := qr.pipeline()
+			if p.placement().Buffered {
+				go c.repairQuery(qr, fmt.Sprintf("worker %s (pid %d) died: %s", ev.Worker.ID, ev.Worker.PID, ev.Reason), nil)
 				continue
 			}
-			qr.pipeline().fail(err)
+			p.fail(errorf("58000", "worker %s (pid %d) died (%s); the continuous query's instances there are lost (checkpoints are off)", ev.Worker.ID, ev.Worker.PID, ev.Reason))
 		}
 	}
 }

@@ -676,7 +676,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		}
 		return cols, rows, true
 	case "instances":
-		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"queue_depth", planner.TypeBigInt}, {"busy_seconds", planner.TypeDouble}, {"route_version", planner.TypeBigInt}, {"replay_buffer_bytes", planner.TypeBigInt}}
+		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"queue_depth", planner.TypeBigInt}, {"busy_seconds", planner.TypeDouble}, {"route_version", planner.TypeBigInt}, {"incarnation", planner.TypeBigInt}, {"replay_buffer_bytes", planner.TypeBigInt}}
 		var rows [][]any
 		for _, q := range c.catalog.Queries() {
 			c.mu.Lock()
@@ -689,7 +689,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 				stage := q.Plan.Stages[st.Stage]
 				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, st.Instance), st.Host,
 					st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark),
-					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion), replayBytes(qr, stage)})
+					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion), int64(st.Gen), st.KeptBytes})
 			}
 		}
 		return cols, rows, true
@@ -720,7 +720,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		placed := map[string]int64{}
 		c.mu.Lock()
 		for _, qr := range c.queries {
-			for _, row := range qr.pipeline().place.Hosts {
+			for _, row := range qr.pipeline().placement().Hosts {
 				for _, h := range row {
 					placed[h]++
 				}
@@ -743,15 +743,6 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		return cols, rows, true
 	}
 	return nil, nil, false
-}
-
-// replayBytes is what a source stage keeps for replay after a failure
-// (the feed log since the newest complete checkpoint).
-func replayBytes(qr *queryRuntime, st *planner.Stage) int64 {
-	if st.Source == nil {
-		return 0
-	}
-	return qr.feeds.heldBytes(st.ID)
 }
 
 func describeColumns(cols []planner.Column) string {

@@ -37,8 +37,9 @@ import (
 type pipeline struct {
 	log   zerolog.Logger
 	query *planner.ContinuousQuery
-	place placement
-	host  string // this process's host ID in place
+	run   string    // place.Run, which never changes
+	place placement // protected by mu once running (a repair changes it)
+	host  string    // this process's host ID in place
 	net   *dataPlane
 	// result is the query's result store (the coordinator's part only).
 	result *resultStore
@@ -64,12 +65,14 @@ type pipeline struct {
 	wg           sync.WaitGroup
 	nextBarrier  atomic.Uint64
 	stopOnce     sync.Once
-	// feeds, when set, records what the source stages are fed, for
-	// recovery; onFailure, when set, may take over a failure (a
-	// recovery) instead of failing the query.
-	feeds        *feedLog
-	onFailure    func(error) bool
-	isReplaced   atomic.Bool
+	// onFailure, when set, may take over a failure (a recovery) instead
+	// of failing the query; onLost, when set, hears of a consumer lost
+	// by an outlet that keeps its output for replay (backup.go).
+	onFailure func(error) bool
+	onLost    func(channelName)
+	// sinkGen is the incarnation of the sink (coordinator): channels and
+	// messages of an older one are refused after a repair.
+	sinkGen      atomic.Int64
 	lastBlockLog atomic.Int64 // when ingest last logged back-pressure, ns
 
 	mu sync.Mutex
@@ -117,6 +120,7 @@ type snapshotReply struct {
 type barrierWait struct {
 	remaining int
 	done      chan struct{}
+	abandoned bool // by a repair: send another barrier
 }
 
 // route is an instance's routing state towards the stage it feeds: the
@@ -136,8 +140,19 @@ type instance struct {
 	p     *pipeline
 	stage int
 	idx   int
+	gen   int // incarnation: a repair replaces an instance with gen+1
 	in    chan message
-	chain *chain
+	// ctx ends when the instance stops (with the pipeline, or replaced by
+	// a repair); done closes when its goroutine has returned.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started bool        // running (control goroutines only)
+	wired   atomic.Bool // route set: readable by other goroutines
+	// skipCkpt: checkpoint barriers of epochs up to it are dropped (a
+	// restored instance; those epochs were aborted by the repair).
+	skipCkpt uint64
+	chain    *chain
 	// inputs: for each side, the number of upstream instances; a source
 	// stage has one pseudo-side fed by the coordinator.
 	sideWidth []int
@@ -192,7 +207,7 @@ const channelDepth = 16
 func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *dataPlane, result *resultStore, log zerolog.Logger) (*pipeline, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stages := q.Plan.Stages
-	p := &pipeline{log: log, query: q, place: place, host: host, net: net, result: result, ctx: ctx, cancel: cancel,
+	p := &pipeline{log: log, query: q, place: place, run: place.Run, host: host, net: net, result: result, ctx: ctx, cancel: cancel,
 		consumer: make([]consumerRef, len(stages)), reach: make([]map[int]bool, len(stages)), waits: map[uint64]*barrierWait{}}
 	if len(place.Hosts) != len(stages) {
 		cancel()
@@ -219,111 +234,176 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 		}
 	}
 	for s, st := range stages {
-		widths := []int{1}
-		if len(st.Sides) > 0 {
-			widths = widths[:0]
-			for _, side := range st.Sides {
-				widths = append(widths, stages[side.Stage].Parallelism)
-			}
-		}
 		row := make([]*instance, st.Parallelism)
+		p.stages = append(p.stages, row)
 		for i := range row {
 			if place.Hosts[s][i] != host {
 				continue
 			}
-			head, ops, err := buildOps(st, nil)
+			in, err := p.newInstance(s, i, place.gen(s, i))
 			if err != nil {
 				p.closeAll()
 				cancel()
 				return nil, err
 			}
-			in := &instance{
-				p: p, stage: s, idx: i, in: make(chan message, channelDepth),
-				sideWidth: widths, wm: math.MinInt64, out: math.MinInt64, barriers: map[uint64]int{},
-			}
-			total := 0
-			for _, w := range widths {
-				in.sideBase = append(in.sideBase, total)
-				total += w
-			}
-			in.wms = make([]int64, total)
-			in.idle = make([]bool, total)
-			in.barred = make([]bool, total)
-			in.held = make([][]message, total)
-			for j := range in.wms {
-				in.wms[j] = math.MinInt64
-			}
-			if c := p.consumer[s]; c.stage >= 0 {
-				next := stages[c.stage]
-				in.route.partitionBy = next.Sides[c.side].PartitionBy
-				in.route.splits = evenSplits(next.Parallelism)
-			}
-			in.chain = newChain(head, ops, in.emit)
-			in.lag = watermarkLag(st)
-			in.wmPub.Store(math.MinInt64)
 			row[i] = in
 		}
-		p.stages = append(p.stages, row)
 	}
+	p.sinkGen.Store(int64(place.SinkGen))
 	if net != nil {
 		net.register(p)
 	}
 	return p, nil
 }
 
-// start connects every local instance to the instances it feeds (dialing
-// the hosts that run them) and starts the instances. Every host of the
-// query must have built its part (newPipeline) before any starts.
-func (p *pipeline) start(ctx context.Context) error {
-	for s, row := range p.stages {
-		for _, in := range row {
-			if in == nil {
-				continue
-			}
-			in.route.version = p.place.Version
-			c := p.consumer[s]
-			if c.stage < 0 {
-				o, err := p.outlet(ctx, channelName{run: p.place.Run, fromStage: s, fromIdx: in.idx, toStage: -1})
-				if err != nil {
-					return err
-				}
-				in.route.outs = []outlet{o}
-				continue
-			}
-			for j := range p.stages[c.stage] {
-				o, err := p.outlet(ctx, channelName{run: p.place.Run, fromStage: s, fromIdx: in.idx, toStage: c.stage, toIdx: j, side: c.side})
-				if err != nil {
-					return err
-				}
-				in.route.outs = append(in.route.outs, o)
-			}
+// newInstance builds instance i of stage s (not started).
+func (p *pipeline) newInstance(s, i, gen int) (*instance, error) {
+	stages := p.query.Plan.Stages
+	st := stages[s]
+	widths := []int{1}
+	if len(st.Sides) > 0 {
+		widths = widths[:0]
+		for _, side := range st.Sides {
+			widths = append(widths, stages[side.Stage].Parallelism)
 		}
 	}
-	for _, row := range p.stages {
-		for _, in := range row {
-			if in != nil {
-				p.wg.Add(1)
-				go in.run()
-			}
+	head, ops, err := buildOps(st, nil)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	in := &instance{
+		p: p, stage: s, idx: i, gen: gen, in: make(chan message, channelDepth), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		sideWidth: widths, wm: math.MinInt64, out: math.MinInt64, barriers: map[uint64]int{},
+	}
+	total := 0
+	for _, w := range widths {
+		in.sideBase = append(in.sideBase, total)
+		total += w
+	}
+	in.wms = make([]int64, total)
+	in.idle = make([]bool, total)
+	in.barred = make([]bool, total)
+	in.held = make([][]message, total)
+	for j := range in.wms {
+		in.wms[j] = math.MinInt64
+	}
+	if c := p.consumer[s]; c.stage >= 0 {
+		next := stages[c.stage]
+		in.route.partitionBy = next.Sides[c.side].PartitionBy
+		in.route.splits = evenSplits(next.Parallelism)
+	}
+	in.chain = newChain(head, ops, in.emit)
+	in.lag = watermarkLag(st)
+	in.wmPub.Store(math.MinInt64)
+	return in, nil
+}
+
+// start connects every local instance not started yet to the instances
+// it feeds (dialing the hosts that run them) and starts them. Every host
+// of the query must have built its part (newPipeline, prepareRepair)
+// before any starts.
+func (p *pipeline) start(ctx context.Context) error {
+	pl := p.placement()
+	var fresh []*instance
+	for _, in := range p.localInstances() {
+		if !in.started {
+			fresh = append(fresh, in)
 		}
+	}
+	for _, in := range fresh {
+		if err := in.wire(ctx, pl); err != nil {
+			return err
+		}
+	}
+	for _, in := range fresh {
+		in.started = true
+		p.wg.Add(1)
+		go in.run()
 	}
 	return nil
 }
 
+// wire makes the instance's outlets: one per instance of the consuming
+// stage, or the sink.
+func (in *instance) wire(ctx context.Context, pl placement) error {
+	p := in.p
+	in.route.version = pl.Version
+	c := p.consumer[in.stage]
+	var chans []channelName
+	if c.stage < 0 {
+		chans = append(chans, channelName{run: pl.Run, fromStage: in.stage, fromIdx: in.idx, toStage: -1, gen: pl.SinkGen})
+	}
+	for j := range pl.Hosts[max(c.stage, 0)] {
+		if c.stage >= 0 {
+			chans = append(chans, channelName{run: pl.Run, fromStage: in.stage, fromIdx: in.idx, toStage: c.stage, toIdx: j, side: c.side, gen: pl.gen(c.stage, j)})
+		}
+	}
+	for _, ch := range chans {
+		o, err := p.outlet(ctx, pl, ch)
+		if err != nil {
+			return err
+		}
+		if pl.Buffered {
+			o = newBackupOutlet(p, ch, o)
+		}
+		in.route.outs = append(in.route.outs, o)
+	}
+	in.wired.Store(true)
+	return nil
+}
+
+// localInstances lists the instances this host runs.
+func (p *pipeline) localInstances() []*instance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*instance
+	for _, row := range p.stages {
+		for _, in := range row {
+			if in != nil {
+				out = append(out, in)
+			}
+		}
+	}
+	return out
+}
+
+// instanceAt is instance i of stage s if this host runs it.
+func (p *pipeline) instanceAt(s, i int) *instance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s < 0 || s >= len(p.stages) || i < 0 || i >= len(p.stages[s]) {
+		return nil
+	}
+	return p.stages[s][i]
+}
+
+// placement is where the query's instances run now (a repair moves
+// some).
+func (p *pipeline) placement() placement {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.place
+}
+
 // outlet returns the way to the consumer a channel names: the local
 // instance or sink, or a transport channel to the host that runs it.
-func (p *pipeline) outlet(ctx context.Context, ch channelName) (outlet, error) {
+func (p *pipeline) outlet(ctx context.Context, pl placement, ch channelName) (outlet, error) {
 	host := coordinatorHost
 	if ch.toStage >= 0 {
-		host = p.place.Hosts[ch.toStage][ch.toIdx]
+		host = pl.Hosts[ch.toStage][ch.toIdx]
 	}
 	if host == p.host {
 		if ch.toStage < 0 {
-			return sinkOutlet{p}, nil
+			return sinkOutlet{p: p, gen: ch.gen}, nil
 		}
-		return localOutlet{p.stages[ch.toStage][ch.toIdx]}, nil
+		to := p.instanceAt(ch.toStage, ch.toIdx)
+		if to == nil {
+			return nil, fmt.Errorf("channel %s: no local instance", ch)
+		}
+		return localOutlet{to}, nil
 	}
-	addr := p.place.Addrs[host]
+	addr := pl.Addrs[host]
 	if p.net == nil || addr == "" {
 		return nil, fmt.Errorf("no data-plane address for host %q", host)
 	}
@@ -340,15 +420,17 @@ func (p *pipeline) outlet(ctx context.Context, ch channelName) (outlet, error) {
 // attach takes an incoming channel for this pipeline: a goroutine moves
 // its frames to the instance (or sink) it names until it ends.
 func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
-	var to outlet = sinkOutlet{p}
+	var to outlet = sinkOutlet{p: p, gen: ch.gen}
+	ctx := p.ctx
 	if ch.toStage >= 0 {
-		if ch.toStage >= len(p.stages) || ch.toIdx >= len(p.stages[ch.toStage]) || p.stages[ch.toStage][ch.toIdx] == nil {
+		in := p.instanceAt(ch.toStage, ch.toIdx)
+		if in == nil || in.gen != ch.gen {
 			p.log.Warn().Str("channel", ch.String()).Msg("refusing a channel to an instance this host does not run")
 			r.Close()
 			return
 		}
-		to = localOutlet{p.stages[ch.toStage][ch.toIdx]}
-	} else if p.result == nil {
+		to, ctx = localOutlet{in}, in.ctx
+	} else if p.result == nil || int64(ch.gen) != p.sinkGen.Load() {
 		r.Close()
 		return
 	}
@@ -359,15 +441,19 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 		return
 	}
 	p.receivers = append(p.receivers, r)
+	buffered := p.place.Buffered
 	p.wg.Add(1)
 	p.mu.Unlock()
 	go func() {
 		defer p.wg.Done()
+		defer r.Close()
 		for {
-			f, err := r.Recv(p.ctx)
+			f, err := r.Recv(ctx)
 			if err != nil {
-				if p.ctx.Err() == nil && !errors.Is(err, io.EOF) {
-					p.fail(errorf("58000", "lost the data channel from %s (%s): %v", p.place.Hosts[ch.fromStage][ch.fromIdx], ch, err))
+				// With upstream backup a lost channel is repaired from
+				// the sending side (backup.go); else it fails the query.
+				if ctx.Err() == nil && !errors.Is(err, io.EOF) && !buffered {
+					p.fail(errorf("58000", "lost the data channel %s: %v", ch, err))
 				}
 				return
 			}
@@ -382,7 +468,12 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 			case transport.KindCheckpoint:
 				m.ckpt = f.Barrier.ID
 			}
-			if err := p.deliver(to, m); err != nil {
+			if ch.toStage >= 0 {
+				// A stopped instance (replaced by a repair) ends the channel.
+				if err := to.send(p.ctx, m); err != nil {
+					return
+				}
+			} else if err := p.deliver(to, m); err != nil {
 				return
 			}
 		}
@@ -412,6 +503,7 @@ func evenSplits(n int) []uint64 {
 
 func (in *instance) run() {
 	defer in.p.wg.Done()
+	defer close(in.done)
 	defer func() {
 		// A bug in an operator fails this query, not the server.
 		if r := recover(); r != nil {
@@ -421,7 +513,7 @@ func (in *instance) run() {
 	}()
 	for {
 		select {
-		case <-in.p.ctx.Done():
+		case <-in.ctx.Done():
 			return
 		case m := <-in.in:
 			start := time.Now()
@@ -450,6 +542,9 @@ func (in *instance) dispatch(m message) error {
 		return nil
 	}
 	if m.ckpt != 0 {
+		if m.ckpt <= in.skipCkpt {
+			return nil // an epoch aborted by the repair that restored this instance
+		}
 		return in.checkpointBarrier(slot, m.ckpt)
 	}
 	return in.handle(m)
@@ -612,7 +707,7 @@ func (in *instance) barrierWidth(src int) int {
 func (in *instance) forward(m message) error {
 	m.from, m.side = in.idx, in.p.consumer[in.stage].side
 	for _, o := range in.route.outs {
-		if err := in.p.deliver(o, m); err != nil {
+		if err := in.deliver(o, m); err != nil {
 			return err
 		}
 	}
@@ -629,7 +724,7 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 	r := &in.route
 	if len(r.outs) == 1 {
 		rec.Retain()
-		return in.p.deliver(r.outs[0], message{side: side, from: in.idx, rec: rec})
+		return in.deliver(r.outs[0], message{side: side, from: in.idx, rec: rec})
 	}
 	in.hashes = exec.HashColumns(rec, r.partitionBy, in.hashes[:0])
 	parts, err := splitByRange(rec, in.hashes, r.splits)
@@ -640,7 +735,7 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 		if part == nil {
 			continue
 		}
-		if err := in.p.deliver(r.outs[i], message{side: side, from: in.idx, rec: part}); err != nil {
+		if err := in.deliver(r.outs[i], message{side: side, from: in.idx, rec: part}); err != nil {
 			for _, rest := range parts[i+1:] {
 				if rest != nil {
 					rest.Release()
@@ -690,6 +785,23 @@ func splitByRange(rec arrow.RecordBatch, hashes []uint64, splits []uint64) ([]ar
 	return parts, nil
 }
 
+// deliver is pipeline.deliver for what the instance sends: it ends when
+// the instance stops.
+func (in *instance) deliver(o outlet, m message) error {
+	err := o.send(in.ctx, m)
+	if err == nil {
+		return nil
+	}
+	if ferr := in.p.failure(); ferr != nil {
+		return ferr
+	}
+	if in.ctx.Err() != nil {
+		return in.ctx.Err()
+	}
+	in.p.fail(err)
+	return err
+}
+
 // deliver hands m (whose batch reference it takes) to an outlet, waiting
 // for room (back-pressure). When the pipeline stops first it returns the
 // failure that stopped it.
@@ -715,42 +827,25 @@ func (p *pipeline) deliver(o outlet, m message) error {
 func (p *pipeline) ingest(src int, rec arrow.RecordBatch, wm int64, hasWM bool) error {
 	if rec != nil && rec.NumRows() > 0 {
 		rec.Retain()
-		if err := p.ingestSend(src, message{rec: rec}); err != nil {
+		if err := p.ingestDirect(src, message{rec: rec}); err != nil {
 			return err
 		}
 	}
 	if !hasWM {
 		return nil
 	}
-	return p.ingestSend(src, message{wm: wm, hasWM: true})
+	return p.ingestDirect(src, message{wm: wm, hasWM: true})
 }
 
 // injectCheckpoint starts checkpoint epoch at source stage src, behind
 // everything ingested into it so far.
 func (p *pipeline) injectCheckpoint(src int, epoch uint64) error {
-	return p.ingestSend(src, message{ckpt: epoch})
+	return p.ingestDirect(src, message{ckpt: epoch})
 }
 
 // markIdle tells source stage src that its stream is idle.
 func (p *pipeline) markIdle(src int) error {
-	return p.ingestSend(src, message{hasWM: true, idle: true})
-}
-
-// ingestSend puts m into source stage src: through the query's feed log
-// when it keeps one (recovery.go), else directly.
-func (p *pipeline) ingestSend(src int, m message) error {
-	if p.feeds != nil {
-		return p.feeds.send(src, m)
-	}
-	return p.ingestDirect(src, m)
-}
-
-// replaced reports whether a recovery replaced this pipeline.
-func (p *pipeline) replaced() bool { return p.isReplaced.Load() }
-
-func (p *pipeline) markReplaced() {
-	p.isReplaced.Store(true)
-	p.markStopped()
+	return p.ingestDirect(src, message{hasWM: true, idle: true})
 }
 
 // ingestDirect puts m into source stage src, counting the time it waits
@@ -782,6 +877,18 @@ func (p *pipeline) ingestDirect(src int, m message) error {
 // instance it can reach, and the sink counts it in from each last-stage
 // instance.
 func (p *pipeline) flush(ctx context.Context, src int) error {
+	for {
+		again, err := p.flushOnce(ctx, src)
+		if !again {
+			return err
+		}
+	}
+}
+
+// flushOnce sends one flush barrier and waits for it; again is true
+// when a repair abandoned the wait (the barrier may have been lost with
+// a consumer): a new barrier then follows everything sent before.
+func (p *pipeline) flushOnce(ctx context.Context, src int) (again bool, err error) {
 	last := len(p.query.Plan.Stages) - 1
 	id := p.nextBarrier.Add(1)
 	w := &barrierWait{remaining: p.query.Plan.Stages[last].Parallelism, done: make(chan struct{})}
@@ -794,18 +901,32 @@ func (p *pipeline) flush(ctx context.Context, src int) error {
 		p.mu.Unlock()
 	}()
 	if err := p.deliver(localOutlet{p.stages[src][0]}, message{barrier: id, source: src}); err != nil {
-		return err
+		return false, err
 	}
 	select {
 	case <-w.done:
-		return nil
+		return w.abandoned, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	case <-p.ctx.Done():
 		if err := p.failure(); err != nil {
-			return err
+			return false, err
 		}
-		return p.ctx.Err()
+		return false, p.ctx.Err()
+	}
+}
+
+// abandonWaits ends every flush waiting for its barrier (a repair), so
+// that each sends a new one.
+func (p *pipeline) abandonWaits() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, w := range p.waits {
+		if w.remaining > 0 {
+			w.abandoned, w.remaining = true, 0
+			close(w.done)
+		}
+		delete(p.waits, id)
 	}
 }
 
@@ -813,7 +934,7 @@ func (p *pipeline) flush(ctx context.Context, src int) error {
 func (p *pipeline) arrive(id uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if w := p.waits[id]; w != nil {
+	if w := p.waits[id]; w != nil && w.remaining > 0 {
 		if w.remaining--; w.remaining == 0 {
 			close(w.done)
 		}
@@ -884,22 +1005,22 @@ func (p *pipeline) stopNow() {
 	for _, s := range senders {
 		s.Close()
 	}
-	for _, row := range p.stages {
-		for _, in := range row {
-			if in == nil {
-				continue
+	for _, in := range p.localInstances() {
+		in.drain()
+	}
+	p.closeAll()
+}
+
+// drain releases what the instance holds besides its operators' state:
+// queued and held input, and the output kept for replay.
+func (in *instance) drain() {
+	for {
+		select {
+		case m := <-in.in:
+			if m.rec != nil {
+				m.rec.Release()
 			}
-		drain:
-			for {
-				select {
-				case m := <-in.in:
-					if m.rec != nil {
-						m.rec.Release()
-					}
-				default:
-					break drain
-				}
-			}
+		default:
 			for _, q := range in.held {
 				for _, m := range q {
 					if m.rec != nil {
@@ -907,9 +1028,28 @@ func (p *pipeline) stopNow() {
 					}
 				}
 			}
+			in.held = nil
+			for _, o := range in.route.outs {
+				if b, ok := o.(*backupOutlet); ok {
+					b.release()
+				}
+			}
+			return
 		}
 	}
-	p.closeAll()
+}
+
+// stop ends one instance (a repair replaces it) and releases it.
+func (in *instance) stop() {
+	in.cancel()
+	if in.started {
+		<-in.done
+	}
+	for _, o := range in.route.outs {
+		o.close()
+	}
+	in.drain()
+	in.chain.close()
 }
 
 func (p *pipeline) closeAll() {
@@ -933,23 +1073,33 @@ type instanceStatus struct {
 	Watermark    int64      `json:"watermark"`
 	QueueDepth   int        `json:"queue_depth"`
 	BusySeconds  float64    `json:"busy_seconds"`
+	Gen          int        `json:"gen"`
+	// KeptBytes is the output kept for replay (upstream backup).
+	KeptBytes int64 `json:"kept_bytes"`
 }
 
 // localStats reads the local instances' counters as published after
 // their last message, without stopping them.
 func (p *pipeline) localStats() []instanceStatus {
 	var out []instanceStatus
-	for s, row := range p.stages {
-		for i, in := range row {
-			if in == nil {
-				continue
-			}
+	for _, in := range p.localInstances() {
+		{
+			s, i := in.stage, in.idx
 			var stats exec.Stats
 			if ps := in.published.Load(); ps != nil {
 				stats = *ps
 			}
-			out = append(out, instanceStatus{RouteVersion: in.route.version, Stage: s, Instance: i, Host: p.host, Stats: stats, Watermark: in.wmPub.Load(),
-				QueueDepth: len(in.in), BusySeconds: float64(in.busy.Load()) / 1e9})
+			st := instanceStatus{Stage: s, Instance: i, Host: p.host, Stats: stats, Watermark: in.wmPub.Load(),
+				QueueDepth: len(in.in), BusySeconds: float64(in.busy.Load()) / 1e9, Gen: in.gen}
+			if in.wired.Load() {
+				st.RouteVersion = in.route.version
+				for _, o := range in.route.outs {
+					if b, ok := o.(*backupOutlet); ok {
+						st.KeptBytes += b.bytes.Load()
+					}
+				}
+			}
+			out = append(out, st)
 		}
 	}
 	return out

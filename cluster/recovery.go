@@ -2,11 +2,10 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -15,178 +14,17 @@ import (
 	"github.com/spatedb/spate/planner"
 )
 
-// Recovery of a query that lost instances (a worker died, a channel to
-// it broke): the query goes back to its newest complete checkpoint as a
-// whole — every instance restored from its snapshot on a live worker,
-// the result store rolled back to what that checkpoint covers — and the
-// sources replay, from the query's feed log, everything fed after the
-// checkpoint's barriers. Other queries keep running; ingestion into the
-// query's sources waits while it recovers. Subscribers and reading
-// queries see no step back: during the replay nothing reaches them, and
-// at the end they get the difference between what they had seen and the
-// recovered result.
-
-// feedLog records what a query's source stages were fed since its newest
-// complete checkpoint, so a recovery can replay it. Feeding and recovery
-// take mu, so nothing is fed while a recovery replaces the pipeline.
-type feedLog struct {
-	mu sync.Mutex
-	// protected by mu
-	pipe    *pipeline // the pipeline feeds go to
-	entries []fedMessage
-	next    uint64                    // position of the next entry
-	barrier map[uint64]map[int]uint64 // epoch → source stage → position of its barrier
-	bytes   map[int]int64             // batch bytes held, per source stage
-}
-
-type fedMessage struct {
-	pos uint64
-	src int
-	m   message
-}
-
-func newFeedLog(p *pipeline) *feedLog {
-	return &feedLog{pipe: p, barrier: map[uint64]map[int]uint64{}, bytes: map[int]int64{}}
-}
-
-// send records m and delivers it to source stage src of the current
-// pipeline. A delivery that fails because a recovery is replacing the
-// pipeline counts as done: the recovery replays the record.
-func (f *feedLog) send(src int, m message) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	pos := f.next
-	f.next++
-	if m.ckpt != 0 {
-		if f.barrier[m.ckpt] == nil {
-			f.barrier[m.ckpt] = map[int]uint64{}
-		}
-		f.barrier[m.ckpt][src] = pos
-	} else {
-		if m.rec != nil {
-			m.rec.Retain()
-			f.bytes[src] += exec.RecordBytes(m.rec)
-		}
-		f.entries = append(f.entries, fedMessage{pos: pos, src: src, m: m})
-	}
-	p := f.pipe
-	if p.failure() != nil {
-		if m.rec != nil {
-			m.rec.Release() // the log keeps its own reference
-		}
-		return nil // failed: a recovery replays the log (or the query stays failed)
-	}
-	if err := p.ingestDirect(src, m); err != nil {
-		if p.replaced() || p.failure() != nil {
-			return nil
-		}
-		return err
-	}
-	return nil
-}
-
-// commit drops what checkpoint epoch covers.
-func (f *feedLog) commit(epoch uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	pos := f.barrier[epoch]
-	if pos == nil {
-		return
-	}
-	keep := f.entries[:0]
-	for _, e := range f.entries {
-		if at, ok := pos[e.src]; ok && e.pos < at {
-			if e.m.rec != nil {
-				f.bytes[e.src] -= exec.RecordBytes(e.m.rec)
-				e.m.rec.Release()
-			}
-			continue
-		}
-		keep = append(keep, e)
-	}
-	for i := len(keep); i < len(f.entries); i++ {
-		f.entries[i] = fedMessage{}
-	}
-	f.entries = keep
-	for e := range f.barrier {
-		if e < epoch {
-			delete(f.barrier, e)
-		}
-	}
-}
-
-// replayLocked feeds p everything after checkpoint epoch's barriers (all
-// of it for epoch 0); called with mu held.
-func (f *feedLog) replayLocked(p *pipeline, epoch uint64) (int, error) {
-	pos := f.barrier[epoch]
-	n := 0
-	prev := -1
-	for _, e := range f.entries {
-		if at, ok := pos[e.src]; ok && e.pos < at {
-			continue
-		}
-		// A source's entries reach the results before another source's
-		// next ones are replayed, as when they were first fed (each
-		// statement's rows were through before it was acknowledged): a
-		// stream's rows must not overtake a table's in a lookup join.
-		if prev >= 0 && e.src != prev {
-			if err := p.flush(context.Background(), prev); err != nil {
-				return n, err
-			}
-		}
-		prev = e.src
-		m := e.m
-		if m.rec != nil {
-			m.rec.Retain()
-		}
-		if err := p.ingestDirect(e.src, m); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
-}
-
-// positions describes where epoch's barriers entered the source stages:
-// "stage 0 at 1234, stage 3 at 1240" (positions in the query's feed).
-func (f *feedLog) positions(epoch uint64) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var srcs []int
-	for s := range f.barrier[epoch] {
-		srcs = append(srcs, s)
-	}
-	sort.Ints(srcs)
-	var parts []string
-	for _, s := range srcs {
-		parts = append(parts, fmt.Sprintf("stage %d at %d", s, f.barrier[epoch][s]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// heldBytes is the batch bytes kept for source stage src.
-func (f *feedLog) heldBytes(src int) int64 {
-	if f == nil {
-		return 0
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.bytes[src]
-}
-
-func (f *feedLog) release() {
-	if f == nil {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, e := range f.entries {
-		if e.m.rec != nil {
-			e.m.rec.Release()
-		}
-	}
-	f.entries = nil
-}
+// Recovery of a query that lost instances (SEEP's repair): when a
+// worker dies, or a channel to a consumer breaks, the lost instances and
+// every instance downstream of them, up to and including the sink, are
+// restored from the query's newest complete checkpoint — the lost ones
+// on live workers, the others where they ran — and given new
+// incarnations. Every other instance keeps running: its outlets kept
+// what they sent since that checkpoint (backup.go) and replay it to the
+// restored consumers. The result store rolls back to what the checkpoint
+// covers; subscribers and reading queries see no step back: during the
+// replay nothing reaches them, and at the end they get the difference
+// between what they had seen and the recovered result.
 
 // undoEntry takes back one change of an updating result: the key's row
 // and count before it.
@@ -211,14 +49,19 @@ type kept struct {
 }
 
 // sawBarrier notes checkpoint epoch's barrier from last-stage instance
-// from: what it sends next belongs to the following epoch.
-func (r *resultStore) sawBarrier(from int, epoch uint64) {
+// from: what it sends next belongs to the following epoch. It returns
+// false for a barrier sent to an older incarnation of the sink.
+func (r *resultStore) sawBarrier(from, gen int, epoch uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if gen != r.gen {
+		return false
+	}
 	if r.seen == nil {
 		r.seen = map[int]uint64{}
 	}
 	r.seen[from] = max(r.seen[from], epoch)
+	return true
 }
 
 // commit notes that checkpoint epoch is complete: nothing before it will
@@ -236,11 +79,13 @@ func (r *resultStore) commit(epoch uint64) {
 	r.undo = keep
 }
 
-// rollback takes the result back to checkpoint epoch and starts holding
+// rollback takes the result back to checkpoint epoch, as the sink's
+// incarnation gen (what older ones send is dropped), and starts holding
 // back deliveries until finishRecovery.
-func (r *resultStore) rollback(epoch uint64) {
+func (r *resultStore) rollback(epoch uint64, gen int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.gen = gen
 	view := r.recovering
 	if view == nil {
 		view = &recoveryView{epoch: epoch, rows: map[string]int{}, keys: map[string]kept{}}
@@ -448,89 +293,70 @@ type recoveryRecord struct {
 	Restored  time.Duration // detection → restored instances running
 	Caught    time.Duration // detection → the replay done and the result caught up
 	Epoch     uint64        // checkpoint restored (0: none, replayed from the start)
-	Instances int           // instances restored on workers
-	Replayed  int           // messages replayed into the sources
+	Moved     int           // lost instances restored on other workers
+	Instances int           // instances restored (the lost ones and those downstream)
+	Replayed  int           // messages the upstream instances replayed
 	Status    string
 }
 
-// recoverQuery brings a query back after its pipeline failed lost
-// instances. It runs at most once per pipeline: later triggers for the
-// same failure find the pipeline replaced.
-func (c *Coordinator) recoverQuery(qr *queryRuntime, failed *pipeline, reason string) {
+// repairQuery recovers a query that lost instances: those on workers
+// that are no longer alive, and the consumers of the channels in lost
+// (a channel of an older incarnation than the current one was repaired
+// already). Repairs of a query are serialised.
+func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channelName) {
 	qr.recoverMu.Lock()
 	defer qr.recoverMu.Unlock()
-	old := qr.pipeline()
-	if old != failed || old.replaced() || qr.feeds == nil {
-		return
-	}
+	p := qr.pipeline()
 	c.mu.Lock()
 	current := c.queries[qr.def.Name] == qr && !c.closed && !c.stopping.Load()
 	c.mu.Unlock()
-	if !current {
-		return // dropped meanwhile
+	if !current || p.failure() != nil {
+		return
+	}
+	pl := p.placement()
+	failed := map[[2]int]bool{}
+	sinkLost := false
+	for _, ch := range lost {
+		switch {
+		case ch.toStage < 0:
+			sinkLost = sinkLost || ch.gen == pl.SinkGen
+		case pl.gen(ch.toStage, ch.toIdx) == ch.gen:
+			failed[[2]int{ch.toStage, ch.toIdx}] = true
+		}
+	}
+	c.addDeadInstances(pl, failed)
+	if len(failed) == 0 && !sinkLost {
+		return // repaired already
 	}
 	qr.recovering.Store(true)
-	rec := recoveryRecord{Query: qr.def.Name, Reason: reason, Detected: time.Now()}
-	log := c.cfg.Logger.With().Str("query", qr.def.Name).Logger()
-	log.Warn().Str("reason", reason).Msg("recovering the continuous query")
-	fail := func(err error) {
-		rec.Status = "failed: " + err.Error()
-		c.addRecovery(rec)
-		qr.recovering.Store(false)
-		log.Error().Err(err).Msg("recovery failed")
-		qr.result.fail(errorf("58000", "recovery after %s failed: %v", reason, err))
-	}
-	// Stop the old pipeline everywhere; feeds blocked on it return.
-	old.markReplaced()
-	old.cancel()
-	qr.feeds.mu.Lock()
-	defer qr.feeds.mu.Unlock()
-	c.undeploy(old, nil)
-
+	qr.repairs++
+	repair := qr.repairs
+	skip := qr.ckpt.pause()
 	epoch, snaps := qr.ckpt.restorePoint()
-	rec.Epoch = epoch
-	qr.result.rollback(epoch)
-	qr.ckpt.abortPending()
-	// The registry may not know yet of every dead worker: a deploy that
-	// fails is tried again on the workers alive then.
-	var p *pipeline
+	rec := recoveryRecord{Query: qr.def.Name, Reason: reason, Detected: time.Now(), Epoch: epoch}
+	log := c.cfg.Logger.With().Str("query", qr.def.Name).Logger()
+	log.Warn().Str("reason", reason).Int("lost_instances", len(failed)).Uint64("checkpoint", epoch).Msg("repairing the continuous query")
+	var restored [][2]int
 	var err error
 	for attempt := 1; ; attempt++ {
-		if p, err = c.deployRestored(qr, snaps); err == nil || attempt == 5 {
+		restored, rec.Replayed, err = c.applyRepair(qr, p, failed, epoch, snaps, skip)
+		if err == nil || attempt == 5 {
 			break
 		}
-		log.Warn().Err(err).Int("attempt", attempt).Msg("redeploying the recovering query")
+		log.Warn().Err(err).Int("attempt", attempt).Msg("repairing the continuous query")
 		time.Sleep(time.Second)
+		// Workers that died meanwhile lost what was restored on them.
+		c.addDeadInstances(p.placement(), failed)
 	}
+	rec.Moved, rec.Instances = len(failed), len(restored)
 	if err != nil {
-		fail(err)
+		rec.Status = "failed: " + err.Error()
+		c.addRecovery(rec)
+		log.Error().Err(err).Msg("recovery failed")
+		p.fail(errorf("58000", "recovery after %s failed: %v", reason, err))
 		return
-	}
-	for _, row := range p.place.Hosts {
-		for _, h := range row {
-			if h != coordinatorHost {
-				rec.Instances++
-			}
-		}
 	}
 	rec.Restored = time.Since(rec.Detected)
-	n, err := qr.feeds.replayLocked(p, epoch)
-	rec.Replayed = n
-	if err != nil {
-		fail(err)
-		return
-	}
-	c.mu.Lock()
-	gone := c.closed || c.stopping.Load() || c.queries[qr.def.Name] != qr
-	if !gone {
-		qr.feeds.pipe = p
-		qr.setPipeline(p)
-	}
-	c.mu.Unlock()
-	if gone { // the server went down, or the query was dropped, meanwhile
-		c.undeploy(p, nil)
-		return
-	}
 	go func() {
 		// Wait for the replay to reach the result, then catch up the
 		// subscribers and readers.
@@ -542,18 +368,307 @@ func (c *Coordinator) recoverQuery(qr *queryRuntime, failed *pipeline, reason st
 				err = p.flush(ctx, st.ID)
 			}
 		}
+		qr.recoverMu.Lock()
+		defer qr.recoverMu.Unlock()
+		if qr.repairs != repair {
+			return // a later repair took over; it finishes
+		}
 		if err == nil {
 			err = qr.result.finishRecovery()
 		}
 		rec.Caught = time.Since(rec.Detected)
 		qr.recovering.Store(false)
+		qr.ckpt.unpause()
 		rec.Status = "recovered"
 		if err != nil {
 			rec.Status = "failed: " + err.Error()
 		}
 		c.addRecovery(rec)
-		log.Info().Uint64("epoch", epoch).Int("replayed", n).Dur("restored_in", rec.Restored).Dur("caught_up_in", rec.Caught).Msg("continuous query recovered")
+		log.Info().Uint64("epoch", epoch).Int("restored", rec.Instances).Int("moved", rec.Moved).Int("replayed", rec.Replayed).
+			Dur("restored_in", rec.Restored).Dur("caught_up_in", rec.Caught).Msg("continuous query recovered")
 	}()
+}
+
+// addDeadInstances adds to failed the instances placed on workers that
+// are not alive.
+func (c *Coordinator) addDeadInstances(pl placement, failed map[[2]int]bool) {
+	live := map[string]bool{coordinatorHost: true}
+	for _, w := range c.liveWorkers() {
+		live[w.ID] = true
+	}
+	for s, row := range pl.Hosts {
+		for i, h := range row {
+			if !live[h] {
+				failed[[2]int{s, i}] = true
+			}
+		}
+	}
+}
+
+// restoreSet is the instances a repair of the failed ones restores: them
+// and every instance of every stage downstream of theirs (a consumer
+// stage reads from every instance of its producer).
+func restoreSet(q *planner.ContinuousQuery, failed map[[2]int]bool) [][2]int {
+	consumer := make([]int, len(q.Plan.Stages))
+	for i := range consumer {
+		consumer[i] = -1
+	}
+	for _, st := range q.Plan.Stages {
+		for _, side := range st.Sides {
+			consumer[side.Stage] = st.ID
+		}
+	}
+	set := map[[2]int]bool{}
+	for k := range failed {
+		set[k] = true
+		for s := consumer[k[0]]; s >= 0; s = consumer[s] {
+			for i := range q.Plan.Stages[s].Parallelism {
+				set[[2]int{s, i}] = true
+			}
+		}
+	}
+	out := make([][2]int, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i][0] != out[j][0] {
+			return out[i][0] < out[j][0]
+		}
+		return out[i][1] < out[j][1]
+	})
+	return out
+}
+
+// applyRepair moves the failed instances to live workers and restores
+// them and everything downstream (and the sink) from checkpoint epoch,
+// in three steps on every host: prepare (stop what is restored, build
+// the new incarnations), restore (the snapshots), resume (start them and
+// reroute the other instances' outlets, which replay). It returns the
+// restored instances and the number of messages to replay.
+func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]int]bool, epoch uint64, snaps map[[2]int][]byte, skip uint64) ([][2]int, int, error) {
+	workers := c.liveWorkers()
+	if len(workers) == 0 {
+		return nil, 0, errors.New("no live worker to restore instances on")
+	}
+	restore := restoreSet(qr.def, failed)
+	pl := p.placement().clone()
+	pl.Version++
+	pl.SinkGen++
+	load := map[string]int{}
+	for _, w := range workers {
+		pl.Addrs[w.ID] = w.DataAddr
+		load[w.ID] = 0
+	}
+	for s, row := range pl.Hosts {
+		for i, h := range row {
+			if _, ok := load[h]; ok && !failed[[2]int{s, i}] {
+				load[h]++
+			}
+		}
+	}
+	for _, k := range restore {
+		pl.Gens[k[0]][k[1]]++
+		if !failed[k] {
+			continue
+		}
+		if _, alive := load[pl.Hosts[k[0]][k[1]]]; alive {
+			continue // a lost channel: restored where it ran
+		}
+		// The least loaded live worker, in registry order on a tie.
+		best := workers[0].ID
+		for _, w := range workers {
+			if load[w.ID] < load[best] {
+				best = w.ID
+			}
+		}
+		pl.Hosts[k[0]][k[1]] = best
+		load[best]++
+	}
+	qr.result.rollback(epoch, pl.SinkGen)
+	p.abandonWaits()
+	if err := p.prepareRepair(pl, restore, skip); err != nil {
+		return restore, 0, err
+	}
+	plan, err := planner.EncodeQuery(qr.def)
+	if err != nil {
+		return restore, 0, err
+	}
+	hosts := pl.hostsOf(coordinatorHost)
+	ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
+	defer cancel()
+	for _, w := range hosts {
+		if err := c.reg.Call(ctx, w, reqRepair, repairRequest{Place: pl, Plan: plan, Restore: restore, Skip: skip}, nil); err != nil {
+			return restore, 0, fmt.Errorf("preparing worker %s: %w", w, err)
+		}
+	}
+	var local []*instanceSnapshot
+	for _, k := range restore {
+		data := snaps[k]
+		if data == nil {
+			continue // no checkpoint yet: a fresh instance, and everything is replayed
+		}
+		if h := pl.Hosts[k[0]][k[1]]; h != coordinatorHost {
+			if err := c.sendRestore(h, pl.Run, k, data); err != nil {
+				return restore, 0, err
+			}
+			continue
+		}
+		s, err := unmarshalInstanceSnapshot(data)
+		if err != nil {
+			return restore, 0, err
+		}
+		local = append(local, s)
+	}
+	if err := p.restoreLocal(local); err != nil {
+		return restore, 0, err
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), deployTimeout)
+	defer rcancel()
+	replayed := 0
+	for _, w := range hosts {
+		var n int
+		if err := c.reg.Call(rctx, w, reqResume, resumeRequest{Run: pl.Run, Restore: restore, Epoch: epoch}, &n); err != nil {
+			return restore, 0, fmt.Errorf("resuming worker %s: %w", w, err)
+		}
+		replayed += n
+	}
+	n, err := p.resumeRepair(rctx, restore, epoch)
+	return restore, replayed + n, err
+}
+
+// sendRestore sends an instance's snapshot to the worker that restores
+// it, in parts that fit a control frame.
+func (c *Coordinator) sendRestore(w, run string, k [2]int, data []byte) error {
+	parts := snapshotParts(data)
+	for i, part := range parts {
+		req := restoreRequest{Run: run, Stage: k[0], Instance: k[1], Part: i, Parts: len(parts), Data: part}
+		// Each part has a timeout of its own: a large state takes many.
+		ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
+		err := c.reg.Call(ctx, w, reqRestore, req, nil)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("restoring stage %d instance %d on worker %s: %w", k[0], k[1], w, err)
+		}
+	}
+	return nil
+}
+
+// consumerLost handles an outlet's report that its consumer is gone: a
+// dead worker is repaired at once (watchWorkers); a channel that broke
+// while both ends live is repaired after a grace period, when no repair
+// replaced its consumer meanwhile.
+func (c *Coordinator) consumerLost(qr *queryRuntime, ch channelName) {
+	time.Sleep(lostGrace)
+	c.repairQuery(qr, fmt.Sprintf("lost the data channel %s", ch), []channelName{ch})
+}
+
+// lostGrace is how long a lost channel waits for its worker's death to
+// be noticed (which repairs it with everything else lost there).
+const lostGrace = 2 * time.Second
+
+// prepareRepair is a host's first step of a repair: stop its instances
+// the repair restores, take the new placement, and build the new
+// incarnations of those it runs now (restored, then started by
+// resumeRepair).
+func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip uint64) error {
+	var old []*instance
+	p.mu.Lock()
+	for _, k := range restore {
+		if in := p.stages[k[0]][k[1]]; in != nil {
+			old = append(old, in)
+			p.stages[k[0]][k[1]] = nil
+		}
+	}
+	p.place = pl
+	p.mu.Unlock()
+	p.sinkGen.Store(int64(pl.SinkGen))
+	for _, in := range old {
+		in.stop()
+	}
+	for _, k := range restore {
+		if pl.Hosts[k[0]][k[1]] != p.host {
+			continue
+		}
+		in, err := p.newInstance(k[0], k[1], pl.gen(k[0], k[1]))
+		if err != nil {
+			return err
+		}
+		in.skipCkpt = skip
+		p.mu.Lock()
+		p.stages[k[0]][k[1]] = in
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// resumeRepair is a host's last step: start the restored instances it
+// runs and point the outlets of its other instances that feed restored
+// ones (or the sink) at the new incarnations, replaying what they sent
+// after checkpoint epoch's barrier. The replays run on their own; it
+// returns how many messages they send.
+func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uint64) (int, error) {
+	if err := p.start(ctx); err != nil {
+		return 0, err
+	}
+	set := map[[2]int]bool{}
+	for _, k := range restore {
+		set[k] = true
+	}
+	pl := p.placement()
+	n := 0
+	for _, in := range p.localInstances() {
+		if set[[2]int{in.stage, in.idx}] {
+			continue
+		}
+		for _, o := range in.route.outs {
+			b, ok := o.(*backupOutlet)
+			if !ok {
+				continue
+			}
+			ch := b.target()
+			if ch.toStage < 0 {
+				ch.gen = pl.SinkGen
+			} else if set[[2]int{ch.toStage, ch.toIdx}] {
+				ch.gen = pl.gen(ch.toStage, ch.toIdx)
+			} else {
+				continue
+			}
+			k, err := b.detach(ch, epoch)
+			if err != nil {
+				return n, err
+			}
+			n += k
+			go func() {
+				under, err := p.outlet(in.ctx, pl, ch)
+				if err == nil {
+					err = b.reroute(in.ctx, under, epoch)
+				}
+				if err != nil && in.ctx.Err() == nil {
+					p.log.Warn().Err(err).Str("channel", ch.String()).Msg("replaying to a restored consumer")
+					if p.onLost != nil {
+						p.onLost(ch)
+					}
+				}
+			}()
+		}
+	}
+	return n, nil
+}
+
+// trimKept drops the output kept for replay that checkpoint epoch
+// covers.
+func (p *pipeline) trimKept(epoch uint64) {
+	for _, in := range p.localInstances() {
+		if !in.wired.Load() {
+			continue
+		}
+		for _, o := range in.route.outs {
+			if b, ok := o.(*backupOutlet); ok {
+				b.trim(epoch)
+			}
+		}
+	}
 }
 
 // keepRecoveryRecords bounds SHOW RECOVERIES.
@@ -571,14 +686,15 @@ func (c *Coordinator) addRecovery(rec recoveryRecord) {
 // recoveryRows answers SHOW RECOVERIES.
 func (c *Coordinator) recoveryRows() ([]Column, [][]any) {
 	cols := []Column{{"query", planner.TypeText}, {"reason", planner.TypeText}, {"detected", planner.TypeTimestamp}, {"restore_ms", planner.TypeDouble},
-		{"caught_up_ms", planner.TypeDouble}, {"checkpoint_epoch", planner.TypeBigInt}, {"instances", planner.TypeBigInt}, {"replayed", planner.TypeBigInt}, {"status", planner.TypeText}}
+		{"caught_up_ms", planner.TypeDouble}, {"checkpoint_epoch", planner.TypeBigInt}, {"moved", planner.TypeBigInt}, {"instances", planner.TypeBigInt},
+		{"replayed", planner.TypeBigInt}, {"status", planner.TypeText}}
 	c.mu.Lock()
 	recs := append([]recoveryRecord(nil), c.recoveries...)
 	c.mu.Unlock()
 	var rows [][]any
 	for _, r := range recs {
 		rows = append(rows, []any{r.Query, r.Reason, r.Detected.UnixMicro(), ms(r.Restored), ms(r.Caught), int64(r.Epoch),
-			int64(r.Instances), int64(r.Replayed), r.Status})
+			int64(r.Moved), int64(r.Instances), int64(r.Replayed), r.Status})
 	}
 	return cols, rows
 }

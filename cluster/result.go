@@ -62,6 +62,7 @@ type resultStore struct {
 	seen       map[int]uint64 // last checkpoint barrier from each producer
 	committed  uint64         // newest complete checkpoint epoch
 	recovering *recoveryView  // set while a recovery replays
+	gen        int            // the sink's incarnation: a repair raises it
 }
 
 // sourceReader is a source stage of a pipeline that reads a relation.
@@ -74,11 +75,9 @@ type sourceReader struct {
 // optionally a watermark to the reader's source stage.
 func (sr sourceReader) feed(rec arrow.RecordBatch, wm int64, hasWM bool) error {
 	p := sr.q.pipeline()
-	if p.failure() != nil && p.feeds == nil {
+	if p.failure() != nil {
 		return nil
 	}
-	// A recoverable query logs what it is fed even while it fails: the
-	// recovery replays it.
 	var proj arrow.RecordBatch
 	if rec != nil {
 		proj = projectColumns(rec, p.query.Plan.Stages[sr.stage], p.inputSchemas[sr.stage])
@@ -214,7 +213,7 @@ func (r *resultStore) trim() {
 // waits, honouring ctx, until every subscriber has room for it: a
 // SUBSCRIBE client that stops reading back-pressures the query, and
 // through it the sources, instead of growing a queue.
-func (r *resultStore) apply(ctx context.Context, from int, rec arrow.RecordBatch) error {
+func (r *resultStore) apply(ctx context.Context, from, gen int, rec arrow.RecordBatch) error {
 	r.mu.Lock()
 	subs := make([]*subscriber, 0, len(r.subs))
 	for s := range r.subs {
@@ -228,6 +227,9 @@ func (r *resultStore) apply(ctx context.Context, from int, rec arrow.RecordBatch
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if gen != r.gen {
+		return nil // sent to the sink before a repair rolled it back
+	}
 	n := rec.NumRows()
 	r.emitted += n
 	tag := r.seen[from] + 1

@@ -100,6 +100,33 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 			return nil, fmt.Errorf("malformed restore: %w", err)
 		}
 		return nil, w.restore(req)
+	case reqRepair:
+		var req repairRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("malformed repair: %w", err)
+		}
+		return nil, w.repair(req)
+	case reqResume:
+		var req resumeRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("malformed resume: %w", err)
+		}
+		p := w.run(req.Run)
+		if p == nil {
+			return 0, nil // nothing of the query here
+		}
+		sctx, cancel := context.WithTimeout(ctx, deployTimeout)
+		defer cancel()
+		return p.resumeRepair(sctx, req.Restore, req.Epoch)
+	case reqTrim:
+		var req trimRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("malformed trim: %w", err)
+		}
+		if p := w.run(req.Run); p != nil {
+			p.trimKept(req.Epoch)
+		}
+		return nil, nil
 	}
 	var req runRequest
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -161,25 +188,55 @@ func (w *workerRuntime) restore(req restoreRequest) error {
 	return p.restoreLocal([]*instanceSnapshot{s})
 }
 
+// run is the pipeline of a run, if this worker has a part of it.
+func (w *workerRuntime) run(id string) *pipeline {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.runs[id]
+}
+
 // deploy builds this worker's instances of a query.
 func (w *workerRuntime) deploy(req deployRequest) error {
-	q, err := planner.DecodeQuery(req.Plan)
+	_, err := w.newRun(req.Place, req.Plan)
+	return err
+}
+
+// repair is a worker's first step of a repair (recovery.go): the
+// instances it restores are stopped and their new incarnations built —
+// in a part of the query new to this worker, when it had none.
+func (w *workerRuntime) repair(req repairRequest) error {
+	if p := w.run(req.Place.Run); p != nil {
+		return p.prepareRepair(req.Place, req.Restore, req.Skip)
+	}
+	p, err := w.newRun(req.Place, req.Plan)
 	if err != nil {
 		return err
+	}
+	for _, in := range p.localInstances() {
+		in.skipCkpt = req.Skip
+	}
+	return nil
+}
+
+// newRun builds this worker's part of a query as placed.
+func (w *workerRuntime) newRun(place placement, plan json.RawMessage) (*pipeline, error) {
+	q, err := planner.DecodeQuery(plan)
+	if err != nil {
+		return nil, err
 	}
 	w.mu.Lock()
 	id := w.id
-	_, dup := w.runs[req.Place.Run]
+	_, dup := w.runs[place.Run]
 	w.mu.Unlock()
 	if dup {
-		return fmt.Errorf("run %q is already deployed", req.Place.Run)
+		return nil, fmt.Errorf("run %q is already deployed", place.Run)
 	}
-	log := w.log.With().Str("query", q.Name).Str("run", req.Place.Run).Logger()
-	p, err := newPipeline(q, req.Place, id, w.net, nil, log)
+	log := w.log.With().Str("query", q.Name).Str("run", place.Run).Logger()
+	p, err := newPipeline(q, place, id, w.net, nil, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	run := req.Place.Run
+	run := place.Run
 	p.onFail = func(err error) {
 		f := failedNotice{Run: run, Code: "XX000", Message: err.Error()}
 		var e *Error
@@ -188,6 +245,9 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 		}
 		log.Warn().Err(err).Msg("continuous query failed on this worker")
 		w.notify(p.ctx, noticeFailed, f, log)
+	}
+	p.onLost = func(ch channelName) {
+		w.notify(p.ctx, noticeLost, lostNotice{Run: run, Channel: ch.String()}, log)
 	}
 	p.onCheckpoint = func(epoch uint64, snap *instanceSnapshot, err error) {
 		n := checkpointNotice{Run: run, Epoch: epoch, Stage: -1, Instance: -1, Parts: 1}
@@ -205,7 +265,7 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 		}
 		// Over the data plane; over the control plane when that fails.
 		uctx, ucancel := context.WithTimeout(p.ctx, 5*time.Minute)
-		err = uploadSnapshot(uctx, w.net, p.place.Addrs[coordinatorHost], uploadChannel(run, epoch, n.Stage, n.Instance), data)
+		err = uploadSnapshot(uctx, w.net, p.placement().Addrs[coordinatorHost], uploadChannel(run, epoch, n.Stage, n.Instance), data)
 		ucancel()
 		if err == nil {
 			return
@@ -225,7 +285,7 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 	w.runs[run] = p
 	w.mu.Unlock()
 	log.Info().Msg("deployed")
-	return nil
+	return p, nil
 }
 
 // notify queues a notice for the coordinator. Checkpoint notices wait
