@@ -36,8 +36,8 @@ type backupOutlet struct {
 	// bytes is the batch bytes held, for SHOW INSTANCES.
 	bytes atomic.Int64
 
-	// old is the outlet a reroute replaces, closed to end a send that
-	// waits on it; guarded by closeMu (not mu, which a waiting send
+	// current is the outlet sends go to, closed to end a send that waits
+	// on a lost consumer; guarded by closeMu (not mu, which such a send
 	// holds).
 	closeMu sync.Mutex
 	current outlet
@@ -46,14 +46,24 @@ type backupOutlet struct {
 	// protected by mu
 	to     channelName // the consumer's channel (its incarnation)
 	under  outlet
-	broken bool      // the consumer is lost: keep, do not send
-	base   uint64    // the checkpoint epoch the buffer starts after
-	log    []message // everything sent after base's barrier
+	broken bool          // the consumer is lost: keep, do not send
+	base   uint64        // the checkpoint epoch the buffer starts after
+	log    []keptMessage // everything sent after base's barrier
+	// detached counts detaches: a reroute attaches only if no later
+	// repair detached the outlet again.
+	detached int
+}
+
+// keptMessage is a message kept for replay with its place in the order
+// of everything the pipeline's outlets sent (pipeline.sendSeq), by which
+// replays of several outlets are merged.
+type keptMessage struct {
+	seq uint64
+	m   message
 }
 
 func newBackupOutlet(p *pipeline, to channelName, under outlet) *backupOutlet {
-	b := &backupOutlet{p: p, to: to, under: under, current: under}
-	return b
+	return &backupOutlet{p: p, to: to, under: under, current: under}
 }
 
 func (b *backupOutlet) send(ctx context.Context, m message) error {
@@ -63,7 +73,7 @@ func (b *backupOutlet) send(ctx context.Context, m message) error {
 		m.rec.Retain()
 		b.bytes.Add(exec.RecordBytes(m.rec))
 	}
-	b.log = append(b.log, m)
+	b.log = append(b.log, keptMessage{seq: b.p.sendSeq.Add(1), m: m})
 	if b.broken {
 		if m.rec != nil {
 			m.rec.Release()
@@ -95,6 +105,12 @@ func (b *backupOutlet) close() {
 	cur.close()
 }
 
+func (b *backupOutlet) setCurrent(o outlet) {
+	b.closeMu.Lock()
+	b.current = o
+	b.closeMu.Unlock()
+}
+
 // trim drops what checkpoint epoch covers: everything before its
 // barrier. An outlet that has not passed the barrier yet keeps all (the
 // next checkpoint trims it).
@@ -104,17 +120,17 @@ func (b *backupOutlet) trim(epoch uint64) {
 	if epoch <= b.base {
 		return
 	}
-	for i, m := range b.log {
-		if m.ckpt != epoch {
+	for i, k := range b.log {
+		if k.m.ckpt != epoch {
 			continue
 		}
 		for _, d := range b.log[:i+1] {
-			if d.rec != nil {
-				b.bytes.Add(-exec.RecordBytes(d.rec))
-				d.rec.Release()
+			if d.m.rec != nil {
+				b.bytes.Add(-exec.RecordBytes(d.m.rec))
+				d.m.rec.Release()
 			}
 		}
-		b.log = append([]message(nil), b.log[i+1:]...)
+		b.log = append([]keptMessage(nil), b.log[i+1:]...)
 		b.base = epoch
 		return
 	}
@@ -125,46 +141,72 @@ func (b *backupOutlet) replayStart(epoch uint64) (int, error) {
 	if epoch == b.base {
 		return 0, nil
 	}
-	for i, m := range b.log {
-		if m.ckpt == epoch {
+	for i, k := range b.log {
+		if k.m.ckpt == epoch {
 			return i + 1, nil
 		}
 	}
 	return 0, fmt.Errorf("the output kept for %s starts after checkpoint %d, not %d", b.to, b.base, epoch)
 }
 
-// detach is the first half of a reroute to consumer to (a restored
-// incarnation): from now on sends are only kept, and the old channel is
-// closed. It returns how many messages the reroute will replay.
-func (b *backupOutlet) detach(to channelName, epoch uint64) (int, error) {
-	b.closeMu.Lock()
-	old := b.current
-	b.closeMu.Unlock()
-	old.close() // ends a send waiting on the lost consumer
+// A reroute to a consumer's restored incarnation goes in three steps:
+// detach (from now on sends are only kept, and the old channel closes),
+// replay (what was kept after the checkpoint's barrier, sent by the
+// caller on the new channel while the instance goes on keeping), and
+// attach (what was kept meanwhile, then sends go to the new channel).
+
+// detach returns how many messages the replay will send and the
+// detach's number, for attach.
+func (b *backupOutlet) detach(to channelName, epoch uint64) (n, id int, err error) {
+	b.close() // ends a send waiting on the lost consumer
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	start, err := b.replayStart(epoch)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	b.broken, b.to = true, to
-	return len(b.log) - start, nil
+	b.detached++
+	return len(b.log) - start, b.detached, nil
 }
 
-// reroute is the second half: send everything after epoch's barrier on
-// the new channel, which then carries what follows.
-func (b *backupOutlet) reroute(ctx context.Context, under outlet, epoch uint64) error {
-	b.closeMu.Lock()
-	b.current = under
-	b.closeMu.Unlock()
+// replay returns the messages kept after epoch's barrier, their batches
+// retained for the caller, and the number of the newest message kept.
+func (b *backupOutlet) replay(epoch uint64) ([]keptMessage, uint64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	start, err := b.replayStart(epoch)
 	if err != nil {
-		return err
+		return nil, 0, err
+	}
+	out := append([]keptMessage(nil), b.log[start:]...)
+	for _, k := range out {
+		if k.m.rec != nil {
+			k.m.rec.Retain()
+		}
+	}
+	var upto uint64
+	if len(b.log) > 0 {
+		upto = b.log[len(b.log)-1].seq
+	}
+	return out, upto, nil
+}
+
+// attach sends what was kept after the message numbered upto (the end
+// of the replay) on under, which then takes every send — unless a later
+// repair detached the outlet again (id is detach's).
+func (b *backupOutlet) attach(ctx context.Context, under outlet, upto uint64, id int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if id != b.detached {
+		return nil
 	}
 	b.under, b.broken = under, false
-	for _, m := range b.log[start:] {
+	for _, k := range b.log {
+		if k.seq <= upto {
+			continue
+		}
+		m := k.m
 		if m.rec != nil {
 			m.rec.Retain()
 		}
@@ -179,9 +221,9 @@ func (b *backupOutlet) reroute(ctx context.Context, under outlet, epoch uint64) 
 func (b *backupOutlet) release() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, m := range b.log {
-		if m.rec != nil {
-			m.rec.Release()
+	for _, k := range b.log {
+		if k.m.rec != nil {
+			k.m.rec.Release()
 		}
 	}
 	b.log = nil

@@ -64,6 +64,7 @@ type pipeline struct {
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
 	nextBarrier  atomic.Uint64
+	sendSeq      atomic.Uint64 // numbers what outlets keep (backup.go)
 	stopOnce     sync.Once
 	// onFailure, when set, may take over a failure (a recovery) instead
 	// of failing the query; onLost, when set, hears of a consumer lost
@@ -453,7 +454,7 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 				// With upstream backup a lost channel is repaired from
 				// the sending side (backup.go); else it fails the query.
 				if ctx.Err() == nil && !errors.Is(err, io.EOF) && !buffered {
-					p.fail(errorf("58000", "lost the data channel %s: %v", ch, err))
+					p.fail(errorf("58000", "lost the data channel from %s (%s): %v", p.placement().Hosts[ch.fromStage][ch.fromIdx], ch, err))
 				}
 				return
 			}

@@ -617,6 +617,7 @@ func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uin
 	}
 	pl := p.placement()
 	n := 0
+	var fromSources []*reroute
 	for _, in := range p.localInstances() {
 		if set[[2]int{in.stage, in.idx}] {
 			continue
@@ -634,26 +635,154 @@ func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uin
 			} else {
 				continue
 			}
-			k, err := b.detach(ch, epoch)
+			k, id, err := b.detach(ch, epoch)
 			if err != nil {
 				return n, err
 			}
 			n += k
-			go func() {
-				under, err := p.outlet(in.ctx, pl, ch)
-				if err == nil {
-					err = b.reroute(in.ctx, under, epoch)
-				}
-				if err != nil && in.ctx.Err() == nil {
-					p.log.Warn().Err(err).Str("channel", ch.String()).Msg("replaying to a restored consumer")
-					if p.onLost != nil {
-						p.onLost(ch)
-					}
-				}
-			}()
+			r := &reroute{in: in, b: b, ch: ch, id: id}
+			if p.query.Plan.Stages[in.stage].Source != nil {
+				fromSources = append(fromSources, r)
+				continue
+			}
+			go p.replay(pl, epoch, []*reroute{r})
 		}
 	}
+	if len(fromSources) > 0 {
+		go p.replay(pl, epoch, fromSources)
+	}
 	return n, nil
+}
+
+// reroute is an outlet a repair points at a restored consumer.
+type reroute struct {
+	in    *instance
+	b     *backupOutlet
+	ch    channelName // the restored consumer's
+	id    int         // the detach's
+	under outlet      // the new channel
+	upto  uint64      // the newest message the replay covers
+}
+
+// replay sends what the outlets rs kept after checkpoint epoch's barrier
+// to their restored consumers, merged in the order it was first sent,
+// and then attaches them. Sources' outlets are replayed together: when
+// the replay turns from one source stage's batches to another's, it
+// first waits until the former reached the result, as each statement's
+// rows did before it was acknowledged (a stream's rows must not overtake
+// the table rows a lookup join finds for them).
+func (p *pipeline) replay(pl placement, epoch uint64, rs []*reroute) {
+	ctx := rs[0].in.ctx
+	lost := func(err error) {
+		if ctx.Err() != nil {
+			return
+		}
+		for _, r := range rs {
+			p.log.Warn().Err(err).Str("channel", r.ch.String()).Msg("replaying to a restored consumer")
+			if p.onLost != nil {
+				p.onLost(r.ch)
+			}
+		}
+	}
+	type item struct {
+		k keptMessage
+		r *reroute
+	}
+	var items []item
+	release := func(from int) {
+		for _, it := range items[from:] {
+			if it.k.m.rec != nil {
+				it.k.m.rec.Release()
+			}
+		}
+	}
+	direct := map[*backupOutlet]outlet{}
+	for _, r := range rs {
+		under, err := p.outlet(ctx, pl, r.ch)
+		if err != nil {
+			release(0)
+			lost(err)
+			return
+		}
+		r.under = under
+		r.b.setCurrent(under)
+		direct[r.b] = under
+		kept, upto, err := r.b.replay(epoch)
+		if err != nil {
+			release(0)
+			lost(err)
+			return
+		}
+		r.upto = upto
+		for _, k := range kept {
+			items = append(items, item{k, r})
+		}
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].k.seq < items[j].k.seq })
+	prev := -1
+	for i, it := range items {
+		if src := it.r.in.stage; it.k.m.rec != nil && len(rs) > 1 {
+			if prev >= 0 && src != prev {
+				if err := p.replayFlush(ctx, prev, direct); err != nil {
+					release(i)
+					lost(err)
+					return
+				}
+			}
+			prev = src
+		}
+		if err := it.r.under.send(ctx, it.k.m); err != nil {
+			release(i + 1)
+			lost(err)
+			return
+		}
+	}
+	for _, r := range rs {
+		if err := r.b.attach(ctx, r.under, r.upto, r.id); err != nil {
+			lost(err)
+			return
+		}
+	}
+}
+
+// replayFlush waits until everything source stage src sent so far, the
+// replay included (direct holds the channels of the outlets being
+// replayed), reached the result: a flush barrier on every outlet of the
+// source.
+func (p *pipeline) replayFlush(ctx context.Context, src int, direct map[*backupOutlet]outlet) error {
+	last := len(p.query.Plan.Stages) - 1
+	id := p.nextBarrier.Add(1)
+	w := &barrierWait{remaining: p.query.Plan.Stages[last].Parallelism, done: make(chan struct{})}
+	p.mu.Lock()
+	p.waits[id] = w
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.waits, id)
+		p.mu.Unlock()
+	}()
+	in := p.stages[src][0]
+	for _, o := range in.route.outs {
+		m := message{barrier: id, source: src, from: in.idx, side: p.consumer[src].side}
+		var err error
+		if under, ok := direct[o.(*backupOutlet)]; ok {
+			err = under.send(ctx, m)
+		} else {
+			err = o.send(ctx, m)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	select {
+	case <-w.done:
+		if w.abandoned {
+			return errors.New("another repair began")
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // trimKept drops the output kept for replay that checkpoint epoch
