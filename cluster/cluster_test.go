@@ -202,6 +202,15 @@ func TestMetamorphicParallelism(t *testing.T) {
 // loopback TCP) that have joined it.
 func startTestCluster(t *testing.T, cfg Config, workers int) (*Coordinator, func()) {
 	t.Helper()
+	c, stop, _ := startKillableCluster(t, cfg, workers)
+	return c, stop
+}
+
+// startKillableCluster is startTestCluster that can also stop one worker
+// runtime (by its index in joining order, the registry's "w1" being 0):
+// its control and data connections close, as when its process dies.
+func startKillableCluster(t *testing.T, cfg Config, workers int) (*Coordinator, func(), func(i int)) {
+	t.Helper()
 	if workers > 0 {
 		cfg.Token = "test-token"
 	}
@@ -211,24 +220,29 @@ func startTestCluster(t *testing.T, cfg Config, workers int) (*Coordinator, func
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for range workers {
+	kills := make([]context.CancelFunc, workers)
+	for i := range workers {
+		wctx, kill := context.WithCancel(ctx)
+		kills[i] = kill
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := RunWorker(ctx, WorkerConfig{Join: c.ClusterAddr(), Token: cfg.Token}); err != nil && ctx.Err() == nil {
+			if err := RunWorker(wctx, WorkerConfig{Join: c.ClusterAddr(), Token: cfg.Token}); err != nil && wctx.Err() == nil {
 				t.Errorf("worker: %v", err)
 			}
 		}()
-	}
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	if err := c.WaitForWorkers(wctx, workers); err != nil {
-		t.Fatal(err)
+		// One at a time, so that worker i is "w<i+1>".
+		jctx, jcancel := context.WithTimeout(ctx, 10*time.Second)
+		err := c.WaitForWorkers(jctx, i+1)
+		jcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	return c, func() {
 		cancel()
 		wg.Wait()
-	}
+	}, func(i int) { kills[i]() }
 }
 
 func countPrefix(rows [][]string, q string) int {
