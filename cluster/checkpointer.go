@@ -278,6 +278,28 @@ func uploadSnapshot(ctx context.Context, net *dataPlane, addr, id string, data [
 	return s.Close()
 }
 
+// readUpload reads what uploadSnapshot sent.
+func readUpload(r *transport.Receiver) ([]byte, error) {
+	var data []byte
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	for {
+		f, err := r.Recv(ctx)
+		if errors.Is(err, io.EOF) {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if f.Rec != nil {
+			if col, ok := f.Rec.Column(0).(*array.Binary); ok && col.Len() == 1 {
+				data = append(data, col.Value(0)...)
+			}
+			f.Rec.Release()
+		}
+	}
+}
+
 // receiveUpload reads a snapshot sent by uploadSnapshot and records it.
 func (c *Coordinator) receiveUpload(r *transport.Receiver) {
 	defer r.Close()
@@ -295,24 +317,10 @@ func (c *Coordinator) receiveUpload(r *transport.Receiver) {
 		c.cfg.Logger.Warn().Str("channel", r.ChannelID()).Msg("malformed checkpoint upload")
 		return
 	}
-	var data []byte
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	for {
-		f, err := r.Recv(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			c.cfg.Logger.Warn().Err(err).Str("channel", r.ChannelID()).Msg("checkpoint upload broke")
-			return
-		}
-		if f.Rec != nil {
-			if col, ok := f.Rec.Column(0).(*array.Binary); ok && col.Len() == 1 {
-				data = append(data, col.Value(0)...)
-			}
-			f.Rec.Release()
-		}
+	data, err := readUpload(r)
+	if err != nil {
+		c.cfg.Logger.Warn().Err(err).Str("channel", r.ChannelID()).Msg("checkpoint upload broke")
+		return
 	}
 	qr := c.runtimeOf(run)
 	if qr == nil || qr.recovering.Load() {

@@ -158,8 +158,9 @@ func parseChannelName(id string) (channelName, error) {
 type dataPlane struct {
 	ln   *transport.Listener
 	dial func(ctx context.Context, addr, channelID string) (*transport.Sender, error)
-	// onUpload takes channels that carry a checkpoint snapshot
-	// (checkpointer.go); set on the coordinator.
+	// onUpload takes channels that carry a snapshot: a checkpoint's to
+	// the coordinator, "ckpt/…" (checkpointer.go), or one to restore to
+	// a worker, "restore/…" (recovery.go).
 	onUpload func(r *transport.Receiver)
 	log      zerolog.Logger
 	done     chan struct{}
@@ -201,7 +202,7 @@ func (d *dataPlane) accept() {
 			d.log.Warn().Err(err).Msg("refused a data-plane channel")
 			continue
 		}
-		if strings.HasPrefix(r.ChannelID(), uploadPrefix) && d.onUpload != nil {
+		if id := r.ChannelID(); (strings.HasPrefix(id, uploadPrefix) || strings.HasPrefix(id, restorePrefix)) && d.onUpload != nil {
 			go d.onUpload(r)
 			continue
 		}

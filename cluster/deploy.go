@@ -80,7 +80,7 @@ type restoreRequest struct {
 	Stage    int    `json:"stage"`
 	Instance int    `json:"instance"`
 	Part     int    `json:"part"`
-	Parts    int    `json:"parts"`
+	Parts    int    `json:"parts"` // 0: the snapshot was sent on the data plane (restoreChannel)
 	Data     []byte `json:"data"`
 }
 

@@ -509,7 +509,7 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 			continue // no checkpoint yet: a fresh instance, and everything is replayed
 		}
 		if h := pl.Hosts[k[0]][k[1]]; h != coordinatorHost {
-			if err := c.sendRestore(h, pl.Run, k, data); err != nil {
+			if err := c.sendRestore(h, pl, k, data); err != nil {
 				return restore, 0, err
 			}
 			continue
@@ -538,11 +538,25 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 }
 
 // sendRestore sends an instance's snapshot to the worker that restores
-// it, in parts that fit a control frame.
-func (c *Coordinator) sendRestore(w, run string, k [2]int, data []byte) error {
+// it: over the data plane ("restore/<run>/<stage>.<instance>"), then a
+// restore request that applies it; in parts that fit a control frame
+// when the data plane fails.
+func (c *Coordinator) sendRestore(w string, pl placement, k [2]int, data []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	err := uploadSnapshot(ctx, c.net, pl.Addrs[w], restoreChannel(pl.Run, k), data)
+	cancel()
+	if err == nil {
+		rctx, rcancel := context.WithTimeout(context.Background(), deployTimeout)
+		err = c.reg.Call(rctx, w, reqRestore, restoreRequest{Run: pl.Run, Stage: k[0], Instance: k[1]}, nil)
+		rcancel()
+		if err == nil {
+			return nil
+		}
+	}
+	c.cfg.Logger.Warn().Err(err).Str("worker", w).Msg("restore over the data plane failed; sending the snapshot over the control plane")
 	parts := snapshotParts(data)
 	for i, part := range parts {
-		req := restoreRequest{Run: run, Stage: k[0], Instance: k[1], Part: i, Parts: len(parts), Data: part}
+		req := restoreRequest{Run: pl.Run, Stage: k[0], Instance: k[1], Part: i, Parts: len(parts), Data: part}
 		// Each part has a timeout of its own: a large state takes many.
 		ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
 		err := c.reg.Call(ctx, w, reqRestore, req, nil)
@@ -552,6 +566,14 @@ func (c *Coordinator) sendRestore(w, run string, k [2]int, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// restorePrefix starts the data-plane channels that carry a snapshot to
+// the worker that restores it.
+const restorePrefix = "restore/"
+
+func restoreChannel(run string, k [2]int) string {
+	return fmt.Sprintf("%s%s/%d.%d", restorePrefix, run, k[0], k[1])
 }
 
 // consumerLost handles an outlet's report that its consumer is gone: a

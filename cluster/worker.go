@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/spatedb/spate/cluster/control"
+	"github.com/spatedb/spate/cluster/transport"
 	"github.com/spatedb/spate/planner"
 )
 
@@ -44,12 +46,13 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	if cfg.Token == "" {
 		return errors.New("worker: the cluster token is required")
 	}
-	dp, err := newDataPlane(cfg.Listen, cfg.Token, cfg.Logger, nil)
+	w := &workerRuntime{log: cfg.Logger, runs: map[string]*pipeline{}, notices: make(chan control.Notice, 256), uploaded: map[string][]byte{}}
+	dp, err := newDataPlane(cfg.Listen, cfg.Token, cfg.Logger, w.receiveRestore)
 	if err != nil {
 		return err
 	}
 	defer dp.close()
-	w := &workerRuntime{net: dp, log: cfg.Logger, runs: map[string]*pipeline{}, notices: make(chan control.Notice, 256)}
+	w.net = dp
 	defer w.stopAll()
 	return control.Join(ctx, control.JoinConfig{
 		Coordinator:  cfg.Join,
@@ -74,9 +77,42 @@ type workerRuntime struct {
 
 	mu sync.Mutex
 	// protected by mu
-	id    string
-	runs  map[string]*pipeline
-	parts map[string][]byte // snapshots arriving in parts
+	id       string
+	runs     map[string]*pipeline
+	parts    map[string][]byte // snapshots arriving in parts
+	uploaded map[string][]byte // snapshots received on the data plane, by restoreChannel
+}
+
+// receiveRestore takes a snapshot sent on a restore channel; a restore
+// request applies it.
+func (w *workerRuntime) receiveRestore(r *transport.Receiver) {
+	defer r.Close()
+	data, err := readUpload(r)
+	if err != nil || !strings.HasPrefix(r.ChannelID(), restorePrefix) {
+		w.log.Warn().Err(err).Str("channel", r.ChannelID()).Msg("a snapshot to restore did not arrive whole")
+		return
+	}
+	w.mu.Lock()
+	w.uploaded[r.ChannelID()] = data
+	w.mu.Unlock()
+}
+
+// takeUploaded waits (until ctx ends) for the snapshot sent on channel id.
+func (w *workerRuntime) takeUploaded(ctx context.Context, id string) ([]byte, error) {
+	for {
+		w.mu.Lock()
+		data, ok := w.uploaded[id]
+		delete(w.uploaded, id)
+		w.mu.Unlock()
+		if ok {
+			return data, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the snapshot for %s did not arrive: %w", id, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func (w *workerRuntime) setID(id string) {
@@ -98,6 +134,13 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 		var req restoreRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, fmt.Errorf("malformed restore: %w", err)
+		}
+		if req.Parts == 0 { // sent on the data plane
+			data, err := w.takeUploaded(ctx, restoreChannel(req.Run, [2]int{req.Stage, req.Instance}))
+			if err != nil {
+				return nil, err
+			}
+			req.Data, req.Parts = data, 1
 		}
 		return nil, w.restore(req)
 	case reqRepair:
@@ -136,6 +179,11 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 	p := w.runs[req.Run]
 	if kind == reqStop {
 		delete(w.runs, req.Run)
+		for id := range w.uploaded {
+			if strings.HasPrefix(id, restorePrefix+req.Run+"/") {
+				delete(w.uploaded, id)
+			}
+		}
 	}
 	w.mu.Unlock()
 	if p == nil {
