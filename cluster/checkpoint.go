@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spatedb/spate/exec"
 )
@@ -27,6 +28,11 @@ type instanceSnapshot struct {
 	Out        int64   `json:"out"`
 	RowsIn     int64   `json:"rows_in"`
 	RowsOut    int64   `json:"rows_out"`
+	// Positions says how many messages from each upstream instance the
+	// snapshot covers, barrier included: "1.0:1234 1.1:1230" (stage.
+	// instance), or "feed:N" for a source stage.
+	Positions string   `json:"positions"`
+	Received  []uint64 `json:"received"` // the counts behind Positions
 	// Ops[i] is exec.Snapshot.Marshal of the chain's i-th operator (the
 	// two-input head first, when there is one); nil for a stateless one.
 	Ops [][]byte `json:"-"`
@@ -76,7 +82,7 @@ type stateCut struct {
 func (in *instance) cut() (*stateCut, error) {
 	c := &stateCut{head: instanceSnapshot{Stage: in.stage, Instance: in.idx, Watermarks: append([]int64(nil), in.wms...),
 		Idle: append([]bool(nil), in.idle...), IdleOut: in.idleOut,
-		Watermark: in.wm, Out: in.out, RowsIn: in.rowsIn, RowsOut: in.rowsOut}}
+		Watermark: in.wm, Out: in.out, RowsIn: in.rowsIn, RowsOut: in.rowsOut, Positions: in.positions(), Received: append([]uint64(nil), in.received...)}}
 	for i, op := range in.chain.operators() {
 		cp, ok := op.(checkpointable)
 		if !ok {
@@ -91,6 +97,37 @@ func (in *instance) cut() (*stateCut, error) {
 		c.ops = append(c.ops, snap)
 	}
 	return c, nil
+}
+
+// positions renders received for instanceSnapshot.Positions.
+func (in *instance) positions() string {
+	st := in.p.query.Plan.Stages[in.stage]
+	if len(st.Sides) == 0 {
+		return fmt.Sprintf("feed:%d", in.received[0])
+	}
+	var b strings.Builder
+	for side, s := range st.Sides {
+		for i := range in.sideWidth[side] {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%d.%d:%d", s.Stage, i, in.received[in.sideBase[side]+i])
+		}
+	}
+	return b.String()
+}
+
+// snapshotHeader decodes only the header of a marshalled snapshot.
+func snapshotHeader(data []byte) (*instanceSnapshot, error) {
+	if len(data) < 9 {
+		return nil, errors.New("truncated instance snapshot")
+	}
+	n := binary.LittleEndian.Uint64(data[:8])
+	if uint64(len(data)-9) < n {
+		return nil, errors.New("truncated instance snapshot")
+	}
+	s := new(instanceSnapshot)
+	return s, json.Unmarshal(data[9:9+n], s)
 }
 
 // encode marshals the operator snapshots and releases them.
@@ -148,6 +185,7 @@ func (in *instance) restore(s *instanceSnapshot) error {
 	}
 	copy(in.wms, s.Watermarks)
 	copy(in.idle, s.Idle)
+	copy(in.received, s.Received)
 	in.idleOut = s.IdleOut
 	in.wm, in.out, in.rowsIn, in.rowsOut = s.Watermark, s.Out, s.RowsIn, s.RowsOut
 	in.wmPub.Store(in.wm)

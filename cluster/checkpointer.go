@@ -41,7 +41,7 @@ type checkpointRecord struct {
 	Duration  time.Duration
 	Bytes     int64
 	Instances int
-	Positions string // where the barrier entered each source stage's feed
+	Positions string // where the barrier entered each source stage's feed: "stage 0 at 1234, …"
 	Status    string // complete, or why it failed
 }
 
@@ -60,6 +60,7 @@ type checkpointer struct {
 	// latest is the newest complete checkpoint: a snapshot per instance.
 	latest      map[[2]int][]byte
 	latestEpoch uint64
+	latestInst  map[[2]int]instanceCheckpoint
 	// paused: a repair is under way; no epoch begins.
 	paused bool
 }
@@ -68,6 +69,7 @@ type pendingCheckpoint struct {
 	started   time.Time
 	want      int // instance snapshots
 	snaps     map[[2]int][]byte
+	inst      map[[2]int]instanceCheckpoint
 	sinkWant  int
 	sinkGot   map[int]bool
 	bytes     int64
@@ -89,14 +91,27 @@ func (k *checkpointer) begin(instances, lastWidth int) uint64 {
 	}
 	epoch := k.next
 	k.next++
-	k.pending[epoch] = &pendingCheckpoint{started: time.Now(), want: instances, snaps: map[[2]int][]byte{},
+	k.pending[epoch] = &pendingCheckpoint{started: time.Now(), want: instances, snaps: map[[2]int][]byte{}, inst: map[[2]int]instanceCheckpoint{},
 		sinkWant: lastWidth, sinkGot: map[int]bool{}}
 	return epoch
 }
 
-// instanceDone records an instance's snapshot (or its failure) and
-// reports whether the epoch just completed.
-func (k *checkpointer) instanceDone(epoch uint64, stage, idx int, data []byte, err error) (*pendingCheckpoint, bool) {
+// instanceCheckpoint is one instance's part of a checkpoint, for SHOW
+// INSTANCE CHECKPOINTS.
+type instanceCheckpoint struct {
+	Host      string
+	Bytes     int64
+	Took      time.Duration // from the epoch's start to the snapshot's arrival
+	Positions string        // instanceSnapshot.Positions
+}
+
+// instanceDone records an instance's snapshot (or its failure), taken on
+// host, and reports whether the epoch just completed.
+func (k *checkpointer) instanceDone(epoch uint64, stage, idx int, host string, data []byte, err error) (*pendingCheckpoint, bool) {
+	var positions string
+	if h, herr := snapshotHeader(data); err == nil && herr == nil {
+		positions = h.Positions
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	pc := k.pending[epoch]
@@ -107,6 +122,7 @@ func (k *checkpointer) instanceDone(epoch uint64, stage, idx int, data []byte, e
 		pc.err = err
 	}
 	pc.snaps[[2]int{stage, idx}] = data
+	pc.inst[[2]int{stage, idx}] = instanceCheckpoint{Host: host, Bytes: int64(len(data)), Took: time.Since(pc.started), Positions: positions}
 	pc.bytes += int64(len(data))
 	return pc, k.completeLocked(epoch, pc)
 }
@@ -130,11 +146,11 @@ func (k *checkpointer) completeLocked(epoch uint64, pc *pendingCheckpoint) bool 
 	pc.completed = true
 	delete(k.pending, epoch)
 	rec := checkpointRecord{Query: k.query, Epoch: epoch, Started: pc.started, Duration: time.Since(pc.started),
-		Bytes: pc.bytes, Instances: len(pc.snaps), Status: "complete"}
+		Bytes: pc.bytes, Instances: len(pc.snaps), Status: "complete", Positions: sourcePositions(pc.inst)}
 	if pc.err != nil {
 		rec.Status = "failed: " + pc.err.Error()
 	} else if epoch > k.latestEpoch {
-		k.latest, k.latestEpoch = pc.snaps, epoch
+		k.latest, k.latestEpoch, k.latestInst = pc.snaps, epoch, pc.inst
 	}
 	k.history = append(k.history, rec)
 	if len(k.history) > keepCheckpointRecords {
@@ -147,6 +163,19 @@ func (k *checkpointer) completeLocked(epoch uint64, pc *pendingCheckpoint) bool 
 		}
 	}
 	return true
+}
+
+// sourcePositions summarises where a checkpoint's barrier entered the
+// source stages' feeds.
+func sourcePositions(inst map[[2]int]instanceCheckpoint) string {
+	var parts []string
+	for key, ic := range inst {
+		if n, ok := strings.CutPrefix(ic.Positions, "feed:"); ok {
+			parts = append(parts, fmt.Sprintf("stage %d at %s", key[0], n))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
 
 // restorePoint returns the newest complete checkpoint (epoch 0 and no
@@ -177,18 +206,6 @@ func (k *checkpointer) unpause() {
 	k.mu.Unlock()
 }
 
-// setPositions records where a completed epoch's barriers entered the
-// source stages.
-func (k *checkpointer) setPositions(epoch uint64, pos string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for i := range k.history {
-		if k.history[i].Epoch == epoch {
-			k.history[i].Positions = pos
-		}
-	}
-}
-
 // records returns the history, oldest first, then the epochs in flight.
 func (k *checkpointer) records() []checkpointRecord {
 	k.mu.Lock()
@@ -204,6 +221,42 @@ func (k *checkpointer) records() []checkpointRecord {
 		out = append(out, checkpointRecord{Query: k.query, Epoch: e, Started: pc.started, Duration: time.Since(pc.started),
 			Bytes: pc.bytes, Instances: len(pc.snaps), Status: "in progress"})
 	}
+	return out
+}
+
+// instanceRow is a row of SHOW INSTANCE CHECKPOINTS.
+type instanceRow struct {
+	epoch  uint64
+	key    [2]int
+	ic     instanceCheckpoint
+	status string
+}
+
+// instanceRecords lists each instance's part of the newest complete
+// checkpoint and of the epochs in flight.
+func (k *checkpointer) instanceRecords() []instanceRow {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []instanceRow
+	add := func(epoch uint64, inst map[[2]int]instanceCheckpoint, status string) {
+		for key, ic := range inst {
+			out = append(out, instanceRow{epoch, key, ic, status})
+		}
+	}
+	add(k.latestEpoch, k.latestInst, "complete")
+	for e, pc := range k.pending {
+		add(e, pc.inst, "in progress")
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.epoch != b.epoch {
+			return a.epoch < b.epoch
+		}
+		if a.key[0] != b.key[0] {
+			return a.key[0] < b.key[0]
+		}
+		return a.key[1] < b.key[1]
+	})
 	return out
 }
 
@@ -356,7 +409,11 @@ func (c *Coordinator) wireCheckpoints(qr *queryRuntime, p *pipeline) {
 // none of which may wait for the feed log (a feed blocked on
 // back-pressure, or a recovery, holds it).
 func (c *Coordinator) checkpointReported(qr *queryRuntime, epoch uint64, stage, idx int, data []byte, err error) {
-	if pc, done := qr.ckpt.instanceDone(epoch, stage, idx, data, err); done {
+	host := ""
+	if pl := qr.pipeline().placement(); stage >= 0 && stage < len(pl.Hosts) && idx >= 0 && idx < len(pl.Hosts[stage]) {
+		host = pl.Hosts[stage][idx]
+	}
+	if pc, done := qr.ckpt.instanceDone(epoch, stage, idx, host, data, err); done {
 		go c.checkpointCompleted(qr, epoch, pc)
 	}
 }

@@ -557,13 +557,14 @@ func (ci *copyIn) Abort(reason string) {
 // show answers SHOW.
 // systemTables maps each system table to the SHOW it mirrors.
 var systemTables = map[string]string{
-	"spate_streams":            "streams",
-	"spate_tables":             "tables",
-	"spate_continuous_queries": "continuous queries",
-	"spate_instances":          "instances",
-	"spate_workers":            "workers",
-	"spate_checkpoints":        "checkpoints",
-	"spate_recoveries":         "recoveries",
+	"spate_streams":              "streams",
+	"spate_tables":               "tables",
+	"spate_continuous_queries":   "continuous queries",
+	"spate_instances":            "instances",
+	"spate_workers":              "workers",
+	"spate_checkpoints":          "checkpoints",
+	"spate_instance_checkpoints": "instance checkpoints",
+	"spate_recoveries":           "recoveries",
 }
 
 // registerSystemTables adds the system tables to the catalog.
@@ -710,6 +711,23 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			for _, r := range qr.ckpt.records() {
 				rows = append(rows, []any{r.Query, int64(r.Epoch), r.Started.UnixMicro(), float64(r.Duration.Microseconds()) / 1000,
 					r.Bytes, int64(r.Instances), r.Positions, r.Status})
+			}
+		}
+		return cols, rows, true
+	case "instance checkpoints":
+		cols := []Column{{"query", planner.TypeText}, {"epoch", planner.TypeBigInt}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt},
+			{"worker", planner.TypeText}, {"bytes", planner.TypeBigInt}, {"duration_ms", planner.TypeDouble}, {"positions", planner.TypeText}, {"status", planner.TypeText}}
+		var rows [][]any
+		for _, q := range c.catalog.Queries() {
+			c.mu.Lock()
+			qr := c.queries[q.Name]
+			c.mu.Unlock()
+			if qr == nil {
+				continue
+			}
+			for _, r := range qr.ckpt.instanceRecords() {
+				rows = append(rows, []any{q.Name, int64(r.epoch), int64(r.key[0]), int64(r.key[1]), r.ic.Host, r.ic.Bytes,
+					ms(r.ic.Took), r.ic.Positions, r.status})
 			}
 		}
 		return cols, rows, true

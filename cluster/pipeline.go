@@ -160,8 +160,11 @@ type instance struct {
 	sideBase  []int   // offset of each side's entries in wms
 	wms       []int64 // latest watermark from each upstream instance
 	idle      []bool  // which upstream instances said they are idle
-	idleOut   bool    // this instance told its consumers it is idle
-	wm        int64   // merged watermark (minimum over active upstreams)
+	// received counts the messages handled from each upstream instance:
+	// a checkpoint records them as the input positions it covers.
+	received []uint64
+	idleOut  bool  // this instance told its consumers it is idle
+	wm       int64 // merged watermark (minimum over active upstreams)
 	// Checkpoint alignment: while aligning epoch ckptEpoch, inputs that
 	// delivered its barrier are blocked and their later messages held,
 	// in order, until every input has delivered it.
@@ -285,6 +288,7 @@ func (p *pipeline) newInstance(s, i, gen int) (*instance, error) {
 	in.wms = make([]int64, total)
 	in.idle = make([]bool, total)
 	in.barred = make([]bool, total)
+	in.received = make([]uint64, total)
 	in.held = make([][]message, total)
 	for j := range in.wms {
 		in.wms[j] = math.MinInt64
@@ -542,6 +546,7 @@ func (in *instance) dispatch(m message) error {
 		in.held[slot] = append(in.held[slot], m)
 		return nil
 	}
+	in.received[slot]++
 	if m.ckpt != 0 {
 		if m.ckpt <= in.skipCkpt {
 			return nil // an epoch aborted by the repair that restored this instance

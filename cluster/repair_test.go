@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,6 +87,57 @@ func TestRepairRestoresOnlyTheLostPart(t *testing.T) {
 		if r[0] == "1" && restored != (r[1] == "0") {
 			t.Errorf("aggregate instance %s restored=%v; only instance 0 (on w1) should be: %v", r[1], restored, r)
 		}
+	}
+}
+
+// TestInstanceCheckpoints: SHOW INSTANCE CHECKPOINTS lists each
+// instance's part of the newest checkpoint with the input positions it
+// covers, which add up to what the sources were fed.
+func TestInstanceCheckpoints(t *testing.T) {
+	c, stop := startTestCluster(t, Config{Parallelism: 2, CheckpointInterval: 10 * time.Millisecond, CheckpointStore: "memory"}, 2)
+	defer func() {
+		c.BeginShutdown()
+		stop()
+		c.Close()
+	}()
+	s, _ := c.NewSession(context.Background(), "t", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	run(t, s, "INSERT INTO ev VALUES (1, 1, 1), (2, 2, 2), (3, 3, 3)")
+	waitUntil(t, 10*time.Second, "a complete checkpoint", func() bool {
+		return len(run(t, s, "SELECT * FROM spate_instance_checkpoints WHERE status = 'complete'")) == 3
+	})
+	rows := run(t, s, "SHOW INSTANCE CHECKPOINTS")
+	var feed, agg []string
+	for _, r := range rows {
+		if r[8] != "complete" {
+			continue
+		}
+		switch r[2] {
+		case "0":
+			feed = append(feed, r[7])
+			if r[4] != "coordinator" {
+				t.Errorf("the source instance's checkpoint came from %s", r[4])
+			}
+		case "1":
+			agg = append(agg, r[7])
+			if r[4] != "w1" && r[4] != "w2" {
+				t.Errorf("an aggregate instance's checkpoint came from %q", r[4])
+			}
+		}
+	}
+	// The source was fed the INSERT's batch and watermark (and barriers);
+	// each aggregate instance covers one channel from the source.
+	if len(feed) != 1 || !strings.HasPrefix(feed[0], "feed:") || len(agg) != 2 {
+		t.Fatalf("instance checkpoints: %v", rows)
+	}
+	for _, p := range agg {
+		if !strings.HasPrefix(p, "0.0:") || p == "0.0:0" {
+			t.Errorf("aggregate positions %q, want the count of messages from instance 0.0", p)
+		}
+	}
+	if pos := run(t, s, "SELECT positions FROM spate_checkpoints WHERE status = 'complete'"); len(pos) == 0 || !strings.HasPrefix(pos[len(pos)-1][0], "stage 0 at ") {
+		t.Errorf("SHOW CHECKPOINTS positions: %v", pos)
 	}
 }
 

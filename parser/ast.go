@@ -218,8 +218,9 @@ type Drop struct {
 }
 
 // Show is SHOW STREAMS | TABLES | CONTINUOUS QUERIES | WORKERS | INSTANCES |
-// ALL | <setting name>. What is lower case: "streams", "tables",
-// "continuous queries", "workers", "instances", "all", or a setting name.
+// INSTANCE CHECKPOINTS | ALL | <setting name>. What is lower case:
+// "streams", "tables", "continuous queries", "workers", "instances",
+// "instance checkpoints", "all", or a setting name.
 type Show struct {
 	Base
 	What string

@@ -68,6 +68,7 @@ func TestSpateStatements(t *testing.T) {
 		{"SHOW CONTINUOUS QUERIES", &Show{Base: b("SHOW CONTINUOUS QUERIES"), What: "continuous queries"}},
 		{"SHOW WORKERS", &Show{Base: b("SHOW WORKERS"), What: "workers"}},
 		{"SHOW INSTANCES", &Show{Base: b("SHOW INSTANCES"), What: "instances"}},
+		{"SHOW INSTANCE CHECKPOINTS", &Show{Base: b("SHOW INSTANCE CHECKPOINTS"), What: "instance checkpoints"}},
 		{"SHOW ALL", &Show{Base: b("SHOW ALL"), What: "all"}},
 		{"SHOW transaction_isolation", &Show{Base: b("SHOW transaction_isolation"), What: "transaction_isolation"}},
 		{"SHOW search_path", &Show{Base: b("SHOW search_path"), What: "search_path"}},

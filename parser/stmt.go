@@ -554,6 +554,8 @@ func (p *stmtParser) show() (Statement, error) {
 	switch {
 	case p.accept("continuous", "queries"):
 		what = "continuous queries"
+	case p.accept("instance", "checkpoints"):
+		what = "instance checkpoints"
 	case p.accept("time", "zone"):
 		what = "timezone"
 	case p.accept("transaction", "isolation", "level"):
