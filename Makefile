@@ -20,6 +20,8 @@ test-deps:
 
 test: build test-deps lint
 	$(GO) test $(TESTFLAGS) -timeout 20m -count=1 $(PKGS)
+	# The runtime's concurrency (pipelines, checkpoints, repairs) under the race detector.
+	$(GO) test -race -timeout 10m -count=1 ./cluster/...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./parser
 	$(GO) test -run '^$$' -fuzz FuzzStartupAndMessages -fuzztime 10s ./pgwire
 

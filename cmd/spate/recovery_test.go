@@ -463,3 +463,103 @@ func TestWorkerKilledDuringCheckpoint(t *testing.T) {
 	ck, _ := sqltest.QueryText(ctx, cl, "SELECT epoch, status, bytes FROM spate_checkpoints WHERE status <> 'complete'")
 	t.Logf("recovery %v; checkpoints not complete: %v", recs, ck)
 }
+
+// TestKillUpstreamOrDownstreamWorker runs a query whose stateful stages
+// sit on two workers — an interval join on one, the aggregate it feeds on
+// the next — and kills, in turn, the worker of the upstream stage and the
+// worker of the downstream one, mid-stream. The lost instance is restored
+// with everything downstream of it: killing the aggregate's worker
+// leaves the join running (it replays what it kept), killing the join's
+// restores both. Either way the result equals a failure-free run.
+func TestKillUpstreamOrDownstreamWorker(t *testing.T) {
+	for _, tc := range []struct {
+		victim   string
+		restored map[string]bool // stage → restored
+	}{
+		{"w1", map[string]bool{"2": true, "3": true}},
+		{"w2", map[string]bool{"2": false, "3": true}},
+	} {
+		t.Run("kill "+tc.victim, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cluster := sqltest.StartSpate(t, "--workers", "3", "--checkpoint-interval", "100ms")
+			reference := sqltest.StartSpate(t, "--workers", "0")
+			cl, ref := connectPg(t, cluster.ConnString()), connectPg(t, reference.ConnString())
+			for _, c := range []*pgconn.PgConn{cl, ref} {
+				for _, sql := range []string{
+					"CREATE STREAM a (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')",
+					"CREATE STREAM b (k INT, w INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')",
+					"SET parallelism = 1",
+					// Stage 2 (the join) goes to w1, stage 3 (the aggregate) to w2.
+					"CREATE CONTINUOUS QUERY j AS SELECT a.v % 5 AS g, COUNT(*) AS n, SUM(b.w) AS s FROM a JOIN b ON a.k = b.k AND b.t BETWEEN a.t - 3 AND a.t GROUP BY a.v % 5",
+				} {
+					mustExec(t, c, sql)
+				}
+			}
+			rng := rand.New(rand.NewPCG(3, 3))
+			chunk := func(stream string, t0 int64) []byte {
+				var buf bytes.Buffer
+				for i := range 4000 {
+					fmt.Fprintf(&buf, "%d,%d,%d\n", rng.IntN(20), rng.IntN(100), t0+int64(i)/40)
+				}
+				return buf.Bytes()
+			}
+			feed := func(c *pgconn.PgConn, stream string, data []byte) {
+				if _, err := c.CopyFrom(ctx, bytes.NewReader(data), "COPY "+stream+" FROM STDIN (FORMAT csv)"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var chunks [][2]any
+			for i := range 6 {
+				t0 := int64(1000 + 100*i)
+				chunks = append(chunks, [2]any{"b", chunk("b", t0)}, [2]any{"a", chunk("a", t0)})
+			}
+			for i, ch := range chunks {
+				if i == 4 {
+					waitFor(t, 20*time.Second, "a complete checkpoint of j", func() bool {
+						rows, err := sqltest.QueryText(ctx, cl, "SELECT COUNT(*) FROM spate_checkpoints WHERE query = 'j' AND status = 'complete'")
+						return err == nil && rows[0][0] != "0"
+					})
+					hosts, _ := sqltest.QueryText(ctx, cl, "SELECT stage, worker FROM spate_instances WHERE query = 'j' AND stage >= 2 ORDER BY stage")
+					if fmt.Sprint(hosts) != "[[2 w1] [3 w2]]" {
+						t.Fatalf("placement %v, want the join on w1 and the aggregate on w2", hosts)
+					}
+					pid, _ := sqltest.QueryText(ctx, cl, "SELECT pid FROM spate_workers WHERE id = '"+tc.victim+"'")
+					n, _ := strconv.Atoi(pid[0][0])
+					syscall.Kill(n, syscall.SIGKILL)
+				}
+				feed(cl, ch[0].(string), ch[1].([]byte))
+				feed(ref, ch[0].(string), ch[1].([]byte))
+			}
+			for _, c := range []*pgconn.PgConn{cl, ref} {
+				mustExec(t, c, "INSERT INTO a VALUES (0, 0, 99999)")
+				mustExec(t, c, "INSERT INTO b VALUES (0, 0, 99999)")
+			}
+			waitFor(t, 60*time.Second, "the repair", func() bool {
+				rows, err := sqltest.QueryText(ctx, cl, "SELECT status FROM spate_recoveries")
+				return err == nil && len(rows) == 1 && rows[0][0] == "recovered"
+			})
+			got, err := sqltest.QueryText(ctx, cl, "SELECT * FROM j")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := sqltest.QueryText(ctx, ref, "SELECT * FROM j")
+			sortAll(got)
+			sortAll(want)
+			if len(want) == 0 || !reflect.DeepEqual(got, want) {
+				t.Fatalf("j after killing %s: %d rows, want %d; %s", tc.victim, len(got), len(want), firstRowDiff(got, want))
+			}
+			inst, _ := sqltest.QueryText(ctx, cl, "SELECT stage, worker, incarnation FROM spate_instances WHERE query = 'j' AND stage >= 2")
+			for _, r := range inst {
+				if r[1] == tc.victim {
+					t.Errorf("stage %s still on the dead worker", r[0])
+				}
+				if restored := r[2] != "0"; restored != tc.restored[r[0]] {
+					t.Errorf("stage %s restored=%v, want %v (%v)", r[0], restored, tc.restored[r[0]], inst)
+				}
+			}
+			recs, _ := sqltest.QueryText(ctx, cl, "SELECT moved, instances, replayed, restore_ms FROM spate_recoveries")
+			t.Logf("killed %s: recovery %v", tc.victim, recs)
+		})
+	}
+}
