@@ -86,6 +86,7 @@ func (r *resultStore) rollback(epoch uint64, gen int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gen = gen
+	r.firstOutput = time.Time{}
 	view := r.recovering
 	if view == nil {
 		view = &recoveryView{epoch: epoch, rows: map[string]int{}, keys: map[string]kept{}}
@@ -292,6 +293,7 @@ type recoveryRecord struct {
 	Detected  time.Time
 	Restored  time.Duration // detection → restored instances running
 	Caught    time.Duration // detection → the replay done and the result caught up
+	First     time.Duration // detection → the first output of the repaired query
 	Epoch     uint64        // checkpoint restored (0: none, replayed from the start)
 	Moved     int           // lost instances restored on other workers
 	Instances int           // instances restored (the lost ones and those downstream)
@@ -377,6 +379,11 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 			err = qr.result.finishRecovery()
 		}
 		rec.Caught = time.Since(rec.Detected)
+		qr.result.mu.Lock()
+		if first := qr.result.firstOutput; !first.IsZero() {
+			rec.First = first.Sub(rec.Detected)
+		}
+		qr.result.mu.Unlock()
 		qr.recovering.Store(false)
 		qr.ckpt.unpause()
 		rec.Status = "recovered"
@@ -837,14 +844,18 @@ func (c *Coordinator) addRecovery(rec recoveryRecord) {
 // recoveryRows answers SHOW RECOVERIES.
 func (c *Coordinator) recoveryRows() ([]Column, [][]any) {
 	cols := []Column{{"query", planner.TypeText}, {"reason", planner.TypeText}, {"detected", planner.TypeTimestamp}, {"restore_ms", planner.TypeDouble},
-		{"caught_up_ms", planner.TypeDouble}, {"checkpoint_epoch", planner.TypeBigInt}, {"moved", planner.TypeBigInt}, {"instances", planner.TypeBigInt},
+		{"first_output_ms", planner.TypeDouble}, {"caught_up_ms", planner.TypeDouble}, {"checkpoint_epoch", planner.TypeBigInt}, {"moved", planner.TypeBigInt}, {"instances", planner.TypeBigInt},
 		{"replayed", planner.TypeBigInt}, {"status", planner.TypeText}}
 	c.mu.Lock()
 	recs := append([]recoveryRecord(nil), c.recoveries...)
 	c.mu.Unlock()
 	var rows [][]any
 	for _, r := range recs {
-		rows = append(rows, []any{r.Query, r.Reason, r.Detected.UnixMicro(), ms(r.Restored), ms(r.Caught), int64(r.Epoch),
+		var first any
+		if r.First > 0 {
+			first = ms(r.First)
+		}
+		rows = append(rows, []any{r.Query, r.Reason, r.Detected.UnixMicro(), ms(r.Restored), first, ms(r.Caught), int64(r.Epoch),
 			int64(r.Moved), int64(r.Instances), int64(r.Replayed), r.Status})
 	}
 	return cols, rows

@@ -63,6 +63,9 @@ type resultStore struct {
 	committed  uint64         // newest complete checkpoint epoch
 	recovering *recoveryView  // set while a recovery replays
 	gen        int            // the sink's incarnation: a repair raises it
+	// firstOutput is when the first batch arrived after the last
+	// rollback (SHOW RECOVERIES).
+	firstOutput time.Time
 }
 
 // sourceReader is a source stage of a pipeline that reads a relation.
@@ -229,6 +232,9 @@ func (r *resultStore) apply(ctx context.Context, from, gen int, rec arrow.Record
 	defer r.mu.Unlock()
 	if gen != r.gen {
 		return nil // sent to the sink before a repair rolled it back
+	}
+	if r.firstOutput.IsZero() {
+		r.firstOutput = time.Now()
 	}
 	n := rec.NumRows()
 	r.emitted += n
