@@ -1,0 +1,398 @@
+// Package elastic decides when a continuous query's stage scales out or
+// in, and provides the workers it scales onto (pool.go).
+//
+// The Controller is a pure state machine: per-instance load reports and
+// clock ticks go in, scaling decisions come out. It never acts; a thin
+// loop (Run) feeds it and hands its decisions to whoever applies them.
+package elastic
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// KeyRange is the part of the 64-bit key-hash space an instance owns,
+// both ends included.
+type KeyRange struct {
+	Lo, Hi uint64
+}
+
+func (r KeyRange) String() string { return fmt.Sprintf("[%016x, %016x]", r.Lo, r.Hi) }
+
+// Report is one instance's load over the last report interval.
+type Report struct {
+	Query    string
+	Stage    int
+	Instance int
+	// Width is the number of instances the stage has now.
+	Width int
+	Range KeyRange
+	// Busy is the fraction of the interval the instance spent handling
+	// input (0 to 1).
+	Busy float64
+	// QueueDepth is the instance's input queue at the end of the interval.
+	QueueDepth int
+	// Buckets, optional, is the rows the instance received in each of
+	// len(Buckets) equal parts of Range (see Bucket): where the load is
+	// within it.
+	Buckets []uint64
+}
+
+// Policy is a query's scaling settings (ALTER CONTINUOUS QUERY … SET).
+type Policy struct {
+	Autoscale    bool
+	MinInstances int
+	MaxInstances int
+	// TargetUtilisation is the busy fraction above which an instance is
+	// a bottleneck.
+	TargetUtilisation float64
+}
+
+// DefaultPolicy is a query's policy until it is changed: autoscaling off.
+var DefaultPolicy = Policy{MinInstances: 1, MaxInstances: 16, TargetUtilisation: 0.7}
+
+// Config tunes the Controller; zero fields take the defaults.
+type Config struct {
+	// Sustain is how many consecutive reports a condition must hold.
+	// Default 3.
+	Sustain int
+	// ScaleInBelow is the combined busy fraction under which two adjacent
+	// instances merge. Default 0.3.
+	ScaleInBelow float64
+	// CoolDown is the least time between two decisions for one stage.
+	// Default 30 s.
+	CoolDown time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Sustain <= 0 {
+		c.Sustain = 3
+	}
+	if c.ScaleInBelow <= 0 {
+		c.ScaleInBelow = 0.3
+	}
+	if c.CoolDown <= 0 {
+		c.CoolDown = 30 * time.Second
+	}
+	return c
+}
+
+// Kind is what a Decision does.
+type Kind string
+
+const (
+	ScaleOut Kind = "scale out"
+	ScaleIn  Kind = "scale in"
+)
+
+// Decision is what the Controller asks for.
+type Decision struct {
+	Kind  Kind
+	Query string
+	Stage int
+	// Instance is the instance to split (ScaleOut), or the lower of the
+	// two adjacent instances to merge (ScaleIn, with Instance+1).
+	Instance int
+	// Split is where the upper part of a split range starts (ScaleOut):
+	// chosen where the reported load divides in two halves.
+	Split uint64
+	// Old are the ranges before; New after.
+	Old, New []KeyRange
+	// Reason says why, with the measured load.
+	Reason string
+	At     time.Time
+}
+
+// Controller is the scaling state machine. It is not safe for concurrent
+// use; Run drives it from one goroutine.
+type Controller struct {
+	cfg      Config
+	policies map[string]Policy
+	stages   map[stageKey]*stageState
+}
+
+type stageKey struct {
+	query string
+	stage int
+}
+
+type stageState struct {
+	width     int
+	instances map[int]*history
+	lastAt    time.Time // last decision
+}
+
+// history is an instance's recent reports, newest last (at most Sustain).
+type history struct {
+	reports []Report
+}
+
+// NewController returns a controller with every query on DefaultPolicy.
+func NewController(cfg Config) *Controller {
+	return &Controller{cfg: cfg.withDefaults(), policies: map[string]Policy{}, stages: map[stageKey]*stageState{}}
+}
+
+// SetPolicy sets a query's policy.
+func (c *Controller) SetPolicy(query string, p Policy) { c.policies[query] = p }
+
+// Policy returns a query's policy.
+func (c *Controller) Policy(query string) Policy {
+	if p, ok := c.policies[query]; ok {
+		return p
+	}
+	return DefaultPolicy
+}
+
+// Forget drops what the controller knows of a query (it was dropped).
+func (c *Controller) Forget(query string) {
+	delete(c.policies, query)
+	for k := range c.stages {
+		if k.query == query {
+			delete(c.stages, k)
+		}
+	}
+}
+
+// Observe takes one report. A report with another width than the
+// stage's previous ones (the stage was rescaled) starts its history
+// anew.
+func (c *Controller) Observe(r Report) {
+	k := stageKey{r.Query, r.Stage}
+	st := c.stages[k]
+	if st == nil {
+		st = &stageState{instances: map[int]*history{}}
+		c.stages[k] = st
+	}
+	if st.width != r.Width {
+		st.width, st.instances = r.Width, map[int]*history{}
+	}
+	h := st.instances[r.Instance]
+	if h == nil {
+		h = &history{}
+		st.instances[r.Instance] = h
+	}
+	h.reports = append(h.reports, r)
+	if len(h.reports) > c.cfg.Sustain {
+		h.reports = h.reports[len(h.reports)-c.cfg.Sustain:]
+	}
+}
+
+// Tick returns the decisions due at now: for each stage of a query with
+// autoscaling on and out of its cool-down, at most one — a scale-out of
+// its most loaded bottleneck instance, else a scale-in of its least
+// loaded adjacent pair. After a decision the stage's history starts
+// anew (its instances change).
+func (c *Controller) Tick(now time.Time) []Decision {
+	keys := make([]stageKey, 0, len(c.stages))
+	for k := range c.stages {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].query != keys[j].query {
+			return keys[i].query < keys[j].query
+		}
+		return keys[i].stage < keys[j].stage
+	})
+	var out []Decision
+	for _, k := range keys {
+		st := c.stages[k]
+		p := c.Policy(k.query)
+		if !p.Autoscale || (!st.lastAt.IsZero() && now.Sub(st.lastAt) < c.cfg.CoolDown) {
+			continue
+		}
+		d, ok := c.scaleOut(k, st, p)
+		if !ok {
+			d, ok = c.scaleIn(k, st, p)
+		}
+		if !ok {
+			continue
+		}
+		d.At = now
+		st.lastAt = now
+		st.instances = map[int]*history{}
+		out = append(out, d)
+	}
+	return out
+}
+
+// full reports whether h has Sustain reports.
+func (c *Controller) full(h *history) bool { return h != nil && len(h.reports) == c.cfg.Sustain }
+
+func (c *Controller) scaleOut(k stageKey, st *stageState, p Policy) (Decision, bool) {
+	if st.width >= p.MaxInstances {
+		return Decision{}, false
+	}
+	best, bestBusy, why := -1, -1.0, ""
+	for i, h := range st.instances {
+		if !c.full(h) {
+			continue
+		}
+		hot, growing := true, true
+		var busy, queues []string
+		sum := 0.0
+		for j, r := range h.reports {
+			hot = hot && r.Busy > p.TargetUtilisation
+			growing = growing && r.QueueDepth > 0 && (j == 0 || r.QueueDepth > h.reports[j-1].QueueDepth)
+			busy = append(busy, fmt.Sprintf("%.2f", r.Busy))
+			queues = append(queues, fmt.Sprint(r.QueueDepth))
+			sum += r.Busy
+		}
+		if !hot && !growing {
+			continue
+		}
+		if avg := sum / float64(len(h.reports)); avg > bestBusy || (avg == bestBusy && i < best) {
+			best, bestBusy = i, avg
+			if hot {
+				why = fmt.Sprintf("busy %s > %.2f for %d reports", strings.Join(busy, ", "), p.TargetUtilisation, c.cfg.Sustain)
+			} else {
+				why = fmt.Sprintf("input queue growing %s for %d reports", strings.Join(queues, ", "), c.cfg.Sustain)
+			}
+		}
+	}
+	if best < 0 {
+		return Decision{}, false
+	}
+	last := st.instances[best].reports[c.cfg.Sustain-1]
+	split := splitPoint(last.Range, last.Buckets)
+	return Decision{Kind: ScaleOut, Query: k.query, Stage: k.stage, Instance: best, Split: split,
+		Old: []KeyRange{last.Range}, New: []KeyRange{{last.Range.Lo, split - 1}, {split, last.Range.Hi}},
+		Reason: fmt.Sprintf("instance %d: %s", best, why)}, true
+}
+
+func (c *Controller) scaleIn(k stageKey, st *stageState, p Policy) (Decision, bool) {
+	if st.width <= max(p.MinInstances, 1) {
+		return Decision{}, false
+	}
+	best, bestSum, why := -1, math.Inf(1), ""
+	for i := 0; i+1 < st.width; i++ {
+		a, b := st.instances[i], st.instances[i+1]
+		if !c.full(a) || !c.full(b) {
+			continue
+		}
+		low, sum := true, 0.0
+		var parts []string
+		for j := range a.reports {
+			s := a.reports[j].Busy + b.reports[j].Busy
+			low = low && s < c.cfg.ScaleInBelow
+			sum += s
+			parts = append(parts, fmt.Sprintf("%.2f+%.2f", a.reports[j].Busy, b.reports[j].Busy))
+		}
+		if low && sum < bestSum {
+			best, bestSum = i, sum
+			why = fmt.Sprintf("busy %s < %.2f for %d reports", strings.Join(parts, ", "), c.cfg.ScaleInBelow, c.cfg.Sustain)
+		}
+	}
+	if best < 0 {
+		return Decision{}, false
+	}
+	lo := st.instances[best].reports[c.cfg.Sustain-1].Range
+	hi := st.instances[best+1].reports[c.cfg.Sustain-1].Range
+	return Decision{Kind: ScaleIn, Query: k.query, Stage: k.stage, Instance: best,
+		Old: []KeyRange{lo, hi}, New: []KeyRange{{lo.Lo, hi.Hi}},
+		Reason: fmt.Sprintf("instances %d and %d: %s", best, best+1, why)}, true
+}
+
+// splitPoint is where to cut r so the load in buckets (equal parts of r)
+// divides most evenly; the midpoint without buckets or load. The upper
+// part starts at the returned hash, so both parts are non-empty.
+func splitPoint(r KeyRange, buckets []uint64) uint64 {
+	span := r.Hi - r.Lo // one less than the number of hashes
+	mid := r.Lo + span/2 + 1
+	var total uint64
+	for _, b := range buckets {
+		total += b
+	}
+	if len(buckets) < 2 || total == 0 || span == 0 {
+		return mid
+	}
+	// Boundary j (1 … n-1) starts bucket j; pick the one whose lower
+	// side's load is closest to half.
+	bestJ, bestGap := 0, uint64(math.MaxUint64)
+	var below uint64
+	for j := 1; j < len(buckets); j++ {
+		below += buckets[j-1]
+		gap := max(below, total-below) - min(below, total-below)
+		if gap < bestGap {
+			bestJ, bestGap = j, gap
+		}
+	}
+	split := r.Lo + uint64(bestJ)*bucketWidth(r, len(buckets))
+	if split <= r.Lo || split > r.Hi {
+		return mid
+	}
+	return split
+}
+
+// bucketWidth is the number of hashes in each of n equal parts of r
+// (the last may be shorter), without overflowing on the whole space.
+func bucketWidth(r KeyRange, n int) uint64 { return (r.Hi-r.Lo)/uint64(n) + 1 }
+
+// Bucket is which of n equal parts of r hash h falls in: how an instance
+// fills Report.Buckets.
+func Bucket(r KeyRange, n int, h uint64) int {
+	return int((h - r.Lo) / bucketWidth(r, n))
+}
+
+// Loop drives a Controller for a runtime: reports and policy changes
+// arrive from any goroutine, and every tick the decisions due go to the
+// function that applies them.
+type Loop struct {
+	mu sync.Mutex
+	c  *Controller
+}
+
+// NewLoop wraps c.
+func NewLoop(c *Controller) *Loop { return &Loop{c: c} }
+
+// Observe passes a report to the controller.
+func (l *Loop) Observe(r Report) {
+	l.mu.Lock()
+	l.c.Observe(r)
+	l.mu.Unlock()
+}
+
+// SetPolicy sets a query's policy.
+func (l *Loop) SetPolicy(query string, p Policy) {
+	l.mu.Lock()
+	l.c.SetPolicy(query, p)
+	l.mu.Unlock()
+}
+
+// Policy returns a query's policy.
+func (l *Loop) Policy(query string) Policy {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c.Policy(query)
+}
+
+// Forget drops a query.
+func (l *Loop) Forget(query string) {
+	l.mu.Lock()
+	l.c.Forget(query)
+	l.mu.Unlock()
+}
+
+// Run ticks the controller every interval until ctx ends, handing each
+// decision to apply (on Run's goroutine, one at a time).
+func (l *Loop) Run(ctx context.Context, every time.Duration, apply func(Decision)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			l.mu.Lock()
+			ds := l.c.Tick(now)
+			l.mu.Unlock()
+			for _, d := range ds {
+				apply(d)
+			}
+		}
+	}
+}
