@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spatedb/spate/elastic"
+	"github.com/spatedb/spate/internal/sqltest"
+)
+
+// TestLocalPoolWorkersJoin: the local provider's workers are real
+// `spate worker` processes that join the coordinator; the pool keeps
+// them warm, and stopping them takes them out of SHOW WORKERS.
+func TestLocalPoolWorkersJoin(t *testing.T) {
+	dir := t.TempDir()
+	srv := sqltest.StartSpate(t, "--workers", "1", "--data-dir", dir)
+	token, err := os.ReadFile(filepath.Join(dir, "cluster-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	join := regexp.MustCompile(`cluster=(127\.0\.0\.1:\d+)`).FindStringSubmatch(srv.Output())
+	if join == nil {
+		t.Fatalf("no cluster address in the server's log:\n%s", srv.Output())
+	}
+	local, err := elastic.NewLocal(elastic.LocalConfig{Binary: sqltest.SpateBinary(t), Join: join[1], Token: strings.TrimSpace(string(token)), Stderr: devNull(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t.Cleanup(func() {
+		ws, _ := local.List(ctx)
+		var ids []string
+		for _, w := range ws {
+			ids = append(ids, w.ID)
+		}
+		_ = local.Stop(ctx, ids)
+	})
+	pool := elastic.NewPool(local, 2, time.Minute)
+	if err := pool.Fill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn := sqltest.Connect(t, srv.ConnString())
+	alive := func() int {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT COUNT(*) FROM spate_workers WHERE role = 'worker' AND status = 'alive'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	waitFor(t, 15*time.Second, "the pool's two workers to join", func() bool { return alive() == 3 })
+	w, err := pool.Acquire(ctx)
+	if err != nil || !strings.HasPrefix(w.ID, "pid-") {
+		t.Fatalf("acquired %+v %v", w, err)
+	}
+	running, _ := local.List(ctx)
+	if len(running) != 2 {
+		t.Fatalf("local provider lists %v", running)
+	}
+	var ids []string
+	for _, r := range running {
+		ids = append(ids, r.ID)
+	}
+	if err := local.Stop(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the stopped workers to leave", func() bool { return alive() == 1 })
+	if left, _ := local.List(ctx); len(left) != 0 {
+		t.Fatalf("still running: %v", left)
+	}
+}
+
+func devNull(t *testing.T) *os.File {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}

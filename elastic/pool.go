@@ -1,0 +1,269 @@
+package elastic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Worker is a process or VM a provider started to run `spate worker`.
+type Worker struct {
+	ID      string // the provider's: "pid-1234", "i-0abc…"
+	Addr    string // private address, when the provider knows it
+	State   string // the provider's word for it: running, pending, exited
+	Started time.Time
+}
+
+// Provider starts and stops workers: local processes or EC2 VMs.
+type Provider interface {
+	Name() string
+	// Start starts n workers that join the coordinator.
+	Start(ctx context.Context, n int) ([]Worker, error)
+	// List returns the workers the provider runs for this cluster.
+	List(ctx context.Context) ([]Worker, error)
+	// Stop terminates workers.
+	Stop(ctx context.Context, ids []string) error
+}
+
+// Pool keeps Size workers started and unused ("warm"), so that a
+// scale-out takes one at once instead of waiting for a VM to boot;
+// warm workers past Size that were idle for IdleTimeout are stopped.
+type Pool struct {
+	Provider    Provider
+	Size        int
+	IdleTimeout time.Duration
+
+	mu sync.Mutex
+	// protected by mu
+	warm  []Worker
+	since map[string]time.Time // when each warm worker became idle
+	inUse map[string]Worker
+}
+
+// NewPool returns a pool over p; Fill starts its warm workers.
+func NewPool(p Provider, size int, idle time.Duration) *Pool {
+	return &Pool{Provider: p, Size: size, IdleTimeout: idle, since: map[string]time.Time{}, inUse: map[string]Worker{}}
+}
+
+// Fill starts workers until Size are warm.
+func (p *Pool) Fill(ctx context.Context) error {
+	p.mu.Lock()
+	n := p.Size - len(p.warm)
+	p.mu.Unlock()
+	if n <= 0 {
+		return nil
+	}
+	ws, err := p.Provider.Start(ctx, n)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	now := time.Now()
+	for _, w := range ws {
+		p.warm = append(p.warm, w)
+		p.since[w.ID] = now
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// Acquire takes a warm worker (starting one when none is warm).
+func (p *Pool) Acquire(ctx context.Context) (Worker, error) {
+	p.mu.Lock()
+	if len(p.warm) > 0 {
+		w := p.warm[0]
+		p.warm = p.warm[1:]
+		delete(p.since, w.ID)
+		p.inUse[w.ID] = w
+		p.mu.Unlock()
+		return w, nil
+	}
+	p.mu.Unlock()
+	ws, err := p.Provider.Start(ctx, 1)
+	if err != nil {
+		return Worker{}, err
+	}
+	if len(ws) != 1 {
+		return Worker{}, fmt.Errorf("%s provider started %d workers, not 1", p.Provider.Name(), len(ws))
+	}
+	p.mu.Lock()
+	p.inUse[ws[0].ID] = ws[0]
+	p.mu.Unlock()
+	return ws[0], nil
+}
+
+// Release gives a worker back: it is warm again, and Reap stops it when
+// more than Size stay idle past IdleTimeout.
+func (p *Pool) Release(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w, ok := p.inUse[id]
+	if !ok {
+		return
+	}
+	delete(p.inUse, id)
+	p.warm = append(p.warm, w)
+	p.since[id] = time.Now()
+}
+
+// Reap stops the warm workers beyond Size idle since before now -
+// IdleTimeout, longest idle first, and returns their IDs.
+func (p *Pool) Reap(ctx context.Context, now time.Time) ([]string, error) {
+	p.mu.Lock()
+	sort.SliceStable(p.warm, func(i, j int) bool { return p.since[p.warm[i].ID].Before(p.since[p.warm[j].ID]) })
+	var stop []string
+	keep := p.warm[:0]
+	extra := len(p.warm) - p.Size
+	for _, w := range p.warm {
+		if extra > 0 && now.Sub(p.since[w.ID]) >= p.IdleTimeout {
+			stop = append(stop, w.ID)
+			delete(p.since, w.ID)
+			extra--
+			continue
+		}
+		keep = append(keep, w)
+	}
+	p.warm = keep
+	p.mu.Unlock()
+	if len(stop) == 0 {
+		return nil, nil
+	}
+	return stop, p.Provider.Stop(ctx, stop)
+}
+
+// Counts reports the warm and in-use workers.
+func (p *Pool) Counts() (warm, inUse int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.warm), len(p.inUse)
+}
+
+// LocalConfig configures the local provider.
+type LocalConfig struct {
+	// Binary is the spate executable (default: this process's).
+	Binary string
+	// Join and Token are the coordinator's cluster address and token.
+	Join, Token string
+	// Listen is each worker's data-plane address (default 127.0.0.1:0).
+	Listen string
+	// Args, when set, replaces the arguments after Binary (tests).
+	Args []string
+	// Stderr receives the workers' logs (default: this process's).
+	Stderr *os.File
+}
+
+// Local is the local provider: `spate worker` child processes.
+type Local struct {
+	cfg LocalConfig
+
+	mu sync.Mutex
+	// protected by mu
+	procs map[string]*localProc
+}
+
+type localProc struct {
+	w    Worker
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// NewLocal returns the local provider.
+func NewLocal(cfg LocalConfig) (*Local, error) {
+	if cfg.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Binary = exe
+	}
+	if cfg.Args == nil && (cfg.Join == "" || cfg.Token == "") {
+		return nil, errors.New("local provider: the join address and token are required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	return &Local{cfg: cfg, procs: map[string]*localProc{}}, nil
+}
+
+// Name is "local".
+func (l *Local) Name() string { return "local" }
+
+// Start starts n worker processes.
+func (l *Local) Start(ctx context.Context, n int) ([]Worker, error) {
+	var out []Worker
+	for range n {
+		args := l.cfg.Args
+		if args == nil {
+			args = []string{"worker", "--join", l.cfg.Join, "--listen", l.cfg.Listen}
+		}
+		cmd := exec.Command(l.cfg.Binary, args...)
+		cmd.Env = append(os.Environ(), "SPATE_CLUSTER_TOKEN="+l.cfg.Token)
+		cmd.Stdout, cmd.Stderr = l.cfg.Stderr, l.cfg.Stderr
+		if err := cmd.Start(); err != nil {
+			return out, fmt.Errorf("local provider: %w", err)
+		}
+		p := &localProc{w: Worker{ID: "pid-" + strconv.Itoa(cmd.Process.Pid), Addr: "127.0.0.1", State: "running", Started: time.Now()}, cmd: cmd, done: make(chan struct{})}
+		go func() {
+			_ = cmd.Wait()
+			close(p.done)
+		}()
+		l.mu.Lock()
+		l.procs[p.w.ID] = p
+		l.mu.Unlock()
+		out = append(out, p.w)
+	}
+	return out, nil
+}
+
+// List returns the processes still running.
+func (l *Local) List(context.Context) ([]Worker, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Worker
+	for _, p := range l.procs {
+		select {
+		case <-p.done:
+			continue
+		default:
+		}
+		out = append(out, p.w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Stop ends processes: SIGTERM, then SIGKILL after 10 s.
+func (l *Local) Stop(ctx context.Context, ids []string) error {
+	var errs []error
+	for _, id := range ids {
+		l.mu.Lock()
+		p := l.procs[id]
+		delete(l.procs, id)
+		l.mu.Unlock()
+		if p == nil {
+			errs = append(errs, fmt.Errorf("local provider: no worker %s", id))
+			continue
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		case <-ctx.Done():
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	return errors.Join(errs...)
+}
