@@ -33,8 +33,9 @@ func lostConsumer(err error) bool {
 // backupOutlet is an outlet that keeps what it sends for replay.
 type backupOutlet struct {
 	p *pipeline
-	// bytes is the batch bytes held, for SHOW INSTANCES.
-	bytes atomic.Int64
+	// bytes is the batch bytes held, for SHOW INSTANCES; count the
+	// messages.
+	bytes, count atomic.Int64
 
 	// current is the outlet sends go to, closed to end a send that waits
 	// on a lost consumer; guarded by closeMu (not mu, which such a send
@@ -74,6 +75,7 @@ func (b *backupOutlet) send(ctx context.Context, m message) error {
 		b.bytes.Add(exec.RecordBytes(m.rec))
 	}
 	b.log = append(b.log, keptMessage{seq: b.p.sendSeq.Add(1), m: m})
+	b.count.Add(1)
 	if b.broken {
 		if m.rec != nil {
 			m.rec.Release()
@@ -131,6 +133,7 @@ func (b *backupOutlet) trim(epoch uint64) {
 			}
 		}
 		b.log = append([]keptMessage(nil), b.log[i+1:]...)
+		b.count.Store(int64(len(b.log)))
 		b.base = epoch
 		return
 	}
@@ -228,6 +231,7 @@ func (b *backupOutlet) release() {
 	}
 	b.log = nil
 	b.bytes.Store(0)
+	b.count.Store(0)
 }
 
 // target is the consumer's channel the outlet sends on.

@@ -63,6 +63,14 @@ type checkpointer struct {
 	latestInst  map[[2]int]instanceCheckpoint
 	// paused: a repair is under way; no epoch begins.
 	paused bool
+	begun  time.Time // when the newest epoch began
+}
+
+// lastBegun is when the newest epoch began.
+func (k *checkpointer) lastBegun() time.Time {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.begun
 }
 
 type pendingCheckpoint struct {
@@ -89,6 +97,7 @@ func (k *checkpointer) begin(instances, lastWidth int) uint64 {
 	if k.paused {
 		return 0
 	}
+	k.begun = time.Now()
 	epoch := k.next
 	k.next++
 	k.pending[epoch] = &pendingCheckpoint{started: time.Now(), want: instances, snaps: map[[2]int][]byte{}, inst: map[[2]int]instanceCheckpoint{},
@@ -550,9 +559,12 @@ func (c *Coordinator) withSourceLock(relation string, fn func() error) error {
 }
 
 // watchCheckpoints checkpoints every query that runs instances on
-// workers, every interval.
+// workers every interval — or sooner, when the output its sources keep
+// for replay (backup.go) passes keptLimit bytes or keptMessages
+// messages: kept output costs memory and, in many small batches, the
+// garbage collector's time.
 func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Duration) {
-	every(done, interval, func() {
+	every(done, min(interval, 100*time.Millisecond), func() {
 		c.mu.Lock()
 		var qs []*queryRuntime
 		for _, qr := range c.queries {
@@ -563,10 +575,19 @@ func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Durat
 		c.mu.Unlock()
 		sort.Slice(qs, func(i, j int) bool { return qs[i].def.Name < qs[j].def.Name })
 		for _, qr := range qs {
-			c.checkpointQuery(qr)
+			bytes, msgs := qr.pipeline().keptLocal()
+			if time.Since(qr.ckpt.lastBegun()) >= interval || bytes > keptLimit || msgs > keptMessages {
+				c.checkpointQuery(qr)
+			}
 		}
 	})
 }
+
+// Kept output that starts a checkpoint before its interval is up.
+const (
+	keptLimit    = 1 << 30
+	keptMessages = 16384
+)
 
 // openCheckpointStore opens Config.CheckpointStore.
 func openCheckpointStore(loc string) (storage.BlobStore, error) {

@@ -814,6 +814,23 @@ func (p *pipeline) replayFlush(ctx context.Context, src int, direct map[*backupO
 	}
 }
 
+// keptLocal is the output this host's instances keep for replay: bytes
+// of batches and messages.
+func (p *pipeline) keptLocal() (bytes, msgs int64) {
+	for _, in := range p.localInstances() {
+		if !in.wired.Load() {
+			continue
+		}
+		for _, o := range in.route.outs {
+			if b, ok := o.(*backupOutlet); ok {
+				bytes += b.bytes.Load()
+				msgs += b.count.Load()
+			}
+		}
+	}
+	return bytes, msgs
+}
+
 // trimKept drops the output kept for replay that checkpoint epoch
 // covers.
 func (p *pipeline) trimKept(epoch uint64) {
