@@ -554,6 +554,20 @@ func (ci *copyIn) Abort(reason string) {
 	ci.dec.Close()
 }
 
+// runningQueries lists the running continuous queries in catalog order.
+func (c *Coordinator) runningQueries() []*queryRuntime {
+	var out []*queryRuntime
+	for _, q := range c.catalog.Queries() {
+		c.mu.Lock()
+		qr := c.queries[q.Name]
+		c.mu.Unlock()
+		if qr != nil {
+			out = append(out, qr)
+		}
+	}
+	return out
+}
+
 // show answers SHOW.
 // systemTables maps each system table to the SHOW it mirrors.
 var systemTables = map[string]string{
@@ -701,13 +715,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		cols := []Column{{"query", planner.TypeText}, {"epoch", planner.TypeBigInt}, {"started", planner.TypeTimestamp},
 			{"duration_ms", planner.TypeDouble}, {"bytes", planner.TypeBigInt}, {"instances", planner.TypeBigInt}, {"positions", planner.TypeText}, {"status", planner.TypeText}}
 		var rows [][]any
-		for _, q := range c.catalog.Queries() {
-			c.mu.Lock()
-			qr := c.queries[q.Name]
-			c.mu.Unlock()
-			if qr == nil {
-				continue
-			}
+		for _, qr := range c.runningQueries() {
 			for _, r := range qr.ckpt.records() {
 				rows = append(rows, []any{r.Query, int64(r.Epoch), r.Started.UnixMicro(), float64(r.Duration.Microseconds()) / 1000,
 					r.Bytes, int64(r.Instances), r.Positions, r.Status})
@@ -718,15 +726,9 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		cols := []Column{{"query", planner.TypeText}, {"epoch", planner.TypeBigInt}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt},
 			{"worker", planner.TypeText}, {"bytes", planner.TypeBigInt}, {"duration_ms", planner.TypeDouble}, {"positions", planner.TypeText}, {"status", planner.TypeText}}
 		var rows [][]any
-		for _, q := range c.catalog.Queries() {
-			c.mu.Lock()
-			qr := c.queries[q.Name]
-			c.mu.Unlock()
-			if qr == nil {
-				continue
-			}
+		for _, qr := range c.runningQueries() {
 			for _, r := range qr.ckpt.instanceRecords() {
-				rows = append(rows, []any{q.Name, int64(r.epoch), int64(r.key[0]), int64(r.key[1]), r.ic.Host, r.ic.Bytes,
+				rows = append(rows, []any{qr.def.Name, int64(r.epoch), int64(r.key[0]), int64(r.key[1]), r.ic.Host, r.ic.Bytes,
 					ms(r.ic.Took), r.ic.Positions, r.status})
 			}
 		}

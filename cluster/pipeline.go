@@ -895,17 +895,8 @@ func (p *pipeline) flush(ctx context.Context, src int) error {
 // when a repair abandoned the wait (the barrier may have been lost with
 // a consumer): a new barrier then follows everything sent before.
 func (p *pipeline) flushOnce(ctx context.Context, src int) (again bool, err error) {
-	last := len(p.query.Plan.Stages) - 1
-	id := p.nextBarrier.Add(1)
-	w := &barrierWait{remaining: p.query.Plan.Stages[last].Parallelism, done: make(chan struct{})}
-	p.mu.Lock()
-	p.waits[id] = w
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.waits, id)
-		p.mu.Unlock()
-	}()
+	id, w, forget := p.newWait()
+	defer forget()
 	if err := p.deliver(localOutlet{p.stages[src][0]}, message{barrier: id, source: src}); err != nil {
 		return false, err
 	}
@@ -919,6 +910,22 @@ func (p *pipeline) flushOnce(ctx context.Context, src int) (again bool, err erro
 			return false, err
 		}
 		return false, p.ctx.Err()
+	}
+}
+
+// newWait registers a wait for a new flush barrier, to arrive from
+// every last-stage instance; forget unregisters it.
+func (p *pipeline) newWait() (id uint64, w *barrierWait, forget func()) {
+	last := len(p.query.Plan.Stages) - 1
+	id = p.nextBarrier.Add(1)
+	w = &barrierWait{remaining: p.query.Plan.Stages[last].Parallelism, done: make(chan struct{})}
+	p.mu.Lock()
+	p.waits[id] = w
+	p.mu.Unlock()
+	return id, w, func() {
+		p.mu.Lock()
+		delete(p.waits, id)
+		p.mu.Unlock()
 	}
 }
 

@@ -779,17 +779,8 @@ func (p *pipeline) replay(pl placement, epoch uint64, rs []*reroute) {
 // replayed), reached the result: a flush barrier on every outlet of the
 // source.
 func (p *pipeline) replayFlush(ctx context.Context, src int, direct map[*backupOutlet]outlet) error {
-	last := len(p.query.Plan.Stages) - 1
-	id := p.nextBarrier.Add(1)
-	w := &barrierWait{remaining: p.query.Plan.Stages[last].Parallelism, done: make(chan struct{})}
-	p.mu.Lock()
-	p.waits[id] = w
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.waits, id)
-		p.mu.Unlock()
-	}()
+	id, w, forget := p.newWait()
+	defer forget()
 	in := p.stages[src][0]
 	for _, o := range in.route.outs {
 		m := message{barrier: id, source: src, from: in.idx, side: p.consumer[src].side}

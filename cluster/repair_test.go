@@ -40,20 +40,7 @@ func testRepair(t *testing.T, kills []int) {
 			run(t, s, "CREATE CONTINUOUS QUERY "+name+" AS "+q)
 		}
 	}
-	ref, _ := startTestCluster(t, Config{Parallelism: 1}, 0)
-	defer ref.Close()
-	rs, _ := ref.NewSession(context.Background(), "t", "spate")
-	setup(rs)
-	copyCSV(t, rs, "ev", lines)
-
-	c, stop, kill := startKillableCluster(t, Config{Parallelism: 3, BatchRows: 200, CheckpointInterval: 20 * time.Millisecond, CheckpointStore: "memory"}, 3)
-	defer func() {
-		c.BeginShutdown()
-		stop()
-		c.Close()
-	}()
-	s, _ := c.NewSession(context.Background(), "t", "spate")
-	setup(s)
+	rs, s, _, kill := startCompared(t, setup, lines, Config{Parallelism: 3, BatchRows: 200}, 3)
 	copyCSV(t, s, "ev", lines[:half])
 	waitUntil(t, 10*time.Second, "a complete checkpoint of tumble", func() bool {
 		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE query = 'tumble' AND status = 'complete'")[0][0] != "0"
@@ -125,20 +112,7 @@ func TestLostChannelRepaired(t *testing.T) {
 		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
 		run(t, s, "CREATE CONTINUOUS QUERY w AS SELECT k, window_end, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
 	}
-	ref, _ := startTestCluster(t, Config{Parallelism: 1}, 0)
-	defer ref.Close()
-	rs, _ := ref.NewSession(context.Background(), "t", "spate")
-	setup(rs)
-	copyCSV(t, rs, "ev", lines)
-
-	c, stop := startTestCluster(t, Config{Parallelism: 2, BatchRows: 100, CheckpointInterval: 20 * time.Millisecond, CheckpointStore: "memory"}, 2)
-	defer func() {
-		c.BeginShutdown()
-		stop()
-		c.Close()
-	}()
-	s, _ := c.NewSession(context.Background(), "t", "spate")
-	setup(s)
+	rs, s, c, _ := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 100}, 2)
 	copyCSV(t, s, "ev", lines[:2000])
 	waitUntil(t, 10*time.Second, "a complete checkpoint", func() bool {
 		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE status = 'complete'")[0][0] != "0"
@@ -214,6 +188,29 @@ func TestInstanceCheckpoints(t *testing.T) {
 	if pos := run(t, s, "SELECT positions FROM spate_checkpoints WHERE status = 'complete'"); len(pos) == 0 || !strings.HasPrefix(pos[len(pos)-1][0], "stage 0 at ") {
 		t.Errorf("SHOW CHECKPOINTS positions: %v", pos)
 	}
+}
+
+// startCompared starts a single-process reference, set up by setup and
+// fed lines into ev, and a cluster of in-process workers with cfg
+// (checkpoints every 20 ms) set up the same way; both stop when the
+// test ends. kill stops a worker (startKillableCluster).
+func startCompared(t *testing.T, setup func(Session), lines []string, cfg Config, workers int) (ref, s Session, c *Coordinator, kill func(int)) {
+	t.Helper()
+	rc, _ := startTestCluster(t, Config{Parallelism: 1}, 0)
+	t.Cleanup(rc.Close)
+	ref, _ = rc.NewSession(context.Background(), "t", "spate")
+	setup(ref)
+	copyCSV(t, ref, "ev", lines)
+	cfg.CheckpointInterval, cfg.CheckpointStore = 20*time.Millisecond, "memory"
+	c, stop, kill := startKillableCluster(t, cfg, workers)
+	t.Cleanup(func() {
+		c.BeginShutdown()
+		stop()
+		c.Close()
+	})
+	s, _ = c.NewSession(context.Background(), "t", "spate")
+	setup(s)
+	return ref, s, c, kill
 }
 
 // waitUntil polls cond every 20 ms until it holds or timeout passes.
