@@ -375,6 +375,14 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 		if qr.repairs != repair {
 			return // a later repair took over; it finishes
 		}
+		rec.Status = "recovered"
+		if err != nil && p.failure() == nil {
+			// The replay is still draining (or a flush broke): what
+			// reached the result so far is delivered as the difference,
+			// the rest as usual when it comes.
+			rec.Status = "recovered (the replay was not through after " + time.Since(rec.Detected).Round(time.Second).String() + ": " + err.Error() + ")"
+			err = nil
+		}
 		if err == nil {
 			err = qr.result.finishRecovery()
 		}
@@ -386,7 +394,6 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 		qr.result.mu.Unlock()
 		qr.recovering.Store(false)
 		qr.ckpt.unpause()
-		rec.Status = "recovered"
 		if err != nil {
 			rec.Status = "failed: " + err.Error()
 		}
