@@ -33,6 +33,11 @@ type instanceSnapshot struct {
 	// instance), or "feed:N" for a source stage.
 	Positions string   `json:"positions"`
 	Received  []uint64 `json:"received"` // the counts behind Positions
+	// AlignMicros is the time from the first input's barrier to the
+	// last's (inputs that delivered it were held meanwhile); PauseMicros
+	// the time the instance stopped to take its operators' snapshots.
+	AlignMicros int64 `json:"align_us"`
+	PauseMicros int64 `json:"pause_us"`
 	// Ops[i] is exec.Snapshot.Marshal of the chain's i-th operator (the
 	// two-input head first, when there is one); nil for a stateless one.
 	Ops [][]byte `json:"-"`

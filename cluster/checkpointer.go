@@ -112,14 +112,18 @@ type instanceCheckpoint struct {
 	Bytes     int64
 	Took      time.Duration // from the epoch's start to the snapshot's arrival
 	Positions string        // instanceSnapshot.Positions
+	// Align and Pause are instanceSnapshot.AlignMicros and PauseMicros.
+	Align, Pause time.Duration
 }
 
 // instanceDone records an instance's snapshot (or its failure), taken on
 // host, and reports whether the epoch just completed.
 func (k *checkpointer) instanceDone(epoch uint64, stage, idx int, host string, data []byte, err error) (*pendingCheckpoint, bool) {
 	var positions string
+	var align, pause time.Duration
 	if h, herr := snapshotHeader(data); err == nil && herr == nil {
 		positions = h.Positions
+		align, pause = time.Duration(h.AlignMicros)*time.Microsecond, time.Duration(h.PauseMicros)*time.Microsecond
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -131,7 +135,7 @@ func (k *checkpointer) instanceDone(epoch uint64, stage, idx int, host string, d
 		pc.err = err
 	}
 	pc.snaps[[2]int{stage, idx}] = data
-	pc.inst[[2]int{stage, idx}] = instanceCheckpoint{Host: host, Bytes: int64(len(data)), Took: time.Since(pc.started), Positions: positions}
+	pc.inst[[2]int{stage, idx}] = instanceCheckpoint{Host: host, Bytes: int64(len(data)), Took: time.Since(pc.started), Positions: positions, Align: align, Pause: pause}
 	pc.bytes += int64(len(data))
 	return pc, k.completeLocked(epoch, pc)
 }

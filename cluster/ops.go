@@ -724,12 +724,13 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		return cols, rows, true
 	case "instance checkpoints":
 		cols := []Column{{"query", planner.TypeText}, {"epoch", planner.TypeBigInt}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt},
-			{"worker", planner.TypeText}, {"bytes", planner.TypeBigInt}, {"duration_ms", planner.TypeDouble}, {"positions", planner.TypeText}, {"status", planner.TypeText}}
+			{"worker", planner.TypeText}, {"bytes", planner.TypeBigInt}, {"duration_ms", planner.TypeDouble}, {"alignment_ms", planner.TypeDouble},
+			{"pause_ms", planner.TypeDouble}, {"positions", planner.TypeText}, {"status", planner.TypeText}}
 		var rows [][]any
 		for _, qr := range c.runningQueries() {
 			for _, r := range qr.ckpt.instanceRecords() {
 				rows = append(rows, []any{qr.def.Name, int64(r.epoch), int64(r.key[0]), int64(r.key[1]), r.ic.Host, r.ic.Bytes,
-					ms(r.ic.Took), r.ic.Positions, r.status})
+					ms(r.ic.Took), ms(r.ic.Align), ms(r.ic.Pause), r.ic.Positions, r.status})
 			}
 		}
 		return cols, rows, true

@@ -168,15 +168,16 @@ type instance struct {
 	// Checkpoint alignment: while aligning epoch ckptEpoch, inputs that
 	// delivered its barrier are blocked and their later messages held,
 	// in order, until every input has delivered it.
-	aligning  bool
-	ckptEpoch uint64
-	barred    []bool
-	nbarred   int
-	held      [][]message
-	out       int64 // output watermark last forwarded
-	barriers  map[uint64]int
-	route     route
-	hashes    []uint64
+	aligning   bool
+	ckptEpoch  uint64
+	alignStart time.Time // the first barrier of ckptEpoch
+	barred     []bool
+	nbarred    int
+	held       [][]message
+	out        int64 // output watermark last forwarded
+	barriers   map[uint64]int
+	route      route
+	hashes     []uint64
 	// lag is how far (µs) the stage's output watermark trails its input
 	// watermark: an interval join still emits left rows (null-padded ones)
 	// up to its upper bound after the watermark passed their time.
@@ -563,7 +564,7 @@ func (in *instance) dispatch(m message) error {
 // dispatched again.
 func (in *instance) checkpointBarrier(slot int, epoch uint64) error {
 	if !in.aligning {
-		in.aligning, in.ckptEpoch = true, epoch
+		in.aligning, in.ckptEpoch, in.alignStart = true, epoch, time.Now()
 	}
 	if epoch != in.ckptEpoch {
 		return fmt.Errorf("checkpoint barrier %d arrived while aligning %d", epoch, in.ckptEpoch)
@@ -575,7 +576,12 @@ func (in *instance) checkpointBarrier(slot int, epoch uint64) error {
 	}
 	// The instance takes its state (operator snapshots are immutable
 	// copies) and goes on; encoding and reporting happen elsewhere.
+	cutStart := time.Now()
 	cut, err := in.cut()
+	if err == nil {
+		cut.head.AlignMicros = cutStart.Sub(in.alignStart).Microseconds()
+		cut.head.PauseMicros = time.Since(cutStart).Microseconds()
+	}
 	if err != nil {
 		if in.p.onCheckpoint != nil {
 			in.p.onCheckpoint(epoch, nil, err)

@@ -159,17 +159,17 @@ func TestInstanceCheckpoints(t *testing.T) {
 	rows := run(t, s, "SHOW INSTANCE CHECKPOINTS")
 	var feed, agg []string
 	for _, r := range rows {
-		if r[8] != "complete" {
+		if r[10] != "complete" {
 			continue
 		}
 		switch r[2] {
 		case "0":
-			feed = append(feed, r[7])
+			feed = append(feed, r[9])
 			if r[4] != "coordinator" {
 				t.Errorf("the source instance's checkpoint came from %s", r[4])
 			}
 		case "1":
-			agg = append(agg, r[7])
+			agg = append(agg, r[9])
 			if r[4] != "w1" && r[4] != "w2" {
 				t.Errorf("an aggregate instance's checkpoint came from %q", r[4])
 			}
@@ -179,6 +179,9 @@ func TestInstanceCheckpoints(t *testing.T) {
 	// each aggregate instance covers one channel from the source.
 	if len(feed) != 1 || !strings.HasPrefix(feed[0], "feed:") || len(agg) != 2 {
 		t.Fatalf("instance checkpoints: %v", rows)
+	}
+	if pause := run(t, s, "SELECT MIN(pause_ms), MIN(alignment_ms) FROM spate_instance_checkpoints WHERE status = 'complete'"); pause[0][0] == "" || strings.HasPrefix(pause[0][0], "-") || strings.HasPrefix(pause[0][1], "-") {
+		t.Errorf("pause and alignment times %v", pause)
 	}
 	for _, p := range agg {
 		if !strings.HasPrefix(p, "0.0:") || p == "0.0:0" {
