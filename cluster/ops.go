@@ -554,6 +554,34 @@ func (ci *copyIn) Abort(reason string) {
 	ci.dec.Close()
 }
 
+// receivedLoad sums, for each instance of a partitioned stage, the rows
+// its producers sent it per load bucket of its key range.
+func receivedLoad(q *planner.ContinuousQuery, statuses []instanceStatus) map[[2]int][]uint64 {
+	consumer := map[int]int{}
+	for _, st := range q.Plan.Stages {
+		for _, side := range st.Sides {
+			consumer[side.Stage] = st.ID
+		}
+	}
+	out := map[[2]int][]uint64{}
+	for _, st := range statuses {
+		to, ok := consumer[st.Stage]
+		if !ok {
+			continue
+		}
+		for j, counts := range st.SentLoad {
+			key := [2]int{to, j}
+			if out[key] == nil {
+				out[key] = make([]uint64, LoadBuckets)
+			}
+			for b, n := range counts {
+				out[key][b] += n
+			}
+		}
+	}
+	return out
+}
+
 // runningQueries lists the running continuous queries in catalog order.
 func (c *Coordinator) runningQueries() []*queryRuntime {
 	var out []*queryRuntime
@@ -691,20 +719,22 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		}
 		return cols, rows, true
 	case "instances":
-		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"queue_depth", planner.TypeBigInt}, {"busy_seconds", planner.TypeDouble}, {"route_version", planner.TypeBigInt}, {"incarnation", planner.TypeBigInt}, {"replay_buffer_bytes", planner.TypeBigInt}}
+		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"queue_depth", planner.TypeBigInt}, {"busy_seconds", planner.TypeDouble}, {"route_version", planner.TypeBigInt}, {"incarnation", planner.TypeBigInt}, {"replay_buffer_bytes", planner.TypeBigInt},
+			{"load_buckets", planner.TypeText}}
 		var rows [][]any
-		for _, q := range c.catalog.Queries() {
-			c.mu.Lock()
-			qr := c.queries[q.Name]
-			c.mu.Unlock()
-			if qr == nil {
-				continue
-			}
-			for _, st := range c.instanceStatuses(qr) {
+		for _, qr := range c.runningQueries() {
+			q := qr.def
+			statuses := c.instanceStatuses(qr)
+			load := receivedLoad(q, statuses)
+			for _, st := range statuses {
 				stage := q.Plan.Stages[st.Stage]
+				var buckets any
+				if l := load[[2]int{st.Stage, st.Instance}]; l != nil {
+					buckets = fmt.Sprint(l)
+				}
 				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, st.Instance), st.Host,
 					st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark),
-					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion), int64(st.Gen), st.KeptBytes})
+					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion), int64(st.Gen), st.KeptBytes, buckets})
 			}
 		}
 		return cols, rows, true

@@ -134,6 +134,34 @@ type route struct {
 	partitionBy []int    // key columns of the consumer's side
 	splits      []uint64 // consumer instance i owns hashes [splits[i-1], splits[i])
 	outs        []outlet // outs[i] reaches consumer instance i
+	// load counts the rows sent to each consumer instance in each of
+	// LoadBuckets equal parts of its key range: load[i*LoadBuckets+b]
+	// (partitioned routes only). counts is emit's scratch.
+	load   []atomic.Uint64
+	counts []uint64
+}
+
+// LoadBuckets is how many equal parts of its key range an instance's
+// input rows are counted in (SHOW INSTANCES.load_buckets): where in its
+// range the load is, for a split that balances it.
+const LoadBuckets = 16
+
+// LoadBucket is which of n equal parts of [lo, hi] hash h falls in (the
+// last part may be shorter).
+func LoadBucket(lo, hi uint64, n int, h uint64) int {
+	return int((h - lo) / ((hi-lo)/uint64(n) + 1))
+}
+
+// rangeOf is consumer instance i's key range under splits.
+func rangeOf(splits []uint64, i int) (lo, hi uint64) {
+	lo, hi = 0, math.MaxUint64
+	if i > 0 {
+		lo = splits[i-1]
+	}
+	if i < len(splits) {
+		hi = splits[i] - 1
+	}
+	return lo, hi
 }
 
 // instance is one running copy of a stage.
@@ -354,6 +382,10 @@ func (in *instance) wire(ctx context.Context, pl placement) error {
 			o = newBackupOutlet(p, ch, o)
 		}
 		in.route.outs = append(in.route.outs, o)
+	}
+	if len(in.route.outs) > 1 {
+		in.route.load = make([]atomic.Uint64, len(in.route.outs)*LoadBuckets)
+		in.route.counts = make([]uint64, len(in.route.outs)*LoadBuckets)
 	}
 	in.wired.Store(true)
 	return nil
@@ -739,9 +771,15 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 		return in.deliver(r.outs[0], message{side: side, from: in.idx, rec: rec})
 	}
 	in.hashes = exec.HashColumns(rec, r.partitionBy, in.hashes[:0])
-	parts, err := splitByRange(rec, in.hashes, r.splits)
+	parts, err := splitByRange(rec, in.hashes, r.splits, r.counts)
 	if err != nil {
 		return err
+	}
+	for i, n := range r.counts {
+		if n != 0 {
+			r.load[i].Add(n)
+			r.counts[i] = 0
+		}
 	}
 	for i, part := range parts {
 		if part == nil {
@@ -761,12 +799,25 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 
 // splitByRange partitions rec by the key range each row's hash falls in.
 // Part i is nil when no row falls in range i; the caller owns the parts.
-func splitByRange(rec arrow.RecordBatch, hashes []uint64, splits []uint64) ([]arrow.RecordBatch, error) {
+// With counts (LoadBuckets per range), each row is counted in the
+// bucket of its range it falls in.
+func splitByRange(rec arrow.RecordBatch, hashes []uint64, splits []uint64, counts []uint64) ([]arrow.RecordBatch, error) {
 	n := len(splits) + 1
 	idx := make([][]int32, n)
+	var los, widths []uint64 // of each range's load buckets
+	if counts != nil {
+		los, widths = make([]uint64, n), make([]uint64, n)
+		for r := range n {
+			lo, hi := rangeOf(splits, r)
+			los[r], widths[r] = lo, (hi-lo)/LoadBuckets+1 // as LoadBucket
+		}
+	}
 	for row, h := range hashes {
 		r := sort.Search(len(splits), func(i int) bool { return splits[i] > h })
 		idx[r] = append(idx[r], int32(row))
+		if counts != nil {
+			counts[r*LoadBuckets+int((h-los[r])/widths[r])]++
+		}
 	}
 	parts := make([]arrow.RecordBatch, n)
 	for r, rows := range idx {
@@ -1095,6 +1146,9 @@ type instanceStatus struct {
 	Gen          int        `json:"gen"`
 	// KeptBytes is the output kept for replay (upstream backup).
 	KeptBytes int64 `json:"kept_bytes"`
+	// SentLoad[j][b] is the rows sent to consumer instance j in bucket b
+	// of its key range (partitioned routes only).
+	SentLoad [][]uint64 `json:"sent_load,omitempty"`
 }
 
 // localStats reads the local instances' counters as published after
@@ -1112,6 +1166,12 @@ func (p *pipeline) localStats() []instanceStatus {
 				QueueDepth: len(in.in), BusySeconds: float64(in.busy.Load()) / 1e9, Gen: in.gen}
 			if in.wired.Load() {
 				st.RouteVersion = in.route.version
+				for i := range in.route.load {
+					if i%LoadBuckets == 0 {
+						st.SentLoad = append(st.SentLoad, make([]uint64, LoadBuckets))
+					}
+					st.SentLoad[i/LoadBuckets][i%LoadBuckets] = in.route.load[i].Load()
+				}
 				for _, o := range in.route.outs {
 					if b, ok := o.(*backupOutlet); ok {
 						st.KeptBytes += b.bytes.Load()
@@ -1129,14 +1189,7 @@ func keyRange(st *planner.Stage, i int) string {
 	if len(st.PartitionBy) == 0 {
 		return "all"
 	}
-	splits := evenSplits(st.Parallelism)
-	lo, hi := uint64(0), uint64(math.MaxUint64)
-	if i > 0 {
-		lo = splits[i-1]
-	}
-	if i < len(splits) {
-		hi = splits[i] - 1
-	}
+	lo, hi := rangeOf(evenSplits(st.Parallelism), i)
 	return fmt.Sprintf("[%016x, %016x]", lo, hi)
 }
 

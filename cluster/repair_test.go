@@ -227,3 +227,44 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestLoadBuckets: SHOW INSTANCES counts, for each instance of a
+// partitioned stage, the rows it received in each sixteenth of its key
+// range — all of them, and a single hot key's in one bucket.
+func TestLoadBuckets(t *testing.T) {
+	c, stop := startTestCluster(t, Config{Parallelism: 2}, 0)
+	defer func() {
+		stop()
+		c.Close()
+	}()
+	s, _ := c.NewSession(context.Background(), "t", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	var lines []string
+	for i := range 1000 {
+		k := i % 50
+		if i%2 == 0 {
+			k = 7 // half the rows on one key
+		}
+		lines = append(lines, fmt.Sprintf("%d,%d,%d", k, i, i))
+	}
+	copyCSV(t, s, "ev", lines)
+	total, hottest := 0, 0
+	for _, r := range run(t, s, "SELECT load_buckets FROM spate_instances WHERE query = 'totals' AND stage = 1") {
+		var b [LoadBuckets]int
+		if _, err := fmt.Sscanf(r[0], "[%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d]", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &b[7],
+			&b[8], &b[9], &b[10], &b[11], &b[12], &b[13], &b[14], &b[15]); err != nil {
+			t.Fatalf("load_buckets %q: %v", r[0], err)
+		}
+		for _, n := range b {
+			total += n
+			hottest = max(hottest, n)
+		}
+	}
+	if total != 1000 || hottest < 500 {
+		t.Fatalf("load buckets count %d rows (want 1000), the hottest bucket %d (want at least the hot key's 500)", total, hottest)
+	}
+	if got := run(t, s, "SELECT load_buckets FROM spate_instances WHERE query = 'totals' AND stage = 0")[0][0]; got != "NULL" {
+		t.Errorf("the source stage has load buckets %q", got)
+	}
+}

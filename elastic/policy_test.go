@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spatedb/spate/cluster"
 )
 
 var whole = KeyRange{0, math.MaxUint64}
@@ -221,5 +223,17 @@ func TestLoopAppliesDecisions(t *testing.T) {
 	<-done
 	if len(got) != 0 {
 		t.Errorf("more decisions within the cool-down: %v", <-got)
+	}
+}
+
+// The runtime counts SHOW INSTANCES.load_buckets with cluster.LoadBucket;
+// split points are computed with Bucket: they must agree.
+func TestBucketMatchesRuntime(t *testing.T) {
+	for _, r := range []KeyRange{whole, halves[0], halves[1], {1000, 1999}} {
+		for _, h := range []uint64{r.Lo, r.Lo + 1, r.Lo + (r.Hi-r.Lo)/3, r.Lo + (r.Hi-r.Lo)/2, r.Hi - 1, r.Hi} {
+			if a, b := Bucket(r, cluster.LoadBuckets, h), cluster.LoadBucket(r.Lo, r.Hi, cluster.LoadBuckets, h); a != b {
+				t.Errorf("%v hash %x: Bucket %d, cluster.LoadBucket %d", r, h, a, b)
+			}
+		}
 	}
 }
