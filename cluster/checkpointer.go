@@ -419,8 +419,8 @@ func (c *Coordinator) wireCheckpoints(qr *queryRuntime, p *pipeline) {
 // checkpointReported records an instance's snapshot. The work of a
 // completed checkpoint runs on a goroutine of its own: the reporter may be
 // an instance or the sink on the data path, or the registry's reader,
-// none of which may wait for the feed log (a feed blocked on
-// back-pressure, or a recovery, holds it).
+// none of which may wait for the outlets' locks it takes to trim them (a
+// send blocked on back-pressure holds one).
 func (c *Coordinator) checkpointReported(qr *queryRuntime, epoch uint64, stage, idx int, data []byte, err error) {
 	host := ""
 	if pl := qr.pipeline().placement(); stage >= 0 && stage < len(pl.Hosts) && idx >= 0 && idx < len(pl.Hosts[stage]) {

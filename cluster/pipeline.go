@@ -66,11 +66,9 @@ type pipeline struct {
 	nextBarrier  atomic.Uint64
 	sendSeq      atomic.Uint64 // numbers what outlets keep (backup.go)
 	stopOnce     sync.Once
-	// onFailure, when set, may take over a failure (a recovery) instead
-	// of failing the query; onLost, when set, hears of a consumer lost
-	// by an outlet that keeps its output for replay (backup.go).
-	onFailure func(error) bool
-	onLost    func(channelName)
+	// onLost, when set, hears of a consumer lost by an outlet that keeps
+	// its output for replay (backup.go).
+	onLost func(channelName)
 	// sinkGen is the incarnation of the sink (coordinator): channels and
 	// messages of an older one are refused after a repair.
 	sinkGen      atomic.Int64
@@ -1020,9 +1018,6 @@ func (p *pipeline) fail(err error) {
 	p.mu.Unlock()
 	p.cancel()
 	if !first {
-		return
-	}
-	if p.onFailure != nil && p.onFailure(err) {
 		return
 	}
 	if p.result != nil {
