@@ -439,6 +439,7 @@ func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pe
 		return
 	}
 	qr.result.commit(epoch)
+	c.roundCheckpointed(qr, epoch, pc)
 	// The outlets' kept output before the barrier is no longer needed.
 	p := qr.pipeline()
 	p.trimKept(epoch)
@@ -522,6 +523,14 @@ func (c *Coordinator) checkpointQuery(qr *queryRuntime) {
 	if p.failure() != nil || qr.recovering.Load() || qr.ckpt.inFlight() > 0 {
 		return
 	}
+	c.beginCheckpoint(qr)
+}
+
+// beginCheckpoint opens the query's next epoch and puts its barrier into
+// each source stage; 0 when checkpoints are paused or a barrier could
+// not go in.
+func (c *Coordinator) beginCheckpoint(qr *queryRuntime) uint64 {
+	p := qr.pipeline()
 	stages := qr.def.Plan.Stages
 	instances := 0
 	for _, st := range stages {
@@ -529,7 +538,7 @@ func (c *Coordinator) checkpointQuery(qr *queryRuntime) {
 	}
 	epoch := qr.ckpt.begin(instances, stages[len(stages)-1].Parallelism)
 	if epoch == 0 {
-		return
+		return 0
 	}
 	for _, st := range stages {
 		if st.Source == nil {
@@ -537,9 +546,10 @@ func (c *Coordinator) checkpointQuery(qr *queryRuntime) {
 		}
 		err := c.withSourceLock(st.Source.Relation, func() error { return p.injectCheckpoint(st.ID, epoch) })
 		if err != nil {
-			return
+			return 0
 		}
 	}
+	return epoch
 }
 
 // withSourceLock runs fn holding the lock under which a relation feeds
@@ -568,19 +578,34 @@ func (c *Coordinator) withSourceLock(relation string, fn func() error) error {
 // messages: kept output costs memory and, in many small batches, the
 // garbage collector's time.
 func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Duration) {
+	var lastRound time.Time
 	every(done, min(interval, 100*time.Millisecond), func() {
-		c.mu.Lock()
 		var qs []*queryRuntime
-		for _, qr := range c.queries {
-			if len(qr.pipeline().placement().hostsOf(coordinatorHost)) > 0 {
-				qs = append(qs, qr)
+		due := false
+		for _, qr := range c.runningQueries() {
+			if len(qr.pipeline().placement().hostsOf(coordinatorHost)) == 0 && !c.restartPointsOn() {
+				continue
+			}
+			qs = append(qs, qr)
+			bytes, msgs := qr.pipeline().keptLocal()
+			due = due || time.Since(qr.ckpt.lastBegun()) >= interval || bytes > keptLimit || msgs > keptMessages
+		}
+		if !due {
+			return
+		}
+		// A restart point checkpoints every query at once (restart.go);
+		// when one cannot be taken, each query is checkpointed alone.
+		if c.restartPointsOn() {
+			c.abandonStaleRound(10 * interval)
+			if time.Since(lastRound) >= interval && c.beginRound() {
+				lastRound = time.Now()
+				return
 			}
 		}
-		c.mu.Unlock()
-		sort.Slice(qs, func(i, j int) bool { return qs[i].def.Name < qs[j].def.Name })
 		for _, qr := range qs {
 			bytes, msgs := qr.pipeline().keptLocal()
-			if time.Since(qr.ckpt.lastBegun()) >= interval || bytes > keptLimit || msgs > keptMessages {
+			if len(qr.pipeline().placement().hostsOf(coordinatorHost)) > 0 &&
+				(time.Since(qr.ckpt.lastBegun()) >= interval || bytes > keptLimit || msgs > keptMessages) {
 				c.checkpointQuery(qr)
 			}
 		}

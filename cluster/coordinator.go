@@ -55,6 +55,9 @@ type Config struct {
 	// is synced there before it is acknowledged, and Recover replays it
 	// after a restart. Default: nothing persists.
 	DataDir string
+	// WALSegmentBytes is the size of the log's segments, the unit it is
+	// trimmed in (tests). Default 64 MiB.
+	WALSegmentBytes int64
 	// CheckpointInterval is how often each query with instances on
 	// workers is checkpointed (checkpointer.go). Default 10s; negative:
 	// never.
@@ -104,6 +107,12 @@ type Coordinator struct {
 	net      *dataPlane        // nil without a cluster
 	wal      *wal              // nil without a data directory
 	store    storage.BlobStore // checkpoint store; nil: memory only
+	// ddlLog is every DDL statement applied, in order; round is the
+	// restart point being taken; restore, during Recover, what the
+	// queries of a restart point resume from (restart.go). Under mu.
+	ddlLog  []ddlEntry
+	round   *restartRound
+	restore map[string]*restoring
 	bg       sync.WaitGroup
 
 	mu sync.Mutex
@@ -202,7 +211,7 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 	c.registerSystemTables()
 	c.done = make(chan struct{})
 	if cfg.DataDir != "" {
-		w, err := openWAL(cfg.DataDir)
+		w, err := openWAL(cfg.DataDir, cfg.WALSegmentBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -950,6 +959,9 @@ func (c *Coordinator) ddl(sql string, parallelism int, apply func() error) error
 	if err := apply(); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.ddlLog = append(c.ddlLog, ddlEntry{SQL: sql, Parallelism: parallelism})
+	c.mu.Unlock()
 	if err := c.wal.appendStatement(walDDL, "", sql, parallelism, nil); err != nil {
 		return err
 	}

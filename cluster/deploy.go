@@ -171,16 +171,55 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 		return nil, err
 	}
 	c.wireCheckpoints(qr, p)
-	if pl.Buffered {
-		// Repairable: the result can go back to a checkpoint, and a lost
-		// consumer is restored (recovery.go).
+	if pl.Buffered || c.restartPointsOn() {
+		// The result can go back to a checkpoint (a repair), or be
+		// written as of one (a restart point).
 		result.mu.Lock()
 		result.tracking = true
 		result.mu.Unlock()
+	}
+	if pl.Buffered {
+		// Repairable: a lost consumer is restored (recovery.go).
 		p.onLost = func(ch channelName) { c.consumerLost(qr, ch) }
 	}
+	// Resuming from a restart point (Recover): the result as it was, and
+	// the instances' snapshots, restored before anything runs.
+	c.mu.Lock()
+	rs := c.restore[q.Name]
+	delete(c.restore, q.Name)
+	c.mu.Unlock()
+	if rs != nil {
+		if err := result.load(rs.result, rs.wm); err != nil {
+			p.stop()
+			return nil, fmt.Errorf("restoring the result of %q: %w", q.Name, err)
+		}
+	}
 	workers := pl.hostsOf(coordinatorHost)
+	restoreAll := func() error {
+		if rs == nil {
+			return nil
+		}
+		var local []*instanceSnapshot
+		for k, data := range rs.snaps {
+			if h := pl.Hosts[k[0]][k[1]]; h != coordinatorHost {
+				if err := c.sendRestore(h, pl, k, data); err != nil {
+					return err
+				}
+				continue
+			}
+			s, err := unmarshalInstanceSnapshot(data)
+			if err != nil {
+				return err
+			}
+			local = append(local, s)
+		}
+		return p.restoreLocal(local)
+	}
 	if len(workers) == 0 {
+		if err := restoreAll(); err != nil {
+			p.stop()
+			return nil, err
+		}
 		if err := p.start(context.Background()); err != nil {
 			p.stop()
 			return nil, err
@@ -204,6 +243,9 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 			return fail(err)
 		}
 		deployed = append(deployed, w)
+	}
+	if err := restoreAll(); err != nil {
+		return fail(err)
 	}
 	for _, w := range workers {
 		if err := c.reg.Call(ctx, w, reqStart, runRequest{Run: pl.Run}, nil); err != nil {

@@ -55,8 +55,8 @@ const (
 	walCloseWinds = "close"  // a stream's windows closed (no rows)
 )
 
-func openWAL(dataDir string) (*wal, error) {
-	l, err := storage.OpenLog(filepath.Join(dataDir, "wal"), storage.LogOptions{})
+func openWAL(dataDir string, segmentBytes int64) (*wal, error) {
+	l, err := storage.OpenLog(filepath.Join(dataDir, "wal"), storage.LogOptions{SegmentBytes: segmentBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +191,7 @@ func decodeParams(s string) ([]Param, error) {
 
 // RecoveryStats says what Recover replayed.
 type RecoveryStats struct {
+	From       uint64 // the log position replayed from (a restart point's; 1 without)
 	Entries    int64
 	Statements int64
 	Rows       int64
@@ -237,12 +238,56 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 		}
 		return c.flushStream(ctx, s)
 	}
+	// From the newest restart point (restart.go), when there is one: its
+	// DDL, with the queries resuming from their checkpoints, its tables
+	// and streams, then the log after it.
+	from := uint64(1)
+	m, err := c.latestRestartPoint(ctx)
+	if err != nil {
+		return st, fmt.Errorf("reading the restart point: %w", err)
+	}
+	if m != nil {
+		c.cfg.Logger.Info().Uint64("position", m.Pos).Time("taken", m.Taken).Int("queries", len(m.Queries)).Msg("resuming from the restart point")
+		if err := c.loadRestartPoint(ctx, m); err != nil {
+			return st, fmt.Errorf("reading the restart point: %w", err)
+		}
+		// A query resumes in its last CREATE (one dropped and created
+		// again starts fresh before that).
+		restore := c.restore
+		c.restore = nil
+		lastCreate := map[string]int{}
+		for i, d := range m.DDL {
+			if cq, ok := parseCreateQuery(d.SQL); ok {
+				lastCreate[cq] = i
+			}
+		}
+		for i, d := range m.DDL {
+			if cq, ok := parseCreateQuery(d.SQL); ok && lastCreate[cq] == i && restore[cq] != nil {
+				c.mu.Lock()
+				c.restore = map[string]*restoring{cq: restore[cq]}
+				c.mu.Unlock()
+			}
+			err := c.replaySQL(ctx, sess, d.SQL, int64(d.Parallelism), nil)
+			c.mu.Lock()
+			c.restore = nil
+			c.mu.Unlock()
+			if err != nil {
+				return st, fmt.Errorf("restart point: %w", err)
+			}
+			st.Statements++
+		}
+		if err := c.loadRelations(ctx, m); err != nil {
+			return st, fmt.Errorf("restart point: %w", err)
+		}
+		from = m.Pos
+		st.From = m.Pos
+	}
 	last := c.wal.log.Next() - 1
-	if last > 0 {
-		c.cfg.Logger.Info().Uint64("entries", last).Msg("replaying the write-ahead log of the previous run")
+	if last >= from {
+		c.cfg.Logger.Info().Uint64("from", from).Uint64("to", last).Msg("replaying the write-ahead log of the previous run")
 	}
 	progress := time.Now()
-	err := c.wal.log.Read(1, func(seq uint64, rec arrow.RecordBatch) error {
+	err = c.wal.log.Read(from, func(seq uint64, rec arrow.RecordBatch) error {
 		st.Entries++
 		if time.Since(progress) > 5*time.Second {
 			progress = time.Now()
@@ -283,6 +328,19 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 	return st, nil
 }
 
+// parseCreateQuery returns the name a CREATE CONTINUOUS QUERY creates.
+func parseCreateQuery(sql string) (string, bool) {
+	stmt, err := parser.ParseOne(sql)
+	if err != nil {
+		return "", false
+	}
+	cq, ok := stmt.(*parser.CreateContinuousQuery)
+	if !ok {
+		return "", false
+	}
+	return cq.Name, true
+}
+
 func metaValue(md arrow.Metadata, key string) string {
 	if i := md.FindKey(key); i >= 0 {
 		return md.Values()[i]
@@ -297,6 +355,12 @@ func (c *Coordinator) replayStatement(ctx context.Context, sess *session, rec ar
 	if err != nil {
 		return err
 	}
+	return c.replaySQL(ctx, sess, sql, par, params)
+}
+
+// replaySQL runs a logged statement again, with the parallelism it was
+// planned with.
+func (c *Coordinator) replaySQL(ctx context.Context, sess *session, sql string, par int64, params []Param) error {
 	stmt, err := parser.ParseOne(sql)
 	if err != nil {
 		return fmt.Errorf("%q: %w", sql, err)

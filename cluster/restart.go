@@ -1,0 +1,520 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/spatedb/spate/exec"
+)
+
+// Restart points let `spate serve`, restarted after a full stop, resume
+// every continuous query from its checkpoints and replay only the tail
+// of the write-ahead log, which is then trimmed behind them.
+//
+// A round (beginRound) holds the log's order lock exclusively for a
+// moment — no statement is applied meanwhile — notes the log position P,
+// and puts a checkpoint barrier into every source stage of every query.
+// Each query's checkpoint then covers exactly the log's entries before
+// P. When every query's checkpoint is complete (roundCheckpointed), the
+// round writes, under restart/<P>/ in the checkpoint store: each
+// instance's snapshot, each result as of its checkpoint, every table's
+// rows and every stream's watermark as of P, and the DDL that made the
+// catalog; the manifest goes last. Then the log is trimmed before P and
+// older restart points are deleted.
+//
+// Recover starts from the newest restart point when there is one: it
+// runs the DDL (queries deploy with their instances restored and their
+// results loaded), loads the tables and streams, and replays the log
+// from P.
+//
+// Not yet: a query that reads another query's result. Its barrier would
+// have to enter its source when the upstream's sink has the barrier from
+// every last-stage instance, with the sink holding back what comes after
+// (alignment). While such a query exists, no round is taken: restarts
+// replay the whole log, which is not trimmed.
+
+// ddlEntry is a DDL statement as applied, with the parallelism a query
+// was planned with.
+type ddlEntry struct {
+	SQL         string `json:"sql"`
+	Parallelism int    `json:"parallelism"`
+}
+
+// streamState is what a stream keeps between its rows.
+type streamState struct {
+	MaxTime   int64 `json:"max_time"`
+	Watermark int64 `json:"watermark"`
+	RowsIn    int64 `json:"rows_in"`
+	LateRows  int64 `json:"late_rows"`
+}
+
+// restartManifest describes a restart point.
+type restartManifest struct {
+	Pos     uint64                 `json:"pos"` // the first log entry not covered
+	DDL     []ddlEntry             `json:"ddl"`
+	Streams map[string]streamState `json:"streams"`
+	Tables  []string               `json:"tables"`
+	Queries map[string]roundQuery  `json:"queries"`
+	Taken   time.Time              `json:"taken"`
+}
+
+type roundQuery struct {
+	Epoch     uint64   `json:"epoch"`
+	Instances [][2]int `json:"instances"`
+	Watermark int64    `json:"watermark"`
+}
+
+// restartRound is a round in progress.
+type restartRound struct {
+	manifest restartManifest
+	tables   map[string][]arrow.RecordBatch
+	started  time.Time
+
+	mu sync.Mutex
+	// protected by mu
+	done    map[string]*roundResult
+	written bool
+}
+
+type roundResult struct {
+	snaps  map[[2]int][]byte
+	result []byte
+	wm     int64
+}
+
+const restartPrefix = "restart/"
+
+// restartPointsOn reports whether rounds are taken: a log, a checkpoint
+// store and checkpoints.
+func (c *Coordinator) restartPointsOn() bool {
+	return c.wal != nil && c.store != nil && c.cfg.CheckpointInterval > 0
+}
+
+// beginRound starts a round if every query can take part; false when it
+// cannot now.
+func (c *Coordinator) beginRound() bool {
+	qs := c.runningQueries()
+	if len(qs) == 0 {
+		return false
+	}
+	for _, qr := range qs {
+		if qr.recovering.Load() || qr.ckpt.inFlight() > 0 || qr.pipeline().failure() != nil {
+			return false
+		}
+		for _, st := range qr.def.Plan.Stages {
+			if st.Source != nil && c.isQuery(st.Source.Relation) {
+				return false // see "Not yet" above
+			}
+		}
+	}
+	c.wal.order.Lock()
+	defer c.wal.order.Unlock()
+	r := &restartRound{started: time.Now(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{},
+		manifest: restartManifest{Pos: c.wal.log.Next(), Streams: map[string]streamState{}, Queries: map[string]roundQuery{}, Taken: time.Now()}}
+	c.mu.Lock()
+	r.manifest.DDL = append([]ddlEntry(nil), c.ddlLog...)
+	for name, s := range c.streams {
+		s.ingestMu.Lock()
+		r.manifest.Streams[name] = streamState{MaxTime: s.maxTime, Watermark: s.watermark.Load(), RowsIn: s.rowsIn.Load(), LateRows: s.lateRows.Load()}
+		s.ingestMu.Unlock()
+	}
+	for name, t := range c.tables {
+		t.mu.Lock()
+		for _, b := range t.batches {
+			b.Retain()
+			r.tables[name] = append(r.tables[name], b)
+		}
+		t.mu.Unlock()
+		r.manifest.Tables = append(r.manifest.Tables, name)
+	}
+	c.mu.Unlock()
+	sort.Strings(r.manifest.Tables)
+	for _, qr := range qs {
+		epoch := c.beginCheckpoint(qr)
+		if epoch == 0 {
+			r.release()
+			return false
+		}
+		r.manifest.Queries[qr.def.Name] = roundQuery{Epoch: epoch}
+	}
+	c.mu.Lock()
+	if c.round != nil {
+		c.round.release()
+	}
+	c.round = r
+	c.mu.Unlock()
+	return true
+}
+
+// isQuery reports whether relation is a continuous query.
+func (c *Coordinator) isQuery(relation string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queries[relation] != nil
+}
+
+// roundCheckpointed takes a query's complete checkpoint into the round
+// it belongs to and, with the last query's, writes the restart point.
+func (c *Coordinator) roundCheckpointed(qr *queryRuntime, epoch uint64, pc *pendingCheckpoint) {
+	c.mu.Lock()
+	r := c.round
+	c.mu.Unlock()
+	if r == nil || r.manifest.Queries[qr.def.Name].Epoch != epoch {
+		return
+	}
+	data, wm, err := qr.result.encodeAt(epoch)
+	if err != nil {
+		c.cfg.Logger.Warn().Err(err).Str("query", qr.def.Name).Msg("restart point: encoding the result")
+		return
+	}
+	r.mu.Lock()
+	r.done[qr.def.Name] = &roundResult{snaps: pc.snaps, result: data, wm: wm}
+	complete := len(r.done) == len(r.manifest.Queries) && !r.written
+	if complete {
+		r.written = true
+	}
+	r.mu.Unlock()
+	if complete {
+		go c.writeRestartPoint(r)
+	}
+}
+
+// writeRestartPoint writes a complete round to the store, then trims the
+// log and deletes older restart points.
+func (c *Coordinator) writeRestartPoint(r *restartRound) {
+	defer func() {
+		c.mu.Lock()
+		if c.round == r {
+			c.round = nil
+		}
+		c.mu.Unlock()
+		r.release()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	prefix := fmt.Sprintf("%s%020d/", restartPrefix, r.manifest.Pos)
+	put := func(key string, data []byte) error { return c.store.Put(ctx, prefix+key, data) }
+	fail := func(err error) {
+		c.cfg.Logger.Warn().Err(err).Uint64("position", r.manifest.Pos).Msg("writing a restart point")
+	}
+	for name, res := range r.done {
+		q := r.manifest.Queries[name]
+		for key, snap := range res.snaps {
+			if err := put(fmt.Sprintf("queries/%s/%d.%d", name, key[0], key[1]), snap); err != nil {
+				fail(err)
+				return
+			}
+			q.Instances = append(q.Instances, key)
+		}
+		q.Watermark = res.wm
+		r.manifest.Queries[name] = q
+		if err := put("results/"+name, res.result); err != nil {
+			fail(err)
+			return
+		}
+	}
+	for name, batches := range r.tables {
+		data, err := encodeBatches(batches)
+		if err == nil {
+			err = put("tables/"+name, data)
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+	}
+	m, err := json.Marshal(r.manifest)
+	if err == nil {
+		err = put("manifest.json", m)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	// Older restart points, and the log before this one, are not needed.
+	keys, err := c.store.List(ctx, restartPrefix)
+	if err == nil {
+		for _, k := range keys {
+			if !strings.HasPrefix(k, prefix) {
+				_ = c.store.Delete(ctx, k)
+			}
+		}
+	}
+	if err := c.wal.log.Trim(r.manifest.Pos - 1); err != nil {
+		fail(err)
+	}
+	c.cfg.Logger.Debug().Uint64("position", r.manifest.Pos).Int("queries", len(r.done)).Dur("took", time.Since(r.started)).Msg("restart point written")
+}
+
+func (r *restartRound) release() {
+	for _, bs := range r.tables {
+		releaseBatches(bs)
+	}
+	r.tables = nil
+}
+
+// abandonStaleRound drops a round that could not complete (a query
+// failed, was dropped or recovered meanwhile).
+func (c *Coordinator) abandonStaleRound(after time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.round
+	if r == nil || time.Since(r.started) < after {
+		return
+	}
+	r.mu.Lock()
+	written := r.written
+	r.mu.Unlock()
+	if !written {
+		c.round = nil
+		r.release()
+	}
+}
+
+// encodeAt encodes the result as of checkpoint epoch (what comes after
+// it is left out) and the watermark it has now.
+func (r *resultStore) encodeAt(epoch uint64) ([]byte, int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var batches []arrow.RecordBatch
+	if !r.updating {
+		for i, b := range r.batches {
+			if r.tags[i] <= epoch {
+				batches = append(batches, b)
+			}
+		}
+		data, err := encodeBatchesSchema(r.schema, batches)
+		return data, r.watermark, err
+	}
+	rows, counts := map[string][]any{}, map[string]int{}
+	for k, row := range r.rows {
+		rows[k], counts[k] = row, r.counts[k]
+	}
+	for i := len(r.undo) - 1; i >= 0 && r.undo[i].tag > epoch; i-- {
+		u := r.undo[i]
+		if u.row == nil {
+			delete(rows, u.key)
+			delete(counts, u.key)
+			continue
+		}
+		rows[u.key], counts[u.key] = u.row, u.count
+	}
+	keys := make([]string, 0, len(rows))
+	for k := range rows {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out [][]any
+	for _, k := range keys {
+		n := 1
+		if r.key == nil {
+			n = counts[k]
+		}
+		for range n {
+			out = append(out, rows[k])
+		}
+	}
+	var data []byte
+	var err error
+	if len(out) == 0 {
+		data, err = encodeBatchesSchema(r.schema, nil)
+	} else {
+		rec, rerr := exec.RecordFromValues(r.schema, out)
+		if rerr != nil {
+			return nil, 0, rerr
+		}
+		data, err = encodeBatchesSchema(r.schema, []arrow.RecordBatch{rec})
+		rec.Release()
+	}
+	return data, r.watermark, err
+}
+
+// load fills a new result with what encodeAt wrote (a restart).
+func (r *resultStore) load(data []byte, wm int64) error {
+	batches, err := decodeBatches(data)
+	if err != nil {
+		return err
+	}
+	defer releaseBatches(batches)
+	for _, b := range batches {
+		rec := b
+		if r.updating {
+			ops := make([]string, b.NumRows())
+			for i := range ops {
+				ops[i] = "+"
+			}
+			rec = withOps(b, ops)
+		}
+		err := r.apply(context.Background(), 0, r.gen, rec)
+		if r.updating {
+			rec.Release()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.watermark = wm
+	r.undo, r.tags = r.undo[:0], make([]uint64, len(r.batches)) // all committed
+	r.mu.Unlock()
+	return nil
+}
+
+func encodeBatches(batches []arrow.RecordBatch) ([]byte, error) {
+	if len(batches) == 0 {
+		return nil, nil
+	}
+	return encodeBatchesSchema(batches[0].Schema(), batches)
+}
+
+func encodeBatchesSchema(schema *arrow.Schema, batches []arrow.RecordBatch) ([]byte, error) {
+	var b bytes.Buffer
+	w := ipc.NewWriter(&b, ipc.WithSchema(schema))
+	for _, rec := range batches {
+		if err := w.Write(rec); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func decodeBatches(data []byte) ([]arrow.RecordBatch, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	rd, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(memory.DefaultAllocator))
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Release()
+	var out []arrow.RecordBatch
+	for rd.Next() {
+		rec := rd.RecordBatch()
+		rec.Retain()
+		out = append(out, rec)
+	}
+	if err := rd.Err(); err != nil {
+		releaseBatches(out)
+		return nil, err
+	}
+	return out, nil
+}
+
+// latestRestartPoint reads the newest complete restart point's manifest
+// (nil when there is none).
+func (c *Coordinator) latestRestartPoint(ctx context.Context) (*restartManifest, error) {
+	if c.store == nil {
+		return nil, nil
+	}
+	keys, err := c.store.List(ctx, restartPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var manifests []string
+	for _, k := range keys {
+		if strings.HasSuffix(k, "/manifest.json") {
+			manifests = append(manifests, k)
+		}
+	}
+	if len(manifests) == 0 {
+		return nil, nil
+	}
+	sort.Strings(manifests) // zero-padded positions
+	data, err := c.store.Get(ctx, manifests[len(manifests)-1])
+	if err != nil {
+		return nil, err
+	}
+	m := new(restartManifest)
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("restart point %s: %w", manifests[len(manifests)-1], err)
+	}
+	return m, nil
+}
+
+// restoring is what Recover restores a query from (deploy uses it).
+type restoring struct {
+	snaps  map[[2]int][]byte
+	result []byte
+	wm     int64
+}
+
+// loadRestartPoint reads a restart point's per-query data into
+// c.restore, for the DDL replay to use.
+func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) error {
+	prefix := fmt.Sprintf("%s%020d/", restartPrefix, m.Pos)
+	c.restore = map[string]*restoring{}
+	for name, q := range m.Queries {
+		rs := &restoring{snaps: map[[2]int][]byte{}, wm: q.Watermark}
+		for _, key := range q.Instances {
+			data, err := c.store.Get(ctx, fmt.Sprintf("%squeries/%s/%d.%d", prefix, name, key[0], key[1]))
+			if err != nil {
+				return err
+			}
+			rs.snaps[key] = data
+		}
+		data, err := c.store.Get(ctx, prefix+"results/"+name)
+		if err != nil {
+			return err
+		}
+		rs.result = data
+		c.restore[name] = rs
+	}
+	return nil
+}
+
+// loadRelations restores the tables' rows and the streams' state of a
+// restart point, after its DDL ran (without feeding readers: the restored
+// queries have what they had seen).
+func (c *Coordinator) loadRelations(ctx context.Context, m *restartManifest) error {
+	prefix := fmt.Sprintf("%s%020d/", restartPrefix, m.Pos)
+	for _, name := range m.Tables {
+		c.mu.Lock()
+		t := c.tables[name]
+		c.mu.Unlock()
+		if t == nil {
+			continue
+		}
+		data, err := c.store.Get(ctx, prefix+"tables/"+name)
+		if err != nil {
+			return err
+		}
+		batches, err := decodeBatches(data)
+		if err != nil {
+			return err
+		}
+		t.mu.Lock()
+		for _, b := range batches {
+			t.batches = append(t.batches, b)
+			t.rows += b.NumRows()
+		}
+		t.mu.Unlock()
+	}
+	for name, st := range m.Streams {
+		c.mu.Lock()
+		s := c.streams[name]
+		c.mu.Unlock()
+		if s == nil {
+			continue
+		}
+		s.ingestMu.Lock()
+		s.maxTime = st.MaxTime
+		s.watermark.Store(st.Watermark)
+		s.rowsIn.Store(st.RowsIn)
+		s.lateRows.Store(st.LateRows)
+		s.ingestMu.Unlock()
+	}
+	return nil
+}

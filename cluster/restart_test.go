@@ -1,0 +1,114 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// restartQueries have no query reading another query's result (restart
+// points skip those for now).
+var restartQueries = map[string]string{
+	"win":     "SELECT k, window_end, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)",
+	"totals":  "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k",
+	"named":   "SELECT e.k, e.t, e.v, d.name FROM ev e JOIN dim d ON e.k = d.k",
+	"running": "SELECT k, t, v, SUM(v) OVER (PARTITION BY k ORDER BY t ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS s3 FROM ev",
+}
+
+// TestRestartFromRestartPoint stops a coordinator (with workers, a data
+// directory and a checkpoint store) after a restart point was written
+// and more rows came; a new coordinator on the same directory resumes
+// from the restart point, replays only the log after it, and ends up
+// equal to a run that never stopped. The log is trimmed behind the
+// restart point.
+func TestRestartFromRestartPoint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	var chunks [][]string
+	for c := range 3 {
+		var lines []string
+		for i := range 3000 {
+			lines = append(lines, fmt.Sprintf("%d,%d,%d", rng.IntN(30), rng.IntN(100), 1000+c*400+i/10))
+		}
+		chunks = append(chunks, lines)
+	}
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
+		run(t, s, "CREATE TABLE dim (k INT, name TEXT)")
+		run(t, s, "INSERT INTO dim VALUES (1, 'one'), (2, 'two'), (3, 'three')")
+		for name, q := range restartQueries {
+			run(t, s, "CREATE CONTINUOUS QUERY "+name+" AS "+q)
+		}
+	}
+	ref, _ := startTestCluster(t, Config{Parallelism: 1}, 0)
+	defer ref.Close()
+	rs, _ := ref.NewSession(context.Background(), "t", "spate")
+	setup(rs)
+
+	dir := t.TempDir()
+	cfg := Config{Parallelism: 2, BatchRows: 500, DataDir: dir, WALSegmentBytes: 16 << 10, CheckpointInterval: 30 * time.Millisecond,
+		CheckpointStore: filepath.Join(dir, "checkpoints")}
+	c, stop := startTestCluster(t, cfg, 2)
+	s, _ := c.NewSession(context.Background(), "t", "spate")
+	setup(s)
+	for i, lines := range chunks[:2] {
+		copyCSV(t, s, "ev", lines)
+		copyCSV(t, rs, "ev", lines)
+		if i == 0 {
+			run(t, s, "INSERT INTO dim VALUES (4, 'four')")
+			run(t, rs, "INSERT INTO dim VALUES (4, 'four')")
+		}
+	}
+	waitUntil(t, 20*time.Second, "a restart point after the second chunk", func() bool {
+		m, err := c.latestRestartPoint(context.Background())
+		return err == nil && m != nil && m.Pos > c.wal.log.Next()-2
+	})
+	// More after the restart point: the log's tail.
+	copyCSV(t, s, "ev", chunks[2][:1500])
+	copyCSV(t, rs, "ev", chunks[2][:1500])
+	run(t, s, "UPDATE dim SET name = 'FOUR' WHERE k = 4")
+	run(t, rs, "UPDATE dim SET name = 'FOUR' WHERE k = 4")
+	c.BeginShutdown()
+	stop()
+	c.Close()
+
+	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*"))
+	sort.Strings(segs)
+	if len(segs) == 0 || strings.HasSuffix(segs[0], fmt.Sprintf("%020d.log", 1)) {
+		t.Errorf("the log was not trimmed behind the restart point: %v", segs)
+	}
+
+	c2, stop2 := startTestCluster(t, cfg, 2)
+	defer func() {
+		c2.BeginShutdown()
+		stop2()
+		c2.Close()
+	}()
+	st, err := c2.Recover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.From <= 1 {
+		t.Fatalf("recovered from log position %d, want a restart point's", st.From)
+	}
+	s2, _ := c2.NewSession(context.Background(), "t", "spate")
+	copyCSV(t, s2, "ev", chunks[2][1500:])
+	copyCSV(t, rs, "ev", chunks[2][1500:])
+	run(t, s2, "INSERT INTO ev VALUES (0, 0, 99999)")
+	run(t, rs, "INSERT INTO ev VALUES (0, 0, 99999)")
+	for name := range restartQueries {
+		want := sortedText(run(t, rs, "SELECT * FROM "+name))
+		if got := sortedText(run(t, s2, "SELECT * FROM "+name)); got != want {
+			t.Errorf("%s differs after resuming from the restart point: %s", name, firstDiff(want, got))
+		}
+	}
+	if got, want := run(t, s2, "SELECT * FROM dim ORDER BY k"), run(t, rs, "SELECT * FROM dim ORDER BY k"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dim %v, want %v", got, want)
+	}
+	_ = os.Remove
+}
