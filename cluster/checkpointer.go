@@ -411,7 +411,7 @@ func (c *Coordinator) wireCheckpoints(qr *queryRuntime, p *pipeline) {
 	}
 	p.onSinkCheckpoint = func(from int, epoch uint64) {
 		if pc, done := qr.ckpt.sinkDone(epoch, from); done {
-			go c.checkpointCompleted(qr, epoch, pc)
+			c.background(func() { c.checkpointCompleted(qr, epoch, pc) })
 		}
 	}
 }
@@ -427,7 +427,7 @@ func (c *Coordinator) checkpointReported(qr *queryRuntime, epoch uint64, stage, 
 		host = pl.Hosts[stage][idx]
 	}
 	if pc, done := qr.ckpt.instanceDone(epoch, stage, idx, host, data, err); done {
-		go c.checkpointCompleted(qr, epoch, pc)
+		c.background(func() { c.checkpointCompleted(qr, epoch, pc) })
 	}
 }
 
@@ -455,7 +455,7 @@ func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pe
 	if c.store == nil {
 		return
 	}
-	go func() {
+	c.background(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		prefix := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline().placement().Run, epoch)
@@ -475,7 +475,7 @@ func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pe
 				}
 			}
 		}
-	}()
+	})
 }
 
 // onCheckpointNotice handles a worker's instance snapshot.

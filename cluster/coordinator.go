@@ -110,10 +110,14 @@ type Coordinator struct {
 	// ddlLog is every DDL statement applied, in order; round is the
 	// restart point being taken; restore, during Recover, what the
 	// queries of a restart point resume from (restart.go). Under mu.
-	ddlLog  []ddlEntry
+	ddlLog []ddlEntry
+	// writes counts the background goroutines of checkpoints (store
+	// writes, restart points); closing is set when Close waits for them.
+	writes  sync.WaitGroup
+	closing bool
 	round   *restartRound
 	restore map[string]*restoring
-	bg       sync.WaitGroup
+	bg      sync.WaitGroup
 
 	mu sync.Mutex
 	// protected by mu
@@ -327,6 +331,10 @@ func (c *Coordinator) Close() {
 		c.net.close()
 	}
 	c.bg.Wait()
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.writes.Wait()
 	if err := c.wal.close(); err != nil {
 		c.cfg.Logger.Error().Err(err).Msg("closing the write-ahead log")
 	}
@@ -966,6 +974,21 @@ func (c *Coordinator) ddl(sql string, parallelism int, apply func() error) error
 		return err
 	}
 	return c.wal.sync()
+}
+
+// background runs fn on a goroutine that Close waits for; not once Close
+// has begun waiting.
+func (c *Coordinator) background(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.writes.Add(1)
+	go func() {
+		defer c.writes.Done()
+		fn()
+	}()
 }
 
 // pipeline is the query's running pipeline.

@@ -76,7 +76,8 @@ type roundQuery struct {
 
 // restartRound is a round in progress.
 type restartRound struct {
-	manifest restartManifest
+	manifest restartManifest   // without Queries, which writeRestartPoint fills
+	epochs   map[string]uint64 // each query's epoch; not changed once begun
 	tables   map[string][]arrow.RecordBatch
 	started  time.Time
 
@@ -103,9 +104,12 @@ func (c *Coordinator) restartPointsOn() bool {
 // beginRound starts a round if every query can take part; false when it
 // cannot now.
 func (c *Coordinator) beginRound() bool {
+	c.mu.Lock()
+	busy := c.round != nil
+	c.mu.Unlock()
 	qs := c.runningQueries()
-	if len(qs) == 0 {
-		return false
+	if busy || len(qs) == 0 || !c.wal.active() {
+		return false // one round at a time, and none while Recover replays
 	}
 	for _, qr := range qs {
 		if qr.recovering.Load() || qr.ckpt.inFlight() > 0 || qr.pipeline().failure() != nil {
@@ -119,8 +123,8 @@ func (c *Coordinator) beginRound() bool {
 	}
 	c.wal.order.Lock()
 	defer c.wal.order.Unlock()
-	r := &restartRound{started: time.Now(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{},
-		manifest: restartManifest{Pos: c.wal.log.Next(), Streams: map[string]streamState{}, Queries: map[string]roundQuery{}, Taken: time.Now()}}
+	r := &restartRound{started: time.Now(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{},
+		manifest: restartManifest{Pos: c.wal.log.Next(), Streams: map[string]streamState{}, Taken: time.Now()}}
 	c.mu.Lock()
 	r.manifest.DDL = append([]ddlEntry(nil), c.ddlLog...)
 	for name, s := range c.streams {
@@ -145,12 +149,9 @@ func (c *Coordinator) beginRound() bool {
 			r.release()
 			return false
 		}
-		r.manifest.Queries[qr.def.Name] = roundQuery{Epoch: epoch}
+		r.epochs[qr.def.Name] = epoch
 	}
 	c.mu.Lock()
-	if c.round != nil {
-		c.round.release()
-	}
 	c.round = r
 	c.mu.Unlock()
 	return true
@@ -169,7 +170,7 @@ func (c *Coordinator) roundCheckpointed(qr *queryRuntime, epoch uint64, pc *pend
 	c.mu.Lock()
 	r := c.round
 	c.mu.Unlock()
-	if r == nil || r.manifest.Queries[qr.def.Name].Epoch != epoch {
+	if r == nil || r.epochs[qr.def.Name] != epoch {
 		return
 	}
 	data, wm, err := qr.result.encodeAt(epoch)
@@ -179,13 +180,13 @@ func (c *Coordinator) roundCheckpointed(qr *queryRuntime, epoch uint64, pc *pend
 	}
 	r.mu.Lock()
 	r.done[qr.def.Name] = &roundResult{snaps: pc.snaps, result: data, wm: wm}
-	complete := len(r.done) == len(r.manifest.Queries) && !r.written
+	complete := len(r.done) == len(r.epochs) && !r.written
 	if complete {
 		r.written = true
 	}
 	r.mu.Unlock()
 	if complete {
-		go c.writeRestartPoint(r)
+		c.background(func() { c.writeRestartPoint(r) })
 	}
 }
 
@@ -207,8 +208,10 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 	fail := func(err error) {
 		c.cfg.Logger.Warn().Err(err).Uint64("position", r.manifest.Pos).Msg("writing a restart point")
 	}
+	m := r.manifest
+	m.Queries = map[string]roundQuery{}
 	for name, res := range r.done {
-		q := r.manifest.Queries[name]
+		q := roundQuery{Epoch: r.epochs[name]}
 		for key, snap := range res.snaps {
 			if err := put(fmt.Sprintf("queries/%s/%d.%d", name, key[0], key[1]), snap); err != nil {
 				fail(err)
@@ -217,14 +220,14 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 			q.Instances = append(q.Instances, key)
 		}
 		q.Watermark = res.wm
-		r.manifest.Queries[name] = q
+		m.Queries[name] = q
 		if err := put("results/"+name, res.result); err != nil {
 			fail(err)
 			return
 		}
 	}
-	for name, batches := range r.tables {
-		data, err := encodeBatches(batches)
+	for _, name := range m.Tables {
+		data, err := encodeBatches(r.tables[name]) // empty for an empty table
 		if err == nil {
 			err = put("tables/"+name, data)
 		}
@@ -233,9 +236,9 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 			return
 		}
 	}
-	m, err := json.Marshal(r.manifest)
+	data, err := json.Marshal(m)
 	if err == nil {
-		err = put("manifest.json", m)
+		err = put("manifest.json", data)
 	}
 	if err != nil {
 		fail(err)
@@ -245,7 +248,7 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 	keys, err := c.store.List(ctx, restartPrefix)
 	if err == nil {
 		for _, k := range keys {
-			if !strings.HasPrefix(k, prefix) {
+			if k < prefix { // an older position (zero-padded)
 				_ = c.store.Delete(ctx, k)
 			}
 		}
