@@ -107,9 +107,16 @@ func (c *Coordinator) beginRound() bool {
 	c.mu.Lock()
 	busy := c.round != nil
 	c.mu.Unlock()
-	qs := c.runningQueries()
-	if busy || len(qs) == 0 || !c.wal.active() {
+	if busy || !c.wal.active() {
 		return false // one round at a time, and none while Recover replays
+	}
+	// Nothing is applied from here on: the queries are those the log
+	// has created before P.
+	c.wal.order.Lock()
+	defer c.wal.order.Unlock()
+	qs := c.runningQueries()
+	if len(qs) == 0 {
+		return false
 	}
 	for _, qr := range qs {
 		if qr.recovering.Load() || qr.ckpt.inFlight() > 0 || qr.pipeline().failure() != nil {
@@ -121,8 +128,6 @@ func (c *Coordinator) beginRound() bool {
 			}
 		}
 	}
-	c.wal.order.Lock()
-	defer c.wal.order.Unlock()
 	r := &restartRound{started: time.Now(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{},
 		manifest: restartManifest{Pos: c.wal.log.Next(), Streams: map[string]streamState{}, Taken: time.Now()}}
 	c.mu.Lock()
