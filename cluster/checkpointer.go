@@ -213,6 +213,13 @@ func (k *checkpointer) pause() uint64 {
 	return k.next - 1
 }
 
+// abort forgets an epoch begun whose barriers never went in.
+func (k *checkpointer) abort(epoch uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.pending, epoch)
+}
+
 func (k *checkpointer) unpause() {
 	k.mu.Lock()
 	k.paused = false
@@ -341,21 +348,38 @@ func uploadSnapshot(ctx context.Context, net *dataPlane, addr, id string, data [
 			return err
 		}
 	}
+	// The length last: an upload cut short (its sender stopping closes
+	// the channel cleanly) is not taken for a whole one.
+	if _, err := s.SendWatermark(ctx, int64(len(data))); err != nil {
+		s.Close()
+		return err
+	}
 	return s.Close()
 }
 
-// readUpload reads what uploadSnapshot sent.
+// readUpload reads what uploadSnapshot sent, checking it came whole.
 func readUpload(r *transport.Receiver) ([]byte, error) {
 	var data []byte
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	whole := false
 	for {
 		f, err := r.Recv(ctx)
 		if errors.Is(err, io.EOF) {
+			if !whole {
+				return nil, fmt.Errorf("upload %s ended after %d bytes, before its length", r.ChannelID(), len(data))
+			}
 			return data, nil
 		}
 		if err != nil {
 			return nil, err
+		}
+		if f.Kind == transport.KindWatermark {
+			if f.Watermark != int64(len(data)) {
+				return nil, fmt.Errorf("upload %s: %d bytes, its length says %d", r.ChannelID(), len(data), f.Watermark)
+			}
+			whole = true
+			continue
 		}
 		if f.Rec != nil {
 			if col, ok := f.Rec.Column(0).(*array.Binary); ok && col.Len() == 1 {
@@ -422,6 +446,10 @@ func (c *Coordinator) wireCheckpoints(qr *queryRuntime, p *pipeline) {
 // none of which may wait for the outlets' locks it takes to trim them (a
 // send blocked on back-pressure holds one).
 func (c *Coordinator) checkpointReported(qr *queryRuntime, epoch uint64, stage, idx int, data []byte, err error) {
+	if err == nil {
+		// Only a snapshot that parses counts (it frames its parts).
+		_, err = unmarshalInstanceSnapshot(data)
+	}
 	host := ""
 	if pl := qr.pipeline().placement(); stage >= 0 && stage < len(pl.Hosts) && idx >= 0 && idx < len(pl.Hosts[stage]) {
 		host = pl.Hosts[stage][idx]
@@ -531,16 +559,11 @@ func (c *Coordinator) checkpointQuery(qr *queryRuntime) {
 // not go in.
 func (c *Coordinator) beginCheckpoint(qr *queryRuntime) uint64 {
 	p := qr.pipeline()
-	stages := qr.def.Plan.Stages
-	instances := 0
-	for _, st := range stages {
-		instances += st.Parallelism
-	}
-	epoch := qr.ckpt.begin(instances, stages[len(stages)-1].Parallelism)
+	epoch := qr.ckpt.begin(qr.instanceCount(), qr.lastWidth())
 	if epoch == 0 {
 		return 0
 	}
-	for _, st := range stages {
+	for _, st := range qr.def.Plan.Stages {
 		if st.Source == nil {
 			continue
 		}

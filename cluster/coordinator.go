@@ -200,6 +200,9 @@ type queryRuntime struct {
 	// lateRows counts rows of the source streams this query did not see
 	// because they arrived behind the watermark.
 	lateRows atomic.Int64
+	// restored: resumed from a restart point (its state has what it had
+	// read of other queries' results).
+	restored bool
 }
 
 // NewCoordinator returns an empty engine.

@@ -189,6 +189,7 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 	delete(c.restore, q.Name)
 	c.mu.Unlock()
 	if rs != nil {
+		qr.restored = true
 		if err := result.load(rs.result, rs.wm); err != nil {
 			p.stop()
 			return nil, fmt.Errorf("restoring the result of %q: %w", q.Name, err)

@@ -61,6 +61,20 @@ func (r *resultStore) sawBarrier(from, gen int, epoch uint64) bool {
 		r.seen = map[int]uint64{}
 	}
 	r.seen[from] = max(r.seen[from], epoch)
+	if a := r.align; a != nil && a.epoch == epoch {
+		a.got[from] = true
+		if len(a.got) == a.want {
+			if r.aligned == nil {
+				r.aligned = map[uint64]int64{}
+			}
+			r.aligned[epoch] = r.watermark
+			for _, fn := range a.then {
+				fn()
+			}
+			r.align = nil
+			close(a.done)
+		}
+	}
 	return true
 }
 
@@ -87,6 +101,10 @@ func (r *resultStore) rollback(epoch uint64, gen int) {
 	defer r.mu.Unlock()
 	r.gen = gen
 	r.firstOutput = time.Time{}
+	if r.align != nil { // the restart point's epoch is aborted
+		close(r.align.done)
+		r.align = nil
+	}
 	view := r.recovering
 	if view == nil {
 		view = &recoveryView{epoch: epoch, rows: map[string]int{}, keys: map[string]kept{}}

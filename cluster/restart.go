@@ -37,11 +37,11 @@ import (
 // results loaded), loads the tables and streams, and replays the log
 // from P.
 //
-// Not yet: a query that reads another query's result. Its barrier would
-// have to enter its source when the upstream's sink has the barrier from
-// every last-stage instance, with the sink holding back what comes after
-// (alignment). While such a query exists, no round is taken: restarts
-// replay the whole log, which is not trimmed.
+// A query that reads another query's result gets its barrier into that
+// source when the upstream's sink has the upstream's barrier from every
+// last-stage instance; meanwhile the sink holds back what the instances
+// past the barrier send (alignment), so the reader's checkpoint covers
+// exactly the upstream's output for the log before P.
 
 // ddlEntry is a DDL statement as applied, with the parallelism a query
 // was planned with.
@@ -122,11 +122,6 @@ func (c *Coordinator) beginRound() bool {
 		if qr.recovering.Load() || qr.ckpt.inFlight() > 0 || qr.pipeline().failure() != nil {
 			return false
 		}
-		for _, st := range qr.def.Plan.Stages {
-			if st.Source != nil && c.isQuery(st.Source.Relation) {
-				return false // see "Not yet" above
-			}
-		}
 	}
 	r := &restartRound{started: time.Now(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{},
 		manifest: restartManifest{Pos: c.wal.log.Next(), Streams: map[string]streamState{}, Taken: time.Now()}}
@@ -148,13 +143,47 @@ func (c *Coordinator) beginRound() bool {
 	}
 	c.mu.Unlock()
 	sort.Strings(r.manifest.Tables)
+	// Every query's epoch first; then, for each query read by others, its
+	// sink's alignment, which puts the readers' barriers in; then the
+	// barriers into the streams and tables.
+	byName := map[string]*queryRuntime{}
 	for _, qr := range qs {
-		epoch := c.beginCheckpoint(qr)
+		epoch := qr.ckpt.begin(qr.instanceCount(), qr.lastWidth())
 		if epoch == 0 {
+			for name, e := range r.epochs {
+				byName[name].ckpt.abort(e)
+			}
 			r.release()
 			return false
 		}
 		r.epochs[qr.def.Name] = epoch
+		byName[qr.def.Name] = qr
+	}
+	for _, qr := range qs {
+		for _, st := range qr.def.Plan.Stages {
+			if st.Source == nil {
+				continue
+			}
+			if up := byName[st.Source.Relation]; up != nil {
+				p, stage, epoch := qr.pipeline(), st.ID, r.epochs[qr.def.Name]
+				up.result.alignFor(r.epochs[up.def.Name], up.lastWidth(), func() {
+					if err := p.injectCheckpoint(stage, epoch); err != nil {
+						c.cfg.Logger.Warn().Err(err).Str("query", qr.def.Name).Msg("restart point: a reading query's barrier")
+					}
+				})
+			}
+		}
+	}
+	for _, qr := range qs {
+		for _, st := range qr.def.Plan.Stages {
+			if st.Source != nil && byName[st.Source.Relation] == nil {
+				if err := c.withSourceLock(st.Source.Relation, func() error {
+					return qr.pipeline().injectCheckpoint(st.ID, r.epochs[qr.def.Name])
+				}); err != nil {
+					return false // the query failed; the round is abandoned later
+				}
+			}
+		}
 	}
 	c.mu.Lock()
 	c.round = r
@@ -162,11 +191,39 @@ func (c *Coordinator) beginRound() bool {
 	return true
 }
 
-// isQuery reports whether relation is a continuous query.
-func (c *Coordinator) isQuery(relation string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.queries[relation] != nil
+// alignFor makes the sink align checkpoint epoch over its want
+// last-stage instances; then runs under the result's lock once it has.
+func (r *resultStore) alignFor(epoch uint64, want int, then func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.align == nil || r.align.epoch != epoch {
+		r.align = &sinkAlign{epoch: epoch, want: want, got: map[int]bool{}, done: make(chan struct{})}
+	}
+	r.align.then = append(r.align.then, then)
+}
+
+// sinkAlign is a result's alignment on a restart point's barrier.
+type sinkAlign struct {
+	epoch uint64
+	want  int
+	got   map[int]bool
+	then  []func()
+	done  chan struct{}
+}
+
+// instanceCount is the number of instances of the query's plan.
+func (qr *queryRuntime) instanceCount() int {
+	n := 0
+	for _, st := range qr.def.Plan.Stages {
+		n += st.Parallelism
+	}
+	return n
+}
+
+// lastWidth is the parallelism of the query's last stage.
+func (qr *queryRuntime) lastWidth() int {
+	stages := qr.def.Plan.Stages
+	return stages[len(stages)-1].Parallelism
 }
 
 // roundCheckpointed takes a query's complete checkpoint into the round
@@ -302,7 +359,7 @@ func (r *resultStore) encodeAt(epoch uint64) ([]byte, int64, error) {
 			}
 		}
 		data, err := encodeBatchesSchema(r.schema, batches)
-		return data, r.watermark, err
+		return data, r.cutWatermark(epoch), err
 	}
 	rows, counts := map[string][]any{}, map[string]int{}
 	for k, row := range r.rows {
@@ -344,7 +401,17 @@ func (r *resultStore) encodeAt(epoch uint64) ([]byte, int64, error) {
 		data, err = encodeBatchesSchema(r.schema, []arrow.RecordBatch{rec})
 		rec.Release()
 	}
-	return data, r.watermark, err
+	return data, r.cutWatermark(epoch), err
+}
+
+// cutWatermark is the result's watermark as of checkpoint epoch: exact
+// when the sink aligned it, else the current one.
+func (r *resultStore) cutWatermark(epoch uint64) int64 {
+	if wm, ok := r.aligned[epoch]; ok {
+		delete(r.aligned, epoch)
+		return wm
+	}
+	return r.watermark
 }
 
 // load fills a new result with what encodeAt wrote (a restart).

@@ -66,6 +66,12 @@ type resultStore struct {
 	// firstOutput is when the first batch arrived after the last
 	// rollback (SHOW RECOVERIES).
 	firstOutput time.Time
+	// align, during a restart point's epoch, holds back what last-stage
+	// instances send after its barrier until every one delivered it;
+	// then the reading queries' barriers go in (restart.go). aligned is
+	// the watermark the result had then, by epoch.
+	align   *sinkAlign
+	aligned map[uint64]int64
 }
 
 // sourceReader is a source stage of a pipeline that reads a relation.
@@ -233,6 +239,20 @@ func (r *resultStore) apply(ctx context.Context, from, gen int, rec arrow.Record
 	if gen != r.gen {
 		return nil // sent to the sink before a repair rolled it back
 	}
+	for r.align != nil && r.align.got[from] {
+		done := r.align.done
+		r.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.mu.Lock()
+			return ctx.Err()
+		}
+		r.mu.Lock()
+		if gen != r.gen {
+			return nil
+		}
+	}
 	if r.firstOutput.IsZero() {
 		r.firstOutput = time.Now()
 	}
@@ -320,6 +340,12 @@ func (r *resultStore) deliverLocked(rec arrow.RecordBatch) error {
 func (r *resultStore) advance(idx, n int, wm int64, idle bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for r.align != nil && r.align.got[idx] {
+		done := r.align.done
+		r.mu.Unlock()
+		<-done
+		r.mu.Lock()
+	}
 	for len(r.wms) < n {
 		r.wms = append(r.wms, math.MinInt64)
 		r.idle = append(r.idle, false)
@@ -356,6 +382,11 @@ func (r *resultStore) advance(idx, n int, wm int64, idle bool) {
 func (r *resultStore) addReader(rd sourceReader) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if rd.q.restored {
+		// Resumed from a restart point: its state has what it had seen.
+		r.readers = append(r.readers, rd)
+		return nil
+	}
 	initial, err := r.currentAsInsertsLocked()
 	if err != nil {
 		return err
