@@ -459,8 +459,9 @@ func (c *Coordinator) checkpointReported(qr *queryRuntime, epoch uint64, stage, 
 	}
 }
 
-// checkpointCompleted trims what a complete checkpoint covers and writes
-// it to the store.
+// checkpointCompleted trims what a complete checkpoint covers and hands
+// it to the restart point being taken (restart.go), which writes it to
+// the store.
 func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pendingCheckpoint) {
 	if pc.err != nil {
 		c.cfg.Logger.Warn().Err(pc.err).Str("query", qr.def.Name).Uint64("epoch", epoch).Msg("checkpoint failed")
@@ -480,30 +481,6 @@ func (c *Coordinator) checkpointCompleted(qr *queryRuntime, epoch uint64, pc *pe
 			}
 		}()
 	}
-	if c.store == nil {
-		return
-	}
-	c.background(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		prefix := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline().placement().Run, epoch)
-		for key, data := range pc.snaps {
-			if err := c.store.Put(ctx, fmt.Sprintf("%s%d.%d", prefix, key[0], key[1]), data); err != nil {
-				c.cfg.Logger.Warn().Err(err).Str("query", qr.def.Name).Msg("writing a checkpoint to the store")
-				return
-			}
-		}
-		// The epoch before this one is no longer needed.
-		if epoch > 1 {
-			old := fmt.Sprintf("checkpoints/%s/%s/%020d/", qr.def.Name, qr.pipeline().placement().Run, epoch-1)
-			keys, err := c.store.List(ctx, old)
-			if err == nil {
-				for _, k := range keys {
-					_ = c.store.Delete(ctx, k)
-				}
-			}
-		}
-	})
 }
 
 // onCheckpointNotice handles a worker's instance snapshot.
@@ -603,40 +580,31 @@ func (c *Coordinator) withSourceLock(relation string, fn func() error) error {
 func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Duration) {
 	var lastRound time.Time
 	every(done, min(interval, 100*time.Millisecond), func() {
-		var qs []*queryRuntime
-		due := false
-		for _, qr := range c.runningQueries() {
-			if len(qr.pipeline().placement().hostsOf(coordinatorHost)) == 0 && !c.restartPointsOn() {
-				continue
-			}
-			qs = append(qs, qr)
-			bytes, msgs := qr.pipeline().keptLocal()
-			due = due || time.Since(qr.ckpt.lastBegun()) >= interval || bytes > keptLimit || msgs > keptMessages
-		}
-		if !due {
-			return
-		}
-		// A restart point checkpoints every query at once (restart.go);
-		// when one cannot be taken, each query is checkpointed alone.
+		// A restart point checkpoints every query at once (restart.go).
 		if c.restartPointsOn() {
-			c.abandonStaleRound(10 * interval)
-			if time.Since(lastRound) >= interval && c.beginRound() {
+			c.abandonStaleRound(10 * max(interval, c.cfg.RestartPointInterval))
+			if time.Since(lastRound) >= c.cfg.RestartPointInterval && c.beginRound() {
 				lastRound = time.Now()
 				return
 			}
 		}
-		for _, qr := range qs {
+		for _, qr := range c.runningQueries() {
+			if len(qr.pipeline().placement().hostsOf(coordinatorHost)) == 0 {
+				continue // nothing to repair: no worker runs an instance
+			}
+			since := time.Since(qr.ckpt.lastBegun())
 			bytes, msgs := qr.pipeline().keptLocal()
-			if len(qr.pipeline().placement().hostsOf(coordinatorHost)) > 0 &&
-				(time.Since(qr.ckpt.lastBegun()) >= interval || bytes > keptLimit || msgs > keptMessages) {
+			if since >= interval || (since >= keptSpacing && (bytes > keptLimit || msgs > keptMessages)) {
 				c.checkpointQuery(qr)
 			}
 		}
 	})
 }
 
-// Kept output that starts a checkpoint before its interval is up.
+// Kept output that starts a checkpoint before its interval is up, at
+// most once per keptSpacing.
 const (
+	keptSpacing  = 500 * time.Millisecond
 	keptLimit    = 1 << 30
 	keptMessages = 16384
 )

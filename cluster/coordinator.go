@@ -62,6 +62,9 @@ type Config struct {
 	// workers is checkpointed (checkpointer.go). Default 10s; negative:
 	// never.
 	CheckpointInterval time.Duration
+	// RestartPointInterval is how often a restart point is taken
+	// (restart.go; with DataDir and CheckpointStore). Default 1 minute.
+	RestartPointInterval time.Duration
 	// CheckpointStore is where complete checkpoints are written
 	// (storage.Open: a directory, file:///dir, s3://bucket/prefix or
 	// memory). Default: kept in memory only.
@@ -81,6 +84,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = 10 * time.Second
+	}
+	if c.RestartPointInterval <= 0 {
+		c.RestartPointInterval = time.Minute
 	}
 	if c.ClusterListen == "" {
 		c.ClusterListen = "127.0.0.1:0"

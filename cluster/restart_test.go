@@ -51,7 +51,7 @@ func TestRestartFromRestartPoint(t *testing.T) {
 	setup(rs)
 
 	dir := t.TempDir()
-	cfg := Config{Parallelism: 2, BatchRows: 500, DataDir: dir, WALSegmentBytes: 16 << 10, CheckpointInterval: 30 * time.Millisecond,
+	cfg := Config{Parallelism: 2, BatchRows: 500, DataDir: dir, WALSegmentBytes: 16 << 10, CheckpointInterval: 30 * time.Millisecond, RestartPointInterval: 30 * time.Millisecond,
 		CheckpointStore: filepath.Join(dir, "checkpoints")}
 	c, stop := startTestCluster(t, cfg, 2)
 	s, _ := c.NewSession(context.Background(), "t", "spate")

@@ -45,11 +45,9 @@ func TestRestartRecoversEverything(t *testing.T) {
 // TestRestartFromRestartPoint: with checkpoints every 100 ms, a restart
 // point is written; `spate serve` killed after it resumes every query
 // from it and replays only the log after it, with the same results.
-// (A query reading another query's result, like busy, keeps restart
-// points from being taken, so it is left out here.)
 func TestRestartFromRestartPoint(t *testing.T) {
 	forEachMode(t, func(t *testing.T, args []string) {
-		restartRecovers(t, append([]string{"--checkpoint-interval", "100ms"}, args...), []string{"win", "totals", "named", "running"}, true)
+		restartRecovers(t, append([]string{"--checkpoint-interval", "100ms", "--restart-point-interval", "200ms"}, args...), []string{"win", "totals", "named", "busy", "running"}, true)
 	})
 }
 
@@ -57,6 +55,8 @@ func TestRestartFromRestartPoint(t *testing.T) {
 // directory, kills it with SIGKILL, restarts it and compares with a
 // server never killed; fromPoint: the restart resumes from a restart
 // point written before the kill.
+// TestRestartRecoversEverything keeps the default restart-point interval
+// (a minute), so its restart replays the whole log.
 func restartRecovers(t *testing.T, serverArgs []string, names []string, fromPoint bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -200,7 +200,7 @@ func TestCheckpointsToS3AndRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	args := []string{"--data-dir", dir, "--workers", "2", "--checkpoint-interval", "100ms", "--checkpoint-store", s3.Location("spate-ckpt", "cluster-a")}
+	args := []string{"--data-dir", dir, "--workers", "2", "--checkpoint-interval", "100ms", "--restart-point-interval", "200ms", "--checkpoint-store", s3.Location("spate-ckpt", "cluster-a")}
 	srv := sqltest.StartSpate(t, args...)
 	c := connectPg(t, srv.ConnString())
 	mustExec(t, c, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
@@ -219,9 +219,15 @@ func TestCheckpointsToS3AndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "checkpoint objects in the bucket", func() bool {
-		keys, err := store.List(ctx, "checkpoints/totals/")
-		return err == nil && len(keys) >= 3 // the source and two aggregate instances
+	waitFor(t, 20*time.Second, "a restart point in the bucket", func() bool {
+		keys, err := store.List(ctx, "restart/")
+		n := 0
+		for _, k := range keys {
+			if strings.Contains(k, "/queries/totals/") {
+				n++
+			}
+		}
+		return err == nil && n >= 3 // the source and two aggregate instances
 	})
 	// A worker dies: the query recovers from its checkpoint.
 	rows, err := sqltest.QueryText(ctx, c, "SELECT pid FROM spate_workers WHERE id = 'w1'")

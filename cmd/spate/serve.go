@@ -32,6 +32,7 @@ func serve(args []string) error {
 	clusterToken := fs.String("cluster-token", "", "shared secret of coordinator and workers (default: $SPATE_CLUSTER_TOKEN, else the one in <data-dir>/cluster-token, created on first start)")
 	dataDir := fs.String("data-dir", "./spate-data", "directory for the server's files: the write-ahead log (every acknowledged change, replayed on restart) and the cluster token")
 	ckptInterval := fs.Duration("checkpoint-interval", 10*time.Second, "how often queries running on workers are checkpointed (0: never)")
+	restartInterval := fs.Duration("restart-point-interval", time.Minute, "how often a restart point (every query checkpointed at one position of the write-ahead log, which is trimmed behind it) goes to the checkpoint store")
 	ckptStore := fs.String("checkpoint-store", "", "where complete checkpoints are written: a directory, file:///dir, s3://bucket/prefix?endpoint=…&path_style=true, or memory (default: <data-dir>/checkpoints)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -62,7 +63,7 @@ func serve(args []string) error {
 		interval = -1 // never
 	}
 	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, Logger: log, Token: token, ClusterListen: *clusterListen,
-		DataDir: *dataDir, CheckpointInterval: interval, CheckpointStore: *ckptStore}, *workers, *logLevel)
+		DataDir: *dataDir, CheckpointInterval: interval, RestartPointInterval: *restartInterval, CheckpointStore: *ckptStore}, *workers, *logLevel)
 	if err != nil {
 		return err
 	}
