@@ -117,6 +117,9 @@ type Coordinator struct {
 	// restart point being taken; restore, during Recover, what the
 	// queries of a restart point resume from (restart.go). Under mu.
 	ddlLog []ddlEntry
+	// restartRecords are the last restart points taken (SHOW RESTART
+	// POINTS).
+	restartRecords []restartRecord
 	// writes counts the background goroutines of checkpoints (store
 	// writes, restart points); closing is set when Close waits for them.
 	writes  sync.WaitGroup

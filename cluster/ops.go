@@ -606,6 +606,7 @@ var systemTables = map[string]string{
 	"spate_workers":              "workers",
 	"spate_checkpoints":          "checkpoints",
 	"spate_instance_checkpoints": "instance checkpoints",
+	"spate_restart_points":       "restart points",
 	"spate_recoveries":           "recoveries",
 }
 
@@ -740,6 +741,9 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		return cols, rows, true
 	case "recoveries":
 		cols, rows := c.recoveryRows()
+		return cols, rows, true
+	case "restart points":
+		cols, rows := c.restartRows()
 		return cols, rows, true
 	case "checkpoints":
 		cols := []Column{{"query", planner.TypeText}, {"epoch", planner.TypeBigInt}, {"started", planner.TypeTimestamp},

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/planner"
 )
 
 // Restart points let `spate serve`, restarted after a full stop, resume
@@ -266,9 +267,14 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	prefix := fmt.Sprintf("%s%020d/", restartPrefix, r.manifest.Pos)
-	put := func(key string, data []byte) error { return c.store.Put(ctx, prefix+key, data) }
+	var written int64
+	put := func(key string, data []byte) error {
+		written += int64(len(data))
+		return c.store.Put(ctx, prefix+key, data)
+	}
 	fail := func(err error) {
 		c.cfg.Logger.Warn().Err(err).Uint64("position", r.manifest.Pos).Msg("writing a restart point")
+		c.addRestartRecord(r, written, "failed: "+err.Error())
 	}
 	m := r.manifest
 	m.Queries = map[string]roundQuery{}
@@ -315,9 +321,12 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 			}
 		}
 	}
+	status := "written"
 	if err := c.wal.log.Trim(r.manifest.Pos - 1); err != nil {
-		fail(err)
+		c.cfg.Logger.Warn().Err(err).Msg("trimming the write-ahead log")
+		status = "written; trimming the log failed: " + err.Error()
 	}
+	c.addRestartRecord(r, written, status)
 	c.cfg.Logger.Debug().Uint64("position", r.manifest.Pos).Int("queries", len(r.done)).Dur("took", time.Since(r.started)).Msg("restart point written")
 }
 
@@ -343,7 +352,53 @@ func (c *Coordinator) abandonStaleRound(after time.Duration) {
 	if !written {
 		c.round = nil
 		r.release()
+		c.restartRecords = appendBounded(c.restartRecords, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started),
+			Queries: len(r.epochs), Status: "abandoned: not every query's checkpoint completed"})
 	}
+}
+
+// restartRecord is a restart point as SHOW RESTART POINTS lists it.
+type restartRecord struct {
+	Pos      uint64
+	Started  time.Time
+	Duration time.Duration
+	Bytes    int64
+	Queries  int
+	Status   string
+}
+
+// addRestartRecord records how a round ended.
+func (c *Coordinator) addRestartRecord(r *restartRound, bytes int64, status string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.restartRecords = appendBounded(c.restartRecords, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started),
+		Bytes: bytes, Queries: len(r.epochs), Status: status})
+}
+
+func appendBounded(rs []restartRecord, r restartRecord) []restartRecord {
+	rs = append(rs, r)
+	if len(rs) > keepCheckpointRecords {
+		rs = rs[len(rs)-keepCheckpointRecords:]
+	}
+	return rs
+}
+
+// restartRows answers SHOW RESTART POINTS: the last ones, then the one
+// in progress.
+func (c *Coordinator) restartRows() ([]Column, [][]any) {
+	cols := []Column{{"wal_position", planner.TypeBigInt}, {"started", planner.TypeTimestamp}, {"duration_ms", planner.TypeDouble},
+		{"bytes", planner.TypeBigInt}, {"queries", planner.TypeBigInt}, {"status", planner.TypeText}}
+	c.mu.Lock()
+	recs := append([]restartRecord(nil), c.restartRecords...)
+	if r := c.round; r != nil {
+		recs = append(recs, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started), Queries: len(r.epochs), Status: "in progress"})
+	}
+	c.mu.Unlock()
+	var rows [][]any
+	for _, r := range recs {
+		rows = append(rows, []any{int64(r.Pos), r.Started.UnixMicro(), ms(r.Duration), r.Bytes, int64(r.Queries), r.Status})
+	}
+	return cols, rows
 }
 
 // encodeAt encodes the result as of checkpoint epoch (what comes after

@@ -68,6 +68,9 @@ func TestRestartFromRestartPoint(t *testing.T) {
 		m, err := c.latestRestartPoint(context.Background())
 		return err == nil && m != nil && m.Pos > c.wal.log.Next()-2 && len(m.Queries) == 5 // busy, which reads win, too
 	})
+	if pts := run(t, s, "SELECT wal_position, queries, bytes FROM spate_restart_points WHERE status = 'written'"); len(pts) == 0 || pts[len(pts)-1][1] != "5" || pts[len(pts)-1][2] == "0" {
+		t.Errorf("SHOW RESTART POINTS: %v", pts)
+	}
 	// More after the restart point: the log's tail.
 	copyCSV(t, s, "ev", chunks[2][:1500])
 	copyCSV(t, rs, "ev", chunks[2][:1500])

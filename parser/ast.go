@@ -218,9 +218,10 @@ type Drop struct {
 }
 
 // Show is SHOW STREAMS | TABLES | CONTINUOUS QUERIES | WORKERS | INSTANCES |
-// INSTANCE CHECKPOINTS | ALL | <setting name>. What is lower case:
-// "streams", "tables", "continuous queries", "workers", "instances",
-// "instance checkpoints", "all", or a setting name.
+// INSTANCE CHECKPOINTS | RESTART POINTS | ALL | <setting name>. What is
+// lower case: "streams", "tables", "continuous queries", "workers",
+// "instances", "instance checkpoints", "restart points", "all", or a
+// setting name.
 type Show struct {
 	Base
 	What string

@@ -69,6 +69,7 @@ func TestSpateStatements(t *testing.T) {
 		{"SHOW WORKERS", &Show{Base: b("SHOW WORKERS"), What: "workers"}},
 		{"SHOW INSTANCES", &Show{Base: b("SHOW INSTANCES"), What: "instances"}},
 		{"SHOW INSTANCE CHECKPOINTS", &Show{Base: b("SHOW INSTANCE CHECKPOINTS"), What: "instance checkpoints"}},
+		{"SHOW RESTART POINTS", &Show{Base: b("SHOW RESTART POINTS"), What: "restart points"}},
 		{"SHOW ALL", &Show{Base: b("SHOW ALL"), What: "all"}},
 		{"SHOW transaction_isolation", &Show{Base: b("SHOW transaction_isolation"), What: "transaction_isolation"}},
 		{"SHOW search_path", &Show{Base: b("SHOW search_path"), What: "search_path"}},

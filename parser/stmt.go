@@ -556,6 +556,8 @@ func (p *stmtParser) show() (Statement, error) {
 		what = "continuous queries"
 	case p.accept("instance", "checkpoints"):
 		what = "instance checkpoints"
+	case p.accept("restart", "points"):
+		what = "restart points"
 	case p.accept("time", "zone"):
 		what = "timezone"
 	case p.accept("transaction", "isolation", "level"):
