@@ -116,8 +116,12 @@ func (c *Coordinator) beginRound() bool {
 	c.wal.order.Lock()
 	defer c.wal.order.Unlock()
 	qs := c.runningQueries()
-	if len(qs) == 0 {
-		return false
+	c.mu.Lock()
+	unchanged := len(c.restartRecords) > 0 && c.restartRecords[len(c.restartRecords)-1].Pos == c.wal.log.Next() &&
+		strings.HasPrefix(c.restartRecords[len(c.restartRecords)-1].Status, "written")
+	c.mu.Unlock()
+	if len(qs) == 0 || unchanged {
+		return false // nothing to take, or nothing logged since the last one
 	}
 	for _, qr := range qs {
 		if qr.recovering.Load() || qr.ckpt.inFlight() > 0 || qr.pipeline().failure() != nil {
