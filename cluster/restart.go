@@ -433,21 +433,7 @@ func (r *resultStore) encodeAt(epoch uint64) ([]byte, int64, error) {
 		}
 		rows[u.key], counts[u.key] = u.row, u.count
 	}
-	keys := make([]string, 0, len(rows))
-	for k := range rows {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var out [][]any
-	for _, k := range keys {
-		n := 1
-		if r.key == nil {
-			n = counts[k]
-		}
-		for range n {
-			out = append(out, rows[k])
-		}
-	}
+	out := r.expandRows(rows, counts)
 	var data []byte
 	var err error
 	if len(out) == 0 {

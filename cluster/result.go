@@ -464,6 +464,27 @@ func (r *resultStore) snapshot() ([]arrow.RecordBatch, error) {
 	return r.snapshotLocked()
 }
 
+// expandRows lists an updating result's rows in key order, each as many
+// times as it counts when the result has no key.
+func (r *resultStore) expandRows(rows map[string][]any, counts map[string]int) [][]any {
+	keys := make([]string, 0, len(rows))
+	for k := range rows {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out [][]any
+	for _, k := range keys {
+		n := 1
+		if r.key == nil {
+			n = counts[k]
+		}
+		for range n {
+			out = append(out, rows[k])
+		}
+	}
+	return out
+}
+
 func (r *resultStore) snapshotLocked() ([]arrow.RecordBatch, error) {
 	if !r.updating {
 		out := make([]arrow.RecordBatch, len(r.batches))
@@ -473,21 +494,7 @@ func (r *resultStore) snapshotLocked() ([]arrow.RecordBatch, error) {
 		}
 		return out, nil
 	}
-	keys := make([]string, 0, len(r.rows))
-	for k := range r.rows {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var rows [][]any
-	for _, k := range keys {
-		n := 1
-		if r.key == nil {
-			n = r.counts[k]
-		}
-		for i := 0; i < n; i++ {
-			rows = append(rows, r.rows[k])
-		}
-	}
+	rows := r.expandRows(r.rows, r.counts)
 	if len(rows) == 0 {
 		return nil, nil
 	}
