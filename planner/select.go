@@ -31,6 +31,10 @@ func (p *Planner) bindSelect(sel *ast.SelectStmt, mode selectMode, prm *params) 
 	if err != nil {
 		return nil, err
 	}
+	// Checked on the FROM itself, before WHERE wraps it.
+	if sc, ok := node.(*Scan); ok && mode == modeStream && sc.TableLike() {
+		return nil, errorf(CodeNotSupported, "a continuous query reads a stream or an append-only continuous query; %q is read as a table (join it to a stream instead)", sc.Relation)
+	}
 	in := &binder{scope: scope, params: prm, where: "WHERE"}
 	if sel.Where != nil {
 		pred, err := in.expr(sel.Where)
@@ -45,9 +49,6 @@ func (p *Planner) bindSelect(sel *ast.SelectStmt, mode selectMode, prm *params) 
 	items, err := expandFields(sel.Fields, scope)
 	if err != nil {
 		return nil, err
-	}
-	if sc, ok := node.(*Scan); ok && mode == modeStream && sc.TableLike() {
-		return nil, errorf(CodeNotSupported, "a continuous query reads a stream or an append-only continuous query; %q is read as a table (join it to a stream instead)", sc.Relation)
 	}
 	if wf := findWindowFuncs(items); len(wf) > 0 {
 		if sel.GroupBy != nil || hasAggregate(sel) || sel.Distinct {
