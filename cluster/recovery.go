@@ -352,6 +352,7 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	qr.repairs++
 	repair := qr.repairs
 	skip := qr.ckpt.pause()
+	c.abandonStaleRound(0) // its epoch of this query is aborted
 	epoch, snaps := qr.ckpt.restorePoint()
 	rec := recoveryRecord{Query: qr.def.Name, Reason: reason, Detected: time.Now(), Epoch: epoch}
 	log := c.cfg.Logger.With().Str("query", qr.def.Name).Logger()

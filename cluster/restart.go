@@ -341,8 +341,9 @@ func (r *restartRound) release() {
 	r.tables = nil
 }
 
-// abandonStaleRound drops a round that could not complete (a query
-// failed, was dropped or recovered meanwhile).
+// abandonStaleRound drops a round begun more than after ago that could
+// not complete (a query failed, was dropped or recovered meanwhile); a
+// repair, which aborts the epochs in flight, calls it with 0.
 func (c *Coordinator) abandonStaleRound(after time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -575,7 +576,12 @@ type restoring struct {
 // c.restore, for the DDL replay to use.
 func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) error {
 	prefix := fmt.Sprintf("%s%020d/", restartPrefix, m.Pos)
-	c.restore = map[string]*restoring{}
+	restore := map[string]*restoring{}
+	defer func() {
+		c.mu.Lock()
+		c.restore = restore
+		c.mu.Unlock()
+	}()
 	for name, q := range m.Queries {
 		rs := &restoring{snaps: map[[2]int][]byte{}, wm: q.Watermark}
 		for _, key := range q.Instances {
@@ -590,7 +596,7 @@ func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) 
 			return err
 		}
 		rs.result = data
-		c.restore[name] = rs
+		restore[name] = rs
 	}
 	return nil
 }

@@ -253,8 +253,10 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 		}
 		// A query resumes in its last CREATE (one dropped and created
 		// again starts fresh before that).
+		c.mu.Lock()
 		restore := c.restore
 		c.restore = nil
+		c.mu.Unlock()
 		lastCreate := map[string]int{}
 		for i, d := range m.DDL {
 			if cq, ok := parseCreateQuery(d.SQL); ok {
