@@ -14,7 +14,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/spatedb/spate/cluster"
-	"github.com/spatedb/spate/parser"
 )
 
 // The recovery benchmark builds an updating GROUP BY whose state is about
@@ -52,40 +51,7 @@ func recoveryOnce(ctx context.Context, size int64, start func() (*cluster.Coordi
 		return err
 	}
 	defer stop()
-	sess, err := coord.NewSession(ctx, "bench", "spate")
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	query := func(sql string) ([][]string, error) {
-		st, err := parser.ParseOne(sql)
-		if err != nil {
-			return nil, err
-		}
-		res, err := sess.Execute(ctx, st, nil)
-		if err != nil || res.Rows == nil {
-			return nil, err
-		}
-		defer res.Rows.Close()
-		var out [][]string
-		for {
-			rec, err := res.Rows.Next(ctx)
-			if err == io.EOF {
-				return out, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			for i := 0; i < int(rec.NumRows()); i++ {
-				row := make([]string, rec.NumCols())
-				for c := range row {
-					row[c] = rec.Column(c).ValueStr(i)
-				}
-				out = append(out, row)
-			}
-			rec.Release()
-		}
-	}
+	query := func(sql string) ([][]string, error) { return runSQL(ctx, coord, sql) }
 	for _, sql := range []string{
 		"CREATE STREAM s (k BIGINT, pad TEXT, t BIGINT) WITH (event_time = 't', time_unit = 's')",
 		"CREATE CONTINUOUS QUERY st AS SELECT k, MAX(pad) AS pad, COUNT(*) AS n FROM s GROUP BY k",

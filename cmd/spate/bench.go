@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +24,7 @@ import (
 
 func runBench(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: spate bench agg|lrb|net [flags]")
+		return fmt.Errorf("usage: spate bench agg|lrb|net|recovery|restart [flags]")
 	}
 	switch args[0] {
 	case "agg":
@@ -36,8 +37,33 @@ func runBench(args []string) error {
 		return benchNetSend(args[1:])
 	case "recovery":
 		return benchRecovery(args[1:])
+	case "restart":
+		return benchRestart(args[1:])
 	}
-	return fmt.Errorf("unknown benchmark %q: use agg, lrb, net or recovery", args[0])
+	return fmt.Errorf("unknown benchmark %q: use agg, lrb, net, recovery or restart", args[0])
+}
+
+// benchRestart measures a restart after a stop: replaying the whole
+// write-ahead log against resuming from a restart point, on 2 workers.
+func benchRestart(args []string) error {
+	fs := flag.NewFlagSet("bench restart", flag.ContinueOnError)
+	rows := fs.Int("rows", 4_000_000, "rows ingested before the stop")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	token := make([]byte, 16)
+	if _, err := rand.Read(token); err != nil {
+		return err
+	}
+	start := func(dir string, points bool) (*cluster.Coordinator, func(), error) {
+		cfg := cluster.Config{Token: hex.EncodeToString(token), Logger: zerolog.Nop(), DataDir: dir,
+			CheckpointStore: filepath.Join(dir, "checkpoints"), CheckpointInterval: -1}
+		if points {
+			cfg.CheckpointInterval, cfg.RestartPointInterval = time.Second, time.Second
+		}
+		return startLocalCluster(context.Background(), cfg, 2, "warn")
+	}
+	return bench.RunRestart(context.Background(), *rows, start, os.Stdout)
 }
 
 // benchRecovery measures the recovery of a killed worker for states of
