@@ -1016,14 +1016,14 @@ func (p *pipeline) fail(err error) {
 		p.err = err
 	}
 	p.mu.Unlock()
-	p.cancel()
-	if !first {
-		return
-	}
-	if p.result != nil {
+	// The result records the failure before anything waiting on the
+	// pipeline (a flush, an INSERT's acknowledgement) wakes up, so the
+	// query's status says failed by then.
+	if first && p.result != nil {
 		p.result.fail(err)
 	}
-	if p.onFail != nil {
+	p.cancel()
+	if first && p.onFail != nil {
 		p.onFail(err)
 	}
 }
