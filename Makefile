@@ -20,8 +20,11 @@ test-deps:
 
 test: build test-deps lint
 	$(GO) test $(TESTFLAGS) -timeout 20m -count=1 $(PKGS)
-	# The runtime's concurrency (pipelines, checkpoints, repairs) under the race detector.
+	# The runtime's concurrency (pipelines, checkpoints, repairs) and the
+	# copy-on-write snapshots built while an aggregate goes on, under the
+	# race detector.
 	$(GO) test -race -timeout 10m -count=1 ./cluster/...
+	$(GO) test -race -timeout 10m -count=1 -run 'Freeze|CowVec' ./exec/
 	# Execution counts, not durations: a duration races Go 1.26's fuzz
 	# coordinator at the deadline (go.dev/issue/75804, a spurious
 	# "context deadline exceeded" with no failing input).

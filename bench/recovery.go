@@ -104,6 +104,12 @@ func recoveryOnce(ctx context.Context, size int64, start func() (*cluster.Coordi
 			}
 		}
 	}
+	// The longest an instance stopped to take its state (copy-on-write:
+	// not proportional to the state).
+	pause, err := query("SELECT MAX(pause_ms) FROM spate_instance_checkpoints WHERE status = 'complete'")
+	if err != nil {
+		return err
+	}
 	ws, err := query("SELECT pid FROM spate_workers WHERE id = 'w1'")
 	if err != nil || len(ws) != 1 {
 		return fmt.Errorf("worker w1: %v %v", ws, err)
@@ -137,7 +143,7 @@ func recoveryOnce(ctx context.Context, size int64, start func() (*cluster.Coordi
 	if n[0][0] != strconv.FormatInt(keys, 10) {
 		return fmt.Errorf("after the recovery the result has %s rows, want %d", n[0][0], keys)
 	}
-	fmt.Fprintf(w, "  state %-8s keys %8d  load %6.1fs  checkpoint %s in %s ms  restored in %s ms  caught up in %s ms (replayed %s messages)\n",
-		byteSize(size), keys, load.Seconds(), byteSize(ckptBytes), ckptMs, rec[1], rec[2], rec[3])
+	fmt.Fprintf(w, "  state %-8s keys %8d  load %6.1fs  checkpoint %s in %s ms (instance paused %s ms)  restored in %s ms  caught up in %s ms (replayed %s messages)\n",
+		byteSize(size), keys, load.Seconds(), byteSize(ckptBytes), ckptMs, pause[0][0], rec[1], rec[2], rec[3])
 	return nil
 }

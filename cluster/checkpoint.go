@@ -53,6 +53,13 @@ type checkpointable interface {
 	Restore(*exec.Snapshot) error
 }
 
+// freezer is an operator whose checkpoint is copy-on-write: Freeze is
+// quick and the snapshot is built later, on another goroutine
+// (exec.HashAggregate).
+type freezer interface {
+	Freeze() (func() (*exec.Snapshot, error), error)
+}
+
 // operators lists the chain's operators in order, the head first.
 func (c *chain) operators() []any {
 	var out []any
@@ -75,12 +82,12 @@ func (in *instance) checkpoint() (*instanceSnapshot, error) {
 	return cut.encode()
 }
 
-// stateCut is an instance's state as immutable operator snapshots: what
-// the instance's goroutine must take itself; encoding it can happen on
-// another goroutine while the instance goes on.
+// stateCut is an instance's state as the instance's goroutine takes it:
+// frozen (copy-on-write) or copied operator states. Building and encoding
+// their snapshots happens on another goroutine while the instance goes on.
 type stateCut struct {
-	head instanceSnapshot // without Ops
-	ops  []*exec.Snapshot // nil for a stateless operator
+	head instanceSnapshot                 // without Ops
+	ops  []func() (*exec.Snapshot, error) // nil for a stateless operator; each called once
 }
 
 // cut takes the state; on the instance's goroutine, between messages.
@@ -89,17 +96,22 @@ func (in *instance) cut() (*stateCut, error) {
 		Idle: append([]bool(nil), in.idle...), IdleOut: in.idleOut,
 		Watermark: in.wm, Out: in.out, RowsIn: in.rowsIn, RowsOut: in.rowsOut, Positions: in.positions(), Received: append([]uint64(nil), in.received...)}}
 	for i, op := range in.chain.operators() {
-		cp, ok := op.(checkpointable)
-		if !ok {
-			c.ops = append(c.ops, nil)
-			continue
+		var build func() (*exec.Snapshot, error)
+		var err error
+		switch op := op.(type) {
+		case freezer:
+			build, err = op.Freeze()
+		case checkpointable:
+			var snap *exec.Snapshot
+			if snap, err = op.Checkpoint(); err == nil {
+				build = func() (*exec.Snapshot, error) { return snap, nil }
+			}
 		}
-		snap, err := cp.Checkpoint()
 		if err != nil {
 			c.release()
 			return nil, fmt.Errorf("stage %d instance %d operator %d: %w", in.stage, in.idx, i, err)
 		}
-		c.ops = append(c.ops, snap)
+		c.ops = append(c.ops, build)
 	}
 	return c, nil
 }
@@ -135,16 +147,22 @@ func snapshotHeader(data []byte) (*instanceSnapshot, error) {
 	return s, json.Unmarshal(data[9:9+n], s)
 }
 
-// encode marshals the operator snapshots and releases them.
+// encode builds and marshals the operator snapshots.
 func (c *stateCut) encode() (*instanceSnapshot, error) {
 	defer c.release()
 	s := c.head
-	for _, snap := range c.ops {
-		if snap == nil {
+	for i, build := range c.ops {
+		if build == nil {
 			s.Ops = append(s.Ops, nil)
 			continue
 		}
+		c.ops[i] = nil
+		snap, err := build()
+		if err != nil {
+			return nil, err
+		}
 		b, err := snap.Marshal()
+		snap.Release()
 		if err != nil {
 			return nil, err
 		}
@@ -153,10 +171,13 @@ func (c *stateCut) encode() (*instanceSnapshot, error) {
 	return &s, nil
 }
 
+// release drops the states not encoded.
 func (c *stateCut) release() {
-	for _, snap := range c.ops {
-		if snap != nil {
-			snap.Release()
+	for _, build := range c.ops {
+		if build != nil {
+			if snap, err := build(); err == nil {
+				snap.Release()
+			}
 		}
 	}
 	c.ops = nil

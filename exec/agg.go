@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -63,6 +64,7 @@ type HashAggregate struct {
 	gids     []uint32            // scratch
 	tus      []int64             // scratch: event time µs per row
 	closed   bool
+	frozen   atomic.Int32 // snapshots from Freeze not built yet (see cowVec)
 }
 
 var _ Stateful = (*HashAggregate)(nil)

@@ -18,7 +18,10 @@ type keyCol interface {
 	cmp(g1, g2 uint32) int // NULLs sort last
 	export(mem memory.Allocator, gids []uint32) arrow.Array
 	bytes() int64
-	reset()
+	// frozen returns a read-only copy of the keys stored now for export
+	// on another goroutine: key storage is append-only, so the copy
+	// shares it.
+	frozen() keyCol
 }
 
 func newKeyCol(dt arrow.DataType) keyCol {
@@ -85,8 +88,8 @@ func (k *int64Keys) export(mem memory.Allocator, gids []uint32) arrow.Array {
 	}
 	return makeFixed(k.dt, n, vb, buf)
 }
-func (k *int64Keys) bytes() int64 { return int64(len(k.vals)) * 9 }
-func (k *int64Keys) reset()       { k.vals, k.null = k.vals[:0], k.null[:0] }
+func (k *int64Keys) bytes() int64   { return int64(len(k.vals)) * 9 }
+func (k *int64Keys) frozen() keyCol { return &int64Keys{dt: k.dt, vals: k.vals, null: k.null} }
 
 func nullCmp(an, bn bool) int {
 	switch {
@@ -145,8 +148,8 @@ func (k *uint64Keys) export(mem memory.Allocator, gids []uint32) arrow.Array {
 	}
 	return makeFixed(arrow.PrimitiveTypes.Uint64, n, vb, buf)
 }
-func (k *uint64Keys) bytes() int64 { return int64(len(k.vals)) * 9 }
-func (k *uint64Keys) reset()       { k.vals, k.null = k.vals[:0], k.null[:0] }
+func (k *uint64Keys) bytes() int64   { return int64(len(k.vals)) * 9 }
+func (k *uint64Keys) frozen() keyCol { return &uint64Keys{vals: k.vals, null: k.null} }
 
 type float64Keys struct {
 	vals  []float64
@@ -193,8 +196,8 @@ func (k *float64Keys) export(mem memory.Allocator, gids []uint32) arrow.Array {
 	}
 	return makeFixed(tFloat, n, vb, buf)
 }
-func (k *float64Keys) bytes() int64 { return int64(len(k.vals)) * 9 }
-func (k *float64Keys) reset()       { k.vals, k.null = k.vals[:0], k.null[:0] }
+func (k *float64Keys) bytes() int64   { return int64(len(k.vals)) * 9 }
+func (k *float64Keys) frozen() keyCol { return &float64Keys{vals: k.vals, null: k.null} }
 
 type boolKeys struct {
 	vals  []int8 // 0 false, 1 true, -1 null
@@ -235,8 +238,8 @@ func (k *boolKeys) export(mem memory.Allocator, gids []uint32) arrow.Array {
 	}
 	return makeFixed(tBool, n, vb, db)
 }
-func (k *boolKeys) bytes() int64 { return int64(len(k.vals)) }
-func (k *boolKeys) reset()       { k.vals = k.vals[:0] }
+func (k *boolKeys) bytes() int64   { return int64(len(k.vals)) }
+func (k *boolKeys) frozen() keyCol { return &boolKeys{vals: k.vals} }
 
 // stringKeys stores keys as one byte arena with offsets. other, when set,
 // is a non-string type stored by its text form (exported as text).
@@ -297,7 +300,9 @@ func (k *stringKeys) export(mem memory.Allocator, gids []uint32) arrow.Array {
 	return sb.finish(mem)
 }
 func (k *stringKeys) bytes() int64 { return int64(len(k.data)) + int64(len(k.offs))*5 }
-func (k *stringKeys) reset()       { k.offs, k.data, k.null = k.offs[:1], k.data[:0], k.null[:0] }
+func (k *stringKeys) frozen() keyCol {
+	return &stringKeys{offs: k.offs, data: k.data, null: k.null, other: k.other}
+}
 
 // groupTable maps group keys to dense group ids (0, 1, 2, … in order of
 // first appearance) with open addressing on the 64-bit key hash; keys are
@@ -336,6 +341,16 @@ func newGroupTable(keyTypes []arrow.DataType) *groupTable {
 	}
 	t.mask = 15
 	return t
+}
+
+// frozen returns a read-only copy of the keys and hashes of the groups
+// there are now (no index: the copy is for export only).
+func (t *groupTable) frozen() *groupTable {
+	f := &groupTable{hashes: t.hashes[:t.n:t.n], n: t.n, nullGid: t.nullGid}
+	for _, k := range t.keys {
+		f.keys = append(f.keys, k.frozen())
+	}
+	return f
 }
 
 // reserve sizes the table for about n groups.

@@ -61,19 +61,49 @@ func (h *HashAggregate) stateSchema(part string, agg int) *arrow.Schema {
 // above); later Pushes do not change it. The caller owns the snapshot and
 // releases it.
 func (h *HashAggregate) Checkpoint() (*Snapshot, error) {
+	build, err := h.Freeze()
+	if err != nil {
+		return nil, err
+	}
+	return build()
+}
+
+// Freeze takes the state for a checkpoint without copying it: group keys
+// are append-only and accumulators copy-on-write (cowVec), so it takes
+// time proportional to the number of chunks (plus, for session windows,
+// the live sessions' bounds). The returned function builds the snapshot
+// Checkpoint would have returned now; it may run once, on any goroutine,
+// while the aggregate goes on.
+func (h *HashAggregate) Freeze() (func() (*Snapshot, error), error) {
 	if h.closed {
 		return nil, fmt.Errorf("exec: HashAggregate: Checkpoint after Close")
 	}
-	snap := &Snapshot{Kind: aggSnapshotKind, Meta: map[string]string{
+	meta := map[string]string{
 		"watermark":       strconv.FormatInt(h.wm, 10),
 		"config":          h.fingerprint(),
 		"count.rows_in":   strconv.FormatInt(h.stats.RowsIn, 10),
 		"count.rows_out":  strconv.FormatInt(h.stats.RowsOut, 10),
 		"count.late_rows": strconv.FormatInt(h.stats.LateRows, 10),
-	}, Positions: map[string]uint64{}}
+	}
+	type frozenTable struct {
+		groups       *groupTable
+		accs         []acc
+		keyIDs, sids []uint32 // nil: every group
+		ws, we       int64
+		bounds       [2][]int64
+	}
+	freeze := func(g *groupTable, accs []acc) frozenTable {
+		f := frozenTable{groups: g.frozen()}
+		for _, a := range accs {
+			f.accs = append(f.accs, a.frozen(&h.frozen))
+		}
+		return f
+	}
+	var tables []frozenTable
+	h.frozen.Add(1)
 	switch h.cfg.Window.Kind {
 	case WindowNone:
-		h.exportTable(snap, h.global.groups, h.global.accs, identity(h.global.groups.n), nil, 0, 0, [2][]int64{})
+		tables = append(tables, freeze(h.global.groups, h.global.accs))
 	case WindowSession:
 		s := h.sess
 		var sids, kids []uint32
@@ -87,7 +117,9 @@ func (h *HashAggregate) Checkpoint() (*Snapshot, error) {
 			}
 		}
 		if len(sids) > 0 {
-			h.exportTable(snap, s.keys, s.accs, kids, sids, 0, 0, [2][]int64{ws, we})
+			f := freeze(s.keys, s.accs)
+			f.keyIDs, f.sids, f.bounds = kids, sids, [2][]int64{ws, we}
+			tables = append(tables, f)
 		}
 	default:
 		starts := make([]int64, 0, len(h.windows))
@@ -97,10 +129,23 @@ func (h *HashAggregate) Checkpoint() (*Snapshot, error) {
 		sortInt64s(starts)
 		for _, ws := range starts {
 			t := h.windows[ws]
-			h.exportTable(snap, t.groups, t.accs, identity(t.groups.n), nil, t.start, t.end, [2][]int64{})
+			f := freeze(t.groups, t.accs)
+			f.ws, f.we = t.start, t.end
+			tables = append(tables, f)
 		}
 	}
-	return snap, nil
+	return func() (*Snapshot, error) {
+		defer h.frozen.Add(-1) // the aggregate writes in place again
+		snap := &Snapshot{Kind: aggSnapshotKind, Meta: meta, Positions: map[string]uint64{}}
+		for _, t := range tables {
+			keyIDs := t.keyIDs
+			if keyIDs == nil {
+				keyIDs = identity(t.groups.n)
+			}
+			h.exportTable(snap, t.groups, t.accs, keyIDs, t.sids, t.ws, t.we, t.bounds)
+		}
+		return snap, nil
+	}, nil
 }
 
 func identity(n int) []uint32 {
