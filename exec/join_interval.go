@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -696,60 +697,94 @@ func (j *IntervalJoin) reset() {
 	j.gcount, j.liveGroups = nil, 0
 }
 
-// liveBySeq returns the live slots of s in arrival order.
-func (s *joinSide) liveBySeq() []uint32 {
+// frozenSide is a joinSide's rows as of a freeze: its store holds the
+// live rows as slots 0, 1, … sharing their (retained) chunks, so the
+// snapshot batches can be built on another goroutine.
+type frozenSide struct {
+	store   *rowStore
+	schema  *arrow.Schema
+	keys    []int
+	seq     []uint64
+	matched []bool
+}
+
+// freeze takes the side's live rows without copying them: per row its
+// chunk and row, arrival number and matched flag.
+func (s *joinSide) freeze() *frozenSide {
 	var slots []uint32
 	for sl := range s.gid {
 		if s.store.isLive(uint32(sl)) {
 			slots = append(slots, uint32(sl))
 		}
 	}
-	slices.SortFunc(slots, func(a, b uint32) int {
-		switch {
-		case s.seq[a] < s.seq[b]:
-			return -1
-		case s.seq[a] > s.seq[b]:
-			return 1
+	f := &frozenSide{store: s.store.frozen(slots), schema: s.schema, keys: s.keys,
+		seq: make([]uint64, len(slots)), matched: make([]bool, len(slots))}
+	for i, sl := range slots {
+		f.seq[i], f.matched[i] = s.seq[sl], s.matched[sl]
+	}
+	return f
+}
+
+// export appends the rows in arrival order as snapshot batches of part:
+// the row columns, __key_hash, and __matched when withMatched. It
+// releases the frozen rows.
+func (f *frozenSide) export(snap *Snapshot, mem memory.Allocator, part string, withMatched bool) {
+	defer f.store.releaseChunks()
+	fields := []arrow.Field{{Name: KeyHashColumn, Type: arrow.PrimitiveTypes.Uint64}}
+	if withMatched {
+		fields = append(fields, arrow.Field{Name: "__matched", Type: tBool})
+	}
+	schema := stateSchema(f.schema, part, fields...)
+	order := identity(len(f.seq))
+	slices.SortFunc(order, func(a, b uint32) int { return cmp.Compare(f.seq[a], f.seq[b]) })
+	for start := 0; start < len(order); start += maxEmitRows {
+		chunk := order[start:min(start+maxEmitRows, len(order))]
+		cols := f.store.gatherAll(chunk)
+		keys := make([]arrow.Array, len(f.keys))
+		for i, k := range f.keys {
+			keys[i] = cols[k]
 		}
-		return 0
-	})
-	return slots
+		cols = append(cols, uint64Array(mem, hashArrays(keys, len(chunk), nil)))
+		if withMatched {
+			matched := make([]bool, len(chunk))
+			for i, r := range chunk {
+				matched[i] = f.matched[r]
+			}
+			cols = append(cols, boolArray(mem, matched))
+		}
+		snap.Batches = append(snap.Batches, array.NewRecordBatch(schema, cols, int64(len(chunk))))
+		releaseAll(cols)
+	}
 }
 
 // Checkpoint returns an immutable copy of the state (see the layout
 // above); later calls do not change it. The caller owns the snapshot and
 // releases it.
 func (j *IntervalJoin) Checkpoint() (*Snapshot, error) {
+	build, err := j.Freeze()
+	if err != nil {
+		return nil, err
+	}
+	return build()
+}
+
+// Freeze takes the state for a checkpoint without copying the rows (they
+// are immutable Arrow batches): per live row its place, arrival number
+// and matched flag. The returned function builds the snapshot Checkpoint
+// would have returned now; it must run once, and may run on another
+// goroutine while the join goes on.
+func (j *IntervalJoin) Freeze() (func() (*Snapshot, error), error) {
 	if j.closed {
 		return nil, fmt.Errorf("exec: IntervalJoin: Checkpoint after Close")
 	}
-	snap := &Snapshot{Kind: intervalJoinKind, Meta: snapMeta(j.wm, j.fingerprint(), j.stats), Positions: map[string]uint64{}}
-	for side, s := range j.sides {
-		part := "left"
-		if side == 1 {
-			part = "right"
-		}
-		schema := stateSchema(s.schema, part,
-			arrow.Field{Name: KeyHashColumn, Type: arrow.PrimitiveTypes.Uint64},
-			arrow.Field{Name: "__matched", Type: tBool})
-		slots := s.liveBySeq()
-		for start := 0; start < len(slots); start += maxEmitRows {
-			chunk := slots[start:min(start+maxEmitRows, len(slots))]
-			cols := s.store.gatherAll(chunk)
-			keys := make([]arrow.Array, len(s.keys))
-			for i, k := range s.keys {
-				keys[i] = cols[k]
-			}
-			matched := make([]bool, len(chunk))
-			for i, sl := range chunk {
-				matched[i] = s.matched[sl]
-			}
-			cols = append(cols, uint64Array(j.mem, hashArrays(keys, len(chunk), nil)), boolArray(j.mem, matched))
-			snap.Batches = append(snap.Batches, array.NewRecordBatch(schema, cols, int64(len(chunk))))
-			releaseAll(cols)
-		}
-	}
-	return snap, nil
+	meta := snapMeta(j.wm, j.fingerprint(), j.stats)
+	sides := [2]*frozenSide{j.sides[0].freeze(), j.sides[1].freeze()}
+	return func() (*Snapshot, error) {
+		snap := &Snapshot{Kind: intervalJoinKind, Meta: meta, Positions: map[string]uint64{}}
+		sides[0].export(snap, j.mem, "left", true)
+		sides[1].export(snap, j.mem, "right", true)
+		return snap, nil
+	}, nil
 }
 
 // Restore replaces the state with snap's (which the caller keeps and

@@ -441,26 +441,28 @@ func (j *LookupJoin) Finish(emit Emit) error { return nil }
 // Checkpoint returns an immutable copy of the table (see the layout
 // above). The caller owns the snapshot and releases it.
 func (j *LookupJoin) Checkpoint() (*Snapshot, error) {
+	build, err := j.Freeze()
+	if err != nil {
+		return nil, err
+	}
+	return build()
+}
+
+// Freeze takes the table for a checkpoint without copying its rows (see
+// IntervalJoin.Freeze); the returned function builds the snapshot, once,
+// on any goroutine.
+func (j *LookupJoin) Freeze() (func() (*Snapshot, error), error) {
 	if j.closed {
 		return nil, fmt.Errorf("exec: LookupJoin: Checkpoint after Close")
 	}
-	snap := &Snapshot{Kind: lookupJoinKind, Meta: snapMeta(math.MinInt64, j.fingerprint(), j.stats), Positions: map[string]uint64{}}
-	delete(snap.Meta, "watermark")
-	t := j.tab
-	schema := stateSchema(j.right, "table", arrow.Field{Name: KeyHashColumn, Type: arrow.PrimitiveTypes.Uint64})
-	slots := t.liveBySeq()
-	for start := 0; start < len(slots); start += maxEmitRows {
-		chunk := slots[start:min(start+maxEmitRows, len(slots))]
-		cols := t.store.gatherAll(chunk)
-		keys := make([]arrow.Array, len(t.keys))
-		for i, k := range t.keys {
-			keys[i] = cols[k]
-		}
-		cols = append(cols, uint64Array(j.mem, hashArrays(keys, len(chunk), nil)))
-		snap.Batches = append(snap.Batches, array.NewRecordBatch(schema, cols, int64(len(chunk))))
-		releaseAll(cols)
-	}
-	return snap, nil
+	meta := snapMeta(math.MinInt64, j.fingerprint(), j.stats)
+	delete(meta, "watermark")
+	tab := j.tab.freeze()
+	return func() (*Snapshot, error) {
+		snap := &Snapshot{Kind: lookupJoinKind, Meta: meta, Positions: map[string]uint64{}}
+		tab.export(snap, j.mem, "table", false)
+		return snap, nil
+	}, nil
 }
 
 // Restore replaces the table with snap's (which the caller keeps and still

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -204,6 +205,24 @@ func (s *rowStore) gather(slots []uint32, cols []int) []arrow.Array {
 		out[i] = gather(s.mem, s.types[col], srcs, which, rows)
 	}
 	return out
+}
+
+// frozen returns a read-only store of the rows of slots (slot i of the
+// copy is slots[i]) that shares, retaining them, the chunks: its rows can
+// be gathered on another goroutine while s goes on. releaseChunks drops
+// it.
+func (s *rowStore) frozen(slots []uint32) *rowStore {
+	f := &rowStore{mem: s.mem, schema: s.schema, types: s.types, chunks: slices.Clone(s.chunks),
+		slotChunk: make([]uint32, len(slots)), slotRow: make([]uint32, len(slots))}
+	for _, rec := range f.chunks {
+		if rec != nil {
+			rec.Retain()
+		}
+	}
+	for i, sl := range slots {
+		f.slotChunk[i], f.slotRow[i] = s.slotChunk[sl], s.slotRow[sl]
+	}
+	return f
 }
 
 // gatherAll returns every row column of slots.
