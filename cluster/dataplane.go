@@ -45,6 +45,23 @@ type placement struct {
 	// Buffered: every outlet keeps its output for replay until a
 	// checkpoint covers it (upstream backup, backup.go).
 	Buffered bool `json:"buffered,omitempty"`
+	// Splits[s] are the key-range split points of stage s's instances
+	// (instance i owns hashes [Splits[s][i-1], Splits[s][i])); nil, or a
+	// nil row: equal ranges. The number of instances of stage s is
+	// len(Hosts[s]), which a scale-out changes; the plan's Parallelism is
+	// only where it started.
+	Splits [][]uint64 `json:"splits,omitempty"`
+}
+
+// width is the number of instances of stage s.
+func (pl placement) width(s int) int { return len(pl.Hosts[s]) }
+
+// splits is the key-range split points of stage s's instances.
+func (pl placement) splits(s int) []uint64 {
+	if s < len(pl.Splits) && pl.Splits[s] != nil {
+		return pl.Splits[s]
+	}
+	return evenSplits(len(pl.Hosts[s]))
 }
 
 // gen is the incarnation of instance i of stage s.
@@ -66,6 +83,10 @@ func (pl placement) clone() placement {
 		for i := range row {
 			out.Gens[s][i] = pl.gen(s, i)
 		}
+	}
+	out.Splits = make([][]uint64, len(pl.Hosts))
+	for s := range pl.Hosts {
+		out.Splits[s] = append([]uint64(nil), pl.splits(s)...)
 	}
 	out.Addrs = map[string]string{}
 	for h, a := range pl.Addrs {
@@ -302,8 +323,7 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 		defer m.rec.Release()
 		return o.p.result.apply(ctx, m.from, o.gen, m.rec)
 	case m.hasWM:
-		last := o.p.query.Plan.Stages[len(o.p.query.Plan.Stages)-1]
-		o.p.result.advance(m.from, last.Parallelism, m.wm, m.idle)
+		o.p.result.advance(m.from, o.p.placement().width(len(o.p.query.Plan.Stages)-1), m.wm, m.idle)
 	case m.barrier != 0:
 		o.p.arrive(m.barrier)
 	case m.ckpt != 0:

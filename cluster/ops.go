@@ -713,8 +713,11 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			}
 			late := qr.lateRows.Load()
 			par := int64(1)
-			for _, st := range q.Plan.Stages {
-				par = max(par, int64(st.Parallelism))
+			if p := qr.pipeline(); p != nil {
+				pl := p.placement()
+				for s := range pl.Hosts {
+					par = max(par, int64(pl.width(s)))
+				}
 			}
 			rows = append(rows, []any{q.Name, strings.Join(q.Sources, ", "), kind, par, status, n, emitted, late, formatWatermark(wm), q.SQL, qr.result.subscribers()})
 		}
@@ -727,13 +730,17 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			q := qr.def
 			statuses := c.instanceStatuses(qr)
 			load := receivedLoad(q, statuses)
+			var pl placement
+			if p := qr.pipeline(); p != nil {
+				pl = p.placement()
+			}
 			for _, st := range statuses {
 				stage := q.Plan.Stages[st.Stage]
 				var buckets any
 				if l := load[[2]int{st.Stage, st.Instance}]; l != nil {
 					buckets = fmt.Sprint(l)
 				}
-				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, st.Instance), st.Host,
+				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, pl.splits(st.Stage), st.Instance), st.Host,
 					st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark),
 					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion), int64(st.Gen), st.KeptBytes, buckets})
 			}

@@ -247,9 +247,9 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 	for s, st := range stages {
 		p.consumer[s] = consumerRef{stage: -1}
 		p.inputSchemas = append(p.inputSchemas, ArrowSchema(st.Input))
-		if len(place.Hosts[s]) != st.Parallelism {
+		if place.width(s) == 0 {
 			cancel()
-			return nil, fmt.Errorf("placement of %d instances for stage %d of parallelism %d", len(place.Hosts[s]), s, st.Parallelism)
+			return nil, fmt.Errorf("placement of %d instances for stage %d of parallelism %d", place.width(s), s, st.Parallelism)
 		}
 	}
 	for s, st := range stages {
@@ -264,8 +264,8 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 			}
 		}
 	}
-	for s, st := range stages {
-		row := make([]*instance, st.Parallelism)
+	for s := range stages {
+		row := make([]*instance, place.width(s))
 		p.stages = append(p.stages, row)
 		for i := range row {
 			if place.Hosts[s][i] != host {
@@ -291,11 +291,12 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 func (p *pipeline) newInstance(s, i, gen int) (*instance, error) {
 	stages := p.query.Plan.Stages
 	st := stages[s]
+	pl := p.placement()
 	widths := []int{1}
 	if len(st.Sides) > 0 {
 		widths = widths[:0]
 		for _, side := range st.Sides {
-			widths = append(widths, stages[side.Stage].Parallelism)
+			widths = append(widths, pl.width(side.Stage))
 		}
 	}
 	head, ops, err := buildOps(st, nil)
@@ -323,7 +324,7 @@ func (p *pipeline) newInstance(s, i, gen int) (*instance, error) {
 	if c := p.consumer[s]; c.stage >= 0 {
 		next := stages[c.stage]
 		in.route.partitionBy = next.Sides[c.side].PartitionBy
-		in.route.splits = evenSplits(next.Parallelism)
+		in.route.splits = pl.splits(c.stage)
 	}
 	in.chain = newChain(head, ops, in.emit)
 	in.lag = watermarkLag(st)
@@ -973,7 +974,7 @@ func (p *pipeline) flushOnce(ctx context.Context, src int) (again bool, err erro
 func (p *pipeline) newWait() (id uint64, w *barrierWait, forget func()) {
 	last := len(p.query.Plan.Stages) - 1
 	id = p.nextBarrier.Add(1)
-	w = &barrierWait{remaining: p.query.Plan.Stages[last].Parallelism, done: make(chan struct{})}
+	w = &barrierWait{remaining: p.placement().width(last), done: make(chan struct{})}
 	p.mu.Lock()
 	p.waits[id] = w
 	p.mu.Unlock()
@@ -1179,12 +1180,13 @@ func (p *pipeline) localStats() []instanceStatus {
 	return out
 }
 
-// keyRange describes the key range instance i of a stage owns.
-func keyRange(st *planner.Stage, i int) string {
+// keyRange describes the key range instance i of a stage owns under
+// splits.
+func keyRange(st *planner.Stage, splits []uint64, i int) string {
 	if len(st.PartitionBy) == 0 {
 		return "all"
 	}
-	lo, hi := rangeOf(evenSplits(st.Parallelism), i)
+	lo, hi := rangeOf(splits, i)
 	return fmt.Sprintf("[%016x, %016x]", lo, hi)
 }
 

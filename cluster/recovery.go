@@ -441,7 +441,7 @@ func (c *Coordinator) addDeadInstances(pl placement, failed map[[2]int]bool) {
 // restoreSet is the instances a repair of the failed ones restores: them
 // and every instance of every stage downstream of theirs (a consumer
 // stage reads from every instance of its producer).
-func restoreSet(q *planner.ContinuousQuery, failed map[[2]int]bool) [][2]int {
+func restoreSet(q *planner.ContinuousQuery, pl placement, failed map[[2]int]bool) [][2]int {
 	consumer := make([]int, len(q.Plan.Stages))
 	for i := range consumer {
 		consumer[i] = -1
@@ -455,7 +455,7 @@ func restoreSet(q *planner.ContinuousQuery, failed map[[2]int]bool) [][2]int {
 	for k := range failed {
 		set[k] = true
 		for s := consumer[k[0]]; s >= 0; s = consumer[s] {
-			for i := range q.Plan.Stages[s].Parallelism {
+			for i := range pl.width(s) {
 				set[[2]int{s, i}] = true
 			}
 		}
@@ -484,8 +484,8 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 	if len(workers) == 0 {
 		return nil, 0, errors.New("no live worker to restore instances on")
 	}
-	restore := restoreSet(qr.def, failed)
 	pl := p.placement().clone()
+	restore := restoreSet(qr.def, pl, failed)
 	pl.Version++
 	pl.SinkGen++
 	load := map[string]int{}

@@ -218,17 +218,18 @@ type sinkAlign struct {
 
 // instanceCount is the number of instances of the query's plan.
 func (qr *queryRuntime) instanceCount() int {
+	pl := qr.pipeline().placement()
 	n := 0
-	for _, st := range qr.def.Plan.Stages {
-		n += st.Parallelism
+	for s := range pl.Hosts {
+		n += pl.width(s)
 	}
 	return n
 }
 
-// lastWidth is the parallelism of the query's last stage.
+// lastWidth is the number of instances of the query's last stage.
 func (qr *queryRuntime) lastWidth() int {
-	stages := qr.def.Plan.Stages
-	return stages[len(stages)-1].Parallelism
+	pl := qr.pipeline().placement()
+	return pl.width(len(pl.Hosts) - 1)
 }
 
 // roundCheckpointed takes a query's complete checkpoint into the round
