@@ -220,6 +220,18 @@ func (b *backupOutlet) attach(ctx context.Context, under outlet, upto uint64, id
 	return nil
 }
 
+// keep adds m (taking its batch reference), numbered seq, to what the
+// outlet keeps, without sending it.
+func (b *backupOutlet) keep(seq uint64, m message) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if m.rec != nil {
+		b.bytes.Add(exec.RecordBytes(m.rec))
+	}
+	b.log = append(b.log, keptMessage{seq: seq, m: m})
+	b.count.Add(1)
+}
+
 // release drops everything kept (the instance stopped).
 func (b *backupOutlet) release() {
 	b.mu.Lock()

@@ -199,6 +199,16 @@ func (k *checkpointer) restorePoint() (uint64, map[[2]int][]byte) {
 	return k.latestEpoch, k.latest
 }
 
+// setRestorePoint replaces the newest complete checkpoint's snapshots
+// with the same cut in another numbering of the instances (a rescale).
+func (k *checkpointer) setRestorePoint(epoch uint64, snaps map[[2]int][]byte) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if epoch == k.latestEpoch && snaps != nil {
+		k.latest = snaps
+	}
+}
+
 // pause stops epochs from beginning and aborts those in flight (a
 // repair restores instances that lost their barriers); it returns the
 // newest epoch begun, whose barriers the restored instances ignore.

@@ -113,6 +113,7 @@ type Coordinator struct {
 	net      *dataPlane        // nil without a cluster
 	wal      *wal              // nil without a data directory
 	store    storage.BlobStore // checkpoint store; nil: memory only
+	scaling  scalingEvents     // SHOW SCALING EVENTS
 	// ddlLog is every DDL statement applied, in order; round is the
 	// restart point being taken; restore, during Recover, what the
 	// queries of a restart point resume from (restart.go). Under mu.

@@ -106,6 +106,9 @@ type message struct {
 	// ckpt is a checkpoint barrier's epoch (0: none): aligned over every
 	// input, then the instance snapshots its state and passes it on.
 	ckpt uint64
+	// ctl runs on the instance's goroutine, between two messages (a
+	// rescale swaps the instance's route, scale.go).
+	ctl func() error
 }
 
 type snapshotReply struct {
@@ -202,7 +205,11 @@ type instance struct {
 	held       [][]message
 	out        int64 // output watermark last forwarded
 	barriers   map[uint64]int
-	route      route
+	// route is written by the instance's goroutine only (and before it
+	// starts); other goroutines read it under routeMu, which a rescale's
+	// route swap holds.
+	route   route
+	routeMu sync.RWMutex
 	hashes     []uint64
 	// lag is how far (µs) the stage's output watermark trails its input
 	// watermark: an interval join still emits left rows (null-padded ones)
@@ -390,6 +397,13 @@ func (in *instance) wire(ctx context.Context, pl placement) error {
 	return nil
 }
 
+// outlets is the instance's outlets, for goroutines other than its own.
+func (in *instance) outlets() []outlet {
+	in.routeMu.RLock()
+	defer in.routeMu.RUnlock()
+	return in.route.outs
+}
+
 // localInstances lists the instances this host runs.
 func (p *pipeline) localInstances() []*instance {
 	p.mu.Lock()
@@ -560,7 +574,9 @@ func (in *instance) run() {
 			st.RowsIn, st.RowsOut = in.rowsIn, in.rowsOut
 			in.published.Store(&st)
 			if err != nil {
-				in.p.fail(fmt.Errorf("stage %d instance %d: %w", in.stage, in.idx, err))
+				if in.ctx.Err() == nil { // not stopped (by a repair or a rescale) mid-message
+					in.p.fail(fmt.Errorf("stage %d instance %d: %w", in.stage, in.idx, err))
+				}
 				return
 			}
 		}
@@ -570,6 +586,9 @@ func (in *instance) run() {
 // dispatch handles a message unless its input is blocked by checkpoint
 // alignment, in which case it is held back.
 func (in *instance) dispatch(m message) error {
+	if m.ctl != nil {
+		return m.ctl()
+	}
 	if m.snapshot != nil {
 		return in.handle(m)
 	}
@@ -1161,6 +1180,7 @@ func (p *pipeline) localStats() []instanceStatus {
 			st := instanceStatus{Stage: s, Instance: i, Host: p.host, Stats: stats, Watermark: in.wmPub.Load(),
 				QueueDepth: len(in.in), BusySeconds: float64(in.busy.Load()) / 1e9, Gen: in.gen}
 			if in.wired.Load() {
+				in.routeMu.RLock()
 				st.RouteVersion = in.route.version
 				for i := range in.route.load {
 					if i%LoadBuckets == 0 {
@@ -1173,6 +1193,7 @@ func (p *pipeline) localStats() []instanceStatus {
 						st.KeptBytes += b.bytes.Load()
 					}
 				}
+				in.routeMu.RUnlock()
 			}
 			out = append(out, st)
 		}

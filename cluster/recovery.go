@@ -378,48 +378,58 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 		return
 	}
 	rec.Restored = time.Since(rec.Detected)
-	go func() {
-		// Wait for the replay to reach the result, then catch up the
-		// subscribers and readers.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		var err error
-		for _, st := range qr.def.Plan.Stages {
-			if st.Source != nil && err == nil {
-				err = p.flush(ctx, st.ID)
-			}
+	go c.finishRepair(qr, p, repair, rec, true)
+}
+
+// finishRepair waits for a repair's (or a rescale's) replay to reach the
+// result, then catches up the subscribers and readers, resumes
+// checkpoints and records it in SHOW RECOVERIES (unless record is
+// false).
+func (c *Coordinator) finishRepair(qr *queryRuntime, p *pipeline, repair int, rec recoveryRecord, record bool) {
+	log := c.cfg.Logger.With().Str("query", qr.def.Name).Logger()
+	epoch := rec.Epoch
+	// Wait for the replay to reach the result, then catch up the
+	// subscribers and readers.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var err error
+	for _, st := range qr.def.Plan.Stages {
+		if st.Source != nil && err == nil {
+			err = p.flush(ctx, st.ID)
 		}
-		qr.recoverMu.Lock()
-		defer qr.recoverMu.Unlock()
-		if qr.repairs != repair {
-			return // a later repair took over; it finishes
-		}
-		rec.Status = "recovered"
-		if err != nil && p.failure() == nil {
-			// The replay is still draining (or a flush broke): what
-			// reached the result so far is delivered as the difference,
-			// the rest as usual when it comes.
-			rec.Status = "recovered (the replay was not through after " + time.Since(rec.Detected).Round(time.Second).String() + ": " + err.Error() + ")"
-			err = nil
-		}
-		if err == nil {
-			err = qr.result.finishRecovery()
-		}
-		rec.Caught = time.Since(rec.Detected)
-		qr.result.mu.Lock()
-		if first := qr.result.firstOutput; !first.IsZero() {
-			rec.First = first.Sub(rec.Detected)
-		}
-		qr.result.mu.Unlock()
-		qr.recovering.Store(false)
-		qr.ckpt.unpause()
-		if err != nil {
-			rec.Status = "failed: " + err.Error()
-		}
+	}
+	qr.recoverMu.Lock()
+	defer qr.recoverMu.Unlock()
+	if qr.repairs != repair {
+		return // a later repair took over; it finishes
+	}
+	rec.Status = "recovered"
+	if err != nil && p.failure() == nil {
+		// The replay is still draining (or a flush broke): what
+		// reached the result so far is delivered as the difference,
+		// the rest as usual when it comes.
+		rec.Status = "recovered (the replay was not through after " + time.Since(rec.Detected).Round(time.Second).String() + ": " + err.Error() + ")"
+		err = nil
+	}
+	if err == nil {
+		err = qr.result.finishRecovery()
+	}
+	rec.Caught = time.Since(rec.Detected)
+	qr.result.mu.Lock()
+	if first := qr.result.firstOutput; !first.IsZero() {
+		rec.First = first.Sub(rec.Detected)
+	}
+	qr.result.mu.Unlock()
+	qr.recovering.Store(false)
+	qr.ckpt.unpause()
+	if err != nil {
+		rec.Status = "failed: " + err.Error()
+	}
+	if record {
 		c.addRecovery(rec)
-		log.Info().Uint64("epoch", epoch).Int("restored", rec.Instances).Int("moved", rec.Moved).Int("replayed", rec.Replayed).
-			Dur("restored_in", rec.Restored).Dur("caught_up_in", rec.Caught).Msg("continuous query recovered")
-	}()
+	}
+	log.Info().Uint64("epoch", epoch).Int("restored", rec.Instances).Int("moved", rec.Moved).Int("replayed", rec.Replayed).
+		Dur("restored_in", rec.Restored).Dur("caught_up_in", rec.Caught).Msg("continuous query recovered")
 }
 
 // addDeadInstances adds to failed the instances placed on workers that
@@ -520,19 +530,31 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 	}
 	qr.result.rollback(epoch, pl.SinkGen)
 	p.abandonWaits()
+	n, err := c.reconfigure(qr, p, pl, restore, epoch, snaps, skip)
+	return restore, n, err
+}
+
+// reconfigure takes a query to placement pl on every host, restoring the
+// instances in restore (and the sink) from checkpoint epoch's snapshots
+// (snaps, in pl's numbering): prepare (stop what is restored, build the
+// new incarnations), restore (the snapshots), resume (start them; every
+// other instance's outlets to them replay what they kept after epoch's
+// barrier). The caller rolled the result back. It returns the number of
+// messages replayed.
+func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, restore [][2]int, epoch uint64, snaps map[[2]int][]byte, skip uint64) (int, error) {
 	if err := p.prepareRepair(pl, restore, skip); err != nil {
-		return restore, 0, err
+		return 0, err
 	}
 	plan, err := planner.EncodeQuery(qr.def)
 	if err != nil {
-		return restore, 0, err
+		return 0, err
 	}
 	hosts := pl.hostsOf(coordinatorHost)
 	ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
 	defer cancel()
 	for _, w := range hosts {
 		if err := c.reg.Call(ctx, w, reqRepair, repairRequest{Place: pl, Plan: plan, Restore: restore, Skip: skip}, nil); err != nil {
-			return restore, 0, fmt.Errorf("preparing worker %s: %w", w, err)
+			return 0, fmt.Errorf("preparing worker %s: %w", w, err)
 		}
 	}
 	var local []*instanceSnapshot
@@ -543,18 +565,18 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 		}
 		if h := pl.Hosts[k[0]][k[1]]; h != coordinatorHost {
 			if err := c.sendRestore(h, pl, k, data); err != nil {
-				return restore, 0, err
+				return 0, err
 			}
 			continue
 		}
 		s, err := unmarshalInstanceSnapshot(data)
 		if err != nil {
-			return restore, 0, err
+			return 0, err
 		}
 		local = append(local, s)
 	}
 	if err := p.restoreLocal(local); err != nil {
-		return restore, 0, err
+		return 0, err
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), deployTimeout)
 	defer rcancel()
@@ -562,12 +584,12 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 	for _, w := range hosts {
 		var n int
 		if err := c.reg.Call(rctx, w, reqResume, resumeRequest{Run: pl.Run, Restore: restore, Epoch: epoch}, &n); err != nil {
-			return restore, 0, fmt.Errorf("resuming worker %s: %w", w, err)
+			return 0, fmt.Errorf("resuming worker %s: %w", w, err)
 		}
 		replayed += n
 	}
 	n, err := p.resumeRepair(rctx, restore, epoch)
-	return restore, replayed + n, err
+	return replayed + n, err
 }
 
 // sendRestore sends an instance's snapshot to the worker that restores
@@ -629,6 +651,18 @@ const lostGrace = 2 * time.Second
 func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip uint64) error {
 	var old []*instance
 	p.mu.Lock()
+	for s, row := range p.stages {
+		if len(row) == pl.width(s) {
+			continue
+		}
+		// rescaled: every instance of the stage is restored
+		for _, in := range row {
+			if in != nil {
+				old = append(old, in)
+			}
+		}
+		p.stages[s] = make([]*instance, pl.width(s))
+	}
 	for _, k := range restore {
 		if in := p.stages[k[0]][k[1]]; in != nil {
 			old = append(old, in)
@@ -677,7 +711,22 @@ func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uin
 		if set[[2]int{in.stage, in.idx}] {
 			continue
 		}
-		for _, o := range in.route.outs {
+		outs := in.outlets()
+		if c := p.consumer[in.stage]; c.stage >= 0 && len(outs) != pl.width(c.stage) {
+			// its consumer stage was rescaled
+			rs, k, err := p.resplit(ctx, in, pl, epoch)
+			if err != nil {
+				return n, err
+			}
+			n += k
+			if p.query.Plan.Stages[in.stage].Source != nil {
+				fromSources = append(fromSources, rs...)
+			} else {
+				go p.replay(pl, epoch, rs)
+			}
+			continue
+		}
+		for _, o := range outs {
 			b, ok := o.(*backupOutlet)
 			if !ok {
 				continue
@@ -808,7 +857,7 @@ func (p *pipeline) replayFlush(ctx context.Context, src int, direct map[*backupO
 	id, w, forget := p.newWait()
 	defer forget()
 	in := p.stages[src][0]
-	for _, o := range in.route.outs {
+	for _, o := range in.outlets() {
 		m := message{barrier: id, source: src, from: in.idx, side: p.consumer[src].side}
 		var err error
 		if under, ok := direct[o.(*backupOutlet)]; ok {
@@ -838,7 +887,7 @@ func (p *pipeline) keptLocal() (bytes, msgs int64) {
 		if !in.wired.Load() {
 			continue
 		}
-		for _, o := range in.route.outs {
+		for _, o := range in.outlets() {
 			if b, ok := o.(*backupOutlet); ok {
 				bytes += b.bytes.Load()
 				msgs += b.count.Load()
@@ -855,7 +904,7 @@ func (p *pipeline) trimKept(epoch uint64) {
 		if !in.wired.Load() {
 			continue
 		}
-		for _, o := range in.route.outs {
+		for _, o := range in.outlets() {
 			if b, ok := o.(*backupOutlet); ok {
 				b.trim(epoch)
 			}

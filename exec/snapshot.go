@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -205,4 +206,48 @@ func UnmarshalSnapshot(data []byte, opts ...Option) (*Snapshot, error) {
 		s.Batches = append(s.Batches, rec)
 	}
 	return s, nil
+}
+
+// MergeSnapshots combines two snapshots of one operator configuration
+// over disjoint key ranges (the inverse of PartitionSnapshot): the
+// batches of both, the lower watermark, the counters added. a and b are
+// not modified; the caller owns (and releases) the result.
+func MergeSnapshots(a, b *Snapshot) (*Snapshot, error) {
+	if a.Kind != b.Kind || a.Meta["config"] != b.Meta["config"] {
+		return nil, fmt.Errorf("exec: MergeSnapshots: a %q snapshot and a %q one of another configuration", a.Kind, b.Kind)
+	}
+	m := &Snapshot{Kind: a.Kind, Meta: map[string]string{}, Positions: map[string]uint64{}}
+	for k, v := range a.Meta {
+		m.Meta[k] = v
+	}
+	for k, v := range b.Meta {
+		old, ok := m.Meta[k]
+		switch {
+		case !ok:
+			m.Meta[k] = v
+		case strings.HasPrefix(k, metaCounterPrefix), k == "watermark":
+			x, err1 := strconv.ParseInt(old, 10, 64)
+			y, err2 := strconv.ParseInt(v, 10, 64)
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("exec: MergeSnapshots: meta %s is not a number", k)
+			}
+			if k == "watermark" {
+				m.Meta[k] = strconv.FormatInt(min(x, y), 10)
+			} else {
+				m.Meta[k] = strconv.FormatInt(x+y, 10)
+			}
+		}
+	}
+	for _, p := range []map[string]uint64{a.Positions, b.Positions} {
+		for k, v := range p {
+			m.Positions[k] = max(m.Positions[k], v)
+		}
+	}
+	for _, s := range []*Snapshot{a, b} {
+		for _, rec := range s.Batches {
+			rec.Retain()
+			m.Batches = append(m.Batches, rec)
+		}
+	}
+	return m, nil
 }

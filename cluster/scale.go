@@ -1,0 +1,688 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/spatedb/spate/cluster/control"
+	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/planner"
+)
+
+// Scaling a partitioned stage (SEEP's scale-out, and its inverse): an
+// instance's key range is split in two at a point where its measured
+// load halves, and a second instance on another worker takes the upper
+// part; or two adjacent instances merge. It goes like a repair
+// (recovery.go), from the query's newest complete checkpoint: the
+// stage's instances and everything downstream are restored — the split
+// instance's snapshot partitioned by key hash (exec.PartitionSnapshot),
+// the downstream ones' input positions widened — and every instance
+// upstream keeps running. On each upstream instance a control message
+// swaps its route to the new ranges between two of its messages; what
+// its outlets kept after the checkpoint is split the same way and
+// replayed to the new instances.
+
+// scalingEvent is one scale-out or scale-in as SHOW SCALING EVENTS lists
+// it.
+type scalingEvent struct {
+	Time      time.Time
+	Query     string
+	Stage     int
+	Decision  string // "scale out" or "scale in"
+	Reason    string
+	OldRanges string
+	NewRanges string
+	Bytes     int64         // state moved to the new instance(s)
+	Took      time.Duration // decision to the new instances running
+	Status    string
+}
+
+// keepScalingEvents bounds the history.
+const keepScalingEvents = 100
+
+// ScaleOut splits instance idx of stage (idx < 0: the one that received
+// most rows) at split (0: where its received load halves) and runs the
+// upper part on a new instance, placed on the least loaded live worker.
+func (c *Coordinator) ScaleOut(ctx context.Context, query string, stage, idx int, split uint64, reason string) (scalingEvent, error) {
+	return c.rescale(ctx, query, stage, idx, split, reason, true)
+}
+
+// ScaleIn merges instance idx of stage with instance idx+1 (idx < 0: the
+// adjacent pair that received fewest rows together).
+func (c *Coordinator) ScaleIn(ctx context.Context, query string, stage, idx int, reason string) (scalingEvent, error) {
+	return c.rescale(ctx, query, stage, idx, 0, reason, false)
+}
+
+func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int, split uint64, reason string, out bool) (scalingEvent, error) {
+	start := time.Now()
+	ev := scalingEvent{Time: start, Query: query, Stage: stage, Decision: "scale in", Reason: reason}
+	if out {
+		ev.Decision = "scale out"
+	}
+	c.mu.Lock()
+	qr := c.queries[query]
+	c.mu.Unlock()
+	if qr == nil {
+		return ev, errorf("42P01", "continuous query %q does not exist", query)
+	}
+	q := qr.def
+	if stage < 0 || stage >= len(q.Plan.Stages) {
+		return ev, errorf("22023", "continuous query %q has no stage %d (stages 0 to %d)", query, stage, len(q.Plan.Stages)-1)
+	}
+	if st := q.Plan.Stages[stage]; st.Source != nil || len(st.PartitionBy) == 0 {
+		return ev, errorf("0A000", "stage %d of %q is not partitioned by key: it cannot change its number of instances", stage, query)
+	}
+	qr.recoverMu.Lock()
+	defer qr.recoverMu.Unlock()
+	p := qr.pipeline()
+	if p == nil || p.failure() != nil {
+		return ev, errorf("55000", "continuous query %q is not running", query)
+	}
+	old := p.placement()
+	if !old.Buffered {
+		return ev, errorf("55000", "scaling needs worker processes and checkpoints (spate serve --workers N, checkpoint interval > 0)")
+	}
+	workers := c.liveWorkers()
+	if len(workers) == 0 {
+		return ev, errorf("55000", "no live worker")
+	}
+	statuses := c.instanceStatuses(qr)
+	load := receivedLoad(q, statuses)
+	width := old.width(stage)
+	splits := old.splits(stage)
+	ev.OldRanges = rangesText(splits)
+	var pl placement
+	switch {
+	case out:
+		if width >= maxStageWidth {
+			return ev, errorf("54000", "stage %d of %q already runs %d instances", stage, query, width)
+		}
+		if idx < 0 {
+			idx = busiest(load, stage, width)
+		}
+		if idx >= width {
+			return ev, errorf("22023", "stage %d of %q has no instance %d", stage, query, idx)
+		}
+		lo, hi := rangeOf(splits, idx)
+		if split == 0 {
+			split = splitPoint(lo, hi, load[[2]int{stage, idx}])
+		}
+		if split <= lo || split > hi {
+			return ev, errorf("22023", "split point %016x is not inside instance %d's key range [%016x, %016x]", split, idx, lo, hi)
+		}
+		pl = scaledOut(old, stage, idx, split, leastLoaded(old, workers))
+	default:
+		if width < 2 {
+			return ev, errorf("55000", "stage %d of %q runs one instance: nothing to merge", stage, query)
+		}
+		if idx < 0 {
+			idx = quietestPair(load, stage, width)
+		}
+		if idx+1 >= width {
+			return ev, errorf("22023", "stage %d of %q has no instances %d and %d to merge", stage, query, idx, idx+1)
+		}
+		pl = scaledIn(old, stage, idx)
+	}
+	ev.NewRanges = rangesText(pl.splits(stage))
+
+	qr.recovering.Store(true)
+	qr.repairs++
+	repair := qr.repairs
+	skip := qr.ckpt.pause()
+	c.abandonStaleRound(0)
+	epoch, snaps := qr.ckpt.restorePoint()
+	moved, bytes, err := rescaledSnapshots(q.Plan.Stages, pl, stage, idx, out, snaps)
+	if err != nil {
+		qr.recovering.Store(false)
+		qr.ckpt.unpause()
+		return ev, err
+	}
+	ev.Bytes = bytes
+	restore := restoreSet(q, pl, stageInstances(pl, stage))
+	renew(&pl, old, restore)
+	log := c.cfg.Logger.With().Str("query", query).Logger()
+	log.Info().Str("decision", ev.Decision).Int("stage", stage).Str("ranges", ev.NewRanges).Uint64("checkpoint", epoch).Msg("scaling a stage")
+	qr.result.rollback(epoch, pl.SinkGen)
+	p.abandonWaits()
+	replayed, err := c.reconfigure(qr, p, pl, restore, epoch, moved, skip)
+	if err != nil {
+		ev.Status = "failed: " + err.Error()
+		c.addScalingEvent(ev)
+		log.Error().Err(err).Msg("scaling failed")
+		p.fail(errorf("58000", "%s of stage %d failed: %v", ev.Decision, stage, err))
+		return ev, err
+	}
+	qr.ckpt.setRestorePoint(epoch, moved)
+	ev.Took = time.Since(start)
+	ev.Status = "done"
+	c.addScalingEvent(ev)
+	rec := recoveryRecord{Query: query, Reason: ev.Decision + " of stage " + fmt.Sprint(stage), Detected: start, Epoch: epoch,
+		Instances: len(restore), Replayed: replayed, Restored: ev.Took}
+	go c.finishRepair(qr, p, repair, rec, false)
+	return ev, nil
+}
+
+// maxStageWidth bounds a stage's instances.
+const maxStageWidth = 256
+
+// stageInstances is every instance of stage s under pl.
+func stageInstances(pl placement, s int) map[[2]int]bool {
+	set := map[[2]int]bool{}
+	for i := range pl.width(s) {
+		set[[2]int{s, i}] = true
+	}
+	return set
+}
+
+// busiest is the instance of stage s that received most rows.
+func busiest(load map[[2]int][]uint64, s, width int) int {
+	best, most := 0, uint64(0)
+	for i := range width {
+		if n := sum(load[[2]int{s, i}]); n > most {
+			best, most = i, n
+		}
+	}
+	return best
+}
+
+// quietestPair is the first of the two adjacent instances of stage s
+// that received fewest rows together.
+func quietestPair(load map[[2]int][]uint64, s, width int) int {
+	best, least := 0, uint64(math.MaxUint64)
+	for i := 0; i+1 < width; i++ {
+		if n := sum(load[[2]int{s, i}]) + sum(load[[2]int{s, i + 1}]); n < least {
+			best, least = i, n
+		}
+	}
+	return best
+}
+
+func sum(xs []uint64) uint64 {
+	var n uint64
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
+
+// splitPoint is where in [lo, hi] the rows counted in buckets (LoadBuckets
+// equal parts of the range) reach half, at a bucket boundary; the middle
+// without counts.
+func splitPoint(lo, hi uint64, buckets []uint64) uint64 {
+	width := (hi-lo)/LoadBuckets + 1 // as LoadBucket
+	total := sum(buckets)
+	if total == 0 || len(buckets) != LoadBuckets {
+		return lo + (hi-lo)/2 + 1
+	}
+	var acc uint64
+	for b, n := range buckets[:LoadBuckets-1] {
+		acc += n
+		if 2*acc >= total {
+			// the boundary after bucket b, or before it when that is
+			// nearer half
+			if b > 0 && 2*(acc-n) > total-2*(acc-n) && 2*acc-total > total-2*(acc-n) {
+				return lo + uint64(b)*width
+			}
+			return lo + uint64(b+1)*width
+		}
+	}
+	return lo + uint64(LoadBuckets-1)*width
+}
+
+// leastLoaded is the live worker that runs fewest instances of pl.
+func leastLoaded(pl placement, workers []control.WorkerInfo) string {
+	n := map[string]int{}
+	for _, row := range pl.Hosts {
+		for _, h := range row {
+			n[h]++
+		}
+	}
+	best := workers[0].ID
+	for _, w := range workers {
+		if n[w.ID] < n[best] {
+			best = w.ID
+		}
+	}
+	return best
+}
+
+// scaledOut is pl with instance i of stage s split at split: instance
+// i+1 (on host) takes [split, old end]; later instances move up one.
+func scaledOut(pl placement, s, i int, split uint64, host string) placement {
+	out := pl.clone()
+	out.Version++
+	out.SinkGen++
+	out.Hosts[s] = insertAt(out.Hosts[s], i+1, host)
+	out.Gens[s] = insertAt(out.Gens[s], i+1, 0)
+	out.Splits[s] = insertAt(out.Splits[s], i, split)
+	return out
+}
+
+// scaledIn is pl with instances i and i+1 of stage s merged into i.
+func scaledIn(pl placement, s, i int) placement {
+	out := pl.clone()
+	out.Version++
+	out.SinkGen++
+	out.Hosts[s] = append(out.Hosts[s][:i+1], out.Hosts[s][i+2:]...)
+	out.Gens[s] = append(out.Gens[s][:i+1], out.Gens[s][i+2:]...)
+	out.Splits[s] = append(out.Splits[s][:i], out.Splits[s][i+1:]...)
+	return out
+}
+
+func insertAt[T any](xs []T, i int, x T) []T {
+	xs = append(xs, x)
+	copy(xs[i+1:], xs[i:])
+	xs[i] = x
+	return xs
+}
+
+// renew gives every instance of restore a new incarnation under pl: one
+// above every incarnation its stage had under old, so no channel name of
+// the old instances is reused.
+func renew(pl *placement, old placement, restore [][2]int) {
+	top := map[int]int{}
+	for _, k := range restore {
+		if _, ok := top[k[0]]; !ok {
+			for i := range old.width(k[0]) {
+				top[k[0]] = max(top[k[0]], old.gen(k[0], i))
+			}
+		}
+		pl.Gens[k[0]][k[1]] = top[k[0]] + 1
+	}
+}
+
+// rangesText lists the key ranges of splits, for SHOW SCALING EVENTS.
+func rangesText(splits []uint64) string {
+	var b strings.Builder
+	for i := range len(splits) + 1 {
+		lo, hi := rangeOf(splits, i)
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "[%016x,%016x]", lo, hi)
+	}
+	return b.String()
+}
+
+// rescaledSnapshots turns the snapshots of a checkpoint into those of
+// the instances after stage s was scaled at instance i: the split
+// instance's operators partitioned at the new split point (or the merged
+// pair's combined), the stage's other instances renumbered, and the
+// input positions of the stage that reads s widened (or narrowed). It
+// returns the new snapshots and the bytes that went to another instance.
+// No snapshots (no checkpoint yet): none, everything is replayed.
+func rescaledSnapshots(stages []*planner.Stage, pl placement, s, i int, out bool, snaps map[[2]int][]byte) (map[[2]int][]byte, int64, error) {
+	if len(snaps) == 0 {
+		return nil, 0, nil
+	}
+	res := map[[2]int][]byte{}
+	var moved int64
+	decode := func(k [2]int) (*instanceSnapshot, error) {
+		data, ok := snaps[k]
+		if !ok {
+			return nil, fmt.Errorf("the checkpoint has no snapshot of stage %d instance %d", k[0], k[1])
+		}
+		return unmarshalInstanceSnapshot(data)
+	}
+	put := func(k [2]int, snap *instanceSnapshot) error {
+		snap.Stage, snap.Instance = k[0], k[1]
+		b, err := snap.marshal()
+		res[k] = b
+		return err
+	}
+	consumer, side := -1, -1
+	for _, st := range stages {
+		for sd, in := range st.Sides {
+			if in.Stage == s {
+				consumer, side = st.ID, sd
+			}
+		}
+	}
+	for k, data := range snaps {
+		switch {
+		case k[0] == s:
+			continue
+		case k[0] != consumer:
+			res[k] = data
+			continue
+		}
+		snap, err := decode(k)
+		if err != nil {
+			return nil, 0, err
+		}
+		base := 0
+		for sd := range side {
+			base += oldWidthOf(snaps, stages[consumer].Sides[sd].Stage)
+		}
+		slot := base + i
+		if out {
+			snap.Watermarks = insertAt(snap.Watermarks, slot+1, snap.Watermarks[slot])
+			snap.Idle = insertAt(snap.Idle, slot+1, snap.Idle[slot])
+			snap.Received = insertAt(snap.Received, slot+1, 0)
+		} else {
+			snap.Watermarks[slot] = min(snap.Watermarks[slot], snap.Watermarks[slot+1])
+			snap.Idle[slot] = snap.Idle[slot] && snap.Idle[slot+1]
+			snap.Received[slot] += snap.Received[slot+1]
+			snap.Watermarks = append(snap.Watermarks[:slot+1], snap.Watermarks[slot+2:]...)
+			snap.Idle = append(snap.Idle[:slot+1], snap.Idle[slot+2:]...)
+			snap.Received = append(snap.Received[:slot+1], snap.Received[slot+2:]...)
+		}
+		if err := put(k, snap); err != nil {
+			return nil, 0, err
+		}
+	}
+	width := oldWidthOf(snaps, s)
+	for j := range width {
+		snap, err := decode([2]int{s, j})
+		if err != nil {
+			return nil, 0, err
+		}
+		switch {
+		case j < i:
+			err = put([2]int{s, j}, snap)
+		case j > i+1 || (j == i+1 && out):
+			shift := 1
+			if !out {
+				shift = -1
+			}
+			err = put([2]int{s, j + shift}, snap)
+		case out: // j == i: split
+			var parts [2]*instanceSnapshot
+			parts, err = splitInstanceSnapshot(snap, pl.splits(s)[i])
+			if err == nil {
+				moved += opsBytes(parts[1])
+				if err = put([2]int{s, i}, parts[0]); err == nil {
+					err = put([2]int{s, i + 1}, parts[1])
+				}
+			}
+		case j == i: // merge with i+1
+			var next *instanceSnapshot
+			if next, err = decode([2]int{s, i + 1}); err == nil {
+				moved += opsBytes(next)
+				var merged *instanceSnapshot
+				if merged, err = mergeInstanceSnapshots(snap, next); err == nil {
+					err = put([2]int{s, i}, merged)
+				}
+			}
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	return res, moved, nil
+}
+
+// oldWidthOf is the number of instances of stage s the snapshots hold.
+func oldWidthOf(snaps map[[2]int][]byte, s int) int {
+	n := 0
+	for k := range snaps {
+		if k[0] == s {
+			n = max(n, k[1]+1)
+		}
+	}
+	return n
+}
+
+func opsBytes(s *instanceSnapshot) int64 {
+	var n int64
+	for _, op := range s.Ops {
+		n += int64(len(op))
+	}
+	return n
+}
+
+// splitInstanceSnapshot partitions an instance's operator snapshots at
+// split: part 0 the hashes below it, part 1 the others. Input positions
+// and watermarks go to both; the row counters to part 0.
+func splitInstanceSnapshot(s *instanceSnapshot, split uint64) ([2]*instanceSnapshot, error) {
+	var parts [2]*instanceSnapshot
+	for p := range parts {
+		c := *s
+		c.Watermarks = append([]int64(nil), s.Watermarks...)
+		c.Idle = append([]bool(nil), s.Idle...)
+		c.Received = append([]uint64(nil), s.Received...)
+		c.Ops = make([][]byte, len(s.Ops))
+		if p == 1 {
+			c.RowsIn, c.RowsOut = 0, 0
+		}
+		parts[p] = &c
+	}
+	for o, data := range s.Ops {
+		if data == nil {
+			continue
+		}
+		snap, err := exec.UnmarshalSnapshot(data)
+		if err != nil {
+			return parts, err
+		}
+		halves, err := exec.PartitionSnapshot(snap, []uint64{split})
+		snap.Release()
+		if err != nil {
+			return parts, err
+		}
+		for p, h := range halves {
+			parts[p].Ops[o], err = h.Marshal()
+			h.Release()
+			if err != nil {
+				return parts, err
+			}
+		}
+	}
+	return parts, nil
+}
+
+// mergeInstanceSnapshots combines the snapshots of two adjacent instances
+// of a stage (disjoint key ranges): their operators' batches together,
+// the lower watermarks, the counters added.
+func mergeInstanceSnapshots(a, b *instanceSnapshot) (*instanceSnapshot, error) {
+	m := *a
+	m.Watermarks = append([]int64(nil), a.Watermarks...)
+	m.Idle = append([]bool(nil), a.Idle...)
+	m.Received = append([]uint64(nil), a.Received...)
+	for j := range m.Watermarks {
+		m.Watermarks[j] = min(m.Watermarks[j], b.Watermarks[j])
+		m.Idle[j] = m.Idle[j] && b.Idle[j]
+	}
+	m.Watermark, m.Out = min(a.Watermark, b.Watermark), min(a.Out, b.Out)
+	m.IdleOut = a.IdleOut && b.IdleOut
+	m.RowsIn, m.RowsOut = a.RowsIn+b.RowsIn, a.RowsOut+b.RowsOut
+	m.Ops = make([][]byte, len(a.Ops))
+	for o := range a.Ops {
+		if a.Ops[o] == nil {
+			continue
+		}
+		x, err := exec.UnmarshalSnapshot(a.Ops[o])
+		if err != nil {
+			return nil, err
+		}
+		y, err := exec.UnmarshalSnapshot(b.Ops[o])
+		if err != nil {
+			x.Release()
+			return nil, err
+		}
+		merged, err := exec.MergeSnapshots(x, y)
+		x.Release()
+		y.Release()
+		if err != nil {
+			return nil, err
+		}
+		m.Ops[o], err = merged.Marshal()
+		merged.Release()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &m, nil
+}
+
+// resplit points instance in's outlets at the instances of its consumer
+// stage under pl, whose number changed. New outlets keep without sending;
+// then a control message in the instance's input, between two of its
+// messages, moves what the old outlets kept after checkpoint epoch's
+// barrier into them — batches split by the new key ranges, watermarks
+// and barriers from the old outlet that held the new range's start — and
+// swaps the route. It returns the new outlets for the replay and the
+// number of messages they will replay.
+func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoch uint64) ([]*reroute, int, error) {
+	c := p.consumer[in.stage]
+	width, splits := pl.width(c.stage), pl.splits(c.stage)
+	in.routeMu.RLock()
+	olds, oldSplits, partitionBy := in.route.outs, in.route.splits, in.route.partitionBy
+	in.routeMu.RUnlock()
+	for _, o := range olds {
+		b, ok := o.(*backupOutlet)
+		if !ok {
+			return nil, 0, fmt.Errorf("stage %d instance %d keeps no output to replay", in.stage, in.idx)
+		}
+		if _, _, err := b.detach(b.target(), epoch); err != nil {
+			return nil, 0, err
+		}
+	}
+	news := make([]*backupOutlet, width)
+	rs := make([]*reroute, width)
+	for j := range news {
+		ch := channelName{run: pl.Run, fromStage: in.stage, fromIdx: in.idx, toStage: c.stage, toIdx: j, side: c.side, gen: pl.gen(c.stage, j)}
+		b := newBackupOutlet(p, ch, discardOutlet{})
+		b.broken, b.base, b.detached = true, epoch, 1
+		news[j], rs[j] = b, &reroute{in: in, b: b, ch: ch, id: 1}
+	}
+	done := make(chan error, 1)
+	ctl := func() error {
+		err := moveKept(olds, oldSplits, news, splits, partitionBy, epoch)
+		if err == nil {
+			outs := make([]outlet, width)
+			for j, b := range news {
+				outs[j] = b
+			}
+			for _, o := range olds {
+				o.(*backupOutlet).release()
+				o.close()
+			}
+			in.routeMu.Lock()
+			in.route.outs, in.route.splits, in.route.version = outs, splits, pl.Version
+			in.route.load = make([]atomic.Uint64, width*LoadBuckets)
+			in.route.counts = make([]uint64, width*LoadBuckets)
+			in.routeMu.Unlock()
+		}
+		done <- err
+		return err
+	}
+	select {
+	case in.in <- message{ctl: ctl}:
+	case <-in.ctx.Done():
+		return nil, 0, fmt.Errorf("stage %d instance %d stopped (%v)", in.stage, in.idx, p.failure())
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, 0, err
+		}
+	case <-in.ctx.Done():
+		return nil, 0, fmt.Errorf("stage %d instance %d stopped (%v)", in.stage, in.idx, p.failure())
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	n := 0
+	for _, b := range news {
+		n += int(b.count.Load())
+	}
+	return rs, n, nil
+}
+
+// moveKept copies into news (outlets to the instances of ranges splits)
+// what olds (to those of oldSplits) kept after epoch's barrier, in the
+// order it was sent: each new outlet gets the rows of its range from the
+// batches of every old outlet whose range overlaps it, and the other
+// messages of the old outlet whose range held its start (every outlet
+// got those).
+func moveKept(olds []outlet, oldSplits []uint64, news []*backupOutlet, splits []uint64, partitionBy []int, epoch uint64) error {
+	type item struct {
+		seq uint64
+		m   message
+	}
+	lists := make([][]item, len(news))
+	var hashes []uint64
+	for oi, o := range olds {
+		kept, _, err := o.(*backupOutlet).replay(epoch)
+		if err != nil {
+			return err
+		}
+		olo, ohi := rangeOf(oldSplits, oi)
+		for _, k := range kept {
+			var parts []arrow.RecordBatch
+			if k.m.rec != nil {
+				hashes = exec.HashColumns(k.m.rec, partitionBy, hashes[:0])
+				if parts, err = splitByRange(k.m.rec, hashes, splits, nil); err != nil {
+					k.m.rec.Release()
+					return err
+				}
+				k.m.rec.Release()
+			}
+			for j := range news {
+				lo, hi := rangeOf(splits, j)
+				if hi < olo || lo > ohi {
+					continue
+				}
+				m := k.m
+				if parts != nil {
+					if m.rec = parts[j]; m.rec == nil {
+						continue
+					}
+					parts[j] = nil
+				} else if lo < olo {
+					continue // the old outlet of this range's start has it
+				}
+				lists[j] = append(lists[j], item{k.seq, m})
+			}
+			for _, part := range parts {
+				if part != nil {
+					part.Release()
+				}
+			}
+		}
+	}
+	for j, l := range lists {
+		sort.Slice(l, func(a, b int) bool { return l[a].seq < l[b].seq })
+		for _, it := range l {
+			news[j].keep(it.seq, it.m)
+		}
+	}
+	return nil
+}
+
+// discardOutlet is the outlet of a new backupOutlet before its consumer
+// exists: it keeps (broken) and never sends.
+type discardOutlet struct{}
+
+func (discardOutlet) send(_ context.Context, m message) error {
+	if m.rec != nil {
+		m.rec.Release()
+	}
+	return nil
+}
+func (discardOutlet) close() {}
+
+// scalingEvents is SHOW SCALING EVENTS' history.
+type scalingEvents struct {
+	mu     sync.Mutex
+	events []scalingEvent
+}
+
+func (c *Coordinator) addScalingEvent(ev scalingEvent) {
+	c.scaling.mu.Lock()
+	defer c.scaling.mu.Unlock()
+	c.scaling.events = append(c.scaling.events, ev)
+	if len(c.scaling.events) > keepScalingEvents {
+		c.scaling.events = c.scaling.events[len(c.scaling.events)-keepScalingEvents:]
+	}
+}
