@@ -210,7 +210,7 @@ type instance struct {
 	// route swap holds.
 	route   route
 	routeMu sync.RWMutex
-	hashes     []uint64
+	hashes  []uint64
 	// lag is how far (µs) the stage's output watermark trails its input
 	// watermark: an interval join still emits left rows (null-padded ones)
 	// up to its upper bound after the watermark passed their time.
