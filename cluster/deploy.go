@@ -130,7 +130,10 @@ func (c *Coordinator) defaultParallelism() string {
 // coordinator; every other instance on a live worker, spread round-robin
 // over the workers so that the instances of a stage, each owning a key
 // range, land on different workers. Without workers everything runs here.
-func (c *Coordinator) place(q *planner.ContinuousQuery) placement {
+// splits, when set, are each stage's key-range split points (a query
+// resuming in the layout a rescale gave it); otherwise a stage runs the
+// plan's Parallelism instances over equal ranges.
+func (c *Coordinator) place(q *planner.ContinuousQuery, splits [][]uint64) placement {
 	c.mu.Lock()
 	c.nextRun++
 	pl := placement{Run: "r" + strconv.Itoa(c.nextRun), Addrs: map[string]string{}, Version: 1}
@@ -146,8 +149,15 @@ func (c *Coordinator) place(q *planner.ContinuousQuery) placement {
 		pl.Addrs[w.ID] = w.DataAddr
 	}
 	next := 0
+	if len(splits) == len(q.Plan.Stages) {
+		pl.Splits = splits
+	}
 	for _, st := range q.Plan.Stages {
-		row := make([]string, st.Parallelism)
+		width := st.Parallelism
+		if pl.Splits != nil {
+			width = len(pl.Splits[st.ID]) + 1
+		}
+		row := make([]string, width)
 		for i := range row {
 			row[i] = coordinatorHost
 			if st.Source == nil && len(workers) > 0 {
@@ -165,7 +175,18 @@ func (c *Coordinator) place(q *planner.ContinuousQuery) placement {
 // host connects and starts them.
 func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 	q, result := qr.def, qr.result
-	pl := c.place(q)
+	// Resuming from a restart point (Recover): the result as it was, and
+	// the instances' snapshots, restored before anything runs, in the
+	// layout they were taken in.
+	c.mu.Lock()
+	rs := c.restore[q.Name]
+	delete(c.restore, q.Name)
+	c.mu.Unlock()
+	var splits [][]uint64
+	if rs != nil {
+		splits = rs.splits
+	}
+	pl := c.place(q, splits)
 	p, err := newPipeline(q, pl, coordinatorHost, c.net, result, c.cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -182,12 +203,6 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 		// Repairable: a lost consumer is restored (recovery.go).
 		p.onLost = func(ch channelName) { c.consumerLost(qr, ch) }
 	}
-	// Resuming from a restart point (Recover): the result as it was, and
-	// the instances' snapshots, restored before anything runs.
-	c.mu.Lock()
-	rs := c.restore[q.Name]
-	delete(c.restore, q.Name)
-	c.mu.Unlock()
 	if rs != nil {
 		qr.restored = true
 		if err := result.load(rs.result, rs.wm); err != nil {
@@ -202,6 +217,9 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 		}
 		var local []*instanceSnapshot
 		for k, data := range rs.snaps {
+			if k[0] < 0 || k[0] >= len(pl.Hosts) || k[1] < 0 || k[1] >= pl.width(k[0]) {
+				return fmt.Errorf("the restart point has a snapshot of stage %d instance %d, which the query does not have", k[0], k[1])
+			}
 			if h := pl.Hosts[k[0]][k[1]]; h != coordinatorHost {
 				if err := c.sendRestore(h, pl, k, data); err != nil {
 					return err

@@ -73,6 +73,9 @@ type roundQuery struct {
 	Epoch     uint64   `json:"epoch"`
 	Instances [][2]int `json:"instances"`
 	Watermark int64    `json:"watermark"`
+	// Splits is each stage's key-range split points when the epoch was
+	// taken (a rescale changes them; the query resumes with the same).
+	Splits [][]uint64 `json:"splits,omitempty"`
 }
 
 // restartRound is a round in progress.
@@ -92,6 +95,7 @@ type roundResult struct {
 	snaps  map[[2]int][]byte
 	result []byte
 	wm     int64
+	splits [][]uint64
 }
 
 const restartPrefix = "restart/"
@@ -247,7 +251,7 @@ func (c *Coordinator) roundCheckpointed(qr *queryRuntime, epoch uint64, pc *pend
 		return
 	}
 	r.mu.Lock()
-	r.done[qr.def.Name] = &roundResult{snaps: pc.snaps, result: data, wm: wm}
+	r.done[qr.def.Name] = &roundResult{snaps: pc.snaps, result: data, wm: wm, splits: qr.pipeline().placement().clone().Splits}
 	complete := len(r.done) == len(r.epochs) && !r.written
 	if complete {
 		r.written = true
@@ -284,7 +288,7 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 	m := r.manifest
 	m.Queries = map[string]roundQuery{}
 	for name, res := range r.done {
-		q := roundQuery{Epoch: r.epochs[name]}
+		q := roundQuery{Epoch: r.epochs[name], Splits: res.splits}
 		for key, snap := range res.snaps {
 			if err := put(fmt.Sprintf("queries/%s/%d.%d", name, key[0], key[1]), snap); err != nil {
 				fail(err)
@@ -571,6 +575,7 @@ type restoring struct {
 	snaps  map[[2]int][]byte
 	result []byte
 	wm     int64
+	splits [][]uint64 // the layout the snapshots were taken in (nil: the plan's)
 }
 
 // loadRestartPoint reads a restart point's per-query data into
@@ -584,7 +589,7 @@ func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) 
 		c.mu.Unlock()
 	}()
 	for name, q := range m.Queries {
-		rs := &restoring{snaps: map[[2]int][]byte{}, wm: q.Watermark}
+		rs := &restoring{snaps: map[[2]int][]byte{}, wm: q.Watermark, splits: q.Splits}
 		for _, key := range q.Instances {
 			data, err := c.store.Get(ctx, fmt.Sprintf("%squeries/%s/%d.%d", prefix, name, key[0], key[1]))
 			if err != nil {

@@ -26,8 +26,15 @@ var restartQueries = map[string]string{
 // and more rows came; a new coordinator on the same directory resumes
 // from the restart point, replays only the log after it, and ends up
 // equal to a run that never stopped. The log is trimmed behind the
-// restart point.
+// restart point. Scaled: two queries' aggregate stages were scaled out
+// before the restart point, and resume with their three instances.
 func TestRestartFromRestartPoint(t *testing.T) {
+	for _, scaled := range []bool{false, true} {
+		t.Run(fmt.Sprint("scaled=", scaled), func(t *testing.T) { testRestartFromRestartPoint(t, scaled) })
+	}
+}
+
+func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	var chunks [][]string
 	for c := range 3 {
@@ -62,6 +69,13 @@ func TestRestartFromRestartPoint(t *testing.T) {
 		if i == 0 {
 			run(t, s, "INSERT INTO dim VALUES (4, 'four')")
 			run(t, rs, "INSERT INTO dim VALUES (4, 'four')")
+			if scaled {
+				for _, q := range []string{"win", "totals"} {
+					if _, err := c.ScaleOut(context.Background(), q, 1, 0, 0, "test"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
 		}
 	}
 	waitUntil(t, 20*time.Second, "a restart point after the second chunk", func() bool {
@@ -112,6 +126,13 @@ func TestRestartFromRestartPoint(t *testing.T) {
 	}
 	if got, want := run(t, s2, "SELECT * FROM dim ORDER BY k"), run(t, rs, "SELECT * FROM dim ORDER BY k"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("dim %v, want %v", got, want)
+	}
+	if scaled {
+		for _, q := range []string{"win", "totals"} {
+			if n := run(t, s2, "SELECT COUNT(*) FROM spate_instances WHERE query = '"+q+"' AND stage = 1"); n[0][0] != "3" {
+				t.Errorf("%s resumed with %s aggregate instances, want the 3 it was scaled to", q, n[0][0])
+			}
+		}
 	}
 	_ = os.Remove
 }
