@@ -107,13 +107,15 @@ type Coordinator struct {
 	cfg      Config
 	catalog  *planner.Catalog
 	planner  *planner.Planner
-	done     chan struct{}     // closed by Close: background loops stop
-	stopping atomic.Bool       // BeginShutdown was called
-	reg      *control.Registry // nil without a cluster
-	net      *dataPlane        // nil without a cluster
-	wal      *wal              // nil without a data directory
-	store    storage.BlobStore // checkpoint store; nil: memory only
-	scaling  scalingEvents     // SHOW SCALING EVENTS
+	done     chan struct{}       // closed by Close: background loops stop
+	stopping atomic.Bool         // BeginShutdown was called
+	reg      *control.Registry   // nil without a cluster
+	net      *dataPlane          // nil without a cluster
+	wal      *wal                // nil without a data directory
+	store    storage.BlobStore   // checkpoint store; nil: memory only
+	scaling  scalingEvents       // SHOW SCALING EVENTS
+	loadMu   sync.Mutex          // LoadReports' baseline:
+	loadBase map[string]loadBase // per instance (query/version/stage/instance/incarnation)
 	// ddlLog is every DDL statement applied, in order; round is the
 	// restart point being taken; restore, during Recover, what the
 	// queries of a restart point resume from (restart.go). Under mu.
@@ -213,6 +215,9 @@ type queryRuntime struct {
 	// restored: resumed from a restart point (its state has what it had
 	// read of other queries' results).
 	restored bool
+	// policy is the query's scaling settings (ALTER CONTINUOUS QUERY …
+	// SET); nil: DefaultScalingPolicy.
+	policy atomic.Pointer[ScalingPolicy]
 }
 
 // NewCoordinator returns an empty engine.

@@ -608,6 +608,7 @@ var systemTables = map[string]string{
 	"spate_instance_checkpoints": "instance checkpoints",
 	"spate_restart_points":       "restart points",
 	"spate_recoveries":           "recoveries",
+	"spate_scaling_events":       "scaling events",
 }
 
 // registerSystemTables adds the system tables to the catalog.
@@ -748,6 +749,9 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		return cols, rows, true
 	case "recoveries":
 		cols, rows := c.recoveryRows()
+		return cols, rows, true
+	case "scaling events":
+		cols, rows := c.scalingRows()
 		return cols, rows, true
 	case "restart points":
 		cols, rows := c.restartRows()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spatedb/spate/cluster/control"
 	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/parser"
 	"github.com/spatedb/spate/planner"
 )
 
@@ -671,6 +673,192 @@ func (discardOutlet) send(_ context.Context, m message) error {
 	return nil
 }
 func (discardOutlet) close() {}
+
+// ScalingPolicy is a query's scaling settings (ALTER CONTINUOUS QUERY …
+// SET (autoscale = on, min_instances = 1, max_instances = 16,
+// target_utilisation = 0.7)), which the elastic controller follows.
+type ScalingPolicy struct {
+	Autoscale         bool
+	MinInstances      int
+	MaxInstances      int
+	TargetUtilisation float64
+}
+
+// DefaultScalingPolicy is a query's policy until it is altered.
+var DefaultScalingPolicy = ScalingPolicy{MinInstances: 1, MaxInstances: 16, TargetUtilisation: 0.7}
+
+// ScalingPolicies returns every running query's scaling policy.
+func (c *Coordinator) ScalingPolicies() map[string]ScalingPolicy {
+	out := map[string]ScalingPolicy{}
+	for _, qr := range c.runningQueries() {
+		out[qr.def.Name] = qr.scalingPolicy()
+	}
+	return out
+}
+
+func (qr *queryRuntime) scalingPolicy() ScalingPolicy {
+	if p := qr.policy.Load(); p != nil {
+		return *p
+	}
+	return DefaultScalingPolicy
+}
+
+// alterQuery runs ALTER CONTINUOUS QUERY: a manual scale-out or
+// scale-in, or new scaling settings (logged like DDL, so a restart keeps
+// them).
+func (c *Coordinator) alterQuery(ctx context.Context, x *parser.AlterContinuousQuery) (Result, error) {
+	if x.Scale != "" {
+		var err error
+		if x.Scale == "out" {
+			_, err = c.ScaleOut(ctx, x.Name, x.Stage, x.Instance, 0, "ALTER CONTINUOUS QUERY … SCALE OUT")
+		} else {
+			_, err = c.ScaleIn(ctx, x.Name, x.Stage, x.Instance, "ALTER CONTINUOUS QUERY … SCALE IN")
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Tag: "ALTER CONTINUOUS QUERY"}, nil
+	}
+	c.mu.Lock()
+	qr := c.queries[x.Name]
+	c.mu.Unlock()
+	if qr == nil {
+		return Result{}, errorf("42P01", "continuous query %q does not exist", x.Name)
+	}
+	p := qr.scalingPolicy()
+	for _, o := range x.Set {
+		bad := func(want string) error {
+			return errorf("22023", "invalid value for %s: %q (want %s)", o.Key, o.Value, want)
+		}
+		switch o.Key {
+		case "autoscale":
+			b, ok := boolSetting(o.Value)
+			if !ok {
+				return Result{}, bad("on or off")
+			}
+			p.Autoscale = b
+		case "min_instances", "max_instances":
+			n, err := strconv.Atoi(o.Value)
+			if err != nil || n < 1 || n > maxStageWidth {
+				return Result{}, bad(fmt.Sprintf("an integer from 1 to %d", maxStageWidth))
+			}
+			if o.Key == "min_instances" {
+				p.MinInstances = n
+			} else {
+				p.MaxInstances = n
+			}
+		case "target_utilisation", "target_utilization":
+			f, err := strconv.ParseFloat(o.Value, 64)
+			if err != nil || f <= 0 || f > 1 {
+				return Result{}, bad("a fraction above 0 and at most 1")
+			}
+			p.TargetUtilisation = f
+		default:
+			return Result{}, errorf("42601", "unknown option %q of ALTER CONTINUOUS QUERY … SET (autoscale, min_instances, max_instances, target_utilisation)", o.Key)
+		}
+	}
+	if p.MinInstances > p.MaxInstances {
+		return Result{}, errorf("22023", "min_instances %d is above max_instances %d", p.MinInstances, p.MaxInstances)
+	}
+	if err := c.ddl(x.SQL(), 0, func() error { qr.policy.Store(&p); return nil }); err != nil {
+		return Result{}, err
+	}
+	return Result{Tag: "ALTER CONTINUOUS QUERY"}, nil
+}
+
+// boolSetting reads on/off, true/false, yes/no, 1/0.
+func boolSetting(v string) (bool, bool) {
+	switch strings.ToLower(v) {
+	case "on", "true", "yes", "1":
+		return true, true
+	case "off", "false", "no", "0":
+		return false, true
+	}
+	return false, false
+}
+
+// LoadReport is an instance's load since the previous LoadReports, for
+// the elastic controller.
+type LoadReport struct {
+	Query           string
+	Stage, Instance int
+	Width           int    // instances the stage has now
+	Lo, Hi          uint64 // the instance's key range
+	Busy            float64
+	QueueDepth      int
+	Buckets         []uint64 // rows received per sixteenth of the range (LoadBuckets)
+}
+
+// loadBase is an instance's counters at the previous LoadReports.
+type loadBase struct {
+	busy    float64
+	buckets []uint64
+	at      time.Time
+}
+
+// LoadReports returns, for every instance of every partitioned stage of
+// the running queries, its busy fraction and received rows per key-range
+// bucket since the previous call (the first call only takes the
+// baseline; an instance restored or rescaled meanwhile starts over).
+func (c *Coordinator) LoadReports() []LoadReport {
+	now := time.Now()
+	var out []LoadReport
+	seen := map[string]loadBase{}
+	c.loadMu.Lock()
+	defer c.loadMu.Unlock()
+	for _, qr := range c.runningQueries() {
+		p := qr.pipeline()
+		if p == nil || qr.recovering.Load() {
+			continue
+		}
+		pl := p.placement()
+		statuses := c.instanceStatuses(qr)
+		load := receivedLoad(qr.def, statuses)
+		for _, st := range statuses {
+			stage := qr.def.Plan.Stages[st.Stage]
+			if stage.Source != nil || len(stage.PartitionBy) == 0 || st.Stage >= len(pl.Hosts) || st.Instance >= pl.width(st.Stage) {
+				continue
+			}
+			key := fmt.Sprintf("%s/%d/%d/%d/%d", qr.def.Name, pl.Version, st.Stage, st.Instance, st.Gen)
+			buckets := load[[2]int{st.Stage, st.Instance}]
+			cur := loadBase{busy: st.BusySeconds, buckets: buckets, at: now}
+			seen[key] = cur
+			prev, ok := c.loadBase[key]
+			if !ok || now.Sub(prev.at) <= 0 {
+				continue
+			}
+			lo, hi := rangeOf(pl.splits(st.Stage), st.Instance)
+			r := LoadReport{Query: qr.def.Name, Stage: st.Stage, Instance: st.Instance, Width: pl.width(st.Stage), Lo: lo, Hi: hi,
+				Busy: min(1, max(0, (cur.busy-prev.busy)/now.Sub(prev.at).Seconds())), QueueDepth: st.QueueDepth}
+			if len(buckets) == len(prev.buckets) {
+				r.Buckets = make([]uint64, len(buckets))
+				for b := range buckets {
+					if buckets[b] >= prev.buckets[b] {
+						r.Buckets[b] = buckets[b] - prev.buckets[b]
+					}
+				}
+			}
+			out = append(out, r)
+		}
+	}
+	c.loadBase = seen
+	return out
+}
+
+// scalingRows is SHOW SCALING EVENTS.
+func (c *Coordinator) scalingRows() ([]Column, [][]any) {
+	cols := []Column{{"time", planner.TypeTimestamp}, {"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"decision", planner.TypeText},
+		{"reason", planner.TypeText}, {"old_ranges", planner.TypeText}, {"new_ranges", planner.TypeText}, {"bytes_moved", planner.TypeBigInt},
+		{"took_ms", planner.TypeDouble}, {"status", planner.TypeText}}
+	c.scaling.mu.Lock()
+	evs := append([]scalingEvent(nil), c.scaling.events...)
+	c.scaling.mu.Unlock()
+	var rows [][]any
+	for _, e := range evs {
+		rows = append(rows, []any{e.Time.UnixMicro(), e.Query, int64(e.Stage), e.Decision, e.Reason, e.OldRanges, e.NewRanges, e.Bytes, ms(e.Took), e.Status})
+	}
+	return cols, rows
+}
 
 // scalingEvents is SHOW SCALING EVENTS' history.
 type scalingEvents struct {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -129,4 +130,74 @@ func copyAsync(s Session, table string, lines []string) <-chan error {
 		done <- err
 	}()
 	return done
+}
+
+// TestAlterContinuousQuery: the SQL of scaling — SCALE OUT / IN with
+// SHOW SCALING EVENTS and SHOW INSTANCES' new ranges, SET of the scaling
+// settings, and clear errors.
+func TestAlterContinuousQuery(t *testing.T) {
+	c, stop := startTestCluster(t, Config{Parallelism: 2, CheckpointInterval: 20 * time.Millisecond, CheckpointStore: "memory"}, 2)
+	defer func() {
+		c.BeginShutdown()
+		stop()
+		c.Close()
+	}()
+	s, _ := c.NewSession(context.Background(), "t", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
+	run(t, s, "CREATE CONTINUOUS QUERY everything AS SELECT COUNT(*) AS n FROM ev")
+	var lines []string
+	for i := range 2000 {
+		lines = append(lines, fmt.Sprintf("%d,%d,%d", i%50, i, 1000+i))
+	}
+	copyCSV(t, s, "ev", lines[:1000])
+	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1")
+	if r := run(t, s, "SELECT COUNT(*) FROM spate_instances WHERE query = 'totals' AND stage = 1"); r[0][0] != "3" {
+		t.Fatalf("totals runs %s aggregate instances after SCALE OUT, want 3", r[0][0])
+	}
+	ev := run(t, s, "SELECT query, stage, decision, status, old_ranges <> new_ranges FROM spate_scaling_events")
+	if len(ev) != 1 || fmt.Sprint(ev[0]) != "[totals 1 scale out done t]" {
+		t.Fatalf("SHOW SCALING EVENTS: %v", ev)
+	}
+	copyCSV(t, s, "ev", lines[1000:])
+	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE IN STAGE 1 INSTANCE 1")
+	if r := run(t, s, "SELECT COUNT(*) FROM spate_instances WHERE query = 'totals' AND stage = 1"); r[0][0] != "2" {
+		t.Fatalf("totals runs %s aggregate instances after SCALE IN, want 2", r[0][0])
+	}
+	waitUntil(t, 10*time.Second, "the rescale to finish", func() bool { return !c.queries["totals"].recovering.Load() })
+	if r := run(t, s, "SELECT COUNT(*), SUM(n), SUM(s) FROM totals"); fmt.Sprint(r) != "[[50 2000 1999000]]" {
+		t.Errorf("totals after scaling out and in: %v", r)
+	}
+
+	run(t, s, "ALTER CONTINUOUS QUERY totals SET (autoscale = on, max_instances = 4, target_utilisation = 0.5)")
+	if p := c.ScalingPolicies()["totals"]; p != (ScalingPolicy{Autoscale: true, MinInstances: 1, MaxInstances: 4, TargetUtilisation: 0.5}) {
+		t.Errorf("policy %+v", p)
+	}
+	for sql, code := range map[string]string{
+		"ALTER CONTINUOUS QUERY nope SCALE OUT STAGE 1":              "42P01",
+		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 7":            "22023",
+		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 0":            "0A000", // the source stage
+		"ALTER CONTINUOUS QUERY everything SCALE OUT STAGE 1":        "0A000", // a global aggregate: one instance
+		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1 INSTANCE 9": "22023",
+		"ALTER CONTINUOUS QUERY totals SET (autoscale = maybe)":      "22023",
+		"ALTER CONTINUOUS QUERY totals SET (min_instances = 5)":      "22023", // above max_instances 4
+		"ALTER CONTINUOUS QUERY totals SET (target_utilisation = 2)": "22023",
+		"ALTER CONTINUOUS QUERY totals SET (colour = 'blue')":        "42601",
+		"ALTER CONTINUOUS QUERY totals SCALE SIDEWAYS STAGE 1":       "42601",
+		"ALTER TABLE t ADD COLUMN x INT":                             "0A000",
+	} {
+		_, err := tryRun(s, sql)
+		if err == nil || errCode(err) != code {
+			t.Errorf("%s: %v, want SQLSTATE %s", sql, err, code)
+		}
+	}
+}
+
+// errCode is the SQLSTATE of an error from any layer ("" if none).
+func errCode(err error) string {
+	var s interface{ SQLState() string }
+	if errors.As(err, &s) {
+		return s.SQLState()
+	}
+	return ""
 }

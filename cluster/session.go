@@ -188,6 +188,8 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 			return Result{}, err
 		}
 		return s.rowsResult(cols, rows, "SHOW")
+	case *parser.AlterContinuousQuery:
+		return s.c.alterQuery(ctx, x)
 	case *parser.Set:
 		return s.set(x)
 	case *parser.Transaction:

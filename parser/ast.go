@@ -217,11 +217,24 @@ type Drop struct {
 	Cascade  bool
 }
 
+// AlterContinuousQuery is ALTER CONTINUOUS QUERY name SCALE { OUT | IN }
+// STAGE n [INSTANCE i], or ALTER CONTINUOUS QUERY name SET (key = value,
+// …). Scale is "out", "in", or "" for SET; Instance is -1 when left out
+// (the runtime picks by load).
+type AlterContinuousQuery struct {
+	Base
+	Name     string
+	Scale    string
+	Stage    int
+	Instance int
+	Set      []Option
+}
+
 // Show is SHOW STREAMS | TABLES | CONTINUOUS QUERIES | WORKERS | INSTANCES |
-// INSTANCE CHECKPOINTS | RESTART POINTS | ALL | <setting name>. What is
-// lower case: "streams", "tables", "continuous queries", "workers",
-// "instances", "instance checkpoints", "restart points", "all", or a
-// setting name.
+// INSTANCE CHECKPOINTS | RESTART POINTS | SCALING EVENTS | ALL | <setting
+// name>. What is lower case: "streams", "tables", "continuous queries",
+// "workers", "instances", "instance checkpoints", "restart points",
+// "scaling events", "all", or a setting name.
 type Show struct {
 	Base
 	What string

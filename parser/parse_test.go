@@ -70,6 +70,12 @@ func TestSpateStatements(t *testing.T) {
 		{"SHOW INSTANCES", &Show{Base: b("SHOW INSTANCES"), What: "instances"}},
 		{"SHOW INSTANCE CHECKPOINTS", &Show{Base: b("SHOW INSTANCE CHECKPOINTS"), What: "instance checkpoints"}},
 		{"SHOW RESTART POINTS", &Show{Base: b("SHOW RESTART POINTS"), What: "restart points"}},
+		{"SHOW SCALING EVENTS", &Show{Base: b("SHOW SCALING EVENTS"), What: "scaling events"}},
+		// ALTER CONTINUOUS QUERY
+		{"ALTER CONTINUOUS QUERY q SCALE OUT STAGE 1", &AlterContinuousQuery{Base: b("ALTER CONTINUOUS QUERY q SCALE OUT STAGE 1"), Name: "q", Scale: "out", Stage: 1, Instance: -1}},
+		{"alter continuous query Tolls scale in stage 2 instance 0", &AlterContinuousQuery{Base: b("alter continuous query Tolls scale in stage 2 instance 0"), Name: "tolls", Scale: "in", Stage: 2, Instance: 0}},
+		{"ALTER CONTINUOUS QUERY q SET (autoscale = on, max_instances = 8, target_utilisation = 0.6)", &AlterContinuousQuery{Base: b("ALTER CONTINUOUS QUERY q SET (autoscale = on, max_instances = 8, target_utilisation = 0.6)"), Name: "q", Instance: -1,
+			Set: []Option{{"autoscale", "on"}, {"max_instances", "8"}, {"target_utilisation", "0.6"}}}},
 		{"SHOW ALL", &Show{Base: b("SHOW ALL"), What: "all"}},
 		{"SHOW transaction_isolation", &Show{Base: b("SHOW transaction_isolation"), What: "transaction_isolation"}},
 		{"SHOW search_path", &Show{Base: b("SHOW search_path"), What: "search_path"}},

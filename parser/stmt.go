@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
@@ -140,7 +141,7 @@ func (p *stmtParser) dottedName() (string, error) {
 }
 
 // unsupportedVerbs are PostgreSQL statements Spate does not run.
-var unsupportedVerbs = setOf(`alter truncate grant revoke merge vacuum analyze analyse
+var unsupportedVerbs = setOf(`truncate grant revoke merge vacuum analyze analyse
 	prepare execute deallocate discard listen notify unlisten declare fetch move close savepoint
 	release lock comment refresh call do checkpoint reindex cluster security load import
 	reassign`)
@@ -182,6 +183,8 @@ func (p *stmtParser) statement() (Statement, error) {
 		return p.create()
 	case "drop":
 		return p.drop()
+	case "alter":
+		return p.alter()
 	case "show":
 		return p.show()
 	case "set":
@@ -546,6 +549,67 @@ func (p *stmtParser) drop() (Statement, error) {
 	return &Drop{Base: p.base(), Kind: kind, Name: name, IfExists: ie, Cascade: cascade}, nil
 }
 
+// ---- ALTER ----
+
+func (p *stmtParser) alter() (Statement, error) {
+	at := p.peek()
+	p.i++ // ALTER
+	if !p.accept("continuous", "query") {
+		return nil, p.q.notSupported(at, "ALTER other than ALTER CONTINUOUS QUERY")
+	}
+	name, err := p.objectName()
+	if err != nil {
+		return nil, err
+	}
+	st := &AlterContinuousQuery{Base: p.base(), Name: name, Instance: -1}
+	switch {
+	case p.accept("set"):
+		if st.Set, err = p.options(true); err != nil {
+			return nil, err
+		}
+	case p.accept("scale"):
+		switch {
+		case p.accept("out"):
+			st.Scale = "out"
+		case p.accept("in"):
+			st.Scale = "in"
+		default:
+			return nil, p.fail()
+		}
+		if err := p.expect("stage"); err != nil {
+			return nil, err
+		}
+		if st.Stage, err = p.count(); err != nil {
+			return nil, err
+		}
+		if p.accept("instance") {
+			if st.Instance, err = p.count(); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, p.fail()
+	}
+	if err := p.done(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// count reads a non-negative integer.
+func (p *stmtParser) count() (int, error) {
+	t := p.peek()
+	if t.kind != tNumber {
+		return 0, p.fail()
+	}
+	n, err := strconv.Atoi(t.val)
+	if err != nil || n < 0 {
+		return 0, p.fail()
+	}
+	p.i++
+	return n, nil
+}
+
 // ---- SHOW, SET, RESET ----
 
 func (p *stmtParser) show() (Statement, error) {
@@ -558,6 +622,8 @@ func (p *stmtParser) show() (Statement, error) {
 		what = "instance checkpoints"
 	case p.accept("restart", "points"):
 		what = "restart points"
+	case p.accept("scaling", "events"):
+		what = "scaling events"
 	case p.accept("time", "zone"):
 		what = "timezone"
 	case p.accept("transaction", "isolation", "level"):
