@@ -115,7 +115,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		}
 		lo, hi := rangeOf(splits, idx)
 		if split == 0 {
-			split = splitPoint(lo, hi, load[[2]int{stage, idx}])
+			split = SplitPoint(lo, hi, load[[2]int{stage, idx}])
 		}
 		if split <= lo || split > hi {
 			return ev, errorf("22023", "split point %016x is not inside instance %d's key range [%016x, %016x]", split, idx, lo, hi)
@@ -215,28 +215,33 @@ func sum(xs []uint64) uint64 {
 	return n
 }
 
-// splitPoint is where in [lo, hi] the rows counted in buckets (LoadBuckets
-// equal parts of the range) reach half, at a bucket boundary; the middle
-// without counts.
-func splitPoint(lo, hi uint64, buckets []uint64) uint64 {
-	width := (hi-lo)/LoadBuckets + 1 // as LoadBucket
+// SplitPoint is where to cut the key range [lo, hi] so that the rows
+// counted in buckets (equal parts of it, as LoadBucket) divide most
+// evenly, at a bucket boundary; the midpoint without counts. The upper
+// part starts at the returned hash, so both parts are non-empty.
+func SplitPoint(lo, hi uint64, buckets []uint64) uint64 {
+	span := hi - lo // one less than the number of hashes
+	mid := lo + span/2 + 1
 	total := sum(buckets)
-	if total == 0 || len(buckets) != LoadBuckets {
-		return lo + (hi-lo)/2 + 1
+	if len(buckets) < 2 || total == 0 || span == 0 {
+		return mid
 	}
-	var acc uint64
-	for b, n := range buckets[:LoadBuckets-1] {
-		acc += n
-		if 2*acc >= total {
-			// the boundary after bucket b, or before it when that is
-			// nearer half
-			if b > 0 && 2*(acc-n) > total-2*(acc-n) && 2*acc-total > total-2*(acc-n) {
-				return lo + uint64(b)*width
-			}
-			return lo + uint64(b+1)*width
+	// Boundary j (1 … n-1) starts bucket j; pick the one whose lower
+	// side's load is closest to half.
+	bestJ, bestGap := 0, uint64(math.MaxUint64)
+	var below uint64
+	for j := 1; j < len(buckets); j++ {
+		below += buckets[j-1]
+		gap := max(below, total-below) - min(below, total-below)
+		if gap < bestGap {
+			bestJ, bestGap = j, gap
 		}
 	}
-	return lo + uint64(LoadBuckets-1)*width
+	split := lo + uint64(bestJ)*((hi-lo)/uint64(len(buckets))+1)
+	if split <= lo || split > hi {
+		return mid
+	}
+	return split
 }
 
 // leastLoaded is the live worker that runs fewest instances of pl.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spatedb/spate/cluster"
 )
 
 // KeyRange is the part of the 64-bit key-hash space an instance owns,
@@ -298,35 +300,9 @@ func (c *Controller) scaleIn(k stageKey, st *stageState, p Policy) (Decision, bo
 }
 
 // splitPoint is where to cut r so the load in buckets (equal parts of r)
-// divides most evenly; the midpoint without buckets or load. The upper
-// part starts at the returned hash, so both parts are non-empty.
-func splitPoint(r KeyRange, buckets []uint64) uint64 {
-	span := r.Hi - r.Lo // one less than the number of hashes
-	mid := r.Lo + span/2 + 1
-	var total uint64
-	for _, b := range buckets {
-		total += b
-	}
-	if len(buckets) < 2 || total == 0 || span == 0 {
-		return mid
-	}
-	// Boundary j (1 … n-1) starts bucket j; pick the one whose lower
-	// side's load is closest to half.
-	bestJ, bestGap := 0, uint64(math.MaxUint64)
-	var below uint64
-	for j := 1; j < len(buckets); j++ {
-		below += buckets[j-1]
-		gap := max(below, total-below) - min(below, total-below)
-		if gap < bestGap {
-			bestJ, bestGap = j, gap
-		}
-	}
-	split := r.Lo + uint64(bestJ)*bucketWidth(r, len(buckets))
-	if split <= r.Lo || split > r.Hi {
-		return mid
-	}
-	return split
-}
+// divides most evenly (cluster.SplitPoint, which manual scale-outs use
+// too).
+func splitPoint(r KeyRange, buckets []uint64) uint64 { return cluster.SplitPoint(r.Lo, r.Hi, buckets) }
 
 // bucketWidth is the number of hashes in each of n equal parts of r
 // (the last may be shorter), without overflowing on the whole space.

@@ -1,0 +1,94 @@
+package elastic
+
+import (
+	"context"
+	"time"
+
+	"github.com/spatedb/spate/cluster"
+)
+
+// Engine is what the controller drives: the coordinator
+// (*cluster.Coordinator), or a fake in tests.
+type Engine interface {
+	// LoadReports is every partitioned instance's load since the last
+	// call.
+	LoadReports() []cluster.LoadReport
+	// ScalingPolicies is every running query's settings.
+	ScalingPolicies() map[string]cluster.ScalingPolicy
+	ScaleOut(ctx context.Context, query string, stage, instance int, split uint64, reason string) error
+	ScaleIn(ctx context.Context, query string, stage, instance int, reason string) error
+}
+
+// coordinator adapts *cluster.Coordinator to Engine.
+type coordinator struct{ *cluster.Coordinator }
+
+func (c coordinator) ScaleOut(ctx context.Context, query string, stage, instance int, split uint64, reason string) error {
+	_, err := c.Coordinator.ScaleOut(ctx, query, stage, instance, split, reason)
+	return err
+}
+
+func (c coordinator) ScaleIn(ctx context.Context, query string, stage, instance int, reason string) error {
+	_, err := c.Coordinator.ScaleIn(ctx, query, stage, instance, reason)
+	return err
+}
+
+// ForCoordinator is the Engine of a coordinator.
+func ForCoordinator(c *cluster.Coordinator) Engine { return coordinator{c} }
+
+// Drive runs the controller over an engine until ctx ends: every interval
+// it passes the queries' policies and each instance's load to the
+// controller, and applies the decisions due (one at a time; a failed one
+// is in SHOW SCALING EVENTS). onError, if set, hears about failures.
+func Drive(ctx context.Context, e Engine, every time.Duration, cfg Config, onError func(Decision, error)) {
+	c := NewController(cfg)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	known := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, d := range step(ctx, c, e, now, known) {
+				if d.err != nil && onError != nil {
+					onError(d.Decision, d.err)
+				}
+			}
+		}
+	}
+}
+
+type applied struct {
+	Decision
+	err error
+}
+
+// step is one tick of Drive.
+func step(ctx context.Context, c *Controller, e Engine, now time.Time, known map[string]bool) []applied {
+	policies := e.ScalingPolicies()
+	for q := range known {
+		if _, ok := policies[q]; !ok {
+			c.Forget(q)
+			delete(known, q)
+		}
+	}
+	for q, p := range policies {
+		known[q] = true
+		c.SetPolicy(q, Policy{Autoscale: p.Autoscale, MinInstances: p.MinInstances, MaxInstances: p.MaxInstances, TargetUtilisation: p.TargetUtilisation})
+	}
+	for _, r := range e.LoadReports() {
+		c.Observe(Report{Query: r.Query, Stage: r.Stage, Instance: r.Instance, Width: r.Width, Range: KeyRange{Lo: r.Lo, Hi: r.Hi},
+			Busy: r.Busy, QueueDepth: r.QueueDepth, Buckets: r.Buckets})
+	}
+	var out []applied
+	for _, d := range c.Tick(now) {
+		var err error
+		if d.Kind == ScaleOut {
+			err = e.ScaleOut(ctx, d.Query, d.Stage, d.Instance, d.Split, d.Reason)
+		} else {
+			err = e.ScaleIn(ctx, d.Query, d.Stage, d.Instance, d.Reason)
+		}
+		out = append(out, applied{d, err})
+	}
+	return out
+}
