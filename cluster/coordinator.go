@@ -114,6 +114,7 @@ type Coordinator struct {
 	wal      *wal                // nil without a data directory
 	store    storage.BlobStore   // checkpoint store; nil: memory only
 	scaling  scalingEvents       // SHOW SCALING EVENTS
+	pool     WorkerPool          // where scale-outs get workers; nil: the live ones (under mu)
 	loadMu   sync.Mutex          // LoadReports' baseline:
 	loadBase map[string]loadBase // per instance (query/version/stage/instance/incarnation)
 	// ddlLog is every DDL statement applied, in order; round is the

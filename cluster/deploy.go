@@ -102,6 +102,74 @@ type failedNotice struct {
 	Message string `json:"message"`
 }
 
+// WorkerPool is where scale-outs get their workers (elastic.Pool's
+// warm workers): a spare is alive and registered, but takes instances
+// only from a scale-out, which claims it with Take.
+type WorkerPool interface {
+	Spare(w control.WorkerInfo) bool
+	// Take claims a spare (starting one if none is warm) and returns its
+	// registry ID once it has joined.
+	Take(ctx context.Context) (string, error)
+}
+
+// SetWorkerPool makes scale-outs take their workers from p, and keeps
+// p's spares out of every other placement.
+func (c *Coordinator) SetWorkerPool(p WorkerPool) {
+	c.mu.Lock()
+	c.pool = p
+	c.mu.Unlock()
+}
+
+// placeableWorkers is liveWorkers without the pool's spares (all of them
+// when only spares are alive).
+func (c *Coordinator) placeableWorkers() []control.WorkerInfo {
+	all := c.liveWorkers()
+	c.mu.Lock()
+	pool := c.pool
+	c.mu.Unlock()
+	if pool == nil {
+		return all
+	}
+	var out []control.WorkerInfo
+	for _, w := range all {
+		if !pool.Spare(w) {
+			out = append(out, w)
+		}
+	}
+	if len(out) == 0 {
+		return all
+	}
+	return out
+}
+
+// InstancesPerWorker counts the instances each live worker runs.
+func (c *Coordinator) InstancesPerWorker() map[string]int {
+	out := map[string]int{}
+	for _, w := range c.liveWorkers() {
+		out[w.ID] = 0
+	}
+	for _, qr := range c.runningQueries() {
+		if p := qr.pipeline(); p != nil {
+			for _, row := range p.placement().Hosts {
+				for _, h := range row {
+					if _, ok := out[h]; ok {
+						out[h]++
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Workers lists the registered workers, in registry order.
+func (c *Coordinator) Workers() []control.WorkerInfo {
+	if c.reg == nil {
+		return nil
+	}
+	return c.reg.Workers()
+}
+
 // liveWorkers lists the workers that are alive and can take instances,
 // in registry order.
 func (c *Coordinator) liveWorkers() []control.WorkerInfo {
@@ -138,14 +206,14 @@ func (c *Coordinator) place(q *planner.ContinuousQuery, splits [][]uint64) place
 	c.nextRun++
 	pl := placement{Run: "r" + strconv.Itoa(c.nextRun), Addrs: map[string]string{}, Version: 1}
 	c.mu.Unlock()
-	workers := c.liveWorkers()
+	workers := c.placeableWorkers()
 	// With checkpoints, what runs on workers can be repaired: every
 	// outlet keeps its output until a checkpoint covers it.
 	pl.Buffered = len(workers) > 0 && c.cfg.CheckpointInterval > 0
 	if c.net != nil {
 		pl.Addrs[coordinatorHost] = c.net.Addr()
 	}
-	for _, w := range workers {
+	for _, w := range c.liveWorkers() {
 		pl.Addrs[w.ID] = w.DataAddr
 	}
 	next := 0

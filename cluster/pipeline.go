@@ -177,8 +177,11 @@ type instance struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
-	started bool        // running (control goroutines only)
-	wired   atomic.Bool // route set: readable by other goroutines
+	started bool // running (control goroutines only)
+	// keptFrom is the checkpoint its outlets' kept output starts after:
+	// the epoch it was restored from (0: it started from nothing).
+	keptFrom uint64
+	wired    atomic.Bool // route set: readable by other goroutines
 	// skipCkpt: checkpoint barriers of epochs up to it are dropped (a
 	// restored instance; those epochs were aborted by the repair).
 	skipCkpt uint64
@@ -385,7 +388,9 @@ func (in *instance) wire(ctx context.Context, pl placement) error {
 			return err
 		}
 		if pl.Buffered {
-			o = newBackupOutlet(p, ch, o)
+			b := newBackupOutlet(p, ch, o)
+			b.base = in.keptFrom
+			o = b
 		}
 		in.route.outs = append(in.route.outs, o)
 	}

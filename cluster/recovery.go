@@ -498,9 +498,12 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 	restore := restoreSet(qr.def, pl, failed)
 	pl.Version++
 	pl.SinkGen++
-	load := map[string]int{}
 	for _, w := range workers {
 		pl.Addrs[w.ID] = w.DataAddr
+	}
+	workers = c.placeableWorkers()
+	load := map[string]int{}
+	for _, w := range workers {
 		load[w.ID] = 0
 	}
 	for s, row := range pl.Hosts {
@@ -697,6 +700,11 @@ func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip uint64) er
 // after checkpoint epoch's barrier. The replays run on their own; it
 // returns how many messages they send.
 func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uint64) (int, error) {
+	for _, in := range p.localInstances() {
+		if !in.started {
+			in.keptFrom = epoch // all it sends comes after epoch's barrier
+		}
+	}
 	if err := p.start(ctx); err != nil {
 		return 0, err
 	}

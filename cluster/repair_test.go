@@ -103,11 +103,7 @@ func testRepair(t *testing.T, kills []int) {
 // from the checkpoint and its inputs replayed, and the result equals an
 // unbroken run.
 func TestLostChannelRepaired(t *testing.T) {
-	var lines []string
-	for i := range 4000 {
-		lines = append(lines, fmt.Sprintf("%d,%d,%d", i%17, i%100, 1000+i/10))
-	}
-	lines = append(lines, "0,0,99999")
+	lines := steadyLines(4000, 17)
 	setup := func(s Session) {
 		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
 		run(t, s, "CREATE CONTINUOUS QUERY w AS SELECT k, window_end, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
@@ -267,4 +263,15 @@ func TestLoadBuckets(t *testing.T) {
 	if got := run(t, s, "SELECT load_buckets FROM spate_instances WHERE query = 'totals' AND stage = 0")[0][0]; got != "NULL" {
 		t.Errorf("the source stage has load buckets %q", got)
 	}
+}
+
+// steadyLines is n CSV rows (k, v, t) of keys 0..keys-1 with the time
+// rising one second every ten rows, then a row far ahead that closes
+// every window.
+func steadyLines(n, keys int) []string {
+	var lines []string
+	for i := range n {
+		lines = append(lines, fmt.Sprintf("%d,%d,%d", i%keys, i%100, 1000+i/10))
+	}
+	return append(lines, "0,0,99999")
 }

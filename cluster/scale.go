@@ -120,7 +120,24 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		if split <= lo || split > hi {
 			return ev, errorf("22023", "split point %016x is not inside instance %d's key range [%016x, %016x]", split, idx, lo, hi)
 		}
-		pl = scaledOut(old, stage, idx, split, leastLoaded(old, workers))
+		host := leastLoaded(old, c.placeableWorkers())
+		c.mu.Lock()
+		pool := c.pool
+		c.mu.Unlock()
+		if pool != nil {
+			tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			id, err := pool.Take(tctx)
+			cancel()
+			if err != nil {
+				c.cfg.Logger.Warn().Err(err).Str("query", query).Msg("no worker from the pool for a scale-out; using the least loaded one")
+			} else {
+				host = id
+			}
+		}
+		pl = scaledOut(old, stage, idx, split, host)
+		for _, w := range c.liveWorkers() {
+			pl.Addrs[w.ID] = w.DataAddr
+		}
 	default:
 		if width < 2 {
 			return ev, errorf("55000", "stage %d of %q runs one instance: nothing to merge", stage, query)
@@ -154,7 +171,20 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	log.Info().Str("decision", ev.Decision).Int("stage", stage).Str("ranges", ev.NewRanges).Uint64("checkpoint", epoch).Msg("scaling a stage")
 	qr.result.rollback(epoch, pl.SinkGen)
 	p.abandonWaits()
+	// From here on the checkpoint is the new layout's: a repair of a
+	// rescale that broke (a worker died) restores that.
+	qr.ckpt.setRestorePoint(epoch, moved)
 	replayed, err := c.reconfigure(qr, p, pl, restore, epoch, moved, skip)
+	for attempt := 1; err != nil && attempt <= 5 && p.failure() == nil; attempt++ {
+		// Some hosts may have the new layout and others not: restore the
+		// whole stage (and what is downstream) again, moving what was on
+		// dead workers.
+		log.Warn().Err(err).Int("attempt", attempt).Msg("scaling broke; repairing")
+		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+		failed := stageInstances(p.placement(), stage)
+		c.addDeadInstances(p.placement(), failed)
+		restore, replayed, err = c.applyRepair(qr, p, failed, epoch, moved, skip)
+	}
 	if err != nil {
 		ev.Status = "failed: " + err.Error()
 		c.addScalingEvent(ev)
@@ -162,7 +192,6 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		p.fail(errorf("58000", "%s of stage %d failed: %v", ev.Decision, stage, err))
 		return ev, err
 	}
-	qr.ckpt.setRestorePoint(epoch, moved)
 	ev.Took = time.Since(start)
 	ev.Status = "done"
 	c.addScalingEvent(ev)

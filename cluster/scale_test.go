@@ -201,3 +201,60 @@ func errCode(err error) string {
 	}
 	return ""
 }
+
+// TestWorkerKilledDuringScaleOut stops a worker while a scale-out is
+// under way (at a few points of it): the scale-out completes (repairing
+// what the dead worker ran) and every result equals a single-process run.
+func TestWorkerKilledDuringScaleOut(t *testing.T) {
+	for _, delay := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond} {
+		t.Run(fmt.Sprint("after ", delay), func(t *testing.T) {
+			lines := steadyLines(4000, 37)
+			setup := func(s Session) {
+				run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+				run(t, s, "CREATE CONTINUOUS QUERY tumble AS "+metamorphicQueries["tumble"])
+				run(t, s, "CREATE CONTINUOUS QUERY updating AS "+metamorphicQueries["updating"])
+			}
+			rs, s, c, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, 3)
+			copyCSV(t, s, "ev", lines[:2000])
+			waitUntil(t, 10*time.Second, "a checkpoint", func() bool {
+				return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE query = 'tumble' AND status = 'complete'")[0][0] != "0"
+			})
+			copying := copyAsync(s, "ev", lines[2000:3000])
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.ScaleOut(context.Background(), "tumble", 1, 0, 0, "test")
+				done <- err
+			}()
+			time.Sleep(delay)
+			kill(0)
+			if err := <-done; err != nil {
+				t.Fatalf("scale-out with a worker killed: %v", err)
+			}
+			if err := <-copying; err != nil {
+				t.Fatal(err)
+			}
+			copyCSV(t, s, "ev", lines[3000:])
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				busy := false
+				for _, qr := range c.runningQueries() {
+					busy = busy || qr.recovering.Load()
+				}
+				if !busy && len(run(t, s, "SELECT * FROM spate_instances WHERE worker = 'w1'")) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no repair after 30 s: instances %v, recoveries %v, scaling %v", run(t, s, "SELECT query, stage, instance, worker, incarnation FROM spate_instances"),
+						run(t, s, "SELECT query, reason, status FROM spate_recoveries"), run(t, s, "SELECT query, status FROM spate_scaling_events"))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for _, name := range []string{"tumble", "updating"} {
+				want := sortedText(run(t, rs, "SELECT * FROM "+name))
+				if got := sortedText(run(t, s, "SELECT * FROM "+name)); got != want {
+					t.Errorf("%s differs: %s", name, firstDiff(want, got))
+				}
+			}
+		})
+	}
+}

@@ -267,3 +267,22 @@ func (l *Local) Stop(ctx context.Context, ids []string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Warm returns the warm workers.
+func (p *Pool) Warm() []Worker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Worker(nil), p.warm...)
+}
+
+// InUse returns the workers acquired and not released.
+func (p *Pool) InUse() []Worker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Worker
+	for _, w := range p.inUse {
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/spatedb/spate/cluster"
+	"github.com/spatedb/spate/elastic"
 	"github.com/spatedb/spate/pgwire"
 )
 
@@ -35,6 +36,21 @@ func serve(args []string) error {
 	restartInterval := fs.Duration("restart-point-interval", time.Minute, "how often a restart point (every query checkpointed at one position of the write-ahead log, which is trimmed behind it) goes to the checkpoint store")
 	ckptStore := fs.String("checkpoint-store", "", "where complete checkpoints are written: a directory, file:///dir, s3://bucket/prefix?endpoint=…&path_style=true, or memory (default: <data-dir>/checkpoints)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	poolSize := fs.Int("pool-size", 0, "warm workers kept for scale-outs (started by --provider; a scale-out takes one at once)")
+	provider := fs.String("provider", "local", "where pool workers run: local (spate worker processes) or ec2")
+	poolIdle := fs.Duration("pool-idle-timeout", 5*time.Minute, "warm workers beyond --pool-size idle this long are stopped")
+	autoscaleEvery := fs.Duration("autoscale-interval", time.Second, "how often the elastic controller reads each instance's load (queries with ALTER … SET (autoscale = on))")
+	scaleCoolDown := fs.Duration("scale-cooldown", 30*time.Second, "least time between two scaling decisions for one stage")
+	var ec2cfg elastic.EC2Config
+	ec2Types, ec2Groups := "", ""
+	fs.StringVar(&ec2cfg.AMI, "ec2-ami", "", "ec2 provider: an image with spate installed")
+	fs.StringVar(&ec2Types, "ec2-instance-types", "c6i.large", "ec2 provider: instance types, tried in order when one has no capacity")
+	fs.StringVar(&ec2cfg.SubnetID, "ec2-subnet", "", "ec2 provider: subnet ID")
+	fs.StringVar(&ec2Groups, "ec2-security-groups", "", "ec2 provider: security group IDs, comma-separated")
+	fs.StringVar(&ec2cfg.IAMInstanceProfile, "ec2-iam-profile", "", "ec2 provider: IAM instance profile name")
+	fs.StringVar(&ec2cfg.Region, "ec2-region", "", "ec2 provider: region (default $AWS_REGION, else us-east-1)")
+	fs.StringVar(&ec2cfg.Endpoint, "ec2-endpoint", "", "ec2 provider: EC2 API endpoint override")
+	fs.StringVar(&ec2cfg.Join, "ec2-join", "", "ec2 provider: the cluster address the VMs join (default --cluster-listen)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,6 +93,44 @@ func serve(args []string) error {
 			Msg("recovered the previous run from the write-ahead log")
 	}
 
+	if *poolSize < 0 {
+		return fmt.Errorf("--pool-size must not be negative")
+	}
+	if *poolSize > 0 {
+		var prov elastic.Provider
+		switch *provider {
+		case "local":
+			prov, err = elastic.NewLocal(elastic.LocalConfig{Join: coord.ClusterAddr(), Token: token})
+		case "ec2":
+			ec2cfg.Cluster, ec2cfg.Token = "spate", token
+			if ec2cfg.Join == "" {
+				ec2cfg.Join = coord.ClusterAddr()
+			}
+			ec2cfg.InstanceTypes = strings.Split(ec2Types, ",")
+			if ec2Groups != "" {
+				ec2cfg.SecurityGroupIDs = strings.Split(ec2Groups, ",")
+			}
+			prov, err = elastic.NewEC2(ctx, ec2cfg)
+		default:
+			return fmt.Errorf("--provider %q: use local or ec2", *provider)
+		}
+		if err != nil {
+			return err
+		}
+		spares := &elastic.Spares{Pool: elastic.NewPool(prov, *poolSize, *poolIdle), Coordinator: coord}
+		coord.SetWorkerPool(spares)
+		go func() {
+			if err := spares.Keep(ctx, 5*time.Second); err != nil {
+				log.Error().Err(err).Str("provider", prov.Name()).Msg("starting the worker pool")
+			}
+		}()
+		defer stopPool(prov, log)
+		log.Info().Int("pool_size", *poolSize).Str("provider", prov.Name()).Msg("keeping warm workers for scale-outs")
+	}
+	go elastic.Drive(ctx, elastic.ForCoordinator(coord), *autoscaleEvery, elastic.Config{CoolDown: *scaleCoolDown}, func(d elastic.Decision, err error) {
+		log.Warn().Err(err).Str("query", d.Query).Int("stage", d.Stage).Str("decision", string(d.Kind)).Msg("scaling")
+	})
+
 	srv, err := pgwire.NewServer(pgwire.Config{Listen: *pgListen, Logger: log}, coord)
 	if err != nil {
 		return err
@@ -87,6 +141,23 @@ func serve(args []string) error {
 	srv.Close()
 	log.Info().Msg("spate stopped")
 	return err
+}
+
+// stopPool stops every worker the pool's provider started.
+func stopPool(p elastic.Provider, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, err := p.List(ctx)
+	var ids []string
+	for _, w := range ws {
+		ids = append(ids, w.ID)
+	}
+	if err == nil && len(ids) > 0 {
+		err = p.Stop(ctx, ids)
+	}
+	if err != nil {
+		log.Warn().Err(err).Str("provider", p.Name()).Msg("stopping the pool's workers")
+	}
 }
 
 func portOf(addr string) string {
