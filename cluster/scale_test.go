@@ -258,3 +258,84 @@ func TestWorkerKilledDuringScaleOut(t *testing.T) {
 		})
 	}
 }
+
+// TestScaleOutSplitsWhereTheLoadIs: with a skewed key distribution, a
+// manual scale-out of the busiest aggregate instance cuts its range at
+// the bucket boundary that halves the load it measured (at least as well
+// as the midpoint, within one bucket), the two halves then receive the
+// load that predicted, and the result stays exact.
+func TestScaleOutSplitsWhereTheLoadIs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	skewed := func(n int) []string {
+		var lines []string
+		for range n {
+			// key k with weight about 1/(k+1): a few hot keys, a long tail
+			k := int(float64(60) * rng.Float64() * rng.Float64() * rng.Float64())
+			lines = append(lines, fmt.Sprintf("%d,%d,%d", k, rng.IntN(100), 1000))
+		}
+		return lines
+	}
+	a, b := skewed(6000), skewed(6000)
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT)")
+		run(t, s, "CREATE CONTINUOUS QUERY updating AS "+metamorphicQueries["updating"])
+		run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
+	}
+	rs, s, c, _ := startCompared(t, setup, append(append([]string{}, a...), b...), Config{Parallelism: 2, BatchRows: 100}, 2)
+	copyCSV(t, s, "ev", a)
+	c.mu.Lock()
+	qr := c.queries["totals"]
+	c.mu.Unlock()
+	load := receivedLoad(qr.def, c.instanceStatuses(qr))
+	busiest := busiest(load, 1, 2)
+	measured := load[[2]int{1, busiest}]
+	ev, err := c.ScaleOut(context.Background(), "totals", 1, -1, 0, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := qr.pipeline().placement()
+	lo, hi := rangeOf(pl.splits(1), busiest)
+	_, hi2 := rangeOf(pl.splits(1), busiest+1)
+	split := hi + 1
+	width := (hi2-lo)/LoadBuckets + 1
+	if (split-lo)%width != 0 {
+		t.Fatalf("split %016x is not at a bucket boundary of [%016x, %016x] (%s)", split, lo, hi2, ev.NewRanges)
+	}
+	j := int((split - lo) / width)
+	below, above := sum(measured[:j]), sum(measured[j:])
+	midBelow, midAbove := sum(measured[:LoadBuckets/2]), sum(measured[LoadBuckets/2:])
+	gap := func(x, y uint64) uint64 { return max(x, y) - min(x, y) }
+	if gap(below, above) > gap(midBelow, midAbove) || gap(below, above) > maxOf(measured) {
+		t.Errorf("split at bucket %d: %d rows below, %d above (midpoint: %d/%d; buckets %v)", j, below, above, midBelow, midAbove, measured)
+	}
+	waitUntil(t, 10*time.Second, "the rescale to finish", func() bool { return !qr.recovering.Load() })
+	c.LoadReports() // the baseline
+	copyCSV(t, s, "ev", b)
+	got := map[int]uint64{}
+	for _, r := range c.LoadReports() {
+		if r.Query == "totals" && r.Stage == 1 {
+			got[r.Instance] = sum(r.Buckets)
+		}
+	}
+	x, y := got[busiest], got[busiest+1]
+	if x+y == 0 || below+above == 0 {
+		t.Fatalf("no load measured after the split: %v", got)
+	}
+	if share, want := float64(x)/float64(x+y), float64(below)/float64(below+above); share < want-0.1 || share > want+0.1 {
+		t.Errorf("after the split the lower half got %.2f of the rows, the measured load predicted %.2f", share, want)
+	}
+	for _, name := range []string{"totals", "updating"} {
+		want := sortedText(run(t, rs, "SELECT * FROM "+name))
+		if got := sortedText(run(t, s, "SELECT * FROM "+name)); got != want {
+			t.Errorf("%s differs: %s", name, firstDiff(want, got))
+		}
+	}
+}
+
+func maxOf(xs []uint64) uint64 {
+	var m uint64
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
