@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/spatedb/spate/internal/sqltest"
+)
+
+// TestAutoscaleOntoPoolWorker: `spate serve --workers 1 --pool-size 1`
+// with autoscaling on for a query. While COPY streams rows in, the
+// controller scales the aggregate stage out onto the pool's warm worker
+// (a real process); when the input stops it scales back in. SHOW
+// SCALING EVENTS and SHOW INSTANCES show it, and the results equal a
+// single-process run's.
+func TestAutoscaleOntoPoolWorker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cluster := sqltest.StartSpate(t, "--workers", "1", "--pool-size", "1", "--checkpoint-interval", "100ms",
+		"--autoscale-interval", "200ms", "--scale-cooldown", "2s")
+	reference := sqltest.StartSpate(t, "--workers", "0")
+	cl, ref := connectPg(t, cluster.ConnString()), connectPg(t, reference.ConnString())
+	for _, c := range []*pgconn.PgConn{cl, ref} {
+		mustExec(t, c, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
+		mustExec(t, c, "CREATE CONTINUOUS QUERY w AS SELECT k, window_end, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
+		mustExec(t, c, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, MAX(v) AS top FROM ev GROUP BY k")
+	}
+	query := func(sql string) [][]string {
+		t.Helper()
+		rows, err := sqltest.QueryText(ctx, cl, sql)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return rows
+	}
+	waitFor(t, 30*time.Second, "the pool's worker to join", func() bool {
+		return query("SELECT COUNT(*) FROM spate_workers WHERE role = 'worker' AND status = 'alive'")[0][0] == "2"
+	})
+	if hosts := query("SELECT DISTINCT worker FROM spate_instances WHERE stage > 0"); fmt.Sprint(hosts) != "[[w1]]" {
+		t.Fatalf("instances on %v: the pool's warm worker w2 should get none until a scale-out", hosts)
+	}
+	mustExec(t, cl, "ALTER CONTINUOUS QUERY w SET (autoscale = on, max_instances = 2, target_utilisation = 0.000001)")
+
+	rng := rand.New(rand.NewPCG(9, 9))
+	t0 := int64(1000)
+	feed := func() {
+		var buf bytes.Buffer
+		for i := range 2000 {
+			fmt.Fprintf(&buf, "%d,%d,%d\n", rng.IntN(500), rng.IntN(1000), t0+int64(i)/200)
+		}
+		t0 += 10
+		for _, c := range []*pgconn.PgConn{cl, ref} {
+			if _, err := c.CopyFrom(ctx, bytes.NewReader(buf.Bytes()), "COPY ev FROM STDIN (FORMAT csv)"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(query("SELECT * FROM spate_scaling_events WHERE decision = 'scale out' AND status = 'done'")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no scale-out after a minute of input: %v", query("SELECT * FROM spate_scaling_events"))
+		}
+		feed()
+	}
+	ev := query("SELECT query, stage, reason FROM spate_scaling_events WHERE decision = 'scale out'")
+	if ev[0][0] != "w" || ev[0][1] != "1" {
+		t.Fatalf("scale-out %v, want query w's aggregate stage", ev)
+	}
+	if hosts := query("SELECT worker FROM spate_instances WHERE query = 'w' AND stage = 1 ORDER BY instance"); fmt.Sprint(hosts) != "[[w1] [w2]]" && fmt.Sprint(hosts) != "[[w2] [w1]]" {
+		t.Errorf("w's aggregate instances run on %v, want w1 and the pool's w2", hosts)
+	}
+	for range 3 {
+		feed()
+	}
+	// The input stops: the two instances idle, and merge back.
+	waitFor(t, 60*time.Second, "a scale-in once the input stopped", func() bool {
+		return len(query("SELECT * FROM spate_scaling_events WHERE decision = 'scale in' AND status = 'done'")) > 0
+	})
+	waitFor(t, 30*time.Second, "one aggregate instance", func() bool {
+		return query("SELECT COUNT(*) FROM spate_instances WHERE query = 'w' AND stage = 1")[0][0] == "1"
+	})
+	feed()
+	for _, c := range []*pgconn.PgConn{cl, ref} {
+		mustExec(t, c, "INSERT INTO ev VALUES (0, 0, 99999)")
+	}
+	for _, name := range []string{"w", "totals"} {
+		var got [][]string
+		want, _ := sqltest.QueryText(ctx, ref, "SELECT * FROM "+name)
+		sortAll(want)
+		waitFor(t, 20*time.Second, name+" to equal the single-process run", func() bool {
+			got = query("SELECT * FROM " + name)
+			sortAll(got)
+			return reflect.DeepEqual(got, want)
+		})
+		if len(want) == 0 {
+			t.Fatalf("%s is empty", name)
+		}
+	}
+}
