@@ -39,6 +39,7 @@ bench: build
 	$(BIN) bench agg --rows 40000000 --checkpoint-intervals off,30s,5s,1s
 	$(BIN) bench recovery --state 10MB,1GB
 	$(BIN) bench restart
+	$(BIN) bench scale
 	$(BIN) bench net
 	$(BIN) bench lrb --expressways 2 --duration 1h --speedup max
 	$(BIN) bench lrb --expressways 2 --duration 1h --speedup max --workers 1

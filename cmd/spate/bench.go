@@ -24,7 +24,7 @@ import (
 
 func runBench(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: spate bench agg|lrb|net|recovery|restart [flags]")
+		return fmt.Errorf("usage: spate bench agg|lrb|net|recovery|restart|scale [flags]")
 	}
 	switch args[0] {
 	case "agg":
@@ -39,8 +39,24 @@ func runBench(args []string) error {
 		return benchRecovery(args[1:])
 	case "restart":
 		return benchRestart(args[1:])
+	case "scale":
+		return benchScale(args[1:])
 	}
-	return fmt.Errorf("unknown benchmark %q: use agg, lrb, net, recovery or restart", args[0])
+	return fmt.Errorf("unknown benchmark %q: use agg, lrb, net, recovery, restart or scale", args[0])
+}
+
+// benchScale measures a scale-out of an aggregate stage: time from the
+// decision to the new instances processing, state bytes moved, and the
+// input rate before and after, on 2 workers.
+func benchScale(args []string) error {
+	fs := flag.NewFlagSet("bench scale", flag.ContinueOnError)
+	keys := fs.Int("keys", 1_000_000, "distinct GROUP BY keys (the state)")
+	rows := fs.Int("rows", 4_000_000, "rows ingested to measure the rate, before and after")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	eng := benchEngineWith(2, time.Second)
+	return bench.RunScale(context.Background(), *keys, *rows, eng.Start, os.Stdout)
 }
 
 // benchRestart measures a restart after a stop: replaying the whole
