@@ -72,9 +72,14 @@ func step(ctx context.Context, c *Controller, e Engine, now time.Time, known map
 			delete(known, q)
 		}
 	}
+	auto := false
 	for q, p := range policies {
 		known[q] = true
+		auto = auto || p.Autoscale
 		c.SetPolicy(q, Policy{Autoscale: p.Autoscale, MinInstances: p.MinInstances, MaxInstances: p.MaxInstances, TargetUtilisation: p.TargetUtilisation})
+	}
+	if !auto {
+		return nil // no query scales itself: no load to gather
 	}
 	for _, r := range e.LoadReports() {
 		c.Observe(Report{Query: r.Query, Stage: r.Stage, Instance: r.Instance, Width: r.Width, Range: KeyRange{Lo: r.Lo, Hi: r.Hi},
