@@ -24,7 +24,7 @@ test: build test-deps lint
 	# copy-on-write snapshots built while an aggregate goes on, under the
 	# race detector.
 	$(GO) test -race -timeout 10m -count=1 ./cluster/...
-	$(GO) test -race -timeout 10m -count=1 -run 'Freeze|CowVec|JoinCheckpointRestore' ./exec/
+	$(GO) test -race -timeout 10m -count=1 -run 'Freeze|CowVec|JoinCheckpointRestore|OverWindowCheckpointRestore' ./exec/
 	# Execution counts, not durations: a duration races Go 1.26's fuzz
 	# coordinator at the deadline (go.dev/issue/75804, a spurious
 	# "context deadline exceeded" with no failing input).

@@ -160,6 +160,7 @@ func (r *resultStore) rollback(epoch uint64, gen int) {
 	for k := range r.seen {
 		r.seen[k] = epoch
 	}
+	r.seenFloor = epoch
 }
 
 // recount sets nrows of an updating result.
@@ -340,6 +341,8 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 		switch {
 		case ch.toStage < 0:
 			sinkLost = sinkLost || ch.gen == pl.SinkGen
+		case ch.toStage >= len(pl.Hosts) || ch.toIdx >= pl.width(ch.toStage):
+			// an instance a rescale took away
 		case pl.gen(ch.toStage, ch.toIdx) == ch.gen:
 			failed[[2]int{ch.toStage, ch.toIdx}] = true
 		}

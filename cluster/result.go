@@ -60,6 +60,7 @@ type resultStore struct {
 	tags       []uint64       // append-only: epoch of each batch
 	undo       []undoEntry    // updating: how to take back each change
 	seen       map[int]uint64 // last checkpoint barrier from each producer
+	seenFloor  uint64         // the epoch rolled back to: a producer not in seen (new since a rescale) is past it
 	committed  uint64         // newest complete checkpoint epoch
 	recovering *recoveryView  // set while a recovery replays
 	gen        int            // the sink's incarnation: a repair raises it
@@ -258,7 +259,7 @@ func (r *resultStore) apply(ctx context.Context, from, gen int, rec arrow.Record
 	}
 	n := rec.NumRows()
 	r.emitted += n
-	tag := r.seen[from] + 1
+	tag := max(r.seen[from], r.seenFloor) + 1
 	if !r.updating {
 		rec.Retain()
 		r.batches = append(r.batches, rec)

@@ -253,6 +253,9 @@ func TestWorkerKilledDuringScaleOut(t *testing.T) {
 				want := sortedText(run(t, rs, "SELECT * FROM "+name))
 				if got := sortedText(run(t, s, "SELECT * FROM "+name)); got != want {
 					t.Errorf("%s differs: %s", name, firstDiff(want, got))
+					diffSets(t, want, got)
+					t.Logf("%v", run(t, s, "SELECT query, reason, status, checkpoint_epoch, instances, replayed FROM spate_recoveries"))
+					t.Logf("%v", run(t, s, "SELECT * FROM spate_scaling_events"))
 				}
 			}
 		})
@@ -338,4 +341,31 @@ func maxOf(xs []uint64) uint64 {
 		m = max(m, x)
 	}
 	return m
+}
+
+// diffSets logs the lines whose counts differ between two sortedText
+// results (for a failure's message).
+func diffSets(t *testing.T, want, got string) {
+	t.Helper()
+	count := func(text string) map[string]int {
+		m := map[string]int{}
+		for _, l := range strings.Split(text, "\n") {
+			m[l]++
+		}
+		return m
+	}
+	w, g := count(want), count(got)
+	n := 0
+	for l, c := range w {
+		if g[l] != c && n < 20 {
+			t.Logf("%q: want %d, got %d", l, c, g[l])
+			n++
+		}
+	}
+	for l, c := range g {
+		if _, ok := w[l]; !ok && n < 40 {
+			t.Logf("%q: want 0, got %d", l, c)
+			n++
+		}
+	}
 }

@@ -66,7 +66,7 @@ func (s *session) Close() {}
 func (s *session) parallelism() int {
 	n, err := strconv.Atoi(s.settings["parallelism"])
 	if err != nil || n < 1 {
-		return max(1, len(s.c.liveWorkers()))
+		return max(1, len(s.c.placeableWorkers()))
 	}
 	return n
 }

@@ -45,6 +45,32 @@ type opTest struct {
 	noFinish bool
 }
 
+// freezeWhile freezes op (which has Freeze), builds the snapshot on
+// another goroutine while goOn runs the operator further, and returns
+// the snapshot's bytes: they must be the checkpoint's at the freeze.
+func freezeWhile(t *testing.T, op any, goOn func()) string {
+	t.Helper()
+	build, err := op.(interface {
+		Freeze() (func() (*Snapshot, error), error)
+	}).Freeze()
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := make(chan string, 1)
+	go func() {
+		s, err := build()
+		if err != nil {
+			built <- err.Error()
+			return
+		}
+		b, _ := s.Marshal()
+		s.Release()
+		built <- string(b)
+	}()
+	goOn()
+	return <-built
+}
+
 // runOpTest runs tc with batch sizes 1, 7 and full, with and without
 // injected NULLs, each on a fresh checked allocator that must be back to
 // zero once the operator is closed and the outputs are released.

@@ -189,24 +189,8 @@ func checkpointRoundTrip2(t *testing.T, mk func() stateful2, schemas [2]*arrow.S
 		}
 		// A frozen state built on another goroutine while the operator
 		// goes on must come out as the checkpoint taken here.
-		build, err := op1.(interface {
-			Freeze() (func() (*Snapshot, error), error)
-		}).Freeze()
-		if err != nil {
-			t.Fatal(err)
-		}
-		built := make(chan string, 1)
-		go func() {
-			s, err := build()
-			if err != nil {
-				built <- err.Error()
-				return
-			}
-			b, _ := s.Marshal()
-			s.Release()
-			built <- string(b)
-		}()
-		rest1, err := driveBinary(memory.DefaultAllocator, op1, schemas, in[p:], bs, true)
+		var rest1 [][]any
+		frozen := freezeWhile(t, op1, func() { rest1, err = driveBinary(memory.DefaultAllocator, op1, schemas, in[p:], bs, true) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +198,7 @@ func checkpointRoundTrip2(t *testing.T, mk func() stateful2, schemas [2]*arrow.S
 		if string(before) != string(after) {
 			t.Fatalf("split %d: snapshot changed after the operator continued", p)
 		}
-		if frozen := <-built; frozen != string(before) {
+		if frozen != string(before) {
 			t.Fatalf("split %d: the snapshot built from Freeze after the operator continued differs from the checkpoint", p)
 		}
 		snap2, err := UnmarshalSnapshot(before)

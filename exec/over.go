@@ -882,10 +882,25 @@ func (w *OverWindow) exportKeys(gids []uint32) []arrow.Array {
 // above); later calls do not change it. The caller owns the snapshot and
 // releases it.
 func (w *OverWindow) Checkpoint() (*Snapshot, error) {
+	build, err := w.Freeze()
+	if err != nil {
+		return nil, err
+	}
+	return build()
+}
+
+// Freeze takes the state for a checkpoint: where the held rows are (they
+// are immutable batches, retained), their partitions' hashes, and copies
+// of the per-partition counters, running aggregates and LAG histories
+// (which later rows change in place); partition keys are append-only and
+// shared. The returned function builds the snapshot Checkpoint would have
+// returned now; it must run once, and may run on another goroutine while
+// the window goes on.
+func (w *OverWindow) Freeze() (func() (*Snapshot, error), error) {
 	if w.closed {
 		return nil, fmt.Errorf("exec: OverWindow: Checkpoint after Close")
 	}
-	snap := &Snapshot{Kind: overWindowKind, Meta: snapMeta(w.wm, w.fingerprint(), w.stats), Positions: map[string]uint64{}}
+	meta := snapMeta(w.wm, w.fingerprint(), w.stats)
 	// rows: pending, then the LEAD queues in order.
 	var slots []uint32
 	var waiting []bool
@@ -899,19 +914,38 @@ func (w *OverWindow) Checkpoint() (*Snapshot, error) {
 			waiting = append(waiting, true)
 		}
 	}
+	hs := make([]uint64, len(slots))
+	for i, sl := range slots {
+		hs[i] = w.groups.hashes[w.slotGid[sl]]
+	}
+	f := &OverWindow{cfg: w.cfg, in: w.in, out: w.out, mem: w.mem, unit: w.unit, funcs: w.funcs, pkTypes: w.pkTypes,
+		groups: w.groups.frozen(), store: w.store.frozen(slots), rowNum: slices.Clone(w.rowNum),
+		histLen: w.histLen, histCols: w.histCols, run: make([][]overAcc, len(w.run)), hist: make([]overHist, len(w.hist))}
+	for i, r := range w.run {
+		f.run[i] = slices.Clone(r)
+	}
+	for g, h := range w.hist {
+		f.hist[g] = overHist{vals: slices.Clone(h.vals), start: h.start, n: h.n}
+	}
+	return func() (*Snapshot, error) {
+		defer f.store.releaseChunks()
+		return f.export(meta, hs, waiting), nil
+	}, nil
+}
+
+// export builds the snapshot of a frozen window (see Freeze): the rows of
+// its store (slot i with partition hash hs[i]), then the partitions.
+func (w *OverWindow) export(meta map[string]string, hs []uint64, waiting []bool) *Snapshot {
+	snap := &Snapshot{Kind: overWindowKind, Meta: meta, Positions: map[string]uint64{}}
 	rowSchema := stateSchema(w.in, "rows",
 		arrow.Field{Name: KeyHashColumn, Type: arrow.PrimitiveTypes.Uint64},
 		arrow.Field{Name: "__waiting", Type: tBool})
+	slots := identity(len(hs))
 	for start := 0; start < len(slots); start += maxEmitRows {
 		end := min(start+maxEmitRows, len(slots))
-		part := slots[start:end]
-		cols := w.store.gatherAll(part)
-		hs := make([]uint64, len(part))
-		for i, sl := range part {
-			hs[i] = w.groups.hashes[w.slotGid[sl]]
-		}
-		cols = append(cols, uint64Array(w.mem, hs), boolArray(w.mem, waiting[start:end]))
-		snap.Batches = append(snap.Batches, array.NewRecordBatch(rowSchema, cols, int64(len(part))))
+		cols := w.store.gatherAll(slots[start:end])
+		cols = append(cols, uint64Array(w.mem, hs[start:end]), boolArray(w.mem, waiting[start:end]))
+		snap.Batches = append(snap.Batches, array.NewRecordBatch(rowSchema, cols, int64(end-start)))
 		releaseAll(cols)
 	}
 	// partitions
@@ -1001,7 +1035,7 @@ func (w *OverWindow) Checkpoint() (*Snapshot, error) {
 		}
 		flush()
 	}
-	return snap, nil
+	return snap
 }
 
 // Restore replaces the state with snap's (which the caller keeps and

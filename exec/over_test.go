@@ -322,9 +322,13 @@ func TestOverWindowCheckpointRestore(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				rest1 := collectRun(t, op1, schema, in[p:], 3, true)
+				var rest1 [][]any
+				frozen := freezeWhile(t, op1, func() { rest1 = collectRun(t, op1, schema, in[p:], 3, true) })
 				if after, _ := snap.Marshal(); string(after) != string(before) {
 					t.Fatalf("split %d: snapshot changed after the operator continued", p)
+				}
+				if frozen != string(before) {
+					t.Fatalf("split %d: the snapshot built from Freeze after the window went on differs from the checkpoint", p)
 				}
 				snap2, err := UnmarshalSnapshot(before)
 				if err != nil {
