@@ -175,7 +175,11 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	// rescale that broke (a worker died) restores that.
 	qr.ckpt.setRestorePoint(epoch, moved)
 	replayed, err := c.reconfigure(qr, p, pl, restore, epoch, moved, skip)
+	var broke error // what broke the rescale, when a repair completed it
 	for attempt := 1; err != nil && attempt <= 5 && p.failure() == nil; attempt++ {
+		if broke == nil {
+			broke = err
+		}
 		// Some hosts may have the new layout and others not: restore the
 		// whole stage (and what is downstream) again, moving what was on
 		// dead workers.
@@ -194,10 +198,14 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	}
 	ev.Took = time.Since(start)
 	ev.Status = "done"
-	c.addScalingEvent(ev)
 	rec := recoveryRecord{Query: query, Reason: ev.Decision + " of stage " + fmt.Sprint(stage), Detected: start, Epoch: epoch,
 		Instances: len(restore), Replayed: replayed, Restored: ev.Took}
-	go c.finishRepair(qr, p, repair, rec, false)
+	if broke != nil {
+		ev.Status = "done (repaired: " + broke.Error() + ")"
+		rec.Reason = fmt.Sprintf("%s of stage %d broke: %v", ev.Decision, stage, broke)
+	}
+	c.addScalingEvent(ev)
+	go c.finishRepair(qr, p, repair, rec, broke != nil) // in SHOW RECOVERIES when it needed a repair
 	return ev, nil
 }
 
