@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/spatedb/spate/exec"
@@ -41,6 +42,39 @@ type instanceSnapshot struct {
 	// Ops[i] is exec.Snapshot.Marshal of the chain's i-th operator (the
 	// two-input head first, when there is one); nil for a stateless one.
 	Ops [][]byte `json:"-"`
+	// KeyRange, when set ([lo, hi]), restricts Ops to the keys whose hash
+	// is in it: a rescale hands both halves of a split the whole
+	// snapshot, and each keeps its part when it restores.
+	KeyRange []uint64 `json:"key_range,omitempty"`
+}
+
+// opSnapshot decodes operator o's snapshot, keeping only KeyRange's
+// keys when it is set.
+func (s *instanceSnapshot) opSnapshot(o int) (*exec.Snapshot, error) {
+	snap, err := exec.UnmarshalSnapshot(s.Ops[o])
+	if err != nil || s.KeyRange == nil {
+		return snap, err
+	}
+	lo, hi := s.KeyRange[0], s.KeyRange[1]
+	var splits []uint64
+	keep := 0
+	if lo > 0 {
+		splits, keep = append(splits, lo), 1
+	}
+	if hi < math.MaxUint64 {
+		splits = append(splits, hi+1)
+	}
+	parts, err := exec.PartitionSnapshot(snap, splits)
+	snap.Release()
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range parts {
+		if i != keep {
+			p.Release()
+		}
+	}
+	return parts[keep], nil
 }
 
 // errNotCheckpointable is returned for an operator without state
@@ -199,7 +233,7 @@ func (in *instance) restore(s *instanceSnapshot) error {
 		if !ok {
 			return fmt.Errorf("operator %d: %w", i, errNotCheckpointable)
 		}
-		snap, err := exec.UnmarshalSnapshot(s.Ops[i])
+		snap, err := s.opSnapshot(i)
 		if err != nil {
 			return err
 		}

@@ -563,16 +563,19 @@ func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, r
 			return 0, fmt.Errorf("preparing worker %s: %w", w, err)
 		}
 	}
+	// The snapshots go to their workers (and are applied there) all at
+	// once; the coordinator's own are applied meanwhile.
 	var local []*instanceSnapshot
+	sent := make(chan error, len(restore))
+	sending := 0
 	for _, k := range restore {
 		data := snaps[k]
 		if data == nil {
 			continue // no checkpoint yet: a fresh instance, and everything is replayed
 		}
 		if h := pl.Hosts[k[0]][k[1]]; h != coordinatorHost {
-			if err := c.sendRestore(h, pl, k, data); err != nil {
-				return 0, err
-			}
+			sending++
+			go func() { sent <- c.sendRestore(h, pl, k, data) }()
 			continue
 		}
 		s, err := unmarshalInstanceSnapshot(data)
@@ -581,7 +584,13 @@ func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, r
 		}
 		local = append(local, s)
 	}
-	if err := p.restoreLocal(local); err != nil {
+	err = p.restoreLocal(local)
+	for range sending {
+		if e := <-sent; err == nil {
+			err = e
+		}
+	}
+	if err != nil {
 		return 0, err
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), deployTimeout)

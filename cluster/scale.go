@@ -439,13 +439,12 @@ func rescaledSnapshots(stages []*planner.Stage, pl placement, s, i int, out bool
 			}
 			err = put([2]int{s, j + shift}, snap)
 		case out: // j == i: split
-			var parts [2]*instanceSnapshot
-			parts, err = splitInstanceSnapshot(snap, pl.splits(s)[i])
-			if err == nil {
-				moved += opsBytes(parts[1])
-				if err = put([2]int{s, i}, parts[0]); err == nil {
-					err = put([2]int{s, i + 1}, parts[1])
-				}
+			lo, _ := rangeOf(pl.splits(s), i)
+			_, hi := rangeOf(pl.splits(s), i+1)
+			parts := splitInstanceSnapshot(snap, lo, pl.splits(s)[i], hi)
+			moved += opsBytes(parts[1])
+			if err = put([2]int{s, i}, parts[0]); err == nil {
+				err = put([2]int{s, i + 1}, parts[1])
 			}
 		case j == i: // merge with i+1
 			var next *instanceSnapshot
@@ -483,44 +482,26 @@ func opsBytes(s *instanceSnapshot) int64 {
 	return n
 }
 
-// splitInstanceSnapshot partitions an instance's operator snapshots at
-// split: part 0 the hashes below it, part 1 the others. Input positions
-// and watermarks go to both; the row counters to part 0.
-func splitInstanceSnapshot(s *instanceSnapshot, split uint64) ([2]*instanceSnapshot, error) {
+// splitInstanceSnapshot splits an instance's snapshot (of key range
+// [lo, hi]) at split: both halves carry the operators' whole snapshots
+// (no re-encoding here) with the key range each keeps when it restores
+// (instanceSnapshot.KeyRange), in parallel on its worker. Input
+// positions and watermarks go to both; the row counters to the lower.
+func splitInstanceSnapshot(s *instanceSnapshot, lo, split, hi uint64) [2]*instanceSnapshot {
 	var parts [2]*instanceSnapshot
 	for p := range parts {
 		c := *s
 		c.Watermarks = append([]int64(nil), s.Watermarks...)
 		c.Idle = append([]bool(nil), s.Idle...)
 		c.Received = append([]uint64(nil), s.Received...)
-		c.Ops = make([][]byte, len(s.Ops))
+		c.KeyRange = []uint64{lo, split - 1}
 		if p == 1 {
 			c.RowsIn, c.RowsOut = 0, 0
+			c.KeyRange = []uint64{split, hi}
 		}
 		parts[p] = &c
 	}
-	for o, data := range s.Ops {
-		if data == nil {
-			continue
-		}
-		snap, err := exec.UnmarshalSnapshot(data)
-		if err != nil {
-			return parts, err
-		}
-		halves, err := exec.PartitionSnapshot(snap, []uint64{split})
-		snap.Release()
-		if err != nil {
-			return parts, err
-		}
-		for p, h := range halves {
-			parts[p].Ops[o], err = h.Marshal()
-			h.Release()
-			if err != nil {
-				return parts, err
-			}
-		}
-	}
-	return parts, nil
+	return parts
 }
 
 // mergeInstanceSnapshots combines the snapshots of two adjacent instances
@@ -528,6 +509,7 @@ func splitInstanceSnapshot(s *instanceSnapshot, split uint64) ([2]*instanceSnaps
 // the lower watermarks, the counters added.
 func mergeInstanceSnapshots(a, b *instanceSnapshot) (*instanceSnapshot, error) {
 	m := *a
+	m.KeyRange = nil // the operators below keep only their ranges
 	m.Watermarks = append([]int64(nil), a.Watermarks...)
 	m.Idle = append([]bool(nil), a.Idle...)
 	m.Received = append([]uint64(nil), a.Received...)
@@ -543,11 +525,11 @@ func mergeInstanceSnapshots(a, b *instanceSnapshot) (*instanceSnapshot, error) {
 		if a.Ops[o] == nil {
 			continue
 		}
-		x, err := exec.UnmarshalSnapshot(a.Ops[o])
+		x, err := a.opSnapshot(o)
 		if err != nil {
 			return nil, err
 		}
-		y, err := exec.UnmarshalSnapshot(b.Ops[o])
+		y, err := b.opSnapshot(o)
 		if err != nil {
 			x.Release()
 			return nil, err
