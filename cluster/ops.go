@@ -694,7 +694,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		}
 		return cols, rows, true
 	case "continuous queries":
-		cols := []Column{{"name", planner.TypeText}, {"source", planner.TypeText}, {"kind", planner.TypeText}, {"parallelism", planner.TypeBigInt}, {"status", planner.TypeText}, {"result_rows", planner.TypeBigInt}, {"emitted_rows", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"sql", planner.TypeText}, {"subscribers", planner.TypeBigInt}}
+		cols := []Column{{"name", planner.TypeText}, {"source", planner.TypeText}, {"kind", planner.TypeText}, {"parallelism", planner.TypeBigInt}, {"status", planner.TypeText}, {"result_rows", planner.TypeBigInt}, {"emitted_rows", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"sql", planner.TypeText}, {"subscribers", planner.TypeBigInt}, {"scaling", planner.TypeText}}
 		var rows [][]any
 		for _, q := range c.catalog.Queries() {
 			c.mu.Lock()
@@ -720,7 +720,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 					par = max(par, int64(pl.width(s)))
 				}
 			}
-			rows = append(rows, []any{q.Name, strings.Join(q.Sources, ", "), kind, par, status, n, emitted, late, formatWatermark(wm), q.SQL, qr.result.subscribers()})
+			rows = append(rows, []any{q.Name, strings.Join(q.Sources, ", "), kind, par, status, n, emitted, late, formatWatermark(wm), q.SQL, qr.result.subscribers(), qr.scalingPolicy().String()})
 		}
 		return cols, rows, true
 	case "instances":

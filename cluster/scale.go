@@ -720,6 +720,15 @@ func (c *Coordinator) ScalingPolicies() map[string]ScalingPolicy {
 	return out
 }
 
+// String is how SHOW CONTINUOUS QUERIES shows it.
+func (p ScalingPolicy) String() string {
+	auto := "off"
+	if p.Autoscale {
+		auto = "on"
+	}
+	return fmt.Sprintf("autoscale %s, %d to %d instances, target utilisation %.2f", auto, p.MinInstances, p.MaxInstances, p.TargetUtilisation)
+}
+
 func (qr *queryRuntime) scalingPolicy() ScalingPolicy {
 	if p := qr.policy.Load(); p != nil {
 		return *p
