@@ -148,12 +148,18 @@ func Run(ctx context.Context, cfg HarnessConfig) (*Result, error) {
 			return nil, err
 		}
 		subscribed := map[string]bool{}
+		col := -1
+		for i, f := range rows.FieldDescriptions() {
+			if f.Name == "subscribers" {
+				col = i
+			}
+		}
 		for rows.Next() {
 			vals, err := rows.Values()
 			if err != nil {
 				return nil, err
 			}
-			if n, ok := vals[len(vals)-1].(int64); ok && n > 0 {
+			if n, ok := vals[max(col, 0)].(int64); ok && col >= 0 && n > 0 {
 				subscribed[fmt.Sprint(vals[0])] = true
 			}
 		}
