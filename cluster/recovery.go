@@ -665,18 +665,27 @@ const lostGrace = 2 * time.Second
 // resumeRepair).
 func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip uint64) error {
 	var old []*instance
+	restored := map[[2]int]bool{}
+	for _, k := range restore {
+		restored[k] = true
+	}
 	p.mu.Lock()
 	for s, row := range p.stages {
 		if len(row) == pl.width(s) {
 			continue
 		}
-		// rescaled: every instance of the stage is restored
-		for _, in := range row {
-			if in != nil {
+		// rescaled: the instances it does not restore keep their index
+		next := make([]*instance, pl.width(s))
+		for i, in := range row {
+			switch {
+			case in == nil:
+			case i < len(next) && !restored[[2]int{s, i}]:
+				next[i] = in
+			default:
 				old = append(old, in)
 			}
 		}
-		p.stages[s] = make([]*instance, pl.width(s))
+		p.stages[s] = next
 	}
 	for _, k := range restore {
 		if in := p.stages[k[0]][k[1]]; in != nil {

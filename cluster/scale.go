@@ -165,7 +165,13 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		return ev, err
 	}
 	ev.Bytes = bytes
-	restore := restoreSet(q, pl, stageInstances(pl, stage))
+	// The instances before the split (or merged pair) keep their index,
+	// range and state: they go on running.
+	changed := stageInstances(pl, stage)
+	for j := range idx {
+		delete(changed, [2]int{stage, j})
+	}
+	restore := restoreSet(q, pl, changed)
 	renew(&pl, old, restore)
 	log := c.cfg.Logger.With().Str("query", query).Logger()
 	log.Info().Str("decision", ev.Decision).Int("stage", stage).Str("ranges", ev.NewRanges).Uint64("checkpoint", epoch).Msg("scaling a stage")
@@ -563,34 +569,50 @@ func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoc
 	in.routeMu.RLock()
 	olds, oldSplits, partitionBy := in.route.outs, in.route.splits, in.route.partitionBy
 	in.routeMu.RUnlock()
-	for _, o := range olds {
+	// An outlet to a consumer that kept its index, incarnation and range
+	// stays as it is; the others are detached (they keep, not send) and
+	// replaced.
+	kept := map[int]bool{}
+	for j, o := range olds {
 		b, ok := o.(*backupOutlet)
 		if !ok {
 			return nil, 0, fmt.Errorf("stage %d instance %d keeps no output to replay", in.stage, in.idx)
 		}
-		if _, _, err := b.detach(b.target(), epoch); err != nil {
+		ch := b.target()
+		if j < width && ch.toIdx == j && ch.gen == pl.gen(c.stage, j) && sameRange(oldSplits, splits, j) {
+			kept[j] = true
+			continue
+		}
+		if _, _, err := b.detach(ch, epoch); err != nil {
 			return nil, 0, err
 		}
 	}
 	news := make([]*backupOutlet, width)
-	rs := make([]*reroute, width)
+	var rs []*reroute
 	for j := range news {
+		if kept[j] {
+			news[j] = olds[j].(*backupOutlet)
+			continue
+		}
 		ch := channelName{run: pl.Run, fromStage: in.stage, fromIdx: in.idx, toStage: c.stage, toIdx: j, side: c.side, gen: pl.gen(c.stage, j)}
 		b := newBackupOutlet(p, ch, discardOutlet{})
 		b.broken, b.base, b.detached = true, epoch, 1
-		news[j], rs[j] = b, &reroute{in: in, b: b, ch: ch, id: 1}
+		news[j] = b
+		rs = append(rs, &reroute{in: in, b: b, ch: ch, id: 1})
 	}
 	done := make(chan error, 1)
 	ctl := func() error {
-		err := moveKept(olds, oldSplits, news, splits, partitionBy, epoch)
+		err := moveKept(olds, oldSplits, news, splits, partitionBy, epoch, kept)
 		if err == nil {
 			outs := make([]outlet, width)
 			for j, b := range news {
 				outs[j] = b
 			}
-			for _, o := range olds {
-				o.(*backupOutlet).release()
-				o.close()
+			for j, o := range olds {
+				if !kept[j] {
+					o.(*backupOutlet).release()
+					o.close()
+				}
 			}
 			in.routeMu.Lock()
 			in.route.outs, in.route.splits, in.route.version = outs, splits, pl.Version
@@ -619,10 +641,21 @@ func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoc
 		return nil, 0, ctx.Err()
 	}
 	n := 0
-	for _, b := range news {
-		n += int(b.count.Load())
+	for _, r := range rs {
+		n += int(r.b.count.Load())
 	}
 	return rs, n, nil
+}
+
+// sameRange reports whether instance j has the same key range under both
+// split lists.
+func sameRange(a, b []uint64, j int) bool {
+	if j > len(a) || j > len(b) {
+		return false
+	}
+	alo, ahi := rangeOf(a, j)
+	blo, bhi := rangeOf(b, j)
+	return alo == blo && ahi == bhi
 }
 
 // moveKept copies into news (outlets to the instances of ranges splits)
@@ -631,7 +664,7 @@ func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoc
 // batches of every old outlet whose range overlaps it, and the other
 // messages of the old outlet whose range held its start (every outlet
 // got those).
-func moveKept(olds []outlet, oldSplits []uint64, news []*backupOutlet, splits []uint64, partitionBy []int, epoch uint64) error {
+func moveKept(olds []outlet, oldSplits []uint64, news []*backupOutlet, splits []uint64, partitionBy []int, epoch uint64, kept map[int]bool) error {
 	type item struct {
 		seq uint64
 		m   message
@@ -639,12 +672,15 @@ func moveKept(olds []outlet, oldSplits []uint64, news []*backupOutlet, splits []
 	lists := make([][]item, len(news))
 	var hashes []uint64
 	for oi, o := range olds {
-		kept, _, err := o.(*backupOutlet).replay(epoch)
+		if kept[oi] {
+			continue // the same consumer, which has it
+		}
+		msgs, _, err := o.(*backupOutlet).replay(epoch)
 		if err != nil {
 			return err
 		}
 		olo, ohi := rangeOf(oldSplits, oi)
-		for _, k := range kept {
+		for _, k := range msgs {
 			var parts []arrow.RecordBatch
 			if k.m.rec != nil {
 				hashes = exec.HashColumns(k.m.rec, partitionBy, hashes[:0])
@@ -656,7 +692,7 @@ func moveKept(olds []outlet, oldSplits []uint64, news []*backupOutlet, splits []
 			}
 			for j := range news {
 				lo, hi := rangeOf(splits, j)
-				if hi < olo || lo > ohi {
+				if kept[j] || hi < olo || lo > ohi {
 					continue
 				}
 				m := k.m
@@ -678,6 +714,9 @@ func moveKept(olds []outlet, oldSplits []uint64, news []*backupOutlet, splits []
 		}
 	}
 	for j, l := range lists {
+		if kept[j] {
+			continue
+		}
 		sort.Slice(l, func(a, b int) bool { return l[a].seq < l[b].seq })
 		for _, it := range l {
 			news[j].keep(it.seq, it.m)

@@ -151,9 +151,14 @@ func TestAlterContinuousQuery(t *testing.T) {
 		lines = append(lines, fmt.Sprintf("%d,%d,%d", i%50, i, 1000+i))
 	}
 	copyCSV(t, s, "ev", lines[:1000])
-	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1")
+	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1 INSTANCE 1")
 	if r := run(t, s, "SELECT COUNT(*) FROM spate_instances WHERE query = 'totals' AND stage = 1"); r[0][0] != "3" {
 		t.Fatalf("totals runs %s aggregate instances after SCALE OUT, want 3", r[0][0])
+	}
+	// Instance 0, before the split, kept running (incarnation 0); the
+	// halves of instance 1 are new incarnations.
+	if r := run(t, s, "SELECT instance, incarnation > 0 FROM spate_instances WHERE query = 'totals' AND stage = 1 ORDER BY instance"); fmt.Sprint(r) != "[[0 f] [1 t] [2 t]]" {
+		t.Errorf("instances and whether they were restored: %v", r)
 	}
 	ev := run(t, s, "SELECT query, stage, decision, status, old_ranges <> new_ranges FROM spate_scaling_events")
 	if len(ev) != 1 || fmt.Sprint(ev[0]) != "[totals 1 scale out done t]" {
