@@ -362,6 +362,14 @@ func (c *Coordinator) abandonStaleRound(after time.Duration) {
 	if !written {
 		c.round = nil
 		r.release()
+		// Its epochs end with it: a reading query's barrier may never go
+		// in (the upstream's alignment was aborted), and an epoch left
+		// pending would hold off every later round.
+		for name, e := range r.epochs {
+			if qr := c.queries[name]; qr != nil {
+				qr.ckpt.abort(e)
+			}
+		}
 		c.restartRecords = appendBounded(c.restartRecords, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started),
 			Queries: len(r.epochs), Status: "abandoned: not every query's checkpoint completed"})
 	}

@@ -78,10 +78,23 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 			}
 		}
 	}
-	waitUntil(t, 20*time.Second, "a restart point after the second chunk", func() bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		m, err := c.latestRestartPoint(context.Background())
-		return err == nil && m != nil && m.Pos > c.wal.log.Next()-2 && len(m.Queries) == 5 // busy, which reads win, too
-	})
+		pts := run(t, s, "SELECT wal_position FROM spate_restart_points WHERE status = 'written'")
+		if err == nil && m != nil && m.Pos > c.wal.log.Next()-2 && len(m.Queries) == 5 && // busy, which reads win, too
+			len(pts) > 0 && pts[len(pts)-1][0] == fmt.Sprint(m.Pos) { // and its record
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no restart point after the second chunk (log at %d): points %v, checkpoints %v, recoveries %v, queries %v", c.wal.log.Next(),
+				run(t, s, "SELECT wal_position, queries, status FROM spate_restart_points"),
+				run(t, s, "SELECT query, epoch, status FROM spate_checkpoints WHERE status <> 'complete'"),
+				run(t, s, "SELECT query, reason, status FROM spate_recoveries"),
+				run(t, s, "SELECT name, status FROM spate_continuous_queries"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if pts := run(t, s, "SELECT wal_position, queries, bytes FROM spate_restart_points WHERE status = 'written'"); len(pts) == 0 || pts[len(pts)-1][1] != "5" || pts[len(pts)-1][2] == "0" {
 		t.Errorf("SHOW RESTART POINTS: %v", pts)
 	}
