@@ -98,6 +98,7 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 	if pts := run(t, s, "SELECT wal_position, queries, bytes FROM spate_restart_points WHERE status = 'written'"); len(pts) == 0 || pts[len(pts)-1][1] != "5" || pts[len(pts)-1][2] == "0" {
 		t.Errorf("SHOW RESTART POINTS: %v", pts)
 	}
+	points := run(t, s, "SELECT wal_position, queries, status FROM spate_restart_points")
 	// More after the restart point: the log's tail.
 	copyCSV(t, s, "ev", chunks[2][:1500])
 	copyCSV(t, rs, "ev", chunks[2][:1500])
@@ -134,7 +135,9 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 	for name := range restartQueries {
 		want := sortedText(run(t, rs, "SELECT * FROM "+name))
 		if got := sortedText(run(t, s2, "SELECT * FROM "+name)); got != want {
-			t.Errorf("%s differs after resuming from the restart point: %s", name, firstDiff(want, got))
+			t.Errorf("%s differs after resuming from the restart point: %s (%d rows, want %d; resumed from log position %d)", name, firstDiff(want, got),
+				strings.Count(got, "\n"), strings.Count(want, "\n"), st.From)
+			t.Logf("restart points before the stop: %v", points)
 		}
 	}
 	if got, want := run(t, s2, "SELECT * FROM dim ORDER BY k"), run(t, rs, "SELECT * FROM dim ORDER BY k"); fmt.Sprint(got) != fmt.Sprint(want) {
