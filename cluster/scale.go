@@ -120,7 +120,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		if split <= lo || split > hi {
 			return ev, errorf("22023", "split point %016x is not inside instance %d's key range [%016x, %016x]", split, idx, lo, hi)
 		}
-		host := leastLoaded(old, c.placeableWorkers())
+		host := leastLoaded(c.InstancesPerWorker(), c.placeableWorkers())
 		c.mu.Lock()
 		pool := c.pool
 		c.mu.Unlock()
@@ -287,17 +287,12 @@ func SplitPoint(lo, hi uint64, buckets []uint64) uint64 {
 	return split
 }
 
-// leastLoaded is the live worker that runs fewest instances of pl.
-func leastLoaded(pl placement, workers []control.WorkerInfo) string {
-	n := map[string]int{}
-	for _, row := range pl.Hosts {
-		for _, h := range row {
-			n[h]++
-		}
-	}
+// leastLoaded is the worker that runs fewest instances (of every
+// query), in registry order on a tie.
+func leastLoaded(counts map[string]int, workers []control.WorkerInfo) string {
 	best := workers[0].ID
 	for _, w := range workers {
-		if n[w.ID] < n[best] {
+		if counts[w.ID] < counts[best] {
 			best = w.ID
 		}
 	}
