@@ -63,9 +63,9 @@ func (c *Coordinator) ScaleIn(ctx context.Context, query string, stage, idx int,
 	return c.rescale(ctx, query, stage, idx, 0, reason, false)
 }
 
-func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int, split uint64, reason string, out bool) (scalingEvent, error) {
+func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int, split uint64, reason string, out bool) (ev scalingEvent, err error) {
 	start := time.Now()
-	ev := scalingEvent{Time: start, Query: query, Stage: stage, Decision: "scale in", Reason: reason}
+	ev = scalingEvent{Time: start, Query: query, Stage: stage, Decision: "scale in", Reason: reason}
 	if out {
 		ev.Decision = "scale out"
 	}
@@ -84,6 +84,12 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	}
 	qr.recoverMu.Lock()
 	defer qr.recoverMu.Unlock()
+	defer func() {
+		if err != nil && ev.Status == "" { // refused: SHOW SCALING EVENTS says why
+			ev.Status = "refused: " + err.Error()
+			c.addScalingEvent(ev)
+		}
+	}()
 	p := qr.pipeline()
 	if p == nil || p.failure() != nil {
 		return ev, errorf("55000", "continuous query %q is not running", query)

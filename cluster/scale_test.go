@@ -196,6 +196,10 @@ func TestAlterContinuousQuery(t *testing.T) {
 			t.Errorf("%s: %v, want SQLSTATE %s", sql, err, code)
 		}
 	}
+	// A refused rescale of a query's stage is listed with the reason.
+	if r := run(t, s, "SELECT status FROM spate_scaling_events WHERE status LIKE 'refused%'"); len(r) != 1 || !strings.Contains(r[0][0], "no instance 9") {
+		t.Errorf("refused rescales in SHOW SCALING EVENTS: %v", r)
+	}
 }
 
 // errCode is the SQLSTATE of an error from any layer ("" if none).
