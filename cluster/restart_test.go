@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/planner"
 )
 
 // restartQueries include a query reading another's result (busy).
@@ -151,4 +154,50 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 		}
 	}
 	_ = os.Remove
+}
+
+// TestResultAsOfEpochAfterCompaction: an append-only result's small
+// batches are merged as they pile up; the result as of an epoch (what a
+// restart point writes) still has every row up to that epoch, however
+// many later epochs completed meanwhile.
+func TestResultAsOfEpochAfterCompaction(t *testing.T) {
+	q := &planner.ContinuousQuery{Columns: []planner.Column{{Name: "n", Type: planner.TypeBigInt}}}
+	r := newResultStore(q)
+	r.tracking = true
+	schema := ArrowSchema(q.Columns)
+	rows := 0
+	for epoch := uint64(1); epoch <= 6; epoch++ {
+		for range compactTailBatches / 2 {
+			rec, err := exec.RecordFromValues(schema, [][]any{{int64(rows)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.apply(context.Background(), 0, 0, rec); err != nil {
+				t.Fatal(err)
+			}
+			rec.Release()
+			rows++
+		}
+		r.sawBarrier(0, 0, epoch)
+		r.commit(epoch)
+	}
+	perEpoch := compactTailBatches / 2
+	for epoch := 1; epoch <= 6; epoch++ {
+		data, _, err := r.encodeAt(uint64(epoch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches, err := decodeBatches(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, b := range batches {
+			n += int(b.NumRows())
+			b.Release()
+		}
+		if n != epoch*perEpoch {
+			t.Errorf("as of epoch %d: %d rows, want %d", epoch, n, epoch*perEpoch)
+		}
+	}
 }

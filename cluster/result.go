@@ -126,7 +126,9 @@ const (
 // compactTail concatenates the newest small batches into one once there
 // are compactTailBatches of them; called with mu held. With tracking,
 // only batches of complete checkpoints are merged (a recovery may take
-// the others back one by one).
+// the others back one by one), and only batches of one epoch: a restart
+// point takes the result as of an epoch by the batches' tags, and a
+// merged batch tagged with a later epoch would leave out older rows.
 func (r *resultStore) compactTail() error {
 	n := len(r.batches)
 	if r.tracking {
@@ -137,7 +139,7 @@ func (r *resultStore) compactTail() error {
 	start := n
 	var rows int64
 	for start > 0 && rows+r.batches[start-1].NumRows() <= compactRows && n-start < compactTailBatches &&
-		(!r.tracking || r.tags[start-1] <= r.committed) {
+		(!r.tracking || r.tags[start-1] <= r.committed && r.tags[start-1] == r.tags[n-1]) {
 		start--
 		rows += r.batches[start].NumRows()
 	}
