@@ -52,13 +52,11 @@ func recoveryOnce(ctx context.Context, size int64, start func() (*cluster.Coordi
 	}
 	defer stop()
 	query := func(sql string) ([][]string, error) { return runSQL(ctx, coord, sql) }
-	for _, sql := range []string{
+	if err := execAll(ctx, coord,
 		"CREATE STREAM s (k BIGINT, pad TEXT, t BIGINT) WITH (event_time = 't', time_unit = 's')",
 		"CREATE CONTINUOUS QUERY st AS SELECT k, MAX(pad) AS pad, COUNT(*) AS n FROM s GROUP BY k",
-	} {
-		if _, err := query(sql); err != nil {
-			return err
-		}
+	); err != nil {
+		return err
 	}
 	const padBytes = 1000
 	keys := max(size/padBytes, 1)

@@ -60,15 +60,13 @@ func restartOnce(ctx context.Context, rows int, points bool, start RestartEngine
 		return 0, 0, 0, err
 	}
 	q := func(c *cluster.Coordinator, sql string) ([][]string, error) { return runSQL(ctx, c, sql) }
-	for _, sql := range []string{
+	if err := execAll(ctx, coord,
 		"CREATE STREAM s (k BIGINT, v BIGINT, t BIGINT) WITH (event_time = 't', time_unit = 's')",
 		"CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM s GROUP BY k",
 		"CREATE CONTINUOUS QUERY win AS SELECT k % 100 AS g, window_end, COUNT(*) AS n FROM s GROUP BY k % 100, TUMBLE(t, INTERVAL '10' SECOND)",
-	} {
-		if _, err := q(coord, sql); err != nil {
-			stop()
-			return 0, 0, 0, err
-		}
+	); err != nil {
+		stop()
+		return 0, 0, 0, err
 	}
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "k", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
@@ -139,6 +137,22 @@ func restartOnce(ctx context.Context, rows int, points bool, start RestartEngine
 	return took, walBytes, st.Entries, nil
 }
 
+// execAll runs statements in order on one session (so a SET holds for
+// the statements after it).
+func execAll(ctx context.Context, c *cluster.Coordinator, sqls ...string) error {
+	sess, err := c.NewSession(ctx, "bench", "spate")
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	for _, sql := range sqls {
+		if _, err := sessionSQL(ctx, sess, sql); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+	}
+	return nil
+}
+
 // runSQL runs one statement on a new session and returns its rows as
 // text.
 func runSQL(ctx context.Context, c *cluster.Coordinator, sql string) ([][]string, error) {
@@ -147,6 +161,11 @@ func runSQL(ctx context.Context, c *cluster.Coordinator, sql string) ([][]string
 		return nil, err
 	}
 	defer sess.Close()
+	return sessionSQL(ctx, sess, sql)
+}
+
+// sessionSQL runs one statement on sess and returns its rows as text.
+func sessionSQL(ctx context.Context, sess cluster.Session, sql string) ([][]string, error) {
 	st, err := parser.ParseOne(sql)
 	if err != nil {
 		return nil, err

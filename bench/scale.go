@@ -30,14 +30,15 @@ func RunScale(ctx context.Context, keys, rows int, start func() (*cluster.Coordi
 	}
 	defer stop()
 	query := func(sql string) ([][]string, error) { return runSQL(ctx, coord, sql) }
-	for _, sql := range []string{
+	if err := execAll(ctx, coord,
 		"CREATE STREAM s (k BIGINT, v BIGINT)",
 		"SET parallelism = 1",
 		"CREATE CONTINUOUS QUERY st AS SELECT k, COUNT(*) AS n, SUM(v) AS total, MAX(v) AS top FROM s GROUP BY k",
-	} {
-		if _, err := query(sql); err != nil {
-			return err
-		}
+	); err != nil {
+		return err
+	}
+	if n, err := query("SELECT COUNT(*) FROM spate_instances WHERE query = 'st' AND stage = 1"); err != nil || n[0][0] != "1" {
+		return fmt.Errorf("the aggregate runs %v instances, want 1 (%v)", n, err)
 	}
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "k", Type: arrow.PrimitiveTypes.Int64, Nullable: true},

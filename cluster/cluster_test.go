@@ -202,6 +202,23 @@ func startTestCluster(t *testing.T, cfg Config, workers int) (*Coordinator, func
 	return c, stop
 }
 
+// startSession is startTestCluster with a session, shut down when the
+// test ends.
+func startSession(t *testing.T, cfg Config, workers int) (*Coordinator, Session) {
+	t.Helper()
+	c, stop := startTestCluster(t, cfg, workers)
+	t.Cleanup(func() {
+		c.BeginShutdown()
+		stop()
+		c.Close()
+	})
+	s, err := c.NewSession(context.Background(), "t", "spate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, s
+}
+
 // startKillableCluster is startTestCluster that can also stop one worker
 // runtime (by its index in joining order, the registry's "w1" being 0):
 // its control and data connections close, as when its process dies.

@@ -107,16 +107,16 @@ type Coordinator struct {
 	cfg      Config
 	catalog  *planner.Catalog
 	planner  *planner.Planner
-	done     chan struct{}       // closed by Close: background loops stop
-	stopping atomic.Bool         // BeginShutdown was called
-	reg      *control.Registry   // nil without a cluster
-	net      *dataPlane          // nil without a cluster
-	wal      *wal                // nil without a data directory
-	store    storage.BlobStore   // checkpoint store; nil: memory only
-	scaling  scalingEvents       // SHOW SCALING EVENTS
-	pool     WorkerPool          // where scale-outs get workers; nil: the live ones (under mu)
-	loadMu   sync.Mutex          // LoadReports' baseline:
-	loadBase map[string]loadBase // per instance (query/version/stage/instance/incarnation)
+	done     chan struct{}        // closed by Close: background loops stop
+	stopping atomic.Bool          // BeginShutdown was called
+	reg      *control.Registry    // nil without a cluster
+	net      *dataPlane           // nil without a cluster
+	wal      *wal                 // nil without a data directory
+	store    storage.BlobStore    // checkpoint store; nil: memory only
+	scaling  scalingEvents        // SHOW SCALING EVENTS
+	pool     WorkerPool           // where scale-outs get workers; nil: the live ones (under mu)
+	loadMu   sync.Mutex           // LoadReports' baseline:
+	loadBase map[loadKey]loadBase // per instance (query/version/stage/instance/incarnation)
 	// ddlLog is every DDL statement applied, in order; round is the
 	// restart point being taken; restore, during Recover, what the
 	// queries of a restart point resume from (restart.go). Under mu.

@@ -323,7 +323,7 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 		defer m.rec.Release()
 		return o.p.result.apply(ctx, m.from, o.gen, m.rec)
 	case m.hasWM:
-		o.p.result.advance(m.from, o.p.placement().width(len(o.p.query.Plan.Stages)-1), m.wm, m.idle)
+		o.p.result.advance(m.from, int(o.p.sinkWidth.Load()), m.wm, m.idle)
 	case m.barrier != 0:
 		o.p.arrive(m.barrier)
 	case m.ckpt != 0:

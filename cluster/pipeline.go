@@ -71,7 +71,10 @@ type pipeline struct {
 	onLost func(channelName)
 	// sinkGen is the incarnation of the sink (coordinator): channels and
 	// messages of an older one are refused after a repair.
-	sinkGen      atomic.Int64
+	sinkGen atomic.Int64
+	// sinkWidth is the number of last-stage instances (the placement's,
+	// without its lock: the sink reads it for every watermark).
+	sinkWidth    atomic.Int64
 	lastBlockLog atomic.Int64 // when ingest last logged back-pressure, ns
 
 	mu sync.Mutex
@@ -150,8 +153,12 @@ const LoadBuckets = 16
 // LoadBucket is which of n equal parts of [lo, hi] hash h falls in (the
 // last part may be shorter).
 func LoadBucket(lo, hi uint64, n int, h uint64) int {
-	return int((h - lo) / ((hi-lo)/uint64(n) + 1))
+	return int((h - lo) / BucketWidth(lo, hi, n))
 }
+
+// BucketWidth is the number of hashes in each of n equal parts of [lo,
+// hi] (the last may be shorter), without overflowing on the whole space.
+func BucketWidth(lo, hi uint64, n int) uint64 { return (hi-lo)/uint64(n) + 1 }
 
 // rangeOf is consumer instance i's key range under splits.
 func rangeOf(splits []uint64, i int) (lo, hi uint64) {
@@ -291,6 +298,7 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 		}
 	}
 	p.sinkGen.Store(int64(place.SinkGen))
+	p.sinkWidth.Store(int64(place.width(len(stages) - 1)))
 	if net != nil {
 		net.register(p)
 	}
@@ -832,7 +840,7 @@ func splitByRange(rec arrow.RecordBatch, hashes []uint64, splits []uint64, count
 		los, widths = make([]uint64, n), make([]uint64, n)
 		for r := range n {
 			lo, hi := rangeOf(splits, r)
-			los[r], widths[r] = lo, (hi-lo)/LoadBuckets+1 // as LoadBucket
+			los[r], widths[r] = lo, BucketWidth(lo, hi, LoadBuckets)
 		}
 	}
 	for row, h := range hashes {
@@ -996,9 +1004,8 @@ func (p *pipeline) flushOnce(ctx context.Context, src int) (again bool, err erro
 // newWait registers a wait for a new flush barrier, to arrive from
 // every last-stage instance; forget unregisters it.
 func (p *pipeline) newWait() (id uint64, w *barrierWait, forget func()) {
-	last := len(p.query.Plan.Stages) - 1
 	id = p.nextBarrier.Add(1)
-	w = &barrierWait{remaining: p.placement().width(last), done: make(chan struct{})}
+	w = &barrierWait{remaining: int(p.sinkWidth.Load()), done: make(chan struct{})}
 	p.mu.Lock()
 	p.waits[id] = w
 	p.mu.Unlock()

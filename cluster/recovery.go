@@ -696,6 +696,7 @@ func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip uint64) er
 	p.place = pl
 	p.mu.Unlock()
 	p.sinkGen.Store(int64(pl.SinkGen))
+	p.sinkWidth.Store(int64(pl.width(len(pl.Hosts) - 1)))
 	for _, in := range old {
 		in.stop()
 	}

@@ -139,13 +139,7 @@ func TestLostChannelRepaired(t *testing.T) {
 // instance's part of the newest checkpoint with the input positions it
 // covers, which add up to what the sources were fed.
 func TestInstanceCheckpoints(t *testing.T) {
-	c, stop := startTestCluster(t, Config{Parallelism: 2, CheckpointInterval: 10 * time.Millisecond, CheckpointStore: "memory"}, 2)
-	defer func() {
-		c.BeginShutdown()
-		stop()
-		c.Close()
-	}()
-	s, _ := c.NewSession(context.Background(), "t", "spate")
+	_, s := startSession(t, Config{Parallelism: 2, CheckpointInterval: 10 * time.Millisecond, CheckpointStore: "memory"}, 2)
 	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
 	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
 	run(t, s, "INSERT INTO ev VALUES (1, 1, 1), (2, 2, 2), (3, 3, 3)")

@@ -164,7 +164,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	skip := qr.ckpt.pause()
 	c.abandonStaleRound(0)
 	epoch, snaps := qr.ckpt.restorePoint()
-	moved, bytes, err := rescaledSnapshots(q.Plan.Stages, pl, stage, idx, out, snaps)
+	moved, bytes, err := rescaledSnapshots(q.Plan.Stages, old, pl, stage, idx, out, snaps)
 	if err != nil {
 		qr.recovering.Store(false)
 		qr.ckpt.unpause()
@@ -286,7 +286,7 @@ func SplitPoint(lo, hi uint64, buckets []uint64) uint64 {
 			bestJ, bestGap = j, gap
 		}
 	}
-	split := lo + uint64(bestJ)*((hi-lo)/uint64(len(buckets))+1)
+	split := lo + uint64(bestJ)*BucketWidth(lo, hi, len(buckets))
 	if split <= lo || split > hi {
 		return mid
 	}
@@ -370,7 +370,7 @@ func rangesText(splits []uint64) string {
 // input positions of the stage that reads s widened (or narrowed). It
 // returns the new snapshots and the bytes that went to another instance.
 // No snapshots (no checkpoint yet): none, everything is replayed.
-func rescaledSnapshots(stages []*planner.Stage, pl placement, s, i int, out bool, snaps map[[2]int][]byte) (map[[2]int][]byte, int64, error) {
+func rescaledSnapshots(stages []*planner.Stage, old, pl placement, s, i int, out bool, snaps map[[2]int][]byte) (map[[2]int][]byte, int64, error) {
 	if len(snaps) == 0 {
 		return nil, 0, nil
 	}
@@ -411,7 +411,7 @@ func rescaledSnapshots(stages []*planner.Stage, pl placement, s, i int, out bool
 		}
 		base := 0
 		for sd := range side {
-			base += oldWidthOf(snaps, stages[consumer].Sides[sd].Stage)
+			base += old.width(stages[consumer].Sides[sd].Stage)
 		}
 		slot := base + i
 		if out {
@@ -430,16 +430,23 @@ func rescaledSnapshots(stages []*planner.Stage, pl placement, s, i int, out bool
 			return nil, 0, err
 		}
 	}
-	width := oldWidthOf(snaps, s)
-	for j := range width {
-		snap, err := decode([2]int{s, j})
+	for j := range old.width(s) {
+		k := [2]int{s, j}
+		if j < i { // unchanged
+			if res[k] = snaps[k]; res[k] == nil {
+				return nil, 0, fmt.Errorf("the checkpoint has no snapshot of stage %d instance %d", s, j)
+			}
+			continue
+		}
+		if !out && j == i+1 {
+			continue // merged into i
+		}
+		snap, err := decode(k)
 		if err != nil {
 			return nil, 0, err
 		}
 		switch {
-		case j < i:
-			err = put([2]int{s, j}, snap)
-		case j > i+1 || (j == i+1 && out):
+		case j > i: // renumbered
 			shift := 1
 			if !out {
 				shift = -1
@@ -453,7 +460,7 @@ func rescaledSnapshots(stages []*planner.Stage, pl placement, s, i int, out bool
 			if err = put([2]int{s, i}, parts[0]); err == nil {
 				err = put([2]int{s, i + 1}, parts[1])
 			}
-		case j == i: // merge with i+1
+		default: // j == i: merge with i+1
 			var next *instanceSnapshot
 			if next, err = decode([2]int{s, i + 1}); err == nil {
 				moved += opsBytes(next)
@@ -468,17 +475,6 @@ func rescaledSnapshots(stages []*planner.Stage, pl placement, s, i int, out bool
 		}
 	}
 	return res, moved, nil
-}
-
-// oldWidthOf is the number of instances of stage s the snapshots hold.
-func oldWidthOf(snaps map[[2]int][]byte, s int) int {
-	n := 0
-	for k := range snaps {
-		if k[0] == s {
-			n = max(n, k[1]+1)
-		}
-	}
-	return n
 }
 
 func opsBytes(s *instanceSnapshot) int64 {
@@ -862,6 +858,13 @@ type LoadReport struct {
 	Buckets         []uint64 // rows received per sixteenth of the range (LoadBuckets)
 }
 
+// loadKey names an instance incarnation for LoadReports' baseline.
+type loadKey struct {
+	query                  string
+	version                uint64
+	stage, instance, incar int
+}
+
 // loadBase is an instance's counters at the previous LoadReports.
 type loadBase struct {
 	busy    float64
@@ -876,7 +879,7 @@ type loadBase struct {
 func (c *Coordinator) LoadReports() []LoadReport {
 	now := time.Now()
 	var out []LoadReport
-	seen := map[string]loadBase{}
+	seen := map[loadKey]loadBase{}
 	c.loadMu.Lock()
 	defer c.loadMu.Unlock()
 	for _, qr := range c.runningQueries() {
@@ -892,7 +895,7 @@ func (c *Coordinator) LoadReports() []LoadReport {
 			if stage.Source != nil || len(stage.PartitionBy) == 0 || st.Stage >= len(pl.Hosts) || st.Instance >= pl.width(st.Stage) {
 				continue
 			}
-			key := fmt.Sprintf("%s/%d/%d/%d/%d", qr.def.Name, pl.Version, st.Stage, st.Instance, st.Gen)
+			key := loadKey{qr.def.Name, pl.Version, st.Stage, st.Instance, st.Gen}
 			buckets := load[[2]int{st.Stage, st.Instance}]
 			cur := loadBase{busy: st.BusySeconds, buckets: buckets, at: now}
 			seen[key] = cur

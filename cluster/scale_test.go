@@ -136,13 +136,7 @@ func copyAsync(s Session, table string, lines []string) <-chan error {
 // SHOW SCALING EVENTS and SHOW INSTANCES' new ranges, SET of the scaling
 // settings, and clear errors.
 func TestAlterContinuousQuery(t *testing.T) {
-	c, stop := startTestCluster(t, Config{Parallelism: 2, CheckpointInterval: 20 * time.Millisecond, CheckpointStore: "memory"}, 2)
-	defer func() {
-		c.BeginShutdown()
-		stop()
-		c.Close()
-	}()
-	s, _ := c.NewSession(context.Background(), "t", "spate")
+	c, s := startSession(t, Config{Parallelism: 2, CheckpointInterval: 20 * time.Millisecond, CheckpointStore: "memory"}, 2)
 	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
 	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
 	run(t, s, "CREATE CONTINUOUS QUERY everything AS SELECT COUNT(*) AS n FROM ev")
@@ -309,7 +303,7 @@ func TestScaleOutSplitsWhereTheLoadIs(t *testing.T) {
 	lo, hi := rangeOf(pl.splits(1), busiest)
 	_, hi2 := rangeOf(pl.splits(1), busiest+1)
 	split := hi + 1
-	width := (hi2-lo)/LoadBuckets + 1
+	width := BucketWidth(lo, hi2, LoadBuckets)
 	if (split-lo)%width != 0 {
 		t.Fatalf("split %016x is not at a bucket boundary of [%016x, %016x] (%s)", split, lo, hi2, ev.NewRanges)
 	}

@@ -69,6 +69,49 @@ func TestStepFollowsPolicies(t *testing.T) {
 	}
 }
 
+// TestDriveAppliesDecisionsOnce: Drive ticks the controller and applies
+// a decision once; the stage's cool-down holds off the next.
+func TestDriveAppliesDecisionsOnce(t *testing.T) {
+	p := cluster.DefaultScalingPolicy
+	p.Autoscale = true
+	f := &lockedEngine{fakeEngine: fakeEngine{policies: map[string]cluster.ScalingPolicy{"q": p}, reports: []cluster.LoadReport{
+		{Query: "q", Stage: 1, Instance: 1, Width: 2, Lo: halves[1].Lo, Hi: halves[1].Hi, Busy: 0.95}}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		Drive(ctx, f, 5*time.Millisecond, Config{Sustain: 1, CoolDown: time.Hour}, nil)
+		close(done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.callsNow()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // ten more ticks
+	cancel()
+	<-done
+	if calls := f.callsNow(); len(calls) != 1 || !strings.HasPrefix(calls[0], "out q 1 1 ") {
+		t.Fatalf("calls %v, want one scale-out of instance 1", calls)
+	}
+}
+
+// lockedEngine is fakeEngine for Drive's goroutine.
+type lockedEngine struct {
+	mu sync.Mutex
+	fakeEngine
+}
+
+func (l *lockedEngine) ScaleOut(ctx context.Context, q string, stage, inst int, split uint64, reason string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fakeEngine.ScaleOut(ctx, q, stage, inst, split, reason)
+}
+
+func (l *lockedEngine) callsNow() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.calls...)
+}
+
 // TestDriveScalesOutARealQuery runs the controller over a coordinator
 // with two in-process workers while rows stream in: with autoscale on
 // (and a target low enough that the test's load exceeds it) the

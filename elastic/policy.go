@@ -2,17 +2,15 @@
 // in, and provides the workers it scales onto (pool.go).
 //
 // The Controller is a pure state machine: per-instance load reports and
-// clock ticks go in, scaling decisions come out. It never acts; a thin
-// loop (Run) feeds it and hands its decisions to whoever applies them.
+// clock ticks go in, scaling decisions come out. It never acts; Drive
+// (drive.go) feeds it from the coordinator and applies its decisions.
 package elastic
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spatedb/spate/cluster"
@@ -303,72 +301,3 @@ func (c *Controller) scaleIn(k stageKey, st *stageState, p Policy) (Decision, bo
 // divides most evenly (cluster.SplitPoint, which manual scale-outs use
 // too).
 func splitPoint(r KeyRange, buckets []uint64) uint64 { return cluster.SplitPoint(r.Lo, r.Hi, buckets) }
-
-// bucketWidth is the number of hashes in each of n equal parts of r
-// (the last may be shorter), without overflowing on the whole space.
-func bucketWidth(r KeyRange, n int) uint64 { return (r.Hi-r.Lo)/uint64(n) + 1 }
-
-// Bucket is which of n equal parts of r hash h falls in: how an instance
-// fills Report.Buckets.
-func Bucket(r KeyRange, n int, h uint64) int {
-	return int((h - r.Lo) / bucketWidth(r, n))
-}
-
-// Loop drives a Controller for a runtime: reports and policy changes
-// arrive from any goroutine, and every tick the decisions due go to the
-// function that applies them.
-type Loop struct {
-	mu sync.Mutex
-	c  *Controller
-}
-
-// NewLoop wraps c.
-func NewLoop(c *Controller) *Loop { return &Loop{c: c} }
-
-// Observe passes a report to the controller.
-func (l *Loop) Observe(r Report) {
-	l.mu.Lock()
-	l.c.Observe(r)
-	l.mu.Unlock()
-}
-
-// SetPolicy sets a query's policy.
-func (l *Loop) SetPolicy(query string, p Policy) {
-	l.mu.Lock()
-	l.c.SetPolicy(query, p)
-	l.mu.Unlock()
-}
-
-// Policy returns a query's policy.
-func (l *Loop) Policy(query string) Policy {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.c.Policy(query)
-}
-
-// Forget drops a query.
-func (l *Loop) Forget(query string) {
-	l.mu.Lock()
-	l.c.Forget(query)
-	l.mu.Unlock()
-}
-
-// Run ticks the controller every interval until ctx ends, handing each
-// decision to apply (on Run's goroutine, one at a time).
-func (l *Loop) Run(ctx context.Context, every time.Duration, apply func(Decision)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			l.mu.Lock()
-			ds := l.c.Tick(now)
-			l.mu.Unlock()
-			for _, d := range ds {
-				apply(d)
-			}
-		}
-	}
-}

@@ -1,7 +1,6 @@
 package elastic
 
 import (
-	"context"
 	"math"
 	"strings"
 	"testing"
@@ -166,7 +165,7 @@ func TestSplitPointBalancesLoad(t *testing.T) {
 			got := splitPoint(r, tc.buckets)
 			want := r.Lo + (r.Hi-r.Lo)/2 + 1
 			if tc.want >= 0 {
-				want = r.Lo + uint64(tc.want)*bucketWidth(r, len(tc.buckets))
+				want = r.Lo + uint64(tc.want)*cluster.BucketWidth(r.Lo, r.Hi, len(tc.buckets))
 			}
 			if got != want {
 				t.Errorf("%v over %v: split %x, want %x", tc.buckets, r, got, want)
@@ -176,11 +175,11 @@ func TestSplitPointBalancesLoad(t *testing.T) {
 			}
 			// The buckets an instance fills agree with the boundary.
 			if tc.want > 0 {
-				if b := Bucket(r, len(tc.buckets), got); b != tc.want {
-					t.Errorf("Bucket(split) = %d, want %d", b, tc.want)
+				if b := cluster.LoadBucket(r.Lo, r.Hi, len(tc.buckets), got); b != tc.want {
+					t.Errorf("LoadBucket(split) = %d, want %d", b, tc.want)
 				}
-				if b := Bucket(r, len(tc.buckets), got-1); b != tc.want-1 {
-					t.Errorf("Bucket(split-1) = %d, want %d", b, tc.want-1)
+				if b := cluster.LoadBucket(r.Lo, r.Hi, len(tc.buckets), got-1); b != tc.want-1 {
+					t.Errorf("LoadBucket(split-1) = %d, want %d", b, tc.want-1)
 				}
 			}
 		}
@@ -193,47 +192,8 @@ func TestSplitPointBalancesLoad(t *testing.T) {
 		c.Observe(r)
 	}
 	d := c.Tick(now)
-	if len(d) != 1 || d[0].Split != halves[0].Lo+bucketWidth(halves[0], 8) {
+	if len(d) != 1 || d[0].Split != halves[0].Lo+cluster.BucketWidth(halves[0].Lo, halves[0].Hi, 8) {
 		t.Fatalf("decision %v, want the split after the first bucket", d)
 	}
 }
 
-func TestLoopAppliesDecisions(t *testing.T) {
-	l := NewLoop(NewController(Config{Sustain: 1, CoolDown: time.Hour}))
-	p := DefaultPolicy
-	p.Autoscale = true
-	l.SetPolicy("q", p)
-	l.Observe(report(1, 0.95, 0))
-	got := make(chan Decision, 4)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		l.Run(ctx, 5*time.Millisecond, func(d Decision) { got <- d })
-		close(done)
-	}()
-	select {
-	case d := <-got:
-		if d.Kind != ScaleOut || d.Instance != 1 {
-			t.Errorf("decision %v", d)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no decision")
-	}
-	cancel()
-	<-done
-	if len(got) != 0 {
-		t.Errorf("more decisions within the cool-down: %v", <-got)
-	}
-}
-
-// The runtime counts SHOW INSTANCES.load_buckets with cluster.LoadBucket;
-// split points are computed with Bucket: they must agree.
-func TestBucketMatchesRuntime(t *testing.T) {
-	for _, r := range []KeyRange{whole, halves[0], halves[1], {1000, 1999}} {
-		for _, h := range []uint64{r.Lo, r.Lo + 1, r.Lo + (r.Hi-r.Lo)/3, r.Lo + (r.Hi-r.Lo)/2, r.Hi - 1, r.Hi} {
-			if a, b := Bucket(r, cluster.LoadBuckets, h), cluster.LoadBucket(r.Lo, r.Hi, cluster.LoadBuckets, h); a != b {
-				t.Errorf("%v hash %x: Bucket %d, cluster.LoadBucket %d", r, h, a, b)
-			}
-		}
-	}
-}

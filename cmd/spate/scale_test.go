@@ -16,6 +16,78 @@ import (
 	"github.com/spatedb/spate/internal/sqltest"
 )
 
+// scaleRun is a cluster started with the test's arguments next to a
+// single-process reference, both with the stream ev and the queries w
+// (a tumbling window) and totals (an updating aggregate).
+type scaleRun struct {
+	t       *testing.T
+	ctx     context.Context
+	cluster *sqltest.Server
+	cl, ref *pgconn.PgConn
+	rng     *rand.Rand
+	t0      int64
+}
+
+func startScaleRun(t *testing.T, ctx context.Context, seed uint64, clusterArgs []string, setup ...string) *scaleRun {
+	r := &scaleRun{t: t, ctx: ctx, cluster: sqltest.StartSpate(t, clusterArgs...), rng: rand.New(rand.NewPCG(seed, seed)), t0: 1000}
+	reference := sqltest.StartSpate(t, "--workers", "0")
+	r.cl, r.ref = connectPg(t, r.cluster.ConnString()), connectPg(t, reference.ConnString())
+	for _, c := range []*pgconn.PgConn{r.cl, r.ref} {
+		for _, sql := range setup {
+			mustExec(t, c, sql)
+		}
+		mustExec(t, c, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
+		mustExec(t, c, "CREATE CONTINUOUS QUERY w AS SELECT k, window_end, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
+		mustExec(t, c, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, MAX(v) AS top FROM ev GROUP BY k")
+	}
+	return r
+}
+
+// feed COPYs n rows over keys keys, ten seconds of event time, into both.
+func (r *scaleRun) feed(n, keys int) {
+	var buf bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&buf, "%d,%d,%d\n", r.rng.IntN(keys), r.rng.IntN(1000), r.t0+int64(i)*10/int64(n))
+	}
+	r.t0 += 10
+	for _, c := range []*pgconn.PgConn{r.cl, r.ref} {
+		if _, err := c.CopyFrom(r.ctx, bytes.NewReader(buf.Bytes()), "COPY ev FROM STDIN (FORMAT csv)"); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// query runs SQL on the cluster.
+func (r *scaleRun) query(sql string) [][]string {
+	r.t.Helper()
+	rows, err := sqltest.QueryText(r.ctx, r.cl, sql)
+	if err != nil {
+		r.t.Fatalf("%s: %v", sql, err)
+	}
+	return rows
+}
+
+// sameResults closes every window in both and waits until w and totals
+// are the same in the cluster as in the reference.
+func (r *scaleRun) sameResults(timeout time.Duration) {
+	r.t.Helper()
+	for _, c := range []*pgconn.PgConn{r.cl, r.ref} {
+		mustExec(r.t, c, "INSERT INTO ev VALUES (0, 0, 99999)")
+	}
+	for _, name := range []string{"w", "totals"} {
+		want, _ := sqltest.QueryText(r.ctx, r.ref, "SELECT * FROM "+name)
+		sortAll(want)
+		if len(want) == 0 {
+			r.t.Fatalf("%s is empty", name)
+		}
+		waitFor(r.t, timeout, name+" to equal the single-process run", func() bool {
+			got, err := sqltest.QueryText(r.ctx, r.cl, "SELECT * FROM "+name)
+			sortAll(got)
+			return err == nil && reflect.DeepEqual(got, want)
+		})
+	}
+}
+
 // TestAutoscaleOntoPoolWorker: `spate serve --workers 1 --pool-size 1`
 // with autoscaling on for a query. While COPY streams rows in, the
 // controller scales the aggregate stage out onto the pool's warm worker
@@ -25,45 +97,17 @@ import (
 func TestAutoscaleOntoPoolWorker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cluster := sqltest.StartSpate(t, "--workers", "1", "--pool-size", "1", "--checkpoint-interval", "100ms",
-		"--autoscale-interval", "200ms", "--scale-cooldown", "2s")
-	reference := sqltest.StartSpate(t, "--workers", "0")
-	cl, ref := connectPg(t, cluster.ConnString()), connectPg(t, reference.ConnString())
-	for _, c := range []*pgconn.PgConn{cl, ref} {
-		mustExec(t, c, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
-		mustExec(t, c, "CREATE CONTINUOUS QUERY w AS SELECT k, window_end, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
-		mustExec(t, c, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, MAX(v) AS top FROM ev GROUP BY k")
-	}
-	query := func(sql string) [][]string {
-		t.Helper()
-		rows, err := sqltest.QueryText(ctx, cl, sql)
-		if err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		return rows
-	}
+	r := startScaleRun(t, ctx, 9, []string{"--workers", "1", "--pool-size", "1", "--checkpoint-interval", "100ms",
+		"--autoscale-interval", "200ms", "--scale-cooldown", "2s"})
+	query := r.query
 	waitFor(t, 30*time.Second, "the pool's worker to join", func() bool {
 		return query("SELECT COUNT(*) FROM spate_workers WHERE role = 'worker' AND status = 'alive'")[0][0] == "2"
 	})
 	if hosts := query("SELECT DISTINCT worker FROM spate_instances WHERE stage > 0"); fmt.Sprint(hosts) != "[[w1]]" {
 		t.Fatalf("instances on %v: the pool's warm worker w2 should get none until a scale-out", hosts)
 	}
-	mustExec(t, cl, "ALTER CONTINUOUS QUERY w SET (autoscale = on, max_instances = 2, target_utilisation = 0.000001)")
-
-	rng := rand.New(rand.NewPCG(9, 9))
-	t0 := int64(1000)
-	feed := func() {
-		var buf bytes.Buffer
-		for i := range 2000 {
-			fmt.Fprintf(&buf, "%d,%d,%d\n", rng.IntN(500), rng.IntN(1000), t0+int64(i)/200)
-		}
-		t0 += 10
-		for _, c := range []*pgconn.PgConn{cl, ref} {
-			if _, err := c.CopyFrom(ctx, bytes.NewReader(buf.Bytes()), "COPY ev FROM STDIN (FORMAT csv)"); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	mustExec(t, r.cl, "ALTER CONTINUOUS QUERY w SET (autoscale = on, max_instances = 2, target_utilisation = 0.000001)")
+	feed := func() { r.feed(2000, 500) }
 	deadline := time.Now().Add(60 * time.Second)
 	for len(query("SELECT * FROM spate_scaling_events WHERE decision = 'scale out' AND status = 'done'")) == 0 {
 		if time.Now().After(deadline) {
@@ -89,22 +133,7 @@ func TestAutoscaleOntoPoolWorker(t *testing.T) {
 		return query("SELECT COUNT(*) FROM spate_instances WHERE query = 'w' AND stage = 1")[0][0] == "1"
 	})
 	feed()
-	for _, c := range []*pgconn.PgConn{cl, ref} {
-		mustExec(t, c, "INSERT INTO ev VALUES (0, 0, 99999)")
-	}
-	for _, name := range []string{"w", "totals"} {
-		var got [][]string
-		want, _ := sqltest.QueryText(ctx, ref, "SELECT * FROM "+name)
-		sortAll(want)
-		waitFor(t, 20*time.Second, name+" to equal the single-process run", func() bool {
-			got = query("SELECT * FROM " + name)
-			sortAll(got)
-			return reflect.DeepEqual(got, want)
-		})
-		if len(want) == 0 {
-			t.Fatalf("%s is empty", name)
-		}
-	}
+	r.sameResults(20 * time.Second)
 }
 
 // TestWorkerKilledDuringScaleOut: SIGKILL of a worker process while an
@@ -114,29 +143,9 @@ func TestAutoscaleOntoPoolWorker(t *testing.T) {
 func TestWorkerKilledDuringScaleOut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cluster := sqltest.StartSpate(t, "--workers", "3", "--checkpoint-interval", "100ms")
-	reference := sqltest.StartSpate(t, "--workers", "0")
-	cl, ref := connectPg(t, cluster.ConnString()), connectPg(t, reference.ConnString())
-	for _, c := range []*pgconn.PgConn{cl, ref} {
-		mustExec(t, c, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
-		mustExec(t, c, "SET parallelism = 2")
-		mustExec(t, c, "CREATE CONTINUOUS QUERY w AS SELECT k, window_end, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
-		mustExec(t, c, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, MAX(v) AS top FROM ev GROUP BY k")
-	}
-	rng := rand.New(rand.NewPCG(4, 4))
-	t0 := int64(1000)
-	feed := func() {
-		var buf bytes.Buffer
-		for i := range 3000 {
-			fmt.Fprintf(&buf, "%d,%d,%d\n", rng.IntN(300), rng.IntN(1000), t0+int64(i)/300)
-		}
-		t0 += 10
-		for _, c := range []*pgconn.PgConn{cl, ref} {
-			if _, err := c.CopyFrom(ctx, bytes.NewReader(buf.Bytes()), "COPY ev FROM STDIN (FORMAT csv)"); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	r := startScaleRun(t, ctx, 4, []string{"--workers", "3", "--checkpoint-interval", "100ms"}, "SET parallelism = 2")
+	cl := r.cl
+	feed := func() { r.feed(3000, 300) }
 	for range 3 {
 		feed()
 	}
@@ -154,7 +163,7 @@ func TestWorkerKilledDuringScaleOut(t *testing.T) {
 		t.Fatalf("the pid of %s: %v %v", host[0][0], victim, err)
 	}
 	pid, _ := strconv.Atoi(victim[0][0])
-	admin := connectPg(t, cluster.ConnString())
+	admin := connectPg(t, r.cluster.ConnString())
 	done := make(chan error, 1)
 	go func() {
 		_, err := admin.Exec(ctx, "ALTER CONTINUOUS QUERY w SCALE OUT STAGE 1 INSTANCE 0").ReadAll()
@@ -170,19 +179,7 @@ func TestWorkerKilledDuringScaleOut(t *testing.T) {
 	for range 3 {
 		feed()
 	}
-	for _, c := range []*pgconn.PgConn{cl, ref} {
-		mustExec(t, c, "INSERT INTO ev VALUES (0, 0, 99999)")
-	}
-	for _, name := range []string{"w", "totals"} {
-		var got [][]string
-		want, _ := sqltest.QueryText(ctx, ref, "SELECT * FROM "+name)
-		sortAll(want)
-		waitFor(t, 60*time.Second, name+" to equal the single-process run", func() bool {
-			got, err = sqltest.QueryText(ctx, cl, "SELECT * FROM "+name)
-			sortAll(got)
-			return err == nil && reflect.DeepEqual(got, want)
-		})
-	}
+	r.sameResults(60 * time.Second)
 	if r, _ := sqltest.QueryText(ctx, cl, "SELECT status FROM spate_recoveries WHERE query = 'w'"); len(r) == 0 || r[len(r)-1][0] != "recovered" {
 		t.Errorf("w's recoveries after the kill: %v", r)
 	}
