@@ -196,4 +196,3 @@ func TestSplitPointBalancesLoad(t *testing.T) {
 		t.Fatalf("decision %v, want the split after the first bucket", d)
 	}
 }
-
