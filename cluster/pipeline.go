@@ -1005,8 +1005,9 @@ func (p *pipeline) flushOnce(ctx context.Context, src int) (again bool, err erro
 // every last-stage instance; forget unregisters it.
 func (p *pipeline) newWait() (id uint64, w *barrierWait, forget func()) {
 	id = p.nextBarrier.Add(1)
-	w = &barrierWait{remaining: int(p.sinkWidth.Load()), done: make(chan struct{})}
-	p.mu.Lock()
+	w = &barrierWait{done: make(chan struct{})}
+	p.mu.Lock() // with the placement: a repair abandons the waits under the old one
+	w.remaining = int(p.sinkWidth.Load())
 	p.waits[id] = w
 	p.mu.Unlock()
 	return id, w, func() {
@@ -1016,11 +1017,10 @@ func (p *pipeline) newWait() (id uint64, w *barrierWait, forget func()) {
 	}
 }
 
-// abandonWaits ends every flush waiting for its barrier (a repair), so
-// that each sends a new one.
-func (p *pipeline) abandonWaits() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// abandonWaitsLocked ends every flush waiting for its barrier (a repair
+// changed the placement), so
+// that each sends a new one; called with mu held.
+func (p *pipeline) abandonWaitsLocked() {
 	for id, w := range p.waits {
 		if w.remaining > 0 {
 			w.abandoned, w.remaining = true, 0

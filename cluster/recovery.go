@@ -535,7 +535,6 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 		load[best]++
 	}
 	qr.result.rollback(epoch, pl.SinkGen)
-	p.abandonWaits()
 	n, err := c.reconfigure(qr, p, pl, restore, epoch, snaps, skip)
 	return restore, n, err
 }
@@ -694,9 +693,12 @@ func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip uint64) er
 		}
 	}
 	p.place = pl
+	// Flushes waiting now counted barriers from the old last stage: they
+	// start over, counting the new one's.
+	p.sinkWidth.Store(int64(pl.width(len(pl.Hosts) - 1)))
+	p.abandonWaitsLocked()
 	p.mu.Unlock()
 	p.sinkGen.Store(int64(pl.SinkGen))
-	p.sinkWidth.Store(int64(pl.width(len(pl.Hosts) - 1)))
 	for _, in := range old {
 		in.stop()
 	}

@@ -182,7 +182,6 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	log := c.cfg.Logger.With().Str("query", query).Logger()
 	log.Info().Str("decision", ev.Decision).Int("stage", stage).Str("ranges", ev.NewRanges).Uint64("checkpoint", epoch).Msg("scaling a stage")
 	qr.result.rollback(epoch, pl.SinkGen)
-	p.abandonWaits()
 	// From here on the checkpoint is the new layout's: a repair of a
 	// rescale that broke (a worker died) restores that.
 	qr.ckpt.setRestorePoint(epoch, moved)
