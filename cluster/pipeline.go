@@ -1018,8 +1018,8 @@ func (p *pipeline) newWait() (id uint64, w *barrierWait, forget func()) {
 }
 
 // abandonWaitsLocked ends every flush waiting for its barrier (a repair
-// changed the placement), so
-// that each sends a new one; called with mu held.
+// changed the placement), so that each sends a new one; called with mu
+// held.
 func (p *pipeline) abandonWaitsLocked() {
 	for id, w := range p.waits {
 		if w.remaining > 0 {
