@@ -279,7 +279,7 @@ func engineRun(ctx context.Context, d *aggData, cfg AggConfig, e Engine) (int64,
 		return 0, 0, err
 	}
 	defer stop()
-	sess, err := coord.NewSession(ctx, "bench", "spate")
+	sess, err := coord.NewSession(ctx, "spate", "spate")
 	if err != nil {
 		return 0, 0, err
 	}

@@ -140,7 +140,7 @@ func restartOnce(ctx context.Context, rows int, points bool, start RestartEngine
 // execAll runs statements in order on one session (so a SET holds for
 // the statements after it).
 func execAll(ctx context.Context, c *cluster.Coordinator, sqls ...string) error {
-	sess, err := c.NewSession(ctx, "bench", "spate")
+	sess, err := c.NewSession(ctx, "spate", "spate")
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func execAll(ctx context.Context, c *cluster.Coordinator, sqls ...string) error 
 // runSQL runs one statement on a new session and returns its rows as
 // text.
 func runSQL(ctx context.Context, c *cluster.Coordinator, sql string) ([][]string, error) {
-	sess, err := c.NewSession(ctx, "bench", "spate")
+	sess, err := c.NewSession(ctx, "spate", "spate")
 	if err != nil {
 		return nil, err
 	}

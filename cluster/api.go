@@ -88,6 +88,9 @@ type Result struct {
 	CopyIn        CopyIn
 	CopyInColumns []Column // the columns COPY FROM expects, for CopyInResponse
 	CopyInFormat  CopyFormat
+	// Binary asks for Rows in binary format when the client gave no result
+	// formats (the simple query protocol): FETCH from a BINARY cursor.
+	Binary bool
 }
 
 // Notice is a message for the client that is not an error (NoticeResponse).
@@ -106,11 +109,40 @@ type Session interface {
 	Execute(ctx context.Context, stmt parser.Statement, params []Param) (Result, error)
 	// Setting returns a session setting for ParameterStatus and SHOW.
 	Setting(name string) (string, bool)
+	// Catalog returns what the catalog holds now, for the pg_catalog and
+	// information_schema emulation.
+	Catalog() CatalogView
 	// Close ends the session and is idempotent.
 	Close()
 }
 
+// CatalogView is a copy of the catalog as one session sees it. The
+// planner objects are shared and must not be modified.
+type CatalogView struct {
+	Streams  []*planner.Stream          // ordered by name
+	Tables   []*planner.Table           // ordered by name
+	Queries  []*planner.ContinuousQuery // ordered by name
+	System   []*planner.SystemTable     // the spate_… system tables, ordered by name
+	User     string                     // the session's role
+	Database string
+	Settings map[string]string // the session's settings (a copy)
+}
+
 // Engine opens sessions. It is safe for concurrent use.
 type Engine interface {
+	// NewSession opens a session for role user, whose authentication the
+	// caller did. An Engine with roles (the Coordinator) refuses a role
+	// that does not exist or may not log in with error 28000.
 	NewSession(ctx context.Context, user, database string) (Session, error)
+}
+
+// Authenticator is implemented by an Engine whose roles can have
+// passwords (the Coordinator). pgwire asks it for the verifier of the
+// role a client authenticates as with SCRAM-SHA-256. Safe for concurrent
+// use.
+type Authenticator interface {
+	// PasswordVerifier returns role's SCRAM-SHA-256 verifier. ok is false
+	// when the role does not exist, may not log in or has no password;
+	// authentication then fails without telling the client which.
+	PasswordVerifier(role string) (v SCRAMVerifier, ok bool)
 }

@@ -28,7 +28,7 @@ func TestCheckpointRestoreMidStream(t *testing.T) {
 	half := len(lines) / 2
 
 	setup := func(c *Coordinator) Session {
-		s, _ := c.NewSession(context.Background(), "t", "spate")
+		s, _ := c.NewSession(context.Background(), "spate", "spate")
 		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
 		for name, q := range metamorphicQueries {
 			run(t, s, "CREATE CONTINUOUS QUERY "+name+" AS "+q)
@@ -115,7 +115,7 @@ func TestInstanceSnapshotEncoding(t *testing.T) {
 // table loaded before the query was created.
 func TestCheckpointRestoreLookupJoin(t *testing.T) {
 	setup := func(c *Coordinator) Session {
-		s, _ := c.NewSession(context.Background(), "t", "spate")
+		s, _ := c.NewSession(context.Background(), "spate", "spate")
 		run(t, s, "CREATE STREAM ev (k INT, d INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
 		run(t, s, "CREATE TABLE dim (k INT, d INT, v INT)")
 		var vals []string

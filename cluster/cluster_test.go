@@ -147,7 +147,7 @@ func TestMetamorphicParallelism(t *testing.T) {
 		// On workers, checkpoints every few milliseconds: their barriers
 		// and alignment must not change any result.
 		c, stopWorkers := startTestCluster(t, Config{Parallelism: cfg.par, BatchRows: cfg.batch, CheckpointInterval: 5 * time.Millisecond, CheckpointStore: "memory"}, cfg.workers)
-		s, _ := c.NewSession(context.Background(), "t", "spate")
+		s, _ := c.NewSession(context.Background(), "spate", "spate")
 		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
 		for name, q := range metamorphicQueries {
 			run(t, s, "CREATE CONTINUOUS QUERY "+name+" AS "+q)
@@ -212,7 +212,7 @@ func startSession(t *testing.T, cfg Config, workers int) (*Coordinator, Session)
 		stop()
 		c.Close()
 	})
-	s, err := c.NewSession(context.Background(), "t", "spate")
+	s, err := c.NewSession(context.Background(), "spate", "spate")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func firstDiff(a, b string) string {
 func TestLateRowsCounted(t *testing.T) {
 	c, _ := NewCoordinator(Config{})
 	defer c.Close()
-	s, _ := c.NewSession(context.Background(), "t", "spate")
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
 	run(t, s, "CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '5s')")
 	run(t, s, "CREATE CONTINUOUS QUERY w AS SELECT k, window_start, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
 	run(t, s, "INSERT INTO ev VALUES (1, 100), (1, 103), (1, 120)")  // watermark 115: [100,110) closes
@@ -306,7 +306,7 @@ func TestLateRowsCounted(t *testing.T) {
 func TestSubscribeAndFailure(t *testing.T) {
 	c, _ := NewCoordinator(Config{})
 	defer c.Close()
-	s, _ := c.NewSession(context.Background(), "t", "spate")
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
 	run(t, s, "CREATE STREAM ev (k INT, d INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
 	run(t, s, "CREATE CONTINUOUS QUERY ok AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
 	run(t, s, "CREATE CONTINUOUS QUERY bad AS SELECT k, 10 / d AS q FROM ev")
@@ -367,7 +367,7 @@ func TestSubscribeAndFailure(t *testing.T) {
 func TestQueryOnQuery(t *testing.T) {
 	c, _ := NewCoordinator(Config{Parallelism: 2})
 	defer c.Close()
-	s, _ := c.NewSession(context.Background(), "t", "spate")
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
 	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
 	run(t, s, "CREATE CONTINUOUS QUERY per10 AS SELECT k, window_start, window_end, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
 	run(t, s, "CREATE CONTINUOUS QUERY per30 AS SELECT window_start, window_end, SUM(s) AS total, COUNT(*) AS parts FROM per10 GROUP BY TUMBLE(window_end, INTERVAL '30' SECOND)")
@@ -396,7 +396,7 @@ func TestQueryOnQuery(t *testing.T) {
 func TestRetention(t *testing.T) {
 	c, _ := NewCoordinator(Config{})
 	defer c.Close()
-	s, _ := c.NewSession(context.Background(), "t", "spate")
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
 	run(t, s, "CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
 	run(t, s, "CREATE CONTINUOUS QUERY w WITH (retention = '30 seconds') AS SELECT k, window_end, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
 	if _, err := tryRun(s, "CREATE CONTINUOUS QUERY u WITH (retention = '1 minute') AS SELECT k, COUNT(*) FROM ev GROUP BY k"); sqlStateOf(err) != "22023" {
@@ -427,7 +427,7 @@ func sqlStateOf(err error) string {
 func TestResultCompaction(t *testing.T) {
 	c, _ := NewCoordinator(Config{})
 	defer c.Close()
-	s, _ := c.NewSession(context.Background(), "t", "spate")
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
 	run(t, s, "CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
 	run(t, s, "CREATE CONTINUOUS QUERY w AS SELECT k, window_start, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(t, INTERVAL '1' SECOND)")
 	var want []string

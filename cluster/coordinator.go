@@ -143,6 +143,8 @@ type Coordinator struct {
 
 	partsMu sync.Mutex
 	parts   map[string][]byte // snapshots arriving in parts (checkpointer.go)
+
+	roles roleStore // roles and grants (roles.go)
 }
 
 // streamRuntime is a stream's ingest state: the event-time high-water mark
@@ -322,7 +324,13 @@ func (c *Coordinator) NewSession(ctx context.Context, user, database string) (Se
 	if c.closed {
 		return nil, errorf("57P01", "the server is shutting down")
 	}
-	return newSession(c, user, database), nil
+	r, err := c.login(user)
+	if err != nil {
+		return nil, err
+	}
+	s := newSession(c, user, database)
+	s.settings["is_superuser"] = map[bool]string{true: "on", false: "off"}[r.superuser]
+	return s, nil
 }
 
 // BeginShutdown tells the coordinator the cluster is going down: workers
@@ -514,6 +522,7 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 	if err != nil {
 		return err
 	}
+	c.roles.forgetObjects(dropped)
 	// Dependents first, so no query is fed by a stopped one.
 	for _, n := range dropped {
 		c.mu.Lock()

@@ -15,7 +15,7 @@ func TestIdleStreamReleasesJoin(t *testing.T) {
 	for _, workers := range []int{0, 2} {
 		for _, timeout := range []string{"300 milliseconds", "0"} {
 			c, stop := startTestCluster(t, Config{Parallelism: 2}, workers)
-			s, _ := c.NewSession(context.Background(), "t", "spate")
+			s, _ := c.NewSession(context.Background(), "spate", "spate")
 			run(t, s, "CREATE STREAM a (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's', idle_timeout = '"+timeout+"')")
 			run(t, s, "CREATE STREAM b (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's', idle_timeout = '"+timeout+"')")
 			run(t, s, "CREATE CONTINUOUS QUERY j AS SELECT a.k, a.t, b.t AS bt FROM a LEFT JOIN b ON a.k = b.k AND b.t BETWEEN a.t - 5 AND a.t + 5")

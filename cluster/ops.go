@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/pingcap/tidb/pkg/parser/ast"
 
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/parser"
@@ -277,7 +278,10 @@ func (s *session) copy(ctx context.Context, x *parser.Copy, params []Param) (Res
 		case *parser.Subscribe:
 			res, err = s.subscribe(q.Name)
 		case *parser.Select:
-			res, err = s.query(ctx, q.Query, params)
+			var sel *ast.SelectStmt
+			if sel, err = plainSelect(q); err == nil {
+				res, err = s.query(ctx, sel, params)
+			}
 		case nil:
 			res, err = s.copyTable(ctx, x.Table)
 		default:

@@ -191,7 +191,7 @@ func startCompared(t *testing.T, setup func(Session), lines []string, cfg Config
 	t.Helper()
 	rc, _ := startTestCluster(t, Config{Parallelism: 1}, 0)
 	t.Cleanup(rc.Close)
-	ref, _ = rc.NewSession(context.Background(), "t", "spate")
+	ref, _ = rc.NewSession(context.Background(), "spate", "spate")
 	setup(ref)
 	copyCSV(t, ref, "ev", lines)
 	cfg.CheckpointInterval, cfg.CheckpointStore = 20*time.Millisecond, "memory"
@@ -201,7 +201,7 @@ func startCompared(t *testing.T, setup func(Session), lines []string, cfg Config
 		stop()
 		c.Close()
 	})
-	s, _ = c.NewSession(context.Background(), "t", "spate")
+	s, _ = c.NewSession(context.Background(), "spate", "spate")
 	setup(s)
 	return ref, s, c, kill
 }
@@ -227,7 +227,7 @@ func TestLoadBuckets(t *testing.T) {
 		stop()
 		c.Close()
 	}()
-	s, _ := c.NewSession(context.Background(), "t", "spate")
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
 	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
 	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
 	var lines []string

@@ -57,14 +57,14 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 	}
 	ref, _ := startTestCluster(t, Config{Parallelism: 1}, 0)
 	defer ref.Close()
-	rs, _ := ref.NewSession(context.Background(), "t", "spate")
+	rs, _ := ref.NewSession(context.Background(), "spate", "spate")
 	setup(rs)
 
 	dir := t.TempDir()
 	cfg := Config{Parallelism: 2, BatchRows: 500, DataDir: dir, WALSegmentBytes: 16 << 10, CheckpointInterval: 30 * time.Millisecond, RestartPointInterval: 30 * time.Millisecond,
 		CheckpointStore: filepath.Join(dir, "checkpoints")}
 	c, stop := startTestCluster(t, cfg, 2)
-	s, _ := c.NewSession(context.Background(), "t", "spate")
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
 	setup(s)
 	for i, lines := range chunks[:2] {
 		copyCSV(t, s, "ev", lines)
@@ -130,7 +130,7 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 	if st.From <= 1 {
 		t.Fatalf("recovered from log position %d, want a restart point's", st.From)
 	}
-	s2, _ := c2.NewSession(context.Background(), "t", "spate")
+	s2, _ := c2.NewSession(context.Background(), "spate", "spate")
 	copyCSV(t, s2, "ev", chunks[2][1500:])
 	copyCSV(t, rs, "ev", chunks[2][1500:])
 	run(t, s2, "INSERT INTO ev VALUES (0, 0, 99999)")

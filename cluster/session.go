@@ -21,6 +21,10 @@ type session struct {
 	user     string
 	database string
 	settings map[string]string
+	cursors  cursorSet // DECLAREd cursors (cursor.go)
+	// system: the engine's own session (write-ahead log replay), which
+	// skips privilege checks (roles.go).
+	system bool
 }
 
 // defaultSettings are the session settings and their defaults, shown by
@@ -39,6 +43,7 @@ var defaultSettings = map[string]string{
 	"application_name":            "",
 	"extra_float_digits":          "1",
 	"statement_timeout":           "0",
+	"idle_session_timeout":        "0",
 	"max_identifier_length":       "63",
 }
 
@@ -57,8 +62,26 @@ func (s *session) Setting(name string) (string, bool) {
 	return v, ok
 }
 
+// Catalog implements Session.
+func (s *session) Catalog() CatalogView {
+	settings := make(map[string]string, len(s.settings))
+	for k, v := range s.settings {
+		settings[k] = v
+	}
+	cat := s.c.catalog
+	return CatalogView{
+		Streams:  cat.Streams(),
+		Tables:   cat.Tables(),
+		Queries:  cat.Queries(),
+		System:   cat.SystemTables(),
+		User:     s.user,
+		Database: s.database,
+		Settings: settings,
+	}
+}
+
 // Close implements Session.
-func (s *session) Close() {}
+func (s *session) Close() { s.cursors.closeAll() }
 
 // parallelism is the number of instances of each partitioned stage of
 // the session's next continuous query: the setting, or with "auto" one per
@@ -91,7 +114,11 @@ func toColumns(cols []planner.Column) []Column {
 func (s *session) Describe(ctx context.Context, stmt parser.Statement) (Described, error) {
 	switch x := stmt.(type) {
 	case *parser.Select:
-		q, err := s.c.planner.Query(x.Query)
+		sel, err := plainSelect(x)
+		if err != nil {
+			return Described{}, err
+		}
+		q, err := s.c.planner.Query(sel)
 		if err != nil {
 			// Drivers describe "SELECT … FROM <stream>" to learn column
 			// types (pgx before COPY); describing is fine, running is not.
@@ -130,12 +157,17 @@ func (s *session) Describe(ctx context.Context, stmt parser.Statement) (Describe
 	case *parser.Subscribe:
 		cols, err := s.subscribeColumns(x.Name)
 		return Described{Columns: cols}, err
+	case *parser.Declare, *parser.Fetch, *parser.CloseCursor:
+		return s.describeCursor(ctx, x)
 	}
 	return Described{}, nil
 }
 
 // Execute implements Session.
 func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []Param) (Result, error) {
+	if res, handled, err := s.executeSecurity(stmt); handled || err != nil {
+		return res, err // privilege checks, roles and grants (roles.go)
+	}
 	switch x := stmt.(type) {
 	case *parser.CreateStream:
 		st, err := s.c.planner.CreateStream(x)
@@ -193,11 +225,16 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 	case *parser.Set:
 		return s.set(x)
 	case *parser.Transaction:
+		s.cursors.transaction(x.Verb)
 		return Result{Tag: x.Verb}, nil
 	case *parser.Empty:
 		return Result{}, nil
 	case *parser.Select:
-		return s.query(ctx, x.Query, params)
+		sel, err := plainSelect(x)
+		if err != nil {
+			return Result{}, err
+		}
+		return s.query(ctx, sel, params)
 	case *parser.Insert:
 		return s.insert(ctx, x, params)
 	case *parser.Update:
@@ -222,12 +259,23 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 		return Result{Tag: fmt.Sprintf("DELETE %d", n)}, nil
 	case *parser.Subscribe:
 		return s.subscribe(x.Name)
+	case *parser.Declare, *parser.Fetch, *parser.CloseCursor:
+		return s.executeCursor(ctx, x, params)
 	case *parser.Copy:
 		return s.copy(ctx, x, params)
 	case *parser.Explain:
 		return s.explain(x)
 	}
 	return Result{}, errorf(planner.CodeNotSupported, "statement %T is not supported", stmt)
+}
+
+// plainSelect is x's SELECT; the engine does not run UNION, INTERSECT or
+// EXCEPT (only the catalog emulation in pgwire does).
+func plainSelect(x *parser.Select) (*ast.SelectStmt, error) {
+	if x.SetOpr != nil {
+		return nil, errorf(planner.CodeNotSupported, "UNION, INTERSECT or EXCEPT is not supported")
+	}
+	return x.Query, nil
 }
 
 func isDuplicate(err error) bool {
@@ -364,7 +412,11 @@ func (s *session) explain(x *parser.Explain) (Result, error) {
 			}
 			text = planner.Explain(q.Plan, inner.Name)
 		case *parser.Select:
-			q, err := s.c.planner.Query(inner.Query)
+			sel, err := plainSelect(inner)
+			if err != nil {
+				return Result{}, err
+			}
+			q, err := s.c.planner.Query(sel)
 			if err != nil {
 				return Result{}, err
 			}

@@ -219,6 +219,7 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 		c.wal.mu.Unlock()
 	}()
 	sess := newSession(c, "recovery", "spate")
+	sess.system = true // replays what was allowed when it was logged
 	// A stream's rows are flushed through its queries before the next
 	// entry of anything else is replayed, as their acknowledgement did
 	// before the client sent its next statement: a table change replayed

@@ -142,7 +142,7 @@ func TestDriveScalesOutARealQuery(t *testing.T) {
 	if err := c.WaitForWorkers(wctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.NewSession(ctx, "t", "spate")
+	s, err := c.NewSession(ctx, "spate", "spate")
 	if err != nil {
 		t.Fatal(err)
 	}

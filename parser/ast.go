@@ -260,11 +260,14 @@ type Set struct {
 }
 
 // Select is a query: SELECT … (including VALUES-free SELECT 1), also
-// WITH …, TABLE t and ( SELECT … ). Query is never nil: UNION, INTERSECT
-// and EXCEPT are rejected with 0A000 for now.
+// WITH …, TABLE t and ( SELECT … ). Query is never nil. For UNION,
+// INTERSECT and EXCEPT, SetOpr is the whole statement and Query its first
+// SELECT; only the catalog emulation answers those (the engine reports
+// 0A000).
 type Select struct {
 	Base
 	Query  *ast.SelectStmt
+	SetOpr *ast.SetOprStmt
 	Source *SourceMap // maps the TiDB AST's text offsets back to the query string
 }
 

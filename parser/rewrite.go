@@ -238,6 +238,9 @@ func (r *rewriter) primaries(in []*node) ([]*node, error) {
 		}
 		return nil
 	}
+	// sawSelect and inFrom track a FROM list at this level, where a
+	// function call is a table function.
+	sawSelect, inFrom := false, false
 	for i := 0; i < len(in); i++ {
 		n := in[i]
 		next := at(i + 1)
@@ -250,6 +253,57 @@ func (r *rewriter) primaries(in []*node) ([]*node, error) {
 			continue
 		}
 		t := n.tok
+		switch {
+		case t.kind == tIdent && t.val == "select":
+			sawSelect = true
+		case t.kind == tIdent && (t.val == "from" || t.val == "join"):
+			inFrom = sawSelect
+		case t.kind == tIdent && clauseEnds[t.val]:
+			inFrom = false
+		}
+		switch {
+		case t.isPunct("[") && isPrimary(last()):
+			// x[i] → spate_subscript(x, i)
+			if j := matchBracket(in, i); j > 0 {
+				idx, err := r.rewriteSeq(in[i+1 : j])
+				if err != nil {
+					return nil, err
+				}
+				args := append([]*node{last(), synthPunct(",", t)}, idx...)
+				out[len(out)-1] = mkCall("spate_subscript", t, args...)
+				i = j
+				continue
+			}
+		case t.isPunct(".") && last() != nil && last().kind == nGroup && next != nil && next.kind == nLeaf && next.tok.isName():
+			// (x).field → spate_field(x, 'field')
+			out[len(out)-1] = mkCall("spate_field", t, last(), synthPunct(",", t), synthString(next.tok.val, next.tok))
+			i++
+			continue
+		case t.kind == tIdent && t.val == "array" && next != nil && next.kind == nGroup && len(next.kids) > 0 && next.kids[0].isWord("select"):
+			// ARRAY(SELECT …) → spate_array((SELECT …))
+			kids, err := r.rewriteSeq(next.kids)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, mkCall("spate_array", t, &node{kind: nGroup, open: next.open, close: next.close, kids: kids}))
+			i++
+			continue
+		case t.kind == tIdent && (t.val == "any" || t.val == "some" || t.val == "all") && next != nil && next.kind == nGroup &&
+			!(len(next.kids) > 0 && (next.kids[0].isWord("select") || next.kids[0].isWord("with") || next.kids[0].isWord("values"))) &&
+			last() != nil && last().kind == nLeaf && last().tok.kind == tOp:
+			// x op ANY (array) → x op spate_any(array)
+			kids, err := r.rewriteSeq(next.kids)
+			if err != nil {
+				return nil, err
+			}
+			name := "spate_any"
+			if t.val == "all" {
+				name = "spate_all"
+			}
+			out = append(out, mkCall(name, t, kids...))
+			i++
+			continue
+		}
 		switch {
 		case t.kind == tParam:
 			if last().isWord("limit") || last().isWord("offset") {
@@ -349,12 +403,19 @@ func (r *rewriter) primaries(in []*node) ([]*node, error) {
 			g := at(j)
 			// INSERT INTO t (cols) is a table, not a call.
 			if g != nil && g.kind == nGroup && !last().isWord("into") && (len(parts) > 1 || t.kind == tQIdent || !callExcluded[t.val]) {
+				fromItem := inFrom && (last().isWord("from") || last().isWord("join") || last().isPunct(","))
 				c, k, err := r.call(head, in[j:])
 				if err != nil {
 					return nil, err
 				}
-				out = append(out, c)
 				i = j + k - 1
+				if fromItem {
+					// A table function f(…) [AS] alias in FROM reads as
+					// (SELECT f(…) AS alias) alias.
+					out = append(out, r.tableFunction(c, in, &i))
+					continue
+				}
+				out = append(out, c)
 				continue
 			}
 			if len(parts) > 1 {
@@ -373,6 +434,55 @@ func (r *rewriter) primaries(in []*node) ([]*node, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// clauseEnds are the words that end a FROM list.
+var clauseEnds = setOf(`where group order having limit offset union except intersect on window using fetch for`)
+
+// matchBracket returns the index of the ']' that closes in[i] ('['), or -1.
+func matchBracket(in []*node, i int) int {
+	depth := 0
+	for j := i; j < len(in); j++ {
+		switch {
+		case in[j].isPunct("["):
+			depth++
+		case in[j].isPunct("]"):
+			depth--
+			if depth == 0 {
+				return j
+			}
+		}
+	}
+	return -1
+}
+
+// tableFunction wraps the call c, a FROM item, as a derived table
+// (SELECT c AS alias) alias, taking the alias that follows in[*i] (the
+// function's name when there is none). *i moves past the alias.
+func (r *rewriter) tableFunction(c *node, in []*node, i *int) *node {
+	name := c.kids[0]
+	for name.kind == nRef {
+		name = name.kids[len(name.kids)-1]
+	}
+	at := name.tok
+	alias := synthWord(name.tok.val, at)
+	k := *i + 1
+	if k < len(in) && in[k].isWord("as") {
+		k++
+	}
+	colName := alias
+	if k < len(in) && in[k].kind == nLeaf && in[k].tok.isName() && !nonOperandWords[in[k].tok.val] && !in[k].isWord("left") && !in[k].isWord("right") {
+		alias, colName = in[k], in[k]
+		*i = k
+		// f(…) AS alias(column)
+		if g := k + 1; g < len(in) && in[g].kind == nGroup && len(in[g].kids) == 1 && in[g].kids[0].kind == nLeaf && in[g].kids[0].tok.isName() {
+			colName = in[g].kids[0]
+			*i = g
+		}
+	}
+	sel := &node{kind: nGroup, open: synthPunct("(", at), close: synthPunct(")", at),
+		kids: []*node{synthWord("select", at), c, synthWord("as", at), colName}}
+	return &node{kind: nRef, kids: []*node{sel, alias}}
 }
 
 // expectsOperand reports whether an operand can start after prev (nil: at

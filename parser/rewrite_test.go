@@ -432,11 +432,15 @@ func TestQuotedIdentifiers(t *testing.T) {
 	}
 }
 
-// TestSetOperations checks that UNION and friends are refused, so that
-// Select.Query is never nil.
+// TestSetOperations checks that a top-level UNION keeps its first SELECT
+// in Select.Query (never nil) and that continuous queries refuse them.
 func TestSetOperations(t *testing.T) {
-	checkError(t, "SELECT a FROM t UNION ALL SELECT b FROM u", CodeFeatureNotSupported, "UNION, INTERSECT or EXCEPT is not supported", 17)
-	checkError(t, "SELECT 1; (SELECT a FROM t) EXCEPT (SELECT b FROM u)", CodeFeatureNotSupported, "UNION, INTERSECT or EXCEPT is not supported", 29)
+	for _, sql := range []string{"SELECT a FROM t UNION ALL SELECT b FROM u", "(SELECT a FROM t) EXCEPT (SELECT b FROM u)"} {
+		sel := parseSelect(t, sql)
+		if sel.SetOpr == nil || sel.Query == nil || shape(sel.Query.Fields.Fields[0].Expr) != "a" {
+			t.Errorf("%s: SetOpr %v, Query %v", sql, sel.SetOpr, sel.Query)
+		}
+	}
 	checkError(t, "CREATE CONTINUOUS QUERY q AS SELECT a FROM t INTERSECT SELECT b FROM u", CodeFeatureNotSupported, "UNION, INTERSECT or EXCEPT is not supported", 46)
 	sel := parseSelect(t, "SELECT a FROM t WHERE a IN (SELECT b FROM u UNION SELECT c FROM v)")
 	if got := shape(sel.Query.Where); got != "in(a, subquery)" {

@@ -154,6 +154,9 @@ func (p *stmtParser) statement() (Statement, error) {
 	if t.kind != tIdent {
 		return nil, p.fail()
 	}
+	if st, ok, err := p.roleStatement(); ok {
+		return st, err // stmt_role.go
+	}
 	switch t.val {
 	case "select", "with", "values", "table":
 		return p.selectStmt()
@@ -193,6 +196,8 @@ func (p *stmtParser) statement() (Statement, error) {
 		return p.reset()
 	case "subscribe":
 		return p.subscribe()
+	case "declare", "fetch", "move", "close":
+		return p.cursorStmt() // stmt_cursor.go
 	case "copy":
 		return p.copyStmt()
 	case "explain":
@@ -215,9 +220,33 @@ func (p *stmtParser) selectStmt() (Statement, error) {
 	case *ast.SelectStmt:
 		return &Select{Base: p.base(), Query: s, Source: sm}, nil
 	case *ast.SetOprStmt:
-		return nil, p.q.notSupported(setOprToken(p.toks), "UNION, INTERSECT or EXCEPT")
+		first := firstSelect(s)
+		if first == nil {
+			return nil, p.q.notSupported(setOprToken(p.toks), "this UNION, INTERSECT or EXCEPT")
+		}
+		return &Select{Base: p.base(), Query: first, SetOpr: s, Source: sm}, nil
 	}
 	return nil, p.q.errAt(p.toks[0])
+}
+
+// firstSelect is the leftmost SELECT of a set operation.
+func firstSelect(s *ast.SetOprStmt) *ast.SelectStmt {
+	return firstInList(s.SelectList)
+}
+
+func firstInList(l *ast.SetOprSelectList) *ast.SelectStmt {
+	if l == nil || len(l.Selects) == 0 {
+		return nil
+	}
+	switch x := l.Selects[0].(type) {
+	case *ast.SelectStmt:
+		return x
+	case *ast.SetOprStmt:
+		return firstSelect(x)
+	case *ast.SetOprSelectList:
+		return firstInList(x)
+	}
+	return nil
 }
 
 // setOprToken finds the first UNION, INTERSECT or EXCEPT outside

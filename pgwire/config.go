@@ -3,8 +3,18 @@
 // A Server accepts TCP connections and runs one goroutine per connection.
 // Each connection holds one cluster.Session and speaks the simple and the
 // extended query protocol, COPY FROM STDIN, COPY TO STDOUT and streaming
-// results (SUBSCRIBE), with CancelRequest support. Authentication is "trust"
-// and TLS is refused ('N') for now.
+// results (SUBSCRIBE), with CancelRequest support.
+//
+// # Security
+//
+// Authentication (auth.go) is "trust" for loopback clients and
+// SCRAM-SHA-256 (with SCRAM-SHA-256-PLUS channel binding over TLS) for
+// every other client by default (Config.Auth); an Engine that implements
+// cluster.Authenticator supplies the roles' verifiers. An SSLRequest is
+// answered 'S' and the connection upgraded with crypto/tls when
+// Config.TLS is set, 'N' otherwise; Config.RequireTLS refuses plaintext
+// sessions. Limits (limits.go): MaxMessageSize, MaxConnections, the
+// statement_timeout and idle_session_timeout session settings.
 //
 // # Goroutines
 //
@@ -33,6 +43,7 @@
 package pgwire
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -47,6 +58,21 @@ const (
 	DefaultMaxMessageSize = 64 << 20
 	DefaultServerVersion  = "15.0 (Spate)"
 	DefaultStartupTimeout = 60 * time.Second
+	DefaultMaxConnections = 100
+)
+
+// AuthMethod says which clients must authenticate with a password.
+type AuthMethod string
+
+// The authentication methods.
+const (
+	// AuthLoopbackTrust trusts clients connecting from a loopback address
+	// (127.0.0.0/8, ::1) without a password, as PostgreSQL's default
+	// pg_hba.conf trusts local connections, and authenticates every other
+	// client with SCRAM-SHA-256.
+	AuthLoopbackTrust AuthMethod = "loopback-trust"
+	// AuthSCRAM authenticates every client with SCRAM-SHA-256.
+	AuthSCRAM AuthMethod = "scram"
 )
 
 // Config configures a Server. The zero value of each field means its
@@ -70,6 +96,26 @@ type Config struct {
 	// Logger receives connection-level events (protocol violations,
 	// recovered panics). Default: the zero zerolog.Logger, which discards.
 	Logger zerolog.Logger
+	// Auth says which clients authenticate with SCRAM-SHA-256 (the others
+	// are trusted). Default AuthLoopbackTrust.
+	Auth AuthMethod
+	// TLS, when set, makes the server answer SSLRequest with 'S' and run
+	// a TLS handshake with this configuration (it needs a certificate).
+	// Default nil: SSLRequest is answered 'N' and clients stay in the
+	// clear.
+	TLS *tls.Config
+	// RequireTLS refuses sessions that did not negotiate TLS (FATAL
+	// 28000). Needs TLS. Default false.
+	RequireTLS bool
+	// MaxConnections is the most client sessions at a time; a client
+	// beyond it gets FATAL 53300 after its startup packet (cancel
+	// requests still work). Default 100.
+	MaxConnections int
+	// StatementTimeout and IdleSessionTimeout are the initial values of
+	// each session's statement_timeout and idle_session_timeout settings,
+	// which SET changes. Default 0: no limit.
+	StatementTimeout   time.Duration
+	IdleSessionTimeout time.Duration
 }
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -85,6 +131,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.StartupTimeout == 0 {
 		cfg.StartupTimeout = DefaultStartupTimeout
+	}
+	if cfg.Auth == "" {
+		cfg.Auth = AuthLoopbackTrust
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
 	}
 	return cfg
 }
@@ -105,6 +157,21 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.StartupTimeout < 0 {
 		errs = append(errs, fmt.Errorf("pgwire: StartupTimeout %v is negative", cfg.StartupTimeout))
+	}
+	if cfg.Auth != AuthLoopbackTrust && cfg.Auth != AuthSCRAM {
+		errs = append(errs, fmt.Errorf("pgwire: Auth %q: use %q or %q", cfg.Auth, AuthLoopbackTrust, AuthSCRAM))
+	}
+	if cfg.TLS != nil && len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil {
+		errs = append(errs, errors.New("pgwire: TLS has no certificate"))
+	}
+	if cfg.RequireTLS && cfg.TLS == nil {
+		errs = append(errs, errors.New("pgwire: RequireTLS needs a TLS configuration (a certificate and key)"))
+	}
+	if cfg.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("pgwire: MaxConnections %d is below 1", cfg.MaxConnections))
+	}
+	if cfg.StatementTimeout < 0 || cfg.IdleSessionTimeout < 0 {
+		errs = append(errs, errors.New("pgwire: StatementTimeout and IdleSessionTimeout must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -74,6 +74,10 @@ type conn struct {
 	reports map[string]string // ParameterStatus values last sent
 	startup map[string]string // startup parameters
 
+	tls       bool // the connection negotiated TLS (auth.go)
+	overLimit bool // beyond MaxConnections: refused after the startup packet
+	idle      bool // ReadyForQuery 'I' was sent and no message came since
+
 	stmts   map[string]*prepared
 	portals map[string]*portal
 	simple  []parser.Statement // rest of a simple query suspended by COPY FROM
@@ -86,7 +90,8 @@ type conn struct {
 
 	mu sync.Mutex
 	// Protected by mu:
-	running context.CancelCauseFunc // cancels the running statement; nil when none runs
+	running    context.CancelCauseFunc // cancels the running statement; nil when none runs
+	timeoutSeq uint64                  // tells statement_timeout clocks apart (limits.go)
 }
 
 // messages are the frontend messages decoded in place.
@@ -101,19 +106,21 @@ type messages struct {
 }
 
 // serveConn runs one connection until it ends. It is the connection
-// goroutine; it owns the reader goroutine and the session.
-func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+// goroutine; it owns the reader goroutine and the session. overLimit: the
+// connection is beyond MaxConnections.
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, overLimit bool) {
 	c := &conn{
-		srv:     s,
-		nc:      nc,
-		log:     s.log.With().Str("remote", nc.RemoteAddr().String()).Logger(),
-		ctx:     ctx,
-		br:      bufio.NewReaderSize(nc, 32<<10),
-		state:   stateStartup,
-		tx:      txIdle,
-		reports: make(map[string]string),
-		stmts:   make(map[string]*prepared),
-		portals: make(map[string]*portal),
+		srv:       s,
+		nc:        nc,
+		overLimit: overLimit,
+		log:       s.log.With().Str("remote", nc.RemoteAddr().String()).Logger(),
+		ctx:       ctx,
+		br:        bufio.NewReaderSize(nc, 32<<10),
+		state:     stateStartup,
+		tx:        txIdle,
+		reports:   make(map[string]string),
+		stmts:     make(map[string]*prepared),
+		portals:   make(map[string]*portal),
 	}
 	// On shutdown unblock the socket: reads stop at once, writes get a
 	// moment to deliver the goodbye message.
@@ -188,7 +195,7 @@ func (c *conn) run() {
 		if c.copy != nil {
 			interrupt = c.copy.p.ctx.Done()
 		}
-		f, err := c.in.next(c.ctx, interrupt)
+		f, err := c.nextMessage(interrupt)
 		if err == nil {
 			err = c.handle(f)
 		} else if errors.Is(err, errInterrupted) {
@@ -209,7 +216,10 @@ func (c *conn) run() {
 func (c *conn) inputEnded(err error) error {
 	var tl *tooLargeError
 	var pe *protocolError
+	var fe *fatalError
 	switch {
+	case errors.As(err, &fe): // the idle-session timeout
+		return err
 	case c.ctx.Err() != nil:
 		return fatal(err, adminShutdown())
 	case errors.As(err, &tl):
@@ -367,6 +377,7 @@ func (c *conn) readyForQuery() error {
 		}
 	}
 	c.send(&pgproto3.ReadyForQuery{TxStatus: c.tx})
+	c.idle = c.tx == txIdle
 	return c.flush()
 }
 

@@ -90,6 +90,10 @@ func (s *fakeSession) Close() {
 	s.mu.Unlock()
 }
 
+func (s *fakeSession) Catalog() cluster.CatalogView {
+	return cluster.CatalogView{User: "spate", Database: "spate", Settings: map[string]string{}}
+}
+
 func (s *fakeSession) Setting(name string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -211,7 +211,13 @@ func (c *conn) describe(stmt parser.Statement) (cluster.Described, error) {
 	defer p.cancel(context.Canceled)
 	c.setRunning(p.cancel)
 	defer c.setRunning(nil)
-	desc, err := c.sess.Describe(p.ctx, stmt)
+	var desc cluster.Described
+	var err error
+	if sel := catalogSelect(stmt); sel != nil {
+		desc, err = c.describeCatalog(sel)
+	} else {
+		desc, err = c.sess.Describe(p.ctx, stmt)
+	}
 	if err != nil {
 		return desc, c.stmtErr(p, err)
 	}
@@ -359,6 +365,7 @@ func (c *conn) execute(p *portal, maxRows int) error {
 	case portalRows:
 		c.setRunning(p.cancel)
 		defer c.setRunning(nil)
+		defer c.armStatementTimeout(p.stmt)() // limits.go
 		return c.sendRows(p, maxRows)
 	}
 
@@ -378,7 +385,19 @@ func (c *conn) execute(p *portal, maxRows int) error {
 			c.setRunning(nil)
 		}
 	}()
-	res, err := c.sess.Execute(p.ctx, p.stmt, p.params)
+	defer c.armStatementTimeout(p.stmt)() // limits.go
+	if _, waits := p.stmt.(*parser.Fetch); waits {
+		// A FETCH may wait for rows: stop it when the client goes away.
+		stop := context.AfterFunc(c.in.gone, func() { p.cancel(errClientGone) })
+		defer stop()
+	}
+	var res cluster.Result
+	var err error
+	if sel := catalogSelect(p.stmt); sel != nil {
+		res, err = c.executeCatalog(sel, p.params)
+	} else {
+		res, err = c.sess.Execute(p.ctx, p.stmt, p.params)
+	}
 	if err != nil {
 		p.state = portalDone
 		return c.stmtErr(p, err)
@@ -391,6 +410,9 @@ func (c *conn) execute(p *portal, maxRows int) error {
 		return c.copyOut(p)
 	case res.Rows != nil:
 		p.state = portalRows
+		if res.Binary && p.simple {
+			p.formats = []int16{formatBinary} // FETCH from a BINARY cursor
+		}
 		if len(res.Columns) > 0 {
 			p.setColumns(res.Columns)
 			if p.simple {
@@ -467,6 +489,8 @@ func (c *conn) stmtErr(p *portal, err error) error {
 		switch {
 		case errors.Is(cause, errCanceledByUser):
 			return errCanceledByUser
+		case errors.Is(cause, errStatementTimeout):
+			return errStatementTimeout
 		case errors.Is(cause, errClientGone):
 			return fatal(errClientGone, nil)
 		case c.ctx.Err() != nil:

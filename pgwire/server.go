@@ -33,11 +33,19 @@ type Server struct {
 	// connection goroutines before it returns.
 	serving sync.WaitGroup
 
+	// mockKey derives the salts of the mock SCRAM exchanges of unknown
+	// roles (auth.go); cbHash is the tls-server-end-point channel-binding
+	// hash of the TLS certificate (nil: SCRAM-SHA-256-PLUS is not offered).
+	mockKey [32]byte
+	cbHash  []byte
+
 	mu sync.Mutex
 	// Protected by mu:
-	closed bool
-	addr   net.Addr         // the first listener's address
-	conns  map[uint32]*conn // live connections by process ID, for CancelRequest
+	closed   bool
+	addr     net.Addr         // the first listener's address
+	conns    map[uint32]*conn // live connections by process ID, for CancelRequest
+	active   int              // connections within MaxConnections (limits.go)
+	refusing int              // connections beyond it, being refused
 }
 
 // NewServer returns a server for engine. cfg's zero fields take their
@@ -49,15 +57,22 @@ func NewServer(cfg Config, engine cluster.Engine) (*Server, error) {
 	if engine == nil {
 		return nil, errors.New("pgwire: NewServer: nil engine")
 	}
+	cbHash, err := channelBindingHash(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Server{
+	s := &Server{
 		cfg:    cfg.withDefaults(),
 		engine: engine,
 		log:    cfg.Logger,
 		ctx:    ctx,
 		cancel: cancel,
 		conns:  make(map[uint32]*conn),
-	}, nil
+		cbHash: cbHash,
+	}
+	_, _ = rand.Read(s.mockKey[:]) // never fails (crypto/rand)
+	return s, nil
 }
 
 // ListenAndServe listens on Config.Listen and serves until ctx is done or
@@ -126,10 +141,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("pgwire: accept: %w", err)
 		}
 		backoff = 0
+		over, ok := s.admit()
+		if !ok {
+			nc.Close() // far beyond MaxConnections: no goroutine for it
+			continue
+		}
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
-			s.serveConn(sctx, nc)
+			defer s.release(over)
+			s.serveConn(sctx, nc, over)
 		}()
 	}
 }

@@ -43,9 +43,10 @@ var reportedParams = []string{
 	"TimeZone",
 }
 
-// handshake runs the startup phase: TLS/GSS refusal, CancelRequest,
-// StartupMessage, session creation and the greeting. It reports whether
-// the connection continues to the query phase.
+// handshake runs the startup phase: TLS negotiation (GSS encryption is
+// refused), CancelRequest, StartupMessage, authentication, session
+// creation and the greeting. It reports whether the connection continues
+// to the query phase.
 func (c *conn) handshake() bool {
 	if t := c.srv.cfg.StartupTimeout; t > 0 {
 		_ = c.nc.SetReadDeadline(time.Now().Add(t))
@@ -65,8 +66,9 @@ func (c *conn) handshake() bool {
 		code := binary.BigEndian.Uint32(body)
 		switch {
 		case code == codeSSLRequest && !sslDone, code == codeGSSEncRequest && !gssDone:
-			// No TLS or GSS encryption yet: 'N', then the client goes on
-			// in the clear. Nothing may have been pipelined behind it.
+			// TLS when configured (auth.go), else 'N' and the client goes
+			// on in the clear; no GSS encryption. Nothing may have been
+			// pipelined behind the request.
 			if c.br.Buffered() > 0 {
 				c.send(errorResponse("FATAL", codeProtocolViolation, "received unencrypted data after SSL request"))
 				_ = c.flush()
@@ -74,6 +76,12 @@ func (c *conn) handshake() bool {
 			}
 			if code == codeSSLRequest {
 				sslDone = true
+				if c.srv.cfg.TLS != nil {
+					if !c.startTLS() {
+						return false
+					}
+					continue
+				}
 			} else {
 				gssDone = true
 			}
@@ -147,8 +155,9 @@ func parseStartupParams(b []byte) (map[string]string, error) {
 	}
 }
 
-// start handles a StartupMessage of protocol 3.x: it opens the session
-// (trust authentication) and greets the client.
+// start handles a StartupMessage of protocol 3.x: it refuses the client
+// when a limit says so, authenticates it (auth.go), opens the session and
+// greets the client.
 func (c *conn) start(version uint32, body []byte) bool {
 	params, err := parseStartupParams(body)
 	if err != nil {
@@ -177,6 +186,19 @@ func (c *conn) start(version uint32, body []byte) bool {
 	if database == "" {
 		database = "spate"
 	}
+	refuse := func(err error) bool {
+		c.endWith(err)
+		return false
+	}
+	switch {
+	case c.overLimit:
+		return refuse(tooManyConnections())
+	case c.srv.cfg.RequireTLS && !c.tls:
+		return refuse(tlsRequired())
+	}
+	if err := c.authenticate(); err != nil {
+		return refuse(err)
+	}
 	sess, err := c.srv.engine.NewSession(c.ctx, c.user, database)
 	if err != nil {
 		c.send(toErrorResponse("FATAL", err))
@@ -184,6 +206,9 @@ func (c *conn) start(version uint32, body []byte) bool {
 		return false
 	}
 	c.sess = sess
+	if err := c.applySessionDefaults(); err != nil {
+		return refuse(err)
+	}
 	c.srv.register(c)
 	c.log = c.log.With().Uint32("pid", c.pid).Str("user", c.user).Logger()
 
@@ -200,6 +225,7 @@ func (c *conn) start(version uint32, body []byte) bool {
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.state = stateIdle
+	c.idle = true
 	return true
 }
 

@@ -283,6 +283,18 @@ func (c *Catalog) Queries() []*ContinuousQuery {
 	return out
 }
 
+// SystemTables lists the system tables ordered by name.
+func (c *Catalog) SystemTables() []*SystemTable {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*SystemTable, 0, len(c.system))
+	for _, t := range c.system {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
 func objectName(obj any) string {
 	switch o := obj.(type) {
 	case *Stream:

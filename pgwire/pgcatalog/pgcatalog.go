@@ -1,0 +1,133 @@
+// Package pgcatalog answers the catalog queries of PostgreSQL clients —
+// psql's \d commands, JDBC's DatabaseMetaData, SQLAlchemy's inspector,
+// BI tools — from Spate's catalog. It emulates pg_catalog (pg_class,
+// pg_attribute, pg_type, pg_namespace, pg_index, pg_constraint,
+// pg_database, pg_roles, pg_settings, pg_proc, pg_am and the empty tables
+// those queries join) and information_schema (schemata, tables, columns,
+// views, table_constraints, key_column_usage), built from a
+// cluster.CatalogView for each statement, and the functions introspection
+// queries call (format_type, pg_get_expr, pg_table_is_visible,
+// current_schema(), version(), has_*_privilege, ::regclass, …).
+//
+// Streams and tables are tables (relkind 'r') in schema public;
+// continuous queries are materialized views ('m') whose definition is
+// their SELECT; the spate_… system tables are views in pg_catalog. User
+// relations' OIDs come from a hash of their names, so they stay the same
+// from one statement to the next.
+//
+// Catalog relations are a few hundred rows, so a query runs as a small
+// row-at-a-time interpreter over the TiDB AST the parser produces: joins
+// are nested loops, subqueries run once per outer row. It supports SELECT
+// with joins (inner, left, right, cross, USING), derived tables,
+// correlated scalar, EXISTS, IN and ANY subqueries, GROUP BY with the
+// usual aggregates, window functions (row_number, rank, dense_rank,
+// aggregates over a partition), set-returning functions in the select
+// list (unnest, generate_series, generate_subscripts, _pg_expandarray),
+// UNION [ALL], ORDER BY, LIMIT and OFFSET. Result types come from the
+// query alone, so Describe and Execute agree.
+package pgcatalog
+
+import (
+	"github.com/pingcap/tidb/pkg/parser/ast"
+
+	"github.com/spatedb/spate/cluster"
+	"github.com/spatedb/spate/parser"
+)
+
+// Reads reports whether sel is a catalog query: it reads a pg_catalog or
+// information_schema relation, or reads no relation and calls a catalog
+// function (SELECT version(), SELECT current_schema()).
+func Reads(sel *parser.Select) bool {
+	var root ast.Node = sel.Query
+	if sel.SetOpr != nil {
+		root = sel.SetOpr
+	}
+	v := &reads{}
+	root.Accept(v)
+	return v.catalog || !v.relations && v.catalogFunc
+}
+
+type reads struct {
+	catalog, relations, catalogFunc bool
+}
+
+func (v *reads) Enter(n ast.Node) (ast.Node, bool) {
+	switch x := n.(type) {
+	case *ast.TableName:
+		v.relations = true
+		if isCatalogRelation(x.Schema.O, x.Name.O) {
+			v.catalog = true
+		}
+	case *ast.FuncCallExpr:
+		if _, ok := functions[x.FnName.L]; ok && !generalFunctions[x.FnName.L] {
+			v.catalogFunc = true
+		}
+	}
+	return n, false
+}
+
+func (v *reads) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+// generalFunctions are functions the engine evaluates too; calling them
+// alone does not make a query a catalog query.
+var generalFunctions = map[string]bool{"coalesce": true, "nullif": true, "lower": true, "upper": true, "length": true,
+	"char_length": true, "replace": true, "concat": true, "starts_with": true, "spate_concat": true, "spate_regexp_i": true,
+	"spate_subscript": true, "spate_field": true}
+
+// Query runs a catalog query against view. version is the server version
+// reported by version(). params are the bound parameters ($1 first): nil,
+// bool, int64, float64 or string. The rows hold the Go values of the
+// columns' planner types (nil, bool, int64, float64, string).
+func Query(view cluster.CatalogView, version string, sel *parser.Select, params []any) ([]cluster.Column, [][]any, error) {
+	e := &engine{snap: newSnapshot(view, version), params: params}
+	var node ast.Node = sel.Query
+	if sel.SetOpr != nil {
+		node = sel.SetOpr
+	}
+	cols, err := e.columnsOf(node, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := e.run(node, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := toColumns(cols)
+	rows := make([][]any, len(rs.rows))
+	for i, r := range rs.rows {
+		row := make([]any, len(out))
+		for j := range out {
+			if j < len(r) {
+				v, err := outputValue(r[j], out[j].Type)
+				if err != nil {
+					return nil, nil, err
+				}
+				row[j] = v
+			}
+		}
+		rows[i] = row
+	}
+	return out, rows, nil
+}
+
+// Describe returns the columns Query would return, without running it.
+func Describe(view cluster.CatalogView, version string, sel *parser.Select) ([]cluster.Column, error) {
+	e := &engine{snap: newSnapshot(view, version)}
+	var node ast.Node = sel.Query
+	if sel.SetOpr != nil {
+		node = sel.SetOpr
+	}
+	cols, err := e.columnsOf(node, nil)
+	if err != nil {
+		return nil, err
+	}
+	return toColumns(cols), nil
+}
+
+func toColumns(cols []binding) []cluster.Column {
+	out := make([]cluster.Column, len(cols))
+	for i, c := range cols {
+		out[i] = cluster.Column{Name: c.name, Type: c.typ.planner}
+	}
+	return out
+}

@@ -1,0 +1,176 @@
+package pgcatalog
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/spatedb/spate/cluster"
+	"github.com/spatedb/spate/parser"
+	"github.com/spatedb/spate/planner"
+)
+
+// testView is a catalog like the one the client queries were captured
+// against: a table t (x int, y text) — here with a primary key — a view v
+// (a continuous query) over it, and a stream.
+func testView() cluster.CatalogView {
+	return cluster.CatalogView{
+		Streams: []*planner.Stream{{Name: "s", Columns: []planner.Column{{Name: "a", Type: planner.TypeInt}, {Name: "ts", Type: planner.TypeTimestamp}}}},
+		Tables:  []*planner.Table{{Name: "t", Columns: []planner.Column{{Name: "x", Type: planner.TypeInt}, {Name: "y", Type: planner.TypeText}}, PrimaryKey: []int{0}}},
+		Queries: []*planner.ContinuousQuery{{Name: "v", SQL: "SELECT x FROM t", Columns: []planner.Column{{Name: "x", Type: planner.TypeInt}}}},
+		User:    "spate", Database: "spate",
+		Settings: map[string]string{"search_path": "public", "server_version": "15.0"},
+	}
+}
+
+// corpus reads the statements real clients send (testdata/client_queries.sql).
+func corpus(t *testing.T) []string {
+	b, err := os.ReadFile("testdata/client_queries.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, q := range strings.Split(string(b), "\n;;\n") {
+		var lines []string
+		for _, l := range strings.Split(q, "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+				lines = append(lines, l)
+			}
+		}
+		if sql := strings.TrimSpace(strings.Join(lines, "\n")); sql != "" {
+			out = append(out, sql)
+		}
+	}
+	return out
+}
+
+func run(t *testing.T, view cluster.CatalogView, sql string, params ...any) ([]cluster.Column, [][]any, error) {
+	t.Helper()
+	stmt, err := parser.ParseOne(sql)
+	if err != nil {
+		return nil, nil, err
+	}
+	sel, ok := stmt.(*parser.Select)
+	if !ok || !Reads(sel) {
+		return nil, nil, nil
+	}
+	cols, rows, err := Query(view, "15.0 (Spate)", sel, params)
+	if err != nil {
+		return nil, nil, err
+	}
+	desc, err := Describe(view, "15.0 (Spate)", sel)
+	if err != nil {
+		t.Errorf("%s: Describe: %v", sql, err)
+	}
+	if len(desc) != len(cols) {
+		t.Errorf("%s: Describe gives %d columns, Query %d", sql, len(desc), len(cols))
+	}
+	for i := range desc {
+		if i < len(cols) && desc[i] != cols[i] {
+			t.Errorf("%s: Describe column %d %v, Query %v", sql, i, desc[i], cols[i])
+		}
+	}
+	return cols, rows, nil
+}
+
+// TestClientQueries runs every catalog query of the captured clients.
+func TestClientQueries(t *testing.T) {
+	view := testView()
+	for _, sql := range corpus(t) {
+		if _, _, err := run(t, view, strings.ReplaceAll(sql, "$1", "'0'")); err != nil {
+			t.Errorf("%v\n%s", err, sql)
+		}
+	}
+}
+
+// clientQuery returns the corpus statement that contains all of the given
+// fragments, with the captured OIDs of t (16384) and v (16389) replaced by
+// this catalog's.
+func clientQuery(t *testing.T, oids map[string]int64, fragments ...string) string {
+	t.Helper()
+	for _, sql := range corpus(t) {
+		sql = strings.ReplaceAll(sql, "16384", text(oids["t"]))
+		sql = strings.ReplaceAll(sql, "16389", text(oids["v"]))
+		all := true
+		for _, f := range fragments {
+			all = all && strings.Contains(sql, f)
+		}
+		if all {
+			return sql
+		}
+	}
+	t.Fatalf("no client query contains %q", fragments)
+	return ""
+}
+
+func mustRun(t *testing.T, view cluster.CatalogView, sql string, params ...any) [][]any {
+	t.Helper()
+	_, rows, err := run(t, view, sql, params...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, sql)
+	}
+	return rows
+}
+
+func rowsText(rows [][]any) string {
+	var sb strings.Builder
+	for _, r := range rows {
+		for i, v := range r {
+			if i > 0 {
+				sb.WriteByte('|')
+			}
+			if v == nil {
+				sb.WriteString("NULL")
+			} else {
+				sb.WriteString(text(v))
+			}
+		}
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+func TestClientQueryResults(t *testing.T) {
+	view := testView()
+	oids := map[string]int64{}
+	for _, name := range []string{"t", "v", "s"} {
+		rows := mustRun(t, view, "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname = $1", name)
+		if len(rows) != 1 {
+			t.Fatalf("pg_class has %d rows for %s", len(rows), name)
+		}
+		oids[name] = rows[0][0].(int64)
+	}
+	check := func(what, sql, want string, params ...any) {
+		t.Helper()
+		if got := rowsText(mustRun(t, view, sql, params...)); got != want {
+			t.Errorf("%s:\ngot:\n%swant:\n%s", what, got, want)
+		}
+	}
+	check(`psql \d`, clientQuery(t, oids, "'r','p','v','m','S','f',''"),
+		"public|s|table|spate\npublic|t|table|spate\npublic|v|materialized view|spate\n")
+	check(`psql \d t: lookup`, clientQuery(t, oids, "OPERATOR(pg_catalog.~) '^(t)$'"), text(oids["t"])+"|public|t\n")
+	check(`psql \d t: columns`, clientQuery(t, oids, "pg_catalog.format_type(a.atttypid, a.atttypmod)", "a.attrelid = '"+text(oids["t"])+"'", "attgenerated\nFROM"),
+		"x|integer|NULL|t|NULL||\ny|text|NULL|f|NULL||\n")
+	check(`psql \d v: columns`, clientQuery(t, oids, "pg_catalog.format_type(a.atttypid, a.atttypmod)", "a.attrelid = '"+text(oids["v"])+"'"),
+		"x|integer|NULL|f|NULL||\n")
+	check(`psql \d t: relation`, clientQuery(t, oids, "c.relchecks", "WHERE c.oid = '"+text(oids["t"])+"'", "'', c.reltablespace"),
+		"0|r|t|f|f|f|f|f|f||0||p|d|heap\n")
+	check("jdbc getColumns", clientQuery(t, oids, "row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum) AS attnum"),
+		"public|t|x|23|t|-1|4|-1|1|NULL|NULL|NULL|NULL|0|b\npublic|t|y|25|f|-1|-1|-1|2|NULL|NULL|NULL|NULL|0|b\n")
+	check("jdbc getPrimaryKeys", clientQuery(t, oids, "_pg_expandarray"), "NULL|public|t|x|1|t_pkey\n")
+	check("jdbc getTables", clientQuery(t, oids, "n.nspname LIKE 'public'", "MATERIALIZED VIEW"),
+		"NULL|public|v|MATERIALIZED VIEW|NULL|||||\nNULL|public|s|TABLE|NULL|||||\nNULL|public|t|TABLE|NULL|||||\n")
+	check("sqlalchemy get_table_names", clientQuery(t, oids, "c.relkind in ('r', 'p')")+" ORDER BY 1", "s\nt\n")
+	check("sqlalchemy get_view_names", clientQuery(t, oids, "c.relkind IN ('v', 'm')"), "v\n")
+	check("sqlalchemy get_pk_constraint", clientQuery(t, oids, "generate_subscripts(ix.indkey, 1) ord"), "x\n")
+	check("sqlalchemy get_columns", clientQuery(t, oids, "json_build_object", "a.attrelid = "+text(oids["t"])),
+		"x|integer|NULL|t|"+text(oids["t"])+"|NULL||NULL\ny|text|NULL|f|"+text(oids["t"])+"|NULL||NULL\n")
+	check("information_schema.columns", "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+		"s|a|integer|YES\ns|ts|timestamp without time zone|YES\nt|x|integer|NO\nt|y|text|YES\nv|x|integer|YES\n")
+	check("information_schema.tables", "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+		"s|BASE TABLE\nt|BASE TABLE\nv|VIEW\n")
+	check("functions", "SELECT current_schema(), current_database(), current_user, pg_catalog.format_type(1114, NULL), 't'::regclass::oid = "+text(oids["t"])+", (SELECT count(*) FROM pg_type WHERE typname = 'int4')",
+		"public|spate|spate|timestamp without time zone|t|1\n")
+	check("union and arrays", "SELECT relname FROM pg_class WHERE oid = "+text(oids["t"])+" UNION SELECT 'x' UNION ALL SELECT array_to_string(ARRAY(SELECT attname FROM pg_attribute WHERE attrelid = "+text(oids["t"])+" ORDER BY attnum), ',') ORDER BY 1",
+		"t\nx\nx,y\n")
+}

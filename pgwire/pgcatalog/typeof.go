@@ -1,0 +1,312 @@
+package pgcatalog
+
+import (
+	"strings"
+
+	"github.com/pingcap/tidb/pkg/parser/ast"
+	"github.com/pingcap/tidb/pkg/parser/opcode"
+	driver "github.com/pingcap/tidb/pkg/parser/test_driver"
+)
+
+// The result types of a catalog query are found from the query alone, not
+// from its rows, so that Describe (before any parameter is bound) and
+// Execute agree.
+
+var (
+	typText   = typeByName["text"]
+	typBool   = typeByName["bool"]
+	typInt4   = typeByName["int4"]
+	typInt8   = typeByName["int8"]
+	typFloat8 = typeByName["float8"]
+)
+
+// typeOf is the static type of x in en's scope (rows are not read).
+func (e *engine) typeOf(x ast.ExprNode, en *env) (pgType, error) {
+	switch x := x.(type) {
+	case *driver.ValueExpr:
+		switch x.Kind() {
+		case driver.KindInt64:
+			if i := x.GetInt64(); i >= -1<<31 && i < 1<<31 {
+				return typInt4, nil
+			}
+			return typInt8, nil
+		case driver.KindUint64, driver.KindFloat32, driver.KindFloat64, driver.KindMysqlDecimal:
+			return typFloat8, nil
+		}
+		return typText, nil
+	case *ast.ColumnNameExpr:
+		at, i, err := en.column(x.Name.Table.O, x.Name.Name.O)
+		if err != nil {
+			return pgType{}, err
+		}
+		return at.cols[i].typ, nil
+	case *ast.ParenthesesExpr:
+		return e.typeOf(x.Expr, en)
+	case *ast.UnaryOperationExpr:
+		if x.Op == opcode.Not || x.Op == opcode.Not2 {
+			return typBool, nil
+		}
+		return e.typeOf(x.V, en)
+	case *ast.BinaryOperationExpr:
+		if isComparison(x.Op) || x.Op == opcode.LogicAnd || x.Op == opcode.LogicOr || x.Op == opcode.LogicXor {
+			return typBool, nil
+		}
+		l, err := e.typeOf(x.L, en)
+		if err != nil {
+			return pgType{}, err
+		}
+		r, err := e.typeOf(x.R, en)
+		if err != nil {
+			return pgType{}, err
+		}
+		switch {
+		case l.category == "N" && r.category == "N" && isIntType(l) && isIntType(r):
+			if l.oid == 20 || r.oid == 20 {
+				return typInt8, nil
+			}
+			return typInt4, nil
+		}
+		return typFloat8, nil
+	case *ast.IsNullExpr, *ast.IsTruthExpr, *ast.PatternInExpr, *ast.PatternLikeOrIlikeExpr, *ast.PatternRegexpExpr,
+		*ast.BetweenExpr, *ast.ExistsSubqueryExpr, *ast.CompareSubqueryExpr:
+		return typBool, nil
+	case *ast.CaseExpr:
+		for _, w := range x.WhenClauses {
+			if v, ok := w.Result.(*driver.ValueExpr); ok && v.Kind() == driver.KindNull {
+				continue
+			}
+			return e.typeOf(w.Result, en)
+		}
+		if x.ElseClause != nil {
+			return e.typeOf(x.ElseClause, en)
+		}
+		return typText, nil
+	case *ast.FuncCallExpr:
+		return e.callType(x, en)
+	case *ast.AggregateFuncExpr:
+		return e.aggregateType(strings.ToLower(x.F), x.Args, en)
+	case *ast.WindowFuncExpr:
+		switch strings.ToLower(x.Name) {
+		case "row_number", "rank", "dense_rank":
+			return typInt8, nil
+		}
+		return e.aggregateType(strings.ToLower(x.Name), x.Args, en)
+	case *ast.SubqueryExpr:
+		cols, err := e.columnsOf(x.Query, en)
+		if err != nil {
+			return pgType{}, err
+		}
+		if len(cols) == 0 {
+			return typText, nil
+		}
+		return cols[0].typ, nil
+	}
+	return typText, nil
+}
+
+func isIntType(t pgType) bool { return t.oid == 20 || t.oid == 21 || t.oid == 23 || t.oid == 26 }
+
+func (e *engine) aggregateType(name string, args []ast.ExprNode, en *env) (pgType, error) {
+	switch name {
+	case "count":
+		return typInt8, nil
+	case "avg":
+		return typFloat8, nil
+	case "bool_and", "bool_or", "every":
+		return typBool, nil
+	case "string_agg":
+		return typText, nil
+	}
+	if len(args) == 0 {
+		return typText, nil
+	}
+	t, err := e.typeOf(args[0], en)
+	if err != nil {
+		return pgType{}, err
+	}
+	switch name {
+	case "sum":
+		if isIntType(t) {
+			return typInt8, nil
+		}
+		return typFloat8, nil
+	case "array_agg":
+		if t.array != 0 {
+			return typeByOID[t.array], nil
+		}
+		return typeByName["_text"], nil
+	}
+	return t, nil
+}
+
+func (e *engine) callType(x *ast.FuncCallExpr, en *env) (pgType, error) {
+	name := x.FnName.L
+	argType := func(i int) (pgType, error) {
+		if i >= len(x.Args) {
+			return typText, nil
+		}
+		return e.typeOf(x.Args[i], en)
+	}
+	switch name {
+	case "spate_cast":
+		s, _ := literalString(x.Args[1])
+		t, ok := typeNamed(s)
+		if !ok {
+			return typText, nil
+		}
+		return t, nil
+	case "spate_param":
+		return typText, nil
+	case "spate_array":
+		if sub, ok := x.Args[0].(*ast.SubqueryExpr); ok {
+			cols, err := e.columnsOf(sub.Query, en)
+			if err == nil && len(cols) > 0 && cols[0].typ.array != 0 {
+				return typeByOID[cols[0].typ.array], nil
+			}
+		}
+		return typeByName["_text"], nil
+	case "spate_subscript", "unnest":
+		t, err := argType(0)
+		if err != nil {
+			return pgType{}, err
+		}
+		if t.elem != 0 {
+			return typeByOID[t.elem], nil
+		}
+		return typText, nil
+	case "spate_field":
+		if inner, ok := x.Args[0].(*ast.ParenthesesExpr); ok {
+			if call, ok := inner.Expr.(*ast.FuncCallExpr); ok && call.FnName.L == "_pg_expandarray" {
+				if s, _ := literalString(x.Args[1]); s == "n" {
+					return typInt4, nil
+				}
+				t, err := e.typeOf(call.Args[0], en)
+				if err == nil && t.elem != 0 {
+					return typeByOID[t.elem], nil
+				}
+			}
+		}
+		return typText, nil
+	case "generate_series":
+		t, err := argType(0)
+		if err != nil {
+			return pgType{}, err
+		}
+		if t.oid == 20 {
+			return typInt8, nil
+		}
+		return typInt4, nil
+	case "generate_subscripts":
+		return typInt4, nil
+	case "_pg_expandarray":
+		return typeByName["record"], nil
+	}
+	if aggregates[name] {
+		return e.aggregateType(name, x.Args, en)
+	}
+	f, ok := functions[name]
+	if !ok {
+		return pgType{}, errorf(codeUndefinedFunction, "function %s does not exist", name)
+	}
+	if f.ret == "" {
+		for i := range x.Args {
+			if v, ok := x.Args[i].(*driver.ValueExpr); ok && v.Kind() == driver.KindNull {
+				continue
+			}
+			return argType(i)
+		}
+		return typText, nil
+	}
+	return typeByName[f.ret], nil
+}
+
+// columnsOf is the output columns of a query, without running it.
+func (e *engine) columnsOf(node ast.Node, outer *env) ([]binding, error) {
+	switch x := node.(type) {
+	case *ast.SetOprStmt:
+		return e.columnsOf(x.SelectList, outer)
+	case *ast.SetOprSelectList:
+		if len(x.Selects) == 0 {
+			return nil, nil
+		}
+		return e.columnsOf(x.Selects[0], outer)
+	case *ast.SelectStmt:
+		var in []binding
+		if x.From != nil && x.From.TableRefs != nil {
+			var err error
+			if in, err = e.fromColumns(x.From.TableRefs, outer); err != nil {
+				return nil, err
+			}
+		}
+		en := &env{cols: in, outer: outer}
+		var out []binding
+		for _, f := range x.Fields.Fields {
+			if f.WildCard != nil {
+				for _, c := range in {
+					if f.WildCard.Table.O == "" || f.WildCard.Table.O == c.qual {
+						out = append(out, binding{name: c.name, typ: c.typ})
+					}
+				}
+				continue
+			}
+			t, err := e.typeOf(f.Expr, en)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, binding{name: fieldName(f), typ: t})
+		}
+		return out, nil
+	}
+	return nil, errorf(codeNotSupported, "%T is not supported in catalog queries", node)
+}
+
+// fromColumns is the columns a FROM item brings into scope.
+func (e *engine) fromColumns(node ast.ResultSetNode, outer *env) ([]binding, error) {
+	switch x := node.(type) {
+	case *ast.Join:
+		l, err := e.fromColumns(x.Left, outer)
+		if err != nil || x.Right == nil {
+			return l, err
+		}
+		r, err := e.fromColumns(x.Right, outer)
+		if err != nil {
+			return nil, err
+		}
+		return append(append([]binding(nil), l...), r...), nil
+	case *ast.TableSource:
+		qual := x.AsName.O
+		var cols []binding
+		switch src := x.Source.(type) {
+		case *ast.TableName:
+			r := e.snap.lookup(src.Schema.O, src.Name.O)
+			if r == nil {
+				return nil, errorf(codeUndefinedTable, "relation %q does not exist", src.Name.O)
+			}
+			if qual == "" {
+				qual = src.Name.O
+			}
+			for _, c := range r.cols {
+				cols = append(cols, binding{name: c.name, typ: c.typ})
+			}
+		case *ast.Join:
+			return e.fromColumns(src, outer)
+		default:
+			sub, err := e.columnsOf(src, outer)
+			if err != nil {
+				return nil, err
+			}
+			cols = sub
+			for i, n := range x.ColumnNames {
+				if i < len(cols) {
+					cols[i].name = n.O
+				}
+			}
+		}
+		out := make([]binding, len(cols))
+		for i, c := range cols {
+			out[i] = binding{qual: qual, name: c.name, typ: c.typ}
+		}
+		return out, nil
+	}
+	return nil, errorf(codeNotSupported, "%T is not supported in FROM of catalog queries", node)
+}
