@@ -126,6 +126,8 @@ type CatalogView struct {
 	User     string                     // the session's role
 	Database string
 	Settings map[string]string // the session's settings (a copy)
+	Roles    []RoleInfo        // every role, sorted by name
+	Grants   []GrantInfo       // every privilege granted
 }
 
 // Engine opens sessions. It is safe for concurrent use.

@@ -360,3 +360,21 @@ func TestCursorTakeSlices(t *testing.T) {
 	c.close()
 	c.close()
 }
+
+// TestCursorQueryDropped: a FETCH waiting on a continuous query that is
+// dropped returns with no rows; later FETCHes do not wait.
+func TestCursorQueryDropped(t *testing.T) {
+	_, s := startSession(t, Config{}, 0)
+	other := s2(t, s)
+	run(t, s, "CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	run(t, s, "CREATE CONTINUOUS QUERY f AS SELECT k FROM ev")
+	mustExec1(t, s, "DECLARE c CURSOR FOR SUBSCRIBE f")
+	time.AfterFunc(200*time.Millisecond, func() { _, _ = tryRun(other, "DROP CONTINUOUS QUERY f") })
+	if tag, _ := mustExec1(t, s, "FETCH 5 FROM c"); tag != "FETCH 0" {
+		t.Errorf("FETCH when the query is dropped: %q", tag)
+	}
+	if tag, _ := mustExec1(t, s, "FETCH ALL FROM c"); tag != "FETCH 0" {
+		t.Errorf("FETCH after the drop: %q", tag)
+	}
+	mustExec1(t, s, "CLOSE c")
+}

@@ -77,6 +77,8 @@ func (s *session) Catalog() CatalogView {
 		User:     s.user,
 		Database: s.database,
 		Settings: settings,
+		Roles:    s.c.Roles(),
+		Grants:   s.c.Grants(),
 	}
 }
 

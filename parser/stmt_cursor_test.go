@@ -2,6 +2,7 @@ package parser
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -137,6 +138,33 @@ func TestCursorErrors(t *testing.T) {
 		}
 		if e.Code != tc.code || e.Message != tc.msg || e.Position != tc.pos {
 			t.Errorf("%s: got %s %q at %d, want %s %q at %d", tc.sql, e.Code, e.Message, e.Position, tc.code, tc.msg, tc.pos)
+		}
+	}
+}
+
+// TestCursorTruncated parses every prefix of cursor statements, with and
+// without each of their words: errors, never panics.
+func TestCursorTruncated(t *testing.T) {
+	for _, sql := range []string{
+		`DECLARE "c" BINARY INSENSITIVE NO SCROLL CURSOR WITH HOLD FOR SUBSCRIBE TO public.q`,
+		"DECLARE c CURSOR WITHOUT HOLD FOR SELECT a, b FROM t WHERE a > $1",
+		"FETCH FORWARD 10 FROM c WITH (timeout = '1s', timeout = 2)",
+		"FETCH FORWARD ALL IN c WITH (timeout '0')",
+		"MOVE NEXT FROM c",
+		"FETCH -1 c; FETCH FORWARD -1 c; CLOSE ALL; CLOSE c",
+	} {
+		words := strings.Fields(sql)
+		for skip := -1; skip < len(words); skip++ {
+			var kept []string
+			for i, w := range words {
+				if i != skip {
+					kept = append(kept, w)
+				}
+			}
+			text := strings.Join(kept, " ")
+			for n := 0; n <= len(text); n++ {
+				_, _ = Parse(text[:n])
+			}
 		}
 	}
 }

@@ -78,14 +78,42 @@ func maxParam(sel *parser.Select) int {
 	return v.max
 }
 
-type paramFinder struct{ max int }
+// arrayParams lists the $n a catalog query compares with ANY or ALL
+// (x = ANY($1)): their type is text[].
+func arrayParams(sel *parser.Select) []int {
+	var root ast.Node = sel.Query
+	if sel.SetOpr != nil {
+		root = sel.SetOpr
+	}
+	v := &paramFinder{}
+	root.Accept(v)
+	return v.arrays
+}
 
-func (v *paramFinder) Enter(n ast.Node) (ast.Node, bool) {
+type paramFinder struct {
+	max    int
+	arrays []int
+}
+
+// paramNumber is n for spate_param(n), else 0.
+func paramNumber(n ast.Node) int {
 	if f, ok := n.(*ast.FuncCallExpr); ok && f.FnName.L == "spate_param" && len(f.Args) == 1 {
 		if val, ok := f.Args[0].(ast.ValueExpr); ok {
-			if i, ok := val.GetValue().(int64); ok && int(i) > v.max {
-				v.max = int(i)
+			if i, ok := val.GetValue().(int64); ok {
+				return int(i)
 			}
+		}
+	}
+	return 0
+}
+
+func (v *paramFinder) Enter(n ast.Node) (ast.Node, bool) {
+	if i := paramNumber(n); i > v.max {
+		v.max = i
+	}
+	if f, ok := n.(*ast.FuncCallExpr); ok && (f.FnName.L == "spate_any" || f.FnName.L == "spate_all") && len(f.Args) == 1 {
+		if i := paramNumber(f.Args[0]); i > 0 {
+			v.arrays = append(v.arrays, i)
 		}
 	}
 	return n, false

@@ -31,6 +31,12 @@ const (
 	oidTimestamp   uint32 = 1114
 	oidTimestamptz uint32 = 1184
 	oidInterval    uint32 = 1186
+	oidInt2Array   uint32 = 1005
+	oidInt4Array   uint32 = 1007
+	oidTextArray   uint32 = 1009
+	oidInt8Array   uint32 = 1016
+	oidNameArray   uint32 = 1003
+	oidVarcharArr  uint32 = 1015
 )
 
 // Wire format codes.

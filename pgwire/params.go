@@ -44,6 +44,8 @@ func decodeParams(oids []uint32, formats []int16, values [][]byte) ([]cluster.Pa
 //	unknown, unspecified (0)          string
 //	timestamp, timestamptz            int64 µs since 1970-01-01 00:00:00 (±infinity: MaxInt64/MinInt64)
 //	interval                          int64 µs (a day is 24 h, a month 30 days)
+//	text[], name[], varchar[],
+//	int2[], int4[], int8[]            string: the array's text form ('{a,b}')
 func decodeParam(oid uint32, format int16, v []byte) (cluster.Param, error) {
 	if v == nil {
 		return nil, nil
@@ -91,6 +93,8 @@ func decodeParam(oid uint32, format int16, v []byte) (cluster.Param, error) {
 		return v[0] != 0, nil
 	case oidText, oidVarchar, oidBpchar, oidName, oidUnknown, oidUnspecified:
 		return string(v), nil
+	case oidTextArray, oidNameArray, oidVarcharArr, oidInt2Array, oidInt4Array, oidInt8Array:
+		return decodeArray(v, bad)
 	case oidTimestamp, oidTimestamptz:
 		if len(v) != 8 {
 			return nil, bad()
@@ -118,4 +122,61 @@ func decodeParam(oid uint32, format int16, v []byte) (cluster.Param, error) {
 	default:
 		return nil, &sqlError{code: "0A000", msg: fmt.Sprintf("binary format for parameters of type OID %d is not supported", oid)}
 	}
+}
+
+// decodeArray reads a one-dimensional array in binary format (ndim,
+// has-null flag, element OID, then length and lower bound, then each
+// element as length and bytes) into PostgreSQL's array text form.
+func decodeArray(v []byte, bad func() error) (cluster.Param, error) {
+	if len(v) < 12 {
+		return nil, bad()
+	}
+	ndim := binary.BigEndian.Uint32(v)
+	elem := binary.BigEndian.Uint32(v[8:])
+	if ndim == 0 {
+		return "{}", nil
+	}
+	if ndim != 1 || len(v) < 20 {
+		return nil, &sqlError{code: codeFeatureNotSupported, msg: "only one-dimensional array parameters are supported"}
+	}
+	n := int(binary.BigEndian.Uint32(v[12:]))
+	rest := v[20:]
+	var sb []byte
+	sb = append(sb, '{')
+	for i := 0; i < n; i++ {
+		if len(rest) < 4 {
+			return nil, bad()
+		}
+		l := int32(binary.BigEndian.Uint32(rest))
+		rest = rest[4:]
+		if i > 0 {
+			sb = append(sb, ',')
+		}
+		if l < 0 {
+			sb = append(sb, "NULL"...)
+			continue
+		}
+		if int(l) > len(rest) {
+			return nil, bad()
+		}
+		e, err := decodeParam(elem, formatBinary, rest[:l])
+		if err != nil {
+			return nil, err
+		}
+		rest = rest[l:]
+		switch x := e.(type) {
+		case string:
+			sb = append(sb, '"')
+			for _, c := range []byte(x) {
+				if c == '"' || c == '\\' {
+					sb = append(sb, '\\')
+				}
+				sb = append(sb, c)
+			}
+			sb = append(sb, '"')
+		default:
+			sb = fmt.Appendf(sb, "%v", x)
+		}
+	}
+	return string(append(sb, '}')), nil
 }

@@ -198,6 +198,13 @@ func (c *conn) handleParse(m *pgproto3.Parse) error {
 			ps.oids[i] = oidText
 		}
 	}
+	if sel := catalogSelect(stmt); sel != nil {
+		for _, n := range arrayParams(sel) {
+			if n <= len(ps.oids) && (n > len(m.ParameterOIDs) || m.ParameterOIDs[n-1] == 0) {
+				ps.oids[n-1] = oidTextArray
+			}
+		}
+	}
 	ps.columns = desc.Columns
 	c.stmts[m.Name] = ps
 	c.send(&pgproto3.ParseComplete{})

@@ -108,8 +108,8 @@ func (p *Planner) CreateTable(s *parser.CreateTable) (*Table, error) {
 	t := &Table{Name: s.Name, Columns: cols}
 	pk := s.PrimaryKey
 	for _, c := range s.Columns {
-		if c.PrimaryKey {
-			pk = append(pk, c.Name)
+		if c.PrimaryKey && !contains(pk, c.Name) {
+			pk = append(pk, c.Name) // the parser may list a column's PRIMARY KEY in s.PrimaryKey too
 		}
 	}
 	for _, name := range pk {

@@ -247,3 +247,12 @@ func TestParamInference(t *testing.T) {
 		t.Errorf("bool into int: %v", err)
 	}
 }
+
+// TestPrimaryKey checks that a column's PRIMARY KEY names the column once.
+func TestPrimaryKey(t *testing.T) {
+	p := testCatalog(t)
+	tb, ok := p.Catalog.Table("accounts")
+	if !ok || len(tb.PrimaryKey) != 1 || tb.PrimaryKey[0] != 0 {
+		t.Fatalf("accounts primary key %v, want [0]", tb.PrimaryKey)
+	}
+}

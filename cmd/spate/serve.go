@@ -27,6 +27,8 @@ import (
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	pgListen := fs.String("pg-listen", "127.0.0.1:5433", "address of the PostgreSQL-protocol listener")
+	var sec securityFlags
+	sec.register(fs)
 	parallelism := fs.Int("parallelism", 0, "default number of instances of each partitioned stage (0: one per live worker)")
 	workers := fs.Int("workers", 2, "worker processes of this binary to start on loopback; continuous queries run their instances on the workers (0: every instance runs in this process, unless workers join by hand)")
 	clusterListen := fs.String("cluster-listen", "127.0.0.1:0", "address workers join (spate worker --join)")
@@ -52,6 +54,9 @@ func serve(args []string) error {
 	fs.StringVar(&ec2cfg.Endpoint, "ec2-endpoint", "", "ec2 provider: EC2 API endpoint override")
 	fs.StringVar(&ec2cfg.Join, "ec2-join", "", "ec2 provider: the cluster address the VMs join (default --cluster-listen)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := sec.load(); err != nil {
 		return err
 	}
 	level, err := zerolog.ParseLevel(*logLevel)
@@ -131,7 +136,11 @@ func serve(args []string) error {
 		log.Warn().Err(err).Str("query", d.Query).Int("stage", d.Stage).Str("decision", string(d.Kind)).Msg("scaling")
 	})
 
-	srv, err := pgwire.NewServer(pgwire.Config{Listen: *pgListen, Logger: log}, coord)
+	pgcfg, err := sec.apply(pgwire.Config{Listen: *pgListen, Logger: log}, coord, log)
+	if err != nil {
+		return err
+	}
+	srv, err := pgwire.NewServer(pgcfg, coord)
 	if err != nil {
 		return err
 	}

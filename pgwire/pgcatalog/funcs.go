@@ -69,7 +69,7 @@ func init() {
 		"obj_description":                    {"text", true, always(nil)},
 		"col_description":                    {"text", true, always(nil)},
 		"shobj_description":                  {"text", true, always(nil)},
-		"has_table_privilege":                {"bool", false, always(true)},
+		"has_table_privilege":                {"bool", false, (*engine).hasTablePrivilege},
 		"has_schema_privilege":               {"bool", false, always(true)},
 		"has_database_privilege":             {"bool", false, always(true)},
 		"has_column_privilege":               {"bool", false, always(true)},
@@ -78,6 +78,7 @@ func init() {
 		"has_sequence_privilege":             {"bool", false, always(true)},
 		"pg_has_role":                        {"bool", false, always(true)},
 		"pg_relation_size":                   {"int8", false, always(int64(0))},
+		"pg_tablespace_location":             {"text", false, always("")},
 		"pg_total_relation_size":             {"int8", false, always(int64(0))},
 		"pg_table_size":                      {"int8", false, always(int64(0))},
 		"pg_indexes_size":                    {"int8", false, always(int64(0))},
@@ -392,11 +393,47 @@ func (e *engine) tableVisible(args []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := e.snap.byOID[oid]
-	if r == nil {
-		return nil, nil
+	if r := e.snap.byOID[oid]; r != nil {
+		return r.schema == "public" || r.schema == "pg_catalog", nil
 	}
-	return r.schema == "public" || r.schema == "pg_catalog", nil
+	for _, r := range e.snap.rels {
+		if r.indexOID == oid {
+			return true, nil
+		}
+	}
+	return nil, nil
+}
+
+// hasTablePrivilege is has_table_privilege([role,] table, privilege).
+func (e *engine) hasTablePrivilege(args []any) (any, error) {
+	roleName := e.snap.view.User
+	if len(args) == 3 {
+		roleName, args = text(args[0]), args[1:]
+	}
+	if len(args) != 2 {
+		return nil, errorf(codeUndefinedFunction, "function has_table_privilege takes 2 or 3 arguments")
+	}
+	rel, err := e.cast(args[0], "regclass")
+	if err != nil {
+		return nil, err
+	}
+	r := e.snap.byOID[rel.(regValue).oid]
+	if r == nil {
+		return nil, errorf(codeUndefinedTable, "relation with OID %d does not exist", rel.(regValue).oid)
+	}
+	for _, p := range strings.Split(strings.ToUpper(text(args[1])), ",") {
+		p = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(p), " WITH GRANT OPTION"))
+		if p != "SELECT" && p != "INSERT" {
+			if e.snap.privileged(roleName, r, "SUPERUSER") {
+				return true, nil
+			}
+			continue
+		}
+		if e.snap.privileged(roleName, r, p) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (e *engine) viewDef(args []any) (any, error) {

@@ -174,3 +174,21 @@ func TestClientQueryResults(t *testing.T) {
 	check("union and arrays", "SELECT relname FROM pg_class WHERE oid = "+text(oids["t"])+" UNION SELECT 'x' UNION ALL SELECT array_to_string(ARRAY(SELECT attname FROM pg_attribute WHERE attrelid = "+text(oids["t"])+" ORDER BY attnum), ',') ORDER BY 1",
 		"t\nx\nx,y\n")
 }
+
+func TestRolesAndPrivileges(t *testing.T) {
+	view := testView()
+	view.User = "reader"
+	view.Roles = []cluster.RoleInfo{{Name: "reader", Login: true}, {Name: "spate", Superuser: true, Login: true}}
+	view.Grants = []cluster.GrantInfo{{Role: "reader", Object: "t", Privilege: "SELECT"}}
+	check := func(sql, want string) {
+		t.Helper()
+		if got := rowsText(mustRun(t, view, sql)); got != want {
+			t.Errorf("%s:\ngot:\n%swant:\n%s", sql, got, want)
+		}
+	}
+	check("SELECT rolname, rolsuper, rolcanlogin FROM pg_roles ORDER BY 1", "reader|f|t\nspate|t|t\n")
+	check("SELECT has_table_privilege('t', 'SELECT'), has_table_privilege('s', 'SELECT'), has_table_privilege('t', 'INSERT'), has_table_privilege('spate', 's', 'INSERT'), has_table_privilege('pg_class', 'SELECT')",
+		"t|f|f|t|t\n")
+	check("SELECT relname, relacl FROM pg_class WHERE relname IN ('s', 't') ORDER BY 1", "s|NULL\nt|{spate=arwdDxt/spate,reader=r/spate}\n")
+	check("SELECT current_user, pg_get_userbyid(relowner) FROM pg_class WHERE relname = 't'", "reader|spate\n")
+}

@@ -233,6 +233,8 @@ type snapshot struct {
 	byOID   map[int64]*relation
 	tables  map[string]*table // built on first use, by "schema.name"
 	version string
+
+	roleList []role // built on first use
 }
 
 // newSnapshot lays out the relations of view and their OIDs. User
@@ -364,7 +366,8 @@ var fillers = map[string]func(s *snapshot, t *table){
 		for _, r := range s.rels {
 			t.add(map[string]any{"oid": r.oid, "relname": r.name, "relnamespace": r.namespace, "relowner": int64(oidSuperuser),
 				"relam": heapAM(r), "relpersistence": "p", "relkind": r.kind, "relnatts": int64(len(r.cols)),
-				"relhasindex": len(r.primary) > 0, "relispopulated": true, "relreplident": "d", "reltuples": float64(-1)})
+				"relhasindex": len(r.primary) > 0, "relispopulated": true, "relreplident": "d", "reltuples": float64(-1),
+				"relacl": s.acl(r)})
 			if r.indexOID != 0 {
 				t.add(map[string]any{"oid": r.indexOID, "relname": r.name + "_pkey", "relnamespace": r.namespace,
 					"relowner": int64(oidSuperuser), "relam": int64(oidBtreeAM), "relpersistence": "p", "relkind": "i",
@@ -643,9 +646,9 @@ func isPrimary(r *relation, col int) bool {
 func indexDef(r *relation) string {
 	names := make([]string, len(r.primary))
 	for k, i := range r.primary {
-		names[k] = quoteIdent(r.cols[i].name)
+		names[k] = quoteIdentIfNeeded(r.cols[i].name)
 	}
-	return "CREATE UNIQUE INDEX " + quoteIdent(r.name+"_pkey") + " ON " + r.schema + "." + quoteIdent(r.name) + " USING btree (" + strings.Join(names, ", ") + ")"
+	return "CREATE UNIQUE INDEX " + quoteIdentIfNeeded(r.name+"_pkey") + " ON " + r.schema + "." + quoteIdentIfNeeded(r.name) + " USING btree (" + strings.Join(names, ", ") + ")"
 }
 
 func yesNo(b bool) string {
@@ -662,12 +665,68 @@ type role struct {
 	super, login bool
 }
 
-// roles lists the roles: the built-in superuser spate (OID 10) and the
-// session's own role when it is another.
+// roles lists the roles; the built-in superuser has OID 10 and the others
+// OIDs from their names.
 func (s *snapshot) roles() []role {
-	out := []role{{oid: oidSuperuser, name: "spate", super: true, login: true}}
-	if s.view.User != "" && s.view.User != "spate" {
-		out = append(out, role{oid: userOID("role "+s.view.User, map[int64]bool{}), name: s.view.User, login: true})
+	if s.roleList != nil {
+		return s.roleList
+	}
+	used := map[int64]bool{}
+	for _, r := range s.view.Roles {
+		ro := role{name: r.Name, super: r.Superuser, login: r.Login, oid: oidSuperuser}
+		if r.Name != cluster.SuperuserName {
+			ro.oid = userOID("role "+r.Name, used)
+		}
+		s.roleList = append(s.roleList, ro)
+	}
+	if len(s.roleList) == 0 {
+		s.roleList = []role{{oid: oidSuperuser, name: cluster.SuperuserName, super: true, login: true}}
+	}
+	return s.roleList
+}
+
+// privileged reports whether role may use privilege ("SELECT", "INSERT")
+// on relation r: superusers may do anything, others what was granted;
+// catalog relations are readable by all.
+func (s *snapshot) privileged(roleName string, r *relation, privilege string) bool {
+	for _, ro := range s.roles() {
+		if ro.name == roleName && ro.super {
+			return true
+		}
+	}
+	if r.system {
+		return privilege == "SELECT"
+	}
+	for _, g := range s.view.Grants {
+		if g.Role == roleName && g.Object == r.name && g.Privilege == privilege {
+			return true
+		}
+	}
+	return false
+}
+
+// acl is relacl: PostgreSQL's aclitem text for the owner and each grant.
+func (s *snapshot) acl(r *relation) any {
+	if r.system {
+		return nil
+	}
+	letters := map[string]string{}
+	var roles []string
+	for _, g := range s.view.Grants {
+		if g.Object != r.name {
+			continue
+		}
+		if _, ok := letters[g.Role]; !ok {
+			roles = append(roles, g.Role)
+		}
+		letters[g.Role] += map[string]string{"SELECT": "r", "INSERT": "a"}[g.Privilege]
+	}
+	if len(roles) == 0 {
+		return nil
+	}
+	out := []any{cluster.SuperuserName + "=arwdDxt/" + cluster.SuperuserName}
+	for _, ro := range roles {
+		out = append(out, quoteIdentIfNeeded(ro)+"="+letters[ro]+"/"+cluster.SuperuserName)
 	}
 	return out
 }

@@ -1,3 +1,4 @@
+// Capture client for capture.sh: the statements pgjdbc sends (see parse_log.py).
 import java.sql.*;
 public class Cap {
   static void mark(Connection c, String s) throws Exception { try (Statement st = c.createStatement()) { st.execute("SELECT 'marker: " + s + "'"); } }

@@ -1,3 +1,4 @@
+// Capture client for capture.sh: the statements node-postgres sends (see parse_log.py).
 const { Client } = require('pg');
 (async () => {
   const c = new Client({ host: '127.0.0.1', port: 5544, user: 'postgres', database: 'postgres', application_name: 'node-pg' });

@@ -1,3 +1,4 @@
+# Capture client for capture.sh: the statements psycopg2 sends (see parse_log.py).
 import psycopg2, io
 c = psycopg2.connect("host=127.0.0.1 port=5544 user=postgres dbname=postgres application_name=psycopg2")
 def mark(s):

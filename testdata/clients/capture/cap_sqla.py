@@ -1,3 +1,4 @@
+# Capture client for capture.sh: the statements SQLAlchemy 1.4 sends (see parse_log.py).
 import psycopg2
 from sqlalchemy import create_engine, inspect, select, MetaData, Table
 def mark(s):

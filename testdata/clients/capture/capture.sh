@@ -13,12 +13,15 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 B="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+if psql -h 127.0.0.1 -p 5544 -U postgres -X -qc 'select 1' >/dev/null 2>&1; then
+  echo "capture: something already listens on 127.0.0.1:5544" >&2; exit 1
+fi
 D="$(mktemp -d /tmp/spate-capture-XXXXXX)"
 W=()
 if [ "$(id -u)" = 0 ]; then chown nobody "$D"; W=(setpriv --reuid=nobody --regid=nogroup --clear-groups --); fi
 (cd "$D" && "${W[@]}" "$B/initdb" -D "$D/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null)
 (cd "$D" && exec "${W[@]}" "$B/postgres" -D "$D/data" -k "$D" -p 5544 -c listen_addresses=127.0.0.1 \
-  -c log_statement=all -c log_destination=stderr -c fsync=off -c "log_line_prefix=%m [%p] %a: " >"$D/log.txt" 2>&1) &
+  -c log_statement=all -c log_timezone=UTC -c log_destination=stderr -c fsync=off -c "log_line_prefix=%m [%p] %a: " >"$D/log.txt" 2>&1) &
 pgpid=$!
 trap 'kill $pgpid 2>/dev/null; wait $pgpid 2>/dev/null; rm -rf "$D"' EXIT
 for _ in $(seq 50); do psql -h 127.0.0.1 -p 5544 -U postgres -X -qc 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done

@@ -1,3 +1,10 @@
+"""Turns a PostgreSQL log (log_statement=all, log_line_prefix
+'%m [%p] %a: ') written during capture.sh into client_queries.sql: each
+distinct statement once per client, under "-- client: <client> <step>",
+with "-- params:" for extended-protocol parameters, followed by ";;".
+
+    parse_log.py <log> <client_queries.sql>
+"""
 import re, sys
 lines = open(sys.argv[1]).read().split('\n')
 start = max(i for i, l in enumerate(lines) if "SELECT 'capture-start'" in l)
