@@ -223,6 +223,9 @@ func (s *session) executeSecurity(stmt parser.Statement) (res Result, handled bo
 	}
 	switch x := stmt.(type) {
 	case *parser.Set:
+		if s.otherRole(x) {
+			return Result{}, true, errorf(planner.CodeNotSupported, "%s to another role is not supported: a session has the privileges of the role it logged in as", strings.ToUpper(strings.ReplaceAll(x.Name, "_", " ")))
+		}
 		return Result{}, false, validateSetting(x)
 	case *parser.CreateRole:
 		res, err = s.c.createRole(x)
@@ -535,18 +538,24 @@ func (s *session) need(priv string, names ...string) error {
 // authorizeSet keeps a role that is not a superuser from taking another
 // role's name.
 func (s *session) authorizeSet(x *parser.Set) error {
-	switch x.Name {
-	case "role", "session_authorization":
-		v := x.Value
-		if strings.EqualFold(v, "default") || strings.EqualFold(v, "none") || v == s.user {
-			return nil
-		}
-		if x.Name == "role" {
-			return errorf(codeInsufficientPrivilege, "permission denied to set role %q", v)
-		}
-		return errorf(codeInsufficientPrivilege, "permission denied to set session authorization")
+	if !s.otherRole(x) {
+		return nil
 	}
-	return nil
+	if x.Name == "role" {
+		return errorf(codeInsufficientPrivilege, "permission denied to set role %q", x.Value)
+	}
+	return errorf(codeInsufficientPrivilege, "permission denied to set session authorization")
+}
+
+// otherRole reports whether x is SET ROLE or SET SESSION AUTHORIZATION
+// to a role other than the session's: Spate does not switch roles within
+// a session.
+func (s *session) otherRole(x *parser.Set) bool {
+	if x.Name != "role" && x.Name != "session_authorization" {
+		return false
+	}
+	v := x.Value
+	return !strings.EqualFold(v, "default") && !strings.EqualFold(v, "none") && v != s.user
 }
 
 // statementName is what a permission error calls a statement.

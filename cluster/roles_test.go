@@ -107,6 +107,10 @@ func TestRolesAndPrivileges(t *testing.T) {
 			t.Errorf("reader: %s: %v (%s), want %s", sql, err, got, code)
 		}
 	}
+	run(t, reader, "SET ROLE reader; RESET ROLE; SET SESSION AUTHORIZATION DEFAULT")
+	if _, err := tryRun(admin, "SET ROLE reader"); sqlStateOf(err) != "0A000" {
+		t.Errorf("superuser SET ROLE reader: %v, want 0A000", err)
+	}
 	_, err = tryRun(reader, "SELECT * FROM ev")
 	if err == nil || err.Error() != "permission denied for stream ev" {
 		t.Errorf("SELECT from ev without a grant: %v", err)

@@ -47,8 +47,8 @@ func (c *conn) describeCatalog(sel *parser.Select) (cluster.Described, error) {
 }
 
 // executeCatalog runs a catalog query.
-func (c *conn) executeCatalog(sel *parser.Select, params []cluster.Param) (cluster.Result, error) {
-	cols, rows, err := pgcatalog.Query(c.sess.Catalog(), c.versionString(), sel, params)
+func (c *conn) executeCatalog(ctx context.Context, sel *parser.Select, params []cluster.Param) (cluster.Result, error) {
+	cols, rows, err := pgcatalog.Query(ctx, c.sess.Catalog(), c.versionString(), sel, params)
 	if err != nil {
 		return cluster.Result{}, err
 	}

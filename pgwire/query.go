@@ -401,7 +401,7 @@ func (c *conn) execute(p *portal, maxRows int) error {
 	var res cluster.Result
 	var err error
 	if sel := catalogSelect(p.stmt); sel != nil {
-		res, err = c.executeCatalog(sel, p.params)
+		res, err = c.executeCatalog(p.ctx, sel, p.params)
 	} else {
 		res, err = c.sess.Execute(p.ctx, p.stmt, p.params)
 	}

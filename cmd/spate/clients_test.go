@@ -306,9 +306,16 @@ func (cs *clientServer) exec(t *testing.T, sql string) {
 }
 
 // env is the environment of a client program: libpq's PG* variables for
-// the server, the INSERT its SUBSCRIBE step runs, and TZ=UTC.
+// the server (any others dropped), the INSERT its SUBSCRIBE step runs, and
+// TZ=UTC.
 func (cs *clientServer) env() []string {
-	return append(os.Environ(),
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PG") && !strings.HasPrefix(kv, "TZ=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env,
 		"PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(cs.srv.Port), "PGUSER=spate", "PGDATABASE=spate",
 		"PGSSLMODE=disable", "TZ=UTC",
 		"SPATE_SUB_INSERT=INSERT INTO readings VALUES "+subReading.sqlValues(),
@@ -666,6 +673,16 @@ func TestClientPsql(t *testing.T) {
 			checkRows(t, `\d `+r.name, got, want)
 		})
 	}
+	t.Run(`\d sites indexes`, func(t *testing.T) {
+		// The footer lists the primary key's index, as for PostgreSQL:
+		// Indexes:
+		//     "sites_pkey" PRIMARY KEY, btree (site)
+		out := mustPsql(t, psql, conn, "-c", `\d sites`)
+		want := fmt.Sprintf("PRIMARY KEY, btree (%s)", strings.Join(relSites.pk, ", "))
+		if !strings.Contains(out, "Indexes:") || !strings.Contains(out, want) {
+			t.Errorf("\\d sites does not list the index %q:\n%s", want, out)
+		}
+	})
 	t.Run(`\d+ per_site`, func(t *testing.T) {
 		// With + psql also reads the storage, the description and the
 		// view definition.
@@ -679,6 +696,11 @@ func TestClientPsql(t *testing.T) {
 	t.Run(`\l`, func(t *testing.T) {
 		if got := names(split(run(t, "-c", `\l`))); !contains(got, "spate") {
 			t.Errorf(`\l lists %v, want the database spate`, got)
+		}
+	})
+	t.Run(`\du`, func(t *testing.T) {
+		if got := names(split(run(t, "-c", `\du`))); !contains(got, "spate") {
+			t.Errorf(`\du lists %v, want the role spate`, got)
 		}
 	})
 	t.Run(`\dn`, func(t *testing.T) {
@@ -976,6 +998,25 @@ func TestClientJDBC(t *testing.T) {
 	t.Run("getPrimaryKeys", func(t *testing.T) {
 		checkRows(t, "sites", o.step(t, "getPrimaryKeys sites").of("pk"), [][]string{{"sites", "site", "1"}})
 	})
+	t.Run("getIndexInfo", func(t *testing.T) {
+		// The primary key's index: unique, on site.
+		var want [][]string
+		for i, c := range relSites.pk {
+			want = append(want, []string{"sites", c, "false", strconv.Itoa(i + 1)})
+		}
+		checkRows(t, "sites", o.step(t, "getIndexInfo sites").of("index"), want)
+	})
+	t.Run("getTypeInfo", func(t *testing.T) {
+		got := map[string]string{}
+		for _, r := range o.step(t, "getTypeInfo").of("type") {
+			got[r[0]] = r[1]
+		}
+		for _, c := range relReadings.cols {
+			if got[c.typ.typname] != strconv.Itoa(c.typ.jdbc) {
+				t.Errorf("getTypeInfo: %s has DATA_TYPE %q, want %d", c.typ.typname, got[c.typ.typname], c.typ.jdbc)
+			}
+		}
+	})
 	colMeta := func(r clientRel) [][]string {
 		var out [][]string
 		for _, c := range r.cols {
@@ -1208,7 +1249,8 @@ func requireNodePg(t *testing.T) (node, modules string) {
 
 // TestClientNode runs testdata/clients/node/client.js with node-postgres:
 // catalog queries and queries with parameters (unnamed and named
-// statements), and the JavaScript types of the results.
+// statements), the JavaScript types of the results, and a SUBSCRIBE
+// cursor.
 func TestClientNode(t *testing.T) {
 	node, modules := requireNodePg(t)
 	cs := startClientServer(t, true)
@@ -1275,5 +1317,8 @@ func TestClientNode(t *testing.T) {
 		checkRows(t, "rows", s.of("row"), [][]string{perSiteOf(cs.rows, "north").values(), perSiteOf(cs.rows, "south").values()})
 		checkRows(t, "inserted", s.of("inserted"), [][]string{{"1"}})
 		checkRows(t, "site", s.of("site"), [][]string{{"sa", "7"}})
+	})
+	t.Run("subscribe cursor", func(t *testing.T) {
+		checkCursor(t, o.step(t, "subscribe"), "col", cs.rows)
 	})
 }

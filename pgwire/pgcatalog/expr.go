@@ -434,6 +434,28 @@ func quantified(op opcode.Op, l any, list []any, all bool) (any, error) {
 func arith(op opcode.Op, l, r any) (any, error) {
 	li, lInt := l.(int64)
 	ri, rInt := r.(int64)
+	switch op {
+	case opcode.And, opcode.Or, opcode.Xor, opcode.LeftShift, opcode.RightShift:
+		a, err := toInt(l)
+		if err != nil {
+			return nil, err
+		}
+		b, err := toInt(r)
+		if err != nil {
+			return nil, err
+		}
+		switch op {
+		case opcode.And:
+			return a & b, nil
+		case opcode.Or:
+			return a | b, nil
+		case opcode.Xor:
+			return a ^ b, nil
+		case opcode.LeftShift:
+			return a << uint(b&63), nil
+		}
+		return a >> uint(b&63), nil
+	}
 	if lInt && rInt {
 		switch op {
 		case opcode.Plus:

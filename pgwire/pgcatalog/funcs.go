@@ -242,6 +242,9 @@ func (e *engine) call(x *ast.FuncCallExpr, en *env) (any, error) {
 		}
 		return out, nil
 	}
+	if name == "trim" || name == "btrim" || name == "ltrim" || name == "rtrim" {
+		return e.trim(name, x.Args, en)
+	}
 	if aggregates[name] {
 		if en.group == nil {
 			return nil, errorf(codeGrouping, "aggregate functions are not allowed here")
@@ -436,6 +439,39 @@ func (e *engine) hasTablePrivilege(args []any) (any, error) {
 	return false, nil
 }
 
+// trim is trim([BOTH|LEADING|TRAILING] [chars] FROM s) (the parser's
+// trim(s[, chars[, direction]])), btrim, ltrim and rtrim.
+func (e *engine) trim(name string, argNodes []ast.ExprNode, en *env) (any, error) {
+	dir := map[string]ast.TrimDirectionType{"ltrim": ast.TrimLeading, "rtrim": ast.TrimTrailing}[name]
+	var args []any
+	for _, a := range argNodes {
+		if d, ok := a.(*ast.TrimDirectionExpr); ok {
+			dir = d.Direction
+			continue
+		}
+		v, err := e.eval(a, en)
+		if err != nil || v == nil {
+			return nil, err
+		}
+		args = append(args, v)
+	}
+	if len(args) == 0 {
+		return nil, errorf(codeUndefinedFunction, "function %s needs a string", name)
+	}
+	chars := " "
+	if len(args) > 1 {
+		chars = text(args[1])
+	}
+	s := text(args[0])
+	switch dir {
+	case ast.TrimLeading:
+		return strings.TrimLeft(s, chars), nil
+	case ast.TrimTrailing:
+		return strings.TrimRight(s, chars), nil
+	}
+	return strings.Trim(s, chars), nil
+}
+
 func (e *engine) viewDef(args []any) (any, error) {
 	oid, err := toInt(regOID(args[0]))
 	if err != nil {
@@ -460,10 +496,24 @@ func (e *engine) relationWithIndex(v any) (*relation, error) {
 	return nil, nil
 }
 
+// indexDef is pg_get_indexdef(index[, column, pretty]): the CREATE INDEX
+// statement, or with a column number above 0 that key column's name.
 func (e *engine) indexDef(args []any) (any, error) {
 	r, err := e.relationWithIndex(args[0])
 	if r == nil || err != nil {
 		return nil, err
+	}
+	if len(args) > 1 {
+		k, err := toInt(args[1])
+		if err != nil {
+			return nil, err
+		}
+		if k > 0 {
+			if int(k) > len(r.primary) {
+				return "", nil
+			}
+			return quoteIdentIfNeeded(r.cols[r.primary[k-1]].name), nil
+		}
 	}
 	return indexDef(r), nil
 }

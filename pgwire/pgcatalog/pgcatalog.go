@@ -28,6 +28,8 @@
 package pgcatalog
 
 import (
+	"context"
+
 	"github.com/pingcap/tidb/pkg/parser/ast"
 
 	"github.com/spatedb/spate/cluster"
@@ -74,12 +76,13 @@ var generalFunctions = map[string]bool{"coalesce": true, "nullif": true, "lower"
 	"char_length": true, "replace": true, "concat": true, "starts_with": true, "spate_concat": true, "spate_regexp_i": true,
 	"spate_subscript": true, "spate_field": true}
 
-// Query runs a catalog query against view. version is the server version
+// Query runs a catalog query against view; it stops with ctx's error
+// when ctx is done. version is the server version
 // reported by version(). params are the bound parameters ($1 first): nil,
 // bool, int64, float64 or string. The rows hold the Go values of the
 // columns' planner types (nil, bool, int64, float64, string).
-func Query(view cluster.CatalogView, version string, sel *parser.Select, params []any) ([]cluster.Column, [][]any, error) {
-	e := &engine{snap: newSnapshot(view, version), params: params}
+func Query(ctx context.Context, view cluster.CatalogView, version string, sel *parser.Select, params []any) ([]cluster.Column, [][]any, error) {
+	e := &engine{ctx: ctx, snap: newSnapshot(view, version), params: params}
 	var node ast.Node = sel.Query
 	if sel.SetOpr != nil {
 		node = sel.SetOpr
@@ -112,7 +115,7 @@ func Query(view cluster.CatalogView, version string, sel *parser.Select, params 
 
 // Describe returns the columns Query would return, without running it.
 func Describe(view cluster.CatalogView, version string, sel *parser.Select) ([]cluster.Column, error) {
-	e := &engine{snap: newSnapshot(view, version)}
+	e := &engine{ctx: context.Background(), snap: newSnapshot(view, version)}
 	var node ast.Node = sel.Query
 	if sel.SetOpr != nil {
 		node = sel.SetOpr

@@ -1,6 +1,7 @@
 package pgcatalog
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func run(t *testing.T, view cluster.CatalogView, sql string, params ...any) ([]c
 	if !ok || !Reads(sel) {
 		return nil, nil, nil
 	}
-	cols, rows, err := Query(view, "15.0 (Spate)", sel, params)
+	cols, rows, err := Query(context.Background(), view, "15.0 (Spate)", sel, params)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -191,4 +192,13 @@ func TestRolesAndPrivileges(t *testing.T) {
 		"t|f|f|t|t\n")
 	check("SELECT relname, relacl FROM pg_class WHERE relname IN ('s', 't') ORDER BY 1", "s|NULL\nt|{spate=arwdDxt/spate,reader=r/spate}\n")
 	check("SELECT current_user, pg_get_userbyid(relowner) FROM pg_class WHERE relname = 't'", "reader|spate\n")
+}
+
+// TestCrossJoinBounded checks that a query whose joins would produce too
+// many rows fails with 54000 instead of taking the memory.
+func TestCrossJoinBounded(t *testing.T) {
+	_, _, err := run(t, testView(), "SELECT count(*) FROM pg_attribute a, pg_attribute b, pg_attribute c")
+	if e, ok := err.(*Error); !ok || e.Code != "54000" {
+		t.Fatalf("got %v, want 54000", err)
+	}
 }

@@ -1,6 +1,7 @@
 package pgcatalog
 
 import (
+	"context"
 	"sort"
 	"strings"
 
@@ -22,8 +23,43 @@ type rowset struct {
 
 // engine runs one statement against a snapshot.
 type engine struct {
+	ctx    context.Context
 	snap   *snapshot
 	params []any
+	steps  int // join pairs looked at so far, against maxSteps
+	values int // values of the join rows kept so far, against maxValues
+}
+
+// maxSteps and maxValues bound the pairs of rows a catalog query's joins
+// may look at and the values of the rows they keep (the largest client
+// query looks at a few hundred thousand pairs), so that a cross join of
+// catalog tables can take neither the server's time nor its memory.
+const (
+	maxSteps  = 50_000_000
+	maxValues = 20_000_000
+)
+
+// step counts n join pairs and checks the budget and, every 64k pairs,
+// cancellation (a cancel request or statement timeout).
+func (e *engine) step(n int) error {
+	before := e.steps
+	e.steps += n
+	if e.steps > maxSteps {
+		return errorf("54000", "catalog query too large: its joins look at more than %d pairs of rows", maxSteps)
+	}
+	if before>>16 != e.steps>>16 {
+		return e.ctx.Err()
+	}
+	return nil
+}
+
+// keep counts a kept join row of n values.
+func (e *engine) keep(n int) error {
+	e.values += n
+	if e.values > maxValues {
+		return errorf("54000", "catalog query too large: its joins keep more than %d values", maxValues)
+	}
+	return nil
 }
 
 // env is where an expression is evaluated: the columns in scope and the
@@ -323,13 +359,17 @@ func (e *engine) join(x *ast.Join, left, right *rowset, outer *env) (*rowset, er
 		}
 	}
 	matchedRight := make([]bool, len(right.rows))
+	scratch := make([]any, len(cols)) // the pair being looked at; copied when kept
 	for _, l := range left.rows {
+		if err := e.step(len(right.rows)); err != nil {
+			return nil, err
+		}
 		matched := false
+		copy(scratch, l)
 		for ri, r := range right.rows {
-			row := make([]any, 0, len(cols))
-			row = append(append(row, l...), r...)
+			copy(scratch[len(l):], r)
 			if cond != nil {
-				ok, err := cond(row)
+				ok, err := cond(scratch)
 				if err != nil {
 					return nil, err
 				}
@@ -339,7 +379,10 @@ func (e *engine) join(x *ast.Join, left, right *rowset, outer *env) (*rowset, er
 			}
 			matched = true
 			matchedRight[ri] = true
-			out.rows = append(out.rows, row)
+			if err := e.keep(len(cols)); err != nil {
+				return nil, err
+			}
+			out.rows = append(out.rows, append([]any(nil), scratch...))
 		}
 		if !matched && x.Tp == ast.LeftJoin {
 			row := make([]any, len(cols))

@@ -60,7 +60,12 @@ func (e *engine) typeOf(x ast.ExprNode, en *env) (pgType, error) {
 			return pgType{}, err
 		}
 		switch {
-		case l.category == "N" && r.category == "N" && isIntType(l) && isIntType(r):
+		case x.Op == opcode.And || x.Op == opcode.Or || x.Op == opcode.Xor || x.Op == opcode.LeftShift || x.Op == opcode.RightShift:
+			if l.oid == 20 || r.oid == 20 {
+				return typInt8, nil
+			}
+			return typInt4, nil
+		case isIntType(l) && isIntType(r):
 			if l.oid == 20 || r.oid == 20 {
 				return typInt8, nil
 			}
@@ -198,6 +203,8 @@ func (e *engine) callType(x *ast.FuncCallExpr, en *env) (pgType, error) {
 		return typInt4, nil
 	case "generate_subscripts":
 		return typInt4, nil
+	case "trim", "btrim", "ltrim", "rtrim":
+		return typText, nil
 	case "_pg_expandarray":
 		return typeByName["record"], nil
 	}

@@ -15,6 +15,10 @@ public class Cap {
     try (ResultSet rs = md.getSchemas()) { while (rs.next()) {} }
     mark(c, "getPrimaryKeys(null,null,\"t\")");
     try (ResultSet rs = md.getPrimaryKeys(null, null, "t")) { while (rs.next()) {} }
+    mark(c, "getIndexInfo(null,null,\"t\",false,false)");
+    try (ResultSet rs = md.getIndexInfo(null, null, "t", false, false)) { while (rs.next()) {} }
+    mark(c, "getTypeInfo()");
+    try (ResultSet rs = md.getTypeInfo()) { while (rs.next()) {} }
     mark(c, "getTableTypes()");
     try (ResultSet rs = md.getTableTypes()) { while (rs.next()) {} }
     mark(c, "PreparedStatement + ResultSetMetaData");

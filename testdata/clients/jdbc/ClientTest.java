@@ -142,6 +142,16 @@ public class ClientTest {
         while (rs.next()) out("pk", rs.getString("TABLE_NAME"), rs.getString("COLUMN_NAME"), rs.getInt("KEY_SEQ"));
       }
     });
+    step("getIndexInfo sites", () -> {
+      try (ResultSet rs = md.getIndexInfo(null, "public", "sites", false, false)) {
+        while (rs.next()) out("index", rs.getString("TABLE_NAME"), rs.getString("COLUMN_NAME"), rs.getBoolean("NON_UNIQUE"), rs.getInt("ORDINAL_POSITION"));
+      }
+    });
+    step("getTypeInfo", () -> {
+      try (ResultSet rs = md.getTypeInfo()) {
+        while (rs.next()) out("type", rs.getString("TYPE_NAME"), rs.getInt("DATA_TYPE"));
+      }
+    });
 
     step("select per_site", () -> {
       try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery("SELECT site, n, total, last_seq FROM per_site ORDER BY site")) {

@@ -91,6 +91,30 @@ async function main() {
     const r = await c.query('SELECT region, capacity FROM sites WHERE site = $1', ['west']);
     for (const row of r.rows) out('site', row.region, row.capacity);
   });
+  await step('subscribe', async () => {
+    // SUBSCRIBE through a cursor; SPATE_SUB_INSERT runs on a second
+    // connection while it is open.
+    await c.query('BEGIN');
+    try {
+      await c.query('DECLARE c CURSOR FOR SUBSCRIBE per_site');
+      const first = await c.query("FETCH 10 FROM c WITH (timeout = '1s')");
+      for (const f of first.fields) out('col', f.name, f.dataTypeID);
+      for (const row of first.rows) out('sub', ...first.fields.map((f) => value(row[f.name])));
+      const other = new Client({ application_name: 'spate-node-test' });
+      await other.connect();
+      await other.query(process.env.SPATE_SUB_INSERT);
+      await other.end();
+      let got = 0;
+      for (let k = 0; k < 10 && got < 2; k++) {
+        const r = await c.query("FETCH 10 FROM c WITH (timeout = '1s')");
+        for (const row of r.rows) out('change', ...r.fields.map((f) => value(row[f.name])));
+        got += r.rows.length;
+      }
+      await c.query('CLOSE c');
+    } finally {
+      await c.query('COMMIT');
+    }
+  });
   await c.end();
 }
 
