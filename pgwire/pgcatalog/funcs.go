@@ -552,10 +552,16 @@ func formatType(_ *engine, args []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t, ok := typeByOID[oid]; ok {
-		return t.sqlName, nil
+	t, ok := typeByOID[oid]
+	if !ok {
+		return "???", nil
 	}
-	return "???", nil
+	if len(args) > 1 && args[1] != nil && (oid == 1043 || oid == 1042) {
+		if mod, err := toInt(args[1]); err == nil && mod > 4 {
+			return t.sqlName + "(" + text(mod-4) + ")", nil
+		}
+	}
+	return t.sqlName, nil
 }
 
 func arrayToString(_ *engine, args []any) (any, error) {

@@ -17,7 +17,12 @@ import (
 func testView() cluster.CatalogView {
 	return cluster.CatalogView{
 		Streams: []*planner.Stream{{Name: "s", Columns: []planner.Column{{Name: "a", Type: planner.TypeInt}, {Name: "ts", Type: planner.TypeTimestamp}}}},
-		Tables:  []*planner.Table{{Name: "t", Columns: []planner.Column{{Name: "x", Type: planner.TypeInt}, {Name: "y", Type: planner.TypeText}}, PrimaryKey: []int{0}}},
+		// u's columns as declared: smallint, varchar(20), char, numeric (stored as double).
+		Tables: []*planner.Table{
+			{Name: "t", Columns: []planner.Column{{Name: "x", Type: planner.TypeInt}, {Name: "y", Type: planner.TypeText}}, PrimaryKey: []int{0}},
+			{Name: "u", Columns: []planner.Column{{Name: "a", Type: planner.TypeInt, Declared: "smallint"}, {Name: "b", Type: planner.TypeText, Declared: "varchar(20)"},
+				{Name: "c", Type: planner.TypeText, Declared: "char"}, {Name: "d", Type: planner.TypeDouble, Declared: "numeric(10,2)"}}},
+		},
 		Queries: []*planner.ContinuousQuery{{Name: "v", SQL: "SELECT x FROM t", Columns: []planner.Column{{Name: "x", Type: planner.TypeInt}}}},
 		User:    "spate", Database: "spate",
 		Settings: map[string]string{"search_path": "public", "server_version": "15.0"},
@@ -148,7 +153,7 @@ func TestClientQueryResults(t *testing.T) {
 		}
 	}
 	check(`psql \d`, clientQuery(t, oids, "'r','p','v','m','S','f',''"),
-		"public|s|table|spate\npublic|t|table|spate\npublic|v|materialized view|spate\n")
+		"public|s|table|spate\npublic|t|table|spate\npublic|u|table|spate\npublic|v|materialized view|spate\n")
 	check(`psql \d t: lookup`, clientQuery(t, oids, "OPERATOR(pg_catalog.~) '^(t)$'"), text(oids["t"])+"|public|t\n")
 	check(`psql \d t: columns`, clientQuery(t, oids, "pg_catalog.format_type(a.atttypid, a.atttypmod)", "a.attrelid = '"+text(oids["t"])+"'", "attgenerated\nFROM"),
 		"x|integer|NULL|t|NULL||\ny|text|NULL|f|NULL||\n")
@@ -160,16 +165,18 @@ func TestClientQueryResults(t *testing.T) {
 		"public|t|x|23|t|-1|4|-1|1|NULL|NULL|NULL|NULL|0|b\npublic|t|y|25|f|-1|-1|-1|2|NULL|NULL|NULL|NULL|0|b\n")
 	check("jdbc getPrimaryKeys", clientQuery(t, oids, "_pg_expandarray"), "NULL|public|t|x|1|t_pkey\n")
 	check("jdbc getTables", clientQuery(t, oids, "n.nspname LIKE 'public'", "MATERIALIZED VIEW"),
-		"NULL|public|v|MATERIALIZED VIEW|NULL|||||\nNULL|public|s|TABLE|NULL|||||\nNULL|public|t|TABLE|NULL|||||\n")
-	check("sqlalchemy get_table_names", clientQuery(t, oids, "c.relkind in ('r', 'p')")+" ORDER BY 1", "s\nt\n")
+		"NULL|public|v|MATERIALIZED VIEW|NULL|||||\nNULL|public|s|TABLE|NULL|||||\nNULL|public|t|TABLE|NULL|||||\nNULL|public|u|TABLE|NULL|||||\n")
+	check("sqlalchemy get_table_names", clientQuery(t, oids, "c.relkind in ('r', 'p')")+" ORDER BY 1", "s\nt\nu\n")
 	check("sqlalchemy get_view_names", clientQuery(t, oids, "c.relkind IN ('v', 'm')"), "v\n")
 	check("sqlalchemy get_pk_constraint", clientQuery(t, oids, "generate_subscripts(ix.indkey, 1) ord"), "x\n")
 	check("sqlalchemy get_columns", clientQuery(t, oids, "json_build_object", "a.attrelid = "+text(oids["t"])),
 		"x|integer|NULL|t|"+text(oids["t"])+"|NULL||NULL\ny|text|NULL|f|"+text(oids["t"])+"|NULL||NULL\n")
 	check("information_schema.columns", "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
-		"s|a|integer|YES\ns|ts|timestamp without time zone|YES\nt|x|integer|NO\nt|y|text|YES\nv|x|integer|YES\n")
+		"s|a|integer|YES\ns|ts|timestamp without time zone|YES\nt|x|integer|NO\nt|y|text|YES\nu|a|smallint|YES\nu|b|character varying|YES\nu|c|character|YES\nu|d|double precision|YES\nv|x|integer|YES\n")
+	check("declared types", "SELECT attname, format_type(atttypid, atttypmod), atttypmod FROM pg_attribute WHERE attrelid = 'u'::regclass ORDER BY attnum",
+		"a|smallint|-1\nb|character varying(20)|24\nc|character(1)|5\nd|double precision|-1\n")
 	check("information_schema.tables", "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
-		"s|BASE TABLE\nt|BASE TABLE\nv|VIEW\n")
+		"s|BASE TABLE\nt|BASE TABLE\nu|BASE TABLE\nv|VIEW\n")
 	check("functions", "SELECT current_schema(), current_database(), current_user, pg_catalog.format_type(1114, NULL), 't'::regclass::oid = "+text(oids["t"])+", (SELECT count(*) FROM pg_type WHERE typname = 'int4')",
 		"public|spate|spate|timestamp without time zone|t|1\n")
 	check("union and arrays", "SELECT relname FROM pg_class WHERE oid = "+text(oids["t"])+" UNION SELECT 'x' UNION ALL SELECT array_to_string(ARRAY(SELECT attname FROM pg_attribute WHERE attrelid = "+text(oids["t"])+" ORDER BY attnum), ',') ORDER BY 1",

@@ -12,8 +12,9 @@ import (
 
 // column is a column of a relation the evaluator reads.
 type column struct {
-	name string
-	typ  pgType
+	name   string
+	typ    pgType
+	typmod int64 // atttypmod: -1, or for varchar(n) and char(n) n+4
 }
 
 // table is a relation as rows of values.
@@ -204,7 +205,7 @@ var catalogRels = func() []relDef {
 			if !ok {
 				panic("pgcatalog: unknown type " + f[1] + " of " + d.name + "." + f[0])
 			}
-			r.cols = append(r.cols, column{name: f[0], typ: t})
+			r.cols = append(r.cols, column{name: f[0], typ: t, typmod: -1})
 		}
 		out = append(out, r)
 	}
@@ -255,7 +256,7 @@ func newSnapshot(view cluster.CatalogView, version string) *snapshot {
 	userCols := func(cols []planner.Column) []column {
 		out := make([]column, len(cols))
 		for i, c := range cols {
-			out[i] = column{name: c.Name, typ: typeByOID[oidOfType(c.Type)]}
+			out[i] = declaredColumn(c)
 		}
 		return out
 	}
@@ -383,7 +384,7 @@ var fillers = map[string]func(s *snapshot, t *table){
 					coll = 100
 				}
 				t.add(map[string]any{"attrelid": r.oid, "attname": c.name, "atttypid": c.typ.oid, "attstattarget": int64(-1),
-					"attlen": c.typ.length, "attnum": int64(i + 1), "attcacheoff": int64(-1), "atttypmod": int64(-1),
+					"attlen": c.typ.length, "attnum": int64(i + 1), "attcacheoff": int64(-1), "atttypmod": c.typmod,
 					"attbyval": c.typ.length > 0 && c.typ.length <= 8, "attalign": "i", "attstorage": storage(c.typ),
 					"attcompression": "", "attnotnull": isPrimary(r, i), "attidentity": "", "attgenerated": "",
 					"attislocal": true, "attcollation": coll})
@@ -392,7 +393,7 @@ var fillers = map[string]func(s *snapshot, t *table){
 				for k, i := range r.primary {
 					c := r.cols[i]
 					t.add(map[string]any{"attrelid": r.indexOID, "attname": c.name, "atttypid": c.typ.oid, "attstattarget": int64(-1),
-						"attlen": c.typ.length, "attnum": int64(k + 1), "attcacheoff": int64(-1), "atttypmod": int64(-1),
+						"attlen": c.typ.length, "attnum": int64(k + 1), "attcacheoff": int64(-1), "atttypmod": c.typmod,
 						"attalign": "i", "attstorage": storage(c.typ), "attcompression": "", "attidentity": "", "attgenerated": "",
 						"attislocal": true})
 				}
@@ -576,6 +577,9 @@ var fillers = map[string]func(s *snapshot, t *table){
 					"data_type": c.typ.sqlName, "udt_catalog": s.view.Database, "udt_schema": "pg_catalog", "udt_name": c.typ.name,
 					"dtd_identifier": strconv.Itoa(i + 1), "is_self_referencing": "NO", "is_identity": "NO", "identity_cycle": "NO",
 					"is_generated": "NEVER", "is_updatable": yesNo(r.kind == "r" && !r.system)}
+				if c.typmod > 4 {
+					row["character_maximum_length"], row["character_octet_length"] = c.typmod-4, 4*(c.typmod-4)
+				}
 				switch c.typ.oid {
 				case 21, 23, 20:
 					row["numeric_precision"], row["numeric_precision_radix"], row["numeric_scale"] = c.typ.length*8-1, int64(2), int64(0)
@@ -618,6 +622,35 @@ var fillers = map[string]func(s *snapshot, t *table){
 			}
 		}
 	},
+}
+
+// declaredColumn is a Spate column as PostgreSQL describes it: its type
+// as declared where the declaration says more than the storage type
+// (smallint, varchar(n), char(n)), else the storage type's.
+func declaredColumn(c planner.Column) column {
+	col := column{name: c.Name, typ: typeByOID[oidOfType(c.Type)], typmod: -1}
+	decl := strings.ToLower(strings.TrimSpace(c.Declared))
+	base, mod := decl, ""
+	if i := strings.IndexByte(decl, '('); i >= 0 && strings.HasSuffix(decl, ")") {
+		base, mod = strings.TrimSpace(decl[:i]), strings.TrimSpace(decl[i+1:len(decl)-1])
+	}
+	t, ok := typeNamed(base)
+	switch {
+	case !ok:
+	case c.Type == planner.TypeInt && t.oid == 21:
+		col.typ = t
+	case c.Type == planner.TypeText && (t.oid == 1043 || t.oid == 1042 || base == "char"):
+		col.typ = typeByOID[1043]
+		if t.oid == 1042 || base == "char" {
+			col.typ = typeByOID[1042]
+		}
+		if n, err := strconv.Atoi(mod); err == nil && n > 0 {
+			col.typmod = int64(n) + 4
+		} else if col.typ.oid == 1042 {
+			col.typmod = 5 // char is char(1)
+		}
+	}
+	return col
 }
 
 func heapAM(r *relation) int64 {
