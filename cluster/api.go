@@ -128,6 +128,13 @@ type CatalogView struct {
 	Settings map[string]string // the session's settings (a copy)
 	Roles    []RoleInfo        // every role, sorted by name
 	Grants   []GrantInfo       // every privilege granted
+	Cursors  []CursorInfo      // the session's open cursors, by name
+}
+
+// CursorInfo describes an open cursor (pg_cursors).
+type CursorInfo struct {
+	Name, Statement string
+	Hold, Binary    bool
 }
 
 // Engine opens sessions. It is safe for concurrent use.

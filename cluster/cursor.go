@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -50,6 +51,8 @@ const (
 // goroutine only.
 type cursor struct {
 	name      string
+	statement string // the DECLARE as written (pg_cursors)
+	hold      bool
 	columns   []Column
 	binary    bool
 	subscribe bool // rows come from a subscription (FETCH waits for them)
@@ -260,7 +263,7 @@ func (s *session) declare(ctx context.Context, x *parser.Declare, params []Param
 	}
 	_, sub := x.Query.(*parser.Subscribe)
 	c := &cursor{
-		name: x.Name, columns: res.Columns, binary: x.Binary, subscribe: sub,
+		name: x.Name, statement: x.SQL(), hold: x.Hold, columns: res.Columns, binary: x.Binary, subscribe: sub,
 		closeAtCommit: !x.Hold && s.cursors.inBlock, inBlock: s.cursors.inBlock,
 		rows: res.Rows,
 	}
@@ -269,6 +272,16 @@ func (s *session) declare(ctx context.Context, x *parser.Declare, params []Param
 	}
 	s.cursors.byName[x.Name] = c
 	return Result{Tag: "DECLARE CURSOR"}, nil
+}
+
+// list describes the open cursors, ordered by name.
+func (cs *cursorSet) list() []CursorInfo {
+	out := make([]CursorInfo, 0, len(cs.byName))
+	for _, c := range cs.byName {
+		out = append(out, CursorInfo{Name: c.name, Statement: c.statement, Hold: c.hold, Binary: c.binary})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 func (s *session) fetch(ctx context.Context, x *parser.Fetch) (Result, error) {

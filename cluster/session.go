@@ -79,6 +79,7 @@ func (s *session) Catalog() CatalogView {
 		Settings: settings,
 		Roles:    s.c.Roles(),
 		Grants:   s.c.Grants(),
+		Cursors:  s.cursors.list(),
 	}
 }
 

@@ -199,6 +199,8 @@ func TestRolesAndPrivileges(t *testing.T) {
 		"t|f|f|t|t\n")
 	check("SELECT relname, relacl FROM pg_class WHERE relname IN ('s', 't') ORDER BY 1", "s|NULL\nt|{spate=arwdDxt/spate,reader=r/spate}\n")
 	check("SELECT current_user, pg_get_userbyid(relowner) FROM pg_class WHERE relname = 't'", "reader|spate\n")
+	view.Cursors = []cluster.CursorInfo{{Name: "c1", Statement: "DECLARE c1 CURSOR FOR SELECT x FROM t"}}
+	check("SELECT name, statement, is_holdable FROM pg_cursors", "c1|DECLARE c1 CURSOR FOR SELECT x FROM t|f\n")
 }
 
 // TestCrossJoinBounded checks that a query whose joins would produce too

@@ -155,6 +155,7 @@ var defs = []struct {
 	{"pg_catalog", "pg_foreign_table", "r", "ftrelid oid, ftserver oid, ftoptions _text"},
 	{"pg_catalog", "pg_partitioned_table", "r", `partrelid oid, partstrat char, partnatts int2, partdefid oid,
 		partattrs int2vector, partclass oidvector, partcollation oidvector, partexprs pg_node_tree`},
+	{"pg_catalog", "pg_cursors", "v", "name text, statement text, is_holdable bool, is_binary bool, is_scrollable bool, creation_time timestamptz"},
 	{"pg_catalog", "pg_tables", "v", `schemaname name, tablename name, tableowner name, tablespace name,
 		hasindexes bool, hasrules bool, hastriggers bool, rowsecurity bool`},
 	{"pg_catalog", "pg_views", "v", "schemaname name, viewname name, viewowner name, definition text"},
@@ -521,6 +522,11 @@ var fillers = map[string]func(s *snapshot, t *table){
 	},
 	"pg_catalog.pg_language": func(s *snapshot, t *table) {
 		t.add(map[string]any{"oid": int64(12), "lanname": "internal", "lanowner": int64(oidSuperuser)})
+	},
+	"pg_catalog.pg_cursors": func(s *snapshot, t *table) {
+		for _, c := range s.view.Cursors {
+			t.add(map[string]any{"name": c.Name, "statement": c.Statement, "is_holdable": c.Hold, "is_binary": c.Binary})
+		}
 	},
 	"pg_catalog.pg_tables": func(s *snapshot, t *table) {
 		for _, r := range s.rels {
