@@ -13,6 +13,7 @@ import (
 
 	"github.com/spatedb/spate/cluster"
 	"github.com/spatedb/spate/parser"
+	"github.com/spatedb/spate/pgwire/pgcatalog"
 )
 
 // prepared is a prepared statement (Parse).
@@ -96,8 +97,15 @@ func (p *portal) close() {
 	p.state = portalDone
 }
 
-// rowDescription describes cols with the given per-column formats.
-func rowDescription(cols []cluster.Column, format func(int) int16) *pgproto3.RowDescription {
+// rowDescription describes the columns cols of stmt with the given
+// per-column formats. A column that is a stream's, table's or continuous
+// query's own column carries that relation's OID and the column's number,
+// as in PostgreSQL (JDBC's ResultSetMetaData reads them).
+func (c *conn) rowDescription(stmt parser.Statement, cols []cluster.Column, format func(int) int16) *pgproto3.RowDescription {
+	var sources []pgcatalog.Source
+	if sel, ok := stmt.(*parser.Select); ok && catalogSelect(stmt) == nil {
+		sources = pgcatalog.Sources(c.sess.Catalog(), sel, len(cols))
+	}
 	fields := make([]pgproto3.FieldDescription, len(cols))
 	for i, col := range cols {
 		oid, size := typeOID(col.Type)
@@ -107,6 +115,9 @@ func rowDescription(cols []cluster.Column, format func(int) int16) *pgproto3.Row
 			DataTypeSize: size,
 			TypeModifier: -1,
 			Format:       format(i),
+		}
+		if sources != nil {
+			fields[i].TableOID, fields[i].TableAttributeNumber = sources[i].OID, sources[i].Attnum
 		}
 	}
 	return &pgproto3.RowDescription{Fields: fields}
@@ -307,7 +318,7 @@ func (c *conn) handleDescribe(m *pgproto3.Describe) error {
 		if len(ps.columns) == 0 {
 			c.send(&pgproto3.NoData{})
 		} else {
-			c.send(rowDescription(ps.columns, func(int) int16 { return formatText }))
+			c.send(c.rowDescription(ps.stmt, ps.columns, func(int) int16 { return formatText }))
 		}
 	case 'P':
 		p, err := c.lookupPortal(m.Name)
@@ -317,7 +328,7 @@ func (c *conn) handleDescribe(m *pgproto3.Describe) error {
 		if len(p.columns) == 0 {
 			c.send(&pgproto3.NoData{})
 		} else {
-			c.send(rowDescription(p.columns, p.format))
+			c.send(c.rowDescription(p.stmt, p.columns, p.format))
 		}
 	default:
 		return &sqlError{code: codeProtocolViolation, msg: fmt.Sprintf("invalid DESCRIBE message subtype %d", m.ObjectType)}
@@ -423,7 +434,7 @@ func (c *conn) execute(p *portal, maxRows int) error {
 		if len(res.Columns) > 0 {
 			p.setColumns(res.Columns)
 			if p.simple {
-				c.send(rowDescription(p.columns, p.format))
+				c.send(c.rowDescription(p.stmt, p.columns, p.format))
 			}
 		} else if p.simple || len(p.oids) == 0 {
 			p.columns = nil // taken from the first batch
@@ -539,7 +550,7 @@ func (c *conn) sendRows(p *portal, maxRows int) error {
 			if p.columns == nil {
 				p.setColumns(columnsFromSchema(rec.Schema()))
 				if p.simple {
-					c.send(rowDescription(p.columns, p.format))
+					c.send(c.rowDescription(p.stmt, p.columns, p.format))
 				}
 			}
 			if rec.NumRows() == 0 {

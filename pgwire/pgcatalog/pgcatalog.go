@@ -134,3 +134,58 @@ func toColumns(cols []binding) []cluster.Column {
 	}
 	return out
 }
+
+// Source is where a result column comes from: a relation's OID and the
+// column's number (1-based), or zeros for a computed column.
+type Source struct {
+	OID    uint32
+	Attnum uint16
+}
+
+// Sources returns the source of each of the n result columns of a
+// SELECT that reads one stream, table or continuous query, or nil when
+// it reads none or the columns cannot be matched to its select list.
+func Sources(view cluster.CatalogView, sel *parser.Select, n int) []Source {
+	q := sel.Query
+	if sel.SetOpr != nil || q.From == nil || q.From.TableRefs == nil || q.From.TableRefs.Right != nil {
+		return nil
+	}
+	ts, ok := q.From.TableRefs.Left.(*ast.TableSource)
+	if !ok {
+		return nil
+	}
+	tn, ok := ts.Source.(*ast.TableName)
+	if !ok || (tn.Schema.O != "" && tn.Schema.O != "public") {
+		return nil
+	}
+	r := newSnapshot(view, "").lookup("public", tn.Name.O)
+	if r == nil {
+		return nil
+	}
+	qual := tn.Name.O
+	if ts.AsName.O != "" {
+		qual = ts.AsName.O
+	}
+	var out []Source
+	for _, f := range q.Fields.Fields {
+		if f.WildCard != nil {
+			for i := range r.cols {
+				out = append(out, Source{uint32(r.oid), uint16(i + 1)})
+			}
+			continue
+		}
+		src := Source{}
+		if c, ok := f.Expr.(*ast.ColumnNameExpr); ok && (c.Name.Table.O == "" || c.Name.Table.O == qual) {
+			for i, col := range r.cols {
+				if col.name == c.Name.Name.O {
+					src = Source{uint32(r.oid), uint16(i + 1)}
+				}
+			}
+		}
+		out = append(out, src)
+	}
+	if len(out) != n {
+		return nil
+	}
+	return out
+}

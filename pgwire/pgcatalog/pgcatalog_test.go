@@ -2,6 +2,7 @@ package pgcatalog
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -209,5 +210,26 @@ func TestCrossJoinBounded(t *testing.T) {
 	_, _, err := run(t, testView(), "SELECT count(*) FROM pg_attribute a, pg_attribute b, pg_attribute c")
 	if e, ok := err.(*Error); !ok || e.Code != "54000" {
 		t.Fatalf("got %v, want 54000", err)
+	}
+}
+
+func TestSources(t *testing.T) {
+	view := testView()
+	oid := uint32(newSnapshot(view, "").lookup("public", "t").oid)
+	for sql, want := range map[string][]Source{
+		"SELECT y, x + 1, * FROM t":               {{oid, 2}, {}, {oid, 1}, {oid, 2}},
+		"SELECT a.x FROM t a WHERE a.x > 1":       {{oid, 1}},
+		"SELECT count(*) FROM t":                  {{}},
+		"SELECT x FROM t UNION SELECT 1":          nil,
+		"SELECT relname FROM pg_catalog.pg_class": nil,
+	} {
+		stmt, err := parser.ParseOne(sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := Sources(view, stmt.(*parser.Select), len(want))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: got %v, want %v", sql, got, want)
+		}
 	}
 }
