@@ -356,10 +356,12 @@ func TestSCRAMMalformed(t *testing.T) {
 
 func TestMaxConnections(t *testing.T) {
 	ts := startServer(t, Config{MaxConnections: 2})
-	a, b := ts.connect(t), ts.connect(t)
+	a := ts.connect(t)
+	b := dialRaw(t, ts.addr)
+	b.startup(nil)
 	_, err := pgxConnect(ts, "user=spate sslmode=disable")
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "53300" || pe.Message != "sorry, too many clients already" {
+	if !errors.As(err, &pe) || pe.Code != "53300" || pe.Severity != "FATAL" || pe.Message != "sorry, too many clients already" {
 		t.Fatalf("third connection: %v, want FATAL 53300", err)
 	}
 	psql := sqltest.RequireBinary(t, "psql")
@@ -368,19 +370,14 @@ func TestMaxConnections(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, "FATAL:  sorry, too many clients already") {
 		t.Fatalf("psql beyond the limit: %v\n%s", err, stderr)
 	}
-	// The connections in use go on; a cancel request still gets through.
+	// The sessions in use go on, and a cancel request still gets through.
 	mustSelect1(t, a)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := b.Exec(ctx, "select slow")
-		done <- err
-	}()
-	time.Sleep(100 * time.Millisecond)
-	cancel() // pgx sends a CancelRequest on a new connection
-	if err := <-done; err == nil {
-		t.Fatal("select slow was not cancelled")
-	}
+	b.send(&pgproto3.Query{String: "select slow"})
+	time.Sleep(50 * time.Millisecond)
+	cc := dialRaw(t, ts.addr)
+	cc.send(&pgproto3.CancelRequest{ProcessID: b.pid, SecretKey: b.secret})
+	cc.expectClosed()
+	equalStrings(t, b.recvUntil("Z"), []string{"E ERROR 57014 canceling statement due to user request", "Z I"})
 	a.Close(context.Background())
 	waitFor(t, "a free connection slot", func() bool {
 		conn, err := pgxConnect(ts, "user=spate sslmode=disable")
@@ -480,4 +477,21 @@ func TestGarbageAfterStartup(t *testing.T) {
 		good.send(&pgproto3.Query{String: "select 1"})
 		equalStrings(t, good.recvUntil("Z"), []string{"T ?column?:23/0", `D "1"`, "C SELECT 1", "Z I"})
 	}
+}
+
+// TestOversizedQueryPgx: a client sending a message far over
+// MaxMessageSize gets FATAL 54000 (not a reset connection), and others go
+// on.
+func TestOversizedQueryPgx(t *testing.T) {
+	ts := startServer(t, Config{MaxMessageSize: 64 << 10})
+	other := ts.connect(t)
+	for i := 0; i < 3; i++ {
+		conn := ts.connect(t)
+		_, err := conn.Exec(context.Background(), "select '"+strings.Repeat("x", 4<<20)+"'")
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "54000" || pe.Severity != "FATAL" {
+			t.Fatalf("a 4 MiB query: %v, want FATAL 54000", err)
+		}
+	}
+	mustSelect1(t, other)
 }

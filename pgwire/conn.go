@@ -77,6 +77,7 @@ type conn struct {
 	tls       bool // the connection negotiated TLS (auth.go)
 	overLimit bool // beyond MaxConnections: refused after the startup packet
 	idle      bool // ReadyForQuery 'I' was sent and no message came since
+	drain     bool // read what the client still sends after the FATAL error (limits.go)
 
 	stmts   map[string]*prepared
 	portals map[string]*portal
@@ -223,6 +224,7 @@ func (c *conn) inputEnded(err error) error {
 	case c.ctx.Err() != nil:
 		return fatal(err, adminShutdown())
 	case errors.As(err, &tl):
+		c.drain = true // the client is likely still sending the message
 		return fatal(err, errorResponse("FATAL", codeProgramLimit, tl.Error()))
 	case errors.As(err, &pe):
 		return fatal(err, toErrorResponse("FATAL", pe))
@@ -242,7 +244,9 @@ func (c *conn) endWith(err error) {
 	}
 	if fe.resp != nil {
 		c.send(fe.resp)
-		_ = c.flush()
+		if c.flush() == nil && c.drain {
+			c.drainInput()
+		}
 	}
 	c.state = stateClosed
 }

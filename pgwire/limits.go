@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spatedb/spate/cluster"
@@ -180,4 +181,24 @@ func (c *conn) nextMessage(interrupt <-chan struct{}) (frame, error) {
 func tlsRequired() error {
 	msg := "no encryption: this server accepts only TLS connections (connect with sslmode=require, verify-ca or verify-full)"
 	return fatal(errors.New(msg), errorResponse("FATAL", codeInvalidAuthorization, msg))
+}
+
+// After an oversized message the server reads and discards what the
+// client still sends, for at most this long and this much: a socket
+// closed with unread input is reset, and the client might lose the FATAL
+// message sent just before.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 64 << 20
+)
+
+// drainInput closes the connection's sending side and discards the
+// client's input until it closes its side too or the linger bounds are
+// reached. Only when no reader goroutine reads the socket.
+func (c *conn) drainInput() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.br, lingerBytes))
 }
