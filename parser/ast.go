@@ -21,6 +21,15 @@
 //	spate_param(n)               $n
 //	spate_session(t, gap)        SESSION(t, gap) in GROUP BY
 //	spate_regexp_i(s, pattern)   s ~* pattern (and NOT … for !~*)
+//	spate_any(a), spate_all(a)   the right side of x op ANY (array) / ALL (array); ANY (SELECT …) stays a CompareSubqueryExpr
+//	spate_array((SELECT …))      ARRAY(SELECT …)
+//	spate_subscript(x, i)        x[i]
+//	spate_field(x, 'f')          (x).f
+//
+// A function call f(…) [AS] alias[(column)] in a FROM list becomes the
+// derived table (SELECT f(…) AS column) alias (a table function such as
+// generate_series or unnest; the column is the alias or the function's
+// name when none is given).
 //
 // s ~ p and s !~ p become s REGEXP p and s NOT REGEXP p; a IS NOT DISTINCT
 // FROM b becomes a <=> b and a IS DISTINCT FROM b becomes (a <=> b) IS FALSE.
@@ -105,13 +114,14 @@
 //	EXISTS (q), (q), x = ANY (q)    ExistsSubqueryExpr, SubqueryExpr, CompareSubqueryExpr
 //	(a, b)                          RowExpr
 //
-// UNION, INTERSECT and EXCEPT are rejected (0A000) in SELECT and in
-// CREATE CONTINUOUS QUERY, so Select.Query and CreateContinuousQuery.Query
-// are always plain SELECTs.
+// UNION, INTERSECT and EXCEPT are rejected (0A000) in CREATE CONTINUOUS
+// QUERY; a top-level one in a SELECT is kept in Select.SetOpr (with its
+// first SELECT in Select.Query) for the catalog emulation, and the engine
+// rejects it.
 //
 // Known limits of the front (TiDB rejects them, so they are syntax errors):
 // ORDER BY … NULLS FIRST/LAST, SELECT DISTINCT ON, LIMIT ALL, FETCH FIRST,
-// arrays (ARRAY[…], a[1]), INSERT … ON CONFLICT / RETURNING, SIMILAR TO,
+// array literals (ARRAY[…]), INSERT … ON CONFLICT / RETURNING, SIMILAR TO,
 // U&'…' strings, and PostgreSQL operators other than the ones above (@>,
 // ?, …). A BETWEEN … AND … to the left of IS DISTINCT FROM is handled; an
 // AND of other kinds there ends the operand, as it should.

@@ -542,3 +542,34 @@ func TestConcurrentParse(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalogForms checks the forms catalog queries use: subscripts,
+// field selection, ARRAY(SELECT …), op ANY (array) and table functions.
+func TestCatalogForms(t *testing.T) {
+	for sql, want := range map[string]string{
+		"SELECT (current_schemas(true))[1]":        "spate_subscript(paren(current_schemas(spate_cast('true', 'boolean'))), 1)",
+		"SELECT (f(x)).n FROM t":                   "spate_field(paren(f(x)), 'n')",
+		"SELECT ARRAY(SELECT a FROM t)":            "spate_array(subquery)",
+		"SELECT a = ANY (b) FROM t":                "eq(a, spate_any(b))",
+		"SELECT a <> ALL (b) FROM t":               "ne(a, spate_all(b))",
+		"SELECT s FROM generate_series(1, 3) AS s": "s",
+	} {
+		sel := parseSelect(t, sql)
+		if got := shape(sel.Query.Fields.Fields[0].Expr); got != want {
+			t.Errorf("%s: got %s, want %s", sql, got, want)
+		}
+	}
+	if _, ok := parseSelect(t, "SELECT a = ANY (SELECT b FROM u) FROM t").Query.Fields.Fields[0].Expr.(*ast.CompareSubqueryExpr); !ok {
+		t.Errorf("ANY (SELECT …) is not a CompareSubqueryExpr")
+	}
+	sel := parseSelect(t, "SELECT s.r FROM generate_series(1, 3) AS s(r), t")
+	var left ast.ResultSetNode = sel.Query.From.TableRefs
+	for j, ok := left.(*ast.Join); ok; j, ok = left.(*ast.Join) {
+		left = j.Left
+	}
+	if ts, ok := left.(*ast.TableSource); !ok || ts.AsName.O != "s" {
+		t.Fatalf("table function: %T", left)
+	} else if sub, ok := ts.Source.(*ast.SelectStmt); !ok || sub.Fields.Fields[0].AsName.O != "r" || shape(sub.Fields.Fields[0].Expr) != "generate_series(1, 3)" {
+		t.Errorf("table function: %#v", ts.Source)
+	}
+}

@@ -141,8 +141,8 @@ func (p *stmtParser) dottedName() (string, error) {
 }
 
 // unsupportedVerbs are PostgreSQL statements Spate does not run.
-var unsupportedVerbs = setOf(`truncate grant revoke merge vacuum analyze analyse
-	prepare execute deallocate discard listen notify unlisten declare fetch move close savepoint
+var unsupportedVerbs = setOf(`truncate merge vacuum analyze analyse
+	prepare execute deallocate discard listen notify unlisten savepoint
 	release lock comment refresh call do checkpoint reindex cluster security load import
 	reassign`)
 
