@@ -292,51 +292,26 @@ func (e *engine) binary(x *ast.BinaryOperationExpr, en *env) (any, error) {
 		return nil, err
 	}
 	switch x.Op {
-	case opcode.LogicAnd:
+	case opcode.LogicAnd, opcode.LogicOr:
+		// SQL's three-valued logic: false decides an AND, true an OR.
+		decides := x.Op == opcode.LogicOr
 		if l != nil {
-			if b, err := toBool(l); err != nil || !b {
-				return false, err
+			if b, err := toBool(l); err != nil || b == decides {
+				return decides, err
 			}
 		}
 		r, err := e.eval(x.R, en)
-		if err != nil {
+		if err != nil || r == nil {
 			return nil, err
-		}
-		if r == nil {
-			return nil, nil
 		}
 		rb, err := toBool(r)
 		if err != nil {
 			return nil, err
 		}
-		if l == nil {
-			if !rb {
-				return false, nil
-			}
-			return nil, nil
-		}
-		return rb, nil
-	case opcode.LogicOr:
-		if l != nil {
-			if b, err := toBool(l); err != nil || b {
-				return true, err
-			}
-		}
-		r, err := e.eval(x.R, en)
-		if err != nil {
-			return nil, err
-		}
-		if r == nil {
-			return nil, nil
-		}
-		rb, err := toBool(r)
-		if err != nil {
-			return nil, err
+		if rb == decides {
+			return decides, nil
 		}
 		if l == nil {
-			if rb {
-				return true, nil
-			}
 			return nil, nil
 		}
 		return rb, nil

@@ -233,3 +233,20 @@ func TestSources(t *testing.T) {
 		}
 	}
 }
+
+// TestThreeValuedLogic checks AND, OR and NOT with NULLs against
+// PostgreSQL's truth tables.
+func TestThreeValuedLogic(t *testing.T) {
+	vals := []string{"true", "false", "NULL::boolean"}
+	and := [3][3]string{{"t", "f", "NULL"}, {"f", "f", "f"}, {"NULL", "f", "NULL"}}
+	or := [3][3]string{{"t", "t", "t"}, {"t", "f", "NULL"}, {"t", "NULL", "NULL"}}
+	for i, a := range vals {
+		for j, b := range vals {
+			rows := mustRun(t, testView(), "SELECT "+a+" AND "+b+", "+a+" OR "+b+", NOT "+a+", version() IS NOT NULL")
+			want := and[i][j] + "|" + or[i][j] + "|" + map[int]string{0: "f", 1: "t", 2: "NULL"}[i] + "|t\n"
+			if got := rowsText(rows); got != want {
+				t.Errorf("%s, %s: got %s want %s", a, b, got, want)
+			}
+		}
+	}
+}
