@@ -238,22 +238,37 @@ func (e *engine) limit(rs *rowset, l *ast.Limit, outer *env) (*rowset, error) {
 	return rs, nil
 }
 
-// from evaluates a FROM item.
-func (e *engine) from(node ast.ResultSetNode, outer *env) (*rowset, error) {
+// from evaluates a FROM item. where, when not nil, holds the WHERE
+// conditions the item may apply early (see pushdown).
+func (e *engine) from(node ast.ResultSetNode, outer *env, where *pushdown) (*rowset, error) {
 	switch x := node.(type) {
 	case *ast.Join:
-		left, err := e.from(x.Left, outer)
+		// The WHERE clause filters a join's output, so its conditions may
+		// filter the rows of either side, except the side an outer join
+		// pads with NULLs.
+		lw, rw := where, where
+		switch x.Tp {
+		case ast.LeftJoin:
+			rw = nil
+		case ast.RightJoin:
+			lw = nil
+		}
+		left, err := e.from(x.Left, outer, lw)
 		if err != nil {
 			return nil, err
 		}
 		if x.Right == nil {
 			return left, nil
 		}
-		right, err := e.from(x.Right, outer)
+		right, err := e.from(x.Right, outer, rw)
 		if err != nil {
 			return nil, err
 		}
-		return e.join(x, left, right, outer)
+		out, err := e.join(x, left, right, outer, where)
+		if err != nil {
+			return nil, err
+		}
+		return e.filter(out, outer, where)
 	case *ast.TableSource:
 		var rs *rowset
 		qual := x.AsName.O
@@ -279,7 +294,7 @@ func (e *engine) from(node ast.ResultSetNode, outer *env) (*rowset, error) {
 				rs.cols = append(rs.cols, binding{name: c.name, typ: c.typ})
 			}
 		case *ast.Join:
-			return e.from(src, outer)
+			return e.from(src, outer, where)
 		default:
 			sub, err := e.run(src, outer)
 			if err != nil {
@@ -296,17 +311,158 @@ func (e *engine) from(node ast.ResultSetNode, outer *env) (*rowset, error) {
 		for i, c := range rs.cols {
 			cols[i] = binding{qual: qual, name: c.name, typ: c.typ}
 		}
-		return &rowset{cols: cols, rows: rs.rows}, nil
+		return e.filter(&rowset{cols: cols, rows: rs.rows}, outer, where)
 	}
 	return nil, errorf(codeNotSupported, "%T is not supported in FROM of catalog queries", node)
 }
 
+// pushdown is a WHERE clause split at its ANDs, for FROM items to apply
+// the conditions they can decide early: a catalog query joins many
+// relations with the conditions in WHERE (FROM a, b, c WHERE a.x = b.y AND
+// c.name = 't'), and joining first would look at the product of them all.
+// The WHERE clause still runs in full after the joins.
+type pushdown struct {
+	conds [][]columnRef // per condition its column references; nil: never early
+	exprs []ast.ExprNode
+	all   []binding // every column the FROM clause brings into scope
+}
+
+type columnRef struct{ qual, name string }
+
+func newPushdown(where ast.ExprNode, all []binding) *pushdown {
+	p := &pushdown{all: all}
+	var split func(x ast.ExprNode)
+	split = func(x ast.ExprNode) {
+		if b, ok := x.(*ast.BinaryOperationExpr); ok && b.Op == opcode.LogicAnd {
+			split(b.L)
+			split(b.R)
+			return
+		}
+		if pe, ok := x.(*ast.ParenthesesExpr); ok {
+			split(pe.Expr)
+			return
+		}
+		v := &refCollector{}
+		x.Accept(v)
+		if v.opaque {
+			return
+		}
+		p.conds = append(p.conds, v.refs)
+		p.exprs = append(p.exprs, x)
+	}
+	split(where)
+	return p
+}
+
+// applicable lists the conditions whose columns are all among cols (or
+// belong to no FROM item: an enclosing query's).
+func (p *pushdown) applicable(cols []binding) []ast.ExprNode {
+	if p == nil {
+		return nil
+	}
+	var out []ast.ExprNode
+	for i, refs := range p.conds {
+		ok := true
+		for _, r := range refs {
+			here, everywhere := 0, 0
+			for _, b := range cols {
+				if b.name == r.name && (r.qual == "" || b.qual == r.qual) {
+					here++
+				}
+			}
+			for _, b := range p.all {
+				if b.name == r.name && (r.qual == "" || b.qual == r.qual) {
+					everywhere++
+				}
+			}
+			if everywhere > 0 && (here != 1 || everywhere != 1) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, p.exprs[i])
+		}
+	}
+	return out
+}
+
+// refCollector gathers a condition's column references; opaque is set
+// for conditions with subqueries, aggregates, window or set-returning
+// functions, which only the full WHERE evaluates.
+type refCollector struct {
+	refs   []columnRef
+	opaque bool
+}
+
+func (v *refCollector) Enter(n ast.Node) (ast.Node, bool) {
+	switch x := n.(type) {
+	case *ast.ColumnNameExpr:
+		v.refs = append(v.refs, columnRef{qual: x.Name.Table.O, name: x.Name.Name.O})
+	case *ast.SubqueryExpr, *ast.ExistsSubqueryExpr, *ast.CompareSubqueryExpr, *ast.AggregateFuncExpr, *ast.WindowFuncExpr:
+		v.opaque = true
+		return n, true
+	case *ast.FuncCallExpr:
+		if setReturning[x.FnName.L] || aggregates[x.FnName.L] || x.FnName.L == "spate_array" {
+			v.opaque = true
+			return n, true
+		}
+	}
+	return n, false
+}
+
+func (v *refCollector) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+// filter keeps the rows of rs that pass the WHERE conditions it can decide.
+func (e *engine) filter(rs *rowset, outer *env, where *pushdown) (*rowset, error) {
+	conds := where.applicable(rs.cols)
+	if len(conds) == 0 {
+		return rs, nil
+	}
+	en := &env{cols: rs.cols, outer: outer}
+	kept := rs.rows[:0:0]
+	for _, row := range rs.rows {
+		en.row = row
+		pass := true
+		for _, c := range conds {
+			v, err := e.eval(c, en)
+			if err != nil {
+				return nil, err
+			}
+			if !truth(v) {
+				pass = false
+				break
+			}
+		}
+		if pass {
+			kept = append(kept, row)
+		}
+	}
+	return &rowset{cols: rs.cols, rows: kept}, nil
+}
+
 // join is a nested-loop join; catalog tables are small.
-func (e *engine) join(x *ast.Join, left, right *rowset, outer *env) (*rowset, error) {
+func (e *engine) join(x *ast.Join, left, right *rowset, outer *env, where *pushdown) (*rowset, error) {
 	cols := append(append([]binding(nil), left.cols...), right.cols...)
 	out := &rowset{cols: cols}
 	en := &env{cols: cols, outer: outer}
 	var cond func(row []any) (bool, error)
+	if x.Tp != ast.LeftJoin && x.Tp != ast.RightJoin && x.On == nil && len(x.Using) == 0 && !x.NaturalJoin {
+		// A cross join takes the WHERE conditions it can decide as its
+		// join condition.
+		if conds := where.applicable(cols); len(conds) > 0 {
+			cond = func(row []any) (bool, error) {
+				en.row = row
+				for _, c := range conds {
+					v, err := e.eval(c, en)
+					if err != nil || !truth(v) {
+						return false, err
+					}
+				}
+				return true, nil
+			}
+		}
+	}
 	switch {
 	case x.On != nil:
 		cond = func(row []any) (bool, error) {
@@ -410,7 +566,15 @@ func (e *engine) selectStmt(sel *ast.SelectStmt, outer *env) (*rowset, error) {
 	in := &rowset{rows: [][]any{{}}}
 	if sel.From != nil && sel.From.TableRefs != nil {
 		var err error
-		if in, err = e.from(sel.From.TableRefs, outer); err != nil {
+		var where *pushdown
+		if sel.Where != nil {
+			all, err := e.fromColumns(sel.From.TableRefs, outer)
+			if err != nil {
+				return nil, err
+			}
+			where = newPushdown(sel.Where, all)
+		}
+		if in, err = e.from(sel.From.TableRefs, outer, where); err != nil {
 			return nil, err
 		}
 	}

@@ -486,15 +486,26 @@ var fillers = map[string]func(s *snapshot, t *table){
 		}
 	},
 	"pg_catalog.pg_settings": func(s *snapshot, t *table) {
-		names := make([]string, 0, len(s.view.Settings))
-		for k := range s.view.Settings {
+		settings := map[string]string{}
+		for k, v := range fixedSettings {
+			settings[k] = v
+		}
+		for k, v := range s.view.Settings {
+			settings[k] = v
+		}
+		names := make([]string, 0, len(settings))
+		for k := range settings {
 			names = append(names, k)
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			v := s.view.Settings[k]
-			t.add(map[string]any{"name": k, "setting": v, "category": "Spate", "short_desc": "", "context": "user",
-				"vartype": "string", "source": "session", "boot_val": v, "reset_val": v})
+			v := settings[k]
+			context, source := "user", "session"
+			if _, fixed := fixedSettings[k]; fixed {
+				context, source = "internal", "default"
+			}
+			t.add(map[string]any{"name": k, "setting": v, "category": "Spate", "short_desc": "", "context": context,
+				"vartype": "string", "source": source, "boot_val": v, "reset_val": v})
 		}
 	},
 	"pg_catalog.pg_proc": func(s *snapshot, t *table) {
@@ -657,6 +668,21 @@ func declaredColumn(c planner.Column) column {
 		}
 	}
 	return col
+}
+
+// fixedSettings are PostgreSQL's preset, read-only parameters that
+// clients look up in pg_settings (pgjdbc reads max_index_keys).
+var fixedSettings = map[string]string{
+	"max_index_keys":        "32",
+	"max_identifier_length": "63",
+	"max_function_args":     "100",
+	"block_size":            "8192",
+	"segment_size":          "131072",
+	"server_version_num":    "150000",
+	"data_checksums":        "off",
+	"lc_collate":            "C",
+	"lc_ctype":              "C",
+	"server_encoding":       "UTF8",
 }
 
 func heapAM(r *relation) int64 {
