@@ -250,3 +250,19 @@ func TestThreeValuedLogic(t *testing.T) {
 		}
 	}
 }
+
+// TestWherePushdown checks that WHERE conditions applied early keep
+// outer joins' meaning.
+func TestWherePushdown(t *testing.T) {
+	view := testView()
+	for sql, want := range map[string]string{
+		"SELECT c.relname FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'y' WHERE a.attname IS NULL AND c.relname IN ('t', 'u') ORDER BY 1":                   "u\n",
+		"SELECT c.relname, a.attname FROM pg_attribute a RIGHT JOIN pg_class c ON a.attrelid = c.oid AND a.attname = 'y' WHERE c.relname IN ('t', 'u') ORDER BY 1":                             "t|y\nu|NULL\n",
+		"SELECT c.relname, a.attname FROM pg_class c, pg_attribute a, pg_namespace n WHERE a.attrelid = c.oid AND n.oid = c.relnamespace AND n.nspname = 'public' AND a.attnum = 2 ORDER BY 1": "s|ts\nt|y\nu|b\n",
+		"SELECT relname FROM pg_class c WHERE relname = 't' AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = c.oid AND attname = 'x')":                                                  "t\n",
+	} {
+		if got := rowsText(mustRun(t, view, sql)); got != want {
+			t.Errorf("%s:\ngot:\n%swant:\n%s", sql, got, want)
+		}
+	}
+}
