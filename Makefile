@@ -14,7 +14,9 @@ run: build
 	$(BIN) serve
 
 # test-deps installs what the tests drive for real: psql and the PostgreSQL
-# 15 server binaries (the oracle). Under CI=true a missing one is an error.
+# 15 server binaries (the oracle), versitygw (S3), and the client drivers
+# (JDBC, psycopg2, SQLAlchemy, node-postgres). Under CI=true a missing one
+# is an error.
 test-deps:
 	@bash scripts/test-deps.sh
 

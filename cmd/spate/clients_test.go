@@ -111,14 +111,22 @@ var (
 	// precision, MAX keeps its argument's type.
 	relPerSite = clientRel{name: "per_site", cq: true,
 		cols: []clientCol{{"site", ctText}, {"n", ctBigint}, {"total", ctDouble}, {"last_seq", ctBigint}}}
-	relHot     = clientRel{name: "hot", cq: true, cols: readingsCols}
-	clientRels = []clientRel{relReadings, relSites, relPerSite, relHot}
+	relHot = clientRel{name: "hot", cq: true, cols: readingsCols}
+	// per_minute: a windowed query; window_start and window_end have the
+	// type of the event-time column.
+	relPerMinute = clientRel{name: "per_minute", cq: true,
+		cols: []clientCol{{"site", ctText}, {"window_start", ctTimestamp}, {"window_end", ctTimestamp}, {"n", ctBigint}}}
+	clientTables = []clientRel{relReadings, relSites}
+	clientCQs    = []clientRel{relPerSite, relHot, relPerMinute}
+	clientRels   = append(append([]clientRel(nil), clientTables...), clientCQs...)
 )
 
 const (
 	perSiteSQL = `CREATE CONTINUOUS QUERY per_site AS
   SELECT site, COUNT(*) AS n, SUM(temp) AS total, MAX(seq) AS last_seq FROM readings GROUP BY site`
 	hotSQL       = `CREATE CONTINUOUS QUERY hot AS SELECT sensor, site, temp, ok, ts, seq, dur FROM readings WHERE temp >= 13`
+	perMinuteSQL = `CREATE CONTINUOUS QUERY per_minute AS
+  SELECT site, window_start, window_end, COUNT(*) AS n FROM readings GROUP BY site, TUMBLE(ts, INTERVAL '1' MINUTE)`
 	hotThreshold = 13.0
 )
 
@@ -279,6 +287,7 @@ func startClientServer(t *testing.T, feed bool) *clientServer {
 	cs.exec(t, relSites.ddl(false))
 	cs.exec(t, perSiteSQL)
 	cs.exec(t, hotSQL)
+	cs.exec(t, perMinuteSQL)
 	var vals []string
 	for _, s := range clientSites {
 		vals = append(vals, fmt.Sprintf("('%s', '%s', %s)", s[0], s[1], s[2]))
@@ -319,7 +328,8 @@ func (cs *clientServer) env() []string {
 		"PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(cs.srv.Port), "PGUSER=spate", "PGDATABASE=spate",
 		"PGSSLMODE=disable", "TZ=UTC",
 		"SPATE_SUB_INSERT=INSERT INTO readings VALUES "+subReading.sqlValues(),
-		"SPATE_SITES="+strconv.Itoa(len(perSite(clientReadings()))))
+		"SPATE_SITES="+strconv.Itoa(len(perSite(clientReadings()))),
+		"SPATE_RELATIONS="+strings.Join(relNamesInOrder(clientRels), ","))
 }
 
 // clientStep is what a client program printed for one step.
@@ -562,6 +572,15 @@ func names(recs [][]string) []string {
 	return out
 }
 
+// relNamesInOrder returns the relations' names in their order.
+func relNamesInOrder(rels []clientRel) []string {
+	var out []string
+	for _, r := range rels {
+		out = append(out, r.name)
+	}
+	return out
+}
+
 func relNames(rels ...clientRel) []string {
 	var out []string
 	for _, r := range rels {
@@ -638,9 +657,11 @@ func TestClientPsql(t *testing.T) {
 		want []clientRel
 	}{
 		{`\d`, clientRels},
-		{`\dt`, []clientRel{relReadings, relSites}},
+		{`\dt`, clientTables},
 		{`\dv`, nil},
-		{`\dm`, []clientRel{relPerSite, relHot}},
+		{`\dm`, clientCQs},
+		{`\dt+`, clientTables}, // + adds sizes and descriptions
+		{`\dm+`, clientCQs},
 	} {
 		t.Run(tc.cmd, func(t *testing.T) {
 			res := runPsql(t, psql, conn, "-A", "-t", "-c", tc.cmd)
@@ -692,6 +713,22 @@ func TestClientPsql(t *testing.T) {
 				t.Errorf("\\d+ per_site does not show the column %s:\n%s", c.name, out)
 			}
 		}
+		// A materialized view's footer shows its query.
+		if !strings.Contains(out, "View definition:") || !strings.Contains(strings.ToLower(out), "from readings") {
+			t.Errorf("\\d+ per_site does not show the query's definition:\n%s", out)
+		}
+	})
+	for _, cmd := range []string{`\dx`, `\df`} {
+		// Extensions and functions: they run (what they list is not
+		// checked).
+		t.Run(cmd, func(t *testing.T) { run(t, "-c", cmd) })
+	}
+	t.Run("FETCH_COUNT", func(t *testing.T) {
+		// psql reads a result FETCH_COUNT rows at a time through a
+		// cursor: DECLARE _psql_cursor NO SCROLL CURSOR FOR …, FETCH
+		// FORWARD 3 FROM _psql_cursor until fewer come back.
+		got := split(run(t, "-v", "FETCH_COUNT=3", "-c", "SELECT site, n, total, last_seq FROM per_site ORDER BY site"))
+		checkRows(t, "per_site", got, perSiteValues(perSite(rows)))
 	})
 	t.Run(`\l`, func(t *testing.T) {
 		if got := names(split(run(t, "-c", `\l`))); !contains(got, "spate") {
@@ -912,8 +949,13 @@ func TestClientPgx(t *testing.T) {
 			return cols, rows
 		}
 		initial, change := wantCursor(cs.rows)
-		cols, got := fetch()
-		checkRowSet(t, "the first FETCH", cursorRows(t, cols, got), initial)
+		// The current rows, maybe in pieces.
+		var got [][]string
+		for i := 0; i < 10 && len(got) < len(initial); i++ {
+			cols, rows := fetch()
+			got = append(got, cursorRows(t, cols, rows)...)
+		}
+		checkRowSet(t, "the first FETCHes", got, initial)
 		cs.exec(t, "INSERT INTO readings VALUES "+subReading.sqlValues())
 		var changes [][]string
 		for i := 0; i < 10 && len(changes) < len(change); i++ {
@@ -1006,6 +1048,15 @@ func TestClientJDBC(t *testing.T) {
 		}
 		checkRows(t, "sites", o.step(t, "getIndexInfo sites").of("index"), want)
 	})
+	t.Run("getImportedKeys", func(t *testing.T) {
+		// No foreign keys: nothing, and no error.
+		checkRows(t, "sites", o.step(t, "getImportedKeys sites").of("fk"), nil)
+	})
+	t.Run("getCatalogs", func(t *testing.T) {
+		if got := names(o.step(t, "getCatalogs").of("catalog")); !contains(got, "spate") {
+			t.Errorf("getCatalogs lists %v, want spate among them", got)
+		}
+	})
 	t.Run("getTypeInfo", func(t *testing.T) {
 		got := map[string]string{}
 		for _, r := range o.step(t, "getTypeInfo").of("type") {
@@ -1034,6 +1085,9 @@ func TestClientJDBC(t *testing.T) {
 		checkRows(t, "columns", s.of("col"), colMeta(relHot))
 		checkRows(t, "rows", s.of("row"), hotRows(cs.rows))
 	})
+	t.Run("fetchSize", func(t *testing.T) {
+		checkRows(t, "rows", o.step(t, "fetchSize").of("row"), hotRows(cs.rows))
+	})
 	t.Run("ResultSetMetaData", func(t *testing.T) {
 		// isNullable: columnNullableUnknown (2) is what pgjdbc reports when
 		// its pg_attribute lookup finds nothing; 1 is columnNullable.
@@ -1050,8 +1104,26 @@ func TestClientJDBC(t *testing.T) {
 		checkRows(t, "rows", s.of("row"), want)
 		checkRows(t, "inserted site", s.of("site"), [][]string{{"sa", "7"}})
 	})
+	t.Run("batch and copy", func(t *testing.T) {
+		// The rows ClientTest.java inserts: batch1..3 (xb, 10·k) with
+		// executeBatch, copy1..2 (xc, 100, 200) with CopyManager.
+		s := o.step(t, "batch and copy")
+		checkRows(t, "executeBatch", s.of("batch"), [][]string{{"3", "3"}})
+		checkRows(t, "copyIn", s.of("copied"), [][]string{{"2"}})
+		checkRows(t, "rows", s.of("site"), [][]string{
+			{"batch1", "xb", "10"}, {"batch2", "xb", "20"}, {"batch3", "xb", "30"},
+			{"copy1", "xc", "100"}, {"copy2", "xc", "200"}})
+	})
 	t.Run("subscribe cursor", func(t *testing.T) {
 		checkCursor(t, o.step(t, "subscribe"), "col", cs.rows)
+	})
+	t.Run("cancel", func(t *testing.T) {
+		// 57014 query_canceled, well before the test's own timeout; then
+		// a query on the same connection works (the subscribe step's
+		// INSERT did not touch east).
+		s := o.step(t, "cancel")
+		checkRows(t, "cancelled", s.of("cancelled"), [][]string{{"57014", "true"}})
+		checkRows(t, "after", s.of("after"), [][]string{{strconv.FormatInt(perSiteOf(cs.rows, "east").n, 10)}})
 	})
 }
 
@@ -1143,6 +1215,14 @@ func TestClientPsycopg2(t *testing.T) {
 	t.Run("subscribe cursor", func(t *testing.T) {
 		checkCursor(t, o.step(t, "subscribe"), "desc", rows)
 	})
+	t.Run("cancel", func(t *testing.T) {
+		s := o.step(t, "cancel")
+		checkRows(t, "cancelled", s.of("cancelled"), [][]string{{"57014"}})
+		checkRows(t, "after", s.of("after"), [][]string{{strconv.FormatInt(perSiteOf(rows, "east").n, 10)}})
+	})
+	t.Run("named cursor select", func(t *testing.T) {
+		checkRows(t, "rows", o.step(t, "named cursor select").of("row"), hotRows(rows))
+	})
 	t.Run("named cursor", func(t *testing.T) {
 		// psycopg2's named cursor: DECLARE "subs" CURSOR WITHOUT HOLD FOR
 		// SUBSCRIBE per_site and FETCH FORWARD n FROM "subs" (no timeout:
@@ -1167,13 +1247,13 @@ func TestClientSQLAlchemy(t *testing.T) {
 
 	t.Run("connect", func(t *testing.T) { o.step(t, "connect") })
 	t.Run("get_table_names", func(t *testing.T) {
-		if got, want := names(o.step(t, "get_table_names").of("table")), relNames(relReadings, relSites); strings.Join(got, ",") != strings.Join(want, ",") {
+		if got, want := names(o.step(t, "get_table_names").of("table")), relNames(clientTables...); strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("got %v, want %v", got, want)
 		}
 	})
 	t.Run("get_view_names", func(t *testing.T) {
 		s := o.step(t, "get_view_names")
-		want := relNames(relPerSite, relHot)
+		want := relNames(clientCQs...)
 		if got := names(s.of("view")); strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("get_view_names() = %v, want %v", got, want)
 		}

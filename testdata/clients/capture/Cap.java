@@ -17,6 +17,12 @@ public class Cap {
     try (ResultSet rs = md.getPrimaryKeys(null, null, "t")) { while (rs.next()) {} }
     mark(c, "getIndexInfo(null,null,\"t\",false,false)");
     try (ResultSet rs = md.getIndexInfo(null, null, "t", false, false)) { while (rs.next()) {} }
+    mark(c, "getImportedKeys(null,null,\"t\")");
+    try (ResultSet rs = md.getImportedKeys(null, null, "t")) { while (rs.next()) {} }
+    mark(c, "getExportedKeys(null,null,\"t\")");
+    try (ResultSet rs = md.getExportedKeys(null, null, "t")) { while (rs.next()) {} }
+    mark(c, "getCatalogs()");
+    try (ResultSet rs = md.getCatalogs()) { while (rs.next()) {} }
     mark(c, "getTypeInfo()");
     try (ResultSet rs = md.getTypeInfo()) { while (rs.next()) {} }
     mark(c, "getTableTypes()");

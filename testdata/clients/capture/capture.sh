@@ -30,9 +30,10 @@ printf '5\tq\n' >"$D/in.tsv"
 
 cd "$D"
 psql -h 127.0.0.1 -p 5544 -U postgres -X -qc "SELECT 'capture-start'" >/dev/null
-for c in '\d' '\dt' '\dv' '\dm' '\d t' '\d v' '\d+ t' '\l' '\dn' '\du' '\df' '\x' '\copy t to stdout'; do
+for c in '\d' '\dt' '\dv' '\dm' '\d t' '\d v' '\d+ t' '\d+ v' '\dt+' '\dm+' '\l' '\dn' '\du' '\df' '\dx' '\x' '\copy t to stdout'; do
   PGAPPNAME="psql $c" psql -h 127.0.0.1 -p 5544 -U postgres -X -c "$c" -c 'select 1' >/dev/null 2>&1
 done
+PGAPPNAME='psql FETCH_COUNT=2' psql -h 127.0.0.1 -p 5544 -U postgres -X -v FETCH_COUNT=2 -c 'SELECT * FROM t' >/dev/null
 PGAPPNAME='psql \copy t from file' psql -h 127.0.0.1 -p 5544 -U postgres -X -c "\\copy t from $D/in.tsv" >/dev/null
 javac -d "$D" -cp /usr/share/java/postgresql.jar "$here/Cap.java"
 java -cp "/usr/share/java/postgresql.jar:$D" Cap

@@ -3,8 +3,9 @@
 // cmd/spate/clients_test.go compiles and runs it and checks what it prints.
 //
 // Connection: the libpq environment variables PGHOST, PGPORT, PGUSER and
-// PGDATABASE. SPATE_SUB_INSERT is the INSERT the SUBSCRIBE step runs on a
-// second connection while its cursor is open.
+// PGDATABASE. SPATE_RELATIONS lists the relations whose columns it reads;
+// SPATE_SUB_INSERT is the INSERT the SUBSCRIBE step runs on a second
+// connection while its cursor is open.
 //
 // Output: one record a line, fields separated by tabs, NULL as \N.
 // "step <name>" starts a step; "error <message>" reports that the step
@@ -127,7 +128,7 @@ public class ClientTest {
         while (rs.next()) out("schema", rs.getString("TABLE_SCHEM"));
       }
     });
-    for (String rel : new String[] {"readings", "sites", "per_site", "hot"}) {
+    for (String rel : env("SPATE_RELATIONS", "readings,sites,per_site,hot").split(",")) {
       step("getColumns " + rel, () -> {
         try (ResultSet rs = md.getColumns(null, "public", rel, "%")) {
           while (rs.next()) {
@@ -147,6 +148,19 @@ public class ClientTest {
         while (rs.next()) out("index", rs.getString("TABLE_NAME"), rs.getString("COLUMN_NAME"), rs.getBoolean("NON_UNIQUE"), rs.getInt("ORDINAL_POSITION"));
       }
     });
+    step("getImportedKeys sites", () -> {
+      try (ResultSet rs = md.getImportedKeys(null, "public", "sites")) {
+        while (rs.next()) out("fk", rs.getString("PKTABLE_NAME"), rs.getString("FKCOLUMN_NAME"));
+      }
+      try (ResultSet rs = md.getExportedKeys(null, "public", "sites")) {
+        while (rs.next()) out("fk", rs.getString("FKTABLE_NAME"), rs.getString("FKCOLUMN_NAME"));
+      }
+    });
+    step("getCatalogs", () -> {
+      try (ResultSet rs = md.getCatalogs()) {
+        while (rs.next()) out("catalog", rs.getString("TABLE_CAT"));
+      }
+    });
     step("getTypeInfo", () -> {
       try (ResultSet rs = md.getTypeInfo()) {
         while (rs.next()) out("type", rs.getString("TYPE_NAME"), rs.getInt("DATA_TYPE"));
@@ -161,6 +175,20 @@ public class ClientTest {
     step("select hot", () -> {
       try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery("SELECT * FROM hot ORDER BY seq")) {
         rows(rs, "row", true);
+      }
+    });
+    step("fetchSize", () -> {
+      // With auto-commit off and a fetch size, pgjdbc reads the result in
+      // pieces: Execute with a row limit, PortalSuspended, Execute again.
+      conn.setAutoCommit(false);
+      try (Statement st = conn.createStatement()) {
+        st.setFetchSize(3);
+        try (ResultSet rs = st.executeQuery("SELECT * FROM hot ORDER BY seq")) {
+          rows(rs, "row", false);
+        }
+      } finally {
+        conn.commit();
+        conn.setAutoCommit(true);
       }
     });
     step("resultSetMetaData", () -> {
@@ -201,12 +229,38 @@ public class ClientTest {
       }
     });
 
+    step("batch and copy", () -> {
+      // addBatch/executeBatch (several Bind/Execute before one Sync), and
+      // CopyManager.copyIn, into the table sites; then read them back.
+      try (PreparedStatement ins = conn.prepareStatement("INSERT INTO sites VALUES (?, ?, ?)")) {
+        for (int k = 1; k <= 3; k++) {
+          ins.setString(1, "batch" + k);
+          ins.setString(2, "xb");
+          ins.setInt(3, k * 10);
+          ins.addBatch();
+        }
+        int[] counts = ins.executeBatch();
+        out("batch", counts.length, Arrays.stream(counts).sum());
+      }
+      org.postgresql.copy.CopyManager cm = conn.unwrap(org.postgresql.PGConnection.class).getCopyAPI();
+      long n = cm.copyIn("COPY sites FROM STDIN (FORMAT csv)", new java.io.StringReader("copy1,xc,100\ncopy2,xc,200\n"));
+      out("copied", n);
+      try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery(
+          "SELECT site, region, capacity FROM sites WHERE region = 'xb' OR region = 'xc' ORDER BY site")) {
+        rows(rs, "site", false);
+      }
+    });
     step("subscribe", () -> {
       conn.setAutoCommit(false);
       try (Statement st = conn.createStatement()) {
         st.execute("DECLARE c CURSOR FOR SUBSCRIBE per_site");
-        try (ResultSet rs = st.executeQuery("FETCH 10 FROM c WITH (timeout = '1s')")) {
-          rows(rs, "sub", true);
+        // The current rows, one per site (SPATE_SITES), maybe in pieces.
+        int sites = Integer.parseInt(env("SPATE_SITES", "1"));
+        int have = 0;
+        for (int k = 0; k < 10 && have < sites; k++) {
+          try (ResultSet rs = st.executeQuery("FETCH 10 FROM c WITH (timeout = '1s')")) {
+            have += rows(rs, "sub", k == 0);
+          }
         }
         try (Connection other = connect(); Statement ins = other.createStatement()) {
           ins.executeUpdate(System.getenv("SPATE_SUB_INSERT"));
@@ -222,6 +276,45 @@ public class ClientTest {
       } finally {
         conn.commit();
         conn.setAutoCommit(true);
+      }
+    });
+    step("cancel", () -> {
+      // Statement.cancel from another thread stops a FETCH that waits for
+      // rows; the connection stays usable.
+      conn.setAutoCommit(false);
+      try (Statement st = conn.createStatement()) {
+        st.execute("DECLARE w CURSOR FOR SUBSCRIBE per_site");
+        st.executeQuery("FETCH ALL FROM w WITH (timeout = '1s')").close();
+        // Cancel every 500 ms until the FETCH returns: a cancel that comes
+        // before the FETCH is sent does nothing.
+        java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread canceller = new Thread(() -> {
+          try {
+            while (!done.get()) {
+              Thread.sleep(500);
+              if (!done.get()) st.cancel();
+            }
+          } catch (Exception e) {
+            out("cancelerror", e);
+          }
+        });
+        canceller.start();
+        long start = System.nanoTime();
+        try {
+          st.executeQuery("FETCH 10 FROM w").close();
+          out("notcancelled");
+        } catch (SQLException e) {
+          out("cancelled", e.getSQLState(), (System.nanoTime() - start) / 1000000 < 30000);
+        } finally {
+          done.set(true);
+        }
+        canceller.join();
+      } finally {
+        conn.rollback();
+        conn.setAutoCommit(true);
+      }
+      try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery("SELECT n FROM per_site WHERE site = 'east'")) {
+        while (rs.next()) out("after", rs.getLong(1));
       }
     });
     conn.close();

@@ -4,6 +4,9 @@
 // it prints: one record a line, fields separated by tabs, NULL as \N;
 // "step <name>" starts a step, "error <message>" reports that it failed.
 // Connection: PGHOST, PGPORT, PGUSER, PGDATABASE (read by pg itself).
+// SPATE_RELATIONS lists the relations whose columns it reads;
+// SPATE_SUB_INSERT is the INSERT its SUBSCRIBE step runs on a second
+// connection.
 'use strict';
 const { Client } = require('pg');
 
@@ -62,7 +65,7 @@ async function main() {
       ['public', ['r', 'v', 'm']]);
     for (const row of r.rows) out('rel', row.relname, row.relkind);
   });
-  for (const rel of ['readings', 'sites', 'per_site', 'hot']) {
+  for (const rel of (process.env.SPATE_RELATIONS || 'readings,sites,per_site,hot').split(',')) {
     await step('columns ' + rel, async () => {
       const r = await c.query(
         `SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type
@@ -97,9 +100,14 @@ async function main() {
     await c.query('BEGIN');
     try {
       await c.query('DECLARE c CURSOR FOR SUBSCRIBE per_site');
-      const first = await c.query("FETCH 10 FROM c WITH (timeout = '1s')");
-      for (const f of first.fields) out('col', f.name, f.dataTypeID);
-      for (const row of first.rows) out('sub', ...first.fields.map((f) => value(row[f.name])));
+      // The current rows, one per site (SPATE_SITES), maybe in pieces.
+      let have = 0;
+      for (let k = 0; k < 10 && have < Number(process.env.SPATE_SITES); k++) {
+        const r = await c.query("FETCH 10 FROM c WITH (timeout = '1s')");
+        if (k === 0) for (const f of r.fields) out('col', f.name, f.dataTypeID);
+        for (const row of r.rows) out('sub', ...r.fields.map((f) => value(row[f.name])));
+        have += r.rows.length;
+      }
       const other = new Client({ application_name: 'spate-node-test' });
       await other.connect();
       await other.query(process.env.SPATE_SUB_INSERT);

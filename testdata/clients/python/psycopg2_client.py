@@ -9,6 +9,7 @@ per_site has before it.
 """
 import io
 import os
+import threading
 
 import psycopg2
 
@@ -73,6 +74,20 @@ def copy_out():
     conn.commit()
 
 
+def named_select():
+    # A named cursor over a snapshot SELECT, read in pieces of itersize:
+    # FETCH FORWARD 3 FROM "rows" until it returns nothing.
+    cur = conn.cursor("rows")
+    cur.itersize = 3
+    try:
+        cur.execute("SELECT * FROM hot ORDER BY seq")
+        for row in cur:
+            out("row", *[value(v) for v in row])
+        cur.close()
+    finally:
+        conn.rollback()
+
+
 def insert_elsewhere():
     other = psycopg2.connect("")
     other.autocommit = True
@@ -86,11 +101,18 @@ def subscribe():
     cur = conn.cursor()
     try:
         cur.execute("DECLARE c CURSOR FOR SUBSCRIBE per_site")
-        cur.execute("FETCH 10 FROM c WITH (timeout = '1s')")
-        for d in cur.description:
-            out("desc", d.name, d.type_code)
-        for row in cur.fetchall():
-            out("sub", *[value(v) for v in row])
+        # The current rows, one per site (SPATE_SITES), maybe in pieces.
+        have = 0
+        for k in range(10):
+            cur.execute("FETCH 10 FROM c WITH (timeout = '1s')")
+            if k == 0:
+                for d in cur.description:
+                    out("desc", d.name, d.type_code)
+            for row in cur.fetchall():
+                out("sub", *[value(v) for v in row])
+                have += 1
+            if have >= int(os.environ["SPATE_SITES"]):
+                break
         insert_elsewhere()
         got = 0
         for _ in range(10):
@@ -118,6 +140,40 @@ def named_cursor():
         conn.rollback()
 
 
+def cancel():
+    # connection.cancel() from another thread stops a FETCH that waits for
+    # rows; the connection stays usable after a rollback.
+    cur = conn.cursor()
+    done = threading.Event()
+
+    def canceller():
+        # Every 500 ms until the FETCH returns: a cancel that comes before
+        # the FETCH is sent does nothing.
+        while not done.wait(0.5):
+            conn.cancel()
+
+    timer = threading.Thread(target=canceller)
+    try:
+        cur.execute("DECLARE w CURSOR FOR SUBSCRIBE per_site")
+        cur.execute("FETCH ALL FROM w WITH (timeout = '1s')")
+        cur.fetchall()
+        timer.start()
+        try:
+            cur.execute("FETCH 10 FROM w")
+            out("notcancelled")
+        except psycopg2.Error as e:
+            out("cancelled", e.pgcode)
+    finally:
+        done.set()
+        if timer.is_alive():
+            timer.join()
+        conn.rollback()
+    cur.execute("SELECT n FROM per_site WHERE site = 'east'")
+    for (n,) in cur.fetchall():
+        out("after", n)
+    conn.rollback()
+
+
 step("connect", connect)
 if conn is not None:
     step("copy_expert from", copy_in)
@@ -125,6 +181,8 @@ if conn is not None:
     step("select hot", select_hot)
     step("parameters", params)
     step("copy_expert to", copy_out)
+    step("named cursor select", named_select)
     step("named cursor", named_cursor)
     step("subscribe", subscribe)
+    step("cancel", cancel)
     conn.close()
