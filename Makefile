@@ -32,6 +32,7 @@ test: build test-deps lint
 	# "context deadline exceeded" with no failing input).
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 100000x ./parser
 	$(GO) test -run '^$$' -fuzz FuzzStartupAndMessages -fuzztime 15000x ./pgwire
+	$(GO) test -run '^$$' -fuzz FuzzCatalogQuery -fuzztime 5000x ./pgwire/pgcatalog
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./exec 2>&1 | grep -v '^ok\|^PASS'

@@ -31,7 +31,7 @@ func testView() cluster.CatalogView {
 }
 
 // corpus reads the statements real clients send (testdata/client_queries.sql).
-func corpus(t *testing.T) []string {
+func corpus(t testing.TB) []string {
 	b, err := os.ReadFile("testdata/client_queries.sql")
 	if err != nil {
 		t.Fatal(err)
