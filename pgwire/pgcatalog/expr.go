@@ -69,6 +69,9 @@ func (e *engine) eval(x ast.ExprNode, en *env) (any, error) {
 	case *ast.ColumnNameExpr:
 		at, i, err := en.column(x.Name.Table.O, x.Name.Name.O)
 		if err != nil {
+			if f, ok := valueFunction(x); ok {
+				return f.fn(e, nil)
+			}
 			return nil, err
 		}
 		if at.row == nil {
@@ -262,6 +265,23 @@ func (e *engine) eval(x ast.ExprNode, en *env) (any, error) {
 		return quantified(x.Op, l, list, x.All)
 	}
 	return nil, errorf(codeNotSupported, "%s is not supported in catalog queries", strings.TrimPrefix(fmt.Sprintf("%T", x), "*ast."))
+}
+
+// valueFunction is the function a bare name such as user or
+// current_schema stands for when no column has that name (PostgreSQL's
+// SQL value functions).
+func valueFunction(x *ast.ColumnNameExpr) (function, bool) {
+	if x.Name.Table.O != "" {
+		return function{}, false
+	}
+	switch n := x.Name.Name.O; n {
+	case "user", "current_user", "session_user", "current_role", "current_schema", "current_catalog":
+		if n == "user" {
+			n = "current_user"
+		}
+		return functions[n], true
+	}
+	return function{}, false
 }
 
 func (e *engine) param(n int) (any, error) {
@@ -674,6 +694,14 @@ func (e *engine) aggregate(x *ast.AggregateFuncExpr, en *env) (any, error) {
 	return nil, errorf(codeUndefinedFunction, "aggregate %s is not supported in catalog queries", name)
 }
 
+// reservedKeywords are PostgreSQL's reserved keywords (pg_get_keywords).
+var reservedKeywords = strings.Fields(`all analyse analyze and any array as asc asymmetric both case cast check
+	collate column constraint create current_catalog current_date current_role current_time current_timestamp
+	current_user default deferrable desc distinct do else end except false fetch for foreign from grant group
+	having in initially intersect into lateral leading limit localtime localtimestamp not null offset on only or
+	order placing primary references returning select session_user some symmetric table then to trailing true
+	union unique user using variadic when where window with`)
+
 // srfValues evaluates a set-returning call's list for the current row.
 func (e *engine) srfValues(c ast.ExprNode, en *env) ([]any, error) {
 	call := c.(*ast.FuncCallExpr)
@@ -711,6 +739,13 @@ func (e *engine) srfValues(c ast.ExprNode, en *env) ([]any, error) {
 		out := make([]any, len(l))
 		for i, v := range l {
 			out[i] = record{names: []string{"x", "n"}, vals: []any{v, int64(i + 1)}}
+		}
+		return out, nil
+	case "pg_get_keywords":
+		out := make([]any, len(reservedKeywords))
+		for i, w := range reservedKeywords {
+			out[i] = record{names: []string{"word", "catcode", "barelabel", "catdesc", "baredesc"},
+				vals: []any{w, "R", true, "reserved", "can be bare label"}}
 		}
 		return out, nil
 	case "generate_series":

@@ -22,7 +22,8 @@ type function struct {
 var aggregates = map[string]bool{"count": true, "min": true, "max": true, "sum": true, "avg": true, "array_agg": true,
 	"string_agg": true, "bool_and": true, "bool_or": true, "every": true}
 
-var setReturning = map[string]bool{"unnest": true, "generate_series": true, "generate_subscripts": true, "_pg_expandarray": true}
+var setReturning = map[string]bool{"unnest": true, "generate_series": true, "generate_subscripts": true, "_pg_expandarray": true,
+	"pg_get_keywords": true}
 
 func always(v any) func(*engine, []any) (any, error) {
 	return func(*engine, []any) (any, error) { return v, nil }
@@ -147,6 +148,33 @@ func init() {
 		"quote_ident": {"text", false, func(_ *engine, args []any) (any, error) { return quoteIdentIfNeeded(text(args[0])), nil }},
 		"quote_literal": {"text", false, func(_ *engine, args []any) (any, error) {
 			return "'" + strings.ReplaceAll(text(args[0]), "'", "''") + "'", nil
+		}},
+		"string_to_array": {"_text", false, func(_ *engine, args []any) (any, error) {
+			str, sep := text(args[0]), text(args[1])
+			if str == "" {
+				return []any{}, nil
+			}
+			var parts []string
+			if sep == "" {
+				parts = []string{str}
+			} else {
+				parts = strings.Split(str, sep)
+			}
+			out := make([]any, len(parts))
+			for i, p := range parts {
+				out[i] = p
+				if len(args) > 2 && args[2] != nil && p == text(args[2]) {
+					out[i] = nil
+				}
+			}
+			return out, nil
+		}},
+		"to_regclass": {"regclass", false, func(e *engine, args []any) (any, error) {
+			v, err := e.cast(args[0], "regclass")
+			if err != nil {
+				return nil, nil
+			}
+			return v, nil
 		}},
 		"starts_with": {"bool", false, func(_ *engine, args []any) (any, error) {
 			return strings.HasPrefix(text(args[0]), text(args[1])), nil

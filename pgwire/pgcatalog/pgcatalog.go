@@ -61,7 +61,7 @@ func (v *reads) Enter(n ast.Node) (ast.Node, bool) {
 			v.catalog = true
 		}
 	case *ast.FuncCallExpr:
-		if _, ok := functions[x.FnName.L]; ok && !generalFunctions[x.FnName.L] {
+		if _, ok := functions[x.FnName.L]; (ok || setReturning[x.FnName.L]) && !generalFunctions[x.FnName.L] {
 			v.catalogFunc = true
 		}
 	}

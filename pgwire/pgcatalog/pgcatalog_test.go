@@ -266,3 +266,23 @@ func TestWherePushdown(t *testing.T) {
 		}
 	}
 }
+
+// TestToolQueries runs queries Grafana's and DBeaver's PostgreSQL sources
+// send on connect (written from their sources, not captured here).
+func TestToolQueries(t *testing.T) {
+	view := testView()
+	check := func(sql, want string) {
+		t.Helper()
+		if got := rowsText(mustRun(t, view, sql)); got != want {
+			t.Errorf("%s:\ngot:\n%swant:\n%s", sql, got, want)
+		}
+	}
+	check(`SELECT * FROM (SELECT quote_ident(table_name) AS "table" FROM information_schema.tables WHERE quote_ident(table_schema) NOT IN ('information_schema', 'pg_catalog') AND table_type = 'BASE TABLE' AND quote_ident(table_schema) IN (SELECT CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END FROM generate_series(array_lower(string_to_array(current_setting('search_path'),','),1), array_upper(string_to_array(current_setting('search_path'),','),1)) as i, string_to_array(current_setting('search_path'),',') s)) x ORDER BY 1`,
+		"s\nt\nu\n")
+	check(`SELECT count(*) > 50, bool_or(word = 'select'), bool_or(word = 'abs') FROM pg_catalog.pg_get_keywords() WHERE word <> ALL ('{a,abs,absolute,select}'::text[]) AND catcode = 'R'`,
+		"t|f|f\n")
+	check(`SELECT db.datname FROM pg_catalog.pg_database db WHERE datallowconn AND NOT datistemplate OR db.datname = current_database() ORDER BY db.datname`, "spate\n")
+	check(`SELECT n.nspname, d.description FROM pg_catalog.pg_namespace n LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=n.oid AND d.objsubid=0 AND d.classoid='pg_namespace'::regclass ORDER BY nspname`,
+		"information_schema|NULL\npg_catalog|NULL\npublic|NULL\n")
+	check(`SELECT to_regclass('t'), to_regclass('nosuch'), current_schema, session_user`, "t|NULL|public|spate\n")
+}

@@ -301,6 +301,9 @@ func (e *engine) from(node ast.ResultSetNode, outer *env, where *pushdown) (*row
 				return nil, err
 			}
 			rs = &rowset{rows: sub.rows, cols: append([]binding(nil), sub.cols...)}
+			if names := recordColumns(src); names != nil {
+				rs = expandRecords(rs, names)
+			}
 			for i, n := range x.ColumnNames {
 				if i < len(rs.cols) {
 					rs.cols[i].name = n.O
@@ -439,6 +442,44 @@ func (e *engine) filter(rs *rowset, outer *env, where *pushdown) (*rowset, error
 		}
 	}
 	return &rowset{cols: rs.cols, rows: kept}, nil
+}
+
+// recordFunctions name the columns of the set-returning functions that
+// return records, which a FROM item spreads into columns.
+var recordFunctions = map[string][]column{
+	"pg_get_keywords": {{name: "word", typ: typText}, {name: "catcode", typ: typeByName["char"]}, {name: "barelabel", typ: typBool},
+		{name: "catdesc", typ: typText}, {name: "baredesc", typ: typText}},
+	"_pg_expandarray": {{name: "x", typ: typText}, {name: "n", typ: typInt4}},
+}
+
+// recordColumns returns the columns of a derived table that is a
+// record-returning table function (SELECT f(…) AS alias), or nil.
+func recordColumns(src ast.Node) []column {
+	sel, ok := src.(*ast.SelectStmt)
+	if !ok || sel.From != nil || len(sel.Fields.Fields) != 1 {
+		return nil
+	}
+	call, ok := sel.Fields.Fields[0].Expr.(*ast.FuncCallExpr)
+	if !ok {
+		return nil
+	}
+	return recordFunctions[call.FnName.L]
+}
+
+// expandRecords spreads a one-column rowset of records into columns.
+func expandRecords(rs *rowset, cols []column) *rowset {
+	out := &rowset{}
+	for _, c := range cols {
+		out.cols = append(out.cols, binding{name: c.name, typ: c.typ})
+	}
+	for _, r := range rs.rows {
+		row := make([]any, len(cols))
+		if rec, ok := r[0].(record); ok {
+			copy(row, rec.vals)
+		}
+		out.rows = append(out.rows, row)
+	}
+	return out
 }
 
 // join is a nested-loop join; catalog tables are small.

@@ -37,6 +37,9 @@ func (e *engine) typeOf(x ast.ExprNode, en *env) (pgType, error) {
 	case *ast.ColumnNameExpr:
 		at, i, err := en.column(x.Name.Table.O, x.Name.Name.O)
 		if err != nil {
+			if f, ok := valueFunction(x); ok {
+				return typeByName[f.ret], nil
+			}
 			return pgType{}, err
 		}
 		return at.cols[i].typ, nil
@@ -205,7 +208,7 @@ func (e *engine) callType(x *ast.FuncCallExpr, en *env) (pgType, error) {
 		return typInt4, nil
 	case "trim", "btrim", "ltrim", "rtrim":
 		return typText, nil
-	case "_pg_expandarray":
+	case "_pg_expandarray", "pg_get_keywords":
 		return typeByName["record"], nil
 	}
 	if aggregates[name] {
@@ -303,6 +306,12 @@ func (e *engine) fromColumns(node ast.ResultSetNode, outer *env) ([]binding, err
 				return nil, err
 			}
 			cols = sub
+			if rc := recordColumns(src); rc != nil {
+				cols = nil
+				for _, c := range rc {
+					cols = append(cols, binding{name: c.name, typ: c.typ})
+				}
+			}
 			for i, n := range x.ColumnNames {
 				if i < len(cols) {
 					cols[i].name = n.O
