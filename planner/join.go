@@ -2,6 +2,7 @@ package planner
 
 import (
 	"github.com/pingcap/tidb/pkg/parser/ast"
+	"strings"
 )
 
 // bindFrom binds the FROM clause: one relation, or a join of two. It
@@ -255,10 +256,13 @@ func (p *Planner) bindTableSource(ts *ast.TableSource, mode selectMode) (*Scan, 
 		return nil, nil, errorf(CodeNotSupported, "subqueries in FROM are not supported")
 	}
 	name := tn.Name.O
-	if s := tn.Schema.L; s != "" && s != "public" && s != "spate" {
+	if s := tn.Schema.L; s != "" && s != "public" && s != "spate" && !(s == "pg_catalog" && strings.HasPrefix(name, "spate_")) {
 		return nil, nil, errorf(CodeUndefinedTable, "relation \"%s.%s\" does not exist", tn.Schema.O, name)
 	}
 	obj, kind, ok := p.Catalog.Lookup(name)
+	if ok && tn.Schema.L == "pg_catalog" && kind != RelSystem {
+		ok = false // pg_catalog holds only the system tables
+	}
 	if !ok {
 		return nil, nil, errorf(CodeUndefinedTable, "relation %q does not exist", name)
 	}

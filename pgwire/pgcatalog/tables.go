@@ -323,6 +323,9 @@ func (s *snapshot) lookup(schema, name string) *relation {
 // isCatalogRelation reports whether an unqualified or qualified name is one
 // of the emulated catalog relations.
 func isCatalogRelation(schema, name string) bool {
+	if schema == "pg_catalog" && strings.HasPrefix(name, "spate_") {
+		return false // the engine's system tables, shown in pg_catalog
+	}
 	if schema == "pg_catalog" || schema == "information_schema" {
 		return true
 	}
