@@ -37,6 +37,8 @@ test: build test-deps lint
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./exec 2>&1 | grep -v '^ok\|^PASS'
 	$(GO) test -run '^$$' -bench BenchmarkCopyIngest -benchtime 2x ./cmd/spate 2>&1 | grep -v '^ok\|^PASS\|INF'
+	# Each captured client catalog query on a catalog of 1,000 streams.
+	$(GO) test -run '^$$' -bench BenchmarkClientQueries -benchtime 1x ./pgwire/pgcatalog 2>&1 | grep -v '^ok\|^PASS'
 	$(BIN) bench agg
 	$(BIN) bench agg --workers 1,2
 	$(BIN) bench agg --rows 40000000 --checkpoint-intervals off,30s,5s,1s

@@ -488,10 +488,17 @@ func (e *engine) join(x *ast.Join, left, right *rowset, outer *env, where *pushd
 	out := &rowset{cols: cols}
 	en := &env{cols: cols, outer: outer}
 	var cond func(row []any) (bool, error)
+	// equalities are the conditions a = b the join must meet, for the
+	// hash lookup below.
+	var equalities []ast.ExprNode
+	if x.On != nil {
+		equalities = conjuncts(x.On.Expr, nil)
+	}
 	if x.Tp != ast.LeftJoin && x.Tp != ast.RightJoin && x.On == nil && len(x.Using) == 0 && !x.NaturalJoin {
 		// A cross join takes the WHERE conditions it can decide as its
 		// join condition.
 		if conds := where.applicable(cols); len(conds) > 0 {
+			equalities = conds
 			cond = func(row []any) (bool, error) {
 				en.row = row
 				for _, c := range conds {
@@ -557,13 +564,30 @@ func (e *engine) join(x *ast.Join, left, right *rowset, outer *env, where *pushd
 	}
 	matchedRight := make([]bool, len(right.rows))
 	scratch := make([]any, len(cols)) // the pair being looked at; copied when kept
+	// With an equality between a left and a right column, each left row
+	// looks only at the right rows with an equal value (the condition is
+	// still checked in full); otherwise at all of them.
+	li, index := hashSide(equalities, left.cols, right)
+	all := make([]int, len(right.rows))
+	for i := range all {
+		all[i] = i
+	}
 	for _, l := range left.rows {
-		if err := e.step(len(right.rows)); err != nil {
+		candidates := all
+		if index != nil && l[li] == nil {
+			candidates = nil
+		} else if index != nil {
+			if k, ok := hashKey(l[li]); ok {
+				candidates = index[k]
+			}
+		}
+		if err := e.step(len(candidates)); err != nil {
 			return nil, err
 		}
 		matched := false
 		copy(scratch, l)
-		for ri, r := range right.rows {
+		for _, ri := range candidates {
+			r := right.rows[ri]
 			copy(scratch[len(l):], r)
 			if cond != nil {
 				ok, err := cond(scratch)
@@ -597,6 +621,98 @@ func (e *engine) join(x *ast.Join, left, right *rowset, outer *env, where *pushd
 		}
 	}
 	return out, nil
+}
+
+// conjuncts splits a condition at its ANDs.
+func conjuncts(x ast.ExprNode, out []ast.ExprNode) []ast.ExprNode {
+	switch c := x.(type) {
+	case *ast.BinaryOperationExpr:
+		if c.Op == opcode.LogicAnd {
+			return conjuncts(c.R, conjuncts(c.L, out))
+		}
+	case *ast.ParenthesesExpr:
+		return conjuncts(c.Expr, out)
+	}
+	return append(out, x)
+}
+
+// hashSide finds a condition left.col = right.col among conds and indexes
+// right's rows by that column's value. It returns the left column's index
+// and the index, or a nil index when there is no such condition.
+func hashSide(conds []ast.ExprNode, left []binding, right *rowset) (int, map[string][]int) {
+	find := func(x ast.ExprNode, cols []binding) int {
+		for {
+			p, ok := x.(*ast.ParenthesesExpr)
+			if !ok {
+				break
+			}
+			x = p.Expr
+		}
+		c, ok := x.(*ast.ColumnNameExpr)
+		if !ok {
+			return -1
+		}
+		found := -1
+		for i, b := range cols {
+			if b.name == c.Name.Name.O && (c.Name.Table.O == "" || b.qual == c.Name.Table.O) {
+				if found >= 0 {
+					return -1
+				}
+				found = i
+			}
+		}
+		// Booleans, arrays and reg* values compare across kinds in ways
+		// a key cannot follow ('t' = true, a regclass = its name).
+		if found >= 0 {
+			if t := cols[found].typ; t.oid == 16 || t.category == "A" || strings.HasPrefix(t.name, "reg") {
+				return -1
+			}
+		}
+		return found
+	}
+	for _, cond := range conds {
+		b, ok := cond.(*ast.BinaryOperationExpr)
+		if !ok || b.Op != opcode.EQ {
+			continue
+		}
+		for _, sides := range [2][2]ast.ExprNode{{b.L, b.R}, {b.R, b.L}} {
+			li, ri := find(sides[0], left), find(sides[1], right.cols)
+			// Each name must be on one side only, or the condition is
+			// not between the two.
+			if li < 0 || ri < 0 || find(sides[0], right.cols) >= 0 || find(sides[1], left) >= 0 {
+				continue
+			}
+			index := map[string][]int{}
+			for i, r := range right.rows {
+				if k, ok := hashKey(r[ri]); ok {
+					index[k] = append(index[k], i)
+				} else if r[ri] != nil {
+					return -1, nil // a value no key stands for: look at every row
+				}
+			}
+			return li, index
+		}
+	}
+	return -1, nil
+}
+
+// hashKey is a value's key for an equality lookup on a column that is
+// neither boolean, array nor reg*: values that compare equal have equal
+// keys (16384 and '16384'; keys may also match values that differ, and the
+// join checks its condition in full). ok is false for NULL, which equals
+// nothing, and for values of other kinds.
+func hashKey(v any) (string, bool) {
+	switch x := v.(type) {
+	case int64, float64:
+		f, _ := toFloat(x)
+		return text(f), true
+	case string:
+		if f, err := toFloat(x); err == nil {
+			return text(f), true
+		}
+		return x, true
+	}
+	return "", false
 }
 
 // selectStmt runs one SELECT.
