@@ -286,3 +286,25 @@ func TestToolQueries(t *testing.T) {
 		"information_schema|NULL\npg_catalog|NULL\npublic|NULL\n")
 	check(`SELECT to_regclass('t'), to_regclass('nosuch'), current_schema, session_user`, "t|NULL|public|spate\n")
 }
+
+// TestHashJoinMatchesNestedLoop compares joins on an equality of two
+// columns (looked up by value) with the same joins on an expression
+// (which look at every pair).
+func TestHashJoinMatchesNestedLoop(t *testing.T) {
+	view := testView()
+	for _, pair := range [][2]string{
+		{"SELECT c.relname, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid ORDER BY 1, 2",
+			"SELECT c.relname, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid + 0 = c.oid ORDER BY 1, 2"},
+		{"SELECT c.relname, i.indexrelid FROM pg_class c LEFT JOIN pg_index i ON c.oid = i.indrelid ORDER BY 1",
+			"SELECT c.relname, i.indexrelid FROM pg_class c LEFT JOIN pg_index i ON c.oid = i.indrelid + 0 ORDER BY 1"},
+		{"SELECT t.tablename, c.relkind FROM pg_tables t, pg_class c WHERE t.tablename = c.relname ORDER BY 1",
+			"SELECT t.tablename, c.relkind FROM pg_tables t, pg_class c WHERE t.tablename || '' = c.relname ORDER BY 1"},
+		{"SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'x' WHERE c.oid = '" + text(newSnapshot(view, "").lookup("public", "t").oid) + "'",
+			"SELECT relname FROM pg_class WHERE relname = 't'"},
+	} {
+		got, want := rowsText(mustRun(t, view, pair[0])), rowsText(mustRun(t, view, pair[1]))
+		if got != want || got == "" {
+			t.Errorf("%s:\n%s\nvs %s:\n%s", pair[0], got, pair[1], want)
+		}
+	}
+}
