@@ -3,6 +3,7 @@ package pgcatalog
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/spatedb/spate/cluster"
@@ -42,8 +43,8 @@ func TestLargeCatalog(t *testing.T) {
 // of 1,000 streams.
 func BenchmarkClientQueries(b *testing.B) {
 	view := bigView(1000)
-	for i, sql := range corpus(b) {
-		stmt, err := parser.ParseOne(sql)
+	for i, q := range labeledCorpus(b) {
+		stmt, err := parser.ParseOne(q.sql)
 		if err != nil {
 			continue
 		}
@@ -51,7 +52,8 @@ func BenchmarkClientQueries(b *testing.B) {
 		if !ok || !Reads(sel) {
 			continue
 		}
-		b.Run(fmt.Sprintf("q%02d", i), func(b *testing.B) {
+		name := strings.NewReplacer(" ", "_", "/", "_").Replace(fmt.Sprintf("%02d_%s", i, q.label))
+		b.Run(name, func(b *testing.B) {
 			for range b.N {
 				if _, _, err := Query(context.Background(), view, "15.0", sel, []any{"0"}); err != nil {
 					b.Fatal(err)

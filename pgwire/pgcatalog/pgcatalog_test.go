@@ -32,20 +32,35 @@ func testView() cluster.CatalogView {
 
 // corpus reads the statements real clients send (testdata/client_queries.sql).
 func corpus(t testing.TB) []string {
+	var out []string
+	for _, q := range labeledCorpus(t) {
+		out = append(out, q.sql)
+	}
+	return out
+}
+
+// labeledQuery is a captured statement and the client step that sent it.
+type labeledQuery struct{ label, sql string }
+
+func labeledCorpus(t testing.TB) []labeledQuery {
 	b, err := os.ReadFile("testdata/client_queries.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out []labeledQuery
 	for _, q := range strings.Split(string(b), "\n;;\n") {
 		var lines []string
+		label := ""
 		for _, l := range strings.Split(q, "\n") {
+			if c, ok := strings.CutPrefix(strings.TrimSpace(l), "-- client: "); ok {
+				label = c
+			}
 			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
 				lines = append(lines, l)
 			}
 		}
 		if sql := strings.TrimSpace(strings.Join(lines, "\n")); sql != "" {
-			out = append(out, sql)
+			out = append(out, labeledQuery{label, sql})
 		}
 	}
 	return out
