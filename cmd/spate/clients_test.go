@@ -1172,23 +1172,9 @@ func TestClientPsycopg2(t *testing.T) {
 	t.Run("copy_expert from", func(t *testing.T) {
 		checkRows(t, "rowcount", o.step(t, "copy_expert from").of("copied"), [][]string{{strconv.Itoa(len(rows))}})
 	})
-	desc := func(r clientRel) [][]string {
-		return r.columnsAs(func(c clientType) string { return strconv.Itoa(int(c.oid)) })
-	}
+	desc := columnOIDs
 	pyTypes := func(r clientRel, vals [][]string) [][]string {
-		var out [][]string
-		for _, v := range vals {
-			var row []string
-			for i, c := range r.cols {
-				if v[i] == `\N` {
-					row = append(row, "NoneType")
-				} else {
-					row = append(row, c.typ.py)
-				}
-			}
-			out = append(out, row)
-		}
-		return out
+		return valueTypes(r, vals, "NoneType", func(c clientType) string { return c.py })
 	}
 	t.Run("select per_site", func(t *testing.T) {
 		s := o.step(t, "select per_site")
@@ -1360,23 +1346,9 @@ func TestClientNode(t *testing.T) {
 			checkRows(t, r.name, o.step(t, "columns "+r.name).of("column"), want)
 		})
 	}
-	fields := func(r clientRel) [][]string {
-		return r.columnsAs(func(c clientType) string { return strconv.Itoa(int(c.oid)) })
-	}
+	fields := columnOIDs
 	jsTypes := func(r clientRel, vals [][]string) [][]string {
-		var out [][]string
-		for _, v := range vals {
-			var row []string
-			for i, c := range r.cols {
-				if v[i] == `\N` {
-					row = append(row, "null")
-				} else {
-					row = append(row, c.typ.js)
-				}
-			}
-			out = append(out, row)
-		}
-		return out
+		return valueTypes(r, vals, "null", func(c clientType) string { return c.js })
 	}
 	t.Run("query with parameters", func(t *testing.T) {
 		s := o.step(t, "select per_site")
@@ -1401,4 +1373,28 @@ func TestClientNode(t *testing.T) {
 	t.Run("subscribe cursor", func(t *testing.T) {
 		checkCursor(t, o.step(t, "subscribe"), "col", cs.rows)
 	})
+}
+
+// columnOIDs lists r's columns with their type OIDs, as a driver's result
+// description gives them.
+func columnOIDs(r clientRel) [][]string {
+	return r.columnsAs(func(c clientType) string { return strconv.Itoa(int(c.oid)) })
+}
+
+// valueTypes is, for each row of r's values (\N for NULL), the type a
+// driver gives each value: null for a NULL, else name(the column's type).
+func valueTypes(r clientRel, vals [][]string, null string, name func(clientType) string) [][]string {
+	var out [][]string
+	for _, v := range vals {
+		var row []string
+		for i, c := range r.cols {
+			if v[i] == `\N` {
+				row = append(row, null)
+			} else {
+				row = append(row, name(c.typ))
+			}
+		}
+		out = append(out, row)
+	}
+	return out
 }
