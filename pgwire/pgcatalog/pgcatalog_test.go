@@ -323,3 +323,20 @@ func TestHashJoinMatchesNestedLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestWithAndSetOperations checks WITH and INTERSECT/EXCEPT in catalog
+// queries.
+func TestWithAndSetOperations(t *testing.T) {
+	view := testView()
+	for sql, want := range map[string]string{
+		"WITH rels(name, kind) AS (SELECT relname, relkind FROM pg_class WHERE relnamespace = 2200), cols AS (SELECT attrelid, count(*) AS n FROM pg_attribute GROUP BY attrelid) SELECT r.name, r.kind, c.n FROM rels r JOIN pg_class k ON k.relname = r.name JOIN cols c ON c.attrelid = k.oid ORDER BY 1": "s|r|2\nt|r|2\nt_pkey|i|1\nu|r|4\nv|m|1\n",
+		"SELECT relname FROM pg_class WHERE relnamespace = 2200 INTERSECT SELECT tablename FROM pg_tables ORDER BY 1": "s\nt\nu\n",
+		"SELECT relname FROM pg_class WHERE relnamespace = 2200 EXCEPT SELECT tablename FROM pg_tables ORDER BY 1":    "t_pkey\nv\n",
+		"SELECT 1 FROM pg_am UNION ALL SELECT 1 FROM pg_am EXCEPT ALL SELECT 1 FROM pg_am":                            "1\n1\n", // pg_am has two rows
+		"WITH x AS (SELECT 1 AS a) SELECT a FROM x UNION ALL SELECT count(*) FROM pg_database":                        "1\n1\n",
+	} {
+		if got := rowsText(mustRun(t, view, sql)); got != want {
+			t.Errorf("%s:\ngot:\n%swant:\n%s", sql, got, want)
+		}
+	}
+}

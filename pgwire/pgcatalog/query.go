@@ -26,8 +26,9 @@ type engine struct {
 	ctx    context.Context
 	snap   *snapshot
 	params []any
-	steps  int // join pairs looked at so far, against maxSteps
-	values int // values of the join rows kept so far, against maxValues
+	ctes   map[string]*rowset // the WITH queries in scope, by name
+	steps  int                // join pairs looked at so far, against maxSteps
+	values int                // values of the join rows kept so far, against maxValues
 }
 
 // maxSteps and maxValues bound the pairs of rows a catalog query's joins
@@ -99,12 +100,78 @@ func (en *env) column(qual, name string) (*env, int, error) {
 	return nil, 0, errorf(codeUndefinedColumn, "column %q does not exist", name)
 }
 
+// with makes the common table expressions of a WITH clause readable by
+// name until the returned function restores the names they shadow. With
+// rows false only their columns are known (for typing).
+func (e *engine) with(w *ast.WithClause, outer *env, rows bool) (func(), error) {
+	if w.IsRecursive {
+		return nil, errorf(codeNotSupported, "WITH RECURSIVE is not supported in catalog queries")
+	}
+	if e.ctes == nil {
+		e.ctes = map[string]*rowset{}
+	}
+	saved := map[string]*rowset{}
+	restore := func() {
+		for name, rs := range saved {
+			if rs == nil {
+				delete(e.ctes, name)
+			} else {
+				e.ctes[name] = rs
+			}
+		}
+	}
+	for _, c := range w.CTEs {
+		var rs *rowset
+		if rows {
+			r, err := e.run(c.Query.Query, outer)
+			if err != nil {
+				restore()
+				return nil, err
+			}
+			rs = &rowset{cols: append([]binding(nil), r.cols...), rows: r.rows}
+		} else {
+			cols, err := e.columnsOf(c.Query.Query, outer)
+			if err != nil {
+				restore()
+				return nil, err
+			}
+			rs = &rowset{cols: append([]binding(nil), cols...)}
+		}
+		for i, n := range c.ColNameList {
+			if i < len(rs.cols) {
+				rs.cols[i].name = n.O
+			}
+		}
+		name := c.Name.O
+		if _, done := saved[name]; !done {
+			saved[name] = e.ctes[name]
+		}
+		e.ctes[name] = rs
+	}
+	return restore, nil
+}
+
+// cte returns the common table expression a FROM name reads, or nil.
+func (e *engine) cte(tn *ast.TableName) *rowset {
+	if tn.Schema.O != "" {
+		return nil
+	}
+	return e.ctes[tn.Name.O]
+}
+
 // run evaluates a query (SELECT or a set operation).
 func (e *engine) run(node ast.Node, outer *env) (*rowset, error) {
 	switch x := node.(type) {
 	case *ast.SelectStmt:
 		return e.selectStmt(x, outer)
 	case *ast.SetOprStmt:
+		if x.With != nil {
+			restore, err := e.with(x.With, outer, true)
+			if err != nil {
+				return nil, err
+			}
+			defer restore()
+		}
 		return e.setOpr(x.SelectList, x.OrderBy, x.Limit, outer)
 	case *ast.SetOprSelectList:
 		return e.setOpr(x, nil, nil, outer)
@@ -138,13 +205,10 @@ func (e *engine) setOpr(list *ast.SetOprSelectList, order *ast.OrderByClause, li
 		if len(rs.cols) != len(out.cols) {
 			return nil, errorf(codeSyntax, "each UNION query must have the same number of columns")
 		}
-		if opType == nil || (*opType != ast.Union && *opType != ast.UnionAll) {
-			return nil, errorf(codeNotSupported, "INTERSECT and EXCEPT are not supported in catalog queries")
+		if opType == nil {
+			return nil, errorf(codeNotSupported, "this set operation is not supported in catalog queries")
 		}
-		out.rows = append(out.rows, rs.rows...)
-		if *opType == ast.Union {
-			out.rows = distinctRows(out.rows)
-		}
+		out.rows = setOperation(*opType, out.rows, rs.rows)
 	}
 	if order != nil {
 		keys := make([]int, len(order.Items))
@@ -178,6 +242,44 @@ func (e *engine) setOpr(list *ast.SetOprSelectList, order *ast.OrderByClause, li
 		})
 	}
 	return e.limit(out, limit, outer)
+}
+
+// setOperation combines the rows of two queries: UNION, INTERSECT and
+// EXCEPT, with ALL as multisets, else as sets.
+func setOperation(op ast.SetOprType, a, b [][]any) [][]any {
+	switch op {
+	case ast.UnionAll:
+		return append(a, b...)
+	case ast.Union:
+		return distinctRows(append(a, b...))
+	}
+	inB := map[string]int{}
+	for _, r := range b {
+		inB[rowKey(r)]++
+	}
+	var out [][]any
+	for _, r := range a {
+		k := rowKey(r)
+		switch op {
+		case ast.Intersect, ast.IntersectAll:
+			if inB[k] > 0 {
+				out = append(out, r)
+				if op == ast.IntersectAll {
+					inB[k]--
+				}
+			}
+		case ast.Except, ast.ExceptAll:
+			if inB[k] == 0 {
+				out = append(out, r)
+			} else if op == ast.ExceptAll {
+				inB[k]--
+			}
+		}
+	}
+	if op == ast.Intersect || op == ast.Except {
+		out = distinctRows(out)
+	}
+	return out
 }
 
 func distinctRows(rows [][]any) [][]any {
@@ -274,6 +376,13 @@ func (e *engine) from(node ast.ResultSetNode, outer *env, where *pushdown) (*row
 		qual := x.AsName.O
 		switch src := x.Source.(type) {
 		case *ast.TableName:
+			if c := e.cte(src); c != nil {
+				if qual == "" {
+					qual = src.Name.O
+				}
+				rs = c
+				break
+			}
 			r := e.snap.lookup(src.Schema.O, src.Name.O)
 			if r == nil {
 				name := src.Name.O
@@ -718,7 +827,11 @@ func hashKey(v any) (string, bool) {
 // selectStmt runs one SELECT.
 func (e *engine) selectStmt(sel *ast.SelectStmt, outer *env) (*rowset, error) {
 	if sel.With != nil {
-		return nil, errorf(codeNotSupported, "WITH is not supported in catalog queries")
+		restore, err := e.with(sel.With, outer, true)
+		if err != nil {
+			return nil, err
+		}
+		defer restore()
 	}
 	in := &rowset{rows: [][]any{{}}}
 	if sel.From != nil && sel.From.TableRefs != nil {

@@ -234,6 +234,13 @@ func (e *engine) callType(x *ast.FuncCallExpr, en *env) (pgType, error) {
 func (e *engine) columnsOf(node ast.Node, outer *env) ([]binding, error) {
 	switch x := node.(type) {
 	case *ast.SetOprStmt:
+		if x.With != nil {
+			restore, err := e.with(x.With, outer, false)
+			if err != nil {
+				return nil, err
+			}
+			defer restore()
+		}
 		return e.columnsOf(x.SelectList, outer)
 	case *ast.SetOprSelectList:
 		if len(x.Selects) == 0 {
@@ -241,6 +248,13 @@ func (e *engine) columnsOf(node ast.Node, outer *env) ([]binding, error) {
 		}
 		return e.columnsOf(x.Selects[0], outer)
 	case *ast.SelectStmt:
+		if x.With != nil {
+			restore, err := e.with(x.With, outer, false)
+			if err != nil {
+				return nil, err
+			}
+			defer restore()
+		}
 		var in []binding
 		if x.From != nil && x.From.TableRefs != nil {
 			var err error
@@ -288,12 +302,16 @@ func (e *engine) fromColumns(node ast.ResultSetNode, outer *env) ([]binding, err
 		var cols []binding
 		switch src := x.Source.(type) {
 		case *ast.TableName:
+			if qual == "" {
+				qual = src.Name.O
+			}
+			if c := e.cte(src); c != nil {
+				cols = c.cols
+				break
+			}
 			r := e.snap.lookup(src.Schema.O, src.Name.O)
 			if r == nil {
 				return nil, errorf(codeUndefinedTable, "relation %q does not exist", src.Name.O)
-			}
-			if qual == "" {
-				qual = src.Name.O
 			}
 			for _, c := range r.cols {
 				cols = append(cols, binding{name: c.name, typ: c.typ})
