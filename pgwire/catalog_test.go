@@ -1,6 +1,8 @@
 package pgwire
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -44,6 +46,62 @@ func TestPgxCatalogQueries(t *testing.T) {
 	// connection goes on.
 	if _, err := conn.Exec(ctx, "SELECT nosuchcolumn FROM pg_catalog.pg_class"); sqlState(err) != "42703" {
 		t.Errorf("unknown column: %v", err)
+	}
+	ts.checkAlive(t)
+}
+
+// TestStatActivity checks pg_stat_activity, pg_backend_pid and
+// pg_terminate_backend across two real connections.
+func TestStatActivity(t *testing.T) {
+	ts := startServer(t, Config{})
+	ctx := testCtx(t)
+	a := ts.connect(t)
+	cfg, err := pgx.ParseConfig(ts.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["application_name"] = "bee"
+	b, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	var bPID int32
+	if err := b.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&bPID); err != nil || bPID == 0 || uint32(bPID) != b.PgConn().PID() {
+		t.Fatalf("pg_backend_pid() %d (%v), protocol pid %d", bPID, err, b.PgConn().PID())
+	}
+	rows, err := a.Query(ctx, "SELECT pid, application_name, state, query, backend_start IS NOT NULL FROM pg_stat_activity ORDER BY pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int32]string{}
+	for rows.Next() {
+		var pid int32
+		var app, state, query string
+		var started bool
+		if err := rows.Scan(&pid, &app, &state, &query, &started); err != nil {
+			t.Fatal(err)
+		}
+		got[pid] = fmt.Sprintf("%s|%s|%s|%v", app, state, query, started)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "bee|idle|SELECT pg_backend_pid()|true"; got[bPID] != want {
+		t.Errorf("b's row %q, want %q", got[bPID], want)
+	}
+	if own := got[int32(a.PgConn().PID())]; !strings.Contains(own, "|active|SELECT pid, application_name") {
+		t.Errorf("a's own row %q", own)
+	}
+	var ok bool
+	if err := a.QueryRow(ctx, "SELECT pg_cancel_backend(123456789)").Scan(&ok); err != nil || ok {
+		t.Errorf("cancel of no session: %v %v", ok, err)
+	}
+	if err := a.QueryRow(ctx, "SELECT pg_terminate_backend($1)", bPID).Scan(&ok); err != nil || !ok {
+		t.Fatalf("terminate: %v %v", ok, err)
+	}
+	if _, err := b.Exec(ctx, "SELECT 1"); err == nil {
+		t.Error("a terminated session still answers")
 	}
 	ts.checkAlive(t)
 }

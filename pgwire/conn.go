@@ -93,6 +93,7 @@ type conn struct {
 	// Protected by mu:
 	running    context.CancelCauseFunc // cancels the running statement; nil when none runs
 	timeoutSeq uint64                  // tells statement_timeout clocks apart (limits.go)
+	activity   activity                // what pg_stat_activity shows (activity.go)
 }
 
 // messages are the frontend messages decoded in place.
@@ -382,6 +383,7 @@ func (c *conn) readyForQuery() error {
 	}
 	c.send(&pgproto3.ReadyForQuery{TxStatus: c.tx})
 	c.idle = c.tx == txIdle
+	c.setState(c.tx)
 	return c.flush()
 }
 

@@ -409,6 +409,7 @@ func (c *conn) execute(p *portal, maxRows int) error {
 		stop := context.AfterFunc(c.in.gone, func() { p.cancel(errClientGone) })
 		defer stop()
 	}
+	c.setActive(p.stmt)
 	var res cluster.Result
 	var err error
 	if sel := catalogSelect(p.stmt); sel != nil {
@@ -470,6 +471,11 @@ func (c *conn) afterCommand(stmt parser.Statement) {
 		}
 	case *parser.Set:
 		c.reportChanges()
+		if app, ok := c.sess.Setting("application_name"); ok {
+			c.mu.Lock()
+			c.activity.application = app
+			c.mu.Unlock()
+		}
 	}
 }
 

@@ -209,6 +209,11 @@ func (c *conn) start(version uint32, body []byte) bool {
 	if err := c.applySessionDefaults(); err != nil {
 		return refuse(err)
 	}
+	c.mu.Lock()
+	now := time.Now()
+	c.activity = activity{user: c.user, database: database, application: params["application_name"],
+		started: now, state: "idle", stateChange: now}
+	c.mu.Unlock()
 	c.srv.register(c)
 	c.log = c.log.With().Uint32("pid", c.pid).Str("user", c.user).Logger()
 

@@ -55,7 +55,7 @@ func BenchmarkClientQueries(b *testing.B) {
 		name := strings.NewReplacer(" ", "_", "/", "_").Replace(fmt.Sprintf("%02d_%s", i, q.label))
 		b.Run(name, func(b *testing.B) {
 			for range b.N {
-				if _, _, err := Query(context.Background(), view, "15.0", sel, []any{"0"}); err != nil {
+				if _, _, err := Query(context.Background(), view, Server{Version: "15.0"}, sel, []any{"0"}); err != nil {
 					b.Fatal(err)
 				}
 			}

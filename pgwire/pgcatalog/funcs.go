@@ -33,7 +33,7 @@ var functions map[string]function
 
 func init() {
 	functions = map[string]function{
-		"version":          {"text", false, func(e *engine, _ []any) (any, error) { return "PostgreSQL " + e.snap.version, nil }},
+		"version":          {"text", false, func(e *engine, _ []any) (any, error) { return "PostgreSQL " + e.snap.srv.Version, nil }},
 		"current_database": {"name", false, func(e *engine, _ []any) (any, error) { return e.snap.view.Database, nil }},
 		"current_catalog":  {"name", false, func(e *engine, _ []any) (any, error) { return e.snap.view.Database, nil }},
 		"current_schema":   {"name", false, always("public")},
@@ -46,7 +46,7 @@ func init() {
 		"current_user":                       {"name", false, func(e *engine, _ []any) (any, error) { return e.snap.view.User, nil }},
 		"session_user":                       {"name", false, func(e *engine, _ []any) (any, error) { return e.snap.view.User, nil }},
 		"current_role":                       {"name", false, func(e *engine, _ []any) (any, error) { return e.snap.view.User, nil }},
-		"pg_backend_pid":                     {"int4", false, always(int64(0))},
+		"pg_backend_pid":                     {"int4", false, func(e *engine, _ []any) (any, error) { return e.snap.srv.PID, nil }},
 		"pg_is_in_recovery":                  {"bool", false, always(false)},
 		"pg_encoding_to_char":                {"name", false, always("UTF8")},
 		"pg_char_to_encoding":                {"int4", false, always(int64(6))},
@@ -149,6 +149,8 @@ func init() {
 		"quote_literal": {"text", false, func(_ *engine, args []any) (any, error) {
 			return "'" + strings.ReplaceAll(text(args[0]), "'", "''") + "'", nil
 		}},
+		"pg_cancel_backend":    {"bool", false, func(e *engine, args []any) (any, error) { return e.signal(args[0], false) }},
+		"pg_terminate_backend": {"bool", false, func(e *engine, args []any) (any, error) { return e.signal(args[0], true) }},
 		"string_to_array": {"_text", false, func(_ *engine, args []any) (any, error) {
 			str, sep := text(args[0]), text(args[1])
 			if str == "" {
@@ -465,6 +467,38 @@ func (e *engine) hasTablePrivilege(args []any) (any, error) {
 		}
 	}
 	return false, nil
+}
+
+// signal is pg_cancel_backend(pid) and pg_terminate_backend(pid):
+// allowed to a superuser and for the sessions of one's own role.
+func (e *engine) signal(pidArg any, terminate bool) (any, error) {
+	pid, err := toInt(pidArg)
+	if err != nil {
+		return nil, err
+	}
+	var target *Backend
+	for i := range e.snap.srv.Backends {
+		if e.snap.srv.Backends[i].PID == pid {
+			target = &e.snap.srv.Backends[i]
+		}
+	}
+	if target == nil || e.snap.srv.Signal == nil {
+		return false, nil // PostgreSQL warns "PID … is not a PostgreSQL backend process"
+	}
+	super := false
+	for _, r := range e.snap.roles() {
+		if r.name == e.snap.view.User {
+			super = r.super
+		}
+	}
+	if !super && target.User != e.snap.view.User {
+		what := "cancel query"
+		if terminate {
+			what = "terminate process"
+		}
+		return nil, errorf("42501", "permission denied to %s: only a superuser or role %q may signal this session", what, target.User)
+	}
+	return e.snap.srv.Signal(pid, terminate), nil
 }
 
 // trim is trim([BOTH|LEADING|TRAILING] [chars] FROM s) (the parser's

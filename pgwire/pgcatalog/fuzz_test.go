@@ -29,10 +29,10 @@ func FuzzCatalogQuery(f *testing.F) {
 		if !ok || !Reads(sel) {
 			return
 		}
-		if _, err := Describe(view, "15.0", sel); err != nil {
+		if _, err := Describe(view, Server{Version: "15.0"}, sel); err != nil {
 			checkSQLState(t, err)
 		}
-		if _, _, err := Query(context.Background(), view, "15.0", sel, []any{"1", int64(2)}); err != nil {
+		if _, _, err := Query(context.Background(), view, Server{Version: "15.0"}, sel, []any{"1", int64(2)}); err != nil {
 			checkSQLState(t, err)
 		}
 	})

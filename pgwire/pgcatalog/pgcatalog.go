@@ -29,6 +29,7 @@ package pgcatalog
 
 import (
 	"context"
+	"time"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
 
@@ -77,12 +78,11 @@ var generalFunctions = map[string]bool{"coalesce": true, "nullif": true, "lower"
 	"spate_subscript": true, "spate_field": true}
 
 // Query runs a catalog query against view; it stops with ctx's error
-// when ctx is done. version is the server version
-// reported by version(). params are the bound parameters ($1 first): nil,
+// when ctx is done. params are the bound parameters ($1 first): nil,
 // bool, int64, float64 or string. The rows hold the Go values of the
 // columns' planner types (nil, bool, int64, float64, string).
-func Query(ctx context.Context, view cluster.CatalogView, version string, sel *parser.Select, params []any) ([]cluster.Column, [][]any, error) {
-	e := &engine{ctx: ctx, snap: newSnapshot(view, version), params: params}
+func Query(ctx context.Context, view cluster.CatalogView, srv Server, sel *parser.Select, params []any) ([]cluster.Column, [][]any, error) {
+	e := &engine{ctx: ctx, snap: newSnapshot(view, srv), params: params}
 	var node ast.Node = sel.Query
 	if sel.SetOpr != nil {
 		node = sel.SetOpr
@@ -114,8 +114,8 @@ func Query(ctx context.Context, view cluster.CatalogView, version string, sel *p
 }
 
 // Describe returns the columns Query would return, without running it.
-func Describe(view cluster.CatalogView, version string, sel *parser.Select) ([]cluster.Column, error) {
-	e := &engine{ctx: context.Background(), snap: newSnapshot(view, version)}
+func Describe(view cluster.CatalogView, srv Server, sel *parser.Select) ([]cluster.Column, error) {
+	e := &engine{ctx: context.Background(), snap: newSnapshot(view, srv)}
 	var node ast.Node = sel.Query
 	if sel.SetOpr != nil {
 		node = sel.SetOpr
@@ -133,6 +133,26 @@ func toColumns(cols []binding) []cluster.Column {
 		out[i] = cluster.Column{Name: c.name, Type: c.typ.planner}
 	}
 	return out
+}
+
+// Server is what the catalog shows of the protocol server: its version
+// (version()), the session's process ID (pg_backend_pid()), its sessions
+// (pg_stat_activity), and how to cancel or end one
+// (pg_cancel_backend, pg_terminate_backend; nil: not possible).
+type Server struct {
+	Version  string
+	PID      int64
+	Backends []Backend
+	Signal   func(pid int64, terminate bool) bool
+}
+
+// Backend is one session of pg_stat_activity.
+type Backend struct {
+	PID                              int64
+	User, Database, Application      string
+	ClientAddr                       string // host:port
+	State, Query                     string
+	Started, StateChange, QueryStart time.Time
 }
 
 // Source is where a result column comes from: a relation's OID and the
@@ -158,7 +178,7 @@ func Sources(view cluster.CatalogView, sel *parser.Select, n int) []Source {
 	if !ok || (tn.Schema.O != "" && tn.Schema.O != "public") {
 		return nil
 	}
-	r := newSnapshot(view, "").lookup("public", tn.Name.O)
+	r := newSnapshot(view, Server{}).lookup("public", tn.Name.O)
 	if r == nil {
 		return nil
 	}

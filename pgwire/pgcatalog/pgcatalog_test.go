@@ -76,11 +76,11 @@ func run(t *testing.T, view cluster.CatalogView, sql string, params ...any) ([]c
 	if !ok || !Reads(sel) {
 		return nil, nil, nil
 	}
-	cols, rows, err := Query(context.Background(), view, "15.0 (Spate)", sel, params)
+	cols, rows, err := Query(context.Background(), view, Server{Version: "15.0 (Spate)"}, sel, params)
 	if err != nil {
 		return nil, nil, err
 	}
-	desc, err := Describe(view, "15.0 (Spate)", sel)
+	desc, err := Describe(view, Server{Version: "15.0 (Spate)"}, sel)
 	if err != nil {
 		t.Errorf("%s: Describe: %v", sql, err)
 	}
@@ -230,7 +230,7 @@ func TestCrossJoinBounded(t *testing.T) {
 
 func TestSources(t *testing.T) {
 	view := testView()
-	oid := uint32(newSnapshot(view, "").lookup("public", "t").oid)
+	oid := uint32(newSnapshot(view, Server{}).lookup("public", "t").oid)
 	for sql, want := range map[string][]Source{
 		"SELECT y, x + 1, * FROM t":               {{oid, 2}, {}, {oid, 1}, {oid, 2}},
 		"SELECT a.x FROM t a WHERE a.x > 1":       {{oid, 1}},
@@ -314,7 +314,7 @@ func TestHashJoinMatchesNestedLoop(t *testing.T) {
 			"SELECT c.relname, i.indexrelid FROM pg_class c LEFT JOIN pg_index i ON c.oid = i.indrelid + 0 ORDER BY 1"},
 		{"SELECT t.tablename, c.relkind FROM pg_tables t, pg_class c WHERE t.tablename = c.relname ORDER BY 1",
 			"SELECT t.tablename, c.relkind FROM pg_tables t, pg_class c WHERE t.tablename || '' = c.relname ORDER BY 1"},
-		{"SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'x' WHERE c.oid = '" + text(newSnapshot(view, "").lookup("public", "t").oid) + "'",
+		{"SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'x' WHERE c.oid = '" + text(newSnapshot(view, Server{}).lookup("public", "t").oid) + "'",
 			"SELECT relname FROM pg_class WHERE relname = 't'"},
 	} {
 		got, want := rowsText(mustRun(t, view, pair[0])), rowsText(mustRun(t, view, pair[1]))
@@ -338,5 +338,51 @@ func TestWithAndSetOperations(t *testing.T) {
 		if got := rowsText(mustRun(t, view, sql)); got != want {
 			t.Errorf("%s:\ngot:\n%swant:\n%s", sql, got, want)
 		}
+	}
+}
+
+func TestParamTypes(t *testing.T) {
+	stmt, err := parser.ParseOne("SELECT c.relname FROM pg_class c WHERE c.oid = $1 AND c.relname = $2 AND pg_terminate_backend($3) AND $4 < (SELECT count(*) FROM pg_attribute a WHERE a.attnum = $5)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ParamTypes(testView(), Server{}, stmt.(*parser.Select), 6)
+	want := []planner.Type{planner.TypeInt, planner.TypeText, planner.TypeInt, planner.TypeBigInt, planner.TypeInt, planner.TypeText}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestSignalPermission checks that only a superuser may cancel or end
+// another role's session.
+func TestSignalPermission(t *testing.T) {
+	view := testView()
+	view.User = "reader"
+	view.Roles = []cluster.RoleInfo{{Name: "reader", Login: true}, {Name: "spate", Superuser: true, Login: true}}
+	var signalled []int64
+	srv := Server{
+		Backends: []Backend{{PID: 7, User: "spate"}, {PID: 8, User: "reader"}},
+		Signal:   func(pid int64, _ bool) bool { signalled = append(signalled, pid); return true },
+	}
+	query := func(sql string) ([][]any, error) {
+		stmt, err := parser.ParseOne(sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rows, err := Query(context.Background(), view, srv, stmt.(*parser.Select), nil)
+		return rows, err
+	}
+	if _, err := query("SELECT pg_terminate_backend(7)"); err == nil || err.(*Error).Code != "42501" {
+		t.Errorf("reader ends spate's session: %v", err)
+	}
+	if rows, err := query("SELECT pg_cancel_backend(8), pg_cancel_backend(9)"); err != nil || rowsText(rows) != "t|f\n" {
+		t.Errorf("reader cancels its own session: %v %v", rowsText(rows), err)
+	}
+	view.User = "spate"
+	if rows, err := query("SELECT pg_terminate_backend(8)"); err != nil || rowsText(rows) != "t\n" {
+		t.Errorf("superuser ends reader's session: %v %v", rowsText(rows), err)
+	}
+	if fmt.Sprint(signalled) != "[8 8]" {
+		t.Errorf("signalled %v", signalled)
 	}
 }

@@ -2,9 +2,11 @@ package pgcatalog
 
 import (
 	"hash/fnv"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spatedb/spate/cluster"
 	"github.com/spatedb/spate/planner"
@@ -156,6 +158,11 @@ var defs = []struct {
 	{"pg_catalog", "pg_partitioned_table", "r", `partrelid oid, partstrat char, partnatts int2, partdefid oid,
 		partattrs int2vector, partclass oidvector, partcollation oidvector, partexprs pg_node_tree`},
 	{"pg_catalog", "pg_cursors", "v", "name text, statement text, is_holdable bool, is_binary bool, is_scrollable bool, creation_time timestamptz"},
+	{"pg_catalog", "pg_stat_activity", "v", `datid oid, datname name, pid int4, leader_pid int4, usesysid oid,
+		usename name, application_name text, client_addr text, client_hostname text, client_port int4,
+		backend_start timestamptz, xact_start timestamptz, query_start timestamptz, state_change timestamptz,
+		wait_event_type text, wait_event text, state text, backend_xid xid, backend_xmin xid, query_id int8,
+		query text, backend_type text`},
 	{"pg_catalog", "pg_tables", "v", `schemaname name, tablename name, tableowner name, tablespace name,
 		hasindexes bool, hasrules bool, hastriggers bool, rowsecurity bool`},
 	{"pg_catalog", "pg_views", "v", "schemaname name, viewname name, viewowner name, definition text"},
@@ -230,11 +237,11 @@ type relation struct {
 
 // snapshot is the catalog as one statement sees it.
 type snapshot struct {
-	view    cluster.CatalogView
-	rels    []*relation // ordered by OID
-	byOID   map[int64]*relation
-	tables  map[string]*table // built on first use, by "schema.name"
-	version string
+	view   cluster.CatalogView
+	rels   []*relation // ordered by OID
+	byOID  map[int64]*relation
+	tables map[string]*table // built on first use, by "schema.name"
+	srv    Server
 
 	roleList []role // built on first use
 }
@@ -243,8 +250,8 @@ type snapshot struct {
 // relations get OIDs from a hash of their names, so that an OID stays the
 // same across statements while other relations come and go (psql reads a
 // relation's OID in one statement and uses it in the next).
-func newSnapshot(view cluster.CatalogView, version string) *snapshot {
-	s := &snapshot{view: view, byOID: map[int64]*relation{}, tables: map[string]*table{}, version: version}
+func newSnapshot(view cluster.CatalogView, srv Server) *snapshot {
+	s := &snapshot{view: view, byOID: map[int64]*relation{}, tables: map[string]*table{}, srv: srv}
 	oid := int64(1000)
 	for _, d := range catalogRels {
 		nsp := int64(oidPgCatalog)
@@ -542,6 +549,26 @@ var fillers = map[string]func(s *snapshot, t *table){
 			t.add(map[string]any{"name": c.Name, "statement": c.Statement, "is_holdable": c.Hold, "is_binary": c.Binary})
 		}
 	},
+	"pg_catalog.pg_stat_activity": func(s *snapshot, t *table) {
+		for _, b := range s.srv.Backends {
+			row := map[string]any{"datid": int64(oidDatabase), "datname": b.Database, "pid": b.PID, "usename": b.User,
+				"application_name": b.Application, "backend_start": timestamp(b.Started), "query_start": timestamp(b.QueryStart),
+				"state_change": timestamp(b.StateChange), "state": b.State, "query": b.Query, "backend_type": "client backend",
+				"leader_pid": nil, "client_port": nil, "query_id": nil}
+			if host, port, err := net.SplitHostPort(b.ClientAddr); err == nil {
+				row["client_addr"] = host
+				if n, err := strconv.Atoi(port); err == nil {
+					row["client_port"] = int64(n)
+				}
+			}
+			for _, r := range s.roles() {
+				if r.name == b.User {
+					row["usesysid"] = r.oid
+				}
+			}
+			t.add(row)
+		}
+	},
 	"pg_catalog.pg_tables": func(s *snapshot, t *table) {
 		for _, r := range s.rels {
 			if r.kind == "r" {
@@ -686,6 +713,15 @@ var fixedSettings = map[string]string{
 	"lc_collate":            "C",
 	"lc_ctype":              "C",
 	"server_encoding":       "UTF8",
+}
+
+// timestamp is PostgreSQL's text form of a timestamp with time zone, or
+// NULL for the zero time.
+func timestamp(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02 15:04:05.999999-07")
 }
 
 func heapAM(r *relation) int64 {

@@ -1,11 +1,16 @@
 package pgcatalog
 
 import (
+	"context"
 	"strings"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/opcode"
 	driver "github.com/pingcap/tidb/pkg/parser/test_driver"
+
+	"github.com/spatedb/spate/cluster"
+	"github.com/spatedb/spate/parser"
+	"github.com/spatedb/spate/planner"
 )
 
 // The result types of a catalog query are found from the query alone, not
@@ -343,4 +348,105 @@ func (e *engine) fromColumns(node ast.ResultSetNode, outer *env) ([]binding, err
 		return out, nil
 	}
 	return nil, errorf(codeNotSupported, "%T is not supported in FROM of catalog queries", node)
+}
+
+// paramArgs are the functions whose arguments are not text, by position.
+var paramArgs = map[string][]pgType{
+	"pg_cancel_backend":      {typInt4},
+	"pg_terminate_backend":   {typInt4, typInt8},
+	"pg_get_userbyid":        {typeByName["oid"]},
+	"format_type":            {typeByName["oid"], typInt4},
+	"col_description":        {typeByName["oid"], typInt4},
+	"obj_description":        {typeByName["oid"]},
+	"pg_table_is_visible":    {typeByName["oid"]},
+	"pg_get_viewdef":         {typeByName["oid"], typBool},
+	"pg_get_indexdef":        {typeByName["oid"], typInt4, typBool},
+	"pg_get_constraintdef":   {typeByName["oid"], typBool},
+	"current_schemas":        {typBool},
+	"generate_series":        {typInt4, typInt4, typInt4},
+	"pg_relation_size":       {typeByName["oid"]},
+	"pg_total_relation_size": {typeByName["oid"]},
+}
+
+// ParamTypes returns the type of each $n of a catalog query that its
+// place tells — a function's argument, or the other side of a comparison
+// with a column — and text for the others.
+func ParamTypes(view cluster.CatalogView, srv Server, sel *parser.Select, n int) []planner.Type {
+	out := make([]planner.Type, n)
+	for i := range out {
+		out[i] = planner.TypeText
+	}
+	e := &engine{ctx: context.Background(), snap: newSnapshot(view, srv)}
+	var root ast.Node = sel.Query
+	if sel.SetOpr != nil {
+		root = sel.SetOpr
+	}
+	root.Accept(&paramTyper{e: e, out: out})
+	return out
+}
+
+// paramTyper visits each SELECT with its FROM clause's columns in scope.
+type paramTyper struct {
+	e     *engine
+	out   []planner.Type
+	scope []*env
+}
+
+func (v *paramTyper) set(x ast.ExprNode, t pgType) {
+	if n := paramIndex(x); n > 0 && n <= len(v.out) && t.oid != 0 {
+		v.out[n-1] = t.planner
+	}
+}
+
+func paramIndex(x ast.ExprNode) int {
+	f, ok := x.(*ast.FuncCallExpr)
+	if !ok || f.FnName.L != "spate_param" || len(f.Args) != 1 {
+		return 0
+	}
+	v, ok := f.Args[0].(*driver.ValueExpr)
+	if !ok || v.Kind() != driver.KindInt64 {
+		return 0
+	}
+	return int(v.GetInt64())
+}
+
+func (v *paramTyper) Enter(n ast.Node) (ast.Node, bool) {
+	switch x := n.(type) {
+	case *ast.SelectStmt:
+		var outer *env
+		if len(v.scope) > 0 {
+			outer = v.scope[len(v.scope)-1]
+		}
+		en := &env{outer: outer}
+		if x.From != nil && x.From.TableRefs != nil {
+			if cols, err := v.e.fromColumns(x.From.TableRefs, outer); err == nil {
+				en.cols = cols
+			}
+		}
+		v.scope = append(v.scope, en)
+	case *ast.BinaryOperationExpr:
+		if isComparison(x.Op) && len(v.scope) > 0 {
+			en := v.scope[len(v.scope)-1]
+			if t, err := v.e.typeOf(x.R, en); err == nil && paramIndex(x.R) == 0 {
+				v.set(x.L, t)
+			}
+			if t, err := v.e.typeOf(x.L, en); err == nil && paramIndex(x.L) == 0 {
+				v.set(x.R, t)
+			}
+		}
+	case *ast.FuncCallExpr:
+		for i, a := range x.Args {
+			if types := paramArgs[x.FnName.L]; i < len(types) {
+				v.set(a, types[i])
+			}
+		}
+	}
+	return n, false
+}
+
+func (v *paramTyper) Leave(n ast.Node) (ast.Node, bool) {
+	if _, ok := n.(*ast.SelectStmt); ok && len(v.scope) > 0 {
+		v.scope = v.scope[:len(v.scope)-1]
+	}
+	return n, true
 }
