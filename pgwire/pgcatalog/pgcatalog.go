@@ -2,8 +2,9 @@
 // psql's \d commands, JDBC's DatabaseMetaData, SQLAlchemy's inspector,
 // BI tools — from Spate's catalog. It emulates pg_catalog (pg_class,
 // pg_attribute, pg_type, pg_namespace, pg_index, pg_constraint,
-// pg_database, pg_roles, pg_settings, pg_proc, pg_am and the empty tables
-// those queries join) and information_schema (schemata, tables, columns,
+// pg_database, pg_roles, pg_settings, pg_proc, pg_am, pg_cursors,
+// pg_stat_activity and the empty tables those queries join) and
+// information_schema (schemata, tables, columns,
 // views, table_constraints, key_column_usage), built from a
 // cluster.CatalogView for each statement, and the functions introspection
 // queries call (format_type, pg_get_expr, pg_table_is_visible,
@@ -22,9 +23,13 @@
 // correlated scalar, EXISTS, IN and ANY subqueries, GROUP BY with the
 // usual aggregates, window functions (row_number, rank, dense_rank,
 // aggregates over a partition), set-returning functions in the select
-// list (unnest, generate_series, generate_subscripts, _pg_expandarray),
-// UNION [ALL], ORDER BY, LIMIT and OFFSET. Result types come from the
-// query alone, so Describe and Execute agree.
+// list and in FROM (unnest, generate_series, generate_subscripts,
+// _pg_expandarray, pg_get_keywords), WITH, UNION, INTERSECT and EXCEPT,
+// ORDER BY, LIMIT and OFFSET. Equality joins look the other side up by
+// value, and WHERE conditions filter scans and cross joins as early as
+// their columns allow; a query is bounded in the pairs of rows it looks
+// at. Result types come from the query alone, so Describe and Execute
+// agree.
 package pgcatalog
 
 import (
