@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
 
@@ -560,34 +559,10 @@ func (s *session) otherRole(x *parser.Set) bool {
 
 // statementName is what a permission error calls a statement.
 func statementName(stmt parser.Statement) string {
-	switch x := stmt.(type) {
-	case *parser.CreateStream:
-		return "CREATE STREAM"
-	case *parser.CreateTable:
-		return "CREATE TABLE"
-	case *parser.CreateContinuousQuery:
-		return "CREATE CONTINUOUS QUERY"
-	case *parser.Drop:
-		return "DROP " + string(x.Kind)
-	case *parser.AlterContinuousQuery:
-		return "ALTER CONTINUOUS QUERY"
-	case *parser.CreateRole:
-		return "CREATE ROLE"
-	case *parser.AlterRole:
-		return "ALTER ROLE"
-	case *parser.DropRole:
-		return "DROP ROLE"
-	case *parser.Grant:
-		if x.Revoke {
-			return "REVOKE"
-		}
-		return "GRANT"
+	if name := parser.CommandName(stmt); name != "" {
+		return name
 	}
-	f := strings.FieldsFunc(stmt.SQL(), func(r rune) bool { return !unicode.IsLetter(r) })
-	if len(f) == 0 {
-		return "this statement"
-	}
-	return strings.ToUpper(f[0])
+	return "this statement"
 }
 
 // tableNames lists the relation names a statement's AST refers to.

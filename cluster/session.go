@@ -288,6 +288,16 @@ func isDuplicate(err error) bool {
 
 // rowsResult returns rows of Go values as a result.
 func (s *session) rowsResult(cols []Column, rows [][]any, tag string) (Result, error) {
+	if tag == "SHOW" {
+		tag = ""
+	}
+	return RowsResult(cols, rows, tag)
+}
+
+// RowsResult is a result of rows given as Go values (nil, bool, int64,
+// float64, string: the columns' types' values) with the given tag (""
+// for "SELECT n").
+func RowsResult(cols []Column, rows [][]any, tag string) (Result, error) {
 	pcols := make([]planner.Column, len(cols))
 	for i, c := range cols {
 		pcols[i] = planner.Column{Name: c.Name, Type: c.Type}
@@ -300,11 +310,7 @@ func (s *session) rowsResult(cols []Column, rows [][]any, tag string) (Result, e
 		}
 		batches = append(batches, rec)
 	}
-	res := Result{Columns: cols, Rows: &sliceStream{batches: batches}}
-	if tag != "SHOW" {
-		res.Tag = tag
-	}
-	return res, nil
+	return Result{Columns: cols, Rows: &sliceStream{batches: batches}, Tag: tag}, nil
 }
 
 func (s *session) set(x *parser.Set) (Result, error) {

@@ -80,9 +80,6 @@ func (s *Server) signal(pid int64, terminate bool) bool {
 	}
 	c.cancelRunning()
 	if terminate {
-		c.mu.Lock()
-		c.activity.terminated = true
-		c.mu.Unlock()
 		_ = c.nc.Close()
 	}
 	return true

@@ -2,16 +2,10 @@ package pgwire
 
 import (
 	"context"
-	"io"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/pingcap/tidb/pkg/parser/ast"
 
 	"github.com/spatedb/spate/cluster"
-	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/parser"
 	"github.com/spatedb/spate/pgwire/pgcatalog"
-	"github.com/spatedb/spate/planner"
 )
 
 // Catalog queries (pg_catalog, information_schema, version(), …) are
@@ -48,7 +42,8 @@ func (c *conn) describeCatalog(sel *parser.Select) (cluster.Described, error) {
 	if err != nil {
 		return cluster.Described{}, err
 	}
-	types := pgcatalog.ParamTypes(c.sess.Catalog(), c.catalogServer(false), sel, maxParam(sel))
+	n, _ := pgcatalog.Params(sel)
+	types := pgcatalog.ParamTypes(c.sess.Catalog(), c.catalogServer(false), sel, n)
 	return cluster.Described{Columns: cols, ParamTypes: types}, nil
 }
 
@@ -58,95 +53,5 @@ func (c *conn) executeCatalog(ctx context.Context, sel *parser.Select, params []
 	if err != nil {
 		return cluster.Result{}, err
 	}
-	pcols := make([]planner.Column, len(cols))
-	for i, col := range cols {
-		pcols[i] = planner.Column{Name: col.Name, Type: col.Type}
-	}
-	var batches []arrow.RecordBatch
-	if len(rows) > 0 {
-		rec, err := exec.RecordFromValues(cluster.ArrowSchema(pcols), rows)
-		if err != nil {
-			return cluster.Result{}, err
-		}
-		batches = append(batches, rec)
-	}
-	return cluster.Result{Columns: cols, Rows: &batchStream{batches: batches}}, nil
-}
-
-// maxParam is the highest $n of a statement.
-func maxParam(sel *parser.Select) int {
-	var root ast.Node = sel.Query
-	if sel.SetOpr != nil {
-		root = sel.SetOpr
-	}
-	v := &paramFinder{}
-	root.Accept(v)
-	return v.max
-}
-
-// arrayParams lists the $n a catalog query compares with ANY or ALL
-// (x = ANY($1)): their type is text[].
-func arrayParams(sel *parser.Select) []int {
-	var root ast.Node = sel.Query
-	if sel.SetOpr != nil {
-		root = sel.SetOpr
-	}
-	v := &paramFinder{}
-	root.Accept(v)
-	return v.arrays
-}
-
-type paramFinder struct {
-	max    int
-	arrays []int
-}
-
-// paramNumber is n for spate_param(n), else 0.
-func paramNumber(n ast.Node) int {
-	if f, ok := n.(*ast.FuncCallExpr); ok && f.FnName.L == "spate_param" && len(f.Args) == 1 {
-		if val, ok := f.Args[0].(ast.ValueExpr); ok {
-			if i, ok := val.GetValue().(int64); ok {
-				return int(i)
-			}
-		}
-	}
-	return 0
-}
-
-func (v *paramFinder) Enter(n ast.Node) (ast.Node, bool) {
-	if i := paramNumber(n); i > v.max {
-		v.max = i
-	}
-	if f, ok := n.(*ast.FuncCallExpr); ok && (f.FnName.L == "spate_any" || f.FnName.L == "spate_all") && len(f.Args) == 1 {
-		if i := paramNumber(f.Args[0]); i > 0 {
-			v.arrays = append(v.arrays, i)
-		}
-	}
-	return n, false
-}
-
-func (v *paramFinder) Leave(n ast.Node) (ast.Node, bool) { return n, true }
-
-// batchStream is a RowStream over batches already computed.
-type batchStream struct {
-	batches []arrow.RecordBatch
-}
-
-func (s *batchStream) Next(ctx context.Context) (arrow.RecordBatch, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if len(s.batches) == 0 {
-		return nil, io.EOF
-	}
-	b := s.batches[0]
-	s.batches = s.batches[1:]
-	return b, nil
-}
-
-func (s *batchStream) Close() {
-	for _, b := range s.batches {
-		b.Release()
-	}
-	s.batches = nil
+	return cluster.RowsResult(cols, rows, "")
 }

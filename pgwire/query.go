@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -104,7 +103,7 @@ func (p *portal) close() {
 func (c *conn) rowDescription(stmt parser.Statement, cols []cluster.Column, format func(int) int16) *pgproto3.RowDescription {
 	var sources []pgcatalog.Source
 	if sel, ok := stmt.(*parser.Select); ok && catalogSelect(stmt) == nil {
-		sources = pgcatalog.Sources(c.sess.Catalog(), sel, len(cols))
+		sources = pgcatalog.Sources(c.sess.Catalog, sel, len(cols))
 	}
 	fields := make([]pgproto3.FieldDescription, len(cols))
 	for i, col := range cols {
@@ -210,7 +209,8 @@ func (c *conn) handleParse(m *pgproto3.Parse) error {
 		}
 	}
 	if sel := catalogSelect(stmt); sel != nil {
-		for _, n := range arrayParams(sel) {
+		_, arrays := pgcatalog.Params(sel)
+		for _, n := range arrays {
 			if n <= len(ps.oids) && (n > len(m.ParameterOIDs) || m.ParameterOIDs[n-1] == 0) {
 				ps.oids[n-1] = oidTextArray
 			}
@@ -481,27 +481,13 @@ func (c *conn) afterCommand(stmt parser.Statement) {
 
 // defaultTag is the command tag of a statement whose Result has no Tag.
 func defaultTag(stmt parser.Statement) string {
-	switch s := stmt.(type) {
-	case *parser.CreateStream:
-		return "CREATE STREAM"
-	case *parser.CreateTable:
-		return "CREATE TABLE"
-	case *parser.CreateContinuousQuery:
-		return "CREATE CONTINUOUS QUERY"
-	case *parser.Drop:
-		return "DROP " + string(s.Kind)
-	case *parser.Set:
-		return "SET"
-	case *parser.Insert:
+	if _, ok := stmt.(*parser.Insert); ok {
 		return "INSERT 0 0"
-	case *parser.Transaction:
-		return s.Verb
 	}
-	fields := strings.Fields(stmt.SQL())
-	if len(fields) == 0 {
-		return "OK"
+	if name := parser.CommandName(stmt); name != "" {
+		return name
 	}
-	return strings.ToUpper(fields[0])
+	return "OK"
 }
 
 // stmtErr translates an error of a running statement. Cancellation by a

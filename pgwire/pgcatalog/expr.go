@@ -452,6 +452,9 @@ func arith(op opcode.Op, l, r any) (any, error) {
 		return a >> uint(b&63), nil
 	}
 	if lInt && rInt {
+		if ri == 0 && (op == opcode.Div || op == opcode.IntDiv || op == opcode.Mod) {
+			return nil, errorf(codeDivisionByZero, "division by zero")
+		}
 		switch op {
 		case opcode.Plus:
 			return li + ri, nil
@@ -460,14 +463,8 @@ func arith(op opcode.Op, l, r any) (any, error) {
 		case opcode.Mul:
 			return li * ri, nil
 		case opcode.Div, opcode.IntDiv:
-			if ri == 0 {
-				return nil, errorf(codeDivisionByZero, "division by zero")
-			}
 			return li / ri, nil
 		case opcode.Mod:
-			if ri == 0 {
-				return nil, errorf(codeDivisionByZero, "division by zero")
-			}
 			return li % ri, nil
 		}
 	}

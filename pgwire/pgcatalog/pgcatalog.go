@@ -170,7 +170,8 @@ type Source struct {
 // Sources returns the source of each of the n result columns of a
 // SELECT that reads one stream, table or continuous query, or nil when
 // it reads none or the columns cannot be matched to its select list.
-func Sources(view cluster.CatalogView, sel *parser.Select, n int) []Source {
+// catalog is called only for such a SELECT.
+func Sources(catalog func() cluster.CatalogView, sel *parser.Select, n int) []Source {
 	q := sel.Query
 	if sel.SetOpr != nil || q.From == nil || q.From.TableRefs == nil || q.From.TableRefs.Right != nil {
 		return nil
@@ -183,7 +184,12 @@ func Sources(view cluster.CatalogView, sel *parser.Select, n int) []Source {
 	if !ok || (tn.Schema.O != "" && tn.Schema.O != "public") {
 		return nil
 	}
-	r := newSnapshot(view, Server{}).lookup("public", tn.Name.O)
+	var r *relation
+	for _, u := range userRelations(catalog()) {
+		if u.name == tn.Name.O {
+			r = u
+		}
+	}
 	if r == nil {
 		return nil
 	}

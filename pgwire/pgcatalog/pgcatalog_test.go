@@ -242,7 +242,7 @@ func TestSources(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := Sources(view, stmt.(*parser.Select), len(want))
+		got := Sources(func() cluster.CatalogView { return view }, stmt.(*parser.Select), len(want))
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: got %v, want %v", sql, got, want)
 		}

@@ -261,37 +261,46 @@ func newSnapshot(view cluster.CatalogView, srv Server) *snapshot {
 		s.addRel(&relation{oid: oid, schema: d.schema, name: d.name, kind: d.kind, cols: d.cols, system: true, namespace: nsp})
 		oid++
 	}
-	userCols := func(cols []planner.Column) []column {
-		out := make([]column, len(cols))
-		for i, c := range cols {
-			out[i] = declaredColumn(c)
-		}
-		return out
-	}
 	for _, t := range view.System {
-		s.addRel(&relation{oid: oid, schema: "pg_catalog", name: t.Name, kind: "v", cols: userCols(t.Columns), system: true, namespace: oidPgCatalog})
+		s.addRel(&relation{oid: oid, schema: "pg_catalog", name: t.Name, kind: "v", cols: userColumns(t.Columns), system: true, namespace: oidPgCatalog})
 		oid++
 	}
+	for _, r := range userRelations(view) {
+		s.addRel(r)
+	}
+	sort.Slice(s.rels, func(i, j int) bool { return s.rels[i].oid < s.rels[j].oid })
+	return s
+}
+
+// userRelations are view's streams, tables and continuous queries with
+// their OIDs.
+func userRelations(view cluster.CatalogView) []*relation {
 	var user []*relation
 	for _, st := range view.Streams {
-		user = append(user, &relation{schema: "public", name: st.Name, kind: "r", cols: userCols(st.Columns), namespace: oidPublic})
+		user = append(user, &relation{schema: "public", name: st.Name, kind: "r", cols: userColumns(st.Columns), namespace: oidPublic})
 	}
 	for _, t := range view.Tables {
-		user = append(user, &relation{schema: "public", name: t.Name, kind: "r", cols: userCols(t.Columns), primary: t.PrimaryKey, namespace: oidPublic})
+		user = append(user, &relation{schema: "public", name: t.Name, kind: "r", cols: userColumns(t.Columns), primary: t.PrimaryKey, namespace: oidPublic})
 	}
 	for _, q := range view.Queries {
-		user = append(user, &relation{schema: "public", name: q.Name, kind: "m", cols: userCols(q.Columns), def: q.SQL, namespace: oidPublic})
+		user = append(user, &relation{schema: "public", name: q.Name, kind: "m", cols: userColumns(q.Columns), def: q.SQL, namespace: oidPublic})
 	}
 	used := map[int64]bool{}
 	for _, r := range user {
 		r.oid = userOID(r.name, used)
-		s.addRel(r)
 		if len(r.primary) > 0 {
 			r.indexOID = userOID(r.name+"_pkey", used)
 		}
 	}
-	sort.Slice(s.rels, func(i, j int) bool { return s.rels[i].oid < s.rels[j].oid })
-	return s
+	return user
+}
+
+func userColumns(cols []planner.Column) []column {
+	out := make([]column, len(cols))
+	for i, c := range cols {
+		out[i] = declaredColumn(c)
+	}
+	return out
 }
 
 func (s *snapshot) addRel(r *relation) {

@@ -350,6 +350,39 @@ func (e *engine) fromColumns(node ast.ResultSetNode, outer *env) ([]binding, err
 	return nil, errorf(codeNotSupported, "%T is not supported in FROM of catalog queries", node)
 }
 
+// Params returns the highest $n of a catalog query and the $n it compares
+// with ANY or ALL (x = ANY($1)), whose type is an array.
+func Params(sel *parser.Select) (n int, arrays []int) {
+	var root ast.Node = sel.Query
+	if sel.SetOpr != nil {
+		root = sel.SetOpr
+	}
+	v := &paramFinder{}
+	root.Accept(v)
+	return v.max, v.arrays
+}
+
+type paramFinder struct {
+	max    int
+	arrays []int
+}
+
+func (v *paramFinder) Enter(n ast.Node) (ast.Node, bool) {
+	x, ok := n.(ast.ExprNode)
+	if !ok {
+		return n, false
+	}
+	v.max = max(v.max, paramIndex(x))
+	if f, ok := x.(*ast.FuncCallExpr); ok && (f.FnName.L == "spate_any" || f.FnName.L == "spate_all") && len(f.Args) == 1 {
+		if i := paramIndex(f.Args[0]); i > 0 {
+			v.arrays = append(v.arrays, i)
+		}
+	}
+	return n, false
+}
+
+func (v *paramFinder) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
 // paramArgs are the functions whose arguments are not text, by position.
 var paramArgs = map[string][]pgType{
 	"pg_cancel_backend":      {typInt4},
