@@ -61,6 +61,9 @@ type checkpointer struct {
 	latest      map[[2]int][]byte
 	latestEpoch uint64
 	latestInst  map[[2]int]instanceCheckpoint
+	// renumbered is the newest checkpoint a rescale renumbered: a repair
+	// from it cannot count on what the old layout sent (dedupe.go).
+	renumbered uint64
 	// paused: a repair is under way; no epoch begins.
 	paused bool
 	begun  time.Time // when the newest epoch began
@@ -207,6 +210,14 @@ func (k *checkpointer) setRestorePoint(epoch uint64, snaps map[[2]int][]byte) {
 	if epoch == k.latestEpoch && snaps != nil {
 		k.latest = snaps
 	}
+	k.renumbered = max(k.renumbered, k.latestEpoch)
+}
+
+// layoutFrom is the newest checkpoint taken before the latest rescale.
+func (k *checkpointer) layoutFrom() uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.renumbered
 }
 
 // pause stops epochs from beginning and aborts those in flight (a

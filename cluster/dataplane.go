@@ -121,20 +121,38 @@ type channelName struct {
 	toStage, toIdx     int
 	side               int
 	gen                int
+	// resume, when not 0, says the producer was restored from this
+	// checkpoint and sends what follows its barrier (dedupe.go).
+	resume uint64
 }
 
 func (c channelName) String() string {
-	if c.toStage < 0 {
-		return fmt.Sprintf("%s/%d.%d/sink/%d", c.run, c.fromStage, c.fromIdx, c.gen)
+	to := "sink"
+	if c.toStage >= 0 {
+		to = fmt.Sprintf("%d.%d.%d", c.toStage, c.toIdx, c.side)
 	}
-	return fmt.Sprintf("%s/%d.%d/%d.%d.%d/%d", c.run, c.fromStage, c.fromIdx, c.toStage, c.toIdx, c.side, c.gen)
+	id := fmt.Sprintf("%s/%d.%d/%s/%d", c.run, c.fromStage, c.fromIdx, to, c.gen)
+	if c.resume != 0 {
+		id += fmt.Sprintf("/r%d", c.resume)
+	}
+	return id
+}
+
+// channelPair names the two ends of a channel, whatever their
+// incarnations.
+type channelPair struct {
+	fromStage, fromIdx, toStage, toIdx, side int
+}
+
+func (c channelName) pair() channelPair {
+	return channelPair{c.fromStage, c.fromIdx, c.toStage, c.toIdx, c.side}
 }
 
 // parseChannelName is the inverse of channelName.String.
 func parseChannelName(id string) (channelName, error) {
 	parts := strings.Split(id, "/")
 	bad := fmt.Errorf("malformed channel ID %q", id)
-	if len(parts) != 4 || parts[0] == "" {
+	if len(parts) != 4 && len(parts) != 5 || parts[0] == "" {
 		return channelName{}, bad
 	}
 	nums := func(s string, n int) ([]int, bool) {
@@ -170,6 +188,13 @@ func parseChannelName(id string) (channelName, error) {
 		return channelName{}, bad
 	}
 	c.gen = gen[0]
+	if len(parts) == 5 {
+		r, err := strconv.ParseUint(strings.TrimPrefix(parts[4], "r"), 10, 64)
+		if err != nil || r == 0 || !strings.HasPrefix(parts[4], "r") {
+			return channelName{}, bad
+		}
+		c.resume = r
+	}
 	return c, nil
 }
 
@@ -312,7 +337,24 @@ type sinkOutlet struct {
 func (sinkOutlet) close() {}
 
 func (o sinkOutlet) send(ctx context.Context, m message) error {
-	if int64(o.gen) != o.p.sinkGen.Load() {
+	in := o.p.sinkInput(m.from)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if gen := int(o.p.sinkGen.Load()); o.gen != gen {
+		if m.rec != nil {
+			m.rec.Release()
+		}
+		return nil
+	} else if in.gen != gen {
+		// A new incarnation of the sink counts from its checkpoint.
+		in.gen = gen
+		in.seq.reset(o.p.sinkFrom.Load())
+	}
+	if m.resume != 0 {
+		return in.seq.resume(m.resume)
+	}
+	if in.seq.arrive(&m) {
+		o.p.sinkDuplicates.Add(1)
 		if m.rec != nil {
 			m.rec.Release()
 		}
@@ -335,6 +377,18 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 		}
 	}
 	return nil
+}
+
+// sinkInput is the sink's position on last-stage instance from.
+func (p *pipeline) sinkInput(from int) *sinkInput {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	in := p.sinkIns[from]
+	if in == nil {
+		in = &sinkInput{gen: int(p.sinkGen.Load())}
+		p.sinkIns[from] = in
+	}
+	return in
 }
 
 // remoteOutlet is an instance (or the sink) on another host: a transport

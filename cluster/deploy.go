@@ -41,6 +41,9 @@ type repairRequest struct {
 	Plan    json.RawMessage `json:"plan"` // for a worker new to the query
 	Restore [][2]int        `json:"restore"`
 	Skip    uint64          `json:"skip"`
+	// Resume, when not 0, is the checkpoint the restored instances resume
+	// after while their consumers keep running (dedupe.go).
+	Resume uint64 `json:"resume,omitempty"`
 }
 
 // resumeRequest: start the restored instances and replay to them from
@@ -49,6 +52,8 @@ type resumeRequest struct {
 	Run     string   `json:"run"`
 	Restore [][2]int `json:"restore"`
 	Epoch   uint64   `json:"epoch"`
+	// KeepSink: the sink was not restored; last-stage outlets go on.
+	KeepSink bool `json:"keep_sink,omitempty"`
 }
 
 type trimRequest struct {

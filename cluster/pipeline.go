@@ -83,7 +83,26 @@ type pipeline struct {
 	waits     map[uint64]*barrierWait // flushes waiting for their barrier
 	senders   []*transport.Sender
 	receivers []*transport.Receiver
+	channels  map[channelPair]liveChannel // the newest incoming channel of each pair
 	stopped   bool
+
+	// sinkIns numbers what each last-stage instance sends the sink, to
+	// drop what a restored one sends again (dedupe.go); guarded by mu.
+	sinkIns map[int]*sinkInput
+	// sinkFrom is the checkpoint the sink's incarnation was restored
+	// from (0: the first).
+	sinkFrom atomic.Uint64
+	// sinkDuplicates counts what restored last-stage instances sent the
+	// sink again.
+	sinkDuplicates atomic.Int64
+}
+
+// sinkInput is the sink's position on one last-stage instance's output.
+// mu serialises its deliveries, which come on the instance's channels.
+type sinkInput struct {
+	mu  sync.Mutex
+	gen int // the sink incarnation seq counts for
+	seq inputSeq
 }
 
 type consumerRef struct {
@@ -112,6 +131,9 @@ type message struct {
 	// ctl runs on the instance's goroutine, between two messages (a
 	// rescale swaps the instance's route, scale.go).
 	ctl func() error
+	// resume is a restored producer's mark: what it sends next follows
+	// this checkpoint's barrier (dedupe.go).
+	resume uint64
 }
 
 type snapshotReply struct {
@@ -202,6 +224,12 @@ type instance struct {
 	// received counts the messages handled from each upstream instance:
 	// a checkpoint records them as the input positions it covers.
 	received []uint64
+	// seqs numbers what arrives from each upstream instance, to drop what
+	// a restored one sends again (dedupe.go).
+	seqs []inputSeq
+	// resume, on a restored instance whose consumers keep running, is the
+	// checkpoint it resumes after: its channels say so (dedupe.go).
+	resume uint64
 	idleOut  bool  // this instance told its consumers it is idle
 	wm       int64 // merged watermark (minimum over active upstreams)
 	// Checkpoint alignment: while aligning epoch ckptEpoch, inputs that
@@ -232,6 +260,8 @@ type instance struct {
 	published atomic.Pointer[exec.Stats]
 	wmPub     atomic.Int64
 	busy      atomic.Int64 // ns spent handling messages
+	// duplicates counts what a restored upstream instance sent again.
+	duplicates atomic.Int64
 	// blocked is the time (ns) ingest waited for room in a source
 	// instance's input; blockedSince is when a wait still going on began.
 	blocked, blockedSince atomic.Int64
@@ -256,7 +286,8 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 	ctx, cancel := context.WithCancel(context.Background())
 	stages := q.Plan.Stages
 	p := &pipeline{log: log, query: q, place: place, run: place.Run, host: host, net: net, result: result, ctx: ctx, cancel: cancel,
-		consumer: make([]consumerRef, len(stages)), reach: make([]map[int]bool, len(stages)), waits: map[uint64]*barrierWait{}}
+		consumer: make([]consumerRef, len(stages)), reach: make([]map[int]bool, len(stages)), waits: map[uint64]*barrierWait{},
+		channels: map[channelPair]liveChannel{}, sinkIns: map[int]*sinkInput{}}
 	if len(place.Hosts) != len(stages) {
 		cancel()
 		return nil, fmt.Errorf("placement of %d stages for a plan of %d", len(place.Hosts), len(stages))
@@ -335,6 +366,7 @@ func (p *pipeline) newInstance(s, i, gen int) (*instance, error) {
 	in.idle = make([]bool, total)
 	in.barred = make([]bool, total)
 	in.received = make([]uint64, total)
+	in.seqs = make([]inputSeq, total)
 	in.held = make([][]message, total)
 	for j := range in.wms {
 		in.wms[j] = math.MinInt64
@@ -391,9 +423,19 @@ func (in *instance) wire(ctx context.Context, pl placement) error {
 		}
 	}
 	for _, ch := range chans {
-		o, err := p.outlet(ctx, pl, ch)
+		named := ch // a backup outlet's replays name no resume
+		named.resume = in.resume
+		o, err := p.outlet(ctx, pl, named)
 		if err != nil {
 			return err
+		}
+		if _, remote := o.(remoteOutlet); !remote && in.resume != 0 {
+			// What a channel names for a remote consumer, a local
+			// one learns from a first message.
+			p.retireChannel(ch.pair())
+			if err := o.send(ctx, message{side: c.side, from: in.idx, resume: in.resume}); err != nil {
+				return err
+			}
 		}
 		if pl.Buffered {
 			b := newBackupOutlet(p, ch, o)
@@ -506,11 +548,24 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 	}
 	p.receivers = append(p.receivers, r)
 	buffered := p.place.Buffered
+	done := make(chan struct{})
+	prev := p.channels[ch.pair()]
+	p.channels[ch.pair()] = liveChannel{r: r, done: done}
 	p.wg.Add(1)
 	p.mu.Unlock()
 	go func() {
 		defer p.wg.Done()
+		defer close(done)
 		defer r.Close()
+		if ch.resume != 0 {
+			// A restored producer: what the channel it replaces still
+			// carries is dropped (the producer sends it again), and the
+			// consumer learns where the producer resumes.
+			prev.retire()
+			if err := p.deliverTo(to, ch, message{side: ch.side, from: ch.fromIdx, resume: ch.resume}); err != nil {
+				return
+			}
+		}
 		for {
 			f, err := r.Recv(ctx)
 			if err != nil {
@@ -532,16 +587,46 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 			case transport.KindCheckpoint:
 				m.ckpt = f.Barrier.ID
 			}
-			if ch.toStage >= 0 {
-				// A stopped instance (replaced by a repair) ends the channel.
-				if err := to.send(p.ctx, m); err != nil {
-					return
-				}
-			} else if err := p.deliver(to, m); err != nil {
+			if err := p.deliverTo(to, ch, m); err != nil {
 				return
 			}
 		}
 	}()
+}
+
+// deliverTo hands what a channel carried to its consumer: an instance (a
+// stopped one, replaced by a repair, ends the channel) or the sink.
+func (p *pipeline) deliverTo(to outlet, ch channelName, m message) error {
+	if ch.toStage >= 0 {
+		return to.send(p.ctx, m)
+	}
+	return p.deliver(to, m)
+}
+
+// liveChannel is the newest incoming channel between two instances (or
+// an instance and the sink); done closes when its goroutine has
+// returned.
+type liveChannel struct {
+	r    *transport.Receiver
+	done chan struct{}
+}
+
+// retire closes the channel and waits until it delivers no more.
+func (c liveChannel) retire() {
+	if c.r != nil {
+		c.r.Close()
+		<-c.done
+	}
+}
+
+// retireChannel retires the incoming channel of pair, if any: a restored
+// producer replaces it with one in this process.
+func (p *pipeline) retireChannel(pair channelPair) {
+	p.mu.Lock()
+	c := p.channels[pair]
+	delete(p.channels, pair)
+	p.mu.Unlock()
+	c.retire()
 }
 
 // watermarkLag is how far a stage's output watermark trails its input's.
@@ -596,8 +681,9 @@ func (in *instance) run() {
 	}
 }
 
-// dispatch handles a message unless its input is blocked by checkpoint
-// alignment, in which case it is held back.
+// dispatch takes a message from the instance's input: a control
+// message runs, a duplicate from a restored upstream instance is
+// dropped, anything else is admitted.
 func (in *instance) dispatch(m message) error {
 	if m.ctl != nil {
 		return m.ctl()
@@ -606,6 +692,22 @@ func (in *instance) dispatch(m message) error {
 		return in.handle(m)
 	}
 	slot := in.sideBase[m.side] + m.from
+	if m.resume != 0 {
+		return in.seqs[slot].resume(m.resume)
+	}
+	if in.seqs[slot].arrive(&m) {
+		in.duplicates.Add(1)
+		if m.rec != nil {
+			m.rec.Release()
+		}
+		return nil
+	}
+	return in.admit(slot, m)
+}
+
+// admit handles a message that arrived, unless checkpoint alignment
+// blocks its input: then it is held back.
+func (in *instance) admit(slot int, m message) error {
 	if in.aligning && in.barred[slot] {
 		in.held[slot] = append(in.held[slot], m)
 		return nil
@@ -668,9 +770,9 @@ func (in *instance) checkpointBarrier(slot int, epoch uint64) error {
 	for j := range in.barred {
 		in.barred[j] = false
 	}
-	for _, q := range held {
+	for slot, q := range held {
 		for i, m := range q {
-			if err := in.dispatch(m); err != nil {
+			if err := in.admit(slot, m); err != nil {
 				for _, rest := range q[i+1:] {
 					if rest.rec != nil {
 						rest.rec.Release()
@@ -1173,6 +1275,9 @@ type instanceStatus struct {
 	Gen          int        `json:"gen"`
 	// KeptBytes is the output kept for replay (upstream backup).
 	KeptBytes int64 `json:"kept_bytes"`
+	// Duplicates counts the messages dropped because a restored upstream
+	// instance sent them again (dedupe.go).
+	Duplicates int64 `json:"duplicates"`
 	// SentLoad[j][b] is the rows sent to consumer instance j in bucket b
 	// of its key range (partitioned routes only).
 	SentLoad [][]uint64 `json:"sent_load,omitempty"`
@@ -1190,7 +1295,7 @@ func (p *pipeline) localStats() []instanceStatus {
 				stats = *ps
 			}
 			st := instanceStatus{Stage: s, Instance: i, Host: p.host, Stats: stats, Watermark: in.wmPub.Load(),
-				QueueDepth: len(in.in), BusySeconds: float64(in.busy.Load()) / 1e9, Gen: in.gen}
+				QueueDepth: len(in.in), BusySeconds: float64(in.busy.Load()) / 1e9, Gen: in.gen, Duplicates: in.duplicates.Load()}
 			if in.wired.Load() {
 				in.routeMu.RLock()
 				st.RouteVersion = in.route.version

@@ -93,6 +93,15 @@ func (r *resultStore) commit(epoch uint64) {
 	r.undo = keep
 }
 
+// repairing notes a repair that keeps the result (its producers' restored
+// incarnations send only what it lacks): the first output after it is
+// timed for SHOW RECOVERIES.
+func (r *resultStore) repairing() {
+	r.mu.Lock()
+	r.firstOutput = time.Time{}
+	r.mu.Unlock()
+}
+
 // rollback takes the result back to checkpoint epoch, as the sink's
 // incarnation gen (what older ones send is dropped), and starts holding
 // back deliveries until finishRecovery.
@@ -315,7 +324,13 @@ type recoveryRecord struct {
 	First     time.Duration // detection → the first output of the repaired query
 	Epoch     uint64        // checkpoint restored (0: none, replayed from the start)
 	Moved     int           // lost instances restored on other workers
-	Instances int           // instances restored (the lost ones and those downstream)
+	Instances int           // instances restored (the lost ones, and those downstream unless Kept)
+	// Kept: the consumers of the lost instances kept running and dropped
+	// what the restored ones sent again (dedupe.go); SinkDuplicates is
+	// how many messages the sink dropped meanwhile.
+	Kept           bool
+	SinkDuplicates int64
+	sinkDupsBefore int64
 	Replayed  int           // messages the upstream instances replayed
 	Status    string
 }
@@ -360,10 +375,11 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	rec := recoveryRecord{Query: qr.def.Name, Reason: reason, Detected: time.Now(), Epoch: epoch}
 	log := c.cfg.Logger.With().Str("query", qr.def.Name).Logger()
 	log.Warn().Str("reason", reason).Int("lost_instances", len(failed)).Uint64("checkpoint", epoch).Msg("repairing the continuous query")
+	rec.sinkDupsBefore = p.sinkDuplicates.Load()
 	var restored [][2]int
 	var err error
 	for attempt := 1; ; attempt++ {
-		restored, rec.Replayed, err = c.applyRepair(qr, p, failed, epoch, snaps, skip)
+		restored, rec.Replayed, rec.Kept, err = c.applyRepair(qr, p, failed, epoch, snaps, skip)
 		if err == nil || attempt == 5 {
 			break
 		}
@@ -418,6 +434,7 @@ func (c *Coordinator) finishRepair(qr *queryRuntime, p *pipeline, repair int, re
 		err = qr.result.finishRecovery()
 	}
 	rec.Caught = time.Since(rec.Detected)
+	rec.SinkDuplicates = p.sinkDuplicates.Load() - rec.sinkDupsBefore
 	qr.result.mu.Lock()
 	if first := qr.result.firstOutput; !first.IsZero() {
 		rec.First = first.Sub(rec.Detected)
@@ -473,17 +490,7 @@ func restoreSet(q *planner.ContinuousQuery, pl placement, failed map[[2]int]bool
 			}
 		}
 	}
-	out := make([][2]int, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i][0] != out[j][0] {
-			return out[i][0] < out[j][0]
-		}
-		return out[i][1] < out[j][1]
-	})
-	return out
+	return sortedInstances(set)
 }
 
 // applyRepair moves the failed instances to live workers and restores
@@ -491,16 +498,23 @@ func restoreSet(q *planner.ContinuousQuery, pl placement, failed map[[2]int]bool
 // in three steps on every host: prepare (stop what is restored, build
 // the new incarnations), restore (the snapshots), resume (start them and
 // reroute the other instances' outlets, which replay). It returns the
-// restored instances and the number of messages to replay.
-func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]int]bool, epoch uint64, snaps map[[2]int][]byte, skip uint64) ([][2]int, int, error) {
+// restored instances, the number of messages to replay, and whether the
+// consumers kept running (deterministicRepair).
+func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]int]bool, epoch uint64, snaps map[[2]int][]byte, skip uint64) ([][2]int, int, bool, error) {
 	workers := c.liveWorkers()
 	if len(workers) == 0 {
-		return nil, 0, errors.New("no live worker to restore instances on")
+		return nil, 0, false, errors.New("no live worker to restore instances on")
 	}
 	pl := p.placement().clone()
+	dedupe := deterministicRepair(qr.def, pl, failed, epoch, qr.ckpt.layoutFrom())
 	restore := restoreSet(qr.def, pl, failed)
 	pl.Version++
-	pl.SinkGen++
+	if dedupe {
+		restore = sortedInstances(failed)
+		skip = 0 // the consumers may be aligning a later epoch: its barriers go on
+	} else {
+		pl.SinkGen++
+	}
 	for _, w := range workers {
 		pl.Addrs[w.ID] = w.DataAddr
 	}
@@ -534,9 +548,47 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 		pl.Hosts[k[0]][k[1]] = best
 		load[best]++
 	}
-	qr.result.rollback(epoch, pl.SinkGen)
-	n, err := c.reconfigure(qr, p, pl, restore, epoch, snaps, skip)
-	return restore, n, err
+	if dedupe {
+		qr.result.repairing()
+	} else {
+		qr.result.rollback(epoch, pl.SinkGen)
+	}
+	n, err := c.reconfigure(qr, p, pl, restore, epoch, snaps, skip, dedupe)
+	return restore, n, dedupe, err
+}
+
+// deterministicRepair reports whether the failed instances can be
+// restored alone, their consumers dropping what they send again
+// (dedupe.go): each reads one upstream instance (so it sees the same
+// messages in the same order again), the sink is not among them, and no
+// rescale changed the layout since checkpoint epoch (layoutFrom is the
+// newest checkpoint taken in another layout).
+func deterministicRepair(q *planner.ContinuousQuery, pl placement, failed map[[2]int]bool, epoch, layoutFrom uint64) bool {
+	if epoch == 0 || epoch <= layoutFrom || len(failed) == 0 {
+		return false
+	}
+	for k := range failed {
+		st := q.Plan.Stages[k[0]]
+		if st.Source != nil || len(st.Sides) != 1 || pl.width(st.Sides[0].Stage) != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// sortedInstances lists a set of instances by stage, then index.
+func sortedInstances(set map[[2]int]bool) [][2]int {
+	out := make([][2]int, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i][0] != out[j][0] {
+			return out[i][0] < out[j][0]
+		}
+		return out[i][1] < out[j][1]
+	})
+	return out
 }
 
 // reconfigure takes a query to placement pl on every host, restoring the
@@ -546,8 +598,14 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 // other instance's outlets to them replay what they kept after epoch's
 // barrier). The caller rolled the result back. It returns the number of
 // messages replayed.
-func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, restore [][2]int, epoch uint64, snaps map[[2]int][]byte, skip uint64) (int, error) {
-	if err := p.prepareRepair(pl, restore, skip); err != nil {
+func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, restore [][2]int, epoch uint64, snaps map[[2]int][]byte, skip uint64, dedupe bool) (int, error) {
+	var resume uint64
+	if dedupe {
+		resume = epoch
+	} else {
+		p.sinkFrom.Store(epoch)
+	}
+	if err := p.prepareRepair(pl, restore, skip, resume); err != nil {
 		return 0, err
 	}
 	plan, err := planner.EncodeQuery(qr.def)
@@ -558,7 +616,7 @@ func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, r
 	ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
 	defer cancel()
 	for _, w := range hosts {
-		if err := c.reg.Call(ctx, w, reqRepair, repairRequest{Place: pl, Plan: plan, Restore: restore, Skip: skip}, nil); err != nil {
+		if err := c.reg.Call(ctx, w, reqRepair, repairRequest{Place: pl, Plan: plan, Restore: restore, Skip: skip, Resume: resume}, nil); err != nil {
 			return 0, fmt.Errorf("preparing worker %s: %w", w, err)
 		}
 	}
@@ -597,12 +655,12 @@ func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, r
 	replayed := 0
 	for _, w := range hosts {
 		var n int
-		if err := c.reg.Call(rctx, w, reqResume, resumeRequest{Run: pl.Run, Restore: restore, Epoch: epoch}, &n); err != nil {
+		if err := c.reg.Call(rctx, w, reqResume, resumeRequest{Run: pl.Run, Restore: restore, Epoch: epoch, KeepSink: dedupe}, &n); err != nil {
 			return 0, fmt.Errorf("resuming worker %s: %w", w, err)
 		}
 		replayed += n
 	}
-	n, err := p.resumeRepair(rctx, restore, epoch)
+	n, err := p.resumeRepair(rctx, restore, epoch, dedupe)
 	return replayed + n, err
 }
 
@@ -662,7 +720,7 @@ const lostGrace = 2 * time.Second
 // the repair restores, take the new placement, and build the new
 // incarnations of those it runs now (restored, then started by
 // resumeRepair).
-func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip uint64) error {
+func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip, resume uint64) error {
 	var old []*instance
 	restored := map[[2]int]bool{}
 	for _, k := range restore {
@@ -710,7 +768,7 @@ func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip uint64) er
 		if err != nil {
 			return err
 		}
-		in.skipCkpt = skip
+		in.skipCkpt, in.resume = skip, resume
 		p.mu.Lock()
 		p.stages[k[0]][k[1]] = in
 		p.mu.Unlock()
@@ -723,10 +781,13 @@ func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip uint64) er
 // ones (or the sink) at the new incarnations, replaying what they sent
 // after checkpoint epoch's barrier. The replays run on their own; it
 // returns how many messages they send.
-func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uint64) (int, error) {
+func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uint64, keepSink bool) (int, error) {
 	for _, in := range p.localInstances() {
 		if !in.started {
 			in.keptFrom = epoch // all it sends comes after epoch's barrier
+			for i := range in.seqs {
+				in.seqs[i].reset(epoch)
+			}
 		}
 	}
 	if err := p.start(ctx); err != nil {
@@ -765,6 +826,9 @@ func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uin
 			}
 			ch := b.target()
 			if ch.toStage < 0 {
+				if keepSink {
+					continue
+				}
 				ch.gen = pl.SinkGen
 			} else if set[[2]int{ch.toStage, ch.toIdx}] {
 				ch.gen = pl.gen(ch.toStage, ch.toIdx)
@@ -960,7 +1024,8 @@ func (c *Coordinator) addRecovery(rec recoveryRecord) {
 func (c *Coordinator) recoveryRows() ([]Column, [][]any) {
 	cols := []Column{{"query", planner.TypeText}, {"reason", planner.TypeText}, {"detected", planner.TypeTimestamp}, {"restore_ms", planner.TypeDouble},
 		{"first_output_ms", planner.TypeDouble}, {"caught_up_ms", planner.TypeDouble}, {"checkpoint_epoch", planner.TypeBigInt}, {"moved", planner.TypeBigInt}, {"instances", planner.TypeBigInt},
-		{"replayed", planner.TypeBigInt}, {"status", planner.TypeText}}
+		{"replayed", planner.TypeBigInt}, {"status", planner.TypeText},
+		{"consumers", planner.TypeText}, {"sink_duplicates_dropped", planner.TypeBigInt}}
 	c.mu.Lock()
 	recs := append([]recoveryRecord(nil), c.recoveries...)
 	c.mu.Unlock()
@@ -970,8 +1035,12 @@ func (c *Coordinator) recoveryRows() ([]Column, [][]any) {
 		if r.First > 0 {
 			first = ms(r.First)
 		}
+		consumers := "restored"
+		if r.Kept {
+			consumers = "kept running"
+		}
 		rows = append(rows, []any{r.Query, r.Reason, r.Detected.UnixMicro(), ms(r.Restored), first, ms(r.Caught), int64(r.Epoch),
-			int64(r.Moved), int64(r.Instances), int64(r.Replayed), r.Status})
+			int64(r.Moved), int64(r.Instances), int64(r.Replayed), r.Status, consumers, r.SinkDuplicates})
 	}
 	return cols, rows
 }

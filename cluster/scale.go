@@ -185,7 +185,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	// From here on the checkpoint is the new layout's: a repair of a
 	// rescale that broke (a worker died) restores that.
 	qr.ckpt.setRestorePoint(epoch, moved)
-	replayed, err := c.reconfigure(qr, p, pl, restore, epoch, moved, skip)
+	replayed, err := c.reconfigure(qr, p, pl, restore, epoch, moved, skip, false)
 	var broke error // what broke the rescale, when a repair completed it
 	for attempt := 1; err != nil && attempt <= 5 && p.failure() == nil; attempt++ {
 		if broke == nil {
@@ -198,7 +198,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 		failed := stageInstances(p.placement(), stage)
 		c.addDeadInstances(p.placement(), failed)
-		restore, replayed, err = c.applyRepair(qr, p, failed, epoch, moved, skip)
+		restore, replayed, _, err = c.applyRepair(qr, p, failed, epoch, moved, skip)
 	}
 	if err != nil {
 		ev.Status = "failed: " + err.Error()

@@ -160,7 +160,7 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 		}
 		sctx, cancel := context.WithTimeout(ctx, deployTimeout)
 		defer cancel()
-		return p.resumeRepair(sctx, req.Restore, req.Epoch)
+		return p.resumeRepair(sctx, req.Restore, req.Epoch, req.KeepSink)
 	case reqTrim:
 		var req trimRequest
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -254,14 +254,14 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 // in a part of the query new to this worker, when it had none.
 func (w *workerRuntime) repair(req repairRequest) error {
 	if p := w.run(req.Place.Run); p != nil {
-		return p.prepareRepair(req.Place, req.Restore, req.Skip)
+		return p.prepareRepair(req.Place, req.Restore, req.Skip, req.Resume)
 	}
 	p, err := w.newRun(req.Place, req.Plan)
 	if err != nil {
 		return err
 	}
 	for _, in := range p.localInstances() {
-		in.skipCkpt = req.Skip
+		in.skipCkpt, in.resume = req.Skip, req.Resume
 	}
 	return nil
 }
