@@ -229,9 +229,9 @@ type instance struct {
 	seqs []inputSeq
 	// resume, on a restored instance whose consumers keep running, is the
 	// checkpoint it resumes after: its channels say so (dedupe.go).
-	resume uint64
-	idleOut  bool  // this instance told its consumers it is idle
-	wm       int64 // merged watermark (minimum over active upstreams)
+	resume  uint64
+	idleOut bool  // this instance told its consumers it is idle
+	wm      int64 // merged watermark (minimum over active upstreams)
 	// Checkpoint alignment: while aligning epoch ckptEpoch, inputs that
 	// delivered its barrier are blocked and their later messages held,
 	// in order, until every input has delivered it.

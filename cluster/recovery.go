@@ -331,8 +331,8 @@ type recoveryRecord struct {
 	Kept           bool
 	SinkDuplicates int64
 	sinkDupsBefore int64
-	Replayed  int           // messages the upstream instances replayed
-	Status    string
+	Replayed       int // messages the upstream instances replayed
+	Status         string
 }
 
 // repairQuery recovers a query that lost instances: those on workers
