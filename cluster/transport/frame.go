@@ -27,8 +27,11 @@ import (
 // each padded to 8 bytes, exactly as the IPC stream format lays them out).
 // A close frame from the receiver is followed by a bytes of UTF-8 reason.
 //
+// A log header is followed by a bytes the sender attaches to the next
+// data frame (Frame.Log); it has no sequence number of its own.
+//
 // Sender to receiver: schema (once, before the first batch), batch,
-// watermark, barrier, checkpoint (a barrier of another kind), close.
+// watermark, barrier, checkpoint (a barrier of another kind), log, close.
 // Receiver to sender: credit, close.
 const headerSize = 24
 
@@ -40,6 +43,7 @@ const (
 	wireWatermark  wireKind = 2
 	wireBarrier    wireKind = 3
 	wireCheckpoint wireKind = 4
+	wireLog        wireKind = 5
 	wireSchema     wireKind = 16
 	wireClose      wireKind = 17
 	wireCredit     wireKind = 18
@@ -54,6 +58,8 @@ const watermarkIdle = 1
 const (
 	maxMetaBytes   = 16 << 20 // flatbuffer metadata of one IPC message
 	maxReasonBytes = 1 << 10  // reason text in a receiver's close frame
+	// MaxLogBytes bounds what SendLog attaches to one frame.
+	MaxLogBytes = 4 << 20
 )
 
 // Kind says what a Frame carries.
@@ -108,6 +114,9 @@ type Frame struct {
 	Watermark int64             // KindWatermark: event time in µs
 	Idle      bool              // KindWatermark: the sender's input is idle (SendIdle)
 	Barrier   Barrier           // KindBarrier, KindCheckpoint
+	// Log is what the sender attached to this frame with SendLog (nil:
+	// nothing); any kind of frame may carry it.
+	Log []byte
 }
 
 // header is a decoded frame header.

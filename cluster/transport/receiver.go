@@ -349,6 +349,8 @@ func (r *Receiver) readFrames(schemaMsg **ipc.Message) error {
 	var hb [headerSize]byte
 	var lastSeq uint64
 	received := false
+	var log []byte    // from a log frame, for the next data frame
+	var logCost int64 // its credit, returned with that frame's
 	for {
 		if _, err := io.ReadFull(br, hb[:]); err != nil {
 			if err == io.EOF {
@@ -361,7 +363,7 @@ func (r *Receiver) readFrames(schemaMsg **ipc.Message) error {
 			return err
 		}
 		var f Frame
-		cost := int64(headerSize)
+		cost := headerSize + logCost
 		switch h.kind {
 		case wireSchema:
 			if *schemaMsg != nil {
@@ -390,7 +392,7 @@ func (r *Receiver) readFrames(schemaMsg **ipc.Message) error {
 			if h.a > maxMetaBytes || h.b > uint64(r.maxFrame) || frameCost(int64(h.a), int64(h.b)) > r.maxFrame {
 				return fmt.Errorf("%w: batch frame with %d bytes of metadata and %d of body (max frame %d)", ErrProtocol, h.a, h.b, r.maxFrame)
 			}
-			cost = frameCost(int64(h.a), int64(h.b))
+			cost = frameCost(int64(h.a), int64(h.b)) + logCost
 			if err := r.charge(cost); err != nil {
 				return err
 			}
@@ -418,6 +420,17 @@ func (r *Receiver) readFrames(schemaMsg **ipc.Message) error {
 				return err
 			}
 			f = Frame{Seq: h.seq, Kind: KindCheckpoint, Barrier: Barrier{ID: h.b, Source: h.a}}
+		case wireLog:
+			n := int64(h.a)
+			if n == 0 || n > MaxLogBytes || log != nil || headerSize+n > r.maxFrame {
+				return fmt.Errorf("%w: a log frame of %d bytes", ErrProtocol, n)
+			}
+			log = make([]byte, n) // charged with the frame it comes with
+			if _, err := io.ReadFull(br, log); err != nil {
+				return fmt.Errorf("%w: %w", ErrPeerGone, err)
+			}
+			logCost = headerSize + n
+			continue
 		case wireClose:
 			if received && h.seq != lastSeq {
 				return fmt.Errorf("%w: the sender closed after sequence number %d, but the last frame was %d", ErrProtocol, h.seq, lastSeq)
@@ -427,7 +440,9 @@ func (r *Receiver) readFrames(schemaMsg **ipc.Message) error {
 			return fmt.Errorf("%w: unknown frame kind %d", ErrProtocol, h.kind)
 		}
 		lastSeq, received = h.seq, true
+		f.Log, log = log, nil
 		r.enqueue(f, cost)
+		logCost = 0
 	}
 }
 

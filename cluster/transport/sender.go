@@ -51,12 +51,14 @@ type Sender struct {
 	broken error         // a frame was partly written: the stream is unusable
 	iov    [][]byte      // scratch for one frame's pieces (writev)
 	hdr    [headerSize]byte
+	logHdr [headerSize]byte
 
 	mu sync.Mutex
 	// protected by mu
-	credit  int64 // bytes we may still send; may go negative after one oversized frame
-	peerErr error // why the credit reader stopped (set before peerGone closes)
-	writing bool  // a frame write is in progress, so a cancelled ctx may cut it
+	credit  int64  // bytes we may still send; may go negative after one oversized frame
+	peerErr error  // why the credit reader stopped (set before peerGone closes)
+	writing bool   // a frame write is in progress, so a cancelled ctx may cut it
+	log     []byte // attached to the next frame (AttachLog)
 	stats   SenderStats
 }
 
@@ -234,6 +236,34 @@ func (s *Sender) SendCheckpoint(ctx context.Context, b Barrier) (uint64, error) 
 	return s.sendSmall(ctx, wireCheckpoint, b.Source, b.ID)
 }
 
+// AttachLog attaches data (1 to MaxLogBytes bytes) to the next batch,
+// watermark or barrier sent: the receiver delivers it as that frame's
+// Log. The two go on the wire together and take credit together.
+func (s *Sender) AttachLog(data []byte) error {
+	if len(data) == 0 || len(data) > MaxLogBytes {
+		return chanErr(s.id, fmt.Errorf("a log of %d bytes (1 to %d)", len(data), MaxLogBytes))
+	}
+	s.mu.Lock()
+	s.log = data
+	s.mu.Unlock()
+	return nil
+}
+
+// withLog puts the attached log, if any, before the frame in s.iov and
+// returns the frame's cost with it. Called with sem held.
+func (s *Sender) withLog(cost int64) int64 {
+	s.mu.Lock()
+	log := s.log
+	s.log = nil
+	s.mu.Unlock()
+	if log == nil {
+		return cost
+	}
+	header{kind: wireLog, a: uint32(len(log))}.put(s.logHdr[:])
+	s.iov = append([][]byte{s.logHdr[:], log}, s.iov...)
+	return cost + headerSize + int64(len(log))
+}
+
 func (s *Sender) sendSmall(ctx context.Context, kind wireKind, a uint32, b uint64) (uint64, error) {
 	if err := s.acquire(ctx); err != nil {
 		return 0, err
@@ -244,11 +274,13 @@ func (s *Sender) sendSmall(ctx context.Context, kind wireKind, a uint32, b uint6
 	}
 	seq := s.next.Load()
 	header{kind: kind, a: a, seq: seq, b: b}.put(s.hdr[:])
-	if err := s.waitCredit(ctx, headerSize); err != nil {
+	s.iov = append(s.iov[:0], s.hdr[:])
+	cost := s.withLog(headerSize)
+	if err := s.waitCredit(ctx, cost); err != nil {
+		clear(s.iov)
 		return 0, err
 	}
-	s.iov = append(s.iov[:0], s.hdr[:])
-	if err := s.write(ctx, headerSize); err != nil {
+	if err := s.write(ctx, cost); err != nil {
 		return 0, err
 	}
 	s.next.Store(seq + 1)
@@ -290,6 +322,7 @@ func (s *Sender) writePayload(ctx context.Context, kind wireKind, seq uint64, p 
 	if !credited {
 		return s.write(ctx, 0)
 	}
+	cost = s.withLog(cost)
 	if err := s.waitCredit(ctx, cost); err != nil {
 		clear(s.iov)
 		return err

@@ -562,3 +562,52 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("negative window accepted")
 	}
 }
+
+// TestAttachLog: a log attached before a batch, a watermark or a barrier
+// arrives with that frame only; frames without one carry none; a window
+// smaller than a log and its frame together still lets them through.
+func TestAttachLog(t *testing.T) {
+	p := newPair(t, ListenConfig{Window: 4096}, DialConfig{}, "log")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	big := make([]byte, 6000)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	rec := makeBatch(memory.DefaultAllocator, 0, 10, 0)
+	defer rec.Release()
+	go func() {
+		must := func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		must(p.s.AttachLog([]byte("first")))
+		_, err := p.s.SendBatch(ctx, rec)
+		must(err)
+		_, err = p.s.SendWatermark(ctx, 7)
+		must(err)
+		must(p.s.AttachLog(big))
+		_, err = p.s.SendCheckpoint(ctx, Barrier{ID: 3})
+		must(err)
+		must(p.s.AttachLog([]byte("last")))
+		_, err = p.s.SendWatermark(ctx, 8)
+		must(err)
+	}()
+	want := []string{"first", "", string(big), "last"}
+	for i, w := range want {
+		f, err := p.r.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Rec != nil {
+			f.Rec.Release()
+		}
+		if string(f.Log) != w {
+			t.Errorf("frame %d (%s): log of %d bytes, want %d", i, f.Kind, len(f.Log), len(w))
+		}
+	}
+	if err := p.s.AttachLog(nil); err == nil {
+		t.Error("an empty log was accepted")
+	}
+}
