@@ -402,6 +402,14 @@ func (o remoteOutlet) close() { o.s.Close() }
 
 func (o remoteOutlet) send(ctx context.Context, m message) error {
 	var err error
+	if len(m.log) > 0 {
+		if err = o.s.AttachLog(encodeLog(m.log)); err != nil {
+			if m.rec != nil {
+				m.rec.Release()
+			}
+			return err
+		}
+	}
 	switch {
 	case m.rec != nil:
 		_, err = o.s.SendBatch(ctx, m.rec)

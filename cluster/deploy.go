@@ -28,6 +28,7 @@ const (
 	reqRepair  = "repair"  // repairRequest → nothing: first step of a repair (recovery.go)
 	reqResume  = "resume"  // resumeRequest → int, messages replayed: last step of a repair
 	reqTrim    = "trim"    // trimRequest → nothing: a checkpoint completed
+	reqLog     = "log"     // logRequest → []byte: a lost producer's input log as its consumers here know it
 
 	noticeFailed = "failed" // failedNotice: a worker's part of a query failed
 	noticeLost   = "lost"   // lostNotice: an outlet lost its consumer
@@ -54,6 +55,19 @@ type resumeRequest struct {
 	Epoch   uint64   `json:"epoch"`
 	// KeepSink: the sink was not restored; last-stage outlets go on.
 	KeepSink bool `json:"keep_sink,omitempty"`
+	// Follow gives restored instances ("stage.instance") with several
+	// inputs the order to take them in (encodeLog).
+	Follow map[string][]byte `json:"follow,omitempty"`
+}
+
+// logRequest: retire the channels from instance Instance of stage Stage
+// to its consumers on this worker and return the longest input log
+// after checkpoint Epoch they hold (dedupe.go).
+type logRequest struct {
+	Run      string `json:"run"`
+	Stage    int    `json:"stage"`
+	Instance int    `json:"instance"`
+	Epoch    uint64 `json:"epoch"`
 }
 
 type trimRequest struct {

@@ -134,6 +134,9 @@ type message struct {
 	// resume is a restored producer's mark: what it sends next follows
 	// this checkpoint's barrier (dedupe.go).
 	resume uint64
+	// log is the part of the sender's input log this message carries
+	// (an instance with several inputs, dedupe.go).
+	log []uint32
 }
 
 type snapshotReply struct {
@@ -213,8 +216,12 @@ type instance struct {
 	wired    atomic.Bool // route set: readable by other goroutines
 	// skipCkpt: checkpoint barriers of epochs up to it are dropped (a
 	// restored instance; those epochs were aborted by the repair).
-	skipCkpt uint64
-	chain    *chain
+	// passCkpt: they go on to the consumers, which keep running, once in
+	// from every input, without holding inputs back or a snapshot
+	// (passBarrier); passed counts them in.
+	skipCkpt, passCkpt uint64
+	passed             map[uint64]int
+	chain              *chain
 	// inputs: for each side, the number of upstream instances; a source
 	// stage has one pseudo-side fed by the coordinator.
 	sideWidth []int
@@ -229,9 +236,18 @@ type instance struct {
 	seqs []inputSeq
 	// resume, on a restored instance whose consumers keep running, is the
 	// checkpoint it resumes after: its channels say so (dedupe.go).
-	resume  uint64
-	idleOut bool  // this instance told its consumers it is idle
-	wm      int64 // merged watermark (minimum over active upstreams)
+	resume uint64
+	// An instance with several inputs logs the input of each message it
+	// handles since its last checkpoint cut (plog); sentLog[i] is how much
+	// of it outlet i carried. A restored one takes its inputs in the order
+	// follow gives, queueing them in pending meanwhile (dedupe.go).
+	logsInputs bool
+	plog       []uint32
+	sentLog    []int
+	follow     []uint32
+	pending    [][]message
+	idleOut    bool  // this instance told its consumers it is idle
+	wm         int64 // merged watermark (minimum over active upstreams)
 	// Checkpoint alignment: while aligning epoch ckptEpoch, inputs that
 	// delivered its barrier are blocked and their later messages held,
 	// in order, until every input has delivered it.
@@ -367,6 +383,7 @@ func (p *pipeline) newInstance(s, i, gen int) (*instance, error) {
 	in.barred = make([]bool, total)
 	in.received = make([]uint64, total)
 	in.seqs = make([]inputSeq, total)
+	in.logsInputs = total > 1
 	in.held = make([][]message, total)
 	for j := range in.wms {
 		in.wms[j] = math.MinInt64
@@ -577,6 +594,15 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 				return
 			}
 			m := message{side: ch.side, from: ch.fromIdx}
+			if f.Log != nil {
+				if m.log, err = decodeLog(f.Log, maxLogSlots); err != nil {
+					if f.Rec != nil {
+						f.Rec.Release()
+					}
+					p.fail(errorf("08P01", "channel %s: %v", ch, err))
+					return
+				}
+			}
 			switch f.Kind {
 			case transport.KindBatch:
 				m.rec = f.Rec
@@ -702,6 +728,9 @@ func (in *instance) dispatch(m message) error {
 		}
 		return nil
 	}
+	if in.follow != nil && m.barrier == 0 {
+		return in.takeFollowing(slot, m)
+	}
 	return in.admit(slot, m)
 }
 
@@ -713,9 +742,15 @@ func (in *instance) admit(slot int, m message) error {
 		return nil
 	}
 	in.received[slot]++
+	if in.logsInputs && m.barrier == 0 {
+		in.plog = append(in.plog, uint32(slot))
+	}
 	if m.ckpt != 0 {
-		if m.ckpt <= in.skipCkpt {
+		switch {
+		case m.ckpt <= in.skipCkpt:
 			return nil // an epoch aborted by the repair that restored this instance
+		case m.ckpt <= in.passCkpt:
+			return in.passBarrier(m.ckpt)
 		}
 		return in.checkpointBarrier(slot, m.ckpt)
 	}
@@ -764,6 +799,7 @@ func (in *instance) checkpointBarrier(slot int, epoch uint64) error {
 	if err := in.forward(message{ckpt: epoch}); err != nil {
 		return err
 	}
+	in.resetLog() // the barrier carried what was left of it
 	in.aligning, in.nbarred = false, 0
 	held := in.held
 	in.held = make([][]message, len(held))
@@ -883,12 +919,22 @@ func (in *instance) barrierWidth(src int) int {
 // (or to the sink).
 func (in *instance) forward(m message) error {
 	m.from, m.side = in.idx, in.p.consumer[in.stage].side
-	for _, o := range in.route.outs {
-		if err := in.deliver(o, m); err != nil {
+	for i := range in.route.outs {
+		if err := in.sendTo(i, m); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sendTo hands m to outlet i with the part of the input log it has not
+// carried yet — unless m is a flush barrier, which consumers do not
+// number (dedupe.go).
+func (in *instance) sendTo(i int, m message) error {
+	if m.barrier == 0 {
+		m.log = in.logDelta(i)
+	}
+	return in.deliver(in.route.outs[i], m)
 }
 
 // emit routes a batch the chain produced (valid only during the call).
@@ -901,7 +947,7 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 	r := &in.route
 	if len(r.outs) == 1 {
 		rec.Retain()
-		return in.deliver(r.outs[0], message{side: side, from: in.idx, rec: rec})
+		return in.sendTo(0, message{side: side, from: in.idx, rec: rec})
 	}
 	in.hashes = exec.HashColumns(rec, r.partitionBy, in.hashes[:0])
 	parts, err := splitByRange(rec, in.hashes, r.splits, r.counts)
@@ -918,7 +964,7 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 		if part == nil {
 			continue
 		}
-		if err := in.deliver(r.outs[i], message{side: side, from: in.idx, rec: part}); err != nil {
+		if err := in.sendTo(i, message{side: side, from: in.idx, rec: part}); err != nil {
 			for _, rest := range parts[i+1:] {
 				if rest != nil {
 					rest.Release()
@@ -1220,14 +1266,14 @@ func (in *instance) drain() {
 				m.rec.Release()
 			}
 		default:
-			for _, q := range in.held {
+			for _, q := range append(in.held, in.pending...) {
 				for _, m := range q {
 					if m.rec != nil {
 						m.rec.Release()
 					}
 				}
 			}
-			in.held = nil
+			in.held, in.pending = nil, nil
 			for _, o := range in.route.outs {
 				if b, ok := o.(*backupOutlet); ok {
 					b.release()

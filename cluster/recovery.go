@@ -511,7 +511,6 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 	pl.Version++
 	if dedupe {
 		restore = sortedInstances(failed)
-		skip = 0 // the consumers may be aligning a later epoch: its barriers go on
 	} else {
 		pl.SinkGen++
 	}
@@ -559,18 +558,37 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 
 // deterministicRepair reports whether the failed instances can be
 // restored alone, their consumers dropping what they send again
-// (dedupe.go): each reads one upstream instance (so it sees the same
-// messages in the same order again), the sink is not among them, and no
-// rescale changed the layout since checkpoint epoch (layoutFrom is the
-// newest checkpoint taken in another layout).
+// (dedupe.go): fed the same messages after checkpoint epoch's barrier,
+// an instance that reads one upstream instance sends the same output
+// again, and one that reads several does when it takes them in the
+// order its consumers' logs give — which needs those consumers, so none
+// of them may be lost too. The sink must not be lost, and no rescale
+// may have renumbered the instances since the checkpoint (layoutFrom is
+// the newest checkpoint taken in another layout).
 func deterministicRepair(q *planner.ContinuousQuery, pl placement, failed map[[2]int]bool, epoch, layoutFrom uint64) bool {
 	if epoch == 0 || epoch <= layoutFrom || len(failed) == 0 {
 		return false
 	}
+	consumer := map[int]int{}
+	for _, st := range q.Plan.Stages {
+		for _, side := range st.Sides {
+			consumer[side.Stage] = st.ID
+		}
+	}
 	for k := range failed {
 		st := q.Plan.Stages[k[0]]
-		if st.Source != nil || len(st.Sides) != 1 || pl.width(st.Sides[0].Stage) != 1 {
+		if st.Source != nil {
 			return false
+		}
+		if inputWidth(st, pl) == 1 {
+			continue
+		}
+		if cs, ok := consumer[k[0]]; ok {
+			for i := range pl.width(cs) {
+				if failed[[2]int{cs, i}] {
+					return false
+				}
+			}
 		}
 	}
 	return true
@@ -652,16 +670,152 @@ func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, r
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), deployTimeout)
 	defer rcancel()
+	var follow map[[2]int][]uint32
+	if dedupe {
+		if follow, err = c.collectLogs(rctx, qr, p, pl, restore, epoch); err != nil {
+			return 0, err
+		}
+	}
+	encoded := map[string][]byte{}
+	for k, log := range follow {
+		encoded[fmt.Sprintf("%d.%d", k[0], k[1])] = encodeLog(log)
+	}
 	replayed := 0
 	for _, w := range hosts {
 		var n int
-		if err := c.reg.Call(rctx, w, reqResume, resumeRequest{Run: pl.Run, Restore: restore, Epoch: epoch, KeepSink: dedupe}, &n); err != nil {
+		if err := c.reg.Call(rctx, w, reqResume, resumeRequest{Run: pl.Run, Restore: restore, Epoch: epoch, KeepSink: dedupe, Follow: encoded}, &n); err != nil {
 			return 0, fmt.Errorf("resuming worker %s: %w", w, err)
 		}
 		replayed += n
 	}
-	n, err := p.resumeRepair(rctx, restore, epoch, dedupe)
+	n, err := p.resumeRepair(rctx, restore, epoch, dedupe, follow)
 	return replayed + n, err
+}
+
+// collectLogs asks the consumers of every restored instance with
+// several inputs for its input log after checkpoint epoch (dedupe.go):
+// the longest any of them holds, which covers all any of them received.
+// The lost incarnations were stopped (prepareRepair); their channels are
+// retired before the logs are read.
+func (c *Coordinator) collectLogs(ctx context.Context, qr *queryRuntime, p *pipeline, pl placement, restore [][2]int, epoch uint64) (map[[2]int][]uint32, error) {
+	follow := map[[2]int][]uint32{}
+	for _, k := range restore {
+		st := qr.def.Plan.Stages[k[0]]
+		if inputWidth(st, pl) < 2 {
+			continue
+		}
+		hosts := []string{coordinatorHost}
+		if cs := p.consumer[k[0]].stage; cs >= 0 {
+			hosts = pl.hostsOf("")
+		}
+		var best []uint32
+		for _, h := range hosts {
+			var log []uint32
+			var err error
+			if h == coordinatorHost {
+				log, err = p.inputLog(ctx, k, epoch)
+			} else {
+				var data []byte
+				if err = c.reg.Call(ctx, h, reqLog, logRequest{Run: pl.Run, Stage: k[0], Instance: k[1], Epoch: epoch}, &data); err == nil {
+					log, err = decodeLog(data, maxLogSlots)
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("reading the input log of stage %d instance %d on %s: %w", k[0], k[1], h, err)
+			}
+			if len(log) > len(best) {
+				best = log
+			}
+		}
+		follow[k] = best
+	}
+	return follow, nil
+}
+
+// inputWidth is the number of upstream instances a stage reads (1 for a
+// source stage, fed by the coordinator).
+func inputWidth(st *planner.Stage, pl placement) int {
+	if len(st.Sides) == 0 {
+		return 1
+	}
+	n := 0
+	for _, side := range st.Sides {
+		n += pl.width(side.Stage)
+	}
+	return n
+}
+
+// inputLog retires the channels from producer to its consumers in this
+// process and returns the longest input log after checkpoint epoch they
+// hold for it.
+func (p *pipeline) inputLog(ctx context.Context, producer [2]int, epoch uint64) ([]uint32, error) {
+	c := p.consumer[producer[0]]
+	if c.stage < 0 {
+		if p.result == nil {
+			return nil, nil
+		}
+		p.retireChannel(channelPair{fromStage: producer[0], fromIdx: producer[1], toStage: -1})
+		in := p.sinkInput(producer[1])
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		log, ok := in.seq.logAfter(epoch)
+		if !ok {
+			return nil, fmt.Errorf("the sink does not remember checkpoint %d", epoch)
+		}
+		return log, nil
+	}
+	type reply struct {
+		log []uint32
+		ok  bool
+	}
+	var best []uint32
+	for _, in := range p.localInstances() {
+		if in.stage != c.stage || !in.started {
+			continue
+		}
+		p.retireChannel(channelPair{fromStage: producer[0], fromIdx: producer[1], toStage: c.stage, toIdx: in.idx, side: c.side})
+		slot := in.sideBase[c.side] + producer[1]
+		got := make(chan reply, 1)
+		read := func() error {
+			log, ok := in.seqs[slot].logAfter(epoch)
+			got <- reply{log, ok}
+			return nil
+		}
+		if err := (localOutlet{in}).send(ctx, message{ctl: read}); err != nil {
+			return nil, err
+		}
+		select {
+		case r := <-got:
+			if !r.ok {
+				return nil, fmt.Errorf("stage %d instance %d does not remember checkpoint %d", in.stage, in.idx, epoch)
+			}
+			if len(r.log) > len(best) {
+				best = r.log
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-in.done:
+			return nil, errConsumerGone
+		}
+	}
+	return best, nil
+}
+
+// decodeFollow reads resumeRequest.Follow.
+func decodeFollow(enc map[string][]byte) (map[[2]int][]uint32, error) {
+	out := map[[2]int][]uint32{}
+	for key, data := range enc {
+		var k [2]int
+		if _, err := fmt.Sscanf(key, "%d.%d", &k[0], &k[1]); err != nil {
+			return nil, fmt.Errorf("malformed follow key %q", key)
+		}
+		log, err := decodeLog(data, maxLogSlots)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = log
+	}
+	return out, nil
 }
 
 // sendRestore sends an instance's snapshot to the worker that restores
@@ -768,7 +922,7 @@ func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip, resume ui
 		if err != nil {
 			return err
 		}
-		in.skipCkpt, in.resume = skip, resume
+		in.setResume(skip, resume)
 		p.mu.Lock()
 		p.stages[k[0]][k[1]] = in
 		p.mu.Unlock()
@@ -781,12 +935,15 @@ func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip, resume ui
 // ones (or the sink) at the new incarnations, replaying what they sent
 // after checkpoint epoch's barrier. The replays run on their own; it
 // returns how many messages they send.
-func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uint64, keepSink bool) (int, error) {
+func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uint64, keepSink bool, follow map[[2]int][]uint32) (int, error) {
 	for _, in := range p.localInstances() {
 		if !in.started {
 			in.keptFrom = epoch // all it sends comes after epoch's barrier
 			for i := range in.seqs {
 				in.seqs[i].reset(epoch)
+			}
+			if log := follow[[2]int{in.stage, in.idx}]; len(log) > 0 {
+				in.follow, in.pending = log, make([][]message, len(in.seqs))
 			}
 		}
 	}
@@ -918,7 +1075,14 @@ func (p *pipeline) replay(pl placement, epoch uint64, rs []*reroute) {
 			items = append(items, item{k, r})
 		}
 	}
-	sort.Slice(items, func(i, j int) bool { return items[i].k.seq < items[j].k.seq })
+	sort.Slice(items, func(i, j int) bool {
+		if replaySourcesInTurn {
+			if a, b := items[i].r.in.stage, items[j].r.in.stage; a != b {
+				return a > b
+			}
+		}
+		return items[i].k.seq < items[j].k.seq
+	})
 	prev := -1
 	for i, it := range items {
 		if src := it.r.in.stage; it.k.m.rec != nil && len(rs) > 1 {
@@ -944,6 +1108,12 @@ func (p *pipeline) replay(pl placement, epoch uint64, rs []*reroute) {
 		}
 	}
 }
+
+// replaySourcesInTurn, set by tests, replays what each source stage kept
+// in turn, the last stage first, instead of in the order it was sent: a
+// restored instance with several inputs then gets them in an order of
+// their own, unlike the lost one.
+var replaySourcesInTurn bool
 
 // replayFlush waits until everything source stage src sent so far, the
 // replay included (direct holds the channels of the outlets being

@@ -270,17 +270,22 @@ func steadyLines(n, keys int) []string {
 	return append(lines, "0,0,99999")
 }
 
-// TestRepairKeepsConsumers: a lost instance that reads one upstream
-// instance is restored alone. Checkpoints stop after the first half of
+// TestRepairKeepsConsumers: a lost instance is restored alone — one that
+// reads one upstream instance (the aggregates, OVER) as well as a join
+// of two, which takes its inputs in the order its log at the sink says
+// although the replay brings them in another. Checkpoints stop after the first half of
 // the input, so everything the second half made reached the sink after
 // the checkpoint the repair restores; the restored instance sends it
 // again and the sink drops it (sink_duplicates_dropped), the result
 // neither rolled back nor counted twice: equal to a run without the
 // failure.
 func TestRepairKeepsConsumers(t *testing.T) {
+	// The joins' inputs come back in an order of their own.
+	replaySourcesInTurn = true
+	defer func() { replaySourcesInTurn = false }()
 	lines := steadyLines(6000, 23)
 	queries := map[string]string{}
-	for _, name := range []string{"tumble", "session", "updating", "over"} {
+	for _, name := range []string{"tumble", "session", "updating", "over", "selfjoin", "leftjoin"} {
 		queries[name] = metamorphicQueries[name]
 	}
 	setup := func(s Session) {
@@ -323,5 +328,95 @@ func TestRepairKeepsConsumers(t *testing.T) {
 		if got := sortedText(run(t, s, "SELECT * FROM "+name)); got != want {
 			t.Errorf("%s differs after the repair: %s", name, firstDiff(want, got))
 		}
+	}
+}
+
+// TestRepairFollowsInputLog: a join fed by two streams at once, its
+// aggregate on another worker. The join's worker is stopped while both
+// streams flow, after the aggregate received part of what the join made
+// since the checkpoint; the replay then brings the join's two inputs in
+// an order of their own (replaySourcesInTurn). The restored join takes
+// them in the order the aggregate's log of it gives, so it sends the
+// aggregate the same messages again: the aggregate keeps running, and
+// its result equals a run without the failure.
+func TestRepairFollowsInputLog(t *testing.T) {
+	replaySourcesInTurn = true
+	defer func() { replaySourcesInTurn = false }()
+	rng := rand.New(rand.NewPCG(5, 5))
+	gen := func(t0 int64) []string {
+		var lines []string
+		for i := range 400 {
+			lines = append(lines, fmt.Sprintf("%d,%d,%d", rng.IntN(20), rng.IntN(100), t0+int64(i)/20))
+		}
+		return lines
+	}
+	var as, bs [][]string
+	for i := range 12 {
+		as, bs = append(as, gen(int64(1000+20*i))), append(bs, gen(int64(1000+20*i)))
+	}
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM a (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
+		run(t, s, "CREATE STREAM b (k INT, w INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
+		run(t, s, "CREATE CONTINUOUS QUERY j AS SELECT a.v % 5 AS g, COUNT(*) AS n, SUM(b.w) AS s FROM a JOIN b ON a.k = b.k AND b.t BETWEEN a.t - 3 AND a.t GROUP BY a.v % 5")
+	}
+	rc, _ := startTestCluster(t, Config{Parallelism: 1}, 0)
+	t.Cleanup(rc.Close)
+	rs, _ := rc.NewSession(context.Background(), "spate", "spate")
+	setup(rs)
+	for i := range as {
+		copyCSV(t, rs, "b", bs[i])
+		copyCSV(t, rs, "a", as[i])
+	}
+	c, stop, kill := startKillableCluster(t, Config{Parallelism: 1, BatchRows: 50, CheckpointInterval: 20 * time.Millisecond, CheckpointStore: "memory"}, 2)
+	t.Cleanup(func() {
+		c.BeginShutdown()
+		stop()
+		c.Close()
+	})
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	setup(s)
+	copyCSV(t, s, "b", bs[0])
+	copyCSV(t, s, "a", as[0])
+	waitUntil(t, 10*time.Second, "a complete checkpoint", func() bool {
+		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE status = 'complete'")[0][0] != "0"
+	})
+	c.mu.Lock()
+	c.queries["j"].ckpt.pause()
+	c.mu.Unlock()
+	join := run(t, s, "SELECT worker FROM spate_instances WHERE query = 'j' AND stage = 2")[0][0]
+	if agg := run(t, s, "SELECT worker FROM spate_instances WHERE query = 'j' AND stage = 3")[0][0]; agg == join {
+		t.Fatalf("the join and the aggregate are both on %s", join)
+	}
+	// Both streams at once, so the join takes its inputs interleaved.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s2, _ := c.NewSession(context.Background(), "spate", "spate")
+		for _, lines := range bs[1:] {
+			copyCSV(t, s2, "b", lines)
+		}
+	}()
+	for i, lines := range as[1:] {
+		if i == 5 {
+			kill(int(join[1] - '1'))
+		}
+		copyCSV(t, s, "a", lines)
+	}
+	<-done
+	waitUntil(t, 30*time.Second, "the repair", func() bool {
+		recs := run(t, s, "SELECT status FROM spate_recoveries")
+		return len(recs) == 1 && recs[0][0] == "recovered"
+	})
+	if r := run(t, s, "SELECT consumers, instances FROM spate_recoveries")[0]; r[0] != "kept running" || r[1] != "1" {
+		t.Errorf("recovery: consumers %s, %s instances restored; want the join alone", r[0], r[1])
+	}
+	if agg := run(t, s, "SELECT incarnation, duplicates_dropped FROM spate_instances WHERE query = 'j' AND stage = 3")[0]; agg[0] != "0" {
+		t.Errorf("the aggregate was restored: %v", agg)
+	} else {
+		t.Logf("the aggregate dropped %s duplicates", agg[1])
+	}
+	want := sortedText(run(t, rs, "SELECT * FROM j"))
+	if got := sortedText(run(t, s, "SELECT * FROM j")); got != want {
+		t.Fatalf("j differs after the repair: %s", firstDiff(want, got))
 	}
 }

@@ -160,7 +160,24 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 		}
 		sctx, cancel := context.WithTimeout(ctx, deployTimeout)
 		defer cancel()
-		return p.resumeRepair(sctx, req.Restore, req.Epoch, req.KeepSink)
+		follow, err := decodeFollow(req.Follow)
+		if err != nil {
+			return nil, err
+		}
+		return p.resumeRepair(sctx, req.Restore, req.Epoch, req.KeepSink, follow)
+	case reqLog:
+		var req logRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("malformed log request: %w", err)
+		}
+		p := w.run(req.Run)
+		if p == nil {
+			return []byte(nil), nil
+		}
+		sctx, cancel := context.WithTimeout(ctx, deployTimeout)
+		defer cancel()
+		log, err := p.inputLog(sctx, [2]int{req.Stage, req.Instance}, req.Epoch)
+		return encodeLog(log), err
 	case reqTrim:
 		var req trimRequest
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -261,7 +278,7 @@ func (w *workerRuntime) repair(req repairRequest) error {
 		return err
 	}
 	for _, in := range p.localInstances() {
-		in.skipCkpt, in.resume = req.Skip, req.Resume
+		in.setResume(req.Skip, req.Resume)
 	}
 	return nil
 }
