@@ -363,7 +363,11 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 	switch {
 	case m.rec != nil:
 		defer m.rec.Release()
-		return o.p.result.apply(ctx, m.from, o.gen, m.rec)
+		err := o.p.result.apply(ctx, m.from, o.gen, m.rec)
+		if err != nil {
+			in.seq.unarrive(&m) // not applied: it comes again
+		}
+		return err
 	case m.hasWM:
 		o.p.result.advance(m.from, int(o.p.sinkWidth.Load()), m.wm, m.idle)
 	case m.barrier != 0:

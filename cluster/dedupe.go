@@ -70,6 +70,20 @@ func (s *inputSeq) arrive(m *message) (dup bool) {
 	return false
 }
 
+// unarrive takes back arrive's numbering of m, a batch that was not
+// applied after all (its delivery was cut short): it will come again.
+func (s *inputSeq) unarrive(m *message) {
+	if m.barrier != 0 || m.ckpt != 0 {
+		return
+	}
+	s.at--
+	s.got--
+	if n := len(s.barriers); n > 0 && len(m.log) > 0 {
+		b := &s.barriers[n-1]
+		b.log = b.log[:len(b.log)-len(m.log)]
+	}
+}
+
 // resume takes a restored producer's mark: what it sends next follows
 // epoch's barrier, so the messages after that barrier this consumer
 // already took are dropped when they come again.

@@ -92,3 +92,23 @@ func TestLogEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestInputSeqUnarrive: a batch numbered but not applied (its delivery
+// was cut short) is taken again when it comes again.
+func TestInputSeqUnarrive(t *testing.T) {
+	var s inputSeq
+	s.reset(1)
+	m := message{hasWM: true, log: []uint32{0}}
+	s.arrive(&m)
+	b := message{log: []uint32{1, 1}}
+	if s.arrive(&b) {
+		t.Fatal("a new batch taken as a duplicate")
+	}
+	s.unarrive(&b)
+	if s.arrive(&b) {
+		t.Fatal("the batch given back was taken as a duplicate")
+	}
+	if log, _ := s.logAfter(1); !slices.Equal(log, []uint32{0, 1, 1}) {
+		t.Errorf("log %v", log)
+	}
+}

@@ -566,20 +566,23 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 	p.receivers = append(p.receivers, r)
 	buffered := p.place.Buffered
 	done := make(chan struct{})
+	// Retiring the channel also ends a delivery waiting for room.
+	sendCtx, stopSends := context.WithCancel(p.ctx)
 	prev := p.channels[ch.pair()]
-	p.channels[ch.pair()] = liveChannel{r: r, done: done}
+	p.channels[ch.pair()] = liveChannel{r: r, done: done, stop: stopSends}
 	p.wg.Add(1)
 	p.mu.Unlock()
 	go func() {
 		defer p.wg.Done()
 		defer close(done)
+		defer stopSends()
 		defer r.Close()
 		if ch.resume != 0 {
 			// A restored producer: what the channel it replaces still
 			// carries is dropped (the producer sends it again), and the
 			// consumer learns where the producer resumes.
 			prev.retire()
-			if err := p.deliverTo(to, ch, message{side: ch.side, from: ch.fromIdx, resume: ch.resume}); err != nil {
+			if err := p.deliverTo(sendCtx, to, ch, message{side: ch.side, from: ch.fromIdx, resume: ch.resume}); err != nil {
 				return
 			}
 		}
@@ -613,7 +616,7 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 			case transport.KindCheckpoint:
 				m.ckpt = f.Barrier.ID
 			}
-			if err := p.deliverTo(to, ch, m); err != nil {
+			if err := p.deliverTo(sendCtx, to, ch, m); err != nil {
 				return
 			}
 		}
@@ -621,12 +624,18 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 }
 
 // deliverTo hands what a channel carried to its consumer: an instance (a
-// stopped one, replaced by a repair, ends the channel) or the sink.
-func (p *pipeline) deliverTo(to outlet, ch channelName, m message) error {
-	if ch.toStage >= 0 {
-		return to.send(p.ctx, m)
+// stopped one, replaced by a repair, ends the channel) or the sink. ctx
+// ends when the channel is retired.
+func (p *pipeline) deliverTo(ctx context.Context, to outlet, ch channelName, m message) error {
+	err := to.send(ctx, m)
+	if err == nil || ch.toStage >= 0 || ctx.Err() != nil {
+		return err
 	}
-	return p.deliver(to, m)
+	if ferr := p.failure(); ferr != nil {
+		return ferr
+	}
+	p.fail(err)
+	return err
 }
 
 // liveChannel is the newest incoming channel between two instances (or
@@ -635,11 +644,13 @@ func (p *pipeline) deliverTo(to outlet, ch channelName, m message) error {
 type liveChannel struct {
 	r    *transport.Receiver
 	done chan struct{}
+	stop context.CancelFunc // ends its deliveries
 }
 
 // retire closes the channel and waits until it delivers no more.
 func (c liveChannel) retire() {
 	if c.r != nil {
+		c.stop() // what it took and did not deliver, the producer sends again
 		c.r.Close()
 		<-c.done
 	}
