@@ -77,9 +77,7 @@ func (b *backupOutlet) send(ctx context.Context, m message) error {
 	b.log = append(b.log, keptMessage{seq: b.p.sendSeq.Add(1), m: m})
 	b.count.Add(1)
 	if b.broken {
-		if m.rec != nil {
-			m.rec.Release()
-		}
+		m.release()
 		return nil
 	}
 	return b.sendLocked(ctx, m)
@@ -237,9 +235,7 @@ func (b *backupOutlet) release() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, k := range b.log {
-		if k.m.rec != nil {
-			k.m.rec.Release()
-		}
+		k.m.release()
 	}
 	b.log = nil
 	b.bytes.Store(0)

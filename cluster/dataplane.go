@@ -307,14 +307,10 @@ func (o localOutlet) send(ctx context.Context, m message) error {
 	case o.to.in <- m:
 		return nil
 	case <-ctx.Done():
-		if m.rec != nil {
-			m.rec.Release()
-		}
+		m.release()
 		return ctx.Err()
 	case <-o.to.ctx.Done():
-		if m.rec != nil {
-			m.rec.Release()
-		}
+		m.release()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -341,9 +337,7 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if gen := int(o.p.sinkGen.Load()); o.gen != gen {
-		if m.rec != nil {
-			m.rec.Release()
-		}
+		m.release()
 		return nil
 	} else if in.gen != gen {
 		// A new incarnation of the sink counts from its checkpoint.
@@ -355,9 +349,7 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 	}
 	if in.seq.arrive(&m) {
 		o.p.sinkDuplicates.Add(1)
-		if m.rec != nil {
-			m.rec.Release()
-		}
+		m.release()
 		return nil
 	}
 	switch {
@@ -408,9 +400,7 @@ func (o remoteOutlet) send(ctx context.Context, m message) error {
 	var err error
 	if len(m.log) > 0 {
 		if err = o.s.AttachLog(encodeLog(m.log)); err != nil {
-			if m.rec != nil {
-				m.rec.Release()
-			}
+			m.release()
 			return err
 		}
 	}

@@ -41,8 +41,10 @@ type barrierPos struct {
 	epoch uint64
 	at    uint64 // the barrier's number
 	// log is the producer's input log after the barrier (instances with
-	// several inputs), kept for the last keptLogs barriers.
-	log []uint32
+	// several inputs), kept for the last keptLogs barriers; trimmed says
+	// it was dropped.
+	log     []uint32
+	trimmed bool
 }
 
 // arrive numbers m and reports whether it is a duplicate to drop. Flush
@@ -63,7 +65,7 @@ func (s *inputSeq) arrive(m *message) (dup bool) {
 			s.barriers = append(s.barriers[:0], s.barriers[1:]...)
 		}
 		if n := len(s.barriers); n >= keptLogs {
-			s.barriers[n-keptLogs].log = nil
+			s.barriers[n-keptLogs].log, s.barriers[n-keptLogs].trimmed = nil, true
 		}
 		s.barriers = append(s.barriers, barrierPos{epoch: m.ckpt, at: s.at})
 	}
@@ -128,13 +130,16 @@ func (s *inputSeq) addLog(log []uint32) {
 
 // logAfter is the producer's log since checkpoint epoch's barrier as far
 // as this consumer knows it; ok is false when it does not remember the
-// barrier.
+// barrier, or no longer keeps all of the log after it.
 func (s *inputSeq) logAfter(epoch uint64) (log []uint32, ok bool) {
 	for i := len(s.barriers) - 1; i >= 0; i-- {
 		if s.barriers[i].epoch != epoch {
 			continue
 		}
 		for _, b := range s.barriers[i:] {
+			if b.trimmed {
+				return nil, false
+			}
 			log = append(log, b.log...)
 		}
 		return log, true

@@ -112,3 +112,23 @@ func TestInputSeqUnarrive(t *testing.T) {
 		t.Errorf("log %v", log)
 	}
 }
+
+// TestInputSeqTrimmedLog: once the log after a barrier is no longer
+// kept whole, logAfter says so rather than give a part of it.
+func TestInputSeqTrimmedLog(t *testing.T) {
+	var s inputSeq
+	s.reset(1)
+	for e := uint64(2); e < 2+keptLogs+1; e++ {
+		s.arrive(&message{hasWM: true, log: []uint32{1}})
+		s.arrive(&message{ckpt: e})
+	}
+	if _, ok := s.logAfter(1); ok {
+		t.Error("a trimmed log was given as whole")
+	}
+	if log, ok := s.logAfter(2 + keptLogs); !ok || len(log) != 0 {
+		t.Errorf("the newest barrier's log: %v %v", log, ok)
+	}
+	if log, ok := s.logAfter(3); !ok || len(log) != keptLogs-1 {
+		t.Errorf("log after 3: %v %v, want %d entries", log, ok, keptLogs-1)
+	}
+}

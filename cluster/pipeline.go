@@ -139,6 +139,13 @@ type message struct {
 	log []uint32
 }
 
+// release drops m's batch reference, if it holds one.
+func (m message) release() {
+	if m.rec != nil {
+		m.rec.Release()
+	}
+}
+
 type snapshotReply struct {
 	snap *instanceSnapshot
 	err  error
@@ -734,9 +741,7 @@ func (in *instance) dispatch(m message) error {
 	}
 	if in.seqs[slot].arrive(&m) {
 		in.duplicates.Add(1)
-		if m.rec != nil {
-			m.rec.Release()
-		}
+		m.release()
 		return nil
 	}
 	if in.follow != nil && m.barrier == 0 {
@@ -821,9 +826,7 @@ func (in *instance) checkpointBarrier(slot int, epoch uint64) error {
 		for i, m := range q {
 			if err := in.admit(slot, m); err != nil {
 				for _, rest := range q[i+1:] {
-					if rest.rec != nil {
-						rest.rec.Release()
-					}
+					rest.release()
 				}
 				return err
 			}
@@ -1273,15 +1276,11 @@ func (in *instance) drain() {
 	for {
 		select {
 		case m := <-in.in:
-			if m.rec != nil {
-				m.rec.Release()
-			}
+			m.release()
 		default:
 			for _, q := range append(in.held, in.pending...) {
 				for _, m := range q {
-					if m.rec != nil {
-						m.rec.Release()
-					}
+					m.release()
 				}
 			}
 			in.held, in.pending = nil, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -472,15 +473,7 @@ func (c *Coordinator) addDeadInstances(pl placement, failed map[[2]int]bool) {
 // and every instance of every stage downstream of theirs (a consumer
 // stage reads from every instance of its producer).
 func restoreSet(q *planner.ContinuousQuery, pl placement, failed map[[2]int]bool) [][2]int {
-	consumer := make([]int, len(q.Plan.Stages))
-	for i := range consumer {
-		consumer[i] = -1
-	}
-	for _, st := range q.Plan.Stages {
-		for _, side := range st.Sides {
-			consumer[side.Stage] = st.ID
-		}
-	}
+	consumer := stageConsumers(q)
 	set := map[[2]int]bool{}
 	for k := range failed {
 		set[k] = true
@@ -569,12 +562,7 @@ func deterministicRepair(q *planner.ContinuousQuery, pl placement, failed map[[2
 	if epoch == 0 || epoch <= layoutFrom || len(failed) == 0 {
 		return false
 	}
-	consumer := map[int]int{}
-	for _, st := range q.Plan.Stages {
-		for _, side := range st.Sides {
-			consumer[side.Stage] = st.ID
-		}
-	}
+	consumer := stageConsumers(q)
 	for k := range failed {
 		st := q.Plan.Stages[k[0]]
 		if st.Source != nil {
@@ -583,7 +571,7 @@ func deterministicRepair(q *planner.ContinuousQuery, pl placement, failed map[[2
 		if inputWidth(st, pl) == 1 {
 			continue
 		}
-		if cs, ok := consumer[k[0]]; ok {
+		if cs := consumer[k[0]]; cs >= 0 {
 			for i := range pl.width(cs) {
 				if failed[[2]int{cs, i}] {
 					return false
@@ -592,6 +580,20 @@ func deterministicRepair(q *planner.ContinuousQuery, pl placement, failed map[[2
 		}
 	}
 	return true
+}
+
+// stageConsumers is the stage each stage feeds (-1: the sink).
+func stageConsumers(q *planner.ContinuousQuery) []int {
+	consumer := make([]int, len(q.Plan.Stages))
+	for i := range consumer {
+		consumer[i] = -1
+	}
+	for _, st := range q.Plan.Stages {
+		for _, side := range st.Sides {
+			consumer[side.Stage] = st.ID
+		}
+	}
+	return consumer
 }
 
 // sortedInstances lists a set of instances by stage, then index.
@@ -704,9 +706,9 @@ func (c *Coordinator) collectLogs(ctx context.Context, qr *queryRuntime, p *pipe
 		if inputWidth(st, pl) < 2 {
 			continue
 		}
-		hosts := []string{coordinatorHost}
+		hosts := []string{coordinatorHost} // the sink's
 		if cs := p.consumer[k[0]].stage; cs >= 0 {
-			hosts = pl.hostsOf("")
+			hosts = slices.Compact(slices.Sorted(slices.Values(pl.Hosts[cs])))
 		}
 		var best []uint32
 		for _, h := range hosts {
@@ -1048,9 +1050,7 @@ func (p *pipeline) replay(pl placement, epoch uint64, rs []*reroute) {
 	var items []item
 	release := func(from int) {
 		for _, it := range items[from:] {
-			if it.k.m.rec != nil {
-				it.k.m.rec.Release()
-			}
+			it.k.m.release()
 		}
 	}
 	direct := map[*backupOutlet]outlet{}

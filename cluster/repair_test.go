@@ -272,17 +272,13 @@ func steadyLines(n, keys int) []string {
 
 // TestRepairKeepsConsumers: a lost instance is restored alone — one that
 // reads one upstream instance (the aggregates, OVER) as well as a join
-// of two, which takes its inputs in the order its log at the sink says
-// although the replay brings them in another. Checkpoints stop after the first half of
+// of two (whose following of its log TestRepairFollowsInputLog tests). Checkpoints stop after the first half of
 // the input, so everything the second half made reached the sink after
 // the checkpoint the repair restores; the restored instance sends it
 // again and the sink drops it (sink_duplicates_dropped), the result
 // neither rolled back nor counted twice: equal to a run without the
 // failure.
 func TestRepairKeepsConsumers(t *testing.T) {
-	// The joins' inputs come back in an order of their own.
-	replaySourcesInTurn = true
-	defer func() { replaySourcesInTurn = false }()
 	lines := steadyLines(6000, 23)
 	queries := map[string]string{}
 	for _, name := range []string{"tumble", "session", "updating", "over", "selfjoin", "leftjoin"} {

@@ -726,9 +726,7 @@ func moveKept(olds []outlet, oldSplits []uint64, news []*backupOutlet, splits []
 type discardOutlet struct{}
 
 func (discardOutlet) send(_ context.Context, m message) error {
-	if m.rec != nil {
-		m.rec.Release()
-	}
+	m.release()
 	return nil
 }
 func (discardOutlet) close() {}
