@@ -170,7 +170,7 @@ func TestCheckpointRestoreLookupJoin(t *testing.T) {
 // the query's readers stay. The test ingests nothing meanwhile.
 func (c *Coordinator) reopenLocal(qr *queryRuntime, snaps []*instanceSnapshot) error {
 	old := qr.pipeline()
-	place := c.place(qr.def, nil)
+	place := c.place(qr.def, nil, nil)
 	for _, row := range place.Hosts {
 		for i := range row {
 			row[i] = coordinatorHost

@@ -64,9 +64,10 @@ type checkpointer struct {
 	// renumbered is the newest checkpoint a rescale renumbered: a repair
 	// from it cannot count on what the old layout sent (dedupe.go).
 	renumbered uint64
-	// paused: a repair is under way; no epoch begins.
-	paused bool
-	begun  time.Time // when the newest epoch began
+	// paused: a repair is under way; no epoch begins. held: only
+	// beginCheckpoint's forced ones do (an in-place rescale's).
+	paused, held bool
+	begun        time.Time // when the newest epoch began
 }
 
 // lastBegun is when the newest epoch began.
@@ -94,10 +95,10 @@ func newCheckpointer(query string) *checkpointer {
 
 // begin opens the next epoch for a query whose plan has instances
 // instances and lastWidth last-stage instances; 0 while paused.
-func (k *checkpointer) begin(instances, lastWidth int) uint64 {
+func (k *checkpointer) begin(instances, lastWidth int, force bool) uint64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.paused {
+	if k.paused || (k.held && !force) {
 		return 0
 	}
 	k.begun = time.Now()
@@ -243,8 +244,34 @@ func (k *checkpointer) abort(epoch uint64) {
 
 func (k *checkpointer) unpause() {
 	k.mu.Lock()
-	k.paused = false
+	k.paused, k.held = false, false
 	k.mu.Unlock()
+}
+
+// hold stops periodic epochs from beginning until unpause; those in
+// flight go on.
+func (k *checkpointer) hold() {
+	k.mu.Lock()
+	k.held = true
+	k.mu.Unlock()
+}
+
+// outcome reports whether epoch completed, or why it did not.
+func (k *checkpointer) outcome(epoch uint64) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.latestEpoch >= epoch {
+		return true, nil
+	}
+	if k.pending[epoch] != nil {
+		return false, nil
+	}
+	for _, r := range k.history {
+		if r.Epoch == epoch {
+			return false, fmt.Errorf("checkpoint %d %s", epoch, r.Status)
+		}
+	}
+	return false, fmt.Errorf("checkpoint %d was abandoned", epoch)
 }
 
 // records returns the history, oldest first, then the epochs in flight.
@@ -549,15 +576,15 @@ func (c *Coordinator) checkpointQuery(qr *queryRuntime) {
 	if p.failure() != nil || qr.recovering.Load() || qr.ckpt.inFlight() > 0 {
 		return
 	}
-	c.beginCheckpoint(qr)
+	c.beginCheckpoint(qr, false)
 }
 
 // beginCheckpoint opens the query's next epoch and puts its barrier into
 // each source stage; 0 when checkpoints are paused or a barrier could
-// not go in.
-func (c *Coordinator) beginCheckpoint(qr *queryRuntime) uint64 {
+// not go in. force begins one while checkpoints are held.
+func (c *Coordinator) beginCheckpoint(qr *queryRuntime, force bool) uint64 {
 	p := qr.pipeline()
-	epoch := qr.ckpt.begin(qr.instanceCount(), qr.lastWidth())
+	epoch := qr.ckpt.begin(qr.instanceCount(), qr.lastWidth(), force)
 	if epoch == 0 {
 		return 0
 	}

@@ -51,6 +51,10 @@ type placement struct {
 	// len(Hosts[s]), which a scale-out changes; the plan's Parallelism is
 	// only where it started.
 	Splits [][]uint64 `json:"splits,omitempty"`
+	// Order[s][r] is the instance of stage s that owns its r-th key range
+	// (nil, or a nil row: instance r). A scale-out appends the new
+	// instance, so no other instance changes its index.
+	Order [][]int `json:"order,omitempty"`
 }
 
 // width is the number of instances of stage s.
@@ -62,6 +66,15 @@ func (pl placement) splits(s int) []uint64 {
 		return pl.Splits[s]
 	}
 	return evenSplits(len(pl.Hosts[s]))
+}
+
+// ranges is how stage s's key space is divided among its instances.
+func (pl placement) ranges(s int) keyRanges {
+	k := keyRanges{splits: pl.splits(s)}
+	if s < len(pl.Order) {
+		k.order = pl.Order[s]
+	}
+	return k
 }
 
 // gen is the incarnation of instance i of stage s.
@@ -87,6 +100,14 @@ func (pl placement) clone() placement {
 	out.Splits = make([][]uint64, len(pl.Hosts))
 	for s := range pl.Hosts {
 		out.Splits[s] = append([]uint64(nil), pl.splits(s)...)
+	}
+	if pl.Order != nil {
+		out.Order = make([][]int, len(pl.Hosts))
+		for s := range pl.Hosts {
+			if s < len(pl.Order) {
+				out.Order[s] = append([]int(nil), pl.Order[s]...)
+			}
+		}
 	}
 	out.Addrs = map[string]string{}
 	for h, a := range pl.Addrs {

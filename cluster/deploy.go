@@ -29,6 +29,7 @@ const (
 	reqResume  = "resume"  // resumeRequest → int, messages replayed: last step of a repair
 	reqTrim    = "trim"    // trimRequest → nothing: a checkpoint completed
 	reqLog     = "log"     // logRequest → []byte: a lost producer's input log as its consumers here know it
+	reqFreeze  = "freeze"  // freezeRequest → nothing: an instance stops at the next checkpoint barrier
 
 	noticeFailed = "failed" // failedNotice: a worker's part of a query failed
 	noticeLost   = "lost"   // lostNotice: an outlet lost its consumer
@@ -45,6 +46,17 @@ type repairRequest struct {
 	// Resume, when not 0, is the checkpoint the restored instances resume
 	// after while their consumers keep running (dedupe.go).
 	Resume uint64 `json:"resume,omitempty"`
+	// Rescale, with Resume, is an in-place rescale: the consumers of the
+	// stage renumber their inputs (scale.go).
+	Rescale *rescaleStep `json:"rescale,omitempty"`
+}
+
+// freezeRequest: the instance stops taking input at the next checkpoint
+// barrier (an in-place rescale replaces it there, scale.go).
+type freezeRequest struct {
+	Run      string `json:"run"`
+	Stage    int    `json:"stage"`
+	Instance int    `json:"instance"`
 }
 
 // resumeRequest: start the restored instances and replay to them from
@@ -217,10 +229,11 @@ func (c *Coordinator) defaultParallelism() string {
 // coordinator; every other instance on a live worker, spread round-robin
 // over the workers so that the instances of a stage, each owning a key
 // range, land on different workers. Without workers everything runs here.
-// splits, when set, are each stage's key-range split points (a query
-// resuming in the layout a rescale gave it); otherwise a stage runs the
-// plan's Parallelism instances over equal ranges.
-func (c *Coordinator) place(q *planner.ContinuousQuery, splits [][]uint64) placement {
+// splits, when set, are each stage's key-range split points and order
+// which instance owns each range (a query resuming in the layout a
+// rescale gave it); otherwise a stage runs the plan's Parallelism
+// instances over equal ranges.
+func (c *Coordinator) place(q *planner.ContinuousQuery, splits [][]uint64, order [][]int) placement {
 	c.mu.Lock()
 	c.nextRun++
 	pl := placement{Run: "r" + strconv.Itoa(c.nextRun), Addrs: map[string]string{}, Version: 1}
@@ -238,6 +251,9 @@ func (c *Coordinator) place(q *planner.ContinuousQuery, splits [][]uint64) place
 	next := 0
 	if len(splits) == len(q.Plan.Stages) {
 		pl.Splits = splits
+		if len(order) == len(splits) {
+			pl.Order = order
+		}
 	}
 	for _, st := range q.Plan.Stages {
 		width := st.Parallelism
@@ -270,10 +286,11 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 	delete(c.restore, q.Name)
 	c.mu.Unlock()
 	var splits [][]uint64
+	var order [][]int
 	if rs != nil {
-		splits = rs.splits
+		splits, order = rs.splits, rs.order
 	}
-	pl := c.place(q, splits)
+	pl := c.place(q, splits, order)
 	p, err := newPipeline(q, pl, coordinatorHost, c.net, result, c.cfg.Logger)
 	if err != nil {
 		return nil, err

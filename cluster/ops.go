@@ -745,7 +745,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 				if l := load[[2]int{st.Stage, st.Instance}]; l != nil {
 					buckets = fmt.Sprint(l)
 				}
-				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, pl.splits(st.Stage), st.Instance), st.Host,
+				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, pl.ranges(st.Stage), st.Instance), st.Host,
 					st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark),
 					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion), int64(st.Gen), st.KeptBytes, st.Duplicates, buckets})
 			}

@@ -167,9 +167,9 @@ type barrierWait struct {
 // ranges or hosts (scale-out, recovery) installs a higher version.
 type route struct {
 	version     uint64
-	partitionBy []int    // key columns of the consumer's side
-	splits      []uint64 // consumer instance i owns hashes [splits[i-1], splits[i])
-	outs        []outlet // outs[i] reaches consumer instance i
+	partitionBy []int     // key columns of the consumer's side
+	ranges      keyRanges // the consumer instances' key ranges
+	outs        []outlet  // outs[i] reaches consumer instance i
 	// load counts the rows sent to each consumer instance in each of
 	// LoadBuckets equal parts of its key range: load[i*LoadBuckets+b]
 	// (partitioned routes only). counts is emit's scratch.
@@ -192,7 +192,46 @@ func LoadBucket(lo, hi uint64, n int, h uint64) int {
 // hi] (the last may be shorter), without overflowing on the whole space.
 func BucketWidth(lo, hi uint64, n int) uint64 { return (hi-lo)/uint64(n) + 1 }
 
-// rangeOf is consumer instance i's key range under splits.
+// keyRanges divides a partitioned stage's key space among its instances:
+// range r is [splits[r-1], splits[r]) and order[r] the instance that owns
+// it (nil: instance r). Ranges stay sorted by hash while instances keep
+// their index across a scale-out, which appends the new one.
+type keyRanges struct {
+	splits []uint64
+	order  []int
+}
+
+// owner is the instance that owns range r.
+func (k keyRanges) owner(r int) int {
+	if k.order == nil {
+		return r
+	}
+	return k.order[r]
+}
+
+// pos is the range instance i owns (-1: none).
+func (k keyRanges) pos(i int) int {
+	if k.order == nil {
+		if i > len(k.splits) {
+			return -1
+		}
+		return i
+	}
+	for r, o := range k.order {
+		if o == i {
+			return r
+		}
+	}
+	return -1
+}
+
+// of is instance i's key range.
+func (k keyRanges) of(i int) (lo, hi uint64) { return rangeOf(k.splits, k.pos(i)) }
+
+// width is the number of ranges (and instances).
+func (k keyRanges) width() int { return len(k.splits) + 1 }
+
+// rangeOf is the r-th key range under splits.
 func rangeOf(splits []uint64, i int) (lo, hi uint64) {
 	lo, hi = 0, math.MaxUint64
 	if i > 0 {
@@ -228,7 +267,11 @@ type instance struct {
 	// (passBarrier); passed counts them in.
 	skipCkpt, passCkpt uint64
 	passed             map[uint64]int
-	chain              *chain
+	// freeze: the instance stops at the next checkpoint barrier it
+	// aligns (frozen), dropping every input after it — an in-place
+	// rescale replaces it there (scale.go).
+	freeze, frozen bool
+	chain          *chain
 	// inputs: for each side, the number of upstream instances; a source
 	// stage has one pseudo-side fed by the coordinator.
 	sideWidth []int
@@ -398,7 +441,7 @@ func (p *pipeline) newInstance(s, i, gen int) (*instance, error) {
 	if c := p.consumer[s]; c.stage >= 0 {
 		next := stages[c.stage]
 		in.route.partitionBy = next.Sides[c.side].PartitionBy
-		in.route.splits = pl.splits(c.stage)
+		in.route.ranges = pl.ranges(c.stage)
 	}
 	in.chain = newChain(head, ops, in.emit)
 	in.lag = watermarkLag(st)
@@ -732,6 +775,13 @@ func (in *instance) dispatch(m message) error {
 	if m.ctl != nil {
 		return m.ctl()
 	}
+	if in.frozen {
+		if m.snapshot != nil {
+			m.snapshot <- snapshotReply{err: fmt.Errorf("stage %d instance %d is being rescaled", in.stage, in.idx)}
+		}
+		m.release()
+		return nil
+	}
 	if m.snapshot != nil {
 		return in.handle(m)
 	}
@@ -821,6 +871,15 @@ func (in *instance) checkpointBarrier(slot int, epoch uint64) error {
 	in.held = make([][]message, len(held))
 	for j := range in.barred {
 		in.barred[j] = false
+	}
+	if in.freeze {
+		in.frozen = true
+		for _, q := range held {
+			for _, m := range q {
+				m.release()
+			}
+		}
+		return nil
 	}
 	for slot, q := range held {
 		for i, m := range q {
@@ -964,13 +1023,13 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 		return in.sendTo(0, message{side: side, from: in.idx, rec: rec})
 	}
 	in.hashes = exec.HashColumns(rec, r.partitionBy, in.hashes[:0])
-	parts, err := splitByRange(rec, in.hashes, r.splits, r.counts)
+	parts, err := splitByRange(rec, in.hashes, r.ranges.splits, r.counts)
 	if err != nil {
 		return err
 	}
 	for i, n := range r.counts {
 		if n != 0 {
-			r.load[i].Add(n)
+			r.load[r.ranges.owner(i/LoadBuckets)*LoadBuckets+i%LoadBuckets].Add(n)
 			r.counts[i] = 0
 		}
 	}
@@ -978,7 +1037,7 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 		if part == nil {
 			continue
 		}
-		if err := in.sendTo(i, message{side: side, from: in.idx, rec: part}); err != nil {
+		if err := in.sendTo(r.ranges.owner(i), message{side: side, from: in.idx, rec: part}); err != nil {
 			for _, rest := range parts[i+1:] {
 				if rest != nil {
 					rest.Release()
@@ -1376,11 +1435,11 @@ func (p *pipeline) localStats() []instanceStatus {
 
 // keyRange describes the key range instance i of a stage owns under
 // splits.
-func keyRange(st *planner.Stage, splits []uint64, i int) string {
+func keyRange(st *planner.Stage, ranges keyRanges, i int) string {
 	if len(st.PartitionBy) == 0 {
 		return "all"
 	}
-	lo, hi := rangeOf(splits, i)
+	lo, hi := ranges.of(i)
 	return fmt.Sprintf("[%016x, %016x]", lo, hi)
 }
 

@@ -545,7 +545,7 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 	} else {
 		qr.result.rollback(epoch, pl.SinkGen)
 	}
-	n, err := c.reconfigure(qr, p, pl, restore, epoch, snaps, skip, dedupe)
+	n, err := c.reconfigure(qr, p, pl, restore, epoch, snaps, skip, dedupe, nil)
 	return restore, n, dedupe, err
 }
 
@@ -616,16 +616,18 @@ func sortedInstances(set map[[2]int]bool) [][2]int {
 // (snaps, in pl's numbering): prepare (stop what is restored, build the
 // new incarnations), restore (the snapshots), resume (start them; every
 // other instance's outlets to them replay what they kept after epoch's
-// barrier). The caller rolled the result back. It returns the number of
-// messages replayed.
-func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, restore [][2]int, epoch uint64, snaps map[[2]int][]byte, skip uint64, dedupe bool) (int, error) {
+// barrier). The caller rolled the result back, unless dedupe: then the
+// consumers of the restored instances keep running — after an in-place
+// rescale (step), with their inputs renumbered by it. It returns the
+// number of messages replayed.
+func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, restore [][2]int, epoch uint64, snaps map[[2]int][]byte, skip uint64, dedupe bool, step *rescaleStep) (int, error) {
 	var resume uint64
 	if dedupe {
 		resume = epoch
 	} else {
 		p.sinkFrom.Store(epoch)
 	}
-	if err := p.prepareRepair(pl, restore, skip, resume); err != nil {
+	if err := p.prepareRepair(pl, restore, skip, resume, step); err != nil {
 		return 0, err
 	}
 	plan, err := planner.EncodeQuery(qr.def)
@@ -636,7 +638,7 @@ func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, r
 	ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
 	defer cancel()
 	for _, w := range hosts {
-		if err := c.reg.Call(ctx, w, reqRepair, repairRequest{Place: pl, Plan: plan, Restore: restore, Skip: skip, Resume: resume}, nil); err != nil {
+		if err := c.reg.Call(ctx, w, reqRepair, repairRequest{Place: pl, Plan: plan, Restore: restore, Skip: skip, Resume: resume, Rescale: step}, nil); err != nil {
 			return 0, fmt.Errorf("preparing worker %s: %w", w, err)
 		}
 	}
@@ -875,8 +877,9 @@ const lostGrace = 2 * time.Second
 // prepareRepair is a host's first step of a repair: stop its instances
 // the repair restores, take the new placement, and build the new
 // incarnations of those it runs now (restored, then started by
-// resumeRepair).
-func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip, resume uint64) error {
+// resumeRepair). An in-place rescale (step) also renumbers the inputs of
+// the rescaled stage's consumers here, which keep running.
+func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip, resume uint64, step *rescaleStep) error {
 	var old []*instance
 	restored := map[[2]int]bool{}
 	for _, k := range restore {
@@ -928,6 +931,9 @@ func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip, resume ui
 		p.mu.Lock()
 		p.stages[k[0]][k[1]] = in
 		p.mu.Unlock()
+	}
+	if step != nil {
+		return p.rescaleInputs(*step, resume, restored)
 	}
 	return nil
 }

@@ -76,6 +76,7 @@ type roundQuery struct {
 	// Splits is each stage's key-range split points when the epoch was
 	// taken (a rescale changes them; the query resumes with the same).
 	Splits [][]uint64 `json:"splits,omitempty"`
+	Order  [][]int    `json:"order,omitempty"` // which instance owns each range
 }
 
 // restartRound is a round in progress.
@@ -96,6 +97,7 @@ type roundResult struct {
 	result []byte
 	wm     int64
 	splits [][]uint64
+	order  [][]int
 }
 
 const restartPrefix = "restart/"
@@ -157,7 +159,7 @@ func (c *Coordinator) beginRound() bool {
 	// barriers into the streams and tables.
 	byName := map[string]*queryRuntime{}
 	for _, qr := range qs {
-		epoch := qr.ckpt.begin(qr.instanceCount(), qr.lastWidth())
+		epoch := qr.ckpt.begin(qr.instanceCount(), qr.lastWidth(), false)
 		if epoch == 0 {
 			for name, e := range r.epochs {
 				byName[name].ckpt.abort(e)
@@ -251,7 +253,8 @@ func (c *Coordinator) roundCheckpointed(qr *queryRuntime, epoch uint64, pc *pend
 		return
 	}
 	r.mu.Lock()
-	r.done[qr.def.Name] = &roundResult{snaps: pc.snaps, result: data, wm: wm, splits: qr.pipeline().placement().clone().Splits}
+	pl := qr.pipeline().placement().clone()
+	r.done[qr.def.Name] = &roundResult{snaps: pc.snaps, result: data, wm: wm, splits: pl.Splits, order: pl.Order}
 	complete := len(r.done) == len(r.epochs) && !r.written
 	if complete {
 		r.written = true
@@ -288,7 +291,7 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 	m := r.manifest
 	m.Queries = map[string]roundQuery{}
 	for name, res := range r.done {
-		q := roundQuery{Epoch: r.epochs[name], Splits: res.splits}
+		q := roundQuery{Epoch: r.epochs[name], Splits: res.splits, Order: res.order}
 		for key, snap := range res.snaps {
 			if err := put(fmt.Sprintf("queries/%s/%d.%d", name, key[0], key[1]), snap); err != nil {
 				fail(err)
@@ -584,6 +587,7 @@ type restoring struct {
 	result []byte
 	wm     int64
 	splits [][]uint64 // the layout the snapshots were taken in (nil: the plan's)
+	order  [][]int
 }
 
 // loadRestartPoint reads a restart point's per-query data into
@@ -597,7 +601,7 @@ func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) 
 		c.mu.Unlock()
 	}()
 	for name, q := range m.Queries {
-		rs := &restoring{snaps: map[[2]int][]byte{}, wm: q.Watermark, splits: q.Splits}
+		rs := &restoring{snaps: map[[2]int][]byte{}, wm: q.Watermark, splits: q.Splits, order: q.Order}
 		for _, key := range q.Instances {
 			data, err := c.store.Get(ctx, fmt.Sprintf("%squeries/%s/%d.%d", prefix, name, key[0], key[1]))
 			if err != nil {

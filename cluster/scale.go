@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -44,6 +45,7 @@ type scalingEvent struct {
 	NewRanges string
 	Bytes     int64         // state moved to the new instance(s)
 	Took      time.Duration // decision to the new instances running
+	Restored  int           // instances restored: the new ones, or downstream too
 	Status    string
 }
 
@@ -105,9 +107,10 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	statuses := c.instanceStatuses(qr)
 	load := receivedLoad(q, statuses)
 	width := old.width(stage)
-	splits := old.splits(stage)
-	ev.OldRanges = rangesText(splits)
+	ranges := old.ranges(stage)
+	ev.OldRanges = rangesText(ranges)
 	var pl placement
+	var step rescaleStep
 	switch {
 	case out:
 		if width >= maxStageWidth {
@@ -119,7 +122,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		if idx >= width {
 			return ev, errorf("22023", "stage %d of %q has no instance %d", stage, query, idx)
 		}
-		lo, hi := rangeOf(splits, idx)
+		lo, hi := ranges.of(idx)
 		if split == 0 {
 			split = SplitPoint(lo, hi, load[[2]int{stage, idx}])
 		}
@@ -140,7 +143,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 				host = id
 			}
 		}
-		pl = scaledOut(old, stage, idx, split, host)
+		pl, step = scaledOut(old, stage, idx, split, host)
 		for _, w := range c.liveWorkers() {
 			pl.Addrs[w.ID] = w.DataAddr
 		}
@@ -149,43 +152,65 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 			return ev, errorf("55000", "stage %d of %q runs one instance: nothing to merge", stage, query)
 		}
 		if idx < 0 {
-			idx = quietestPair(load, stage, width)
+			idx = quietestPair(load, stage, ranges)
 		}
-		if idx+1 >= width {
-			return ev, errorf("22023", "stage %d of %q has no instances %d and %d to merge", stage, query, idx, idx+1)
+		if idx >= width || ranges.pos(idx)+1 >= width {
+			return ev, errorf("22023", "stage %d of %q has no instance %d with a next key range to merge with", stage, query, idx)
 		}
-		pl = scaledIn(old, stage, idx)
+		pl, step = scaledIn(old, stage, idx)
 	}
-	ev.NewRanges = rangesText(pl.splits(stage))
+	ev.NewRanges = rangesText(pl.ranges(stage))
+	log := c.cfg.Logger.With().Str("query", query).Logger()
 
+	// In place when it can: a checkpoint taken now, at whose barrier the
+	// instances replaced stop, so their consumers have exactly what they
+	// sent before it and keep running (dedupe.go); else from the newest
+	// checkpoint, restoring everything downstream too.
+	inPlace := rescaleInPlace(q, old, step)
+	if inPlace {
+		if _, err := c.freezeCheckpoint(ctx, qr, p, step.frozen()); err != nil {
+			log.Warn().Err(err).Msg("no checkpoint to rescale in place at; restoring downstream too")
+			inPlace = false
+		}
+	}
 	qr.recovering.Store(true)
 	qr.repairs++
 	repair := qr.repairs
 	skip := qr.ckpt.pause()
 	c.abandonStaleRound(0)
 	epoch, snaps := qr.ckpt.restorePoint()
-	moved, bytes, err := rescaledSnapshots(q.Plan.Stages, old, pl, stage, idx, out, snaps)
+	moved, bytes, err := rescaledSnapshots(q.Plan.Stages, old, pl, step, snaps)
 	if err != nil {
+		if inPlace { // the frozen instances must not stay so
+			err = fmt.Errorf("%w (and the stage is frozen)", err)
+			p.fail(errorf("58000", "%s of stage %d failed: %v", ev.Decision, stage, err))
+		}
 		qr.recovering.Store(false)
 		qr.ckpt.unpause()
 		return ev, err
 	}
 	ev.Bytes = bytes
-	// The instances before the split (or merged pair) keep their index,
-	// range and state: they go on running.
-	changed := stageInstances(pl, stage)
-	for j := range idx {
-		delete(changed, [2]int{stage, j})
+	restore := sortedInstances(step.changed(pl))
+	if !inPlace {
+		pl.SinkGen++
+		restore = restoreSet(q, pl, step.changed(pl))
 	}
-	restore := restoreSet(q, pl, changed)
 	renew(&pl, old, restore)
-	log := c.cfg.Logger.With().Str("query", query).Logger()
-	log.Info().Str("decision", ev.Decision).Int("stage", stage).Str("ranges", ev.NewRanges).Uint64("checkpoint", epoch).Msg("scaling a stage")
-	qr.result.rollback(epoch, pl.SinkGen)
+	ev.Restored = len(restore)
+	log.Info().Str("decision", ev.Decision).Int("stage", stage).Str("ranges", ev.NewRanges).Uint64("checkpoint", epoch).Bool("in_place", inPlace).Msg("scaling a stage")
+	if inPlace {
+		qr.result.repairing()
+	} else {
+		qr.result.rollback(epoch, pl.SinkGen)
+	}
 	// From here on the checkpoint is the new layout's: a repair of a
 	// rescale that broke (a worker died) restores that.
 	qr.ckpt.setRestorePoint(epoch, moved)
-	replayed, err := c.reconfigure(qr, p, pl, restore, epoch, moved, skip, false)
+	var through *rescaleStep
+	if inPlace {
+		through = &step
+	}
+	replayed, err := c.reconfigure(qr, p, pl, restore, epoch, moved, skip, inPlace, through)
 	var broke error // what broke the rescale, when a repair completed it
 	for attempt := 1; err != nil && attempt <= 5 && p.failure() == nil; attempt++ {
 		if broke == nil {
@@ -210,14 +235,32 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	ev.Took = time.Since(start)
 	ev.Status = "done"
 	rec := recoveryRecord{Query: query, Reason: ev.Decision + " of stage " + fmt.Sprint(stage), Detected: start, Epoch: epoch,
-		Instances: len(restore), Replayed: replayed, Restored: ev.Took}
+		Instances: len(restore), Replayed: replayed, Restored: ev.Took, Kept: inPlace}
 	if broke != nil {
 		ev.Status = "done (repaired: " + broke.Error() + ")"
+		ev.Restored = len(restore)
 		rec.Reason = fmt.Sprintf("%s of stage %d broke: %v", ev.Decision, stage, broke)
 	}
 	c.addScalingEvent(ev)
 	go c.finishRepair(qr, p, repair, rec, broke != nil) // in SHOW RECOVERIES when it needed a repair
 	return ev, nil
+}
+
+// rescaleInPlace reports whether step can leave every instance but the
+// ones it replaces running: the stage's consumer (or the sink) gets the
+// new instance's input at the end of its inputs, which must be the end
+// of its last side — the input logs of an instance with several inputs
+// name them by position (dedupe.go) — and a scale-in must take away the
+// stage's last instance, so that no other is renumbered.
+func rescaleInPlace(q *planner.ContinuousQuery, old placement, step rescaleStep) bool {
+	if !step.Out && step.Gone != old.width(step.Stage)-1 {
+		return false
+	}
+	if cs := stageConsumers(q)[step.Stage]; cs >= 0 {
+		sides := q.Plan.Stages[cs].Sides
+		return sides[len(sides)-1].Stage == step.Stage
+	}
+	return true
 }
 
 // maxStageWidth bounds a stage's instances.
@@ -243,13 +286,14 @@ func busiest(load map[[2]int][]uint64, s, width int) int {
 	return best
 }
 
-// quietestPair is the first of the two adjacent instances of stage s
-// that received fewest rows together.
-func quietestPair(load map[[2]int][]uint64, s, width int) int {
+// quietestPair is the instance of stage s that, with the one owning the
+// next key range, received fewest rows.
+func quietestPair(load map[[2]int][]uint64, s int, ranges keyRanges) int {
 	best, least := 0, uint64(math.MaxUint64)
-	for i := 0; i+1 < width; i++ {
-		if n := sum(load[[2]int{s, i}]) + sum(load[[2]int{s, i + 1}]); n < least {
-			best, least = i, n
+	for r := 0; r+1 < ranges.width(); r++ {
+		a, b := ranges.owner(r), ranges.owner(r+1)
+		if n := sum(load[[2]int{s, a}]) + sum(load[[2]int{s, b}]); n < least {
+			best, least = a, n
 		}
 	}
 	return best
@@ -304,27 +348,99 @@ func leastLoaded(counts map[string]int, workers []control.WorkerInfo) string {
 	return best
 }
 
-// scaledOut is pl with instance i of stage s split at split: instance
-// i+1 (on host) takes [split, old end]; later instances move up one.
-func scaledOut(pl placement, s, i int, split uint64, host string) placement {
-	out := pl.clone()
-	out.Version++
-	out.SinkGen++
-	out.Hosts[s] = insertAt(out.Hosts[s], i+1, host)
-	out.Gens[s] = insertAt(out.Gens[s], i+1, 0)
-	out.Splits[s] = insertAt(out.Splits[s], i, split)
-	return out
+// rescaleStep is what a rescale does to stage Stage's instances: a
+// scale-out splits instance Split, the new instance Added (the stage's
+// last) taking the upper part; a scale-in merges instances Lower and
+// Upper (adjacent ranges, in that order) into Keep, the lower index, and
+// takes Gone away — the instances after Gone move down one.
+type rescaleStep struct {
+	Stage int  `json:"stage"`
+	Out   bool `json:"out"`
+	Split int  `json:"split,omitempty"`
+	Added int  `json:"added,omitempty"`
+	Lower int  `json:"lower,omitempty"`
+	Upper int  `json:"upper,omitempty"`
+	Keep  int  `json:"keep,omitempty"`
+	Gone  int  `json:"gone,omitempty"`
 }
 
-// scaledIn is pl with instances i and i+1 of stage s merged into i.
-func scaledIn(pl placement, s, i int) placement {
+// frozen is the instances of the old layout a rescale replaces.
+func (st rescaleStep) frozen() [][2]int {
+	if st.Out {
+		return [][2]int{{st.Stage, st.Split}}
+	}
+	return [][2]int{{st.Stage, st.Keep}, {st.Stage, st.Gone}}
+}
+
+// changed is the instances of stage st.Stage under pl (the new layout)
+// that are not the old ones: new, split, merged or renumbered.
+func (st rescaleStep) changed(pl placement) map[[2]int]bool {
+	set := map[[2]int]bool{}
+	if st.Out {
+		set[[2]int{st.Stage, st.Split}] = true
+		set[[2]int{st.Stage, st.Added}] = true
+		return set
+	}
+	set[[2]int{st.Stage, st.Keep}] = true
+	for j := st.Gone; j < pl.width(st.Stage); j++ {
+		set[[2]int{st.Stage, j}] = true
+	}
+	return set
+}
+
+// scaledOut is pl with instance i of stage s split at split: a new
+// instance (the stage's last, on host) takes [split, i's old end].
+func scaledOut(pl placement, s, i int, split uint64, host string) (placement, rescaleStep) {
 	out := pl.clone()
 	out.Version++
-	out.SinkGen++
-	out.Hosts[s] = append(out.Hosts[s][:i+1], out.Hosts[s][i+2:]...)
-	out.Gens[s] = append(out.Gens[s][:i+1], out.Gens[s][i+2:]...)
-	out.Splits[s] = append(out.Splits[s][:i], out.Splits[s][i+1:]...)
-	return out
+	r := pl.ranges(s).pos(i)
+	n := pl.width(s)
+	out.Hosts[s] = append(out.Hosts[s], host)
+	out.Gens[s] = append(out.Gens[s], 0)
+	out.Splits[s] = insertAt(out.Splits[s], r, split)
+	out.Order = orderRows(pl)
+	out.Order[s] = insertAt(out.Order[s], r+1, n)
+	return out, rescaleStep{Stage: s, Out: true, Split: i, Added: n}
+}
+
+// scaledIn is pl with instance i of stage s merged with the instance
+// that owns the next key range.
+func scaledIn(pl placement, s, i int) (placement, rescaleStep) {
+	ranges := pl.ranges(s)
+	r := ranges.pos(i)
+	st := rescaleStep{Stage: s, Lower: i, Upper: ranges.owner(r + 1)}
+	st.Keep, st.Gone = min(st.Lower, st.Upper), max(st.Lower, st.Upper)
+	out := pl.clone()
+	out.Version++
+	out.Splits[s] = append(out.Splits[s][:r], out.Splits[s][r+1:]...)
+	out.Order = orderRows(pl)
+	order := append(out.Order[s][:r+1], out.Order[s][r+2:]...)
+	order[r] = st.Keep
+	for k, o := range order {
+		if o > st.Gone {
+			order[k] = o - 1
+		}
+	}
+	out.Order[s] = order
+	out.Hosts[s] = append(out.Hosts[s][:st.Gone], out.Hosts[s][st.Gone+1:]...)
+	out.Gens[s] = append(out.Gens[s][:st.Gone], out.Gens[s][st.Gone+1:]...)
+	return out, st
+}
+
+// orderRows is pl.Order with a row for every stage (copies).
+func orderRows(pl placement) [][]int {
+	rows := make([][]int, len(pl.Hosts))
+	for s := range rows {
+		if s < len(pl.Order) && pl.Order[s] != nil {
+			rows[s] = append([]int(nil), pl.Order[s]...)
+			continue
+		}
+		rows[s] = make([]int, pl.width(s))
+		for i := range rows[s] {
+			rows[s][i] = i
+		}
+	}
+	return rows
 }
 
 func insertAt[T any](xs []T, i int, x T) []T {
@@ -332,6 +448,10 @@ func insertAt[T any](xs []T, i int, x T) []T {
 	copy(xs[i+1:], xs[i:])
 	xs[i] = x
 	return xs
+}
+
+func removeAt[T any](xs []T, i int) []T {
+	return append(xs[:i], xs[i+1:]...)
 }
 
 // renew gives every instance of restore a new incarnation under pl: one
@@ -349,11 +469,12 @@ func renew(pl *placement, old placement, restore [][2]int) {
 	}
 }
 
-// rangesText lists the key ranges of splits, for SHOW SCALING EVENTS.
-func rangesText(splits []uint64) string {
+// rangesText lists each instance's key range, in instance order, for
+// SHOW SCALING EVENTS.
+func rangesText(ranges keyRanges) string {
 	var b strings.Builder
-	for i := range len(splits) + 1 {
-		lo, hi := rangeOf(splits, i)
+	for i := range ranges.width() {
+		lo, hi := ranges.of(i)
 		if i > 0 {
 			b.WriteByte(' ')
 		}
@@ -363,16 +484,18 @@ func rangesText(splits []uint64) string {
 }
 
 // rescaledSnapshots turns the snapshots of a checkpoint into those of
-// the instances after stage s was scaled at instance i: the split
-// instance's operators partitioned at the new split point (or the merged
-// pair's combined), the stage's other instances renumbered, and the
-// input positions of the stage that reads s widened (or narrowed). It
-// returns the new snapshots and the bytes that went to another instance.
-// No snapshots (no checkpoint yet): none, everything is replayed.
-func rescaledSnapshots(stages []*planner.Stage, old, pl placement, s, i int, out bool, snaps map[[2]int][]byte) (map[[2]int][]byte, int64, error) {
+// the instances after step: the split instance's operators partitioned
+// at the new split point (or the merged pair's combined), renumbered
+// instances moved, and the input positions of the stage that reads the
+// rescaled one widened (a slot for the new instance at the end of the
+// side's) or narrowed. It returns the new snapshots and the bytes that
+// went to another instance. No snapshots (no checkpoint yet): none,
+// everything is replayed.
+func rescaledSnapshots(stages []*planner.Stage, old, pl placement, step rescaleStep, snaps map[[2]int][]byte) (map[[2]int][]byte, int64, error) {
 	if len(snaps) == 0 {
 		return nil, 0, nil
 	}
+	s := step.Stage
 	res := map[[2]int][]byte{}
 	var moved int64
 	decode := func(k [2]int) (*instanceSnapshot, error) {
@@ -412,61 +535,61 @@ func rescaledSnapshots(stages []*planner.Stage, old, pl placement, s, i int, out
 		for sd := range side {
 			base += old.width(stages[consumer].Sides[sd].Stage)
 		}
-		slot := base + i
-		if out {
-			snap.Watermarks = insertAt(snap.Watermarks, slot+1, snap.Watermarks[slot])
-			snap.Idle = insertAt(snap.Idle, slot+1, snap.Idle[slot])
-			snap.Received = insertAt(snap.Received, slot+1, 0)
+		if step.Out {
+			from, at := base+step.Split, base+old.width(s)
+			snap.Watermarks = insertAt(snap.Watermarks, at, snap.Watermarks[from])
+			snap.Idle = insertAt(snap.Idle, at, snap.Idle[from])
+			snap.Received = insertAt(snap.Received, at, 0)
 		} else {
-			snap.Watermarks[slot] = min(snap.Watermarks[slot], snap.Watermarks[slot+1])
-			snap.Idle[slot] = snap.Idle[slot] && snap.Idle[slot+1]
-			snap.Received[slot] += snap.Received[slot+1]
-			snap.Watermarks = append(snap.Watermarks[:slot+1], snap.Watermarks[slot+2:]...)
-			snap.Idle = append(snap.Idle[:slot+1], snap.Idle[slot+2:]...)
-			snap.Received = append(snap.Received[:slot+1], snap.Received[slot+2:]...)
+			keep, gone := base+step.Keep, base+step.Gone
+			snap.Watermarks[keep] = min(snap.Watermarks[keep], snap.Watermarks[gone])
+			snap.Idle[keep] = snap.Idle[keep] && snap.Idle[gone]
+			snap.Received[keep] += snap.Received[gone]
+			snap.Watermarks = removeAt(snap.Watermarks, gone)
+			snap.Idle = removeAt(snap.Idle, gone)
+			snap.Received = removeAt(snap.Received, gone)
 		}
 		if err := put(k, snap); err != nil {
 			return nil, 0, err
 		}
 	}
-	for j := range old.width(s) {
+	ranges := pl.ranges(s)
+	for j := range pl.width(s) {
 		k := [2]int{s, j}
-		if j < i { // unchanged
-			if res[k] = snaps[k]; res[k] == nil {
-				return nil, 0, fmt.Errorf("the checkpoint has no snapshot of stage %d instance %d", s, j)
-			}
-			continue
-		}
-		if !out && j == i+1 {
-			continue // merged into i
-		}
-		snap, err := decode(k)
-		if err != nil {
-			return nil, 0, err
-		}
+		var err error
 		switch {
-		case j > i: // renumbered
-			shift := 1
-			if !out {
-				shift = -1
-			}
-			err = put([2]int{s, j + shift}, snap)
-		case out: // j == i: split
-			lo, _ := rangeOf(pl.splits(s), i)
-			_, hi := rangeOf(pl.splits(s), i+1)
-			parts := splitInstanceSnapshot(snap, lo, pl.splits(s)[i], hi)
-			moved += opsBytes(parts[1])
-			if err = put([2]int{s, i}, parts[0]); err == nil {
-				err = put([2]int{s, i + 1}, parts[1])
-			}
-		default: // j == i: merge with i+1
-			var next *instanceSnapshot
-			if next, err = decode([2]int{s, i + 1}); err == nil {
-				moved += opsBytes(next)
-				var merged *instanceSnapshot
-				if merged, err = mergeInstanceSnapshots(snap, next); err == nil {
-					err = put([2]int{s, i}, merged)
+		case step.Out && j == step.Added:
+			continue // with the split
+		case step.Out && j == step.Split:
+			var snap *instanceSnapshot
+			if snap, err = decode(k); err == nil {
+				lo, _ := ranges.of(j)
+				split, hi := ranges.of(step.Added)
+				parts := splitInstanceSnapshot(snap, lo, split, hi)
+				moved += opsBytes(parts[1])
+				if err = put(k, parts[0]); err == nil {
+					err = put([2]int{s, step.Added}, parts[1])
 				}
+			}
+		case !step.Out && j == step.Keep:
+			var a, b *instanceSnapshot
+			if a, err = decode([2]int{s, step.Lower}); err == nil {
+				if b, err = decode([2]int{s, step.Upper}); err == nil {
+					moved += opsBytes(b)
+					var merged *instanceSnapshot
+					if merged, err = mergeInstanceSnapshots(a, b); err == nil {
+						err = put(k, merged)
+					}
+				}
+			}
+		case !step.Out && j >= step.Gone: // renumbered
+			var snap *instanceSnapshot
+			if snap, err = decode([2]int{s, j + 1}); err == nil {
+				err = put(k, snap)
+			}
+		default: // unchanged
+			if res[k] = snaps[k]; res[k] == nil {
+				err = fmt.Errorf("the checkpoint has no snapshot of stage %d instance %d", s, j)
 			}
 		}
 		if err != nil {
@@ -561,9 +684,9 @@ func mergeInstanceSnapshots(a, b *instanceSnapshot) (*instanceSnapshot, error) {
 // number of messages they will replay.
 func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoch uint64) ([]*reroute, int, error) {
 	c := p.consumer[in.stage]
-	width, splits := pl.width(c.stage), pl.splits(c.stage)
+	width, ranges := pl.width(c.stage), pl.ranges(c.stage)
 	in.routeMu.RLock()
-	olds, oldSplits, partitionBy := in.route.outs, in.route.splits, in.route.partitionBy
+	olds, oldRanges, partitionBy := in.route.outs, in.route.ranges, in.route.partitionBy
 	in.routeMu.RUnlock()
 	// An outlet to a consumer that kept its index, incarnation and range
 	// stays as it is; the others are detached (they keep, not send) and
@@ -575,7 +698,7 @@ func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoc
 			return nil, 0, fmt.Errorf("stage %d instance %d keeps no output to replay", in.stage, in.idx)
 		}
 		ch := b.target()
-		if j < width && ch.toIdx == j && ch.gen == pl.gen(c.stage, j) && sameRange(oldSplits, splits, j) {
+		if j < width && ch.toIdx == j && ch.gen == pl.gen(c.stage, j) && sameRange(oldRanges, ranges, j) {
 			kept[j] = true
 			continue
 		}
@@ -598,7 +721,7 @@ func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoc
 	}
 	done := make(chan error, 1)
 	ctl := func() error {
-		err := moveKept(olds, oldSplits, news, splits, partitionBy, epoch, kept)
+		err := moveKept(olds, oldRanges, news, ranges, partitionBy, epoch, kept)
 		if err == nil {
 			outs := make([]outlet, width)
 			for j, b := range news {
@@ -611,7 +734,7 @@ func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoc
 				}
 			}
 			in.routeMu.Lock()
-			in.route.outs, in.route.splits, in.route.version = outs, splits, pl.Version
+			in.route.outs, in.route.ranges, in.route.version = outs, ranges, pl.Version
 			in.route.load = make([]atomic.Uint64, width*LoadBuckets)
 			in.route.counts = make([]uint64, width*LoadBuckets)
 			in.routeMu.Unlock()
@@ -643,24 +766,24 @@ func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoc
 	return rs, n, nil
 }
 
-// sameRange reports whether instance j has the same key range under both
-// split lists.
-func sameRange(a, b []uint64, j int) bool {
-	if j > len(a) || j > len(b) {
+// sameRange reports whether instance j has the same key range under a
+// and b.
+func sameRange(a, b keyRanges, j int) bool {
+	if a.pos(j) < 0 || b.pos(j) < 0 {
 		return false
 	}
-	alo, ahi := rangeOf(a, j)
-	blo, bhi := rangeOf(b, j)
+	alo, ahi := a.of(j)
+	blo, bhi := b.of(j)
 	return alo == blo && ahi == bhi
 }
 
-// moveKept copies into news (outlets to the instances of ranges splits)
-// what olds (to those of oldSplits) kept after epoch's barrier, in the
+// moveKept copies into news (outlets to the instances of ranges) what
+// olds (to those of oldRanges) kept after epoch's barrier, in the
 // order it was sent: each new outlet gets the rows of its range from the
 // batches of every old outlet whose range overlaps it, and the other
 // messages of the old outlet whose range held its start (every outlet
 // got those).
-func moveKept(olds []outlet, oldSplits []uint64, news []*backupOutlet, splits []uint64, partitionBy []int, epoch uint64, kept map[int]bool) error {
+func moveKept(olds []outlet, oldRanges keyRanges, news []*backupOutlet, ranges keyRanges, partitionBy []int, epoch uint64, kept map[int]bool) error {
 	type item struct {
 		seq uint64
 		m   message
@@ -675,28 +798,29 @@ func moveKept(olds []outlet, oldSplits []uint64, news []*backupOutlet, splits []
 		if err != nil {
 			return err
 		}
-		olo, ohi := rangeOf(oldSplits, oi)
+		olo, ohi := oldRanges.of(oi)
 		for _, k := range msgs {
 			var parts []arrow.RecordBatch
 			if k.m.rec != nil {
 				hashes = exec.HashColumns(k.m.rec, partitionBy, hashes[:0])
-				if parts, err = splitByRange(k.m.rec, hashes, splits, nil); err != nil {
+				if parts, err = splitByRange(k.m.rec, hashes, ranges.splits, nil); err != nil {
 					k.m.rec.Release()
 					return err
 				}
 				k.m.rec.Release()
 			}
 			for j := range news {
-				lo, hi := rangeOf(splits, j)
+				lo, hi := ranges.of(j)
 				if kept[j] || hi < olo || lo > ohi {
 					continue
 				}
 				m := k.m
 				if parts != nil {
-					if m.rec = parts[j]; m.rec == nil {
+					r := ranges.pos(j)
+					if m.rec = parts[r]; m.rec == nil {
 						continue
 					}
-					parts[j] = nil
+					parts[r] = nil
 				} else if lo < olo {
 					continue // the old outlet of this range's start has it
 				}
@@ -900,7 +1024,7 @@ func (c *Coordinator) LoadReports() []LoadReport {
 			if !ok || now.Sub(prev.at) <= 0 {
 				continue
 			}
-			lo, hi := rangeOf(pl.splits(st.Stage), st.Instance)
+			lo, hi := pl.ranges(st.Stage).of(st.Instance)
 			r := LoadReport{Query: qr.def.Name, Stage: st.Stage, Instance: st.Instance, Width: pl.width(st.Stage), Lo: lo, Hi: hi,
 				Busy: min(1, max(0, (cur.busy-prev.busy)/now.Sub(prev.at).Seconds())), QueueDepth: st.QueueDepth}
 			if len(buckets) == len(prev.buckets) {
@@ -922,13 +1046,13 @@ func (c *Coordinator) LoadReports() []LoadReport {
 func (c *Coordinator) scalingRows() ([]Column, [][]any) {
 	cols := []Column{{"time", planner.TypeTimestamp}, {"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"decision", planner.TypeText},
 		{"reason", planner.TypeText}, {"old_ranges", planner.TypeText}, {"new_ranges", planner.TypeText}, {"bytes_moved", planner.TypeBigInt},
-		{"took_ms", planner.TypeDouble}, {"status", planner.TypeText}}
+		{"took_ms", planner.TypeDouble}, {"instances_restored", planner.TypeBigInt}, {"status", planner.TypeText}}
 	c.scaling.mu.Lock()
 	evs := append([]scalingEvent(nil), c.scaling.events...)
 	c.scaling.mu.Unlock()
 	var rows [][]any
 	for _, e := range evs {
-		rows = append(rows, []any{e.Time.UnixMicro(), e.Query, int64(e.Stage), e.Decision, e.Reason, e.OldRanges, e.NewRanges, e.Bytes, ms(e.Took), e.Status})
+		rows = append(rows, []any{e.Time.UnixMicro(), e.Query, int64(e.Stage), e.Decision, e.Reason, e.OldRanges, e.NewRanges, e.Bytes, ms(e.Took), int64(e.Restored), e.Status})
 	}
 	return cols, rows
 }
@@ -945,5 +1069,230 @@ func (c *Coordinator) addScalingEvent(ev scalingEvent) {
 	c.scaling.events = append(c.scaling.events, ev)
 	if len(c.scaling.events) > keepScalingEvents {
 		c.scaling.events = c.scaling.events[len(c.scaling.events)-keepScalingEvents:]
+	}
+}
+
+// An in-place rescale (rescaleInPlace) replaces only the instances it
+// splits or merges. freezeCheckpoint takes a checkpoint at whose barrier
+// they stop taking input (instance.freeze): the checkpoint's snapshots
+// of them hold all they ever processed, their consumers have exactly
+// what they sent before the barrier, and what their producers sent after
+// it is kept for replay. The new instances are restored from those
+// snapshots, resume after the barrier, and the producers' kept output is
+// split among them (resplit). Their consumers keep running: they
+// renumber their inputs (rescaleInputs) — a new last input for the new
+// instance, or the merged pair's two made one — and drop nothing, since
+// nothing was sent after the barrier.
+
+// freezeTimeout bounds the checkpoint an in-place rescale waits for.
+const freezeTimeout = time.Minute
+
+// freezeCheckpoint holds the query's periodic checkpoints, has the
+// frozen instances stop at the next barrier and takes a checkpoint; it
+// returns its epoch once complete. On an error the frozen instances may
+// have stopped, so the caller restores them (and checkpoints stay held
+// until it pauses and resumes them).
+func (c *Coordinator) freezeCheckpoint(ctx context.Context, qr *queryRuntime, p *pipeline, frozen [][2]int) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, freezeTimeout)
+	defer cancel()
+	qr.ckpt.hold()
+	for qr.ckpt.inFlight() > 0 {
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return 0, fmt.Errorf("waiting for the checkpoint in flight: %w", err)
+		}
+	}
+	pl := p.placement()
+	for _, k := range frozen {
+		var err error
+		if h := pl.Hosts[k[0]][k[1]]; h == coordinatorHost {
+			err = p.freeze(ctx, k)
+		} else {
+			err = c.reg.Call(ctx, h, reqFreeze, freezeRequest{Run: pl.Run, Stage: k[0], Instance: k[1]}, nil)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("freezing stage %d instance %d: %w", k[0], k[1], err)
+		}
+	}
+	epoch := c.beginCheckpoint(qr, true)
+	if epoch == 0 {
+		return 0, errors.New("the checkpoint could not begin")
+	}
+	for {
+		done, err := qr.ckpt.outcome(epoch)
+		switch {
+		case err != nil:
+			return 0, err
+		case done:
+			return epoch, nil
+		case p.failure() != nil:
+			return 0, p.failure()
+		case !c.allAlive(pl):
+			return 0, errors.New("a worker of the query died")
+		}
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return 0, fmt.Errorf("checkpoint %d: %w", epoch, err)
+		}
+	}
+}
+
+// allAlive reports whether every host of pl is alive.
+func (c *Coordinator) allAlive(pl placement) bool {
+	failed := map[[2]int]bool{}
+	c.addDeadInstances(pl, failed)
+	return len(failed) == 0
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// freeze has instance k stop at the next checkpoint barrier it aligns.
+func (p *pipeline) freeze(ctx context.Context, k [2]int) error {
+	in := p.instanceAt(k[0], k[1])
+	if in == nil {
+		return fmt.Errorf("stage %d instance %d does not run here", k[0], k[1])
+	}
+	return in.control(ctx, func() error {
+		in.freeze = true
+		return nil
+	})
+}
+
+// control runs fn on the instance's goroutine, between two of its
+// messages, and waits for it.
+func (in *instance) control(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	ctl := func() error {
+		err := fn()
+		done <- err
+		return err
+	}
+	select {
+	case in.in <- message{ctl: ctl}:
+	case <-in.ctx.Done():
+		return fmt.Errorf("stage %d instance %d stopped (%v)", in.stage, in.idx, in.p.failure())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-in.ctx.Done():
+		return fmt.Errorf("stage %d instance %d stopped (%v)", in.stage, in.idx, in.p.failure())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rescaleInputs renumbers the inputs of this host's consumers of an
+// in-place rescale's stage that keep running (not in restored), and the
+// sink's: epoch is the checkpoint the new instances resume after.
+func (p *pipeline) rescaleInputs(step rescaleStep, epoch uint64, restored map[[2]int]bool) error {
+	c := p.consumer[step.Stage]
+	if c.stage < 0 {
+		if p.result != nil {
+			p.mu.Lock()
+			if step.Out {
+				in := &sinkInput{gen: int(p.sinkGen.Load())}
+				in.seq.reset(epoch)
+				p.sinkIns[step.Added] = in
+			} else {
+				delete(p.sinkIns, step.Gone)
+			}
+			p.mu.Unlock()
+			p.result.rescaleInputs(step, epoch)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, deployTimeout)
+	defer cancel()
+	for _, in := range p.localInstances() {
+		if in.stage != c.stage || restored[[2]int{in.stage, in.idx}] {
+			continue
+		}
+		if err := in.control(ctx, func() error { in.rescaleInputs(c.side, step, epoch); return nil }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rescaleInputs renumbers the instance's inputs on side after step: a
+// scale-out adds the new instance's at the end of the side's (its
+// watermark the split one's, its position after checkpoint epoch's
+// barrier); a scale-in merges the pair's into the kept one's.
+func (in *instance) rescaleInputs(side int, step rescaleStep, epoch uint64) {
+	base := in.sideBase[side]
+	if step.Out {
+		from, at := base+step.Split, base+in.sideWidth[side]
+		var seq inputSeq
+		seq.reset(epoch)
+		in.wms = insertAt(in.wms, at, in.wms[from])
+		in.idle = insertAt(in.idle, at, in.idle[from])
+		in.barred = insertAt(in.barred, at, false)
+		in.received = insertAt(in.received, at, 0)
+		in.seqs = insertAt(in.seqs, at, seq)
+		in.held = insertAt(in.held, at, nil)
+		if in.pending != nil {
+			in.pending = insertAt(in.pending, at, nil)
+		}
+		in.sideWidth[side]++
+	} else {
+		keep, gone := base+step.Keep, base+step.Gone
+		in.wms[keep] = min(in.wms[keep], in.wms[gone])
+		in.idle[keep] = in.idle[keep] && in.idle[gone]
+		in.received[keep] += in.received[gone]
+		in.wms = removeAt(in.wms, gone)
+		in.idle = removeAt(in.idle, gone)
+		in.barred = removeAt(in.barred, gone)
+		in.received = removeAt(in.received, gone)
+		in.seqs = removeAt(in.seqs, gone)
+		in.held = removeAt(in.held, gone)
+		if in.pending != nil {
+			in.pending = removeAt(in.pending, gone)
+		}
+		in.sideWidth[side]--
+	}
+	total := 0
+	for sd, w := range in.sideWidth {
+		in.sideBase[sd] = total
+		total += w
+	}
+	in.logsInputs = total > 1
+}
+
+// rescaleInputs renumbers the result's inputs (last-stage instances)
+// after an in-place rescale of the last stage at checkpoint epoch, like
+// instance.rescaleInputs.
+func (r *resultStore) rescaleInputs(step rescaleStep, epoch uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[int]uint64{}
+	}
+	if step.Out {
+		r.seen[step.Added] = epoch
+		if step.Split < len(r.wms) {
+			for len(r.wms) <= step.Added {
+				r.wms = append(r.wms, math.MinInt64)
+				r.idle = append(r.idle, false)
+			}
+			r.wms[step.Added], r.idle[step.Added] = r.wms[step.Split], r.idle[step.Split]
+		}
+		return
+	}
+	delete(r.seen, step.Gone)
+	if step.Gone < len(r.wms) {
+		r.wms[step.Keep] = min(r.wms[step.Keep], r.wms[step.Gone])
+		r.idle[step.Keep] = r.idle[step.Keep] && r.idle[step.Gone]
+		r.wms = removeAt(r.wms, step.Gone)
+		r.idle = removeAt(r.idle, step.Gone)
 	}
 }

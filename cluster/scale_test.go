@@ -65,7 +65,9 @@ func TestScaleOutAndIn(t *testing.T) {
 	// The rescales run while a COPY streams in: what the upstream kept
 	// after the checkpoint is split and replayed.
 	copying := copyAsync(s, "ev", lines[third:2*third])
+	split := map[target]int{} // the instance split, which the new one follows in key order
 	for _, tg := range targets {
+		before := incarnations(t, s, tg.query)
 		ev, err := c.ScaleOut(ctx, tg.query, tg.stage, -1, 0, "test")
 		if err != nil {
 			t.Fatalf("scale out %s stage %d: %v", tg.query, tg.stage, err)
@@ -73,7 +75,14 @@ func TestScaleOutAndIn(t *testing.T) {
 		if ev.Status != "done" || ev.OldRanges == ev.NewRanges {
 			t.Fatalf("scale out %s: %+v", tg.query, ev)
 		}
-		t.Logf("%s stage %d: %s -> %s, %d bytes moved in %v", tg.query, tg.stage, ev.OldRanges, ev.NewRanges, ev.Bytes, ev.Took)
+		t.Logf("%s stage %d: %s -> %s, %d bytes moved in %v, %d instances restored", tg.query, tg.stage, ev.OldRanges, ev.NewRanges, ev.Bytes, ev.Took, ev.Restored)
+		// In place: only the split instance and the new one are new
+		// incarnations; everything else, downstream included, ran on.
+		restored := restoredSince(t, before, incarnations(t, s, tg.query))
+		if ev.Restored != 2 || len(restored) != 2 || restored[1] != [2]int{tg.stage, 2} || restored[0][0] != tg.stage {
+			t.Fatalf("scale out of %s stage %d restored %v (%d), want the split instance and the new instance 2", tg.query, tg.stage, restored, ev.Restored)
+		}
+		split[tg] = restored[0][1]
 	}
 	for _, tg := range targets {
 		n := run(t, s, fmt.Sprintf("SELECT COUNT(*) FROM spate_instances WHERE query = '%s' AND stage = %d", tg.query, tg.stage))
@@ -86,9 +95,22 @@ func TestScaleOutAndIn(t *testing.T) {
 	}
 	waitCheckpoints()
 	copying = copyAsync(s, "ev", lines[2*third:])
-	for _, tg := range targets {
-		if _, err := c.ScaleIn(ctx, tg.query, tg.stage, -1, "test"); err != nil {
+	for i, tg := range targets {
+		// Half merge the split pair back (in place: the new instance is
+		// the stage's last), half the quietest pair (-1).
+		idx := split[tg]
+		if i%2 == 1 {
+			idx = -1
+		}
+		before := incarnations(t, s, tg.query)
+		ev, err := c.ScaleIn(ctx, tg.query, tg.stage, idx, "test")
+		if err != nil {
 			t.Fatalf("scale in %s stage %d: %v", tg.query, tg.stage, err)
+		}
+		restored := restoredSince(t, before, incarnations(t, s, tg.query))
+		t.Logf("%s stage %d: %s -> %s, restored %v", tg.query, tg.stage, ev.OldRanges, ev.NewRanges, restored)
+		if idx >= 0 && (ev.Restored != 1 || len(restored) != 1 || restored[0] != [2]int{tg.stage, idx}) {
+			t.Fatalf("scale in of %s stage %d instance %d restored %v (%d), want only the merged one", tg.query, tg.stage, idx, restored, ev.Restored)
 		}
 	}
 	if err := <-copying; err != nil {
@@ -109,6 +131,31 @@ func TestScaleOutAndIn(t *testing.T) {
 			t.Errorf("%s differs after scaling: %s", name, firstDiff(want, got))
 		}
 	}
+}
+
+// incarnations is each instance's incarnation from SHOW INSTANCES.
+func incarnations(t *testing.T, s Session, query string) map[[2]int]string {
+	t.Helper()
+	out := map[[2]int]string{}
+	for _, r := range run(t, s, "SELECT stage, instance, incarnation FROM spate_instances WHERE query = '"+query+"'") {
+		var k [2]int
+		fmt.Sscan(r[0], &k[0])
+		fmt.Sscan(r[1], &k[1])
+		out[k] = r[2]
+	}
+	return out
+}
+
+// restoredSince lists, in order, the instances of after that are not
+// those of before: new, or a new incarnation.
+func restoredSince(t *testing.T, before, after map[[2]int]string) [][2]int {
+	set := map[[2]int]bool{}
+	for k, gen := range after {
+		if before[k] != gen {
+			set[k] = true
+		}
+	}
+	return sortedInstances(set)
 }
 
 // copyAsync runs a COPY of lines into table on another goroutine, in
@@ -159,9 +206,16 @@ func TestAlterContinuousQuery(t *testing.T) {
 		t.Fatalf("SHOW SCALING EVENTS: %v", ev)
 	}
 	copyCSV(t, s, "ev", lines[1000:])
-	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE IN STAGE 1 INSTANCE 1")
-	if r := run(t, s, "SELECT COUNT(*) FROM spate_instances WHERE query = 'totals' AND stage = 1"); r[0][0] != "2" {
-		t.Fatalf("totals runs %s aggregate instances after SCALE IN, want 2", r[0][0])
+	// Instance 0 merges with 1, which owns the next key range; 2 (the
+	// upper half of the split) becomes 1. Not in place: the stage's
+	// instances from 0 on and the sink are restored.
+	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE IN STAGE 1 INSTANCE 0")
+	if r := run(t, s, "SELECT instance, key_range FROM spate_instances WHERE query = 'totals' AND stage = 1 ORDER BY instance"); len(r) != 2 ||
+		!strings.HasPrefix(r[0][1], "[0000000000000000, ") || !strings.HasSuffix(r[1][1], ", ffffffffffffffff]") {
+		t.Fatalf("totals' aggregate instances after SCALE IN: %v", r)
+	}
+	if r := run(t, s, "SELECT instances_restored FROM spate_scaling_events WHERE decision = 'scale in'"); fmt.Sprint(r) != "[[2]]" {
+		t.Errorf("instances restored by the scale-in: %v", r)
 	}
 	waitUntil(t, 10*time.Second, "the rescale to finish", func() bool { return !c.queries["totals"].recovering.Load() })
 	if r := run(t, s, "SELECT COUNT(*), SUM(n), SUM(s) FROM totals"); fmt.Sprint(r) != "[[50 2000 1999000]]" {
@@ -300,8 +354,9 @@ func TestScaleOutSplitsWhereTheLoadIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	pl := qr.pipeline().placement()
-	lo, hi := rangeOf(pl.splits(1), busiest)
-	_, hi2 := rangeOf(pl.splits(1), busiest+1)
+	added := pl.width(1) - 1 // the new instance, which took the upper part
+	lo, hi := pl.ranges(1).of(busiest)
+	_, hi2 := pl.ranges(1).of(added)
 	split := hi + 1
 	width := BucketWidth(lo, hi2, LoadBuckets)
 	if (split-lo)%width != 0 {
@@ -323,7 +378,7 @@ func TestScaleOutSplitsWhereTheLoadIs(t *testing.T) {
 			got[r.Instance] = sum(r.Buckets)
 		}
 	}
-	x, y := got[busiest], got[busiest+1]
+	x, y := got[busiest], got[added]
 	if x+y == 0 || below+above == 0 {
 		t.Fatalf("no load measured after the split: %v", got)
 	}

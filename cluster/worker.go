@@ -178,6 +178,18 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 		defer cancel()
 		log, err := p.inputLog(sctx, [2]int{req.Stage, req.Instance}, req.Epoch)
 		return encodeLog(log), err
+	case reqFreeze:
+		var req freezeRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("malformed freeze request: %w", err)
+		}
+		p := w.run(req.Run)
+		if p == nil {
+			return nil, fmt.Errorf("run %s is not here", req.Run)
+		}
+		sctx, cancel := context.WithTimeout(ctx, deployTimeout)
+		defer cancel()
+		return nil, p.freeze(sctx, [2]int{req.Stage, req.Instance})
 	case reqTrim:
 		var req trimRequest
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -271,7 +283,7 @@ func (w *workerRuntime) deploy(req deployRequest) error {
 // in a part of the query new to this worker, when it had none.
 func (w *workerRuntime) repair(req repairRequest) error {
 	if p := w.run(req.Place.Run); p != nil {
-		return p.prepareRepair(req.Place, req.Restore, req.Skip, req.Resume)
+		return p.prepareRepair(req.Place, req.Restore, req.Skip, req.Resume, req.Rescale)
 	}
 	p, err := w.newRun(req.Place, req.Plan)
 	if err != nil {

@@ -96,7 +96,8 @@ type Decision struct {
 	Query string
 	Stage int
 	// Instance is the instance to split (ScaleOut), or the lower of the
-	// two adjacent instances to merge (ScaleIn, with Instance+1).
+	// two adjacent instances to merge (ScaleIn, with the instance that
+	// owns the next key range).
 	Instance int
 	// Split is where the upper part of a split range starts (ScaleOut):
 	// chosen where the reported load divides in two halves.
@@ -268,10 +269,22 @@ func (c *Controller) scaleIn(k stageKey, st *stageState, p Policy) (Decision, bo
 	if st.width <= max(p.MinInstances, 1) {
 		return Decision{}, false
 	}
-	best, bestSum, why := -1, math.Inf(1), ""
-	for i := 0; i+1 < st.width; i++ {
-		a, b := st.instances[i], st.instances[i+1]
-		if !c.full(a) || !c.full(b) {
+	// Adjacent is by key range: a scale-out appends its new instance, so
+	// instance numbers need not follow the ranges.
+	var order []int
+	for i, h := range st.instances {
+		if c.full(h) {
+			order = append(order, i)
+		}
+	}
+	sort.Slice(order, func(x, y int) bool {
+		return lastRange(st.instances[order[x]]).Lo < lastRange(st.instances[order[y]]).Lo
+	})
+	best, next, bestSum, why := -1, -1, math.Inf(1), ""
+	for x := 0; x+1 < len(order); x++ {
+		i, j := order[x], order[x+1]
+		a, b := st.instances[i], st.instances[j]
+		if lastRange(a).Hi+1 != lastRange(b).Lo {
 			continue
 		}
 		low, sum := true, 0.0
@@ -283,19 +296,21 @@ func (c *Controller) scaleIn(k stageKey, st *stageState, p Policy) (Decision, bo
 			parts = append(parts, fmt.Sprintf("%.2f+%.2f", a.reports[j].Busy, b.reports[j].Busy))
 		}
 		if low && sum < bestSum {
-			best, bestSum = i, sum
+			best, next, bestSum = i, j, sum
 			why = fmt.Sprintf("busy %s < %.2f for %d reports", strings.Join(parts, ", "), c.cfg.ScaleInBelow, c.cfg.Sustain)
 		}
 	}
 	if best < 0 {
 		return Decision{}, false
 	}
-	lo := st.instances[best].reports[c.cfg.Sustain-1].Range
-	hi := st.instances[best+1].reports[c.cfg.Sustain-1].Range
+	lo, hi := lastRange(st.instances[best]), lastRange(st.instances[next])
 	return Decision{Kind: ScaleIn, Query: k.query, Stage: k.stage, Instance: best,
 		Old: []KeyRange{lo, hi}, New: []KeyRange{{lo.Lo, hi.Hi}},
-		Reason: fmt.Sprintf("instances %d and %d: %s", best, best+1, why)}, true
+		Reason: fmt.Sprintf("instances %d and %d: %s", best, next, why)}, true
 }
+
+// lastRange is the key range an instance's newest report gave.
+func lastRange(h *history) KeyRange { return h.reports[len(h.reports)-1].Range }
 
 // splitPoint is where to cut r so the load in buckets (equal parts of r)
 // divides most evenly (cluster.SplitPoint, which manual scale-outs use

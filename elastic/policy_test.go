@@ -196,3 +196,25 @@ func TestSplitPointBalancesLoad(t *testing.T) {
 		t.Fatalf("decision %v, want the split after the first bucket", d)
 	}
 }
+
+// TestScaleInPairsByKeyRange: after a scale-out the new instance is the
+// stage's last while its range lies between others; the pair to merge is
+// adjacent by range, not by number.
+func TestScaleInPairsByKeyRange(t *testing.T) {
+	c, now := newAuto(t)
+	third := uint64(math.MaxUint64 / 3)
+	ranges := []KeyRange{{0, third}, {2*third + 1, math.MaxUint64}, {third + 1, 2 * third}} // instance 2 in the middle
+	busy := []float64{0.2, 0.05, 0.05}
+	for range 3 {
+		for i, r := range ranges {
+			c.Observe(Report{Query: "q", Stage: 1, Instance: i, Width: 3, Range: r, Busy: busy[i]})
+		}
+	}
+	d := c.Tick(now)
+	if len(d) != 1 || d[0].Kind != ScaleIn || d[0].Instance != 2 || d[0].New[0] != (KeyRange{third + 1, math.MaxUint64}) {
+		t.Fatalf("decisions %+v, want instance 2 merged with 1, the next range", d)
+	}
+	if !strings.Contains(d[0].Reason, "instances 2 and 1") {
+		t.Errorf("reason %q", d[0].Reason)
+	}
+}
