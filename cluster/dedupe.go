@@ -118,6 +118,10 @@ func (s *inputSeq) reset(epoch uint64) {
 // keptLogs bounds the checkpoint intervals whose logs a consumer keeps.
 const keptLogs = 4
 
+// forgetInputLogs, set by tests, has every consumer say it no longer
+// keeps the log a repair asks for.
+var forgetInputLogs bool
+
 // addLog appends a producer's log (sent with a message that was not a
 // duplicate) to what follows its last checkpoint barrier.
 func (s *inputSeq) addLog(log []uint32) {
@@ -132,6 +136,9 @@ func (s *inputSeq) addLog(log []uint32) {
 // as this consumer knows it; ok is false when it does not remember the
 // barrier, or no longer keeps all of the log after it.
 func (s *inputSeq) logAfter(epoch uint64) (log []uint32, ok bool) {
+	if forgetInputLogs {
+		return nil, false
+	}
 	for i := len(s.barriers) - 1; i >= 0; i-- {
 		if s.barriers[i].epoch != epoch {
 			continue

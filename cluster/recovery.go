@@ -379,12 +379,19 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	rec.sinkDupsBefore = p.sinkDuplicates.Load()
 	var restored [][2]int
 	var err error
+	keep := true // the consumers may keep running
 	for attempt := 1; ; attempt++ {
-		restored, rec.Replayed, rec.Kept, err = c.applyRepair(qr, p, failed, epoch, snaps, skip)
+		restored, rec.Replayed, rec.Kept, err = c.applyRepair(qr, p, failed, epoch, snaps, skip, keep)
 		if err == nil || attempt == 5 {
 			break
 		}
-		log.Warn().Err(err).Int("attempt", attempt).Msg("repairing the continuous query")
+		log.Warn().Err(err).Int("attempt", attempt).Bool("consumers_kept", rec.Kept).Msg("repairing the continuous query")
+		if rec.Kept {
+			// A consumer may no longer hold what the repair needed (an
+			// input log, a barrier's position): restore it too.
+			keep = false
+			continue
+		}
 		time.Sleep(time.Second)
 		// Workers that died meanwhile lost what was restored on them.
 		c.addDeadInstances(p.placement(), failed)
@@ -492,14 +499,14 @@ func restoreSet(q *planner.ContinuousQuery, pl placement, failed map[[2]int]bool
 // the new incarnations), restore (the snapshots), resume (start them and
 // reroute the other instances' outlets, which replay). It returns the
 // restored instances, the number of messages to replay, and whether the
-// consumers kept running (deterministicRepair).
-func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]int]bool, epoch uint64, snaps map[[2]int][]byte, skip uint64) ([][2]int, int, bool, error) {
+// consumers kept running (deterministicRepair, when keep allows).
+func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]int]bool, epoch uint64, snaps map[[2]int][]byte, skip uint64, keep bool) ([][2]int, int, bool, error) {
 	workers := c.liveWorkers()
 	if len(workers) == 0 {
 		return nil, 0, false, errors.New("no live worker to restore instances on")
 	}
 	pl := p.placement().clone()
-	dedupe := deterministicRepair(qr.def, pl, failed, epoch, qr.ckpt.layoutFrom())
+	dedupe := keep && deterministicRepair(qr.def, pl, failed, epoch, qr.ckpt.layoutFrom())
 	restore := restoreSet(qr.def, pl, failed)
 	pl.Version++
 	if dedupe {

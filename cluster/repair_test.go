@@ -334,10 +334,18 @@ func TestRepairKeepsConsumers(t *testing.T) {
 // an order of their own (replaySourcesInTurn). The restored join takes
 // them in the order the aggregate's log of it gives, so it sends the
 // aggregate the same messages again: the aggregate keeps running, and
-// its result equals a run without the failure.
+// its result equals a run without the failure. With the log forgotten
+// (as after more than keptLogs barriers since the restore point) the
+// repair falls back to restoring the aggregate too, with the same result.
 func TestRepairFollowsInputLog(t *testing.T) {
-	replaySourcesInTurn = true
-	defer func() { replaySourcesInTurn = false }()
+	for _, forget := range []bool{false, true} {
+		t.Run(fmt.Sprint("forgotten=", forget), func(t *testing.T) { testRepairFollowsInputLog(t, forget) })
+	}
+}
+
+func testRepairFollowsInputLog(t *testing.T, forget bool) {
+	replaySourcesInTurn, forgetInputLogs = true, forget
+	defer func() { replaySourcesInTurn, forgetInputLogs = false, false }()
 	rng := rand.New(rand.NewPCG(5, 5))
 	gen := func(t0 int64) []string {
 		var lines []string
@@ -403,10 +411,13 @@ func TestRepairFollowsInputLog(t *testing.T) {
 		recs := run(t, s, "SELECT status FROM spate_recoveries")
 		return len(recs) == 1 && recs[0][0] == "recovered"
 	})
-	if r := run(t, s, "SELECT consumers, instances FROM spate_recoveries")[0]; r[0] != "kept running" || r[1] != "1" {
+	if forget {
+		if r := run(t, s, "SELECT consumers, instances FROM spate_recoveries")[0]; r[0] != "restored" || r[1] == "1" {
+			t.Errorf("recovery without the input log: consumers %s, %s instances restored; want the aggregate restored too", r[0], r[1])
+		}
+	} else if r := run(t, s, "SELECT consumers, instances FROM spate_recoveries")[0]; r[0] != "kept running" || r[1] != "1" {
 		t.Errorf("recovery: consumers %s, %s instances restored; want the join alone", r[0], r[1])
-	}
-	if agg := run(t, s, "SELECT incarnation, duplicates_dropped FROM spate_instances WHERE query = 'j' AND stage = 3")[0]; agg[0] != "0" {
+	} else if agg := run(t, s, "SELECT incarnation, duplicates_dropped FROM spate_instances WHERE query = 'j' AND stage = 3")[0]; agg[0] != "0" {
 		t.Errorf("the aggregate was restored: %v", agg)
 	} else {
 		t.Logf("the aggregate dropped %s duplicates", agg[1])

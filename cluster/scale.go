@@ -223,7 +223,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 		failed := stageInstances(p.placement(), stage)
 		c.addDeadInstances(p.placement(), failed)
-		restore, replayed, _, err = c.applyRepair(qr, p, failed, epoch, moved, skip)
+		restore, replayed, _, err = c.applyRepair(qr, p, failed, epoch, moved, skip, false)
 	}
 	if err != nil {
 		ev.Status = "failed: " + err.Error()
