@@ -22,16 +22,18 @@ import (
 
 // Scaling a partitioned stage (SEEP's scale-out, and its inverse): an
 // instance's key range is split in two at a point where its measured
-// load halves, and a second instance on another worker takes the upper
-// part; or two adjacent instances merge. It goes like a repair
-// (recovery.go), from the query's newest complete checkpoint: the
-// stage's instances and everything downstream are restored — the split
-// instance's snapshot partitioned by key hash (exec.PartitionSnapshot),
-// the downstream ones' input positions widened — and every instance
-// upstream keeps running. On each upstream instance a control message
-// swaps its route to the new ranges between two of its messages; what
-// its outlets kept after the checkpoint is split the same way and
-// replayed to the new instances.
+// load halves, and a new instance on another worker — appended to the
+// stage, so no other instance changes its index — takes the upper part;
+// or two instances owning adjacent ranges merge. In place when it can
+// (see freezeCheckpoint below): only the split or merged instances are
+// replaced, at a checkpoint taken for it, and everything else keeps
+// running. Otherwise it goes like a repair (recovery.go) from the
+// query's newest complete checkpoint, restoring everything downstream
+// too. Either way the snapshots are rescaled (exec.PartitionSnapshot,
+// the consumer's input positions widened or narrowed), and on each
+// upstream instance a control message swaps its route to the new ranges
+// between two of its messages; what its outlets kept after the
+// checkpoint is split the same way and replayed to the new instances.
 
 // scalingEvent is one scale-out or scale-in as SHOW SCALING EVENTS lists
 // it.
