@@ -24,7 +24,8 @@ import (
 // instance's key range is split in two at a point where its measured
 // load halves, and a new instance on another worker — appended to the
 // stage, so no other instance changes its index — takes the upper part;
-// or two instances owning adjacent ranges merge. In place when it can
+// or two instances owning adjacent ranges merge, and the stage's last
+// instance takes the index that frees. In place when it can
 // (see freezeCheckpoint below): only the split or merged instances are
 // replaced, at a checkpoint taken for it, and everything else keeps
 // running. Otherwise it goes like a repair (recovery.go) from the
@@ -168,7 +169,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	// instances replaced stop, so their consumers have exactly what they
 	// sent before it and keep running (dedupe.go); else from the newest
 	// checkpoint, restoring everything downstream too.
-	inPlace := rescaleInPlace(q, old, step)
+	inPlace := rescaleInPlace(q, step)
 	if inPlace {
 		if _, err := c.freezeCheckpoint(ctx, qr, p, step.frozen()); err != nil {
 			log.Warn().Err(err).Msg("no checkpoint to rescale in place at; restoring downstream too")
@@ -252,12 +253,8 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 // ones it replaces running: the stage's consumer (or the sink) gets the
 // new instance's input at the end of its inputs, which must be the end
 // of its last side — the input logs of an instance with several inputs
-// name them by position (dedupe.go) — and a scale-in must take away the
-// stage's last instance, so that no other is renumbered.
-func rescaleInPlace(q *planner.ContinuousQuery, old placement, step rescaleStep) bool {
-	if !step.Out && step.Gone != old.width(step.Stage)-1 {
-		return false
-	}
+// name them by position (dedupe.go).
+func rescaleInPlace(q *planner.ContinuousQuery, step rescaleStep) bool {
 	if cs := stageConsumers(q)[step.Stage]; cs >= 0 {
 		sides := q.Plan.Stages[cs].Sides
 		return sides[len(sides)-1].Stage == step.Stage
@@ -353,8 +350,9 @@ func leastLoaded(counts map[string]int, workers []control.WorkerInfo) string {
 // rescaleStep is what a rescale does to stage Stage's instances: a
 // scale-out splits instance Split, the new instance Added (the stage's
 // last) taking the upper part; a scale-in merges instances Lower and
-// Upper (adjacent ranges, in that order) into Keep, the lower index, and
-// takes Gone away — the instances after Gone move down one.
+// Upper (adjacent ranges, in that order) into Keep, the lower index,
+// which frees Gone, and the stage's last instance Last moves to Gone
+// (unless it is Gone), so no other instance is renumbered.
 type rescaleStep struct {
 	Stage int  `json:"stage"`
 	Out   bool `json:"out"`
@@ -364,6 +362,7 @@ type rescaleStep struct {
 	Upper int  `json:"upper,omitempty"`
 	Keep  int  `json:"keep,omitempty"`
 	Gone  int  `json:"gone,omitempty"`
+	Last  int  `json:"last,omitempty"`
 }
 
 // frozen is the instances of the old layout a rescale replaces.
@@ -371,7 +370,23 @@ func (st rescaleStep) frozen() [][2]int {
 	if st.Out {
 		return [][2]int{{st.Stage, st.Split}}
 	}
-	return [][2]int{{st.Stage, st.Keep}, {st.Stage, st.Gone}}
+	out := [][2]int{{st.Stage, st.Keep}, {st.Stage, st.Gone}}
+	if st.Last != st.Gone {
+		out = append(out, [2]int{st.Stage, st.Last})
+	}
+	return out
+}
+
+// from is the old index of new instance j of the rescaled stage (-1: a
+// split's new instance).
+func (st rescaleStep) from(j int) int {
+	switch {
+	case st.Out && j == st.Added:
+		return -1
+	case !st.Out && j == st.Gone:
+		return st.Last
+	}
+	return j
 }
 
 // changed is the instances of stage st.Stage under pl (the new layout)
@@ -384,8 +399,8 @@ func (st rescaleStep) changed(pl placement) map[[2]int]bool {
 		return set
 	}
 	set[[2]int{st.Stage, st.Keep}] = true
-	for j := st.Gone; j < pl.width(st.Stage); j++ {
-		set[[2]int{st.Stage, j}] = true
+	if st.Gone < pl.width(st.Stage) {
+		set[[2]int{st.Stage, st.Gone}] = true // the last one, moved
 	}
 	return set
 }
@@ -410,22 +425,22 @@ func scaledOut(pl placement, s, i int, split uint64, host string) (placement, re
 func scaledIn(pl placement, s, i int) (placement, rescaleStep) {
 	ranges := pl.ranges(s)
 	r := ranges.pos(i)
-	st := rescaleStep{Stage: s, Lower: i, Upper: ranges.owner(r + 1)}
+	st := rescaleStep{Stage: s, Lower: i, Upper: ranges.owner(r + 1), Last: pl.width(s) - 1}
 	st.Keep, st.Gone = min(st.Lower, st.Upper), max(st.Lower, st.Upper)
 	out := pl.clone()
 	out.Version++
-	out.Splits[s] = append(out.Splits[s][:r], out.Splits[s][r+1:]...)
+	out.Splits[s] = removeAt(out.Splits[s], r)
 	out.Order = orderRows(pl)
-	order := append(out.Order[s][:r+1], out.Order[s][r+2:]...)
+	order := removeAt(out.Order[s], r+1)
 	order[r] = st.Keep
 	for k, o := range order {
-		if o > st.Gone {
-			order[k] = o - 1
+		if o == st.Last {
+			order[k] = st.Gone
 		}
 	}
 	out.Order[s] = order
-	out.Hosts[s] = append(out.Hosts[s][:st.Gone], out.Hosts[s][st.Gone+1:]...)
-	out.Gens[s] = append(out.Gens[s][:st.Gone], out.Gens[s][st.Gone+1:]...)
+	out.Hosts[s][st.Gone], out.Gens[s][st.Gone] = out.Hosts[s][st.Last], out.Gens[s][st.Last]
+	out.Hosts[s], out.Gens[s] = out.Hosts[s][:st.Last], out.Gens[s][:st.Last]
 	return out, st
 }
 
@@ -543,13 +558,14 @@ func rescaledSnapshots(stages []*planner.Stage, old, pl placement, step rescaleS
 			snap.Idle = insertAt(snap.Idle, at, snap.Idle[from])
 			snap.Received = insertAt(snap.Received, at, 0)
 		} else {
-			keep, gone := base+step.Keep, base+step.Gone
+			keep, gone, last := base+step.Keep, base+step.Gone, base+step.Last
 			snap.Watermarks[keep] = min(snap.Watermarks[keep], snap.Watermarks[gone])
 			snap.Idle[keep] = snap.Idle[keep] && snap.Idle[gone]
 			snap.Received[keep] += snap.Received[gone]
-			snap.Watermarks = removeAt(snap.Watermarks, gone)
-			snap.Idle = removeAt(snap.Idle, gone)
-			snap.Received = removeAt(snap.Received, gone)
+			snap.Watermarks[gone], snap.Idle[gone], snap.Received[gone] = snap.Watermarks[last], snap.Idle[last], snap.Received[last]
+			snap.Watermarks = removeAt(snap.Watermarks, last)
+			snap.Idle = removeAt(snap.Idle, last)
+			snap.Received = removeAt(snap.Received, last)
 		}
 		if err := put(k, snap); err != nil {
 			return nil, 0, err
@@ -584,9 +600,9 @@ func rescaledSnapshots(stages []*planner.Stage, old, pl placement, step rescaleS
 					}
 				}
 			}
-		case !step.Out && j >= step.Gone: // renumbered
+		case step.from(j) != j: // the last one, moved
 			var snap *instanceSnapshot
-			if snap, err = decode([2]int{s, j + 1}); err == nil {
+			if snap, err = decode([2]int{s, step.from(j)}); err == nil {
 				err = put(k, snap)
 			}
 		default: // unchanged
@@ -1206,7 +1222,8 @@ func (p *pipeline) rescaleInputs(step rescaleStep, epoch uint64, restored map[[2
 				in.seq.reset(epoch)
 				p.sinkIns[step.Added] = in
 			} else {
-				delete(p.sinkIns, step.Gone)
+				p.sinkIns[step.Gone] = p.sinkIns[step.Last]
+				delete(p.sinkIns, step.Last)
 			}
 			p.mu.Unlock()
 			p.result.rescaleInputs(step, epoch)
@@ -1247,18 +1264,19 @@ func (in *instance) rescaleInputs(side int, step rescaleStep, epoch uint64) {
 		}
 		in.sideWidth[side]++
 	} else {
-		keep, gone := base+step.Keep, base+step.Gone
+		keep, gone, last := base+step.Keep, base+step.Gone, base+step.Last
 		in.wms[keep] = min(in.wms[keep], in.wms[gone])
 		in.idle[keep] = in.idle[keep] && in.idle[gone]
 		in.received[keep] += in.received[gone]
-		in.wms = removeAt(in.wms, gone)
-		in.idle = removeAt(in.idle, gone)
-		in.barred = removeAt(in.barred, gone)
-		in.received = removeAt(in.received, gone)
-		in.seqs = removeAt(in.seqs, gone)
-		in.held = removeAt(in.held, gone)
+		in.wms[gone], in.idle[gone], in.received[gone], in.seqs[gone] = in.wms[last], in.idle[last], in.received[last], in.seqs[last]
+		in.wms = removeAt(in.wms, last)
+		in.idle = removeAt(in.idle, last)
+		in.barred = removeAt(in.barred, last)
+		in.received = removeAt(in.received, last)
+		in.seqs = removeAt(in.seqs, last)
+		in.held = removeAt(in.held, last)
 		if in.pending != nil {
-			in.pending = removeAt(in.pending, gone)
+			in.pending = removeAt(in.pending, last)
 		}
 		in.sideWidth[side]--
 	}
@@ -1290,11 +1308,14 @@ func (r *resultStore) rescaleInputs(step rescaleStep, epoch uint64) {
 		}
 		return
 	}
-	delete(r.seen, step.Gone)
-	if step.Gone < len(r.wms) {
+	if e, ok := r.seen[step.Last]; ok {
+		r.seen[step.Gone] = e
+	}
+	delete(r.seen, step.Last)
+	if step.Last < len(r.wms) {
 		r.wms[step.Keep] = min(r.wms[step.Keep], r.wms[step.Gone])
 		r.idle[step.Keep] = r.idle[step.Keep] && r.idle[step.Gone]
-		r.wms = removeAt(r.wms, step.Gone)
-		r.idle = removeAt(r.idle, step.Gone)
+		r.wms[step.Gone], r.idle[step.Gone] = r.wms[step.Last], r.idle[step.Last]
+		r.wms, r.idle = r.wms[:step.Last], r.idle[:step.Last]
 	}
 }

@@ -96,11 +96,12 @@ func TestScaleOutAndIn(t *testing.T) {
 	waitCheckpoints()
 	copying = copyAsync(s, "ev", lines[2*third:])
 	for i, tg := range targets {
-		// Half merge the split pair back (in place: the new instance is
-		// the stage's last), half the quietest pair (-1).
+		// Half merge the split pair back, half instance 0 with the next
+		// range's: after a split of instance 1 that frees index 1, and
+		// the last instance (2) moves there.
 		idx := split[tg]
 		if i%2 == 1 {
-			idx = -1
+			idx = 0
 		}
 		before := incarnations(t, s, tg.query)
 		ev, err := c.ScaleIn(ctx, tg.query, tg.stage, idx, "test")
@@ -109,8 +110,13 @@ func TestScaleOutAndIn(t *testing.T) {
 		}
 		restored := restoredSince(t, before, incarnations(t, s, tg.query))
 		t.Logf("%s stage %d: %s -> %s, restored %v", tg.query, tg.stage, ev.OldRanges, ev.NewRanges, restored)
-		if idx >= 0 && (ev.Restored != 1 || len(restored) != 1 || restored[0] != [2]int{tg.stage, idx}) {
-			t.Fatalf("scale in of %s stage %d instance %d restored %v (%d), want only the merged one", tg.query, tg.stage, idx, restored, ev.Restored)
+		// In place: the merged instance, and the last one if it moved.
+		want := [][2]int{{tg.stage, min(idx, 1)}}
+		if idx == 0 && split[tg] == 1 {
+			want = append(want, [2]int{tg.stage, 1})
+		}
+		if ev.Restored != len(want) || fmt.Sprint(restored) != fmt.Sprint(want) {
+			t.Fatalf("scale in of %s stage %d instance %d restored %v (%d), want %v", tg.query, tg.stage, idx, restored, ev.Restored, want)
 		}
 	}
 	if err := <-copying; err != nil {
@@ -207,9 +213,13 @@ func TestAlterContinuousQuery(t *testing.T) {
 	}
 	copyCSV(t, s, "ev", lines[1000:])
 	// Instance 0 merges with 1, which owns the next key range; 2 (the
-	// upper half of the split) becomes 1. Not in place: the stage's
-	// instances from 0 on and the sink are restored.
+	// upper half of the split), the last, moves to 1: both are restored,
+	// nothing else.
+	before := incarnations(t, s, "totals")
 	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE IN STAGE 1 INSTANCE 0")
+	if r := restoredSince(t, before, incarnations(t, s, "totals")); fmt.Sprint(r) != "[[1 0] [1 1]]" {
+		t.Errorf("the scale-in restored %v, want instances 0 and 1 of stage 1", r)
+	}
 	if r := run(t, s, "SELECT instance, key_range FROM spate_instances WHERE query = 'totals' AND stage = 1 ORDER BY instance"); len(r) != 2 ||
 		!strings.HasPrefix(r[0][1], "[0000000000000000, ") || !strings.HasSuffix(r[1][1], ", ffffffffffffffff]") {
 		t.Fatalf("totals' aggregate instances after SCALE IN: %v", r)
