@@ -552,21 +552,10 @@ func rescaledSnapshots(stages []*planner.Stage, old, pl placement, step rescaleS
 		for sd := range side {
 			base += old.width(stages[consumer].Sides[sd].Stage)
 		}
-		if step.Out {
-			from, at := base+step.Split, base+old.width(s)
-			snap.Watermarks = insertAt(snap.Watermarks, at, snap.Watermarks[from])
-			snap.Idle = insertAt(snap.Idle, at, snap.Idle[from])
-			snap.Received = insertAt(snap.Received, at, 0)
-		} else {
-			keep, gone, last := base+step.Keep, base+step.Gone, base+step.Last
-			snap.Watermarks[keep] = min(snap.Watermarks[keep], snap.Watermarks[gone])
-			snap.Idle[keep] = snap.Idle[keep] && snap.Idle[gone]
-			snap.Received[keep] += snap.Received[gone]
-			snap.Watermarks[gone], snap.Idle[gone], snap.Received[gone] = snap.Watermarks[last], snap.Idle[last], snap.Received[last]
-			snap.Watermarks = removeAt(snap.Watermarks, last)
-			snap.Idle = removeAt(snap.Idle, last)
-			snap.Received = removeAt(snap.Received, last)
-		}
+		width := old.width(s)
+		snap.Watermarks = rescaleSlots(snap.Watermarks, step, base, width, same, lower)
+		snap.Idle = rescaleSlots(snap.Idle, step, base, width, same, both)
+		snap.Received = rescaleSlots(snap.Received, step, base, width, zero, sumOf)
 		if err := put(k, snap); err != nil {
 			return nil, 0, err
 		}
@@ -1248,36 +1237,22 @@ func (p *pipeline) rescaleInputs(step rescaleStep, epoch uint64, restored map[[2
 // watermark the split one's, its position after checkpoint epoch's
 // barrier); a scale-in merges the pair's into the kept one's.
 func (in *instance) rescaleInputs(side int, step rescaleStep, epoch uint64) {
-	base := in.sideBase[side]
+	base, width := in.sideBase[side], in.sideWidth[side]
+	var fresh inputSeq
+	fresh.reset(epoch)
+	in.wms = rescaleSlots(in.wms, step, base, width, same, lower)
+	in.idle = rescaleSlots(in.idle, step, base, width, same, both)
+	in.received = rescaleSlots(in.received, step, base, width, zero, sumOf)
+	in.seqs = rescaleSlots(in.seqs, step, base, width, func(inputSeq) inputSeq { return fresh }, first)
+	// Not aligning (the rescale's checkpoint completed): none barred or held.
+	in.barred = rescaleSlots(in.barred, step, base, width, zero, first)
+	in.held = rescaleSlots(in.held, step, base, width, zero, first)
+	if in.pending != nil {
+		in.pending = rescaleSlots(in.pending, step, base, width, zero, first)
+	}
 	if step.Out {
-		from, at := base+step.Split, base+in.sideWidth[side]
-		var seq inputSeq
-		seq.reset(epoch)
-		in.wms = insertAt(in.wms, at, in.wms[from])
-		in.idle = insertAt(in.idle, at, in.idle[from])
-		in.barred = insertAt(in.barred, at, false)
-		in.received = insertAt(in.received, at, 0)
-		in.seqs = insertAt(in.seqs, at, seq)
-		in.held = insertAt(in.held, at, nil)
-		if in.pending != nil {
-			in.pending = insertAt(in.pending, at, nil)
-		}
 		in.sideWidth[side]++
 	} else {
-		keep, gone, last := base+step.Keep, base+step.Gone, base+step.Last
-		in.wms[keep] = min(in.wms[keep], in.wms[gone])
-		in.idle[keep] = in.idle[keep] && in.idle[gone]
-		in.received[keep] += in.received[gone]
-		in.wms[gone], in.idle[gone], in.received[gone], in.seqs[gone] = in.wms[last], in.idle[last], in.received[last], in.seqs[last]
-		in.wms = removeAt(in.wms, last)
-		in.idle = removeAt(in.idle, last)
-		in.barred = removeAt(in.barred, last)
-		in.received = removeAt(in.received, last)
-		in.seqs = removeAt(in.seqs, last)
-		in.held = removeAt(in.held, last)
-		if in.pending != nil {
-			in.pending = removeAt(in.pending, last)
-		}
 		in.sideWidth[side]--
 	}
 	total := 0
@@ -1288,6 +1263,29 @@ func (in *instance) rescaleInputs(side int, step rescaleStep, epoch uint64) {
 	in.logsInputs = total > 1
 }
 
+// rescaleSlots applies step to xs, one value per input of a consumer,
+// whose inputs from the rescaled stage are xs[base:base+width]: a
+// scale-out adds the new instance's (added of the split one's) after
+// them; a scale-in merges the pair's into the kept one's and moves the
+// last one's to the index freed.
+func rescaleSlots[T any](xs []T, step rescaleStep, base, width int, added func(T) T, merge func(a, b T) T) []T {
+	if step.Out {
+		return insertAt(xs, base+width, added(xs[base+step.Split]))
+	}
+	keep, gone, last := base+step.Keep, base+step.Gone, base+step.Last
+	xs[keep] = merge(xs[keep], xs[gone])
+	xs[gone] = xs[last]
+	return removeAt(xs, last)
+}
+
+// Ways rescaleSlots makes a new input's value and merges two.
+func same[T any](x T) T        { return x }
+func zero[T any](T) T          { var z T; return z }
+func first[T any](a, _ T) T    { return a }
+func both(a, b bool) bool      { return a && b }
+func lower(a, b int64) int64   { return min(a, b) }
+func sumOf(a, b uint64) uint64 { return a + b }
+
 // rescaleInputs renumbers the result's inputs (last-stage instances)
 // after an in-place rescale of the last stage at checkpoint epoch, like
 // instance.rescaleInputs.
@@ -1297,25 +1295,20 @@ func (r *resultStore) rescaleInputs(step rescaleStep, epoch uint64) {
 	if r.seen == nil {
 		r.seen = map[int]uint64{}
 	}
+	width := step.Added // the old width
 	if step.Out {
 		r.seen[step.Added] = epoch
-		if step.Split < len(r.wms) {
-			for len(r.wms) <= step.Added {
-				r.wms = append(r.wms, math.MinInt64)
-				r.idle = append(r.idle, false)
-			}
-			r.wms[step.Added], r.idle[step.Added] = r.wms[step.Split], r.idle[step.Split]
+	} else {
+		width = step.Last + 1
+		if e, ok := r.seen[step.Last]; ok {
+			r.seen[step.Gone] = e
 		}
-		return
+		delete(r.seen, step.Last)
 	}
-	if e, ok := r.seen[step.Last]; ok {
-		r.seen[step.Gone] = e
+	for len(r.wms) < width { // as advance grows them
+		r.wms = append(r.wms, math.MinInt64)
+		r.idle = append(r.idle, false)
 	}
-	delete(r.seen, step.Last)
-	if step.Last < len(r.wms) {
-		r.wms[step.Keep] = min(r.wms[step.Keep], r.wms[step.Gone])
-		r.idle[step.Keep] = r.idle[step.Keep] && r.idle[step.Gone]
-		r.wms[step.Gone], r.idle[step.Gone] = r.wms[step.Last], r.idle[step.Last]
-		r.wms, r.idle = r.wms[:step.Last], r.idle[:step.Last]
-	}
+	r.wms = rescaleSlots(r.wms, step, 0, width, same, lower)
+	r.idle = rescaleSlots(r.idle, step, 0, width, same, both)
 }
