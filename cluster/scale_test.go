@@ -437,3 +437,40 @@ func diffSets(t *testing.T, want, got string) {
 		}
 	}
 }
+
+// TestScaledLayouts: a scale-out appends the new instance after the
+// split one in key order; a scale-in merges an instance with the next
+// range's and moves the last instance to the index it frees; no other
+// instance changes its index, host or range.
+func TestScaledLayouts(t *testing.T) {
+	pl := placement{Hosts: [][]string{{"c"}, {"a", "b"}}, Addrs: map[string]string{}}
+	pl, st := scaledOut(pl, 1, 0, 1<<62, "x") // 0 → 0 + 2
+	if st != (rescaleStep{Stage: 1, Out: true, Split: 0, Added: 2}) || fmt.Sprint(pl.Hosts[1], pl.Order[1]) != "[a b x] [0 2 1]" {
+		t.Fatalf("after splitting 0: %+v, hosts %v, order %v", st, pl.Hosts[1], pl.Order[1])
+	}
+	pl, _ = scaledOut(pl, 1, 1, 3<<62, "y") // 1 → 1 + 3
+	if fmt.Sprint(pl.Hosts[1], pl.Order[1]) != "[a b x y] [0 2 1 3]" {
+		t.Fatalf("after splitting 1: hosts %v, order %v", pl.Hosts[1], pl.Order[1])
+	}
+	ranges := func(pl placement) string { return rangesText(pl.ranges(1)) }
+	before := pl.ranges(1)
+	in, st := scaledIn(pl, 1, 0) // 0 with 2 (the next range), 3 moves to 2
+	if st != (rescaleStep{Stage: 1, Lower: 0, Upper: 2, Keep: 0, Gone: 2, Last: 3}) || fmt.Sprint(in.Hosts[1], in.Order[1]) != "[a b y] [0 1 2]" {
+		t.Fatalf("after merging 0 and 2: %+v, hosts %v, order %v", st, in.Hosts[1], in.Order[1])
+	}
+	lo, _ := before.of(0)
+	_, hi := before.of(2)
+	if got, want := fmt.Sprint(in.ranges(1).of(0)), fmt.Sprint(lo, hi); got != want {
+		t.Errorf("merged range %s, want %s (%s)", got, want, ranges(in))
+	}
+	for _, k := range [][2]int{{1, 1}, {3, 2}} { // old index → new
+		a, b := before.of(k[0])
+		if got := fmt.Sprint(in.ranges(1).of(k[1])); got != fmt.Sprint(a, b) {
+			t.Errorf("instance %d (was %d) has range %s, want [%x, %x]", k[1], k[0], got, a, b)
+		}
+	}
+	in, st = scaledIn(pl, 1, 1) // 1 with 3, the last
+	if st.Keep != 1 || st.Gone != 3 || fmt.Sprint(in.Hosts[1], in.Order[1]) != "[a b x] [0 2 1]" {
+		t.Fatalf("after merging 1 and 3: %+v, hosts %v, order %v", st, in.Hosts[1], in.Order[1])
+	}
+}
