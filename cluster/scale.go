@@ -170,6 +170,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	// sent before it and keep running (dedupe.go); else from the newest
 	// checkpoint, restoring everything downstream too.
 	inPlace := rescaleInPlace(q, step)
+	froze := inPlace // the instances replaced may have stopped
 	if inPlace {
 		if _, err := c.freezeCheckpoint(ctx, qr, p, step.frozen()); err != nil {
 			log.Warn().Err(err).Msg("no checkpoint to rescale in place at; restoring downstream too")
@@ -184,7 +185,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	epoch, snaps := qr.ckpt.restorePoint()
 	moved, bytes, err := rescaledSnapshots(q.Plan.Stages, old, pl, step, snaps)
 	if err != nil {
-		if inPlace { // the frozen instances must not stay so
+		if froze { // they must not stay so unnoticed
 			err = fmt.Errorf("%w (and the stage is frozen)", err)
 			p.fail(errorf("58000", "%s of stage %d failed: %v", ev.Decision, stage, err))
 		}
