@@ -172,7 +172,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	inPlace := rescaleInPlace(q, step)
 	froze := inPlace // the instances replaced may have stopped
 	if inPlace {
-		if _, err := c.freezeCheckpoint(ctx, qr, p, step.frozen()); err != nil {
+		if err := c.freezeCheckpoint(ctx, qr, p, step.frozen()); err != nil {
 			log.Warn().Err(err).Msg("no checkpoint to rescale in place at; restoring downstream too")
 			inPlace = false
 		}
@@ -727,45 +727,29 @@ func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoc
 		news[j] = b
 		rs = append(rs, &reroute{in: in, b: b, ch: ch, id: 1})
 	}
-	done := make(chan error, 1)
-	ctl := func() error {
-		err := moveKept(olds, oldRanges, news, ranges, partitionBy, epoch, kept)
-		if err == nil {
-			outs := make([]outlet, width)
-			for j, b := range news {
-				outs[j] = b
-			}
-			for j, o := range olds {
-				if !kept[j] {
-					o.(*backupOutlet).release()
-					o.close()
-				}
-			}
-			in.routeMu.Lock()
-			in.route.outs, in.route.ranges, in.route.version = outs, ranges, pl.Version
-			in.route.load = make([]atomic.Uint64, width*LoadBuckets)
-			in.route.counts = make([]uint64, width*LoadBuckets)
-			in.routeMu.Unlock()
+	err := in.control(ctx, func() error {
+		if err := moveKept(olds, oldRanges, news, ranges, partitionBy, epoch, kept); err != nil {
+			return err
 		}
-		done <- err
-		return err
-	}
-	select {
-	case in.in <- message{ctl: ctl}:
-	case <-in.ctx.Done():
-		return nil, 0, fmt.Errorf("stage %d instance %d stopped (%v)", in.stage, in.idx, p.failure())
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			return nil, 0, err
+		outs := make([]outlet, width)
+		for j, b := range news {
+			outs[j] = b
 		}
-	case <-in.ctx.Done():
-		return nil, 0, fmt.Errorf("stage %d instance %d stopped (%v)", in.stage, in.idx, p.failure())
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
+		for j, o := range olds {
+			if !kept[j] {
+				o.(*backupOutlet).release()
+				o.close()
+			}
+		}
+		in.routeMu.Lock()
+		in.route.outs, in.route.ranges, in.route.version = outs, ranges, pl.Version
+		in.route.load = make([]atomic.Uint64, width*LoadBuckets)
+		in.route.counts = make([]uint64, width*LoadBuckets)
+		in.routeMu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	n := 0
 	for _, r := range rs {
@@ -1097,16 +1081,17 @@ const freezeTimeout = time.Minute
 
 // freezeCheckpoint holds the query's periodic checkpoints, has the
 // frozen instances stop at the next barrier and takes a checkpoint; it
-// returns its epoch once complete. On an error the frozen instances may
-// have stopped, so the caller restores them (and checkpoints stay held
-// until it pauses and resumes them).
-func (c *Coordinator) freezeCheckpoint(ctx context.Context, qr *queryRuntime, p *pipeline, frozen [][2]int) (uint64, error) {
+// returns once that is complete, the query's restore point (nothing else
+// begins while held). On an error the frozen instances may have stopped,
+// so the caller restores them (and checkpoints stay held until it pauses
+// and resumes them).
+func (c *Coordinator) freezeCheckpoint(ctx context.Context, qr *queryRuntime, p *pipeline, frozen [][2]int) error {
 	ctx, cancel := context.WithTimeout(ctx, freezeTimeout)
 	defer cancel()
 	qr.ckpt.hold()
 	for qr.ckpt.inFlight() > 0 {
 		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
-			return 0, fmt.Errorf("waiting for the checkpoint in flight: %w", err)
+			return fmt.Errorf("waiting for the checkpoint in flight: %w", err)
 		}
 	}
 	pl := p.placement()
@@ -1118,27 +1103,27 @@ func (c *Coordinator) freezeCheckpoint(ctx context.Context, qr *queryRuntime, p 
 			err = c.reg.Call(ctx, h, reqFreeze, freezeRequest{Run: pl.Run, Stage: k[0], Instance: k[1]}, nil)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("freezing stage %d instance %d: %w", k[0], k[1], err)
+			return fmt.Errorf("freezing stage %d instance %d: %w", k[0], k[1], err)
 		}
 	}
 	epoch := c.beginCheckpoint(qr, true)
 	if epoch == 0 {
-		return 0, errors.New("the checkpoint could not begin")
+		return errors.New("the checkpoint could not begin")
 	}
 	for {
 		done, err := qr.ckpt.outcome(epoch)
 		switch {
 		case err != nil:
-			return 0, err
+			return err
 		case done:
-			return epoch, nil
+			return nil
 		case p.failure() != nil:
-			return 0, p.failure()
+			return p.failure()
 		case !c.allAlive(pl):
-			return 0, errors.New("a worker of the query died")
+			return errors.New("a worker of the query died")
 		}
 		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
-			return 0, fmt.Errorf("checkpoint %d: %w", epoch, err)
+			return fmt.Errorf("checkpoint %d: %w", epoch, err)
 		}
 	}
 }
