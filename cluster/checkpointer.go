@@ -112,7 +112,11 @@ func (k *checkpointer) begin(instances, lastWidth int, force bool) uint64 {
 // instanceCheckpoint is one instance's part of a checkpoint, for SHOW
 // INSTANCE CHECKPOINTS.
 type instanceCheckpoint struct {
-	Host      string
+	Host string
+	// Copy is the worker upstream that keeps a copy of the snapshot
+	// (upstreamcopy.go), "" for none; Sum is the snapshot's checksum.
+	Copy      string
+	Sum       uint32
 	Bytes     int64
 	Took      time.Duration // from the epoch's start to the snapshot's arrival
 	Positions string        // instanceSnapshot.Positions
@@ -121,14 +125,13 @@ type instanceCheckpoint struct {
 }
 
 // instanceDone records an instance's snapshot (or its failure), taken on
-// host, and reports whether the epoch just completed.
-func (k *checkpointer) instanceDone(epoch uint64, stage, idx int, host string, data []byte, err error) (*pendingCheckpoint, bool) {
-	var positions string
-	var align, pause time.Duration
+// ic.Host, and reports whether the epoch just completed.
+func (k *checkpointer) instanceDone(epoch uint64, stage, idx int, ic instanceCheckpoint, data []byte, err error) (*pendingCheckpoint, bool) {
 	if h, herr := snapshotHeader(data); err == nil && herr == nil {
-		positions = h.Positions
-		align, pause = time.Duration(h.AlignMicros)*time.Microsecond, time.Duration(h.PauseMicros)*time.Microsecond
+		ic.Positions = h.Positions
+		ic.Align, ic.Pause = time.Duration(h.AlignMicros)*time.Microsecond, time.Duration(h.PauseMicros)*time.Microsecond
 	}
+	ic.Bytes = int64(len(data))
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	pc := k.pending[epoch]
@@ -139,7 +142,8 @@ func (k *checkpointer) instanceDone(epoch uint64, stage, idx int, host string, d
 		pc.err = err
 	}
 	pc.snaps[[2]int{stage, idx}] = data
-	pc.inst[[2]int{stage, idx}] = instanceCheckpoint{Host: host, Bytes: int64(len(data)), Took: time.Since(pc.started), Positions: positions, Align: align, Pause: pause}
+	ic.Took = time.Since(pc.started)
+	pc.inst[[2]int{stage, idx}] = ic
 	pc.bytes += int64(len(data))
 	return pc, k.completeLocked(epoch, pc)
 }
@@ -212,6 +216,20 @@ func (k *checkpointer) setRestorePoint(epoch uint64, snaps map[[2]int][]byte) {
 		k.latest = snaps
 	}
 	k.renumbered = max(k.renumbered, k.latestEpoch)
+}
+
+// upstreamCopy is the worker that holds a copy of instance key's
+// snapshot of checkpoint epoch, and the snapshot's checksum; "" when
+// none does, epoch is not the newest complete checkpoint, or a rescale
+// renumbered its snapshots.
+func (k *checkpointer) upstreamCopy(epoch uint64, key [2]int) (string, uint32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if epoch != k.latestEpoch || k.renumbered >= epoch {
+		return "", 0
+	}
+	ic := k.latestInst[key]
+	return ic.Copy, ic.Sum
 }
 
 // layoutFrom is the newest checkpoint taken before the latest rescale.
@@ -441,18 +459,9 @@ func readUpload(r *transport.Receiver) ([]byte, error) {
 // receiveUpload reads a snapshot sent by uploadSnapshot and records it.
 func (c *Coordinator) receiveUpload(r *transport.Receiver) {
 	defer r.Close()
-	var run string
-	var epoch uint64
-	var stage, idx int
-	rest := strings.TrimPrefix(r.ChannelID(), uploadPrefix)
-	parts := strings.Split(rest, "/")
-	if len(parts) != 3 {
-		c.cfg.Logger.Warn().Str("channel", r.ChannelID()).Msg("malformed checkpoint upload")
-		return
-	}
-	run = parts[0]
-	if _, err := fmt.Sscanf(parts[1]+" "+parts[2], "%d %d.%d", &epoch, &stage, &idx); err != nil {
-		c.cfg.Logger.Warn().Str("channel", r.ChannelID()).Msg("malformed checkpoint upload")
+	run, epoch, k, err := parseSnapshotChannel(r.ChannelID(), uploadPrefix)
+	if err != nil {
+		c.cfg.Logger.Warn().Err(err).Msg("refused a checkpoint upload")
 		return
 	}
 	data, err := readUpload(r)
@@ -464,7 +473,7 @@ func (c *Coordinator) receiveUpload(r *transport.Receiver) {
 	if qr == nil || qr.recovering.Load() {
 		return
 	}
-	c.checkpointReported(qr, epoch, stage, idx, data, nil)
+	c.checkpointReported(qr, epoch, k[0], k[1], data, nil)
 }
 
 // wireCheckpoints connects a coordinator-side pipeline's checkpoint
@@ -498,11 +507,15 @@ func (c *Coordinator) checkpointReported(qr *queryRuntime, epoch uint64, stage, 
 		// Only a snapshot that parses counts (it frames its parts).
 		_, err = unmarshalInstanceSnapshot(data)
 	}
-	host := ""
+	var ic instanceCheckpoint
 	if pl := qr.pipeline().placement(); stage >= 0 && stage < len(pl.Hosts) && idx >= 0 && idx < len(pl.Hosts[stage]) {
-		host = pl.Hosts[stage][idx]
+		ic.Host = pl.Hosts[stage][idx]
+		// The worker sent a copy to this one (upstreamcopy.go).
+		if ic.Copy = upstreamCopyHost(qr.def.Plan.Stages[stage], pl, idx); ic.Copy != "" && err == nil {
+			ic.Sum = snapshotSum(data)
+		}
 	}
-	if pc, done := qr.ckpt.instanceDone(epoch, stage, idx, host, data, err); done {
+	if pc, done := qr.ckpt.instanceDone(epoch, stage, idx, ic, data, err); done {
 		c.background(func() { c.checkpointCompleted(qr, epoch, pc) })
 	}
 }

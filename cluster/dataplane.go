@@ -226,8 +226,9 @@ type dataPlane struct {
 	ln   *transport.Listener
 	dial func(ctx context.Context, addr, channelID string) (*transport.Sender, error)
 	// onUpload takes channels that carry a snapshot: a checkpoint's to
-	// the coordinator, "ckpt/…" (checkpointer.go), or one to restore to
-	// a worker, "restore/…" (recovery.go).
+	// the coordinator, "ckpt/…" (checkpointer.go), one to restore to a
+	// worker, "restore/…" (recovery.go), or a copy to the upstream
+	// worker, "copy/…" (upstreamcopy.go).
 	onUpload func(r *transport.Receiver)
 	log      zerolog.Logger
 	done     chan struct{}
@@ -269,7 +270,7 @@ func (d *dataPlane) accept() {
 			d.log.Warn().Err(err).Msg("refused a data-plane channel")
 			continue
 		}
-		if id := r.ChannelID(); (strings.HasPrefix(id, uploadPrefix) || strings.HasPrefix(id, restorePrefix)) && d.onUpload != nil {
+		if id := r.ChannelID(); (strings.HasPrefix(id, uploadPrefix) || strings.HasPrefix(id, restorePrefix) || strings.HasPrefix(id, copyPrefix)) && d.onUpload != nil {
 			go d.onUpload(r)
 			continue
 		}

@@ -30,6 +30,7 @@ const (
 	reqTrim    = "trim"    // trimRequest → nothing: a checkpoint completed
 	reqLog     = "log"     // logRequest → []byte: a lost producer's input log as its consumers here know it
 	reqFreeze  = "freeze"  // freezeRequest → nothing: an instance stops at the next checkpoint barrier
+	reqCopy    = "copy"    // copyRequest → nothing: send a held snapshot copy to the worker restoring it
 
 	noticeFailed = "failed" // failedNotice: a worker's part of a query failed
 	noticeLost   = "lost"   // lostNotice: an outlet lost its consumer

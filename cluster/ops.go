@@ -774,19 +774,23 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 	case "instance checkpoints":
 		cols := []Column{{"query", planner.TypeText}, {"epoch", planner.TypeBigInt}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt},
 			{"worker", planner.TypeText}, {"bytes", planner.TypeBigInt}, {"duration_ms", planner.TypeDouble}, {"alignment_ms", planner.TypeDouble},
-			{"pause_ms", planner.TypeDouble}, {"positions", planner.TypeText}, {"status", planner.TypeText}}
+			{"pause_ms", planner.TypeDouble}, {"positions", planner.TypeText}, {"status", planner.TypeText}, {"upstream_copy", planner.TypeText}}
 		var rows [][]any
 		for _, qr := range c.runningQueries() {
 			for _, r := range qr.ckpt.instanceRecords() {
+				var holder any
+				if r.ic.Copy != "" {
+					holder = r.ic.Copy
+				}
 				rows = append(rows, []any{qr.def.Name, int64(r.epoch), int64(r.key[0]), int64(r.key[1]), r.ic.Host, r.ic.Bytes,
-					ms(r.ic.Took), ms(r.ic.Align), ms(r.ic.Pause), r.ic.Positions, r.status})
+					ms(r.ic.Took), ms(r.ic.Align), ms(r.ic.Pause), r.ic.Positions, r.status, holder})
 			}
 		}
 		return cols, rows, true
 	case "workers":
 		cols := []Column{{"id", planner.TypeText}, {"address", planner.TypeText}, {"pid", planner.TypeBigInt}, {"status", planner.TypeText},
 			{"role", planner.TypeText}, {"instances", planner.TypeBigInt}, {"cpu_seconds", planner.TypeDouble}, {"heap_bytes", planner.TypeBigInt},
-			{"last_heartbeat", planner.TypeText}, {"data_address", planner.TypeText}}
+			{"last_heartbeat", planner.TypeText}, {"data_address", planner.TypeText}, {"snapshot_copy_bytes", planner.TypeBigInt}}
 		placed := map[string]int64{}
 		c.mu.Lock()
 		for _, qr := range c.queries {
@@ -803,11 +807,11 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			role = "coordinator (sources and results)"
 			dataAddr = c.net.Addr()
 		}
-		rows := [][]any{{coordinatorHost, "in-process", int64(os.Getpid()), "alive", role, placed[coordinatorHost], nil, nil, nil, dataAddr}}
+		rows := [][]any{{coordinatorHost, "in-process", int64(os.Getpid()), "alive", role, placed[coordinatorHost], nil, nil, nil, dataAddr, nil}}
 		if c.reg != nil {
 			for _, w := range c.reg.Workers() {
 				rows = append(rows, []any{w.ID, w.Addr, int64(w.PID), string(w.Status), "worker",
-					placed[w.ID], w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro())), w.DataAddr})
+					placed[w.ID], w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro())), w.DataAddr, int64(w.Load.CopyBytes)})
 			}
 		}
 		return cols, rows, true

@@ -333,6 +333,7 @@ type recoveryRecord struct {
 	SinkDuplicates int64
 	sinkDupsBefore int64
 	Replayed       int // messages the upstream instances replayed
+	FromCopies     int // instances restored from the copy upstream (upstreamcopy.go)
 	Status         string
 }
 
@@ -381,7 +382,9 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	var err error
 	keep := true // the consumers may keep running
 	for attempt := 1; ; attempt++ {
-		restored, rec.Replayed, rec.Kept, err = c.applyRepair(qr, p, failed, epoch, snaps, skip, keep)
+		var out repairOutcome
+		out, err = c.applyRepair(qr, p, failed, epoch, snaps, skip, keep)
+		restored, rec.Replayed, rec.FromCopies, rec.Kept = out.restored, out.replayed, out.fromCopies, out.kept
 		if err == nil || attempt == 5 {
 			break
 		}
@@ -497,13 +500,12 @@ func restoreSet(q *planner.ContinuousQuery, pl placement, failed map[[2]int]bool
 // them and everything downstream (and the sink) from checkpoint epoch,
 // in three steps on every host: prepare (stop what is restored, build
 // the new incarnations), restore (the snapshots), resume (start them and
-// reroute the other instances' outlets, which replay). It returns the
-// restored instances, the number of messages to replay, and whether the
-// consumers kept running (deterministicRepair, when keep allows).
-func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]int]bool, epoch uint64, snaps map[[2]int][]byte, skip uint64, keep bool) ([][2]int, int, bool, error) {
+// reroute the other instances' outlets, which replay). The consumers
+// keep running when keep allows it (deterministicRepair).
+func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]int]bool, epoch uint64, snaps map[[2]int][]byte, skip uint64, keep bool) (repairOutcome, error) {
 	workers := c.liveWorkers()
 	if len(workers) == 0 {
-		return nil, 0, false, errors.New("no live worker to restore instances on")
+		return repairOutcome{}, errors.New("no live worker to restore instances on")
 	}
 	pl := p.placement().clone()
 	dedupe := keep && deterministicRepair(qr.def, pl, failed, epoch, qr.ckpt.layoutFrom())
@@ -552,8 +554,7 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 	} else {
 		qr.result.rollback(epoch, pl.SinkGen)
 	}
-	n, err := c.reconfigure(qr, p, pl, restore, epoch, snaps, skip, dedupe, nil)
-	return restore, n, dedupe, err
+	return c.reconfigure(qr, p, pl, restore, epoch, snaps, skip, dedupe, nil)
 }
 
 // deterministicRepair reports whether the failed instances can be
@@ -618,6 +619,16 @@ func sortedInstances(set map[[2]int]bool) [][2]int {
 	return out
 }
 
+// repairOutcome is what a repair (or a rescale) did: the instances it
+// restored, the messages the upstream instances replay, how many
+// instances were restored from the copy upstream, and whether their
+// consumers kept running.
+type repairOutcome struct {
+	restored             [][2]int
+	replayed, fromCopies int
+	kept                 bool
+}
+
 // reconfigure takes a query to placement pl on every host, restoring the
 // instances in restore (and the sink) from checkpoint epoch's snapshots
 // (snaps, in pl's numbering): prepare (stop what is restored, build the
@@ -625,9 +636,9 @@ func sortedInstances(set map[[2]int]bool) [][2]int {
 // other instance's outlets to them replay what they kept after epoch's
 // barrier). The caller rolled the result back, unless dedupe: then the
 // consumers of the restored instances keep running — after an in-place
-// rescale (step), with their inputs renumbered by it. It returns the
-// number of messages replayed.
-func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, restore [][2]int, epoch uint64, snaps map[[2]int][]byte, skip uint64, dedupe bool, step *rescaleStep) (int, error) {
+// rescale (step), with their inputs renumbered by it.
+func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, restore [][2]int, epoch uint64, snaps map[[2]int][]byte, skip uint64, dedupe bool, step *rescaleStep) (repairOutcome, error) {
+	out := repairOutcome{restored: restore, kept: dedupe}
 	var resume uint64
 	if dedupe {
 		resume = epoch
@@ -635,24 +646,28 @@ func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, r
 		p.sinkFrom.Store(epoch)
 	}
 	if err := p.prepareRepair(pl, restore, skip, resume, step); err != nil {
-		return 0, err
+		return out, err
 	}
 	plan, err := planner.EncodeQuery(qr.def)
 	if err != nil {
-		return 0, err
+		return out, err
 	}
 	hosts := pl.hostsOf(coordinatorHost)
 	ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
 	defer cancel()
 	for _, w := range hosts {
 		if err := c.reg.Call(ctx, w, reqRepair, repairRequest{Place: pl, Plan: plan, Restore: restore, Skip: skip, Resume: resume, Rescale: step}, nil); err != nil {
-			return 0, fmt.Errorf("preparing worker %s: %w", w, err)
+			return out, fmt.Errorf("preparing worker %s: %w", w, err)
 		}
 	}
 	// The snapshots go to their workers (and are applied there) all at
 	// once; the coordinator's own are applied meanwhile.
 	var local []*instanceSnapshot
-	sent := make(chan error, len(restore))
+	type sentResult struct {
+		fromCopy bool
+		err      error
+	}
+	sent := make(chan sentResult, len(restore))
 	sending := 0
 	for _, k := range restore {
 		data := snaps[k]
@@ -661,46 +676,53 @@ func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, r
 		}
 		if h := pl.Hosts[k[0]][k[1]]; h != coordinatorHost {
 			sending++
-			go func() { sent <- c.sendRestore(h, pl, k, data) }()
+			go func() {
+				fromCopy, err := c.restoreInstance(qr, h, pl, k, epoch, data)
+				sent <- sentResult{fromCopy, err}
+			}()
 			continue
 		}
 		s, err := unmarshalInstanceSnapshot(data)
 		if err != nil {
-			return 0, err
+			return out, err
 		}
 		local = append(local, s)
 	}
 	err = p.restoreLocal(local)
 	for range sending {
-		if e := <-sent; err == nil {
-			err = e
+		r := <-sent
+		if err == nil {
+			err = r.err
+		}
+		if r.fromCopy {
+			out.fromCopies++
 		}
 	}
 	if err != nil {
-		return 0, err
+		return out, err
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), deployTimeout)
 	defer rcancel()
 	var follow map[[2]int][]uint32
 	if dedupe {
 		if follow, err = c.collectLogs(rctx, qr, p, pl, restore, epoch); err != nil {
-			return 0, err
+			return out, err
 		}
 	}
 	encoded := map[string][]byte{}
 	for k, log := range follow {
 		encoded[fmt.Sprintf("%d.%d", k[0], k[1])] = encodeLog(log)
 	}
-	replayed := 0
 	for _, w := range hosts {
 		var n int
 		if err := c.reg.Call(rctx, w, reqResume, resumeRequest{Run: pl.Run, Restore: restore, Epoch: epoch, KeepSink: dedupe, Follow: encoded}, &n); err != nil {
-			return 0, fmt.Errorf("resuming worker %s: %w", w, err)
+			return out, fmt.Errorf("resuming worker %s: %w", w, err)
 		}
-		replayed += n
+		out.replayed += n
 	}
 	n, err := p.resumeRepair(rctx, restore, epoch, dedupe, follow)
-	return replayed + n, err
+	out.replayed += n
+	return out, err
 }
 
 // collectLogs asks the consumers of every restored instance with
@@ -1208,7 +1230,7 @@ func (c *Coordinator) recoveryRows() ([]Column, [][]any) {
 	cols := []Column{{"query", planner.TypeText}, {"reason", planner.TypeText}, {"detected", planner.TypeTimestamp}, {"restore_ms", planner.TypeDouble},
 		{"first_output_ms", planner.TypeDouble}, {"caught_up_ms", planner.TypeDouble}, {"checkpoint_epoch", planner.TypeBigInt}, {"moved", planner.TypeBigInt}, {"instances", planner.TypeBigInt},
 		{"replayed", planner.TypeBigInt}, {"status", planner.TypeText},
-		{"consumers", planner.TypeText}, {"sink_duplicates_dropped", planner.TypeBigInt}}
+		{"consumers", planner.TypeText}, {"sink_duplicates_dropped", planner.TypeBigInt}, {"restored_from_upstream", planner.TypeBigInt}}
 	c.mu.Lock()
 	recs := append([]recoveryRecord(nil), c.recoveries...)
 	c.mu.Unlock()
@@ -1223,7 +1245,7 @@ func (c *Coordinator) recoveryRows() ([]Column, [][]any) {
 			consumers = "kept running"
 		}
 		rows = append(rows, []any{r.Query, r.Reason, r.Detected.UnixMicro(), ms(r.Restored), first, ms(r.Caught), int64(r.Epoch),
-			int64(r.Moved), int64(r.Instances), int64(r.Replayed), r.Status, consumers, r.SinkDuplicates})
+			int64(r.Moved), int64(r.Instances), int64(r.Replayed), r.Status, consumers, r.SinkDuplicates, int64(r.FromCopies)})
 	}
 	return cols, rows
 }

@@ -214,7 +214,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	if inPlace {
 		through = &step
 	}
-	replayed, err := c.reconfigure(qr, p, pl, restore, epoch, moved, skip, inPlace, through)
+	done, err := c.reconfigure(qr, p, pl, restore, epoch, moved, skip, inPlace, through)
 	var broke error // what broke the rescale, when a repair completed it
 	for attempt := 1; err != nil && attempt <= 5 && p.failure() == nil; attempt++ {
 		if broke == nil {
@@ -227,7 +227,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 		failed := stageInstances(p.placement(), stage)
 		c.addDeadInstances(p.placement(), failed)
-		restore, replayed, _, err = c.applyRepair(qr, p, failed, epoch, moved, skip, false)
+		done, err = c.applyRepair(qr, p, failed, epoch, moved, skip, false)
 	}
 	if err != nil {
 		ev.Status = "failed: " + err.Error()
@@ -239,10 +239,10 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	ev.Took = time.Since(start)
 	ev.Status = "done"
 	rec := recoveryRecord{Query: query, Reason: ev.Decision + " of stage " + fmt.Sprint(stage), Detected: start, Epoch: epoch,
-		Instances: len(restore), Replayed: replayed, Restored: ev.Took, Kept: inPlace}
+		Instances: len(done.restored), Replayed: done.replayed, FromCopies: done.fromCopies, Restored: ev.Took, Kept: inPlace}
 	if broke != nil {
 		ev.Status = "done (repaired: " + broke.Error() + ")"
-		ev.Restored = len(restore)
+		ev.Restored = len(done.restored)
 		rec.Reason = fmt.Sprintf("%s of stage %d broke: %v", ev.Decision, stage, broke)
 	}
 	c.addScalingEvent(ev)

@@ -47,7 +47,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		return errors.New("worker: the cluster token is required")
 	}
 	w := &workerRuntime{log: cfg.Logger, runs: map[string]*pipeline{}, notices: make(chan control.Notice, 256), uploaded: map[string][]byte{}}
-	dp, err := newDataPlane(cfg.Listen, cfg.Token, cfg.Logger, w.receiveRestore)
+	dp, err := newDataPlane(cfg.Listen, cfg.Token, cfg.Logger, w.receiveSnapshot)
 	if err != nil {
 		return err
 	}
@@ -65,6 +65,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		Handle:       w.handle,
 		Notices:      w.notices,
 		Instances:    w.loads,
+		CopyBytes:    func() uint64 { return uint64(w.copies.held()) },
 	})
 }
 
@@ -81,19 +82,36 @@ type workerRuntime struct {
 	runs     map[string]*pipeline
 	parts    map[string][]byte // snapshots arriving in parts
 	uploaded map[string][]byte // snapshots received on the data plane, by restoreChannel
+
+	copies upstreamCopies // snapshots of instances downstream of this worker's
 }
 
-// receiveRestore takes a snapshot sent on a restore channel; a restore
-// request applies it.
-func (w *workerRuntime) receiveRestore(r *transport.Receiver) {
+// receiveSnapshot takes a snapshot sent on a restore channel, which a
+// restore request applies, or a copy of a downstream instance's
+// (upstreamcopy.go).
+func (w *workerRuntime) receiveSnapshot(r *transport.Receiver) {
 	defer r.Close()
+	id := r.ChannelID()
 	data, err := readUpload(r)
-	if err != nil || !strings.HasPrefix(r.ChannelID(), restorePrefix) {
-		w.log.Warn().Err(err).Str("channel", r.ChannelID()).Msg("a snapshot to restore did not arrive whole")
+	if err != nil {
+		w.log.Warn().Err(err).Str("channel", id).Msg("a snapshot did not arrive whole")
+		return
+	}
+	if strings.HasPrefix(id, copyPrefix) {
+		run, epoch, k, err := parseSnapshotChannel(id, copyPrefix)
+		if err != nil || w.run(run) == nil {
+			w.log.Warn().Err(err).Str("channel", id).Msg("refused a snapshot copy")
+			return
+		}
+		w.copies.put(run, k, epoch, data)
+		return
+	}
+	if !strings.HasPrefix(id, restorePrefix) {
+		w.log.Warn().Str("channel", id).Msg("refused a snapshot upload")
 		return
 	}
 	w.mu.Lock()
-	w.uploaded[r.ChannelID()] = data
+	w.uploaded[id] = data
 	w.mu.Unlock()
 }
 
@@ -198,7 +216,14 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 		if p := w.run(req.Run); p != nil {
 			p.trimKept(req.Epoch)
 		}
+		w.copies.trim(req.Run, req.Epoch)
 		return nil, nil
+	case reqCopy:
+		var req copyRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("malformed copy request: %w", err)
+		}
+		return nil, w.sendCopy(ctx, req)
 	}
 	var req runRequest
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -215,6 +240,9 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 		}
 	}
 	w.mu.Unlock()
+	if kind == reqStop {
+		w.copies.drop(req.Run)
+	}
 	if p == nil {
 		if kind == reqStop {
 			return nil, nil // already gone: stopping is idempotent
@@ -341,9 +369,21 @@ func (w *workerRuntime) newRun(place placement, plan json.RawMessage) (*pipeline
 			return
 		}
 		// Over the data plane; over the control plane when that fails.
+		// A copy goes to the upstream worker meanwhile.
 		uctx, ucancel := context.WithTimeout(p.ctx, 5*time.Minute)
+		defer ucancel()
+		copied := make(chan struct{})
+		go func() {
+			defer close(copied)
+			pl := p.placement()
+			if holder := upstreamCopyHost(p.query.Plan.Stages[n.Stage], pl, n.Instance); holder != "" {
+				if err := uploadSnapshot(uctx, w.net, pl.Addrs[holder], copyChannel(run, epoch, n.Stage, n.Instance), data); err != nil && p.ctx.Err() == nil {
+					log.Info().Err(err).Str("holder", holder).Msg("the snapshot's copy upstream was not sent; the coordinator's stands")
+				}
+			}
+		}()
+		defer func() { <-copied }()
 		err = uploadSnapshot(uctx, w.net, p.placement().Addrs[coordinatorHost], uploadChannel(run, epoch, n.Stage, n.Instance), data)
-		ucancel()
 		if err == nil {
 			return
 		}

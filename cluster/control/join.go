@@ -53,6 +53,9 @@ type JoinConfig struct {
 	// Instances, if set, is called for each heartbeat to report the load
 	// of the instances the worker runs.
 	Instances func() []InstanceLoad
+	// CopyBytes, if set, is called for each heartbeat to report the
+	// bytes of the snapshot copies the worker keeps for others.
+	CopyBytes func() uint64
 	// Logger receives the worker's control-plane logs. Default: discard.
 	Logger zerolog.Logger
 }
@@ -203,6 +206,9 @@ func Join(ctx context.Context, cfg JoinConfig) error {
 		hb := &Heartbeat{Seq: seq, Load: sampler.sample()}
 		if cfg.Instances != nil {
 			hb.Load.Instances = cfg.Instances()
+		}
+		if cfg.CopyBytes != nil {
+			hb.Load.CopyBytes = cfg.CopyBytes()
 		}
 		if err := write(&message{Type: typeHeartbeat, Heartbeat: hb}); err != nil {
 			return broke(err)

@@ -45,6 +45,9 @@ type Load struct {
 	Goroutines int `json:"goroutines"`
 	// HeapBytes is the bytes of live and not yet collected heap objects.
 	HeapBytes uint64 `json:"heap_bytes"`
+	// CopyBytes is the bytes of the checkpoint snapshots the worker
+	// keeps for instances downstream of its own (upstream backup).
+	CopyBytes uint64 `json:"copy_bytes,omitempty"`
 	// Instances is the load of each operator instance the worker runs.
 	Instances []InstanceLoad `json:"instances,omitempty"`
 }

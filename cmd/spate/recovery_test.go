@@ -472,14 +472,18 @@ func TestWorkerKilledDuringCheckpoint(t *testing.T) {
 // sends again: killing the aggregate's worker leaves the join running (it
 // replays what it kept), killing the join's leaves the aggregate running
 // (the join takes its two inputs in the order the aggregate's log of it
-// says). Either way the result equals a failure-free run.
+// says). Either way the result equals a failure-free run. The aggregate
+// keeps a copy of its snapshots on the join's worker, and is restored
+// from it; the join's upstream is the coordinator, which holds its
+// snapshot anyway.
 func TestKillUpstreamOrDownstreamWorker(t *testing.T) {
 	for _, tc := range []struct {
-		victim   string
-		restored map[string]bool // stage → restored
+		victim       string
+		restored     map[string]bool // stage → restored
+		fromUpstream string          // instances restored from a copy upstream
 	}{
-		{"w1", map[string]bool{"2": true, "3": false}},
-		{"w2", map[string]bool{"2": false, "3": true}},
+		{"w1", map[string]bool{"2": true, "3": false}, "0"},
+		{"w2", map[string]bool{"2": false, "3": true}, "1"},
 	} {
 		t.Run("kill "+tc.victim, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -526,6 +530,10 @@ func TestKillUpstreamOrDownstreamWorker(t *testing.T) {
 					if fmt.Sprint(hosts) != "[[2 w1] [3 w2]]" {
 						t.Fatalf("placement %v, want the join on w1 and the aggregate on w2", hosts)
 					}
+					copies, _ := sqltest.QueryText(ctx, cl, "SELECT stage, upstream_copy FROM spate_instance_checkpoints WHERE query = 'j' AND stage >= 2 AND status = 'complete' ORDER BY stage")
+					if fmt.Sprint(copies) != "[[2 NULL] [3 w1]]" {
+						t.Fatalf("copies upstream %v, want the aggregate's on w1 and none of the join's", copies)
+					}
 					pid, _ := sqltest.QueryText(ctx, cl, "SELECT pid FROM spate_workers WHERE id = '"+tc.victim+"'")
 					n, _ := strconv.Atoi(pid[0][0])
 					syscall.Kill(n, syscall.SIGKILL)
@@ -560,10 +568,13 @@ func TestKillUpstreamOrDownstreamWorker(t *testing.T) {
 					t.Errorf("stage %s restored=%v, want %v (%v)", r[0], restored, tc.restored[r[0]], inst)
 				}
 			}
-			recs, _ := sqltest.QueryText(ctx, cl, "SELECT moved, instances, replayed, restore_ms, consumers FROM spate_recoveries")
+			recs, _ := sqltest.QueryText(ctx, cl, "SELECT moved, instances, replayed, restore_ms, consumers, restored_from_upstream FROM spate_recoveries")
 			t.Logf("killed %s: recovery %v", tc.victim, recs)
 			if recs[0][4] != "kept running" {
 				t.Errorf("killed %s: consumers %s, want them kept running", tc.victim, recs[0][4])
+			}
+			if recs[0][5] != tc.fromUpstream {
+				t.Errorf("killed %s: %s instances restored from a copy upstream, want %s", tc.victim, recs[0][5], tc.fromUpstream)
 			}
 		})
 	}
