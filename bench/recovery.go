@@ -21,15 +21,24 @@ import (
 // worker processes, waits for a checkpoint that holds it, kills a worker
 // with SIGKILL and reports what SHOW RECOVERIES measured: the time from
 // detection until the restored instances run, and until the result has
-// caught up.
+// caught up. The GROUP BY reads the stream (its snapshots' copy is the
+// coordinator's), then a join of the stream with itself, on the workers
+// (its snapshots are restored from the copy on the join's worker when
+// that worker lives).
+var recoveryQueries = []struct{ name, sql string }{
+	{"GROUP BY", "SELECT k, MAX(pad) AS pad, COUNT(*) AS n FROM s GROUP BY k"},
+	{"join → GROUP BY", "SELECT a.k + 0 AS k, MAX(a.pad) AS pad, COUNT(*) AS n FROM s a JOIN s b ON a.k = b.k AND b.t BETWEEN a.t AND a.t GROUP BY a.k + 0"},
+}
 
-// RunRecovery runs the benchmark once per state size on engines from
-// start (which must have workers and checkpoints on).
+// RunRecovery runs the benchmark once per query and state size on
+// engines from start (which must have workers and checkpoints on).
 func RunRecovery(ctx context.Context, sizes []int64, start func() (*cluster.Coordinator, func(), error), w io.Writer) error {
 	fmt.Fprintf(w, "recovery of a killed worker (updating GROUP BY, 1,000-byte rows):\n")
-	for _, size := range sizes {
-		if err := recoveryOnce(ctx, size, start, w); err != nil {
-			return fmt.Errorf("state %s: %w", byteSize(size), err)
+	for _, q := range recoveryQueries {
+		for _, size := range sizes {
+			if err := recoveryOnce(ctx, q.name, q.sql, size, start, w); err != nil {
+				return fmt.Errorf("%s, state %s: %w", q.name, byteSize(size), err)
+			}
 		}
 	}
 	return nil
@@ -45,7 +54,7 @@ func byteSize(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func recoveryOnce(ctx context.Context, size int64, start func() (*cluster.Coordinator, func(), error), w io.Writer) error {
+func recoveryOnce(ctx context.Context, name, sql string, size int64, start func() (*cluster.Coordinator, func(), error), w io.Writer) error {
 	coord, stop, err := start()
 	if err != nil {
 		return err
@@ -54,7 +63,7 @@ func recoveryOnce(ctx context.Context, size int64, start func() (*cluster.Coordi
 	query := func(sql string) ([][]string, error) { return runSQL(ctx, coord, sql) }
 	if err := execAll(ctx, coord,
 		"CREATE STREAM s (k BIGINT, pad TEXT, t BIGINT) WITH (event_time = 't', time_unit = 's')",
-		"CREATE CONTINUOUS QUERY st AS SELECT k, MAX(pad) AS pad, COUNT(*) AS n FROM s GROUP BY k",
+		"CREATE CONTINUOUS QUERY st AS "+sql,
 	); err != nil {
 		return err
 	}
@@ -122,7 +131,7 @@ func recoveryOnce(ctx context.Context, size int64, start func() (*cluster.Coordi
 			return fmt.Errorf("no recovery after 10 minutes")
 		}
 		time.Sleep(100 * time.Millisecond)
-		rows, err := query("SELECT status, restore_ms, caught_up_ms, replayed FROM spate_recoveries")
+		rows, err := query("SELECT status, restore_ms, caught_up_ms, replayed, instances, restored_from_upstream FROM spate_recoveries")
 		if err != nil {
 			return err
 		}
@@ -141,7 +150,7 @@ func recoveryOnce(ctx context.Context, size int64, start func() (*cluster.Coordi
 	if n[0][0] != strconv.FormatInt(keys, 10) {
 		return fmt.Errorf("after the recovery the result has %s rows, want %d", n[0][0], keys)
 	}
-	fmt.Fprintf(w, "  state %-8s keys %8d  load %6.1fs  checkpoint %s in %s ms (instance paused %s ms)  restored in %s ms  caught up in %s ms (replayed %s messages)\n",
-		byteSize(size), keys, load.Seconds(), byteSize(ckptBytes), ckptMs, pause[0][0], rec[1], rec[2], rec[3])
+	fmt.Fprintf(w, "  %-16s state %-8s keys %8d  load %6.1fs  checkpoint %s in %s ms (instance paused %s ms)  restored in %s ms (%s instances, %s from a copy upstream)  caught up in %s ms (replayed %s messages)\n",
+		name, byteSize(size), keys, load.Seconds(), byteSize(ckptBytes), ckptMs, pause[0][0], rec[1], rec[4], rec[5], rec[2], rec[3])
 	return nil
 }
