@@ -144,6 +144,15 @@ func testRepairFromUpstreamCopy(t *testing.T, kills []int) {
 		copies = run(t, s, "SELECT instance, worker, upstream_copy FROM spate_instance_checkpoints WHERE status = 'complete' AND stage = 3")
 		return len(copies) == 3
 	})
+	waitUntil(t, 10*time.Second, "the workers reporting the copies they hold", func() bool {
+		held := 0
+		for _, r := range run(t, s, "SELECT snapshot_copy_bytes FROM spate_workers WHERE id <> 'coordinator'") {
+			var n int
+			fmt.Sscan(r[0], &n)
+			held += n
+		}
+		return held > 0
+	})
 	dead := map[string]bool{}
 	for _, i := range kills {
 		dead[fmt.Sprintf("w%d", i+1)] = true
