@@ -254,7 +254,8 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 // ones it replaces running: the stage's consumer (or the sink) gets the
 // new instance's input at the end of its inputs, which must be the end
 // of its last side — the input logs of an instance with several inputs
-// name them by position (dedupe.go).
+// name them by position (dedupe.go). (No plan has a scalable stage
+// feeding a join's first side today: a join reads two source stages.)
 func rescaleInPlace(q *planner.ContinuousQuery, step rescaleStep) bool {
 	if cs := stageConsumers(q)[step.Stage]; cs >= 0 {
 		sides := q.Plan.Stages[cs].Sides
