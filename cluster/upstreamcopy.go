@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/spatedb/spate/planner"
 )
 
@@ -173,6 +175,42 @@ type copyRequest struct {
 	Bytes    int    `json:"bytes"`
 	Sum      uint32 `json:"sum"`
 	To       string `json:"to"`
+}
+
+// copyUpstream sends instance k's snapshot of checkpoint epoch to the
+// worker that keeps its copy, if any. One copy per instance is under
+// way at a time: while one is, later snapshots send none (a slow holder
+// must not pile them up here); the coordinator's stands for them.
+func (w *workerRuntime) copyUpstream(p *pipeline, epoch uint64, k [2]int, data []byte, log zerolog.Logger) {
+	pl := p.placement()
+	holder := upstreamCopyHost(p.query.Plan.Stages[k[0]], pl, k[1])
+	if holder == "" {
+		return
+	}
+	key := copyKey{pl.Run, k}
+	w.mu.Lock()
+	busy := w.copying[key]
+	if !busy {
+		if w.copying == nil {
+			w.copying = map[copyKey]bool{}
+		}
+		w.copying[key] = true
+	}
+	w.mu.Unlock()
+	if busy {
+		log.Debug().Int("stage", k[0]).Int("instance", k[1]).Msg("a copy upstream is still under way; this checkpoint's is not sent")
+		return
+	}
+	defer func() {
+		w.mu.Lock()
+		delete(w.copying, key)
+		w.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Minute)
+	defer cancel()
+	if err := uploadSnapshot(ctx, w.net, pl.Addrs[holder], copyChannel(pl.Run, epoch, k[0], k[1]), data); err != nil && p.ctx.Err() == nil {
+		log.Info().Err(err).Str("holder", holder).Msg("the snapshot's copy upstream was not sent; the coordinator's stands")
+	}
 }
 
 // sendCopy answers a copyRequest on the worker that holds the copy.

@@ -83,7 +83,8 @@ type workerRuntime struct {
 	parts    map[string][]byte // snapshots arriving in parts
 	uploaded map[string][]byte // snapshots received on the data plane, by restoreChannel
 
-	copies upstreamCopies // snapshots of instances downstream of this worker's
+	copies  upstreamCopies   // snapshots of instances downstream of this worker's
+	copying map[copyKey]bool // instances whose copy upstream is being sent
 }
 
 // receiveSnapshot takes a snapshot sent on a restore channel, which a
@@ -368,22 +369,12 @@ func (w *workerRuntime) newRun(place placement, plan json.RawMessage) (*pipeline
 			w.notify(p.ctx, noticeCheckpoint, n, log)
 			return
 		}
-		// Over the data plane; over the control plane when that fails.
 		// A copy goes to the upstream worker meanwhile.
+		go w.copyUpstream(p, epoch, [2]int{n.Stage, n.Instance}, data, log)
+		// Over the data plane; over the control plane when that fails.
 		uctx, ucancel := context.WithTimeout(p.ctx, 5*time.Minute)
-		defer ucancel()
-		copied := make(chan struct{})
-		go func() {
-			defer close(copied)
-			pl := p.placement()
-			if holder := upstreamCopyHost(p.query.Plan.Stages[n.Stage], pl, n.Instance); holder != "" {
-				if err := uploadSnapshot(uctx, w.net, pl.Addrs[holder], copyChannel(run, epoch, n.Stage, n.Instance), data); err != nil && p.ctx.Err() == nil {
-					log.Info().Err(err).Str("holder", holder).Msg("the snapshot's copy upstream was not sent; the coordinator's stands")
-				}
-			}
-		}()
-		defer func() { <-copied }()
 		err = uploadSnapshot(uctx, w.net, p.placement().Addrs[coordinatorHost], uploadChannel(run, epoch, n.Stage, n.Instance), data)
+		ucancel()
 		if err == nil {
 			return
 		}
