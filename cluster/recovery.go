@@ -860,10 +860,7 @@ func (c *Coordinator) sendRestore(w string, pl placement, k [2]int, data []byte)
 	err := uploadSnapshot(ctx, c.net, pl.Addrs[w], restoreChannel(pl.Run, k), data)
 	cancel()
 	if err == nil {
-		rctx, rcancel := context.WithTimeout(context.Background(), deployTimeout)
-		err = c.reg.Call(rctx, w, reqRestore, restoreRequest{Run: pl.Run, Stage: k[0], Instance: k[1]}, nil)
-		rcancel()
-		if err == nil {
+		if err = c.applyUploaded(w, pl, k); err == nil {
 			return nil
 		}
 	}
@@ -880,6 +877,14 @@ func (c *Coordinator) sendRestore(w string, pl placement, k [2]int, data []byte)
 		}
 	}
 	return nil
+}
+
+// applyUploaded has worker w restore instance k from the snapshot sent
+// to it on the instance's restore channel.
+func (c *Coordinator) applyUploaded(w string, pl placement, k [2]int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
+	defer cancel()
+	return c.reg.Call(ctx, w, reqRestore, restoreRequest{Run: pl.Run, Stage: k[0], Instance: k[1]}, nil)
 }
 
 // restorePrefix starts the data-plane channels that carry a snapshot to

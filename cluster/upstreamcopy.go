@@ -246,10 +246,7 @@ func (c *Coordinator) restoreInstance(qr *queryRuntime, h string, pl placement, 
 		err := c.reg.Call(ctx, holder, reqCopy, req, nil)
 		cancel()
 		if err == nil {
-			rctx, rcancel := context.WithTimeout(context.Background(), deployTimeout)
-			err = c.reg.Call(rctx, h, reqRestore, restoreRequest{Run: pl.Run, Stage: k[0], Instance: k[1]}, nil)
-			rcancel()
-			if err == nil {
+			if err = c.applyUploaded(h, pl, k); err == nil {
 				return true, nil
 			}
 		}
