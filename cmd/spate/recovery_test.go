@@ -48,7 +48,7 @@ func TestWorkerKilledQueriesRecover(t *testing.T) {
 		} {
 			mustExec(t, c, sql)
 		}
-		for _, name := range []string{"win", "totals", "named", "busy", "running"} {
+		for _, name := range restartQueryNames {
 			mustExec(t, c, "CREATE CONTINUOUS QUERY "+name+" AS "+restartQueries[name])
 		}
 	}
@@ -81,7 +81,7 @@ func TestWorkerKilledQueriesRecover(t *testing.T) {
 	// coordinator only) has a complete checkpoint.
 	waitFor(t, 20*time.Second, "a complete checkpoint of every query on workers", func() bool {
 		rows, err := sqltest.QueryText(ctx, cl, "SELECT COUNT(DISTINCT query) FROM spate_checkpoints WHERE status = 'complete' AND query <> 'busy'")
-		return err == nil && rows[0][0] == "4"
+		return err == nil && rows[0][0] == strconv.Itoa(len(restartQueryNames)-1)
 	})
 
 	// Kill the worker that runs instance 0 of totals' aggregate while the
@@ -297,7 +297,7 @@ func randomKills(t *testing.T, reference *sqltest.Server, seed uint64) {
 	ref := connectPg(t, reference.ConnString())
 	// A schema of its own per seed on the shared reference server.
 	sfx := fmt.Sprintf("_%d", seed)
-	names := []string{"win", "totals", "named", "busy", "running"}
+	names := restartQueryNames
 	for _, c := range []*pgconn.PgConn{cl, ref} {
 		mustExec(t, c, "CREATE STREAM ev"+sfx+" (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
 		mustExec(t, c, "CREATE TABLE dim"+sfx+" (k INT, name TEXT)")
@@ -371,7 +371,7 @@ func randomKills(t *testing.T, reference *sqltest.Server, seed uint64) {
 		return err == nil && err2 == nil && rows[0][0] == "0" && done[0][0] != "0"
 	})
 	mustExec(t, cl, "INSERT INTO dim"+sfx+" VALUES (9, 'nine')") // waits for every query
-	recs, _ := sqltest.QueryText(ctx, cl, "SELECT query, checkpoint_epoch, replayed FROM spate_recoveries")
+	recs, _ := sqltest.QueryText(ctx, cl, "SELECT query, checkpoint_epoch, replayed, restored_from_upstream FROM spate_recoveries")
 	t.Logf("seed %d: checkpoint interval %s, %d kill(s) (%v), recoveries %v", seed, interval, kills, victims[:kills], recs)
 	for _, name := range names {
 		q := "SELECT * FROM " + name + sfx

@@ -22,14 +22,20 @@ import (
 
 // restartQueries cover every kind of state: windows, an updating
 // aggregate, a lookup join on a table that is updated, a query over a
-// query's result, and OVER.
+// query's result, OVER, and an interval join feeding an aggregate (two
+// stages on the workers, the second's snapshots copied to the first's
+// worker). restartQueryNames lists them in an order they can be created
+// in.
 var restartQueries = map[string]string{
 	"win":     "SELECT k, window_end, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)",
 	"totals":  "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k",
 	"named":   "SELECT e.k, e.t, e.v, d.name FROM ev e JOIN dim d ON e.k = d.k",
 	"busy":    "SELECT k, window_end, n FROM win WHERE n > 2",
 	"running": "SELECT k, t, v, SUM(v) OVER (PARTITION BY k ORDER BY t ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS s3 FROM ev",
+	"pairs":   "SELECT a.k % 7 AS g, COUNT(*) AS n, SUM(b.v) AS s FROM ev a JOIN ev b ON a.k = b.k AND b.t BETWEEN a.t - 1 AND a.t GROUP BY a.k % 7",
 }
+
+var restartQueryNames = []string{"win", "totals", "named", "busy", "running", "pairs"}
 
 // TestRestartRecoversEverything kills `spate serve` with SIGKILL after
 // COPYs, INSERTs and an UPDATE were acknowledged, restarts it on the same
@@ -38,7 +44,7 @@ var restartQueries = map[string]string{
 // every acknowledged row counted exactly once.
 func TestRestartRecoversEverything(t *testing.T) {
 	forEachMode(t, func(t *testing.T, args []string) {
-		restartRecovers(t, args, []string{"win", "totals", "named", "busy", "running"}, false)
+		restartRecovers(t, args, restartQueryNames, false)
 	})
 }
 
@@ -47,7 +53,7 @@ func TestRestartRecoversEverything(t *testing.T) {
 // from it and replays only the log after it, with the same results.
 func TestRestartFromRestartPoint(t *testing.T) {
 	forEachMode(t, func(t *testing.T, args []string) {
-		restartRecovers(t, append([]string{"--checkpoint-interval", "100ms", "--restart-point-interval", "200ms"}, args...), []string{"win", "totals", "named", "busy", "running"}, true)
+		restartRecovers(t, append([]string{"--checkpoint-interval", "100ms", "--restart-point-interval", "200ms"}, args...), restartQueryNames, true)
 	})
 }
 
