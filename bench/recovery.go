@@ -21,11 +21,12 @@ import (
 // worker processes, waits for a checkpoint that holds it, kills a worker
 // with SIGKILL and reports what SHOW RECOVERIES measured: the time from
 // detection until the restored instances run, and until the result has
-// caught up. The GROUP BY reads the stream (its snapshots' copy is the
-// coordinator's), then a join of the stream with itself, on the workers
-// (its snapshots are restored from the copy on the join's worker when
-// that worker lives).
-// The join runs only up to maxJoinState: at 1 GB the coordinator alone
+// caught up. It runs twice: the GROUP BY reading the stream (restored
+// from the coordinator's snapshot), then reading a join of the stream
+// with itself on the workers (restored from the copy on the join's
+// worker when that worker lives).
+//
+// The join runs only up to its maxState: at 1 GB the coordinator alone
 // holds about 9 GB (the stream's rows kept for replay to both sides of
 // the join, the checkpoints, the result), which with the workers is more
 // than this 24 GiB machine has.

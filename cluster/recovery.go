@@ -378,18 +378,16 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	log := c.cfg.Logger.With().Str("query", qr.def.Name).Logger()
 	log.Warn().Str("reason", reason).Int("lost_instances", len(failed)).Uint64("checkpoint", epoch).Msg("repairing the continuous query")
 	rec.sinkDupsBefore = p.sinkDuplicates.Load()
-	var restored [][2]int
+	var out repairOutcome
 	var err error
 	keep := true // the consumers may keep running
 	for attempt := 1; ; attempt++ {
-		var out repairOutcome
 		out, err = c.applyRepair(qr, p, failed, epoch, snaps, skip, keep)
-		restored, rec.Replayed, rec.FromCopies, rec.Kept = out.restored, out.replayed, out.fromCopies, out.kept
 		if err == nil || attempt == 5 {
 			break
 		}
-		log.Warn().Err(err).Int("attempt", attempt).Bool("consumers_kept", rec.Kept).Msg("repairing the continuous query")
-		if rec.Kept {
+		log.Warn().Err(err).Int("attempt", attempt).Bool("consumers_kept", out.kept).Msg("repairing the continuous query")
+		if out.kept {
 			// A consumer may no longer hold what the repair needed (an
 			// input log, a barrier's position): restore it too.
 			keep = false
@@ -399,7 +397,7 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 		// Workers that died meanwhile lost what was restored on them.
 		c.addDeadInstances(p.placement(), failed)
 	}
-	rec.Moved, rec.Instances = len(failed), len(restored)
+	rec.Moved, rec.Instances, rec.Replayed, rec.FromCopies, rec.Kept = len(failed), len(out.restored), out.replayed, out.fromCopies, out.kept
 	if err != nil {
 		rec.Status = "failed: " + err.Error()
 		c.addRecovery(rec)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,8 +55,9 @@ func copyChannel(run string, epoch uint64, stage, idx int) string {
 
 // parseSnapshotChannel reads an upload's or a copy's channel ID.
 func parseSnapshotChannel(id, prefix string) (run string, epoch uint64, k [2]int, err error) {
-	parts := strings.Split(strings.TrimPrefix(id, prefix), "/")
-	if !strings.HasPrefix(id, prefix) || len(parts) != 3 {
+	rest, ok := strings.CutPrefix(id, prefix)
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 3 {
 		return "", 0, k, fmt.Errorf("malformed snapshot channel %q", id)
 	}
 	if _, err := fmt.Sscanf(parts[1]+" "+parts[2], "%d %d.%d", &epoch, &k[0], &k[1]); err != nil {
@@ -94,6 +96,8 @@ type snapshotCopy struct {
 // checkpoint's and the one being taken.
 const keepCopies = 2
 
+// put keeps a copy. An instance's copies come one at a time, in epoch
+// order (copyUpstream); one no newer than the newest kept is dropped.
 func (u *upstreamCopies) put(run string, k [2]int, epoch uint64, data []byte) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -102,22 +106,20 @@ func (u *upstreamCopies) put(run string, k [2]int, epoch uint64, data []byte) {
 	}
 	key := copyKey{run, k}
 	list := u.byInstance[key]
-	at := len(list)
-	for at > 0 && list[at-1].epoch >= epoch {
-		at--
-	}
-	if at < len(list) && list[at].epoch == epoch {
-		u.bytes -= int64(len(list[at].data))
-		list[at].data = data
-	} else {
-		list = append(list[:at], append([]snapshotCopy{{epoch, data}}, list[at:]...)...)
+	if n := len(list); n > 0 && list[n-1].epoch >= epoch {
+		return
 	}
 	u.bytes += int64(len(data))
-	for len(list) > keepCopies {
-		u.bytes -= int64(len(list[0].data))
-		list = list[1:]
+	list = append(list, snapshotCopy{epoch, data})
+	u.byInstance[key] = u.dropFirst(list, max(len(list)-keepCopies, 0))
+}
+
+// dropFirst removes the first n copies of list, releasing their bytes.
+func (u *upstreamCopies) dropFirst(list []snapshotCopy, n int) []snapshotCopy {
+	for _, c := range list[:n] {
+		u.bytes -= int64(len(c.data))
 	}
-	u.byInstance[key] = list
+	return slices.Delete(list, 0, n) // clears the dropped ones: their bytes are freed
 }
 
 // get returns the copy of instance k's snapshot of checkpoint epoch.
@@ -141,10 +143,11 @@ func (u *upstreamCopies) trim(run string, epoch uint64) {
 		if key.run != run {
 			continue
 		}
-		for len(list) > 0 && list[0].epoch < epoch {
-			u.bytes -= int64(len(list[0].data))
-			list = list[1:]
+		n := 0
+		for n < len(list) && list[n].epoch < epoch {
+			n++
 		}
+		list = u.dropFirst(list, n)
 		if len(list) == 0 {
 			delete(u.byInstance, key)
 		} else {

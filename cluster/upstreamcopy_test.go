@@ -62,6 +62,7 @@ func TestUpstreamCopies(t *testing.T) {
 	for e := uint64(1); e <= 3; e++ {
 		u.put("r1", k, e, []byte(strings.Repeat("x", int(e))))
 	}
+	u.put("r1", k, 2, []byte("late")) // older than the newest: dropped
 	u.put("r2", k, 1, []byte("other"))
 	if _, ok := u.get("r1", k, 1); ok {
 		t.Error("kept three copies of one instance")
