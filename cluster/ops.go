@@ -600,7 +600,6 @@ func (c *Coordinator) runningQueries() []*queryRuntime {
 	return out
 }
 
-// show answers SHOW.
 // systemTables maps each system table to the SHOW it mirrors.
 var systemTables = map[string]string{
 	"spate_streams":              "streams",
