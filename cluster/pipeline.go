@@ -511,7 +511,7 @@ func (in *instance) wire(ctx context.Context, pl placement) error {
 		}
 		in.route.outs = append(in.route.outs, o)
 	}
-	if len(in.route.outs) > 1 {
+	if len(in.route.partitionBy) > 0 {
 		in.route.load = make([]atomic.Uint64, len(in.route.outs)*LoadBuckets)
 		in.route.counts = make([]uint64, len(in.route.outs)*LoadBuckets)
 	}
@@ -1019,6 +1019,13 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 	side := in.p.consumer[in.stage].side
 	r := &in.route
 	if len(r.outs) == 1 {
+		// A partitioned consumer with one instance: its rows are still
+		// counted per load bucket, for the split point of a scale-out.
+		if len(r.partitionBy) > 0 {
+			in.hashes = exec.HashColumns(rec, r.partitionBy, in.hashes[:0])
+			countLoad(in.hashes, r.counts)
+			r.addLoad()
+		}
 		rec.Retain()
 		return in.sendTo(0, message{side: side, from: in.idx, rec: rec})
 	}
@@ -1027,12 +1034,7 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 	if err != nil {
 		return err
 	}
-	for i, n := range r.counts {
-		if n != 0 {
-			r.load[r.ranges.owner(i/LoadBuckets)*LoadBuckets+i%LoadBuckets].Add(n)
-			r.counts[i] = 0
-		}
-	}
+	r.addLoad()
 	for i, part := range parts {
 		if part == nil {
 			continue
@@ -1047,6 +1049,26 @@ func (in *instance) emit(rec arrow.RecordBatch) error {
 		}
 	}
 	return nil
+}
+
+// countLoad counts each hash of a batch for a stage with a single
+// range (all hashes) in its load bucket.
+func countLoad(hashes []uint64, counts []uint64) {
+	w := BucketWidth(0, math.MaxUint64, LoadBuckets)
+	for _, h := range hashes {
+		counts[h/w]++
+	}
+}
+
+// addLoad moves the counts of the batch just routed into the load the
+// instance reports, per owner of each range.
+func (r *route) addLoad() {
+	for i, n := range r.counts {
+		if n != 0 {
+			r.load[r.ranges.owner(i/LoadBuckets)*LoadBuckets+i%LoadBuckets].Add(n)
+			r.counts[i] = 0
+		}
+	}
 }
 
 // splitByRange partitions rec by the key range each row's hash falls in.

@@ -932,7 +932,7 @@ func (c *Coordinator) alterQuery(ctx context.Context, x *parser.AlterContinuousQ
 			}
 		case "target_utilisation", "target_utilization":
 			f, err := strconv.ParseFloat(o.Value, 64)
-			if err != nil || f <= 0 || f > 1 {
+			if err != nil || !(f > 0 && f <= 1) { // NaN too
 				return Result{}, bad("a fraction above 0 and at most 1")
 			}
 			p.TargetUtilisation = f

@@ -237,17 +237,18 @@ func TestAlterContinuousQuery(t *testing.T) {
 		t.Errorf("policy %+v", p)
 	}
 	for sql, code := range map[string]string{
-		"ALTER CONTINUOUS QUERY nope SCALE OUT STAGE 1":              "42P01",
-		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 7":            "22023",
-		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 0":            "0A000", // the source stage
-		"ALTER CONTINUOUS QUERY everything SCALE OUT STAGE 1":        "0A000", // a global aggregate: one instance
-		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1 INSTANCE 9": "22023",
-		"ALTER CONTINUOUS QUERY totals SET (autoscale = maybe)":      "22023",
-		"ALTER CONTINUOUS QUERY totals SET (min_instances = 5)":      "22023", // above max_instances 4
-		"ALTER CONTINUOUS QUERY totals SET (target_utilisation = 2)": "22023",
-		"ALTER CONTINUOUS QUERY totals SET (colour = 'blue')":        "42601",
-		"ALTER CONTINUOUS QUERY totals SCALE SIDEWAYS STAGE 1":       "42601",
-		"ALTER TABLE t ADD COLUMN x INT":                             "0A000",
+		"ALTER CONTINUOUS QUERY nope SCALE OUT STAGE 1":                "42P01",
+		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 7":              "22023",
+		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 0":              "0A000", // the source stage
+		"ALTER CONTINUOUS QUERY everything SCALE OUT STAGE 1":          "0A000", // a global aggregate: one instance
+		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1 INSTANCE 9":   "22023",
+		"ALTER CONTINUOUS QUERY totals SET (autoscale = maybe)":        "22023",
+		"ALTER CONTINUOUS QUERY totals SET (min_instances = 5)":        "22023", // above max_instances 4
+		"ALTER CONTINUOUS QUERY totals SET (target_utilisation = 2)":   "22023",
+		"ALTER CONTINUOUS QUERY totals SET (target_utilisation = NaN)": "22023",
+		"ALTER CONTINUOUS QUERY totals SET (colour = 'blue')":          "42601",
+		"ALTER CONTINUOUS QUERY totals SCALE SIDEWAYS STAGE 1":         "42601",
+		"ALTER TABLE t ADD COLUMN x INT":                               "0A000",
 	} {
 		_, err := tryRun(s, sql)
 		if err == nil || errCode(err) != code {
@@ -333,8 +334,15 @@ func TestWorkerKilledDuringScaleOut(t *testing.T) {
 // manual scale-out of the busiest aggregate instance cuts its range at
 // the bucket boundary that halves the load it measured (at least as well
 // as the midpoint, within one bucket), the two halves then receive the
-// load that predicted, and the result stays exact.
+// load that predicted, and the result stays exact — from two instances,
+// and from one (whose producers send it every row, and count them too).
 func TestScaleOutSplitsWhereTheLoadIs(t *testing.T) {
+	for _, parallelism := range []int{2, 1} {
+		t.Run(fmt.Sprintf("parallelism=%d", parallelism), func(t *testing.T) { scaleOutSplitsWhereTheLoadIs(t, parallelism) })
+	}
+}
+
+func scaleOutSplitsWhereTheLoadIs(t *testing.T, parallelism int) {
 	rng := rand.New(rand.NewPCG(11, 11))
 	skewed := func(n int) []string {
 		var lines []string
@@ -351,14 +359,17 @@ func TestScaleOutSplitsWhereTheLoadIs(t *testing.T) {
 		run(t, s, "CREATE CONTINUOUS QUERY updating AS "+metamorphicQueries["updating"])
 		run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
 	}
-	rs, s, c, _ := startCompared(t, setup, append(append([]string{}, a...), b...), Config{Parallelism: 2, BatchRows: 100}, 2)
+	rs, s, c, _ := startCompared(t, setup, append(append([]string{}, a...), b...), Config{Parallelism: parallelism, BatchRows: 100}, 2)
 	copyCSV(t, s, "ev", a)
 	c.mu.Lock()
 	qr := c.queries["totals"]
 	c.mu.Unlock()
 	load := receivedLoad(qr.def, c.instanceStatuses(qr))
-	busiest := busiest(load, 1, 2)
+	busiest := busiest(load, 1, parallelism)
 	measured := load[[2]int{1, busiest}]
+	if sum(measured) == 0 {
+		t.Fatalf("instance %d of %d measured no load: %v", busiest, parallelism, load)
+	}
 	ev, err := c.ScaleOut(context.Background(), "totals", 1, -1, 0, "test")
 	if err != nil {
 		t.Fatal(err)
