@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -246,9 +248,13 @@ func (k *checkpointer) pause() uint64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.paused = true
-	for e := range k.pending {
+	// An aborted epoch is listed as far as it got: when it began, how
+	// long it ran and what came in until the recovery.
+	for _, e := range slices.Sorted(maps.Keys(k.pending)) {
+		pc := k.pending[e]
 		delete(k.pending, e)
-		k.history = append(k.history, checkpointRecord{Query: k.query, Epoch: e, Started: time.Now(), Status: "aborted by a recovery"})
+		k.history = append(k.history, checkpointRecord{Query: k.query, Epoch: e, Started: pc.started, Duration: time.Since(pc.started),
+			Bytes: pc.bytes, Instances: len(pc.snaps), Status: "aborted by a recovery"})
 	}
 	return k.next - 1
 }
@@ -297,12 +303,7 @@ func (k *checkpointer) records() []checkpointRecord {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	out := append([]checkpointRecord(nil), k.history...)
-	var epochs []uint64
-	for e := range k.pending {
-		epochs = append(epochs, e)
-	}
-	sort.Slice(epochs, func(i, j int) bool { return epochs[i] < epochs[j] })
-	for _, e := range epochs {
+	for _, e := range slices.Sorted(maps.Keys(k.pending)) {
 		pc := k.pending[e]
 		out = append(out, checkpointRecord{Query: k.query, Epoch: e, Started: pc.started, Duration: time.Since(pc.started),
 			Bytes: pc.bytes, Instances: len(pc.snaps), Status: "in progress"})

@@ -198,6 +198,29 @@ type tableData struct {
 	readers []sourceReader // continuous queries that look rows up in the table
 }
 
+// queryLock is a mutex (a channel of capacity 1) whose holder-to-be can
+// give up waiting when its context ends.
+type queryLock chan struct{}
+
+func (l queryLock) Lock()   { l <- struct{}{} }
+func (l queryLock) Unlock() { <-l }
+
+// LockContext locks l, or returns ctx's error if ctx ends while it
+// waits (a free lock is taken whatever ctx says).
+func (l queryLock) LockContext(ctx context.Context) error {
+	select {
+	case l <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case l <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // queryRuntime is a running continuous query.
 type queryRuntime struct {
 	def *planner.ContinuousQuery
@@ -205,9 +228,9 @@ type queryRuntime struct {
 	pipe   atomic.Pointer[pipeline]
 	result *resultStore
 	ckpt   *checkpointer
-	// recoverMu serialises repairs (recovery.go); repairs counts them
-	// (protected by recoverMu).
-	recoverMu sync.Mutex
+	// recoverMu serialises repairs (recovery.go) and rescales (scale.go);
+	// repairs counts them (protected by recoverMu).
+	recoverMu queryLock
 	repairs   int
 	// recovering is set from a recovery's start until its result caught
 	// up; no checkpoint starts meanwhile.
@@ -402,7 +425,7 @@ func (c *Coordinator) addTable(t *planner.Table) error {
 // tables it looks up, and the results its source queries emit from now on
 // (the current rows of an updating one).
 func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
-	qr := &queryRuntime{def: q, result: newResultStore(q), ckpt: newCheckpointer(q.Name)}
+	qr := &queryRuntime{def: q, result: newResultStore(q), ckpt: newCheckpointer(q.Name), recoverMu: make(queryLock, 1)}
 	result := qr.result
 	p, err := c.deploy(qr)
 	if err != nil {

@@ -383,7 +383,7 @@ func (o sinkOutlet) send(ctx context.Context, m message) error {
 		}
 		return err
 	case m.hasWM:
-		o.p.result.advance(m.from, int(o.p.sinkWidth.Load()), m.wm, m.idle)
+		o.p.result.advance(m.from, int(o.p.sinkWidth.Load()), m.wm)
 	case m.barrier != 0:
 		o.p.arrive(m.barrier)
 	case m.ckpt != 0:

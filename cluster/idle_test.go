@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -43,6 +45,16 @@ func TestIdleStreamReleasesJoin(t *testing.T) {
 				if idle := run(t, s, "SELECT idle FROM spate_streams WHERE name = 'b'")[0][0]; idle != "t" && idle != "true" {
 					t.Fatalf("SHOW STREAMS: b idle = %s", idle)
 				}
+				// A row on b far behind a's watermark, which the join
+				// went on with, is late at the join (not at b, which had
+				// no rows): SHOW CONTINUOUS QUERIES counts it.
+				run(t, s, "INSERT INTO b VALUES (9, 5)")
+				waitUntil(t, 10*time.Second, "the row late at the join to be counted", func() bool {
+					return run(t, s, "SELECT late_rows FROM spate_continuous_queries WHERE name = 'j'")[0][0] == "1"
+				})
+				if late := run(t, s, "SELECT late_rows FROM spate_streams WHERE name = 'b'")[0][0]; late != "0" {
+					t.Errorf("b counts %s late rows, want 0 (the row was late at the join only)", late)
+				}
 				// Rows on b make it active again: the join waits for it once more.
 				run(t, s, "INSERT INTO b VALUES (3, 101)")
 				run(t, s, "INSERT INTO a VALUES (4, 200)")
@@ -54,5 +66,66 @@ func TestIdleStreamReleasesJoin(t *testing.T) {
 			stop()
 			c.Close()
 		}
+	}
+}
+
+// TestIdleStreamResumes: a stream goes idle (its idle_timeout passes)
+// and then gets rows again. Everything downstream turned idle with it;
+// when the rows come, the instances fed by it turn active one after
+// another, and a consumer of several of them (a second aggregate over
+// the first's windows, both sides of a self-join, the result) must not
+// let the first one's watermark run ahead of what the others still
+// send. The results equal those of a stream that never goes idle. In
+// one process and on in-process workers.
+func TestIdleStreamResumes(t *testing.T) {
+	for _, workers := range []int{0, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) { idleStreamResumes(t, workers) })
+	}
+}
+
+func idleStreamResumes(t *testing.T, workers int) {
+	setup := func(s Session, idle string) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s', idle_timeout = '"+idle+"')")
+		run(t, s, "CREATE CONTINUOUS QUERY w AS SELECT k, window_end, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
+		run(t, s, "CREATE CONTINUOUS QUERY w2 AS SELECT window_end AS we, COUNT(*) AS keys, SUM(n) AS n FROM w GROUP BY TUMBLE(window_end, INTERVAL '20' SECOND)")
+		run(t, s, "CREATE CONTINUOUS QUERY pairs AS SELECT a.k % 7 AS g, COUNT(*) AS n FROM ev a JOIN ev b ON a.k = b.k AND b.t BETWEEN a.t - 1 AND a.t GROUP BY a.k % 7")
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	phase := func(from int) []string {
+		var lines []string
+		for i := range 20000 {
+			lines = append(lines, fmt.Sprintf("%d,%d,%d", rng.IntN(200), rng.IntN(100), from+i/200))
+		}
+		return lines
+	}
+	first, second := phase(0), phase(100)
+	closing := []string{"0,0,100000"}
+	rc, stopRef := startTestCluster(t, Config{Parallelism: 1}, 0)
+	defer func() { stopRef(); rc.Close() }()
+	ref, _ := rc.NewSession(context.Background(), "spate", "spate")
+	setup(ref, "0")
+	for _, part := range [][]string{first, second, closing} {
+		copyCSV(t, ref, "ev", part)
+	}
+	c, stop := startTestCluster(t, Config{Parallelism: 2}, workers)
+	defer func() { c.BeginShutdown(); stop(); c.Close() }()
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	setup(s, "200 milliseconds")
+	copyCSV(t, s, "ev", first)
+	waitUntil(t, 10*time.Second, "ev to turn idle", func() bool {
+		idle := run(t, s, "SELECT idle FROM spate_streams WHERE name = 'ev'")[0][0]
+		return idle == "t" || idle == "true"
+	})
+	time.Sleep(300 * time.Millisecond) // the idle marks reach every instance
+	copyCSV(t, s, "ev", second)
+	copyCSV(t, s, "ev", closing)
+	for _, name := range []string{"w", "w2", "pairs"} {
+		want := sortedText(run(t, ref, "SELECT * FROM "+name))
+		waitUntil(t, 20*time.Second, name+" to equal the reference", func() bool {
+			return sortedText(run(t, s, "SELECT * FROM "+name)) == want
+		})
+	}
+	if late := run(t, s, "SELECT SUM(late_rows) FROM spate_continuous_queries"); late[0][0] != "0" {
+		t.Errorf("late rows after the stream resumed: %v", late)
 	}
 }

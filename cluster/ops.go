@@ -715,12 +715,17 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			if err != nil {
 				status = "failed: " + err.Error()
 			}
+			// Late rows: those its streams dropped, and those its
+			// operators did (behind an instance's watermark).
 			late := qr.lateRows.Load()
 			par := int64(1)
 			if p := qr.pipeline(); p != nil {
 				pl := p.placement()
 				for s := range pl.Hosts {
 					par = max(par, int64(pl.width(s)))
+				}
+				for _, st := range c.instanceStatuses(qr) {
+					late += st.Stats.LateRows
 				}
 			}
 			rows = append(rows, []any{q.Name, strings.Join(q.Sources, ", "), kind, par, status, n, emitted, late, formatWatermark(wm), q.SQL, qr.result.subscribers(), qr.scalingPolicy().String()})

@@ -7,7 +7,9 @@ import (
 	"io"
 	"math"
 	"runtime/debug"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +59,9 @@ type pipeline struct {
 	consumer []consumerRef
 	// reach[s] holds the source stages whose rows can reach stage s.
 	reach []map[int]bool
+	// inputGroups[s][side] groups stage s's sides by the relations that
+	// feed them (watermark merges idleness per group).
+	inputGroups [][]int
 	// inputSchemas[s] is the Arrow schema of rows entering stage s, built
 	// once (source stages project every ingested batch to it).
 	inputSchemas []*arrow.Schema
@@ -378,6 +383,7 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 			}
 		}
 	}
+	p.inputGroups = inputGroups(stages, p.reach)
 	for s := range stages {
 		row := make([]*instance, place.width(s))
 		p.stages = append(p.stages, row)
@@ -400,6 +406,29 @@ func newPipeline(q *planner.ContinuousQuery, place placement, host string, net *
 		net.register(p)
 	}
 	return p, nil
+}
+
+// inputGroups numbers each stage's sides by the source relations whose
+// rows reach them: sides fed by the same relations (both sides of a
+// self-join) are one group.
+func inputGroups(stages []*planner.Stage, reach []map[int]bool) [][]int {
+	out := make([][]int, len(stages))
+	for s, st := range stages {
+		ids := map[string]int{}
+		for _, side := range st.Sides {
+			var rels []string
+			for src := range reach[side.Stage] {
+				rels = append(rels, stages[src].Source.Relation)
+			}
+			slices.Sort(rels)
+			key := strings.Join(slices.Compact(rels), "\x00")
+			if _, ok := ids[key]; !ok {
+				ids[key] = len(ids)
+			}
+			out[s] = append(out[s], ids[key])
+		}
+	}
+	return out
 }
 
 // newInstance builds instance i of stage s (not started).
@@ -917,13 +946,18 @@ func (in *instance) handle(m message) error {
 	return nil
 }
 
-// watermark merges a watermark (or idle mark) from an upstream instance:
-// the instance's watermark is the minimum over its active inputs — or,
-// when every input is idle, the largest any of them reached (idle inputs
-// hold nothing back). When it rises, the chain advances and the output
-// watermark (less an interval join's lag, held back by OVER's LEAD) goes
-// to the consumers; they also learn when this instance turns idle or
-// active.
+// watermark merges a watermark (or idle mark) from an upstream instance.
+// Inputs are grouped by the relations that feed them (inputGroups): a
+// group's watermark is the minimum over its inputs, and the group is
+// idle only when all of them are — they all see the same relations, so
+// when one turns active again the others will too, and until they say
+// so their older watermarks hold the group back (else what they send
+// for the same time would be late). The instance's watermark is the
+// minimum over its active groups — or, when every group is idle, the
+// largest any of them reached (idle relations hold nothing back). When
+// it rises, the chain advances and the output watermark (less an
+// interval join's lag, held back by OVER's LEAD) goes to the consumers;
+// they also learn when this instance turns idle or active.
 func (in *instance) watermark(m message) error {
 	slot := in.sideBase[m.side] + m.from
 	if m.idle {
@@ -932,16 +966,7 @@ func (in *instance) watermark(m message) error {
 		in.idle[slot] = false
 		in.wms[slot] = max(in.wms[slot], m.wm)
 	}
-	low, hi, active := int64(math.MaxInt64), int64(math.MinInt64), false
-	for j, w := range in.wms {
-		if !in.idle[j] {
-			low, active = min(low, w), true
-		}
-		hi = max(hi, w)
-	}
-	if !active {
-		low = hi
-	}
+	low, active := in.mergedWatermark()
 	if low > in.wm {
 		in.wm = low
 		in.wmPub.Store(low)
@@ -970,6 +995,35 @@ func (in *instance) watermark(m message) error {
 		return in.forward(message{wm: in.out, hasWM: true})
 	}
 	return nil
+}
+
+// mergedWatermark is the watermark over the instance's inputs, and
+// whether any group of them is active (see watermark).
+func (in *instance) mergedWatermark() (low int64, active bool) {
+	groups := in.p.inputGroups[in.stage]
+	if len(groups) == 0 { // a source stage: the coordinator's one input
+		return in.wms[0], !in.idle[0]
+	}
+	low, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for g := range slices.Max(groups) + 1 {
+		gw, idle := int64(math.MaxInt64), true
+		for side, sg := range groups {
+			if sg != g {
+				continue
+			}
+			for j := in.sideBase[side]; j < in.sideBase[side]+in.sideWidth[side]; j++ {
+				gw, idle = min(gw, in.wms[j]), idle && in.idle[j]
+			}
+		}
+		if !idle {
+			low, active = min(low, gw), true
+		}
+		hi = max(hi, gw)
+	}
+	if !active {
+		low = hi
+	}
+	return low, active
 }
 
 // barrierWidth is how many copies of a barrier from source src reach this

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,6 @@ type resultStore struct {
 	// emitted batch and the result's watermark.
 	readers   []sourceReader
 	wms       []int64 // watermark of each last-stage instance
-	idle      []bool  // last-stage instances that are idle
 	watermark int64   // minimum of wms: no later row has event time below it
 	// retention (µs, ≥ 0) drops stored append-only rows whose event time
 	// is that far behind the watermark; -1 keeps everything.
@@ -337,10 +337,12 @@ func (r *resultStore) deliverLocked(rec arrow.RecordBatch) error {
 	return nil
 }
 
-// advance records the watermark of last-stage instance idx (of n), or
-// that it is idle (left out of the minimum until its next watermark),
-// and passes the result's watermark on to reading queries when it rises.
-func (r *resultStore) advance(idx, n int, wm int64, idle bool) {
+// advance records the watermark of last-stage instance idx (of n) and
+// passes the result's watermark on to reading queries when it rises. It
+// is the minimum over every instance, idle ones too: they all read the
+// same relations (see instance.watermark), so an idle one's watermark
+// is where it will resume.
+func (r *resultStore) advance(idx, n int, wm int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for r.align != nil && r.align.got[idx] {
@@ -351,22 +353,9 @@ func (r *resultStore) advance(idx, n int, wm int64, idle bool) {
 	}
 	for len(r.wms) < n {
 		r.wms = append(r.wms, math.MinInt64)
-		r.idle = append(r.idle, false)
 	}
-	r.idle[idx] = idle
-	if !idle {
-		r.wms[idx] = max(r.wms[idx], wm)
-	}
-	low, hi, active := int64(math.MaxInt64), int64(math.MinInt64), false
-	for i, w := range r.wms {
-		if !r.idle[i] {
-			low, active = min(low, w), true
-		}
-		hi = max(hi, w)
-	}
-	if !active {
-		low = hi // idle instances hold nothing back
-	}
+	r.wms[idx] = max(r.wms[idx], wm)
+	low := slices.Min(r.wms)
 	if low <= r.watermark {
 		return
 	}

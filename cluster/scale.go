@@ -87,8 +87,15 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	if st := q.Plan.Stages[stage]; st.Source != nil || len(st.PartitionBy) == 0 {
 		return ev, errorf("0A000", "stage %d of %q is not partitioned by key: it cannot change its number of instances", stage, query)
 	}
-	qr.recoverMu.Lock()
+	// A rescale waits for a repair or another rescale of the query to
+	// finish; its statement can be cancelled meanwhile (57014). Once
+	// under way it goes to the end: stopped half-way, it would leave a
+	// frozen instance to a repair.
+	if err := qr.recoverMu.LockContext(ctx); err != nil {
+		return ev, err
+	}
 	defer qr.recoverMu.Unlock()
+	ctx = context.WithoutCancel(ctx)
 	defer func() {
 		if err != nil && ev.Status == "" { // refused: SHOW SCALING EVENTS says why
 			ev.Status = "refused: " + err.Error()
@@ -1294,8 +1301,6 @@ func (r *resultStore) rescaleInputs(step rescaleStep, epoch uint64) {
 	}
 	for len(r.wms) < width { // as advance grows them
 		r.wms = append(r.wms, math.MinInt64)
-		r.idle = append(r.idle, false)
 	}
 	r.wms = rescaleSlots(r.wms, step, 0, width, same, lower)
-	r.idle = rescaleSlots(r.idle, step, 0, width, same, both)
 }

@@ -330,6 +330,59 @@ func TestWorkerKilledDuringScaleOut(t *testing.T) {
 	}
 }
 
+// TestRescaleCancelledWhileWaiting: a scale-out waiting for a repair
+// of its query to finish gives up when its statement is cancelled, and
+// does nothing; the next one goes through.
+func TestRescaleCancelledWhileWaiting(t *testing.T) {
+	lines := steadyLines(2000, 37)
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+		run(t, s, "CREATE CONTINUOUS QUERY updating AS "+metamorphicQueries["updating"])
+	}
+	rs, s, c, _ := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, 2)
+	copyCSV(t, s, "ev", lines[:1000])
+	c.mu.Lock()
+	qr := c.queries["updating"]
+	c.mu.Unlock()
+	qr.recoverMu.Lock() // as a repair would
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ScaleOut(ctx, "updating", 1, -1, 0, "test")
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the cancelled scale-out returned %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancelled scale-out still waits")
+	}
+	qr.recoverMu.Unlock()
+	waitUntil(t, 10*time.Second, "a checkpoint", func() bool {
+		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE query = 'updating' AND status = 'complete'")[0][0] != "0"
+	})
+	if n := run(t, s, "SELECT COUNT(*) FROM spate_instances WHERE query = 'updating' AND stage = 1")[0][0]; n != "2" {
+		t.Errorf("%s instances after a cancelled scale-out, want 2", n)
+	}
+	// The lock is free again: the next scale-out goes through in place.
+	ev, err := c.ScaleOut(context.Background(), "updating", 1, -1, 0, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Status != "done" || ev.Restored != 2 {
+		t.Errorf("scale-out: status %q, %d instances restored; want done in place (2)", ev.Status, ev.Restored)
+	}
+	copyCSV(t, s, "ev", lines[1000:])
+	want := sortedText(run(t, rs, "SELECT * FROM updating"))
+	waitUntil(t, 20*time.Second, "the result to equal the reference", func() bool {
+		return sortedText(run(t, s, "SELECT * FROM updating")) == want
+	})
+}
+
 // TestScaleOutSplitsWhereTheLoadIs: with a skewed key distribution, a
 // manual scale-out of the busiest aggregate instance cuts its range at
 // the bucket boundary that halves the load it measured (at least as well

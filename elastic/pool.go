@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -136,6 +137,52 @@ func (p *Pool) Reap(ctx context.Context, now time.Time) ([]string, error) {
 		return nil, nil
 	}
 	return stop, p.Provider.Stop(ctx, stop)
+}
+
+// Prune forgets the workers the provider no longer runs (a process that
+// died, a VM terminated), warm or in use, so that Acquire does not hand
+// one out and Fill replaces it; it returns their IDs. A worker started
+// after the provider was asked is kept.
+func (p *Pool) Prune(ctx context.Context) ([]string, error) {
+	asked := time.Now()
+	ws, err := p.Provider.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	running := map[string]bool{}
+	for _, w := range ws {
+		running[w.ID] = true
+	}
+	gone := func(w Worker) bool { return !running[w.ID] && w.Started.Before(asked) }
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	p.warm = slices.DeleteFunc(p.warm, func(w Worker) bool {
+		if gone(w) {
+			out = append(out, w.ID)
+			delete(p.since, w.ID)
+			return true
+		}
+		return false
+	})
+	for id, w := range p.inUse {
+		if gone(w) {
+			out = append(out, id)
+			delete(p.inUse, id)
+		}
+	}
+	return out, nil
+}
+
+// Discard forgets a worker that is of no use (it died as far as the
+// coordinator can tell, or never joined) and stops it.
+func (p *Pool) Discard(ctx context.Context, id string) error {
+	p.mu.Lock()
+	p.warm = slices.DeleteFunc(p.warm, func(w Worker) bool { return w.ID == id })
+	delete(p.since, id)
+	delete(p.inUse, id)
+	p.mu.Unlock()
+	return p.Provider.Stop(ctx, []string{id})
 }
 
 // Counts reports the warm and in-use workers.

@@ -2,7 +2,9 @@ package elastic
 
 import (
 	"context"
+	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,43 +44,100 @@ func (s *Spares) Spare(w control.WorkerInfo) bool {
 
 // Take acquires a warm worker (the pool starts one when none is) and
 // waits until it has joined the coordinator; the pool is refilled in the
-// background.
+// background. A worker that dies first is discarded and another taken,
+// up to takeAttempts in all.
 func (s *Spares) Take(ctx context.Context) (string, error) {
-	pw, err := s.Pool.Acquire(ctx)
-	if err != nil {
-		return "", err
+	s.prune(ctx)
+	var err error
+	for range takeAttempts {
+		var pw Worker
+		if pw, err = s.Pool.Acquire(ctx); err != nil {
+			return "", err
+		}
+		s.mu.Lock()
+		if s.taken == nil {
+			s.taken = map[string]time.Time{}
+		}
+		s.taken[pw.ID] = time.Now()
+		s.mu.Unlock()
+		go func() {
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			_ = s.Pool.Fill(fctx)
+		}()
+		var id string
+		if id, err = s.joined(ctx, pw); err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, errWorkerGone) {
+			s.Pool.Release(pw.ID)
+			return "", err
+		}
+		_ = s.Pool.Discard(ctx, pw.ID)
 	}
-	s.mu.Lock()
-	if s.taken == nil {
-		s.taken = map[string]time.Time{}
-	}
-	s.taken[pw.ID] = time.Now()
-	s.mu.Unlock()
-	go func() {
-		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		_ = s.Pool.Fill(fctx)
-	}()
+	return "", err
+}
+
+// takeAttempts bounds the workers Take tries when they die before joining.
+const takeAttempts = 3
+
+var errWorkerGone = errors.New("the pool's worker died before it joined")
+
+// joined waits until pw has joined the coordinator and returns its
+// registry ID, or errWorkerGone once it is dead.
+func (s *Spares) joined(ctx context.Context, pw Worker) (string, error) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	for {
-		for _, w := range s.Coordinator.Workers() {
-			if w.Status == control.StatusAlive && w.DataAddr != "" && sameWorker(w, pw) {
-				return w.ID, nil
+	for tick := 1; ; tick++ {
+		if id, alive, dead := s.registered(pw); alive {
+			return id, nil
+		} else if dead {
+			return "", errWorkerGone
+		}
+		if tick%50 == 0 { // once a second, ask the provider
+			if ws, err := s.Pool.Provider.List(ctx); err == nil && !slices.ContainsFunc(ws, func(w Worker) bool { return w.ID == pw.ID }) {
+				return "", errWorkerGone
 			}
 		}
 		select {
 		case <-ctx.Done():
-			s.Pool.Release(pw.ID)
 			return "", ctx.Err()
 		case <-t.C:
 		}
 	}
 }
 
+// registered finds pw among the coordinator's workers: its ID when it is
+// alive, or dead when it registered and every registration is dead.
+func (s *Spares) registered(pw Worker) (id string, alive, dead bool) {
+	seen := false
+	for _, w := range s.Coordinator.Workers() {
+		if !sameWorker(w, pw) {
+			continue
+		}
+		if w.Status == control.StatusAlive && w.DataAddr != "" {
+			return w.ID, true, false
+		}
+		seen = seen || w.Status == control.StatusDead
+	}
+	return "", false, seen
+}
+
+// prune forgets the pool's workers that died: those the provider no
+// longer runs, and those the coordinator saw die (stopped, for a VM whose
+// worker process died).
+func (s *Spares) prune(ctx context.Context) {
+	_, _ = s.Pool.Prune(ctx)
+	for _, pw := range append(s.Pool.Warm(), s.Pool.InUse()...) {
+		if _, _, dead := s.registered(pw); dead {
+			_ = s.Pool.Discard(ctx, pw.ID)
+		}
+	}
+}
+
 // Keep fills the pool, then every interval gives back the workers a
-// scale-in left without instances and stops warm workers idle too long,
-// until ctx ends.
+// scale-in left without instances, forgets those that died and stops
+// warm workers idle too long, refilling it, until ctx ends.
 func (s *Spares) Keep(ctx context.Context, every time.Duration) error {
 	if err := s.Pool.Fill(ctx); err != nil {
 		return err
@@ -103,6 +162,7 @@ func (s *Spares) Keep(ctx context.Context, every time.Duration) error {
 					}
 				}
 			}
+			s.prune(ctx)
 			_, _ = s.Pool.Reap(ctx, now)
 			_ = s.Pool.Fill(ctx)
 		}

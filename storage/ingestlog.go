@@ -29,8 +29,9 @@ import (
 //
 // Append writes a batch (buffered); Sync makes everything appended so far
 // durable (fsync) and is what an acknowledgement waits for, so a COPY of
-// many batches costs one fsync. After a crash, OpenLog keeps every entry
-// that was synced and drops a torn tail.
+// many batches costs one fsync. After a crash, OpenLog keeps every whole
+// entry — every synced one, and those not yet synced that the OS had
+// written — and drops a torn tail.
 //
 // On disk, a segment is named by the number of its first entry
 // (00000000000000000001.log) and holds entries

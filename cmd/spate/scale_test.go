@@ -187,3 +187,42 @@ func TestWorkerKilledDuringScaleOut(t *testing.T) {
 		t.Errorf("w's aggregate runs %s instances after the scale-out, want 3", n[0][0])
 	}
 }
+
+// TestScaleOutAfterPoolWorkerDied: the pool's warm worker is killed
+// (SIGKILL) before any scale-out. The pool notices: a scale-out then
+// gets a new warm worker, and the stage runs on two workers — not both
+// halves on the one it had — with results equal to a single-process
+// run's.
+func TestScaleOutAfterPoolWorkerDied(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := startScaleRun(t, ctx, 12, []string{"--workers", "1", "--pool-size", "1", "--checkpoint-interval", "100ms"})
+	query := r.query
+	waitFor(t, 30*time.Second, "the pool's worker to join", func() bool {
+		return query("SELECT COUNT(*) FROM spate_workers WHERE role = 'worker' AND status = 'alive'")[0][0] == "2"
+	})
+	spare := query("SELECT id, pid FROM spate_workers WHERE role = 'worker' AND id <> 'w1'") // w1 from --workers 1
+	if len(spare) != 1 {
+		t.Fatalf("the pool's warm worker: %v", spare)
+	}
+	r.feed(2000, 500)
+	pid, _ := strconv.Atoi(spare[0][1])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the warm worker to be seen dead", func() bool {
+		return query("SELECT status FROM spate_workers WHERE id = '"+spare[0][0]+"'")[0][0] == "dead"
+	})
+	mustExec(t, r.cl, "ALTER CONTINUOUS QUERY w SCALE OUT STAGE 1")
+	hosts := query("SELECT DISTINCT worker FROM spate_instances WHERE query = 'w' AND stage = 1")
+	if len(hosts) != 2 {
+		t.Errorf("after the scale-out w's aggregate runs on %v, want two workers", hosts)
+	}
+	for _, h := range hosts {
+		if h[0] == spare[0][0] {
+			t.Errorf("an instance was placed on the dead worker %s", h[0])
+		}
+	}
+	r.feed(2000, 500)
+	r.sameResults(30 * time.Second)
+}

@@ -1,0 +1,97 @@
+package elastic
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+// listedProvider runs the workers in running; duringList runs after List
+// took its answer (as a Fill might meanwhile).
+type listedProvider struct {
+	running    []Worker
+	next       int
+	duringList func()
+	stopped    []string
+}
+
+func (f *listedProvider) Name() string { return "listed" }
+
+func (f *listedProvider) Start(_ context.Context, n int) ([]Worker, error) {
+	var out []Worker
+	for range n {
+		f.next++
+		w := Worker{ID: fmt.Sprintf("w%d", f.next), Started: time.Now()}
+		f.running = append(f.running, w)
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+func (f *listedProvider) List(context.Context) ([]Worker, error) {
+	listed := slices.Clone(f.running)
+	if f.duringList != nil {
+		f.duringList()
+	}
+	return listed, nil
+}
+
+func (f *listedProvider) Stop(_ context.Context, ids []string) error {
+	f.stopped = append(f.stopped, ids...)
+	f.running = slices.DeleteFunc(f.running, func(w Worker) bool { return slices.Contains(ids, w.ID) })
+	return nil
+}
+
+// TestPruneForgetsDeadWorkers: a warm worker and an in-use one that the
+// provider no longer runs are forgotten, so the next Acquire hands out a
+// live one and Fill starts a replacement; a worker started while the
+// provider was being asked is kept; Discard stops a worker and forgets it.
+func TestPruneForgetsDeadWorkers(t *testing.T) {
+	ctx := context.Background()
+	prov := &listedProvider{}
+	pool := NewPool(prov, 2, time.Minute)
+	if err := pool.Fill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = pool.Acquire(ctx)               // w1, in use
+	if err := pool.Fill(ctx); err != nil { // w3 joins w2
+		t.Fatal(err)
+	}
+	prov.running = slices.DeleteFunc(prov.running, func(w Worker) bool { return w.ID == "w1" || w.ID == "w2" }) // both died
+	prov.duringList = func() {                                                                                  // w4 starts after the provider answered
+		pool.Size = 3
+		if err := pool.Fill(ctx); err != nil {
+			t.Error(err)
+		}
+		pool.Size = 2
+	}
+	gone, err := pool.Prune(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(gone)
+	if fmt.Sprint(gone) != "[w1 w2]" {
+		t.Errorf("pruned %v, want [w1 w2]", gone)
+	}
+	prov.duringList = nil
+	if warm := pool.Warm(); len(warm) != 2 || warm[0].ID != "w3" || warm[1].ID != "w4" {
+		t.Errorf("warm after the prune: %v, want w3 and w4 (started meanwhile)", warm)
+	}
+	if w, _ := pool.Acquire(ctx); w.ID != "w3" {
+		t.Errorf("acquired %s after the prune, want the live w3", w.ID)
+	}
+	if err := pool.Fill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if warm, inUse := pool.Counts(); warm != 2 || inUse != 1 {
+		t.Errorf("after Fill: %d warm, %d in use; want 2 and 1", warm, inUse)
+	}
+	if err := pool.Discard(ctx, "w3"); err != nil {
+		t.Fatal(err)
+	}
+	if warm, inUse := pool.Counts(); warm != 2 || inUse != 0 || fmt.Sprint(prov.stopped) != "[w3]" {
+		t.Errorf("after Discard: %d warm, %d in use, stopped %v", warm, inUse, prov.stopped)
+	}
+}
