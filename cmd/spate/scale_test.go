@@ -211,7 +211,7 @@ func TestScaleOutAfterPoolWorkerDied(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "the warm worker to be seen dead", func() bool {
-		return query("SELECT status FROM spate_workers WHERE id = '"+spare[0][0]+"'")[0][0] == "dead"
+		return query("SELECT status FROM spate_workers WHERE id = '" + spare[0][0] + "'")[0][0] == "dead"
 	})
 	mustExec(t, r.cl, "ALTER CONTINUOUS QUERY w SCALE OUT STAGE 1")
 	hosts := query("SELECT DISTINCT worker FROM spate_instances WHERE query = 'w' AND stage = 1")
