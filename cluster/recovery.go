@@ -95,8 +95,8 @@ func (r *resultStore) commit(epoch uint64) {
 }
 
 // repairing notes a repair that keeps the result (its producers' restored
-// incarnations send only what it lacks): the first output after it is
-// timed for SHOW RECOVERIES.
+// incarnations send only what it lacks), once the instances are
+// restored: the first output after it is timed for SHOW RECOVERIES.
 func (r *resultStore) repairing() {
 	r.mu.Lock()
 	r.firstOutput = time.Time{}
@@ -547,12 +547,16 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 		pl.Hosts[k[0]][k[1]] = best
 		load[best]++
 	}
-	if dedupe {
-		qr.result.repairing()
-	} else {
+	if !dedupe {
 		qr.result.rollback(epoch, pl.SinkGen)
 	}
-	return c.reconfigure(qr, p, pl, restore, epoch, snaps, skip, dedupe, nil)
+	out, err := c.reconfigure(qr, p, pl, restore, epoch, snaps, skip, dedupe, nil)
+	if dedupe {
+		// The instances that kept running never stopped sending: the
+		// first output timed is the first after the restore.
+		qr.result.repairing()
+	}
+	return out, err
 }
 
 // deterministicRepair reports whether the failed instances can be
