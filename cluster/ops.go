@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 
+	"github.com/spatedb/spate/cluster/control"
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/parser"
 	"github.com/spatedb/spate/planner"
@@ -814,8 +815,12 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		rows := [][]any{{coordinatorHost, "in-process", int64(os.Getpid()), "alive", role, placed[coordinatorHost], nil, nil, nil, dataAddr, nil}}
 		if c.reg != nil {
 			for _, w := range c.reg.Workers() {
+				copies := any(int64(w.Load.CopyBytes))
+				if w.Status == control.StatusDead {
+					copies = nil // they died with it
+				}
 				rows = append(rows, []any{w.ID, w.Addr, int64(w.PID), string(w.Status), "worker",
-					placed[w.ID], w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro())), w.DataAddr, int64(w.Load.CopyBytes)})
+					placed[w.ID], w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro())), w.DataAddr, copies})
 			}
 		}
 		return cols, rows, true

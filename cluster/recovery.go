@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"slices"
 	"sort"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/rs/zerolog"
 
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/planner"
@@ -383,6 +385,14 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	keep := true // the consumers may keep running
 	for attempt := 1; ; attempt++ {
 		out, err = c.applyRepair(qr, p, failed, epoch, snaps, skip, keep)
+		if errors.Is(err, errNoLiveWorker) {
+			if !c.awaitLiveWorker(qr, log) {
+				break
+			}
+			attempt = 0 // a worker joined: the repair starts over
+			c.addDeadInstances(p.placement(), failed)
+			continue
+		}
 		if err == nil || attempt == 5 {
 			break
 		}
@@ -402,11 +412,33 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 		rec.Status = "failed: " + err.Error()
 		c.addRecovery(rec)
 		log.Error().Err(err).Msg("recovery failed")
-		p.fail(errorf("58000", "recovery after %s failed: %v", reason, err))
+		p.fail(errorf("58000", "could not recover after %s: %v", reason, err))
 		return
 	}
 	rec.Restored = time.Since(rec.Detected)
 	go c.finishRepair(qr, p, repair, rec, true)
+}
+
+var errNoLiveWorker = errors.New("no live worker to restore instances on")
+
+// awaitLiveWorker waits, when every worker is dead, for one to join
+// (`spate worker --join`) rather than fail the query: what is ingested
+// meanwhile is kept for the replay. It returns false when the query was
+// dropped or the coordinator stops first.
+func (c *Coordinator) awaitLiveWorker(qr *queryRuntime, log zerolog.Logger) bool {
+	log.Warn().Msg("every worker is dead: the repair waits for a worker to join")
+	for {
+		c.mu.Lock()
+		current := c.queries[qr.def.Name] == qr && !c.closed && !c.stopping.Load()
+		c.mu.Unlock()
+		if !current {
+			return false
+		}
+		if len(c.liveWorkers()) > 0 {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // finishRepair waits for a repair's (or a rescale's) replay to reach the
@@ -503,7 +535,7 @@ func restoreSet(q *planner.ContinuousQuery, pl placement, failed map[[2]int]bool
 func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]int]bool, epoch uint64, snaps map[[2]int][]byte, skip uint64, keep bool) (repairOutcome, error) {
 	workers := c.liveWorkers()
 	if len(workers) == 0 {
-		return repairOutcome{}, errors.New("no live worker to restore instances on")
+		return repairOutcome{}, errNoLiveWorker
 	}
 	pl := p.placement().clone()
 	dedupe := keep && deterministicRepair(qr.def, pl, failed, epoch, qr.ckpt.layoutFrom())
@@ -517,18 +549,20 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 	for _, w := range workers {
 		pl.Addrs[w.ID] = w.DataAddr
 	}
+	// Each lost instance goes to the live worker running fewest instances
+	// of all queries; ties are broken from a place that depends on the
+	// query, so that the repairs of several queries, which run at once,
+	// do not all pick the same worker.
 	workers = c.placeableWorkers()
+	if len(workers) == 0 {
+		return repairOutcome{}, errNoLiveWorker
+	}
+	all := c.InstancesPerWorker()
 	load := map[string]int{}
 	for _, w := range workers {
-		load[w.ID] = 0
+		load[w.ID] = all[w.ID]
 	}
-	for s, row := range pl.Hosts {
-		for i, h := range row {
-			if _, ok := load[h]; ok && !failed[[2]int{s, i}] {
-				load[h]++
-			}
-		}
-	}
+	from := int(crc32.ChecksumIEEE([]byte(qr.def.Name)) % uint32(len(workers)))
 	for _, k := range restore {
 		pl.Gens[k[0]][k[1]]++
 		if !failed[k] {
@@ -537,10 +571,9 @@ func (c *Coordinator) applyRepair(qr *queryRuntime, p *pipeline, failed map[[2]i
 		if _, alive := load[pl.Hosts[k[0]][k[1]]]; alive {
 			continue // a lost channel: restored where it ran
 		}
-		// The least loaded live worker, in registry order on a tie.
-		best := workers[0].ID
-		for _, w := range workers {
-			if load[w.ID] < load[best] {
+		best := workers[from].ID
+		for j := range workers {
+			if w := workers[(from+j)%len(workers)]; load[w.ID] < load[best] {
 				best = w.ID
 			}
 		}

@@ -427,3 +427,56 @@ func testRepairFollowsInputLog(t *testing.T, forget bool) {
 		t.Fatalf("j differs after the repair: %s", firstDiff(want, got))
 	}
 }
+
+// TestEveryWorkerDiesThenOneJoins: both workers die. The repairs wait
+// for a worker rather than fail the queries; rows ingested meanwhile
+// are kept. When a new worker joins, the queries are restored on it
+// from their checkpoints and the results equal a single-process run's.
+func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
+	lines := steadyLines(6000, 37)
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+		for _, name := range []string{"tumble", "updating", "selfjoin"} {
+			run(t, s, "CREATE CONTINUOUS QUERY "+name+" AS "+metamorphicQueries[name])
+		}
+	}
+	rs, s, c, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, 2)
+	copyCSV(t, s, "ev", lines[:2000])
+	waitUntil(t, 10*time.Second, "a checkpoint of every query", func() bool {
+		return run(t, s, "SELECT COUNT(DISTINCT query) FROM spate_checkpoints WHERE status = 'complete'")[0][0] == "3"
+	})
+	kill(0)
+	kill(1)
+	waitUntil(t, 10*time.Second, "both workers to be seen dead", func() bool {
+		return run(t, s, "SELECT COUNT(*) FROM spate_workers WHERE role = 'worker' AND status = 'alive'")[0][0] == "0"
+	})
+	copying := copyAsync(s, "ev", lines[2000:4000]) // ingested while no worker lives
+	time.Sleep(6 * time.Second)                     // longer than a repair's retries
+	for _, r := range run(t, s, "SELECT name, status FROM spate_continuous_queries") {
+		if r[1] != "running" {
+			t.Fatalf("%s is %q while it waits for a worker", r[0], r[1])
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := RunWorker(ctx, WorkerConfig{Join: c.ClusterAddr(), Token: "test-token"}); err != nil && ctx.Err() == nil {
+			t.Errorf("worker: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := <-copying; err != nil {
+		t.Fatal(err)
+	}
+	copyCSV(t, s, "ev", lines[4000:])
+	for _, name := range []string{"tumble", "updating", "selfjoin"} {
+		want := sortedText(run(t, rs, "SELECT * FROM "+name))
+		waitUntil(t, 30*time.Second, name+" to equal the reference", func() bool {
+			return sortedText(run(t, s, "SELECT * FROM "+name)) == want
+		})
+	}
+	if r := run(t, s, "SELECT DISTINCT worker FROM spate_instances WHERE worker <> 'coordinator'"); fmt.Sprint(r) != "[[w3]]" {
+		t.Errorf("instances run on %v, want the new worker w3", r)
+	}
+}

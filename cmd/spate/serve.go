@@ -59,11 +59,10 @@ func serve(args []string) error {
 	if err := sec.load(); err != nil {
 		return err
 	}
-	level, err := zerolog.ParseLevel(*logLevel)
+	log, err := newLogger(*logLevel)
 	if err != nil {
-		return fmt.Errorf("invalid --log-level: %w", err)
+		return err
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05", NoColor: os.Getenv("NO_COLOR") != ""}).Level(level).With().Timestamp().Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

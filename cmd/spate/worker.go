@@ -65,11 +65,10 @@ func runWorker(args []string) error {
 	if *attempts < 1 {
 		return fmt.Errorf("worker: --connect-attempts must be at least 1, got %d", *attempts)
 	}
-	level, err := zerolog.ParseLevel(*logLevel)
+	log, err := newLogger(*logLevel)
 	if err != nil {
-		return fmt.Errorf("invalid --log-level: %w", err)
+		return err
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05"}).Level(level).With().Timestamp().Logger()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -93,4 +92,17 @@ func runWorker(args []string) error {
 	}
 	log.Info().Msg("spate worker stopped")
 	return nil
+}
+
+// newLogger is the log of serve and worker: readable lines on stderr, in
+// colour on a terminal (unless NO_COLOR is set), plain in a file.
+func newLogger(level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("invalid --log-level: %w", err)
+	}
+	fi, err := os.Stderr.Stat()
+	terminal := err == nil && fi.Mode()&os.ModeCharDevice != 0
+	w := zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05", NoColor: !terminal || os.Getenv("NO_COLOR") != ""}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
