@@ -256,6 +256,7 @@ func (l *Local) Start(ctx context.Context, n int) ([]Worker, error) {
 		cmd := exec.Command(l.cfg.Binary, args...)
 		cmd.Env = append(os.Environ(), "SPATE_CLUSTER_TOKEN="+l.cfg.Token)
 		cmd.Stdout, cmd.Stderr = l.cfg.Stderr, l.cfg.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as serve's own workers
 		if err := cmd.Start(); err != nil {
 			return out, fmt.Errorf("local provider: %w", err)
 		}

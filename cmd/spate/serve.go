@@ -224,6 +224,10 @@ func startWorkers(n int, addr, token, logLevel string) (workerProcs, error) {
 		cmd := exec.Command(self, "worker", "--join", addr, "--log-level", logLevel)
 		cmd.Env = append(os.Environ(), "SPATE_CLUSTER_TOKEN="+token)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		// A process group of its own: Ctrl-C in the terminal stops the
+		// server, which stops its workers, rather than killing them
+		// under running queries (which would start repairs).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			return procs, fmt.Errorf("starting worker %d: %w", i+1, err)
 		}
