@@ -609,8 +609,12 @@ func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec ar
 			}
 			defer filtered.Release()
 			kept = filtered
+			counted := map[*queryRuntime]bool{} // a self-join reads it twice
 			for _, r := range s.readers {
-				r.q.lateRows.Add(late)
+				if !counted[r.q] {
+					counted[r.q] = true
+					r.q.lateRows.Add(late)
+				}
 			}
 		}
 		if s.maxTime != math.MinInt64 {

@@ -129,3 +129,34 @@ func idleStreamResumes(t *testing.T, workers int) {
 		t.Errorf("late rows after the stream resumed: %v", late)
 	}
 }
+
+// TestIdleStreamJoinedWithTable: a stream looked up in a table goes idle
+// and resumes. The table holds no watermark back (its watermark is the
+// largest), but it must not carry the join past the stream either: the
+// window over the join gets every row after the stream resumes.
+func TestIdleStreamJoinedWithTable(t *testing.T) {
+	for _, workers := range []int{0, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			_, s := startSession(t, Config{Parallelism: 2}, workers)
+			run(t, s, "CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s', idle_timeout = '300 milliseconds')")
+			run(t, s, "CREATE TABLE dim (k INT, name TEXT)")
+			run(t, s, "INSERT INTO dim VALUES (1, 'a'), (2, 'b')")
+			run(t, s, "CREATE CONTINUOUS QUERY j AS SELECT e.k, e.t, d.name FROM ev e JOIN dim d ON e.k = d.k")
+			run(t, s, "CREATE CONTINUOUS QUERY q AS SELECT name, window_end, COUNT(*) AS n FROM j GROUP BY name, TUMBLE(t, INTERVAL '10' SECOND)")
+			run(t, s, "INSERT INTO ev VALUES (1, 10), (2, 20)")
+			waitUntil(t, 10*time.Second, "ev to turn idle", func() bool {
+				idle := run(t, s, "SELECT idle FROM spate_streams WHERE name = 'ev'")[0][0]
+				return idle == "t" || idle == "true"
+			})
+			time.Sleep(300 * time.Millisecond) // the idle marks reach every instance
+			run(t, s, "INSERT INTO ev VALUES (1, 21), (2, 22), (1, 100)")
+			want := "a|20|1\na|30|1\nb|30|2"
+			waitUntil(t, 10*time.Second, "q's windows up to 30", func() bool {
+				return sortedText(run(t, s, "SELECT * FROM q")) == want
+			})
+			if late := run(t, s, "SELECT late_rows FROM spate_continuous_queries WHERE name = 'q'")[0][0]; late != "0" {
+				t.Errorf("q dropped %s rows as late", late)
+			}
+		})
+	}
+}

@@ -1004,7 +1004,7 @@ func (in *instance) mergedWatermark() (low int64, active bool) {
 	if len(groups) == 0 { // a source stage: the coordinator's one input
 		return in.wms[0], !in.idle[0]
 	}
-	low, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	low, hi, ended := int64(math.MaxInt64), int64(math.MinInt64), true
 	for g := range slices.Max(groups) + 1 {
 		gw, idle := int64(math.MaxInt64), true
 		for side, sg := range groups {
@@ -1015,12 +1015,22 @@ func (in *instance) mergedWatermark() (low int64, active bool) {
 				gw, idle = min(gw, in.wms[j]), idle && in.idle[j]
 			}
 		}
+		if gw == math.MaxInt64 {
+			// A table's (it holds nothing back) or an ended input's:
+			// it neither holds the others back nor keeps the instance
+			// active when they are idle.
+			continue
+		}
+		ended = false
 		if !idle {
 			low, active = min(low, gw), true
 		}
 		hi = max(hi, gw)
 	}
-	if !active {
+	switch {
+	case ended:
+		return math.MaxInt64, true
+	case !active:
 		low = hi
 	}
 	return low, active

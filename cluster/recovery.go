@@ -386,7 +386,7 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	for attempt := 1; ; attempt++ {
 		out, err = c.applyRepair(qr, p, failed, epoch, snaps, skip, keep)
 		if errors.Is(err, errNoLiveWorker) {
-			if !c.awaitLiveWorker(qr, log) {
+			if !c.awaitLiveWorker(qr, p, log) {
 				break
 			}
 			attempt = 0 // a worker joined: the repair starts over
@@ -423,11 +423,12 @@ var errNoLiveWorker = errors.New("no live worker to restore instances on")
 
 // awaitLiveWorker waits, when every worker is dead, for one to join
 // (`spate worker --join`) rather than fail the query: what is ingested
-// meanwhile is kept for the replay. It returns false when the query was
-// dropped or the coordinator stops first.
-func (c *Coordinator) awaitLiveWorker(qr *queryRuntime, log zerolog.Logger) bool {
+// meanwhile is kept for the replay, up to keptLimit bytes. It returns
+// false when the query was dropped, the coordinator stops or the kept
+// output passes the limit first (the query then fails).
+func (c *Coordinator) awaitLiveWorker(qr *queryRuntime, p *pipeline, log zerolog.Logger) bool {
 	log.Warn().Msg("every worker is dead: the repair waits for a worker to join")
-	for {
+	for since := time.Now(); ; time.Sleep(200 * time.Millisecond) {
 		c.mu.Lock()
 		current := c.queries[qr.def.Name] == qr && !c.closed && !c.stopping.Load()
 		c.mu.Unlock()
@@ -437,7 +438,18 @@ func (c *Coordinator) awaitLiveWorker(qr *queryRuntime, log zerolog.Logger) bool
 		if len(c.liveWorkers()) > 0 {
 			return true
 		}
-		time.Sleep(200 * time.Millisecond)
+		var kept int64
+		for _, st := range p.localStats() {
+			kept += st.KeptBytes
+		}
+		if kept > keptLimit {
+			log.Error().Int64("kept_bytes", kept).Msg("no worker joined before the output kept for the repair passed its limit")
+			return false
+		}
+		if time.Since(since) > 30*time.Second {
+			log.Warn().Int64("kept_bytes", kept).Msg("the repair still waits for a worker to join")
+			since = time.Now()
+		}
 	}
 }
 

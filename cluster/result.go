@@ -354,6 +354,10 @@ func (r *resultStore) advance(idx, n int, wm int64) {
 	for len(r.wms) < n {
 		r.wms = append(r.wms, math.MinInt64)
 	}
+	r.wms = r.wms[:n] // a rescale that merged instances may have left more
+	if idx >= n {
+		return // from an instance a rescale took away
+	}
 	r.wms[idx] = max(r.wms[idx], wm)
 	low := slices.Min(r.wms)
 	if low <= r.watermark {

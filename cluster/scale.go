@@ -88,14 +88,12 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		return ev, errorf("0A000", "stage %d of %q is not partitioned by key: it cannot change its number of instances", stage, query)
 	}
 	// A rescale waits for a repair or another rescale of the query to
-	// finish; its statement can be cancelled meanwhile (57014). Once
-	// under way it goes to the end: stopped half-way, it would leave a
-	// frozen instance to a repair.
+	// finish, and for a worker from the pool; its statement can be
+	// cancelled meanwhile (57014).
 	if err := qr.recoverMu.LockContext(ctx); err != nil {
 		return ev, err
 	}
 	defer qr.recoverMu.Unlock()
-	ctx = context.WithoutCancel(ctx)
 	defer func() {
 		if err != nil && ev.Status == "" { // refused: SHOW SCALING EVENTS says why
 			ev.Status = "refused: " + err.Error()
@@ -176,6 +174,9 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	// instances replaced stop, so their consumers have exactly what they
 	// sent before it and keep running (dedupe.go); else from the newest
 	// checkpoint, restoring everything downstream too.
+	// From here on it goes to the end: stopped half-way, it would leave
+	// a frozen instance to a repair.
+	ctx = context.WithoutCancel(ctx)
 	inPlace := rescaleInPlace(q, step)
 	froze := inPlace // the instances replaced may have stopped
 	if inPlace {

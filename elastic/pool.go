@@ -40,17 +40,22 @@ type Pool struct {
 	Provider    Provider
 	Size        int
 	IdleTimeout time.Duration
+	// ListGrace is how long a worker the pool started may be missing
+	// from the provider's list (EC2's DescribeInstances is eventually
+	// consistent) before the pool takes it for gone (NewPool: 1 min).
+	ListGrace time.Duration
 
 	mu sync.Mutex
 	// protected by mu
 	warm  []Worker
 	since map[string]time.Time // when each warm worker became idle
 	inUse map[string]Worker
+	known map[string]time.Time // when the pool started each worker (its clock)
 }
 
 // NewPool returns a pool over p; Fill starts its warm workers.
 func NewPool(p Provider, size int, idle time.Duration) *Pool {
-	return &Pool{Provider: p, Size: size, IdleTimeout: idle, since: map[string]time.Time{}, inUse: map[string]Worker{}}
+	return &Pool{Provider: p, Size: size, IdleTimeout: idle, ListGrace: time.Minute, since: map[string]time.Time{}, inUse: map[string]Worker{}, known: map[string]time.Time{}}
 }
 
 // Fill starts workers until Size are warm.
@@ -61,6 +66,7 @@ func (p *Pool) Fill(ctx context.Context) error {
 	if n <= 0 {
 		return nil
 	}
+	asked := time.Now() // before any of them can register
 	ws, err := p.Provider.Start(ctx, n)
 	if err != nil {
 		return err
@@ -69,10 +75,18 @@ func (p *Pool) Fill(ctx context.Context) error {
 	now := time.Now()
 	for _, w := range ws {
 		p.warm = append(p.warm, w)
-		p.since[w.ID] = now
+		p.since[w.ID], p.known[w.ID] = now, asked
 	}
 	p.mu.Unlock()
 	return nil
+}
+
+// Known is when the pool started worker id, before the provider did
+// (zero: it did not).
+func (p *Pool) Known(id string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.known[id]
 }
 
 // Acquire takes a warm worker (starting one when none is warm).
@@ -87,6 +101,7 @@ func (p *Pool) Acquire(ctx context.Context) (Worker, error) {
 		return w, nil
 	}
 	p.mu.Unlock()
+	asked := time.Now()
 	ws, err := p.Provider.Start(ctx, 1)
 	if err != nil {
 		return Worker{}, err
@@ -95,7 +110,7 @@ func (p *Pool) Acquire(ctx context.Context) (Worker, error) {
 		return Worker{}, fmt.Errorf("%s provider started %d workers, not 1", p.Provider.Name(), len(ws))
 	}
 	p.mu.Lock()
-	p.inUse[ws[0].ID] = ws[0]
+	p.inUse[ws[0].ID], p.known[ws[0].ID] = ws[0], asked
 	p.mu.Unlock()
 	return ws[0], nil
 }
@@ -139,12 +154,11 @@ func (p *Pool) Reap(ctx context.Context, now time.Time) ([]string, error) {
 	return stop, p.Provider.Stop(ctx, stop)
 }
 
-// Prune forgets the workers the provider no longer runs (a process that
-// died, a VM terminated), warm or in use, so that Acquire does not hand
-// one out and Fill replaces it; it returns their IDs. A worker started
-// after the provider was asked is kept.
+// Prune forgets, and stops, the workers the provider no longer runs (a
+// process that died, a VM terminated), warm or in use, so that Acquire
+// does not hand one out and Fill replaces it; it returns their IDs. A
+// worker the pool started less than ListGrace ago is kept.
 func (p *Pool) Prune(ctx context.Context) ([]string, error) {
-	asked := time.Now()
 	ws, err := p.Provider.List(ctx)
 	if err != nil {
 		return nil, err
@@ -153,34 +167,51 @@ func (p *Pool) Prune(ctx context.Context) ([]string, error) {
 	for _, w := range ws {
 		running[w.ID] = true
 	}
-	gone := func(w Worker) bool { return !running[w.ID] && w.Started.Before(asked) }
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	gone := func(id string) bool { return !running[id] && time.Since(p.known[id]) >= p.ListGrace }
 	var out []string
 	p.warm = slices.DeleteFunc(p.warm, func(w Worker) bool {
-		if gone(w) {
+		if gone(w.ID) {
 			out = append(out, w.ID)
-			delete(p.since, w.ID)
 			return true
 		}
 		return false
 	})
-	for id, w := range p.inUse {
-		if gone(w) {
+	for id := range p.inUse {
+		if gone(id) {
 			out = append(out, id)
 			delete(p.inUse, id)
 		}
 	}
-	return out, nil
+	for _, id := range out {
+		delete(p.since, id)
+		delete(p.known, id)
+	}
+	p.mu.Unlock()
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, p.Provider.Stop(ctx, out)
+}
+
+// Gone reports whether the provider no longer runs worker id, once the
+// pool has known it for ListGrace.
+func (p *Pool) Gone(ctx context.Context, id string) bool {
+	if time.Since(p.Known(id)) < p.ListGrace {
+		return false
+	}
+	ws, err := p.Provider.List(ctx)
+	return err == nil && !slices.ContainsFunc(ws, func(w Worker) bool { return w.ID == id })
 }
 
 // Discard forgets a worker that is of no use (it died as far as the
-// coordinator can tell, or never joined) and stops it.
+// coordinator can tell) and stops it.
 func (p *Pool) Discard(ctx context.Context, id string) error {
 	p.mu.Lock()
 	p.warm = slices.DeleteFunc(p.warm, func(w Worker) bool { return w.ID == id })
 	delete(p.since, id)
 	delete(p.inUse, id)
+	delete(p.known, id)
 	p.mu.Unlock()
 	return p.Provider.Stop(ctx, []string{id})
 }

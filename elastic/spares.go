@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,10 +93,8 @@ func (s *Spares) joined(ctx context.Context, pw Worker) (string, error) {
 		} else if dead {
 			return "", errWorkerGone
 		}
-		if tick%50 == 0 { // once a second, ask the provider
-			if ws, err := s.Pool.Provider.List(ctx); err == nil && !slices.ContainsFunc(ws, func(w Worker) bool { return w.ID == pw.ID }) {
-				return "", errWorkerGone
-			}
+		if tick%50 == 0 && s.Pool.Gone(ctx, pw.ID) { // asked once a second
+			return "", errWorkerGone
 		}
 		select {
 		case <-ctx.Done():
@@ -108,11 +105,14 @@ func (s *Spares) joined(ctx context.Context, pw Worker) (string, error) {
 }
 
 // registered finds pw among the coordinator's workers: its ID when it is
-// alive, or dead when it registered and every registration is dead.
+// alive, or dead when it registered and every registration is dead. Only
+// registrations after the pool started pw count: an older one with the
+// same process ID or address was another worker's.
 func (s *Spares) registered(pw Worker) (id string, alive, dead bool) {
+	started := s.Pool.Known(pw.ID)
 	seen := false
 	for _, w := range s.Coordinator.Workers() {
-		if !sameWorker(w, pw) {
+		if !sameWorker(w, pw) || w.ConnectedSince.Before(started) {
 			continue
 		}
 		if w.Status == control.StatusAlive && w.DataAddr != "" {
