@@ -170,13 +170,14 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	ev.NewRanges = rangesText(pl.ranges(stage))
 	log := c.cfg.Logger.With().Str("query", query).Logger()
 
+	// From here on it goes to the end, cancelled or not: stopped
+	// half-way, it would leave a frozen instance to a repair.
+	ctx = context.WithoutCancel(ctx)
+
 	// In place when it can: a checkpoint taken now, at whose barrier the
 	// instances replaced stop, so their consumers have exactly what they
 	// sent before it and keep running (dedupe.go); else from the newest
 	// checkpoint, restoring everything downstream too.
-	// From here on it goes to the end: stopped half-way, it would leave
-	// a frozen instance to a repair.
-	ctx = context.WithoutCancel(ctx)
 	inPlace := rescaleInPlace(q, step)
 	froze := inPlace // the instances replaced may have stopped
 	if inPlace {
