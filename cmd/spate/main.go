@@ -15,9 +15,10 @@ const usage = `spate — a continuous-query engine with a PostgreSQL-wire server
 
 Usage:
   spate serve   [flags]   start the server (coordinator, pgwire front end, local workers)
-  spate worker  --join HOST:PORT [flags]   join a cluster and report load (does not run instances yet)
+  spate worker  --join HOST:PORT [flags]   join a cluster and run the instances the coordinator places on it
   spate bench   agg [flags]   measure the windowed GROUP BY through the engine against a hand-written loop
   spate bench   lrb [flags]   run Linear Road against a server, validate it and measure notification latency
+  spate bench   recovery|restart|scale|net [flags]   measure recovery, restart, scale-out and the data plane
   spate gen     lrb [flags]   write Linear Road input (position reports and requests) as CSV
   spate gen     trades [flags]  write CSV trades for the README's walkthrough to stdout
   spate validate lrb [flags]  check Linear Road outputs against the reference implementation
