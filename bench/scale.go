@@ -46,8 +46,12 @@ func RunScale(ctx context.Context, keys, rows int, start func() (*cluster.Coordi
 	}, nil)
 	rng := rand.New(rand.NewPCG(1, 1))
 	const batch = 8192
+	// ingest feeds n rows without waiting between batches (the stream
+	// takes them as fast as the query keeps up), the last one waiting
+	// until the query has processed everything: the rate the stage
+	// sustains. The batches are built before the clock starts.
 	ingest := func(n int, seq bool) (float64, error) {
-		t0 := time.Now()
+		var recs []arrow.RecordBatch
 		for done := 0; done < n; done += batch {
 			b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 			for i := done; i < min(done+batch, n); i++ {
@@ -58,11 +62,17 @@ func RunScale(ctx context.Context, keys, rows int, start func() (*cluster.Coordi
 				b.Field(0).(*array.Int64Builder).Append(k)
 				b.Field(1).(*array.Int64Builder).Append(int64(rng.IntN(1000)))
 			}
-			rec := b.NewRecordBatch()
+			recs = append(recs, b.NewRecordBatch())
 			b.Release()
-			err := coord.Ingest(ctx, "s", rec, true)
-			rec.Release()
-			if err != nil {
+		}
+		defer func() {
+			for _, rec := range recs {
+				rec.Release()
+			}
+		}()
+		t0 := time.Now()
+		for i, rec := range recs {
+			if err := coord.Ingest(ctx, "s", rec, i == len(recs)-1); err != nil {
 				return 0, err
 			}
 		}
