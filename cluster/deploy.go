@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 	"strconv"
 	"time"
 
@@ -408,22 +409,33 @@ func (c *Coordinator) instanceStatuses(qr *queryRuntime) []instanceStatus {
 	p := qr.pipeline()
 	out := p.localStats()
 	pl := p.placement()
-	for _, w := range pl.hostsOf(coordinatorHost) {
-		var st []instanceStatus
-		ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-		err := c.reg.Call(ctx, w, reqStatus, runRequest{Run: pl.Run}, &st)
-		cancel()
-		if err != nil {
-			c.cfg.Logger.Debug().Err(err).Str("worker", w).Msg("instance status")
-			st = nil
-			for s, row := range pl.Hosts {
-				for i, h := range row {
-					if h == w {
-						st = append(st, instanceStatus{Stage: s, Instance: i, Host: w, Watermark: math.MinInt64})
+	// The workers are asked at once: one that does not answer (dead,
+	// not yet known to be) costs statusTimeout once, not per worker.
+	hosts := pl.hostsOf(coordinatorHost)
+	replies := make([][]instanceStatus, len(hosts))
+	var wg sync.WaitGroup
+	for k, w := range hosts {
+		wg.Go(func() {
+			var st []instanceStatus
+			ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+			err := c.reg.Call(ctx, w, reqStatus, runRequest{Run: pl.Run}, &st)
+			cancel()
+			if err != nil {
+				c.cfg.Logger.Debug().Err(err).Str("worker", w).Msg("instance status")
+				st = nil
+				for s, row := range pl.Hosts {
+					for i, h := range row {
+						if h == w {
+							st = append(st, instanceStatus{Stage: s, Instance: i, Host: w, Watermark: math.MinInt64})
+						}
 					}
 				}
 			}
-		}
+			replies[k] = st
+		})
+	}
+	wg.Wait()
+	for _, st := range replies {
 		out = append(out, st...)
 	}
 	sort.Slice(out, func(i, j int) bool {
