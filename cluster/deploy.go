@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"sync"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spatedb/spate/cluster/control"
