@@ -271,17 +271,18 @@ func TestLinearRoadSurvivesWorkerKill(t *testing.T) {
 }
 
 // TestRandomWorkerKills is the randomised recovery test: seeded runs with
-// a random checkpoint interval, random COPY sizes and pace, and one or
+// a random checkpoint interval, batch size, random COPY sizes and pace, and one or
 // two workers killed with SIGKILL at random moments (the second after the
 // first recovery), each compared with a single-process server on the
 // same input.
 func TestRandomWorkerKills(t *testing.T) {
-	seeds := []uint64{1, 2, 3, 4, 5, 6}
+	seeds := 20
 	if testing.Short() {
-		seeds = seeds[:2]
+		seeds = 2
 	}
 	reference := sqltest.StartSpate(t, "--workers", "0")
-	for _, seed := range seeds {
+	for seed := range uint64(seeds) {
+		seed++
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { randomKills(t, reference, seed) })
 	}
 }
@@ -291,8 +292,9 @@ func randomKills(t *testing.T, reference *sqltest.Server, seed uint64) {
 	defer cancel()
 	rng := rand.New(rand.NewPCG(seed, 77))
 	interval := []string{"50ms", "200ms", "1s"}[rng.IntN(3)]
+	batch := []string{"100", "1000", "8192"}[rng.IntN(3)]
 	kills := 1 + rng.IntN(2)
-	cluster := sqltest.StartSpate(t, "--workers", "3", "--checkpoint-interval", interval)
+	cluster := sqltest.StartSpate(t, "--workers", "3", "--checkpoint-interval", interval, "--copy-batch-rows", batch)
 	cl := connectPg(t, cluster.ConnString())
 	ref := connectPg(t, reference.ConnString())
 	// A schema of its own per seed on the shared reference server.
@@ -372,7 +374,7 @@ func randomKills(t *testing.T, reference *sqltest.Server, seed uint64) {
 	})
 	mustExec(t, cl, "INSERT INTO dim"+sfx+" VALUES (9, 'nine')") // waits for every query
 	recs, _ := sqltest.QueryText(ctx, cl, "SELECT query, checkpoint_epoch, replayed, restored_from_upstream FROM spate_recoveries")
-	t.Logf("seed %d: checkpoint interval %s, %d kill(s) (%v), recoveries %v", seed, interval, kills, victims[:kills], recs)
+	t.Logf("seed %d: checkpoint interval %s, batches of %s rows, %d kill(s) (%v), recoveries %v", seed, interval, batch, kills, victims[:kills], recs)
 	for _, name := range names {
 		q := "SELECT * FROM " + name + sfx
 		got, err := sqltest.QueryText(ctx, cl, q)

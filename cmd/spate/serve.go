@@ -37,6 +37,7 @@ func serve(args []string) error {
 	ckptInterval := fs.Duration("checkpoint-interval", 10*time.Second, "how often queries running on workers are checkpointed (0: never)")
 	restartInterval := fs.Duration("restart-point-interval", time.Minute, "how often a restart point (every query checkpointed at one position of the write-ahead log, which is trimmed behind it) goes to the checkpoint store")
 	ckptStore := fs.String("checkpoint-store", "", "where complete checkpoints are written: a directory, file:///dir, s3://bucket/prefix?endpoint=…&path_style=true, or memory (default: <data-dir>/checkpoints)")
+	batchRows := fs.Int("copy-batch-rows", 8192, "rows COPY collects into one Arrow batch before passing them on (a partial batch goes after 50 ms)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	poolSize := fs.Int("pool-size", 0, "warm workers kept for scale-outs (started by --provider; a scale-out takes one at once)")
 	provider := fs.String("provider", "local", "where pool workers run: local (spate worker processes) or ec2")
@@ -75,6 +76,12 @@ func serve(args []string) error {
 			return err
 		}
 	}
+	if *poolSize < 0 {
+		return fmt.Errorf("--pool-size must not be negative")
+	}
+	if *batchRows <= 0 {
+		return fmt.Errorf("--copy-batch-rows must be positive")
+	}
 	if *ckptStore == "" {
 		*ckptStore = filepath.Join(*dataDir, "checkpoints")
 	}
@@ -82,7 +89,7 @@ func serve(args []string) error {
 	if interval == 0 {
 		interval = -1 // never
 	}
-	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, Logger: log, Token: token, ClusterListen: *clusterListen,
+	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, BatchRows: *batchRows, Logger: log, Token: token, ClusterListen: *clusterListen,
 		DataDir: *dataDir, CheckpointInterval: interval, RestartPointInterval: *restartInterval, CheckpointStore: *ckptStore}, *workers, *logLevel)
 	if err != nil {
 		return err
@@ -97,9 +104,6 @@ func serve(args []string) error {
 			Msg("recovered the previous run from the write-ahead log")
 	}
 
-	if *poolSize < 0 {
-		return fmt.Errorf("--pool-size must not be negative")
-	}
 	if *poolSize > 0 {
 		var prov elastic.Provider
 		switch *provider {
