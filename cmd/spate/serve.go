@@ -79,6 +79,12 @@ func serve(args []string) error {
 	if *poolSize < 0 {
 		return fmt.Errorf("--pool-size must not be negative")
 	}
+	if *ckptInterval < 0 {
+		return fmt.Errorf("--checkpoint-interval must not be negative (0: never)")
+	}
+	if *restartInterval <= 0 {
+		return fmt.Errorf("--restart-point-interval must be positive")
+	}
 	if *batchRows <= 0 {
 		return fmt.Errorf("--copy-batch-rows must be positive")
 	}
