@@ -81,6 +81,10 @@ type pipeline struct {
 	// without its lock: the sink reads it for every watermark).
 	sinkWidth    atomic.Int64
 	lastBlockLog atomic.Int64 // when ingest last logged back-pressure, ns
+	// stalled is set while a repair waits for a worker to join (every
+	// worker is dead): flushes return at once, as what they wait for is
+	// logged and kept for the replay (awaitLiveWorker).
+	stalled atomic.Bool
 
 	mu sync.Mutex
 	// protected by mu
@@ -1279,6 +1283,9 @@ func (p *pipeline) ingestDirect(src int, m message) error {
 // instance.
 func (p *pipeline) flush(ctx context.Context, src int) error {
 	for {
+		if p.stalled.Load() {
+			return nil
+		}
 		again, err := p.flushOnce(ctx, src)
 		if !again {
 			return err
@@ -1313,7 +1320,13 @@ func (p *pipeline) flushOnce(ctx context.Context, src int) (again bool, err erro
 func (p *pipeline) newWait() (id uint64, w *barrierWait, forget func()) {
 	id = p.nextBarrier.Add(1)
 	w = &barrierWait{done: make(chan struct{})}
-	p.mu.Lock() // with the placement: a repair abandons the waits under the old one
+	p.mu.Lock()           // with the placement: a repair abandons the waits under the old one
+	if p.stalled.Load() { // set before its waits were abandoned
+		w.abandoned = true
+		close(w.done)
+		p.mu.Unlock()
+		return id, w, func() {}
+	}
 	w.remaining = int(p.sinkWidth.Load())
 	p.waits[id] = w
 	p.mu.Unlock()

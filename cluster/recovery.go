@@ -423,11 +423,19 @@ var errNoLiveWorker = errors.New("no live worker to restore instances on")
 
 // awaitLiveWorker waits, when every worker is dead, for one to join
 // (`spate worker --join`) rather than fail the query: what is ingested
-// meanwhile is kept for the replay, up to keptLimit bytes. It returns
+// meanwhile is kept for the replay, up to keptLimit bytes, and the
+// statements that ingest it do not wait for the query. It returns
 // false when the query was dropped, the coordinator stops or the kept
 // output passes the limit first (the query then fails).
 func (c *Coordinator) awaitLiveWorker(qr *queryRuntime, p *pipeline, log zerolog.Logger) bool {
 	log.Warn().Msg("every worker is dead: the repair waits for a worker to join")
+	// Statements do not wait for the query meanwhile: what they
+	// ingested is logged and kept for it.
+	p.stalled.Store(true)
+	p.mu.Lock()
+	p.abandonWaitsLocked()
+	p.mu.Unlock()
+	defer p.stalled.Store(false)
 	for since := time.Now(); ; time.Sleep(200 * time.Millisecond) {
 		c.mu.Lock()
 		current := c.queries[qr.def.Name] == qr && !c.closed && !c.stopping.Load()

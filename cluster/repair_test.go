@@ -457,6 +457,17 @@ func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
 			t.Fatalf("%s is %q while it waits for a worker", r[0], r[1])
 		}
 	}
+	// The statements return meanwhile: what they ingested is logged and
+	// kept for the queries.
+	select {
+	case err := <-copying:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a COPY waits for queries whose repairs wait for a worker")
+	}
+	copyCSV(t, s, "ev", lines[4000:5000])
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -466,10 +477,7 @@ func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	if err := <-copying; err != nil {
-		t.Fatal(err)
-	}
-	copyCSV(t, s, "ev", lines[4000:])
+	copyCSV(t, s, "ev", lines[5000:])
 	for _, name := range []string{"tumble", "updating", "selfjoin"} {
 		want := sortedText(run(t, rs, "SELECT * FROM "+name))
 		waitUntil(t, 30*time.Second, name+" to equal the reference", func() bool {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"sort"
 	"strings"
 	"sync"
@@ -61,12 +62,31 @@ type streamState struct {
 
 // restartManifest describes a restart point.
 type restartManifest struct {
-	Pos     uint64                 `json:"pos"` // the first log entry not covered
+	Pos     uint64                 `json:"pos"`    // the first log entry not covered
+	LogID   string                 `json:"log_id"` // the log's (wal.id)
 	DDL     []ddlEntry             `json:"ddl"`
 	Streams map[string]streamState `json:"streams"`
 	Tables  []string               `json:"tables"`
 	Queries map[string]roundQuery  `json:"queries"`
 	Taken   time.Time              `json:"taken"`
+	// Sums is every blob's CRC-32C (Castagnoli), by key below the
+	// restart point's prefix: a blob that does not match is refused.
+	Sums map[string]uint32 `json:"sums"`
+}
+
+var blobCRC = crc32.MakeTable(crc32.Castagnoli)
+
+// restartBlob reads one blob of a restart point and checks its sum.
+func (c *Coordinator) restartBlob(ctx context.Context, m *restartManifest, key string) ([]byte, error) {
+	full := fmt.Sprintf("%s%020d/%s", restartPrefix, m.Pos, key)
+	data, err := c.store.Get(ctx, full)
+	if err != nil {
+		return nil, err
+	}
+	if sum, ok := m.Sums[key]; ok && crc32.Checksum(data, blobCRC) != sum {
+		return nil, fmt.Errorf("restart point %s in %s: %d bytes that do not match their checksum (the blob is corrupt)", full, c.store, len(data))
+	}
+	return data, nil
 }
 
 type roundQuery struct {
@@ -135,7 +155,7 @@ func (c *Coordinator) beginRound() bool {
 		}
 	}
 	r := &restartRound{started: time.Now(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{},
-		manifest: restartManifest{Pos: c.wal.log.Next(), Streams: map[string]streamState{}, Taken: time.Now()}}
+		manifest: restartManifest{Pos: c.wal.log.Next(), LogID: c.wal.id, Streams: map[string]streamState{}, Taken: time.Now()}}
 	c.mu.Lock()
 	r.manifest.DDL = append([]ddlEntry(nil), c.ddlLog...)
 	for name, s := range c.streams {
@@ -280,15 +300,17 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 	defer cancel()
 	prefix := fmt.Sprintf("%s%020d/", restartPrefix, r.manifest.Pos)
 	var written int64
+	m := r.manifest
+	m.Sums = map[string]uint32{}
 	put := func(key string, data []byte) error {
 		written += int64(len(data))
+		m.Sums[key] = crc32.Checksum(data, blobCRC)
 		return c.store.Put(ctx, prefix+key, data)
 	}
 	fail := func(err error) {
 		c.cfg.Logger.Warn().Err(err).Uint64("position", r.manifest.Pos).Msg("writing a restart point")
 		c.addRestartRecord(r, written, "failed: "+err.Error())
 	}
-	m := r.manifest
 	m.Queries = map[string]roundQuery{}
 	for name, res := range r.done {
 		q := roundQuery{Epoch: r.epochs[name], Splits: res.splits, Order: res.order}
@@ -593,7 +615,6 @@ type restoring struct {
 // loadRestartPoint reads a restart point's per-query data into
 // c.restore, for the DDL replay to use.
 func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) error {
-	prefix := fmt.Sprintf("%s%020d/", restartPrefix, m.Pos)
 	restore := map[string]*restoring{}
 	defer func() {
 		c.mu.Lock()
@@ -603,13 +624,13 @@ func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) 
 	for name, q := range m.Queries {
 		rs := &restoring{snaps: map[[2]int][]byte{}, wm: q.Watermark, splits: q.Splits, order: q.Order}
 		for _, key := range q.Instances {
-			data, err := c.store.Get(ctx, fmt.Sprintf("%squeries/%s/%d.%d", prefix, name, key[0], key[1]))
+			data, err := c.restartBlob(ctx, m, fmt.Sprintf("queries/%s/%d.%d", name, key[0], key[1]))
 			if err != nil {
 				return err
 			}
 			rs.snaps[key] = data
 		}
-		data, err := c.store.Get(ctx, prefix+"results/"+name)
+		data, err := c.restartBlob(ctx, m, "results/"+name)
 		if err != nil {
 			return err
 		}
@@ -623,7 +644,6 @@ func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) 
 // restart point, after its DDL ran (without feeding readers: the restored
 // queries have what they had seen).
 func (c *Coordinator) loadRelations(ctx context.Context, m *restartManifest) error {
-	prefix := fmt.Sprintf("%s%020d/", restartPrefix, m.Pos)
 	for _, name := range m.Tables {
 		c.mu.Lock()
 		t := c.tables[name]
@@ -631,7 +651,7 @@ func (c *Coordinator) loadRelations(ctx context.Context, m *restartManifest) err
 		if t == nil {
 			continue
 		}
-		data, err := c.store.Get(ctx, prefix+"tables/"+name)
+		data, err := c.restartBlob(ctx, m, "tables/"+name)
 		if err != nil {
 			return err
 		}

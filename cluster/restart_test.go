@@ -13,6 +13,7 @@ import (
 
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/planner"
+	"github.com/spatedb/spate/storage"
 )
 
 // restartQueries include a query reading another's result (busy).
@@ -199,5 +200,134 @@ func TestResultAsOfEpochAfterCompaction(t *testing.T) {
 		if n != epoch*perEpoch {
 			t.Errorf("as of epoch %d: %d rows, want %d", epoch, n, epoch*perEpoch)
 		}
+	}
+}
+
+// TestRestartPointOfAnotherDataDirectory: a checkpoint store outlives
+// its data directory. A server started on a new data directory resumes
+// from the store's restart point and its log goes on from that position,
+// so what it acknowledges is not shadowed by the old restart point at
+// the next start (the rows were lost before). A data directory with a
+// log of its own refuses another log's restart point, and a blob that
+// does not match its checksum is refused by name.
+func TestRestartPointOfAnotherDataDirectory(t *testing.T) {
+	store := t.TempDir()
+	cfgFor := func(dir string) Config {
+		return Config{Parallelism: 1, DataDir: dir, CheckpointInterval: 20 * time.Millisecond, RestartPointInterval: 20 * time.Millisecond, CheckpointStore: store}
+	}
+	// start runs a coordinator on dir and recovers it; it returns the
+	// session and a stop, or Recover's error.
+	start := func(dir string) (Session, *Coordinator, func(), error) {
+		c, stop := startTestCluster(t, cfgFor(dir), 1)
+		closeAll := func() {
+			c.BeginShutdown()
+			stop()
+			c.Close()
+		}
+		if _, err := c.Recover(context.Background()); err != nil {
+			closeAll()
+			return nil, nil, nil, err
+		}
+		s, _ := c.NewSession(context.Background(), "spate", "spate")
+		return s, c, closeAll, nil
+	}
+	// restartPointAt waits for a restart point covering the whole log.
+	restartPointAt := func(c *Coordinator) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			m, err := c.latestRestartPoint(context.Background())
+			if err == nil && m != nil && m.Pos == c.wal.log.Next() {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no restart point at log position %d: %+v %v", c.wal.log.Next(), m, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	counts := func(s Session) string {
+		return fmt.Sprint(run(t, s, "SELECT k, n FROM c ORDER BY k"))
+	}
+
+	dirA := t.TempDir()
+	s, c, stop, err := start(dirA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s, "CREATE STREAM ev (k TEXT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY c AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	for range 20 {
+		run(t, s, "INSERT INTO ev VALUES ('old', 1)")
+	}
+	restartPointAt(c)
+	oldPos := c.wal.log.Next()
+	stop()
+
+	// A new data directory: it resumes from the store and logs on from
+	// the restart point's position.
+	dirB := t.TempDir()
+	s, c, stop, err = start(dirB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counts(s); got != "[[old 20]]" {
+		t.Fatalf("resumed in a new data directory: %s", got)
+	}
+	if c.wal.log.Next() != oldPos {
+		t.Fatalf("the new log starts at %d, want the restart point's %d", c.wal.log.Next(), oldPos)
+	}
+	run(t, s, "INSERT INTO ev VALUES ('new', 1)")
+	run(t, s, "INSERT INTO ev VALUES ('new', 2)")
+	stop() // no restart point need cover them: the log has them
+	s, _, stop, err = start(dirB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counts(s); got != "[[new 2] [old 20]]" {
+		t.Fatalf("after a restart of the new data directory: %s, want the acknowledged rows too", got)
+	}
+	stop()
+
+	// dirA has a log of its own, and the store's newest restart point is
+	// now dirB's (the same id, taken over) — after dirB writes one.
+	s, c, stop, err = start(dirB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s, "INSERT INTO ev VALUES ('new', 3)")
+	restartPointAt(c)
+	stop()
+	other := t.TempDir() // a data directory with a log of its own
+	cO, stopO := startTestCluster(t, Config{DataDir: other}, 0)
+	sO, _ := cO.NewSession(context.Background(), "spate", "spate")
+	run(t, sO, "CREATE STREAM ev (k TEXT, v INT)")
+	cO.BeginShutdown()
+	stopO()
+	cO.Close()
+	if _, _, _, err := start(other); err == nil || !strings.Contains(err.Error(), "belongs to another data directory") {
+		t.Fatalf("a log of its own took another log's restart point: %v", err)
+	}
+
+	// A corrupt blob is refused by name.
+	dirStore, err := storage.NewDir(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := (&Coordinator{store: dirStore}).latestRestartPoint(context.Background())
+	if err != nil || m == nil {
+		t.Fatal(m, err)
+	}
+	res := filepath.Join(store, fmt.Sprintf("restart/%020d/results/c", m.Pos))
+	data, err := os.ReadFile(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)*7/10] ^= 0x40
+	if err := os.WriteFile(res, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := start(dirB); err == nil || !strings.Contains(err.Error(), "results/c") || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("a corrupt restart point was loaded: %v", err)
 	}
 }

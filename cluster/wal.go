@@ -2,15 +2,22 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/rs/zerolog"
 
 	"github.com/spatedb/spate/parser"
 	"github.com/spatedb/spate/planner"
@@ -36,6 +43,11 @@ import (
 // lock, in the order they are applied.
 type wal struct {
 	log *storage.Log
+	// id names the log (<data dir>/wal/id, made with it); restart points
+	// record it, so a restart point of another data directory's log is
+	// never taken for one of this log's (matchRestartPoint).
+	id     string
+	idPath string
 
 	order sync.RWMutex
 
@@ -56,11 +68,90 @@ const (
 )
 
 func openWAL(dataDir string, segmentBytes int64) (*wal, error) {
-	l, err := storage.OpenLog(filepath.Join(dataDir, "wal"), storage.LogOptions{SegmentBytes: segmentBytes})
+	dir := filepath.Join(dataDir, "wal")
+	l, err := storage.OpenLog(dir, storage.LogOptions{SegmentBytes: segmentBytes})
 	if err != nil {
 		return nil, err
 	}
-	return &wal{log: l}, nil
+	w := &wal{log: l, idPath: filepath.Join(dir, "id")}
+	b, err := os.ReadFile(w.idPath)
+	switch {
+	case err == nil:
+		w.id = strings.TrimSpace(string(b))
+	case errors.Is(err, fs.ErrNotExist):
+		id := make([]byte, 8)
+		if _, err := rand.Read(id); err != nil {
+			l.Close()
+			return nil, err
+		}
+		err = w.setID(hex.EncodeToString(id))
+	}
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("the write-ahead log's id: %w", err)
+	}
+	return w, nil
+}
+
+// setID writes the log's id, durably.
+func (w *wal) setID(id string) error {
+	tmp := w.idPath + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(id + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, w.idPath)
+	}
+	if err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(w.idPath))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return err
+	}
+	w.id = id
+	return nil
+}
+
+// matchRestartPoint checks that the newest restart point in the
+// checkpoint store belongs to this log, which must hold every entry from
+// its position on. An empty log (a new data directory) takes the
+// restart point's log over — its id, and numbering from its position
+// on, so what it logs next is never below the restart point — which is
+// how a server moves to a new disk with the store it had.
+func (w *wal) matchRestartPoint(m *restartManifest, store string, log zerolog.Logger) error {
+	next := w.log.Next()
+	if next == 1 {
+		if m.LogID != "" && m.LogID != w.id {
+			log.Warn().Str("checkpoint_store", store).Uint64("position", m.Pos).Time("taken", m.Taken).Str("log_id", m.LogID).
+				Msg("the data directory is new: resuming from the checkpoint store's restart point of another data directory (what that directory logged after it is not here)")
+			if err := w.setID(m.LogID); err != nil {
+				return fmt.Errorf("the write-ahead log's id: %w", err)
+			}
+		}
+		return w.log.StartAt(m.Pos)
+	}
+	if m.LogID != "" && m.LogID != w.id {
+		return fmt.Errorf("the newest restart point in %s (log position %d, taken %s) belongs to another data directory's write-ahead log (id %s; this one's is %s): give each server a checkpoint store (or prefix) of its own, or start this data directory anew",
+			store, m.Pos, m.Taken.Format(time.RFC3339), m.LogID, w.id)
+	}
+	if m.Pos > next {
+		return fmt.Errorf("the newest restart point in %s is at log position %d, past the end of this data directory's write-ahead log (next entry %d): the log has lost entries",
+			store, m.Pos, next)
+	}
+	return nil
 }
 
 // active reports whether changes are to be logged (a wal exists and is
@@ -248,6 +339,9 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 		return st, fmt.Errorf("reading the restart point: %w", err)
 	}
 	if m != nil {
+		if err := c.wal.matchRestartPoint(m, c.store.String(), c.cfg.Logger); err != nil {
+			return st, err
+		}
 		c.cfg.Logger.Info().Uint64("position", m.Pos).Time("taken", m.Taken).Int("queries", len(m.Queries)).Msg("resuming from the restart point")
 		if err := c.loadRestartPoint(ctx, m); err != nil {
 			return st, fmt.Errorf("reading the restart point: %w", err)

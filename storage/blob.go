@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -58,9 +59,11 @@ func ValidKey(key string) error {
 //
 //	memory                      blobs in this process's memory
 //	/path, ./path, file:///path a local directory (created if missing)
+//	                            (file:/path too; file://relative is an
+//	                            error, not ./relative)
 //	s3://bucket[/prefix]        S3; query parameters endpoint=URL (an
 //	                            S3-compatible server), region=…, and
-//	                            path_style=true; credentials come from the
+//	                            path_style=true|false; credentials come from the
 //	                            environment (AWS_ACCESS_KEY_ID, …) as in
 //	                            every AWS tool
 func Open(ctx context.Context, location string) (BlobStore, error) {
@@ -73,11 +76,25 @@ func Open(ctx context.Context, location string) (BlobStore, error) {
 			return nil, fmt.Errorf("storage: %q: %w", location, err)
 		}
 		q := u.Query()
-		cfg := S3Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Endpoint: q.Get("endpoint"),
-			Region: q.Get("region"), PathStyle: q.Get("path_style") == "true"}
+		for k := range q {
+			if k != "endpoint" && k != "region" && k != "path_style" {
+				return nil, fmt.Errorf("storage: %q: unknown parameter %q (use endpoint, region, path_style)", location, k)
+			}
+		}
+		cfg := S3Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Endpoint: q.Get("endpoint"), Region: q.Get("region")}
+		if ps := q.Get("path_style"); ps != "" {
+			if cfg.PathStyle, err = strconv.ParseBool(ps); err != nil {
+				return nil, fmt.Errorf("storage: %q: path_style must be true or false", location)
+			}
+		}
 		return NewS3(ctx, cfg)
-	case strings.HasPrefix(location, "file://"):
-		return NewDir(strings.TrimPrefix(location, "file://"))
+	case strings.HasPrefix(location, "file:"):
+		// file:///abs/dir, file:/abs/dir or file://localhost/abs/dir.
+		u, err := url.Parse(location)
+		if err != nil || (u.Host != "" && u.Host != "localhost") || !strings.HasPrefix(u.Path, "/") || u.Opaque != "" {
+			return nil, fmt.Errorf("storage: %q: a file URL names an absolute directory, file:///dir", location)
+		}
+		return NewDir(u.Path)
 	case strings.Contains(location, "://"):
 		return nil, fmt.Errorf("storage: unknown store %q: use memory, a directory, file:///dir or s3://bucket/prefix", location)
 	}

@@ -108,6 +108,25 @@ func TestDir(t *testing.T) {
 	if !reflect.DeepEqual(keys, []string{"catalog"}) {
 		t.Fatalf("List sees a temporary file: %v", keys)
 	}
+	// Deleting a key takes the directories it emptied, not the root.
+	ctx := context.Background()
+	if err := d.Put(ctx, "restart/7/queries/q/1.0", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, "restart/7/manifest.json", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"restart/7/queries/q/1.0", "restart/7/manifest.json"} {
+		if err := d.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "store", "restart")); !os.IsNotExist(err) {
+		t.Fatalf("emptied directories are left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "store")); err != nil {
+		t.Fatalf("the root went: %v", err)
+	}
 	// Another process (a restarted server) sees the same blobs.
 	again, err := Open(context.Background(), "file://"+filepath.Join(dir, "store"))
 	if err != nil {
@@ -120,16 +139,20 @@ func TestDir(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	ctx := context.Background()
+	dir := t.TempDir()
 	for loc, want := range map[string]string{
 		"memory": "memory",
 		"s3://bucket/some/prefix?endpoint=http://127.0.0.1:9000&path_style=true": "s3://bucket/some/prefix at http://127.0.0.1:9000",
+		"file://" + dir + "/a":          "dir:" + dir + "/a",
+		"file:" + dir + "/b":            "dir:" + dir + "/b",
+		"file://localhost" + dir + "/c": "dir:" + dir + "/c",
 	} {
 		s, err := Open(ctx, loc)
 		if err != nil || s.String() != want {
 			t.Errorf("Open(%q) = %v, %v; want %s", loc, s, err, want)
 		}
 	}
-	for _, bad := range []string{"gs://bucket", "s3:///nobucket"} {
+	for _, bad := range []string{"gs://bucket", "s3:///nobucket", "file://relative/x", "file:relative", "s3://b/p?path_style=maybe", "s3://b/p?endpint=http://x"} {
 		if _, err := Open(ctx, bad); err == nil {
 			t.Errorf("Open(%q) succeeded", bad)
 		}

@@ -58,6 +58,11 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 		return fmt.Errorf("storage: %w", err)
 	}
 	f, err := os.CreateTemp(dir, filepath.Base(p)+".*"+tmpSuffix)
+	if errors.Is(err, fs.ErrNotExist) { // a Delete took the directory away
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			f, err = os.CreateTemp(dir, filepath.Base(p)+".*"+tmpSuffix)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
@@ -142,6 +147,13 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("storage: %w", err)
+	}
+	// The directories the key emptied go too (a Put that races for one
+	// makes it again).
+	for dir := filepath.Dir(p); dir != d.root && strings.HasPrefix(dir, d.root+string(filepath.Separator)); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break // not empty
+		}
 	}
 	return nil
 }

@@ -292,6 +292,36 @@ func (l *Log) Next() uint64 {
 	return l.next
 }
 
+// StartAt makes an empty log (no entry ever appended) number its first
+// entry seq, as if the entries before it had been trimmed: a server
+// given a new data directory resumes from a restart point at seq, and
+// the log goes on from there.
+func (l *Log) StartAt(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errors.New("storage: ingest log is closed")
+	}
+	if l.next != 1 || l.segSize != 0 || l.segFirst != 1 {
+		return fmt.Errorf("storage: the ingest log is not empty (next entry %d)", l.next)
+	}
+	if seq <= 1 {
+		return nil
+	}
+	old := l.segPath(l.segFirst)
+	if err := l.f.Close(); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	if err := os.Remove(old); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	if err := l.startSegment(seq); err != nil {
+		return err
+	}
+	l.next, l.synced = seq, seq-1
+	return nil
+}
+
 // Read calls fn with every durable entry from seq from on, in order; fn
 // owns nothing (it must Retain a batch it keeps). Entries trimmed away
 // are an error.

@@ -36,7 +36,7 @@ func serve(args []string) error {
 	dataDir := fs.String("data-dir", "./spate-data", "directory for the server's files: the write-ahead log (every acknowledged change, replayed on restart) and the cluster token")
 	ckptInterval := fs.Duration("checkpoint-interval", 10*time.Second, "how often queries running on workers are checkpointed (0: never)")
 	restartInterval := fs.Duration("restart-point-interval", time.Minute, "how often a restart point (every query checkpointed at one position of the write-ahead log, which is trimmed behind it) goes to the checkpoint store")
-	ckptStore := fs.String("checkpoint-store", "", "where complete checkpoints are written: a directory, file:///dir, s3://bucket/prefix?endpoint=…&path_style=true, or memory (default: <data-dir>/checkpoints)")
+	ckptStore := fs.String("checkpoint-store", "", "where restart points (every query checkpointed, the tables and the catalog, every --restart-point-interval) are written: a directory, file:///dir, s3://bucket/prefix?endpoint=…&path_style=true, or memory (default: <data-dir>/checkpoints)")
 	batchRows := fs.Int("copy-batch-rows", 8192, "rows COPY collects into one Arrow batch before passing them on (a partial batch goes after 50 ms)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	poolSize := fs.Int("pool-size", 0, "warm workers kept for scale-outs (started by --provider; a scale-out takes one at once)")
@@ -195,7 +195,7 @@ func startLocalCluster(ctx context.Context, cfg cluster.Config, n int, logLevel 
 	if err != nil {
 		return nil, nil, err
 	}
-	children, err := startWorkers(n, coord.ClusterAddr(), cfg.Token, logLevel)
+	children, err := startWorkers(n, coord.ClusterAddr(), cfg.Token, logLevel, cfg.Logger)
 	stop = func() {
 		coord.BeginShutdown()
 		children.stop(cfg.Logger)
@@ -216,12 +216,19 @@ func startLocalCluster(ctx context.Context, cfg cluster.Config, n int, logLevel 
 	return coord, stop, nil
 }
 
-// workerProcs are the worker processes this server started; it owns them.
-type workerProcs []*exec.Cmd
+// workerProc is a worker process this server started; it owns it. It is
+// waited for as soon as it exits (no zombie is left when one is killed),
+// and the exit is logged.
+type workerProc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+}
+
+type workerProcs []workerProc
 
 // startWorkers starts n `spate worker` processes of this binary that join
 // the registry at addr.
-func startWorkers(n int, addr, token, logLevel string) (workerProcs, error) {
+func startWorkers(n int, addr, token, logLevel string, log zerolog.Logger) (workerProcs, error) {
 	if n <= 0 {
 		return nil, nil
 	}
@@ -241,7 +248,13 @@ func startWorkers(n int, addr, token, logLevel string) (workerProcs, error) {
 		if err := cmd.Start(); err != nil {
 			return procs, fmt.Errorf("starting worker %d: %w", i+1, err)
 		}
-		procs = append(procs, cmd)
+		p := workerProc{cmd: cmd, done: make(chan struct{})}
+		go func() {
+			err := cmd.Wait()
+			log.Debug().Int("pid", cmd.Process.Pid).AnErr("exit", err).Msg("worker process exited")
+			close(p.done)
+		}()
+		procs = append(procs, p)
 	}
 	return procs, nil
 }
@@ -250,20 +263,16 @@ func startWorkers(n int, addr, token, logLevel string) (workerProcs, error) {
 // them.
 func (w workerProcs) stop(log zerolog.Logger) {
 	var wg sync.WaitGroup
-	for _, cmd := range w {
-		wg.Add(1)
-		go func(cmd *exec.Cmd) {
-			defer wg.Done()
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
+	for _, p := range w {
+		wg.Go(func() {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
 			select {
-			case <-done:
+			case <-p.done:
 			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
+				_ = p.cmd.Process.Kill()
+				<-p.done
 			}
-		}(cmd)
+		})
 	}
 	wg.Wait()
 	if len(w) > 0 {
