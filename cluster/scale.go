@@ -180,10 +180,11 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	// checkpoint, restoring everything downstream too.
 	inPlace := rescaleInPlace(q, step)
 	froze := inPlace // the instances replaced may have stopped
+	var notInPlace error // why a rescale that could be in place was not
 	if inPlace {
 		if err := c.freezeCheckpoint(ctx, qr, p, step.frozen()); err != nil {
 			log.Warn().Err(err).Msg("no checkpoint to rescale in place at; restoring downstream too")
-			inPlace = false
+			inPlace, notInPlace = false, err
 		}
 	}
 	qr.recovering.Store(true)
@@ -249,13 +250,18 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	ev.Status = "done"
 	rec := recoveryRecord{Query: query, Reason: ev.Decision + " of stage " + fmt.Sprint(stage), Detected: start, Epoch: epoch,
 		Instances: len(done.restored), Replayed: done.replayed, FromCopies: done.fromCopies, Restored: ev.Took, Kept: inPlace}
-	if broke != nil {
+	switch {
+	case broke != nil:
 		ev.Status = "done (repaired: " + broke.Error() + ")"
 		ev.Restored = len(done.restored)
 		rec.Reason = fmt.Sprintf("%s of stage %d broke: %v", ev.Decision, stage, broke)
+	case notInPlace != nil:
+		ev.Status = "done (restored downstream: " + notInPlace.Error() + ")"
+		rec.Reason = fmt.Sprintf("%s of stage %d restored downstream: %v", ev.Decision, stage, notInPlace)
 	}
 	c.addScalingEvent(ev)
-	go c.finishRepair(qr, p, repair, rec, broke != nil) // in SHOW RECOVERIES when it needed a repair
+	// In SHOW RECOVERIES when it needed a repair or restored downstream.
+	go c.finishRepair(qr, p, repair, rec, broke != nil || notInPlace != nil)
 	return ev, nil
 }
 
@@ -1099,12 +1105,21 @@ func (c *Coordinator) freezeCheckpoint(ctx context.Context, qr *queryRuntime, p 
 	ctx, cancel := context.WithTimeout(ctx, freezeTimeout)
 	defer cancel()
 	qr.ckpt.hold()
+	pl := p.placement()
+	// A checkpoint in flight finishes first — unless a worker of the
+	// query died, whose part never comes (the repair that clears it
+	// waits behind this rescale).
 	for qr.ckpt.inFlight() > 0 {
+		switch {
+		case p.failure() != nil:
+			return p.failure()
+		case !c.allAlive(pl):
+			return errors.New("a worker of the query died during the checkpoint in flight")
+		}
 		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
 			return fmt.Errorf("waiting for the checkpoint in flight: %w", err)
 		}
 	}
-	pl := p.placement()
 	for _, k := range frozen {
 		var err error
 		if h := pl.Hosts[k[0]][k[1]]; h == coordinatorHost {

@@ -538,3 +538,46 @@ func TestScaledLayouts(t *testing.T) {
 		t.Fatalf("after merging 1 and 3: %+v, hosts %v, order %v", st, in.Hosts[1], in.Order[1])
 	}
 }
+
+// TestFreezeGivesUpOnDeadWorker: a rescale that finds a checkpoint in
+// flight waits for it to finish before freezing — unless a worker of the
+// query died, whose part never comes: then it gives up at once (the
+// repair that clears that checkpoint waits behind the rescale), rather
+// than after freezeTimeout with the query and its stream stalled. The
+// repair then recovers the query.
+func TestFreezeGivesUpOnDeadWorker(t *testing.T) {
+	lines := steadyLines(3000, 37)
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+		run(t, s, "CREATE CONTINUOUS QUERY updating AS "+metamorphicQueries["updating"])
+	}
+	rs, s, c, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, 2)
+	copyCSV(t, s, "ev", lines[:1500])
+	waitUntil(t, 10*time.Second, "a checkpoint", func() bool {
+		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE status = 'complete'")[0][0] != "0"
+	})
+	qr := c.runningQueries()[0]
+	qr.recoverMu.Lock() // as a rescale holds it: the repair waits
+	kill(0)
+	waitUntil(t, 10*time.Second, "w1 to be seen dead", func() bool {
+		return run(t, s, "SELECT status FROM spate_workers WHERE id = 'w1'")[0][0] != "alive"
+	})
+	if qr.ckpt.inFlight() == 0 && c.beginCheckpoint(qr, true) == 0 {
+		qr.recoverMu.Unlock()
+		t.Fatal("no checkpoint in flight")
+	}
+	p := qr.pipeline()
+	start := time.Now()
+	err := c.freezeCheckpoint(context.Background(), qr, p, [][2]int{{1, 0}})
+	took := time.Since(start)
+	qr.ckpt.unpause()
+	qr.recoverMu.Unlock()
+	if err == nil || took > 5*time.Second {
+		t.Fatalf("freezing with a dead worker's checkpoint in flight: %v after %v", err, took)
+	}
+	copyCSV(t, s, "ev", lines[1500:])
+	want := sortedText(run(t, rs, "SELECT * FROM updating"))
+	waitUntil(t, 30*time.Second, "the repaired query to equal the reference", func() bool {
+		return sortedText(run(t, s, "SELECT * FROM updating")) == want
+	})
+}
