@@ -179,7 +179,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	// sent before it and keep running (dedupe.go); else from the newest
 	// checkpoint, restoring everything downstream too.
 	inPlace := rescaleInPlace(q, step)
-	froze := inPlace // the instances replaced may have stopped
+	froze := inPlace     // the instances replaced may have stopped
 	var notInPlace error // why a rescale that could be in place was not
 	if inPlace {
 		if err := c.freezeCheckpoint(ctx, qr, p, step.frozen()); err != nil {
