@@ -62,7 +62,8 @@ type Config struct {
 	// Default 3.
 	Sustain int
 	// ScaleInBelow is the combined busy fraction under which two adjacent
-	// instances merge. Default 0.3.
+	// instances merge (half the target utilisation when that is lower).
+	// Default 0.3.
 	ScaleInBelow float64
 	// CoolDown is the least time between two decisions for one stage.
 	// Default 30 s.
@@ -243,15 +244,20 @@ func (c *Controller) scaleOut(k stageKey, st *stageState, p Policy) (Decision, b
 			queues = append(queues, fmt.Sprint(r.QueueDepth))
 			sum += r.Busy
 		}
-		if !hot && !growing {
+		// Below min_instances the busiest instance splits, hot or not.
+		under := st.width < p.MinInstances
+		if !hot && !growing && !under {
 			continue
 		}
 		if avg := sum / float64(len(h.reports)); avg > bestBusy || (avg == bestBusy && i < best) {
 			best, bestBusy = i, avg
-			if hot {
+			switch {
+			case hot:
 				why = fmt.Sprintf("busy %s > %.2f for %d reports", strings.Join(busy, ", "), p.TargetUtilisation, c.cfg.Sustain)
-			} else {
+			case growing:
 				why = fmt.Sprintf("input queue growing %s for %d reports", strings.Join(queues, ", "), c.cfg.Sustain)
+			default:
+				why = fmt.Sprintf("%d instances < min_instances %d (busy %s)", st.width, p.MinInstances, strings.Join(busy, ", "))
 			}
 		}
 	}
@@ -280,6 +286,9 @@ func (c *Controller) scaleIn(k stageKey, st *stageState, p Policy) (Decision, bo
 	sort.Slice(order, func(x, y int) bool {
 		return lastRange(st.instances[order[x]]).Lo < lastRange(st.instances[order[y]]).Lo
 	})
+	// The merged instance must stay well below the target, or it would
+	// be split again (a target under ScaleInBelow would flap).
+	below := min(c.cfg.ScaleInBelow, p.TargetUtilisation/2)
 	best, next, bestSum, why := -1, -1, math.Inf(1), ""
 	for x := 0; x+1 < len(order); x++ {
 		i, j := order[x], order[x+1]
@@ -291,13 +300,13 @@ func (c *Controller) scaleIn(k stageKey, st *stageState, p Policy) (Decision, bo
 		var parts []string
 		for j := range a.reports {
 			s := a.reports[j].Busy + b.reports[j].Busy
-			low = low && s < c.cfg.ScaleInBelow
+			low = low && s < below
 			sum += s
 			parts = append(parts, fmt.Sprintf("%.2f+%.2f", a.reports[j].Busy, b.reports[j].Busy))
 		}
 		if low && sum < bestSum {
 			best, next, bestSum = i, j, sum
-			why = fmt.Sprintf("busy %s < %.2f for %d reports", strings.Join(parts, ", "), c.cfg.ScaleInBelow, c.cfg.Sustain)
+			why = fmt.Sprintf("busy %s < %.2f for %d reports", strings.Join(parts, ", "), below, c.cfg.Sustain)
 		}
 	}
 	if best < 0 {

@@ -218,3 +218,53 @@ func TestScaleInPairsByKeyRange(t *testing.T) {
 		t.Errorf("reason %q", d[0].Reason)
 	}
 }
+
+// A stage below min_instances splits its busiest instance, however
+// quiet, until it has that many.
+func TestScaleOutUpToMinInstances(t *testing.T) {
+	c, now := newAuto(t)
+	p := c.Policy("q")
+	p.MinInstances = 3
+	c.SetPolicy("q", p)
+	for range 3 {
+		c.Observe(report(0, 0.05, 0))
+		c.Observe(report(1, 0.1, 0))
+	}
+	d := c.Tick(now)
+	if len(d) != 1 || d[0].Kind != ScaleOut || d[0].Instance != 1 || !strings.Contains(d[0].Reason, "2 instances < min_instances 3") {
+		t.Fatalf("decisions %v, want instance 1 split to reach min_instances", d)
+	}
+	// At min_instances nothing more happens.
+	for range 3 {
+		for i := range 3 {
+			c.Observe(Report{Query: "q", Stage: 1, Instance: i, Width: 3, Range: KeyRange{uint64(i) << 60, uint64(i)<<60 + 1<<60 - 1}, Busy: 0.1})
+		}
+	}
+	if d := c.Tick(now.Add(2 * time.Minute)); len(d) != 0 {
+		t.Fatalf("decisions at min_instances: %v", d)
+	}
+}
+
+// With a target under the scale-in threshold, a pair merges only below
+// half the target: a merged instance is not split again at once.
+func TestLowTargetDoesNotFlap(t *testing.T) {
+	c, now := newAuto(t)
+	p := c.Policy("q")
+	p.TargetUtilisation = 0.1
+	c.SetPolicy("q", p)
+	for range 3 {
+		c.Observe(report(0, 0.04, 0))
+		c.Observe(report(1, 0.05, 0)) // 0.09 together: not below 0.05
+	}
+	if d := c.Tick(now); len(d) != 0 {
+		t.Fatalf("merged two instances that together pass half the target: %v", d)
+	}
+	for range 3 {
+		c.Observe(report(0, 0.02, 0))
+		c.Observe(report(1, 0.02, 0))
+	}
+	d := c.Tick(now)
+	if len(d) != 1 || d[0].Kind != ScaleIn || !strings.Contains(d[0].Reason, "< 0.05 for 3 reports") {
+		t.Fatalf("decisions %v, want a merge below 0.05", d)
+	}
+}
