@@ -645,7 +645,7 @@ func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Durat
 		// A restart point checkpoints every query at once (restart.go).
 		if c.restartPointsOn() {
 			c.abandonStaleRound(10 * max(interval, c.cfg.RestartPointInterval))
-			if time.Since(lastRound) >= c.cfg.RestartPointInterval && c.beginRound() {
+			if (time.Since(lastRound) >= c.cfg.RestartPointInterval || c.layoutUnsaved()) && c.beginRound() {
 				lastRound = time.Now()
 				return
 			}

@@ -131,6 +131,11 @@ type Coordinator struct {
 	round   *restartRound
 	restore map[string]*restoring
 	bg      sync.WaitGroup
+	// layoutGen counts the rescales done; savedLayoutGen is the count
+	// the newest restart point was begun after, so it has their ranges
+	// (a restart resumes with those): a rescale asks for a restart point
+	// (restart.go, awaitLayoutSaved).
+	layoutGen, savedLayoutGen atomic.Uint64
 
 	mu sync.Mutex
 	// protected by mu

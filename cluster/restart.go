@@ -105,6 +105,7 @@ type restartRound struct {
 	epochs   map[string]uint64 // each query's epoch; not changed once begun
 	tables   map[string][]arrow.RecordBatch
 	started  time.Time
+	layout   uint64 // Coordinator.layoutGen when it began
 
 	mu sync.Mutex
 	// protected by mu
@@ -146,15 +147,15 @@ func (c *Coordinator) beginRound() bool {
 	unchanged := len(c.restartRecords) > 0 && c.restartRecords[len(c.restartRecords)-1].Pos == c.wal.log.Next() &&
 		strings.HasPrefix(c.restartRecords[len(c.restartRecords)-1].Status, "written")
 	c.mu.Unlock()
-	if len(qs) == 0 || unchanged {
-		return false // nothing to take, or nothing logged since the last one
+	if len(qs) == 0 || (unchanged && !c.layoutUnsaved()) {
+		return false // nothing to take, or nothing logged or rescaled since the last one
 	}
 	for _, qr := range qs {
 		if qr.recovering.Load() || qr.ckpt.inFlight() > 0 || qr.pipeline().failure() != nil {
 			return false
 		}
 	}
-	r := &restartRound{started: time.Now(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{},
+	r := &restartRound{started: time.Now(), layout: c.layoutGen.Load(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{},
 		manifest: restartManifest{Pos: c.wal.log.Next(), LogID: c.wal.id, Streams: map[string]streamState{}, Taken: time.Now()}}
 	c.mu.Lock()
 	r.manifest.DDL = append([]ddlEntry(nil), c.ddlLog...)
@@ -361,7 +362,34 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 		status = "written; trimming the log failed: " + err.Error()
 	}
 	c.addRestartRecord(r, written, status)
+	for saved := c.savedLayoutGen.Load(); saved < r.layout && !c.savedLayoutGen.CompareAndSwap(saved, r.layout); saved = c.savedLayoutGen.Load() {
+	}
 	c.cfg.Logger.Debug().Uint64("position", r.manifest.Pos).Int("queries", len(r.done)).Dur("took", time.Since(r.started)).Msg("restart point written")
+}
+
+// layoutUnsaved reports whether a rescale was done since the newest
+// restart point began.
+func (c *Coordinator) layoutUnsaved() bool {
+	return c.savedLayoutGen.Load() < c.layoutGen.Load()
+}
+
+// awaitLayoutSaved waits, when restart points are taken, until one
+// begun after rescale gen is written, so that a restart keeps the
+// rescale's ranges: a rescale acknowledged is not undone by a restart.
+// It gives up after limit (the rescale stands; a later restart point
+// saves it).
+func (c *Coordinator) awaitLayoutSaved(ctx context.Context, gen uint64, limit time.Duration) {
+	if !c.restartPointsOn() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for c.savedLayoutGen.Load() < gen {
+		if sleepCtx(ctx, 20*time.Millisecond) != nil {
+			c.cfg.Logger.Warn().Dur("waited", limit).Msg("no restart point has the new key ranges yet: a restart before one is written resumes with the old ranges")
+			return
+		}
+	}
 }
 
 func (r *restartRound) release() {

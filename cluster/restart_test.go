@@ -331,3 +331,50 @@ func TestRestartPointOfAnotherDataDirectory(t *testing.T) {
 		t.Fatalf("a corrupt restart point was loaded: %v", err)
 	}
 }
+
+// TestRescaleSurvivesRestart: ALTER … SCALE OUT is acknowledged once a
+// restart point has the new ranges, so a server stopped right after it
+// resumes with them (it resumed from the restart point before, with the
+// old ranges, long before the next was due).
+func TestRescaleSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Parallelism: 2, BatchRows: 200, DataDir: dir, CheckpointInterval: 30 * time.Millisecond, RestartPointInterval: time.Hour,
+		CheckpointStore: filepath.Join(dir, "checkpoints")}
+	c, stop := startTestCluster(t, cfg, 2)
+	if _, err := c.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
+	var lines []string
+	for i := range 3000 {
+		lines = append(lines, fmt.Sprintf("%d,%d", i%97, i))
+	}
+	copyCSV(t, s, "ev", lines)
+	waitUntil(t, 20*time.Second, "the first restart point", func() bool {
+		return len(run(t, s, "SELECT wal_position FROM spate_restart_points WHERE status = 'written'")) > 0
+	})
+	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1")
+	want := sortedText(run(t, s, "SELECT * FROM totals"))
+	c.BeginShutdown()
+	stop()
+	c.Close()
+
+	c2, stop2 := startTestCluster(t, cfg, 2)
+	defer func() {
+		c2.BeginShutdown()
+		stop2()
+		c2.Close()
+	}()
+	if _, err := c2.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := c2.NewSession(context.Background(), "spate", "spate")
+	if n := run(t, s2, "SELECT COUNT(*) FROM spate_instances WHERE query = 'totals' AND stage = 1"); n[0][0] != "3" {
+		t.Errorf("resumed with %s aggregate instances, want the 3 of the acknowledged scale-out", n[0][0])
+	}
+	if got := sortedText(run(t, s2, "SELECT * FROM totals")); got != want {
+		t.Errorf("totals after the restart: %s", firstDiff(want, got))
+	}
+}

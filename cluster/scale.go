@@ -260,6 +260,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		rec.Reason = fmt.Sprintf("%s of stage %d restored downstream: %v", ev.Decision, stage, notInPlace)
 	}
 	c.addScalingEvent(ev)
+	c.layoutGen.Add(1) // a restart point is due (awaitLayoutSaved)
 	// In SHOW RECOVERIES when it needed a repair or restored downstream.
 	go c.finishRepair(qr, p, repair, rec, broke != nil || notInPlace != nil)
 	return ev, nil
@@ -278,6 +279,10 @@ func rescaleInPlace(q *planner.ContinuousQuery, step rescaleStep) bool {
 	}
 	return true
 }
+
+// layoutSaveLimit bounds how long ALTER … SCALE waits for a restart
+// point with its ranges.
+const layoutSaveLimit = time.Minute
 
 // maxStageWidth bounds a stage's instances.
 const maxStageWidth = 256
@@ -915,6 +920,8 @@ func (c *Coordinator) alterQuery(ctx context.Context, x *parser.AlterContinuousQ
 		if err != nil {
 			return Result{}, err
 		}
+		// Acknowledged once a restart point has the new ranges.
+		c.awaitLayoutSaved(ctx, c.layoutGen.Load(), layoutSaveLimit)
 		return Result{Tag: "ALTER CONTINUOUS QUERY"}, nil
 	}
 	c.mu.Lock()
@@ -924,7 +931,13 @@ func (c *Coordinator) alterQuery(ctx context.Context, x *parser.AlterContinuousQ
 		return Result{}, errorf("42P01", "continuous query %q does not exist", x.Name)
 	}
 	p := qr.scalingPolicy()
+	seen := map[string]bool{}
 	for _, o := range x.Set {
+		key := strings.ReplaceAll(o.Key, "utilization", "utilisation")
+		if seen[key] {
+			return Result{}, errorf("42601", "conflicting or redundant options: %s is given twice", o.Key)
+		}
+		seen[key] = true
 		bad := func(want string) error {
 			return errorf("22023", "invalid value for %s: %q (want %s)", o.Key, o.Value, want)
 		}
@@ -952,7 +965,7 @@ func (c *Coordinator) alterQuery(ctx context.Context, x *parser.AlterContinuousQ
 			}
 			p.TargetUtilisation = f
 		default:
-			return Result{}, errorf("42601", "unknown option %q of ALTER CONTINUOUS QUERY … SET (autoscale, min_instances, max_instances, target_utilisation)", o.Key)
+			return Result{}, errorf("22023", "unrecognized option %q of ALTER CONTINUOUS QUERY … SET (autoscale, min_instances, max_instances, target_utilisation)", o.Key)
 		}
 	}
 	if p.MinInstances > p.MaxInstances {

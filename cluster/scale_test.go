@@ -237,18 +237,20 @@ func TestAlterContinuousQuery(t *testing.T) {
 		t.Errorf("policy %+v", p)
 	}
 	for sql, code := range map[string]string{
-		"ALTER CONTINUOUS QUERY nope SCALE OUT STAGE 1":                "42P01",
-		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 7":              "22023",
-		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 0":              "0A000", // the source stage
-		"ALTER CONTINUOUS QUERY everything SCALE OUT STAGE 1":          "0A000", // a global aggregate: one instance
-		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1 INSTANCE 9":   "22023",
-		"ALTER CONTINUOUS QUERY totals SET (autoscale = maybe)":        "22023",
-		"ALTER CONTINUOUS QUERY totals SET (min_instances = 5)":        "22023", // above max_instances 4
-		"ALTER CONTINUOUS QUERY totals SET (target_utilisation = 2)":   "22023",
-		"ALTER CONTINUOUS QUERY totals SET (target_utilisation = NaN)": "22023",
-		"ALTER CONTINUOUS QUERY totals SET (colour = 'blue')":          "42601",
-		"ALTER CONTINUOUS QUERY totals SCALE SIDEWAYS STAGE 1":         "42601",
-		"ALTER TABLE t ADD COLUMN x INT":                               "0A000",
+		"ALTER CONTINUOUS QUERY nope SCALE OUT STAGE 1":                                          "42P01",
+		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 7":                                        "22023",
+		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 0":                                        "0A000", // the source stage
+		"ALTER CONTINUOUS QUERY everything SCALE OUT STAGE 1":                                    "0A000", // a global aggregate: one instance
+		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1 INSTANCE 9":                             "22023",
+		"ALTER CONTINUOUS QUERY totals SET (autoscale = maybe)":                                  "22023",
+		"ALTER CONTINUOUS QUERY totals SET (min_instances = 5)":                                  "22023", // above max_instances 4
+		"ALTER CONTINUOUS QUERY totals SET (target_utilisation = 2)":                             "22023",
+		"ALTER CONTINUOUS QUERY totals SET (target_utilisation = NaN)":                           "22023",
+		"ALTER CONTINUOUS QUERY totals SET (colour = 'blue')":                                    "22023",
+		"ALTER CONTINUOUS QUERY totals SET (min_instances = 1, min_instances = 2)":               "42601",
+		"ALTER CONTINUOUS QUERY totals SET (target_utilisation = 0.5, target_utilization = 0.6)": "42601",
+		"ALTER CONTINUOUS QUERY totals SCALE SIDEWAYS STAGE 1":                                   "42601",
+		"ALTER TABLE t ADD COLUMN x INT":                                                         "0A000",
 	} {
 		_, err := tryRun(s, sql)
 		if err == nil || errCode(err) != code {
