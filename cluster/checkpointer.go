@@ -642,10 +642,14 @@ func (c *Coordinator) withSourceLock(relation string, fn func() error) error {
 func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Duration) {
 	var lastRound time.Time
 	every(done, min(interval, 100*time.Millisecond), func() {
-		// A restart point checkpoints every query at once (restart.go).
+		// A restart point checkpoints every query at once (restart.go),
+		// and one is due at once after a rescale (tried again no sooner
+		// than layoutRetry when it fails, as with a store down).
 		if c.restartPointsOn() {
 			c.abandonStaleRound(10 * max(interval, c.cfg.RestartPointInterval))
-			if (time.Since(lastRound) >= c.cfg.RestartPointInterval || c.layoutUnsaved()) && c.beginRound() {
+			due := time.Since(lastRound) >= c.cfg.RestartPointInterval ||
+				(c.layoutUnsaved() && (time.Since(lastRound) >= layoutRetry || !c.lastRoundFailed()))
+			if due && c.beginRound() {
 				lastRound = time.Now()
 				return
 			}
@@ -662,6 +666,10 @@ func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Durat
 		}
 	})
 }
+
+// layoutRetry spaces the restart points a rescale asks for after one
+// failed.
+const layoutRetry = 10 * time.Second
 
 // Kept output that starts a checkpoint before its interval is up, at
 // most once per keptSpacing.

@@ -155,6 +155,16 @@ func (c *Coordinator) beginRound() bool {
 			return false
 		}
 	}
+	// Every round has a position of its own, so its blobs never
+	// overwrite a complete restart point's (one at the same position,
+	// after a restart or a rescale with nothing logged since): a mark in
+	// the log, synced, as the restart point will say the log reaches it.
+	if err := c.wal.appendStatement(walMark, "", "", 0, nil); err == nil {
+		err = c.wal.sync()
+	} else {
+		c.cfg.Logger.Warn().Err(err).Msg("logging a restart point's position")
+		return false
+	}
 	r := &restartRound{started: time.Now(), layout: c.layoutGen.Load(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{},
 		manifest: restartManifest{Pos: c.wal.log.Next(), LogID: c.wal.id, Streams: map[string]streamState{}, Taken: time.Now()}}
 	c.mu.Lock()
@@ -367,6 +377,15 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 	c.cfg.Logger.Debug().Uint64("position", r.manifest.Pos).Int("queries", len(r.done)).Dur("took", time.Since(r.started)).Msg("restart point written")
 }
 
+// lastRoundFailed reports whether the newest restart point was not
+// written (or abandoned).
+func (c *Coordinator) lastRoundFailed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.restartRecords)
+	return n > 0 && !strings.HasPrefix(c.restartRecords[n-1].Status, "written")
+}
+
 // layoutUnsaved reports whether a rescale was done since the newest
 // restart point began.
 func (c *Coordinator) layoutUnsaved() bool {
@@ -385,6 +404,11 @@ func (c *Coordinator) awaitLayoutSaved(ctx context.Context, gen uint64, limit ti
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	for c.savedLayoutGen.Load() < gen {
+		for _, qr := range c.runningQueries() {
+			if qr.pipeline().failure() != nil {
+				return // no round begins while a query is failed
+			}
+		}
 		if sleepCtx(ctx, 20*time.Millisecond) != nil {
 			c.cfg.Logger.Warn().Dur("waited", limit).Msg("no restart point has the new key ranges yet: a restart before one is written resumes with the old ranges")
 			return

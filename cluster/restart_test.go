@@ -308,6 +308,11 @@ func TestRestartPointOfAnotherDataDirectory(t *testing.T) {
 	if _, _, _, err := start(other); err == nil || !strings.Contains(err.Error(), "belongs to another data directory") {
 		t.Fatalf("a log of its own took another log's restart point: %v", err)
 	}
+	// Nor does the first directory, come back: the new one took its
+	// restart point over but logs under an id of its own.
+	if _, _, _, err := start(dirA); err == nil || !strings.Contains(err.Error(), "belongs to another data directory") {
+		t.Fatalf("the old data directory took the new one's restart point: %v", err)
+	}
 
 	// A corrupt blob is refused by name.
 	dirStore, err := storage.NewDir(store)

@@ -569,12 +569,16 @@ func TestFreezeGivesUpOnDeadWorker(t *testing.T) {
 		t.Fatal("no checkpoint in flight")
 	}
 	p := qr.pipeline()
+	if qr.ckpt.inFlight() == 0 {
+		qr.recoverMu.Unlock()
+		t.Fatal("the checkpoint in flight completed without w1's part")
+	}
 	start := time.Now()
 	err := c.freezeCheckpoint(context.Background(), qr, p, [][2]int{{1, 0}})
 	took := time.Since(start)
 	qr.ckpt.unpause()
 	qr.recoverMu.Unlock()
-	if err == nil || took > 5*time.Second {
+	if err == nil || !strings.Contains(err.Error(), "during the checkpoint in flight") || took > 5*time.Second {
 		t.Fatalf("freezing with a dead worker's checkpoint in flight: %v after %v", err, took)
 	}
 	copyCSV(t, s, "ev", lines[1500:])

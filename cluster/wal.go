@@ -45,9 +45,12 @@ type wal struct {
 	log *storage.Log
 	// id names the log (<data dir>/wal/id, made with it); restart points
 	// record it, so a restart point of another data directory's log is
-	// never taken for one of this log's (matchRestartPoint).
-	id     string
-	idPath string
+	// never taken for one of this log's (matchRestartPoint). adopted is
+	// the restart point ("id pos", <data dir>/wal/adopted) a new log
+	// began from, if it did.
+	id      string
+	idPath  string
+	adopted string
 
 	order sync.RWMutex
 
@@ -65,6 +68,7 @@ const (
 	walTable      = "table"  // rows inserted into a table
 	walModify     = "modify" // 1 row: sql, params (UPDATE/DELETE on a table)
 	walCloseWinds = "close"  // a stream's windows closed (no rows)
+	walMark       = "mark"   // a restart point's own position (beginRound); nothing to replay
 )
 
 func openWAL(dataDir string, segmentBytes int64) (*wal, error) {
@@ -86,6 +90,13 @@ func openWAL(dataDir string, segmentBytes int64) (*wal, error) {
 		}
 		err = w.setID(hex.EncodeToString(id))
 	}
+	if err == nil {
+		if b, aerr := os.ReadFile(w.adoptedPath()); aerr == nil {
+			w.adopted = strings.TrimSpace(string(b))
+		} else if !errors.Is(aerr, fs.ErrNotExist) {
+			err = aerr
+		}
+	}
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("the write-ahead log's id: %w", err)
@@ -93,14 +104,25 @@ func openWAL(dataDir string, segmentBytes int64) (*wal, error) {
 	return w, nil
 }
 
+func (w *wal) adoptedPath() string { return filepath.Join(filepath.Dir(w.idPath), "adopted") }
+
 // setID writes the log's id, durably.
 func (w *wal) setID(id string) error {
-	tmp := w.idPath + ".tmp"
+	if err := writeSynced(w.idPath, id); err != nil {
+		return err
+	}
+	w.id = id
+	return nil
+}
+
+// writeSynced replaces the file at path with line, durably.
+func writeSynced(path, line string) error {
+	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString(id + "\n")
+	_, err = f.WriteString(line + "\n")
 	if err == nil {
 		err = f.Sync()
 	}
@@ -108,46 +130,47 @@ func (w *wal) setID(id string) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, w.idPath)
+		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		return err
 	}
-	d, err := os.Open(filepath.Dir(w.idPath))
+	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return err
-	}
-	w.id = id
-	return nil
+	return d.Sync()
 }
 
 // matchRestartPoint checks that the newest restart point in the
 // checkpoint store belongs to this log, which must hold every entry from
-// its position on. An empty log (a new data directory) takes the
-// restart point's log over — its id, and numbering from its position
-// on, so what it logs next is never below the restart point — which is
-// how a server moves to a new disk with the store it had.
+// its position on. An empty log (a new data directory) may begin from
+// another log's restart point — how a server moves to a new disk with
+// the store it had: it numbers on from the restart point's position, so
+// what it logs next is never below it, and remembers it began there
+// (adopted) until its own restart points replace it. It keeps its own
+// id: the old directory, should it come back, is not taken for it.
 func (w *wal) matchRestartPoint(m *restartManifest, store string, log zerolog.Logger) error {
 	next := w.log.Next()
-	if next == 1 {
-		if m.LogID != "" && m.LogID != w.id {
-			log.Warn().Str("checkpoint_store", store).Uint64("position", m.Pos).Time("taken", m.Taken).Str("log_id", m.LogID).
-				Msg("the data directory is new: resuming from the checkpoint store's restart point of another data directory (what that directory logged after it is not here)")
-			if err := w.setID(m.LogID); err != nil {
-				return fmt.Errorf("the write-ahead log's id: %w", err)
-			}
+	own := m.LogID == "" || m.LogID == w.id // "": a restart point older than ids
+	adopted := w.adopted != "" && w.adopted == fmt.Sprintf("%s %d", m.LogID, m.Pos)
+	switch {
+	case next == 1 && m.LogID != "" && m.LogID != w.id:
+		log.Warn().Str("checkpoint_store", store).Uint64("position", m.Pos).Time("taken", m.Taken).Str("log_id", m.LogID).
+			Msg("the data directory is new: resuming from the checkpoint store's restart point of another data directory (what that directory logged after it is not here)")
+		line := fmt.Sprintf("%s %d", m.LogID, m.Pos)
+		if err := writeSynced(w.adoptedPath(), line); err != nil {
+			return fmt.Errorf("the write-ahead log's origin: %w", err)
 		}
+		w.adopted = line
 		return w.log.StartAt(m.Pos)
-	}
-	if m.LogID != "" && m.LogID != w.id {
+	case !own && !adopted:
 		return fmt.Errorf("the newest restart point in %s (log position %d, taken %s) belongs to another data directory's write-ahead log (id %s; this one's is %s): give each server a checkpoint store (or prefix) of its own, or start this data directory anew",
 			store, m.Pos, m.Taken.Format(time.RFC3339), m.LogID, w.id)
-	}
-	if m.Pos > next {
+	case next == 1 && m.Pos > 1 && m.LogID == "":
+		return w.log.StartAt(m.Pos) // a new directory, a restart point older than ids
+	case m.Pos > next:
 		return fmt.Errorf("the newest restart point in %s is at log position %d, past the end of this data directory's write-ahead log (next entry %d): the log has lost entries",
 			store, m.Pos, next)
 	}
@@ -409,6 +432,8 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 			return c.replayData(ctx, kind, relation, rec)
 		case walCloseWinds:
 			return c.CloseWindows(ctx, relation)
+		case walMark:
+			return nil
 		}
 		return fmt.Errorf("write-ahead log entry %d: unknown kind %q", seq, kind)
 	})

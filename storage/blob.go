@@ -89,12 +89,18 @@ func Open(ctx context.Context, location string) (BlobStore, error) {
 		}
 		return NewS3(ctx, cfg)
 	case strings.HasPrefix(location, "file:"):
-		// file:///abs/dir, file:/abs/dir or file://localhost/abs/dir.
-		u, err := url.Parse(location)
-		if err != nil || (u.Host != "" && u.Host != "localhost") || !strings.HasPrefix(u.Path, "/") || u.Opaque != "" {
+		// file:///abs/dir, file:/abs/dir or file://localhost/abs/dir,
+		// the path taken as written (no query, fragment or escapes).
+		rest := strings.TrimPrefix(location, "file:")
+		if strings.HasPrefix(rest, "//localhost/") {
+			rest = strings.TrimPrefix(rest, "//localhost")
+		} else if strings.HasPrefix(rest, "///") {
+			rest = rest[2:]
+		}
+		if !strings.HasPrefix(rest, "/") || strings.HasPrefix(rest, "//") || strings.ContainsAny(rest, "?#") {
 			return nil, fmt.Errorf("storage: %q: a file URL names an absolute directory, file:///dir", location)
 		}
-		return NewDir(u.Path)
+		return NewDir(rest)
 	case strings.Contains(location, "://"):
 		return nil, fmt.Errorf("storage: unknown store %q: use memory, a directory, file:///dir or s3://bucket/prefix", location)
 	}

@@ -146,13 +146,14 @@ func TestOpen(t *testing.T) {
 		"file://" + dir + "/a":          "dir:" + dir + "/a",
 		"file:" + dir + "/b":            "dir:" + dir + "/b",
 		"file://localhost" + dir + "/c": "dir:" + dir + "/c",
+		"file://" + dir + "/100%":       "dir:" + dir + "/100%",
 	} {
 		s, err := Open(ctx, loc)
 		if err != nil || s.String() != want {
 			t.Errorf("Open(%q) = %v, %v; want %s", loc, s, err, want)
 		}
 	}
-	for _, bad := range []string{"gs://bucket", "s3:///nobucket", "file://relative/x", "file:relative", "s3://b/p?path_style=maybe", "s3://b/p?endpint=http://x"} {
+	for _, bad := range []string{"gs://bucket", "s3:///nobucket", "file://relative/x", "file:relative", "s3://b/p?path_style=maybe", "s3://b/p?endpint=http://x", "file:///tmp/x?y", "file:///tmp/x#2", "file://host/tmp/x"} {
 		if _, err := Open(ctx, bad); err == nil {
 			t.Errorf("Open(%q) succeeded", bad)
 		}

@@ -54,13 +54,13 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 		return err
 	}
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	f, err := os.CreateTemp(dir, filepath.Base(p)+".*"+tmpSuffix)
-	if errors.Is(err, fs.ErrNotExist) { // a Delete took the directory away
+	var f *os.File
+	for range 3 { // a Delete may take an emptied directory away meanwhile
 		if err = os.MkdirAll(dir, 0o700); err == nil {
 			f, err = os.CreateTemp(dir, filepath.Base(p)+".*"+tmpSuffix)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			break
 		}
 	}
 	if err != nil {
