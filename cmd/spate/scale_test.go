@@ -125,6 +125,9 @@ func TestAutoscaleOntoPoolWorker(t *testing.T) {
 	for range 3 {
 		feed()
 	}
+	// A real target again (a pair merges below half the target, which
+	// the tiny one that forced the scale-out leaves no room for).
+	mustExec(t, r.cl, "ALTER CONTINUOUS QUERY w SET (target_utilisation = 0.7)")
 	// The input stops: the two instances idle, and merge back.
 	waitFor(t, 60*time.Second, "a scale-in once the input stopped", func() bool {
 		return len(query("SELECT * FROM spate_scaling_events WHERE decision = 'scale in' AND status = 'done'")) > 0
