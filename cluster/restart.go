@@ -78,7 +78,7 @@ var blobCRC = crc32.MakeTable(crc32.Castagnoli)
 
 // restartBlob reads one blob of a restart point and checks its sum.
 func (c *Coordinator) restartBlob(ctx context.Context, m *restartManifest, key string) ([]byte, error) {
-	full := fmt.Sprintf("%s%020d/%s", restartPrefix, m.Pos, key)
+	full := restartKeys(m.Pos) + key
 	data, err := c.store.Get(ctx, full)
 	if err != nil {
 		return nil, err
@@ -123,6 +123,10 @@ type roundResult struct {
 
 const restartPrefix = "restart/"
 
+// restartKeys is the prefix of the keys of the restart point at pos
+// (zero-padded: they sort by position).
+func restartKeys(pos uint64) string { return fmt.Sprintf("%s%020d/", restartPrefix, pos) }
+
 // restartPointsOn reports whether rounds are taken: a log, a checkpoint
 // store and checkpoints.
 func (c *Coordinator) restartPointsOn() bool {
@@ -159,9 +163,11 @@ func (c *Coordinator) beginRound() bool {
 	// overwrite a complete restart point's (one at the same position,
 	// after a restart or a rescale with nothing logged since): a mark in
 	// the log, synced, as the restart point will say the log reaches it.
-	if err := c.wal.appendStatement(walMark, "", "", 0, nil); err == nil {
+	err := c.wal.appendStatement(walMark, "", "", 0, nil)
+	if err == nil {
 		err = c.wal.sync()
-	} else {
+	}
+	if err != nil {
 		c.cfg.Logger.Warn().Err(err).Msg("logging a restart point's position")
 		return false
 	}
@@ -309,7 +315,7 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	prefix := fmt.Sprintf("%s%020d/", restartPrefix, r.manifest.Pos)
+	prefix := restartKeys(r.manifest.Pos)
 	var written int64
 	m := r.manifest
 	m.Sums = map[string]uint32{}
@@ -372,7 +378,8 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 		status = "written; trimming the log failed: " + err.Error()
 	}
 	c.addRestartRecord(r, written, status)
-	for saved := c.savedLayoutGen.Load(); saved < r.layout && !c.savedLayoutGen.CompareAndSwap(saved, r.layout); saved = c.savedLayoutGen.Load() {
+	if r.layout > c.savedLayoutGen.Load() { // rounds are written one at a time
+		c.savedLayoutGen.Store(r.layout)
 	}
 	c.cfg.Logger.Debug().Uint64("position", r.manifest.Pos).Int("queries", len(r.done)).Dur("took", time.Since(r.started)).Msg("restart point written")
 }

@@ -323,7 +323,7 @@ func TestRestartPointOfAnotherDataDirectory(t *testing.T) {
 	if err != nil || m == nil {
 		t.Fatal(m, err)
 	}
-	res := filepath.Join(store, fmt.Sprintf("restart/%020d/results/c", m.Pos))
+	res := filepath.Join(store, restartKeys(m.Pos)+"results/c")
 	data, err := os.ReadFile(res)
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -47,9 +45,9 @@ type wal struct {
 	// record it, so a restart point of another data directory's log is
 	// never taken for one of this log's (matchRestartPoint). adopted is
 	// the restart point ("id pos", <data dir>/wal/adopted) a new log
-	// began from, if it did.
+	// began from, if it did. Both are blobs of meta, the log's folder.
+	meta    *storage.Dir
 	id      string
-	idPath  string
 	adopted string
 
 	order sync.RWMutex
@@ -77,25 +75,19 @@ func openWAL(dataDir string, segmentBytes int64) (*wal, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &wal{log: l, idPath: filepath.Join(dir, "id")}
-	b, err := os.ReadFile(w.idPath)
-	switch {
-	case err == nil:
-		w.id = strings.TrimSpace(string(b))
-	case errors.Is(err, fs.ErrNotExist):
+	w := &wal{log: l}
+	w.meta, err = storage.NewDir(dir)
+	if err == nil {
+		w.id, err = w.readMeta("id")
+	}
+	if err == nil && w.id == "" {
 		id := make([]byte, 8)
-		if _, err := rand.Read(id); err != nil {
-			l.Close()
-			return nil, err
-		}
-		err = w.setID(hex.EncodeToString(id))
+		rand.Read(id)
+		w.id = hex.EncodeToString(id)
+		err = w.meta.Put(context.Background(), "id", []byte(w.id))
 	}
 	if err == nil {
-		if b, aerr := os.ReadFile(w.adoptedPath()); aerr == nil {
-			w.adopted = strings.TrimSpace(string(b))
-		} else if !errors.Is(aerr, fs.ErrNotExist) {
-			err = aerr
-		}
+		w.adopted, err = w.readMeta("adopted")
 	}
 	if err != nil {
 		l.Close()
@@ -104,43 +96,13 @@ func openWAL(dataDir string, segmentBytes int64) (*wal, error) {
 	return w, nil
 }
 
-func (w *wal) adoptedPath() string { return filepath.Join(filepath.Dir(w.idPath), "adopted") }
-
-// setID writes the log's id, durably.
-func (w *wal) setID(id string) error {
-	if err := writeSynced(w.idPath, id); err != nil {
-		return err
+// readMeta reads one of the log's blobs ("" when there is none).
+func (w *wal) readMeta(key string) (string, error) {
+	b, err := w.meta.Get(context.Background(), key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil
 	}
-	w.id = id
-	return nil
-}
-
-// writeSynced replaces the file at path with line, durably.
-func writeSynced(path, line string) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(line + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return strings.TrimSpace(string(b)), err
 }
 
 // matchRestartPoint checks that the newest restart point in the
@@ -154,16 +116,16 @@ func writeSynced(path, line string) error {
 func (w *wal) matchRestartPoint(m *restartManifest, store string, log zerolog.Logger) error {
 	next := w.log.Next()
 	own := m.LogID == "" || m.LogID == w.id // "": a restart point older than ids
-	adopted := w.adopted != "" && w.adopted == fmt.Sprintf("%s %d", m.LogID, m.Pos)
+	origin := fmt.Sprintf("%s %d", m.LogID, m.Pos)
+	adopted := w.adopted != "" && w.adopted == origin
 	switch {
 	case next == 1 && m.LogID != "" && m.LogID != w.id:
 		log.Warn().Str("checkpoint_store", store).Uint64("position", m.Pos).Time("taken", m.Taken).Str("log_id", m.LogID).
 			Msg("the data directory is new: resuming from the checkpoint store's restart point of another data directory (what that directory logged after it is not here)")
-		line := fmt.Sprintf("%s %d", m.LogID, m.Pos)
-		if err := writeSynced(w.adoptedPath(), line); err != nil {
+		if err := w.meta.Put(context.Background(), "adopted", []byte(origin)); err != nil {
 			return fmt.Errorf("the write-ahead log's origin: %w", err)
 		}
-		w.adopted = line
+		w.adopted = origin
 		return w.log.StartAt(m.Pos)
 	case !own && !adopted:
 		return fmt.Errorf("the newest restart point in %s (log position %d, taken %s) belongs to another data directory's write-ahead log (id %s; this one's is %s): give each server a checkpoint store (or prefix) of its own, or start this data directory anew",

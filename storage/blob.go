@@ -1,8 +1,8 @@
-// Package storage holds what outlives a process. Today: the blob store
-// that checkpoints and the catalog are written to, with three
-// implementations behind one interface — memory (tests, a single
-// process), a local directory, and S3 or any S3-compatible server. The
-// ingest log will live here too.
+// Package storage holds what outlives a process: the blob store that
+// restart points are written to, with three implementations behind one
+// interface — memory (tests, a single process), a local directory, and
+// S3 or any S3-compatible server — and the ingest log (ingestlog.go)
+// that the write-ahead log is kept in.
 package storage
 
 import (
