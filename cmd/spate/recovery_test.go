@@ -271,7 +271,7 @@ func TestLinearRoadSurvivesWorkerKill(t *testing.T) {
 }
 
 // TestRandomWorkerKills is the randomised recovery test: seeded runs with
-// a random checkpoint interval, batch size, random COPY sizes and pace, and one or
+// a random checkpoint interval, random COPY sizes and pace, and one or
 // two workers killed with SIGKILL at random moments (the second after the
 // first recovery), each compared with a single-process server on the
 // same input.
