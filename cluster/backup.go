@@ -171,6 +171,14 @@ func (b *backupOutlet) detach(to channelName, epoch uint64) (n, id int, err erro
 	return len(b.log) - start, b.detached, nil
 }
 
+// detachedAs reports whether the outlet's last detach is number id (no
+// later repair detached it again).
+func (b *backupOutlet) detachedAs(id int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.detached == id
+}
+
 // replay returns the messages kept after epoch's barrier, their batches
 // retained for the caller, and the number of the newest message kept.
 func (b *backupOutlet) replay(epoch uint64) ([]keptMessage, uint64, error) {

@@ -94,6 +94,9 @@ type pipeline struct {
 	receivers []*transport.Receiver
 	channels  map[channelPair]liveChannel // the newest incoming channel of each pair
 	stopped   bool
+	// sourceReplay is the replay of the source stages' outlets in
+	// progress (replay.go), or a stopped one no repair carried on yet.
+	sourceReplay *replayRun
 
 	// sinkIns numbers what each last-stage instance sends the sink, to
 	// drop what a restored one sends again (dedupe.go); guarded by mu.

@@ -1033,6 +1033,16 @@ func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip, resume ui
 // after checkpoint epoch's barrier. The replays run on their own; it
 // returns how many messages they send.
 func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uint64, keepSink bool, follow map[[2]int][]uint32) (int, error) {
+	// The sources' replay of an earlier repair stops; this one's carries
+	// it on (replay.go).
+	prior := p.takeSourceReplay()
+	if prior != nil {
+		defer func() {
+			if prior != nil {
+				p.putBackSourceReplay(prior)
+			}
+		}()
+	}
 	for _, in := range p.localInstances() {
 		if !in.started {
 			in.keptFrom = epoch // all it sends comes after epoch's barrier
@@ -1102,143 +1112,11 @@ func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uin
 			go p.replay(pl, epoch, []*reroute{r})
 		}
 	}
-	if len(fromSources) > 0 {
-		go p.replay(pl, epoch, fromSources)
+	if len(fromSources) > 0 || prior != nil {
+		p.replaySources(pl, epoch, fromSources, prior)
+		prior = nil
 	}
 	return n, nil
-}
-
-// reroute is an outlet a repair points at a restored consumer.
-type reroute struct {
-	in    *instance
-	b     *backupOutlet
-	ch    channelName // the restored consumer's
-	id    int         // the detach's
-	under outlet      // the new channel
-	upto  uint64      // the newest message the replay covers
-}
-
-// replay sends what the outlets rs kept after checkpoint epoch's barrier
-// to their restored consumers, merged in the order it was first sent,
-// and then attaches them. Sources' outlets are replayed together: when
-// the replay turns from one source stage's batches to another's, it
-// first waits until the former reached the result, as each statement's
-// rows did before it was acknowledged (a stream's rows must not overtake
-// the table rows a lookup join finds for them).
-func (p *pipeline) replay(pl placement, epoch uint64, rs []*reroute) {
-	ctx := rs[0].in.ctx
-	lost := func(err error) {
-		if ctx.Err() != nil {
-			return
-		}
-		for _, r := range rs {
-			p.log.Warn().Err(err).Str("channel", r.ch.String()).Msg("replaying to a restored consumer")
-			if p.onLost != nil {
-				p.onLost(r.ch)
-			}
-		}
-	}
-	type item struct {
-		k keptMessage
-		r *reroute
-	}
-	var items []item
-	release := func(from int) {
-		for _, it := range items[from:] {
-			it.k.m.release()
-		}
-	}
-	direct := map[*backupOutlet]outlet{}
-	for _, r := range rs {
-		under, err := p.outlet(ctx, pl, r.ch)
-		if err != nil {
-			release(0)
-			lost(err)
-			return
-		}
-		r.under = under
-		r.b.setCurrent(under)
-		direct[r.b] = under
-		kept, upto, err := r.b.replay(epoch)
-		if err != nil {
-			release(0)
-			lost(err)
-			return
-		}
-		r.upto = upto
-		for _, k := range kept {
-			items = append(items, item{k, r})
-		}
-	}
-	sort.Slice(items, func(i, j int) bool {
-		if replaySourcesInTurn {
-			if a, b := items[i].r.in.stage, items[j].r.in.stage; a != b {
-				return a > b
-			}
-		}
-		return items[i].k.seq < items[j].k.seq
-	})
-	prev := -1
-	for i, it := range items {
-		if src := it.r.in.stage; it.k.m.rec != nil && len(rs) > 1 {
-			if prev >= 0 && src != prev {
-				if err := p.replayFlush(ctx, prev, direct); err != nil {
-					release(i)
-					lost(err)
-					return
-				}
-			}
-			prev = src
-		}
-		if err := it.r.under.send(ctx, it.k.m); err != nil {
-			release(i + 1)
-			lost(err)
-			return
-		}
-	}
-	for _, r := range rs {
-		if err := r.b.attach(ctx, r.under, r.upto, r.id); err != nil {
-			lost(err)
-			return
-		}
-	}
-}
-
-// replaySourcesInTurn, set by tests, replays what each source stage kept
-// in turn, the last stage first, instead of in the order it was sent: a
-// restored instance with several inputs then gets them in an order of
-// their own, unlike the lost one.
-var replaySourcesInTurn bool
-
-// replayFlush waits until everything source stage src sent so far, the
-// replay included (direct holds the channels of the outlets being
-// replayed), reached the result: a flush barrier on every outlet of the
-// source.
-func (p *pipeline) replayFlush(ctx context.Context, src int, direct map[*backupOutlet]outlet) error {
-	id, w, forget := p.newWait()
-	defer forget()
-	in := p.stages[src][0]
-	for _, o := range in.outlets() {
-		m := message{barrier: id, source: src, from: in.idx, side: p.consumer[src].side}
-		var err error
-		if under, ok := direct[o.(*backupOutlet)]; ok {
-			err = under.send(ctx, m)
-		} else {
-			err = o.send(ctx, m)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	select {
-	case <-w.done:
-		if w.abandoned {
-			return errors.New("another repair began")
-		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // keptLocal is the output this host's instances keep for replay: bytes

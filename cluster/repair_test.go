@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -486,5 +487,75 @@ func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
 	}
 	if r := run(t, s, "SELECT DISTINCT worker FROM spate_instances WHERE worker <> 'coordinator'"); fmt.Sprint(r) != "[[w3]]" {
 		t.Errorf("instances run on %v, want the new worker w3", r)
+	}
+}
+
+// TestRepairDuringSourceReplay: a self-join's two join instances lose
+// their channels from the source one after the other, the second while
+// the first repair's replay of the sources waits between the two source
+// stages' batches. Each replay's wait passes every outlet of the source,
+// so the second repair's replay and the first would wait for each other
+// for ever; instead the second stops the first and carries on what it
+// had left with its own, and the result equals an unbroken run.
+func TestRepairDuringSourceReplay(t *testing.T) {
+	lines := steadyLines(6000, 13)
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
+		run(t, s, "CREATE CONTINUOUS QUERY j AS SELECT a.k % 7 AS g, COUNT(*) AS n, SUM(b.v) AS s FROM ev a JOIN ev b ON a.k = b.k AND b.t BETWEEN a.t - 1 AND a.t GROUP BY a.k % 7")
+	}
+	rs, s, c, _ := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 50}, 2)
+	copyCSV(t, s, "ev", lines[:2000])
+	waitUntil(t, 10*time.Second, "a complete checkpoint", func() bool {
+		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE status = 'complete'")[0][0] != "0"
+	})
+	c.mu.Lock()
+	qr := c.queries["j"]
+	c.mu.Unlock()
+	qr.ckpt.pause() // the replays cover everything from here
+	copyCSV(t, s, "ev", lines[2000:4000])
+
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	replayFlushHook = func(stop <-chan struct{}) {
+		once.Do(func() {
+			close(reached)
+			select {
+			case <-stop:
+			case <-release:
+			}
+		})
+	}
+	defer func() { replayFlushHook = nil }()
+	defer close(release)
+
+	p := qr.pipeline()
+	src := p.stages[0][0]
+	var copies sync.WaitGroup
+	copyAsync := func(part []string) {
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			s2, _ := c.NewSession(context.Background(), "spate", "spate")
+			copyCSV(t, s2, "ev", part)
+		}()
+	}
+	src.route.outs[0].close() // the channel to join instance 0
+	copyAsync(lines[4000:5000])
+	select {
+	case <-reached: // the first repair's replay waits between the sources
+	case <-time.After(30 * time.Second):
+		t.Fatal("no replay of the sources")
+	}
+	src.route.outs[1].close() // then the channel to join instance 1
+	copyAsync(lines[5000:])
+	copies.Wait()
+	// The second repair finishes the first: one recovery is recorded.
+	waitUntil(t, 30*time.Second, "the repairs", func() bool {
+		recs := run(t, s, "SELECT reason, status FROM spate_recoveries")
+		return len(recs) == 1 && strings.Contains(recs[0][0], "/2.1.") && recs[0][1] == "recovered"
+	})
+	want := sortedText(run(t, rs, "SELECT * FROM j"))
+	if got := sortedText(run(t, s, "SELECT * FROM j")); got != want {
+		t.Fatalf("j differs after the repairs: %s", firstDiff(want, got))
 	}
 }
