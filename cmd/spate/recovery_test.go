@@ -271,10 +271,10 @@ func TestLinearRoadSurvivesWorkerKill(t *testing.T) {
 }
 
 // TestRandomWorkerKills is the randomised recovery test: seeded runs with
-// a random checkpoint interval, random COPY sizes and pace, and one or
-// two workers killed with SIGKILL at random moments (the second after the
-// first recovery), each compared with a single-process server on the
-// same input.
+// a random checkpoint interval, COPY batch size (--copy-batch-rows), COPY
+// sizes and pace, and one or two workers killed with SIGKILL at random
+// moments (the second once one query recovered, while others may still
+// replay), each compared with a single-process server on the same input.
 func TestRandomWorkerKills(t *testing.T) {
 	seeds := 20
 	if testing.Short() {
