@@ -1414,6 +1414,12 @@ func (p *pipeline) stopNow() {
 		p.net.unregister(p)
 	}
 	p.cancel()
+	if run := p.takeSourceReplay(); run != nil {
+		go func() {
+			<-run.done
+			run.releaseRest()
+		}()
+	}
 	p.mu.Lock()
 	senders, receivers := p.senders, p.receivers
 	p.senders, p.receivers = nil, nil

@@ -31,7 +31,8 @@ type reroute struct {
 	b     *backupOutlet
 	ch    channelName // the restored consumer's
 	id    int         // the detach's
-	under outlet      // the new channel
+	epoch uint64      // the checkpoint the consumer was restored from
+	under outlet      // the new channel (nil until opened)
 	upto  uint64      // the newest message the replay covers
 	// lost says the consumer was lost during the replay (a repair that
 	// restores it again replays it anew); attached that the replay is
@@ -48,9 +49,10 @@ type replayItem struct {
 // replayRun is one replay: its reroutes, what it sends in order, and how
 // far it got.
 type replayRun struct {
-	rs    []*reroute
-	items []replayItem
-	next  int // the first item not sent
+	rs       []*reroute // opened
+	unopened []*reroute // not yet: it was stopped first
+	items    []replayItem
+	next     int // the first item not sent
 	// inTurn makes it wait between source stages' batches (a replay of
 	// the sources); prev is the source stage whose batches it sent last,
 	// -1 before the first.
@@ -87,7 +89,10 @@ func (p *pipeline) replay(pl placement, epoch uint64, rs []*reroute) {
 	ctx := rs[0].in.ctx
 	run := newReplayRun(false)
 	defer close(run.done)
-	p.openReroutes(ctx, pl, epoch, run, rs)
+	for _, r := range rs {
+		r.epoch = epoch
+	}
+	p.openReroutes(ctx, pl, run, rs)
 	run.sortItems()
 	p.runReplay(ctx, run)
 }
@@ -97,6 +102,9 @@ func (p *pipeline) replay(pl placement, epoch uint64, rs []*reroute) {
 // prior, which takeSourceReplay stopped, had left.
 func (p *pipeline) replaySources(pl placement, epoch uint64, rs []*reroute, prior *replayRun) {
 	run := newReplayRun(true)
+	for _, r := range rs {
+		r.epoch = epoch
+	}
 	p.mu.Lock()
 	p.sourceReplay = run
 	p.mu.Unlock()
@@ -106,7 +114,13 @@ func (p *pipeline) replaySources(pl placement, epoch uint64, rs []*reroute, prio
 			<-prior.done
 			run.carryOn(prior)
 		}
-		p.openReroutes(p.ctx, pl, epoch, run, rs)
+		run.unopened = append(run.unopened, rs...)
+		if run.halted() {
+			return // stopped already: the next run opens them
+		}
+		open := run.unopened
+		run.unopened = nil
+		p.openReroutes(p.ctx, pl, run, open)
 		run.sortItems()
 		p.runReplay(p.ctx, run)
 		p.mu.Lock()
@@ -147,11 +161,23 @@ func (run *replayRun) carryOn(prior *replayRun) {
 	run.prev = prior.prev
 	ours := map[*reroute]bool{}
 	for _, r := range prior.rs {
-		if !r.lost && !r.attached && r.b.detachedAs(r.id) {
+		switch {
+		case r.lost || r.attached:
+		case r.b.detachedAs(r.id):
 			ours[r] = true
 			run.rs = append(run.rs, r)
+		default:
+			// Detached again: that detach may have come before the
+			// channel opened, and so not closed it.
+			go r.under.close()
 		}
 	}
+	for _, r := range prior.unopened {
+		if r.b.detachedAs(r.id) {
+			run.unopened = append(run.unopened, r)
+		}
+	}
+	prior.unopened = nil
 	for _, it := range prior.items[prior.next:] {
 		if ours[it.r] {
 			run.items = append(run.items, it)
@@ -163,9 +189,9 @@ func (run *replayRun) carryOn(prior *replayRun) {
 }
 
 // openReroutes points the reroutes rs at new channels to their restored
-// consumers and adds to the run what they kept after checkpoint epoch's
-// barrier.
-func (p *pipeline) openReroutes(ctx context.Context, pl placement, epoch uint64, run *replayRun, rs []*reroute) {
+// consumers and adds to the run what they kept after the barrier of the
+// checkpoint each consumer was restored from.
+func (p *pipeline) openReroutes(ctx context.Context, pl placement, run *replayRun, rs []*reroute) {
 	for _, r := range rs {
 		run.rs = append(run.rs, r)
 		under, err := p.outlet(ctx, pl, r.ch)
@@ -175,7 +201,7 @@ func (p *pipeline) openReroutes(ctx context.Context, pl placement, epoch uint64,
 		}
 		r.under = under
 		r.b.setCurrent(under)
-		kept, upto, err := r.b.replay(epoch)
+		kept, upto, err := r.b.replay(r.epoch)
 		if err != nil {
 			p.replayLost(ctx, r, err)
 			continue
@@ -218,10 +244,7 @@ var replayFlushHook func(stop <-chan struct{})
 func (p *pipeline) runReplay(ctx context.Context, run *replayRun) {
 	defer func() {
 		if ctx.Err() != nil {
-			for _, it := range run.items[run.next:] {
-				it.k.m.release()
-			}
-			run.items, run.next = nil, 0
+			run.releaseRest()
 		}
 	}()
 	for run.next < len(run.items) {
@@ -247,11 +270,7 @@ func (p *pipeline) runReplay(ctx context.Context, run *replayRun) {
 					// A repair began (its waits were abandoned): it may
 					// have taken the barrier's way; wait again, unless it
 					// carries this replay on.
-					select {
-					case <-run.stop:
-					case <-ctx.Done():
-					case <-time.After(100 * time.Millisecond):
-					}
+					p.pauseReplay(ctx, run)
 					continue
 				}
 			}
@@ -272,6 +291,33 @@ func (p *pipeline) runReplay(ctx context.Context, run *replayRun) {
 		}
 		r.attached = true
 	}
+}
+
+// pauseReplay waits a little before a replay sends another flush barrier
+// (the last one's wait was abandoned), and while a repair waits for a
+// worker to join (p.stalled: a flush's wait ends at once); it returns
+// early when the run is stopped.
+func (p *pipeline) pauseReplay(ctx context.Context, run *replayRun) {
+	for {
+		select {
+		case <-run.stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if !p.stalled.Load() {
+			return
+		}
+	}
+}
+
+// releaseRest drops what a run that will not go on had left to send.
+func (run *replayRun) releaseRest() {
+	for _, it := range run.items[run.next:] {
+		it.k.m.release()
+	}
+	run.items, run.next = nil, 0
 }
 
 // replayLost reports a reroute whose restored consumer was lost during
