@@ -535,7 +535,7 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 	p := qr.pipeline()
 	src := p.stages[0][0]
 	var copies sync.WaitGroup
-	copyAsync := func(part []string) {
+	copyBehind := func(part []string) {
 		copies.Add(1)
 		go func() {
 			defer copies.Done()
@@ -551,10 +551,10 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 		}
 	}
 	src.outlets()[0].close() // the channel to join instance 0
-	copyAsync(lines[4000:5000])
+	copyBehind(lines[4000:5000])
 	awaitWait(0)
 	src.outlets()[1].close() // to join instance 1: the second repair
-	copyAsync(lines[5000:6500])
+	copyBehind(lines[5000:6500])
 	awaitWait(1)
 	// To join instance 0 again, now the second replay's channel: the
 	// second replay finds it closed when it goes on, and a third repair
@@ -562,7 +562,7 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 	src.outlets()[0].close()
 	time.Sleep(200 * time.Millisecond)
 	close(release)
-	copyAsync(lines[6500:])
+	copyBehind(lines[6500:])
 	copies.Wait()
 	waitUntil(t, 30*time.Second, "the repairs", func() bool {
 		recs := run(t, s, "SELECT status FROM spate_recoveries")

@@ -87,9 +87,28 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	if st := q.Plan.Stages[stage]; st.Source != nil || len(st.PartitionBy) == 0 {
 		return ev, errorf("0A000", "stage %d of %q is not partitioned by key: it cannot change its number of instances", stage, query)
 	}
+	// A scale-out takes its worker from the pool first (which may start
+	// one: up to 2 minutes), so that a repair of the query does not wait
+	// behind it; a worker taken for a scale-out that is then refused goes
+	// back to the pool when it stays without instances.
+	host := ""
+	c.mu.Lock()
+	pool := c.pool
+	c.mu.Unlock()
+	if out && pool != nil {
+		tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		id, err := pool.Take(tctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ev, ctx.Err()
+			}
+			c.cfg.Logger.Warn().Err(err).Str("query", query).Msg("no worker from the pool for a scale-out; using the least loaded one")
+		}
+		host = id
+	}
 	// A rescale waits for a repair or another rescale of the query to
-	// finish, and for a worker from the pool; its statement can be
-	// cancelled meanwhile (57014).
+	// finish; its statement can be cancelled meanwhile (57014).
 	if err := qr.recoverMu.LockContext(ctx); err != nil {
 		return ev, err
 	}
@@ -137,19 +156,8 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		if split <= lo || split > hi {
 			return ev, errorf("22023", "split point %016x is not inside instance %d's key range [%016x, %016x]", split, idx, lo, hi)
 		}
-		host := leastLoaded(c.InstancesPerWorker(), c.placeableWorkers())
-		c.mu.Lock()
-		pool := c.pool
-		c.mu.Unlock()
-		if pool != nil {
-			tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			id, err := pool.Take(tctx)
-			cancel()
-			if err != nil {
-				c.cfg.Logger.Warn().Err(err).Str("query", query).Msg("no worker from the pool for a scale-out; using the least loaded one")
-			} else {
-				host = id
-			}
+		if host == "" {
+			host = leastLoaded(c.InstancesPerWorker(), c.placeableWorkers())
 		}
 		pl, step = scaledOut(old, stage, idx, split, host)
 		for _, w := range c.liveWorkers() {

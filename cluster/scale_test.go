@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/spatedb/spate/cluster/control"
 	"github.com/spatedb/spate/parser"
 )
 
@@ -584,6 +586,74 @@ func TestFreezeGivesUpOnDeadWorker(t *testing.T) {
 	copyCSV(t, s, "ev", lines[1500:])
 	want := sortedText(run(t, rs, "SELECT * FROM updating"))
 	waitUntil(t, 30*time.Second, "the repaired query to equal the reference", func() bool {
+		return sortedText(run(t, s, "SELECT * FROM updating")) == want
+	})
+}
+
+// slowPool is a worker pool whose Take waits until released, as one
+// starting a VM does, and then hands out worker id.
+type slowPool struct {
+	id      string
+	taking  chan struct{} // closed when Take was called
+	release chan struct{}
+	gave    atomic.Bool // Take returned
+}
+
+func (p *slowPool) Spare(control.WorkerInfo) bool { return false }
+
+func (p *slowPool) Take(ctx context.Context) (string, error) {
+	close(p.taking)
+	defer p.gave.Store(true)
+	select {
+	case <-p.release:
+		return p.id, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// TestRepairWhileScaleOutWaitsForPool: a scale-out waiting for the pool
+// to start a worker does not hold up the repair of a worker that dies
+// meanwhile; it then goes on onto the pool's worker, and the result
+// equals a single-process run.
+func TestRepairWhileScaleOutWaitsForPool(t *testing.T) {
+	lines := steadyLines(3000, 37)
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+		run(t, s, "CREATE CONTINUOUS QUERY updating AS "+metamorphicQueries["updating"])
+	}
+	rs, s, c, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, 3)
+	copyCSV(t, s, "ev", lines[:1000])
+	waitUntil(t, 10*time.Second, "a checkpoint", func() bool {
+		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE query = 'updating' AND status = 'complete'")[0][0] != "0"
+	})
+	pool := &slowPool{id: "w3", taking: make(chan struct{}), release: make(chan struct{})}
+	c.SetWorkerPool(pool)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ScaleOut(context.Background(), "updating", 1, -1, 0, "test")
+		done <- err
+	}()
+	<-pool.taking
+	kill(0)
+	copyCSV(t, s, "ev", lines[1000:2000])
+	waitUntil(t, 20*time.Second, "the repair", func() bool {
+		recs := run(t, s, "SELECT status FROM spate_recoveries")
+		return len(recs) == 1 && recs[0][0] == "recovered"
+	})
+	if pool.gave.Load() {
+		t.Fatal("the repair (and the COPY) waited until the pool gave up")
+	}
+	close(pool.release)
+	if err := <-done; err != nil {
+		t.Fatalf("scale-out: %v", err)
+	}
+	if n := run(t, s, "SELECT COUNT(*) FROM spate_instances WHERE query = 'updating' AND stage = 1 AND worker = 'w3'")[0][0]; n == "0" {
+		t.Errorf("no instance on the pool's worker w3: %v", run(t, s, "SELECT stage, instance, worker FROM spate_instances"))
+	}
+	copyCSV(t, s, "ev", lines[2000:])
+	want := sortedText(run(t, rs, "SELECT * FROM updating"))
+	waitUntil(t, 20*time.Second, "the result to equal the reference", func() bool {
 		return sortedText(run(t, s, "SELECT * FROM updating")) == want
 	})
 }
