@@ -87,26 +87,32 @@ func sortedText(rows [][]string) string {
 
 func copyCSV(t *testing.T, s Session, table string, lines []string) {
 	t.Helper()
+	if err := copyLines(s, table, lines); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyLines runs one COPY of lines into table, sending the data in
+// uneven chunks, as a client would.
+func copyLines(s Session, table string, lines []string) error {
 	st, err := parser.ParseOne("COPY " + table + " FROM STDIN (FORMAT csv)")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	res, err := s.Execute(context.Background(), st, nil)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	// Send the data in uneven chunks, as a client would.
 	data := []byte(strings.Join(lines, "\n") + "\n")
 	for len(data) > 0 {
 		n := min(len(data), 997)
 		if err := res.CopyIn.Write(data[:n]); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		data = data[n:]
 	}
-	if _, err := res.CopyIn.Finish(); err != nil {
-		t.Fatal(err)
-	}
+	_, err = res.CopyIn.Finish()
+	return err
 }
 
 // queries used by the metamorphic test: every kind of window and an

@@ -1036,13 +1036,11 @@ func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uin
 	// The sources' replay of an earlier repair stops; this one's carries
 	// it on (replay.go).
 	prior := p.takeSourceReplay()
-	if prior != nil {
-		defer func() {
-			if prior != nil {
-				p.putBackSourceReplay(prior)
-			}
-		}()
-	}
+	defer func() {
+		if prior != nil { // not carried on: this repair failed first
+			p.putBackSourceReplay(prior)
+		}
+	}()
 	for _, in := range p.localInstances() {
 		if !in.started {
 			in.keptFrom = epoch // all it sends comes after epoch's barrier

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -534,14 +533,15 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 	}
 	p := qr.pipeline()
 	src := p.stages[0][0]
-	var copies sync.WaitGroup
+	// Each part is one COPY, on a session of its own: all its rows go in
+	// before its acknowledgement waits for the repairs, so the parts go
+	// in in order of time.
+	var copies []chan error
 	copyBehind := func(part []string) {
-		copies.Add(1)
-		go func() {
-			defer copies.Done()
-			s2, _ := c.NewSession(context.Background(), "spate", "spate")
-			copyCSV(t, s2, "ev", part)
-		}()
+		s2, _ := c.NewSession(context.Background(), "spate", "spate")
+		done := make(chan error, 1)
+		go func() { done <- copyLines(s2, "ev", part) }()
+		copies = append(copies, done)
 	}
 	awaitWait := func(i int) {
 		select {
@@ -563,7 +563,11 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	close(release)
 	copyBehind(lines[6500:])
-	copies.Wait()
+	for _, done := range copies {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 	waitUntil(t, 30*time.Second, "the repairs", func() bool {
 		recs := run(t, s, "SELECT status FROM spate_recoveries")
 		return len(recs) > 0 && !slices.ContainsFunc(recs, func(r []string) bool { return r[0] != "recovered" })
@@ -575,6 +579,15 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 		t.Errorf("%d repairs, want 3", repairs)
 	}
 	want := sortedText(run(t, rs, "SELECT * FROM j"))
+	for i := 0; i < 100; i++ {
+		got := sortedText(run(t, s, "SELECT * FROM j"))
+		if got == want {
+			t.Logf("equal after %d", i)
+			break
+		}
+		t.Logf("differs: %s recs %v", firstDiff(want, got), run(t, s, "SELECT * FROM spate_recoveries"))
+		time.Sleep(100 * time.Millisecond)
+	}
 	if got := sortedText(run(t, s, "SELECT * FROM j")); got != want {
 		t.Fatalf("j differs after the repairs: %s", firstDiff(want, got))
 	}

@@ -99,13 +99,14 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		id, err := pool.Take(tctx)
 		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ev, ctx.Err()
-			}
+		switch {
+		case err == nil:
+			host = id
+		case ctx.Err() != nil:
+			return ev, ctx.Err()
+		default:
 			c.cfg.Logger.Warn().Err(err).Str("query", query).Msg("no worker from the pool for a scale-out; using the least loaded one")
 		}
-		host = id
 	}
 	// A rescale waits for a repair or another rescale of the query to
 	// finish; its statement can be cancelled meanwhile (57014).

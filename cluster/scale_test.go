@@ -339,11 +339,7 @@ func TestWorkerKilledDuringScaleOut(t *testing.T) {
 // does nothing; the next one goes through.
 func TestRescaleCancelledWhileWaiting(t *testing.T) {
 	lines := steadyLines(2000, 37)
-	setup := func(s Session) {
-		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
-		run(t, s, "CREATE CONTINUOUS QUERY updating AS "+metamorphicQueries["updating"])
-	}
-	rs, s, c, _ := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, 2)
+	rs, s, c, _ := startUpdating(t, lines, 2)
 	copyCSV(t, s, "ev", lines[:1000])
 	c.mu.Lock()
 	qr := c.queries["updating"]
@@ -551,11 +547,7 @@ func TestScaledLayouts(t *testing.T) {
 // repair then recovers the query.
 func TestFreezeGivesUpOnDeadWorker(t *testing.T) {
 	lines := steadyLines(3000, 37)
-	setup := func(s Session) {
-		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
-		run(t, s, "CREATE CONTINUOUS QUERY updating AS "+metamorphicQueries["updating"])
-	}
-	rs, s, c, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, 2)
+	rs, s, c, kill := startUpdating(t, lines, 2)
 	copyCSV(t, s, "ev", lines[:1500])
 	waitUntil(t, 10*time.Second, "a checkpoint", func() bool {
 		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE status = 'complete'")[0][0] != "0"
@@ -618,11 +610,7 @@ func (p *slowPool) Take(ctx context.Context) (string, error) {
 // equals a single-process run.
 func TestRepairWhileScaleOutWaitsForPool(t *testing.T) {
 	lines := steadyLines(3000, 37)
-	setup := func(s Session) {
-		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
-		run(t, s, "CREATE CONTINUOUS QUERY updating AS "+metamorphicQueries["updating"])
-	}
-	rs, s, c, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, 3)
+	rs, s, c, kill := startUpdating(t, lines, 3)
 	copyCSV(t, s, "ev", lines[:1000])
 	waitUntil(t, 10*time.Second, "a checkpoint", func() bool {
 		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE query = 'updating' AND status = 'complete'")[0][0] != "0"
@@ -656,4 +644,15 @@ func TestRepairWhileScaleOutWaitsForPool(t *testing.T) {
 	waitUntil(t, 20*time.Second, "the result to equal the reference", func() bool {
 		return sortedText(run(t, s, "SELECT * FROM updating")) == want
 	})
+}
+
+// startUpdating is startCompared with the updating aggregate over a
+// stream ev (two instances a stage) on workers in-process workers.
+func startUpdating(t *testing.T, lines []string, workers int) (ref, s Session, c *Coordinator, kill func(int)) {
+	t.Helper()
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+		run(t, s, "CREATE CONTINUOUS QUERY updating AS "+metamorphicQueries["updating"])
+	}
+	return startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, workers)
 }
