@@ -61,7 +61,7 @@ func mustExec1(t *testing.T, s Session, sql string) (string, [][]string) {
 func wantCode(t *testing.T, s Session, sql, code string) {
 	t.Helper()
 	_, _, _, err := exec1(context.Background(), s, sql)
-	if got := sqlStateOf(err); got != code {
+	if got := errCode(err); got != code {
 		t.Errorf("%s: got %v (%s), want SQLSTATE %s", sql, err, got, code)
 	}
 }

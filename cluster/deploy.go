@@ -236,11 +236,19 @@ func (c *Coordinator) defaultParallelism() string {
 // rescale gave it); otherwise a stage runs the plan's Parallelism
 // instances over equal ranges.
 func (c *Coordinator) place(q *planner.ContinuousQuery, splits [][]uint64, order [][]int) placement {
+	return c.placeOn(q, splits, order, c.placeableWorkers())
+}
+
+// placeHere places every instance of q on the coordinator.
+func (c *Coordinator) placeHere(q *planner.ContinuousQuery) placement {
+	return c.placeOn(q, nil, nil, nil)
+}
+
+func (c *Coordinator) placeOn(q *planner.ContinuousQuery, splits [][]uint64, order [][]int, workers []control.WorkerInfo) placement {
 	c.mu.Lock()
 	c.nextRun++
 	pl := placement{Run: "r" + strconv.Itoa(c.nextRun), Addrs: map[string]string{}, Version: 1}
 	c.mu.Unlock()
-	workers := c.placeableWorkers()
 	// With checkpoints, what runs on workers can be repaired: every
 	// outlet keeps its output until a checkpoint covers it.
 	pl.Buffered = len(workers) > 0 && c.cfg.CheckpointInterval > 0
@@ -287,6 +295,16 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 	rs := c.restore[q.Name]
 	delete(c.restore, q.Name)
 	c.mu.Unlock()
+	if rs != nil && rs.failed != nil {
+		// It had failed: it comes back failed, as it was (it has neither
+		// state nor input since).
+		p, err := newPipeline(q, c.placeHere(q), coordinatorHost, c.net, result, c.cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		p.fail(rs.failed)
+		return p, nil
+	}
 	var splits [][]uint64
 	var order [][]int
 	if rs != nil {

@@ -64,6 +64,9 @@ func (c *Coordinator) sourceBatches(st *planner.Stage) ([]arrow.RecordBatch, err
 		if q == nil {
 			return nil, errorf(planner.CodeUndefinedTable, "relation %q does not exist", src.Relation)
 		}
+		if err := q.result.failure(); err != nil {
+			return nil, queryFailedError(src.Relation, err)
+		}
 		snap, err := q.result.snapshot()
 		if err != nil {
 			return nil, err

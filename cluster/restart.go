@@ -90,6 +90,9 @@ func (c *Coordinator) restartBlob(ctx context.Context, m *restartManifest, key s
 }
 
 type roundQuery struct {
+	// Failed is the error a query had failed with when the restart point
+	// was taken (it has no epoch, snapshots or result then).
+	Failed    *Error   `json:"failed,omitempty"`
 	Epoch     uint64   `json:"epoch"`
 	Instances [][2]int `json:"instances"`
 	Watermark int64    `json:"watermark"`
@@ -103,6 +106,7 @@ type roundQuery struct {
 type restartRound struct {
 	manifest restartManifest   // without Queries, which writeRestartPoint fills
 	epochs   map[string]uint64 // each query's epoch; not changed once begun
+	failed   map[string]*Error // the queries that had failed when it began
 	tables   map[string][]arrow.RecordBatch
 	started  time.Time
 	layout   uint64 // Coordinator.layoutGen when it began
@@ -110,7 +114,7 @@ type restartRound struct {
 	mu sync.Mutex
 	// protected by mu
 	done    map[string]*roundResult
-	written bool
+	written bool // being written (or abandoned): no checkpoint completes it again
 }
 
 type roundResult struct {
@@ -154,11 +158,22 @@ func (c *Coordinator) beginRound() bool {
 	if len(qs) == 0 || (unchanged && !c.layoutUnsaved()) {
 		return false // nothing to take, or nothing logged or rescaled since the last one
 	}
+	// A failed query takes no part: the restart point records it failed
+	// (a restart brings it back failed), so it holds back neither the
+	// others' restart points nor the log's trimming.
+	failed := map[string]*Error{}
+	live := qs[:0:0]
 	for _, qr := range qs {
-		if qr.recovering.Load() || qr.ckpt.inFlight() > 0 || qr.pipeline().failure() != nil {
+		if err := qr.pipeline().failure(); err != nil {
+			failed[qr.def.Name] = asError(err)
+			continue
+		}
+		if qr.recovering.Load() || qr.ckpt.inFlight() > 0 {
 			return false
 		}
+		live = append(live, qr)
 	}
+	qs = live
 	// Every round has a position of its own, so its blobs never
 	// overwrite a complete restart point's (one at the same position,
 	// after a restart or a rescale with nothing logged since): a mark in
@@ -171,7 +186,7 @@ func (c *Coordinator) beginRound() bool {
 		c.cfg.Logger.Warn().Err(err).Msg("logging a restart point's position")
 		return false
 	}
-	r := &restartRound{started: time.Now(), layout: c.layoutGen.Load(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{},
+	r := &restartRound{started: time.Now(), layout: c.layoutGen.Load(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{}, failed: failed,
 		manifest: restartManifest{Pos: c.wal.log.Next(), LogID: c.wal.id, Streams: map[string]streamState{}, Taken: time.Now()}}
 	c.mu.Lock()
 	r.manifest.DDL = append([]ddlEntry(nil), c.ddlLog...)
@@ -233,9 +248,14 @@ func (c *Coordinator) beginRound() bool {
 			}
 		}
 	}
+	allFailed := len(qs) == 0 // nothing to wait for
+	r.written = allFailed
 	c.mu.Lock()
 	c.round = r
 	c.mu.Unlock()
+	if allFailed {
+		c.background(func() { c.writeRestartPoint(r) })
+	}
 	return true
 }
 
@@ -329,6 +349,9 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 		c.addRestartRecord(r, written, "failed: "+err.Error())
 	}
 	m.Queries = map[string]roundQuery{}
+	for name, e := range r.failed {
+		m.Queries[name] = roundQuery{Failed: e}
+	}
 	for name, res := range r.done {
 		q := roundQuery{Epoch: r.epochs[name], Splits: res.splits, Order: res.order}
 		for key, snap := range res.snaps {
@@ -373,6 +396,14 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 		}
 	}
 	status := "written"
+	if len(r.failed) > 0 {
+		names := make([]string, 0, len(r.failed))
+		for name := range r.failed {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		status += " (recorded as failed: " + strings.Join(names, ", ") + ")"
+	}
 	if err := c.wal.log.Trim(r.manifest.Pos - 1); err != nil {
 		c.cfg.Logger.Warn().Err(err).Msg("trimming the write-ahead log")
 		status = "written; trimming the log failed: " + err.Error()
@@ -411,17 +442,15 @@ func (c *Coordinator) awaitLayoutSaved(ctx context.Context, gen uint64, limit ti
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	for c.savedLayoutGen.Load() < gen {
-		for _, qr := range c.runningQueries() {
-			if qr.pipeline().failure() != nil {
-				return // no round begins while a query is failed
-			}
-		}
 		if sleepCtx(ctx, 20*time.Millisecond) != nil {
 			c.cfg.Logger.Warn().Dur("waited", limit).Msg("no restart point has the new key ranges yet: a restart before one is written resumes with the old ranges")
 			return
 		}
 	}
 }
+
+// queries is how many queries the round takes in, failed ones too.
+func (r *restartRound) queries() int { return len(r.epochs) + len(r.failed) }
 
 func (r *restartRound) release() {
 	for _, bs := range r.tables {
@@ -430,33 +459,73 @@ func (r *restartRound) release() {
 	r.tables = nil
 }
 
-// abandonStaleRound drops a round begun more than after ago that could
-// not complete (a query failed, was dropped or recovered meanwhile); a
-// repair, which aborts the epochs in flight, calls it with 0.
+// abandonStaleRound drops a round that cannot complete: begun more than
+// after ago, or one of whose queries failed or was dropped before its
+// checkpoint was in. A repair, which aborts the epochs in flight, calls
+// it with 0.
 func (c *Coordinator) abandonStaleRound(after time.Duration) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	r := c.round
-	if r == nil || time.Since(r.started) < after {
+	in := map[string]*queryRuntime{}
+	if r != nil {
+		for name := range r.epochs {
+			in[name] = c.queries[name]
+		}
+	}
+	c.mu.Unlock()
+	if r == nil {
 		return
 	}
 	r.mu.Lock()
 	written := r.written
-	r.mu.Unlock()
-	if !written {
-		c.round = nil
-		r.release()
-		// Its epochs end with it: a reading query's barrier may never go
-		// in (the upstream's alignment was aborted), and an epoch left
-		// pending would hold off every later round.
-		for name, e := range r.epochs {
-			if qr := c.queries[name]; qr != nil {
-				qr.ckpt.abort(e)
-			}
+	var missing []string
+	for name := range r.epochs {
+		if r.done[name] == nil {
+			missing = append(missing, name)
 		}
-		c.restartRecords = appendBounded(c.restartRecords, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started),
-			Queries: len(r.epochs), Status: "abandoned: not every query's checkpoint completed"})
 	}
+	r.mu.Unlock()
+	if written {
+		return
+	}
+	status := ""
+	if time.Since(r.started) >= after {
+		status = "abandoned: not every query's checkpoint completed"
+	}
+	sort.Strings(missing)
+	for _, name := range missing {
+		if qr := in[name]; qr == nil || qr.pipeline().failure() != nil {
+			status = fmt.Sprintf("abandoned: continuous query %s failed or was dropped before its checkpoint completed", name)
+			break
+		}
+	}
+	if status == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.round != r {
+		return
+	}
+	r.mu.Lock()
+	written = r.written
+	r.written = true // closed: a checkpoint coming in now does not write it
+	r.mu.Unlock()
+	if written {
+		return // completed meanwhile
+	}
+	c.round = nil
+	r.release()
+	// Its epochs end with it: a reading query's barrier may never go
+	// in (the upstream's alignment was aborted), and an epoch left
+	// pending would hold off every later round.
+	for name, e := range r.epochs {
+		if qr := c.queries[name]; qr != nil {
+			qr.ckpt.abort(e)
+		}
+	}
+	c.restartRecords = appendBounded(c.restartRecords, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started),
+		Queries: r.queries(), Status: status})
 }
 
 // restartRecord is a restart point as SHOW RESTART POINTS lists it.
@@ -474,7 +543,7 @@ func (c *Coordinator) addRestartRecord(r *restartRound, bytes int64, status stri
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.restartRecords = appendBounded(c.restartRecords, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started),
-		Bytes: bytes, Queries: len(r.epochs), Status: status})
+		Bytes: bytes, Queries: r.queries(), Status: status})
 }
 
 func appendBounded(rs []restartRecord, r restartRecord) []restartRecord {
@@ -493,7 +562,7 @@ func (c *Coordinator) restartRows() ([]Column, [][]any) {
 	c.mu.Lock()
 	recs := append([]restartRecord(nil), c.restartRecords...)
 	if r := c.round; r != nil {
-		recs = append(recs, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started), Queries: len(r.epochs), Status: "in progress"})
+		recs = append(recs, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started), Queries: r.queries(), Status: "in progress"})
 	}
 	c.mu.Unlock()
 	var rows [][]any
@@ -669,6 +738,7 @@ type restoring struct {
 	wm     int64
 	splits [][]uint64 // the layout the snapshots were taken in (nil: the plan's)
 	order  [][]int
+	failed *Error // the query had failed: it comes back failed, with nothing restored
 }
 
 // loadRestartPoint reads a restart point's per-query data into
@@ -681,6 +751,10 @@ func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) 
 		c.mu.Unlock()
 	}()
 	for name, q := range m.Queries {
+		if q.Failed != nil {
+			restore[name] = &restoring{failed: q.Failed}
+			continue
+		}
 		rs := &restoring{snaps: map[[2]int][]byte{}, wm: q.Watermark, splits: q.Splits, order: q.Order}
 		for _, key := range q.Instances {
 			data, err := c.restartBlob(ctx, m, fmt.Sprintf("queries/%s/%d.%d", name, key[0], key[1]))

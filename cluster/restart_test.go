@@ -108,9 +108,7 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 	copyCSV(t, rs, "ev", chunks[2][:1500])
 	run(t, s, "UPDATE dim SET name = 'FOUR' WHERE k = 4")
 	run(t, rs, "UPDATE dim SET name = 'FOUR' WHERE k = 4")
-	c.BeginShutdown()
-	stop()
-	c.Close()
+	shutDown(c, stop)
 
 	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*"))
 	sort.Strings(segs)
@@ -118,16 +116,7 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 		t.Errorf("the log was not trimmed behind the restart point: %v", segs)
 	}
 
-	c2, stop2 := startTestCluster(t, cfg, 2)
-	defer func() {
-		c2.BeginShutdown()
-		stop2()
-		c2.Close()
-	}()
-	st, err := c2.Recover(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c2, st := startRecovered(t, cfg, 2)
 	if st.From <= 1 {
 		t.Fatalf("recovered from log position %d, want a restart point's", st.From)
 	}
@@ -155,6 +144,26 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 		}
 	}
 	_ = os.Remove
+}
+
+// shutDown stops a test coordinator as a stopping server does.
+func shutDown(c *Coordinator, stop func()) {
+	c.BeginShutdown()
+	stop()
+	c.Close()
+}
+
+// startRecovered starts a test coordinator that recovers what cfg's
+// data directory and store hold; it is shut down when the test ends.
+func startRecovered(t *testing.T, cfg Config, workers int) (*Coordinator, RecoveryStats) {
+	t.Helper()
+	c, stop := startTestCluster(t, cfg, workers)
+	t.Cleanup(func() { shutDown(c, stop) })
+	st, err := c.Recover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, st
 }
 
 // TestResultAsOfEpochAfterCompaction: an append-only result's small
@@ -219,11 +228,7 @@ func TestRestartPointOfAnotherDataDirectory(t *testing.T) {
 	// session and a stop, or Recover's error.
 	start := func(dir string) (Session, *Coordinator, func(), error) {
 		c, stop := startTestCluster(t, cfgFor(dir), 1)
-		closeAll := func() {
-			c.BeginShutdown()
-			stop()
-			c.Close()
-		}
+		closeAll := func() { shutDown(c, stop) }
 		if _, err := c.Recover(context.Background()); err != nil {
 			closeAll()
 			return nil, nil, nil, err
@@ -362,24 +367,132 @@ func TestRescaleSurvivesRestart(t *testing.T) {
 	})
 	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1")
 	want := sortedText(run(t, s, "SELECT * FROM totals"))
-	c.BeginShutdown()
-	stop()
-	c.Close()
-
-	c2, stop2 := startTestCluster(t, cfg, 2)
-	defer func() {
-		c2.BeginShutdown()
-		stop2()
-		c2.Close()
-	}()
-	if _, err := c2.Recover(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	shutDown(c, stop)
+	c2, _ := startRecovered(t, cfg, 2)
 	s2, _ := c2.NewSession(context.Background(), "spate", "spate")
 	if n := run(t, s2, "SELECT COUNT(*) FROM spate_instances WHERE query = 'totals' AND stage = 1"); n[0][0] != "3" {
 		t.Errorf("resumed with %s aggregate instances, want the 3 of the acknowledged scale-out", n[0][0])
 	}
 	if got := sortedText(run(t, s2, "SELECT * FROM totals")); got != want {
 		t.Errorf("totals after the restart: %s", firstDiff(want, got))
+	}
+}
+
+// TestFailedQueryKeepsRestartPoints: a query that fails (a division by
+// zero on a worker) no longer holds back the restart points: the next
+// ones record it as failed, the log is trimmed past its failure, and a
+// restarted server brings it back failed with the same error — reading
+// it says so (SQLSTATE 22012) — while the query beside it resumes with
+// nothing lost. Dropped and created again, it starts over.
+func TestFailedQueryKeepsRestartPoints(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	var chunks [][]string
+	for c := range 3 {
+		var lines []string
+		for i := range 1000 {
+			lines = append(lines, fmt.Sprintf("%d,%d,%d", rng.IntN(20), 1+rng.IntN(100), 1000+c*100+i/10))
+		}
+		chunks = append(chunks, lines)
+	}
+	const (
+		stream = "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')"
+		totals = "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k"
+		ratio  = "CREATE CONTINUOUS QUERY ratio AS SELECT k, 100 / MIN(v) AS r FROM ev GROUP BY k" // on the aggregate's worker
+	)
+	ref, _ := startTestCluster(t, Config{Parallelism: 1}, 0)
+	defer ref.Close()
+	rs, _ := ref.NewSession(context.Background(), "spate", "spate")
+	run(t, rs, stream)
+	run(t, rs, totals)
+
+	dir := t.TempDir()
+	cfg := Config{Parallelism: 2, DataDir: dir, CheckpointInterval: 30 * time.Millisecond, RestartPointInterval: 30 * time.Millisecond,
+		CheckpointStore: filepath.Join(dir, "checkpoints")}
+	c, stop := startTestCluster(t, cfg, 2)
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	run(t, s, stream)
+	run(t, s, totals)
+	run(t, s, ratio)
+	copyCSV(t, s, "ev", chunks[0])
+	copyCSV(t, rs, "ev", chunks[0])
+	// restartPoint waits for a restart point that covers the log as it
+	// is now, whose status starts with status.
+	restartPoint := func(c *Coordinator, s Session, status string) *restartManifest {
+		t.Helper()
+		pos := c.wal.log.Next()
+		var m *restartManifest
+		waitUntil(t, 20*time.Second, "a restart point at log position "+fmt.Sprint(pos)+" or later with status "+status, func() bool {
+			var err error
+			m, err = c.latestRestartPoint(context.Background())
+			if err != nil || m == nil || m.Pos < pos {
+				return false
+			}
+			recs := run(t, s, fmt.Sprintf("SELECT status FROM spate_restart_points WHERE wal_position = %d", m.Pos))
+			return len(recs) == 1 && strings.HasPrefix(recs[0][0], status)
+		})
+		return m
+	}
+	if m := restartPoint(c, s, "written"); m.Queries["ratio"].Failed != nil || len(m.Queries) != 2 {
+		t.Fatalf("the restart point before the failure: %+v", m.Queries)
+	}
+
+	run(t, s, "INSERT INTO ev VALUES (3, 0, 1100)")
+	run(t, rs, "INSERT INTO ev VALUES (3, 0, 1100)")
+	waitUntil(t, 10*time.Second, "ratio to fail", func() bool {
+		st := run(t, s, "SELECT status FROM spate_continuous_queries WHERE name = 'ratio'")
+		return strings.HasPrefix(st[0][0], "failed: ")
+	})
+	failedAt := c.wal.log.Next()
+	copyCSV(t, s, "ev", chunks[1])
+	copyCSV(t, rs, "ev", chunks[1])
+	m := restartPoint(c, s, "written (recorded as failed: ratio)")
+	if f := m.Queries["ratio"].Failed; f == nil || f.Code != exec.CodeDivisionByZero || !strings.Contains(f.Message, "division by zero") {
+		t.Errorf("the restart point records ratio as %+v, want failed with 22012", m.Queries["ratio"])
+	}
+	if m.Queries["totals"].Failed != nil || len(m.Queries["totals"].Instances) == 0 {
+		t.Errorf("the restart point records totals as %+v", m.Queries["totals"])
+	}
+	readFailed := func(s Session, when string) {
+		t.Helper()
+		_, err := tryRun(s, "SELECT * FROM ratio")
+		if err == nil || errCode(err) != exec.CodeDivisionByZero || !strings.Contains(err.Error(), `continuous query "ratio" failed`) ||
+			!strings.Contains(err.Error(), "division by zero") {
+			t.Errorf("%s: SELECT from the failed query: %v (SQLSTATE %s), want 22012 naming the query", when, err, errCode(err))
+		}
+	}
+	readFailed(s, "before the restart")
+	copyCSV(t, s, "ev", chunks[2][:500])
+	copyCSV(t, rs, "ev", chunks[2][:500])
+	shutDown(c, stop)
+	c2, st := startRecovered(t, cfg, 2)
+	if st.From < failedAt {
+		t.Errorf("resumed from log position %d, before the failure at %d: the failed query held the restart points back", st.From, failedAt)
+	}
+	s2, _ := c2.NewSession(context.Background(), "spate", "spate")
+	if got := run(t, s2, "SELECT status FROM spate_continuous_queries WHERE name = 'ratio'"); !strings.Contains(got[0][0], "failed: ") || !strings.Contains(got[0][0], "division by zero") {
+		t.Errorf("after the restart ratio is %v, want failed as before", got)
+	}
+	readFailed(s2, "after the restart")
+	copyCSV(t, s2, "ev", chunks[2][500:])
+	copyCSV(t, rs, "ev", chunks[2][500:])
+	if got, want := sortedText(run(t, s2, "SELECT * FROM totals")), sortedText(run(t, rs, "SELECT * FROM totals")); got != want {
+		t.Errorf("totals after the restart: %s", firstDiff(want, got))
+	}
+	// Dropped and created again, it reads on from now.
+	run(t, s2, "DROP CONTINUOUS QUERY ratio")
+	run(t, s2, ratio)
+	run(t, s2, "INSERT INTO ev VALUES (5, 4, 1400), (5, 20, 1400)")
+	if got := run(t, s2, "SELECT * FROM ratio"); fmt.Sprint(got) != "[[5 25]]" {
+		t.Errorf("ratio created again: %v, want [[5 25]] (100 / MIN of the rows since)", got)
+	}
+	// With every query failed, restart points still trim the log.
+	run(t, s2, "DROP CONTINUOUS QUERY totals")
+	run(t, s2, "INSERT INTO ev VALUES (5, 0, 1400)")
+	waitUntil(t, 10*time.Second, "ratio to fail again", func() bool {
+		return strings.HasPrefix(run(t, s2, "SELECT status FROM spate_continuous_queries WHERE name = 'ratio'")[0][0], "failed: ")
+	})
+	copyCSV(t, s2, "ev", chunks[0][:100])
+	if m := restartPoint(c2, s2, "written (recorded as failed: ratio)"); len(m.Queries) != 1 {
+		t.Errorf("the restart point with every query failed has %+v", m.Queries)
 	}
 }

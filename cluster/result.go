@@ -25,6 +25,7 @@ import (
 // It is safe for concurrent use: the last stage's instances apply batches
 // while sessions read snapshots and subscribe.
 type resultStore struct {
+	name     string           // the query's
 	cols     []planner.Column // without "op"
 	schema   *arrow.Schema    // of stored rows, without "op"
 	updating bool
@@ -102,7 +103,7 @@ func (sr sourceReader) feed(rec arrow.RecordBatch, wm int64, hasWM bool) error {
 
 func newResultStore(q *planner.ContinuousQuery) *resultStore {
 	r := &resultStore{
-		cols: q.Columns, schema: ArrowSchema(q.Columns), updating: q.Updating, key: q.Key,
+		name: q.Name, cols: q.Columns, schema: ArrowSchema(q.Columns), updating: q.Updating, key: q.Key,
 		rows: map[string][]any{}, counts: map[string]int{}, subs: map[*subscriber]struct{}{},
 		watermark: math.MinInt64, retention: -1, timeCol: q.EventTime, timeUnit: q.TimeUnit,
 	}
@@ -514,7 +515,7 @@ func (r *resultStore) subscribe() (*subscriber, error) {
 	}
 	s.queue = initial
 	if r.err != nil {
-		s.err = r.err
+		s.err = queryFailedError(r.name, r.err)
 	}
 	if r.closed {
 		s.err = io.EOF
@@ -585,8 +586,15 @@ func (r *resultStore) fail(err error) {
 	defer r.mu.Unlock()
 	r.err = err
 	for s := range r.subs {
-		s.finish(err)
+		s.finish(queryFailedError(r.name, err))
 	}
+}
+
+// failure is the error the query failed with (nil while it runs).
+func (r *resultStore) failure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
 }
 
 // close ends every subscription (the query was dropped) and releases the

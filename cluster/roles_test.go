@@ -17,7 +17,7 @@ func wantState(t *testing.T, err error, code string) {
 	if err == nil {
 		t.Fatalf("no error, want %s", code)
 	}
-	if got := sqlStateOf(err); got != code {
+	if got := errCode(err); got != code {
 		t.Fatalf("error %q has SQLSTATE %q, want %s", err, got, code)
 	}
 }
@@ -103,12 +103,12 @@ func TestRolesAndPrivileges(t *testing.T) {
 			t.Errorf("reader: %s succeeded", sql)
 			continue
 		}
-		if got := sqlStateOf(err); got != code {
+		if got := errCode(err); got != code {
 			t.Errorf("reader: %s: %v (%s), want %s", sql, err, got, code)
 		}
 	}
 	run(t, reader, "SET ROLE reader; RESET ROLE; SET SESSION AUTHORIZATION DEFAULT")
-	if _, err := tryRun(admin, "SET ROLE reader"); sqlStateOf(err) != "0A000" {
+	if _, err := tryRun(admin, "SET ROLE reader"); errCode(err) != "0A000" {
 		t.Errorf("superuser SET ROLE reader: %v, want 0A000", err)
 	}
 	_, err = tryRun(reader, "SELECT * FROM ev")
@@ -128,7 +128,7 @@ func TestRolesAndPrivileges(t *testing.T) {
 
 	writer := roleSession(t, c, "writer")
 	run(t, writer, "INSERT INTO ev VALUES (3, 1, 4)")
-	if _, err := tryRun(writer, "SELECT * FROM totals"); sqlStateOf(err) != "42501" {
+	if _, err := tryRun(writer, "SELECT * FROM totals"); errCode(err) != "42501" {
 		t.Errorf("writer SELECT totals: %v", err)
 	}
 	res, err = writer.Execute(context.Background(), mustParse(t, "COPY ev FROM STDIN"), nil)
@@ -138,16 +138,16 @@ func TestRolesAndPrivileges(t *testing.T) {
 	res.CopyIn.Abort("test")
 
 	nobody := roleSession(t, c, "nobody")
-	if _, err := tryRun(nobody, "SELECT * FROM totals"); sqlStateOf(err) != "42501" || err.Error() != "permission denied for continuous query totals" {
+	if _, err := tryRun(nobody, "SELECT * FROM totals"); errCode(err) != "42501" || err.Error() != "permission denied for continuous query totals" {
 		t.Errorf("nobody SELECT totals: %v", err)
 	}
-	if _, err := nobody.Execute(context.Background(), mustParse(t, "SUBSCRIBE totals"), nil); sqlStateOf(err) != "42501" {
+	if _, err := nobody.Execute(context.Background(), mustParse(t, "SUBSCRIBE totals"), nil); errCode(err) != "42501" {
 		t.Errorf("nobody SUBSCRIBE totals: %v", err)
 	}
 
 	// REVOKE, then the grant is gone; ALL grants both.
 	run(t, admin, "REVOKE SELECT ON dim FROM reader")
-	if _, err := tryRun(reader, "SELECT * FROM dim"); sqlStateOf(err) != "42501" {
+	if _, err := tryRun(reader, "SELECT * FROM dim"); errCode(err) != "42501" {
 		t.Errorf("SELECT after REVOKE: %v", err)
 	}
 	run(t, admin, "GRANT ALL ON ALL TABLES IN SCHEMA public TO nobody")
@@ -163,7 +163,7 @@ func TestRolesAndPrivileges(t *testing.T) {
 		}
 	}
 	// writer's open session has no privileges left.
-	if _, err := tryRun(writer, "INSERT INTO ev VALUES (3, 1, 5)"); sqlStateOf(err) != "42501" {
+	if _, err := tryRun(writer, "INSERT INTO ev VALUES (3, 1, 5)"); errCode(err) != "42501" {
 		t.Errorf("dropped role's INSERT: %v", err)
 	}
 
@@ -180,7 +180,7 @@ func TestRolesAndPrivileges(t *testing.T) {
 		"CREATE ROLE m PASSWORD 'md5d41d8cd98f00b204e9800998ecf8427e'": "0A000",
 		"CREATE ROLE m PASSWORD 'SCRAM-SHA-256$0:abc$x:y'":             "22023",
 	} {
-		if _, err := tryRun(admin, sql); sqlStateOf(err) != code {
+		if _, err := tryRun(admin, sql); errCode(err) != code {
 			t.Errorf("%s: %v, want %s", sql, err, code)
 		}
 	}
@@ -265,7 +265,7 @@ func TestRolesSurviveRestart(t *testing.T) {
 	}
 	ro := roleSession(t, c2, "ro")
 	run(t, ro, "SELECT * FROM q")
-	if _, err := tryRun(ro, "SELECT * FROM ev"); sqlStateOf(err) != "42501" {
+	if _, err := tryRun(ro, "SELECT * FROM ev"); errCode(err) != "42501" {
 		t.Errorf("ro SELECT ev after restart: %v", err)
 	}
 }

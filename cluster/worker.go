@@ -344,11 +344,8 @@ func (w *workerRuntime) newRun(place placement, plan json.RawMessage) (*pipeline
 	}
 	run := place.Run
 	p.onFail = func(err error) {
-		f := failedNotice{Run: run, Code: "XX000", Message: err.Error()}
-		var e *Error
-		if errors.As(err, &e) {
-			f.Code, f.Message = e.Code, e.Message
-		}
+		e := asError(err)
+		f := failedNotice{Run: run, Code: e.Code, Message: e.Message}
 		log.Warn().Err(err).Msg("continuous query failed on this worker")
 		w.notify(p.ctx, noticeFailed, f, log)
 	}
