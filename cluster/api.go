@@ -81,6 +81,7 @@ type CopyIn interface {
 //     "COPY n".
 type Result struct {
 	Tag           string
+	Notices       []Notice // sent before the result (NoticeResponse)
 	Columns       []Column
 	Rows          RowStream
 	CopyOut       bool
@@ -96,7 +97,9 @@ type Result struct {
 // Notice is a message for the client that is not an error (NoticeResponse).
 type Notice struct {
 	Severity string // "NOTICE", "WARNING"
+	Code     string // SQLSTATE: 00000 for a notice, 01000 for a warning
 	Message  string
+	Hint     string
 }
 
 // Session is one client's connection state: settings such as parallelism

@@ -87,10 +87,20 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	if st := q.Plan.Stages[stage]; st.Source != nil || len(st.PartitionBy) == 0 {
 		return ev, errorf("0A000", "stage %d of %q is not partitioned by key: it cannot change its number of instances", stage, query)
 	}
+	defer func() {
+		if err != nil && ev.Status == "" { // refused: SHOW SCALING EVENTS says why
+			ev.Status = "refused: " + err.Error()
+			c.addScalingEvent(ev)
+		}
+	}()
+	if err := rescaleRefused(qr, stage, idx, out); err != nil {
+		return ev, err // before a pool worker is taken for nothing
+	}
 	// A scale-out takes its worker from the pool first (which may start
 	// one: up to 2 minutes), so that a repair of the query does not wait
-	// behind it; a worker taken for a scale-out that is then refused goes
-	// back to the pool when it stays without instances.
+	// behind it; a worker taken for a scale-out that is then refused (the
+	// query changed meanwhile) goes back to the pool when it stays
+	// without instances.
 	host := ""
 	c.mu.Lock()
 	pool := c.pool
@@ -114,20 +124,11 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		return ev, err
 	}
 	defer qr.recoverMu.Unlock()
-	defer func() {
-		if err != nil && ev.Status == "" { // refused: SHOW SCALING EVENTS says why
-			ev.Status = "refused: " + err.Error()
-			c.addScalingEvent(ev)
-		}
-	}()
+	if err := rescaleRefused(qr, stage, idx, out); err != nil {
+		return ev, err
+	}
 	p := qr.pipeline()
-	if p == nil || p.failure() != nil {
-		return ev, errorf("55000", "continuous query %q is not running", query)
-	}
 	old := p.placement()
-	if !old.Buffered {
-		return ev, errorf("55000", "scaling needs worker processes and checkpoints (spate serve --workers N, checkpoint interval > 0)")
-	}
 	workers := c.liveWorkers()
 	if len(workers) == 0 {
 		return ev, errorf("55000", "no live worker")
@@ -141,14 +142,8 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	var step rescaleStep
 	switch {
 	case out:
-		if width >= maxStageWidth {
-			return ev, errorf("54000", "stage %d of %q already runs %d instances", stage, query, width)
-		}
 		if idx < 0 {
 			idx = busiest(load, stage, width)
-		}
-		if idx >= width {
-			return ev, errorf("22023", "stage %d of %q has no instance %d", stage, query, idx)
 		}
 		lo, hi := ranges.of(idx)
 		if split == 0 {
@@ -292,6 +287,28 @@ func rescaleInPlace(q *planner.ContinuousQuery, step rescaleStep) bool {
 // layoutSaveLimit bounds how long ALTER … SCALE waits for a restart
 // point with its ranges.
 const layoutSaveLimit = time.Minute
+
+// rescaleRefused says why stage of qr cannot be rescaled now (nil: it
+// can be tried): checked before a scale-out takes a pool worker, and
+// again under the query's lock.
+func rescaleRefused(qr *queryRuntime, stage, idx int, out bool) error {
+	p := qr.pipeline()
+	if p == nil || p.failure() != nil {
+		return errorf("55000", "continuous query %q is not running", qr.def.Name)
+	}
+	pl := p.placement()
+	if !pl.Buffered {
+		return errorf("55000", "scaling needs worker processes and checkpoints (spate serve --workers N, checkpoint interval > 0)")
+	}
+	width := pl.width(stage)
+	if out && width >= maxStageWidth {
+		return errorf("54000", "stage %d of %q already runs %d instances", stage, qr.def.Name, width)
+	}
+	if out && idx >= width {
+		return errorf("22023", "stage %d of %q has no instance %d", stage, qr.def.Name, idx)
+	}
+	return nil
+}
 
 // maxStageWidth bounds a stage's instances.
 const maxStageWidth = 256
@@ -983,7 +1000,26 @@ func (c *Coordinator) alterQuery(ctx context.Context, x *parser.AlterContinuousQ
 	if err := c.ddl(x.SQL(), 0, func() error { qr.policy.Store(&p); return nil }); err != nil {
 		return Result{}, err
 	}
-	return Result{Tag: "ALTER CONTINUOUS QUERY"}, nil
+	res := Result{Tag: "ALTER CONTINUOUS QUERY"}
+	if why := autoscaleIdle(qr); p.Autoscale && why != "" {
+		res.Notices = append(res.Notices, Notice{Severity: "WARNING", Code: "01000",
+			Message: fmt.Sprintf("autoscale is on, but continuous query %q cannot be rescaled: %s", x.Name, why)})
+	}
+	return res, nil
+}
+
+// autoscaleIdle says why the controller cannot rescale qr now ("" when
+// it can).
+func autoscaleIdle(qr *queryRuntime) string {
+	for _, st := range qr.def.Plan.Stages {
+		if st.Source == nil && len(st.PartitionBy) > 0 {
+			if err := rescaleRefused(qr, st.ID, -1, false); err != nil {
+				return err.Error()
+			}
+			return ""
+		}
+	}
+	return "it has no stage partitioned by key (a GROUP BY, a join or an OVER window with PARTITION BY)"
 }
 
 // boolSetting reads on/off, true/false, yes/no, 1/0.

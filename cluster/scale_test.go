@@ -234,10 +234,21 @@ func TestAlterContinuousQuery(t *testing.T) {
 		t.Errorf("totals after scaling out and in: %v", r)
 	}
 
-	run(t, s, "ALTER CONTINUOUS QUERY totals SET (autoscale = on, max_instances = 4, target_utilisation = 0.5)")
+	if n := alterNotices(t, s, "ALTER CONTINUOUS QUERY totals SET (autoscale = on, max_instances = 4, target_utilisation = 0.5)"); len(n) != 0 {
+		t.Errorf("autoscale on a query that can scale: notices %v", n)
+	}
+	// A query the controller cannot rescale says so.
+	if n := alterNotices(t, s, "ALTER CONTINUOUS QUERY everything SET (autoscale = on)"); len(n) != 1 || n[0].Severity != "WARNING" || n[0].Code != "01000" ||
+		!strings.Contains(n[0].Message, "no stage partitioned by key") {
+		t.Errorf("autoscale on a global aggregate: notices %+v, want a warning", n)
+	}
 	if p := c.ScalingPolicies()["totals"]; p != (ScalingPolicy{Autoscale: true, MinInstances: 1, MaxInstances: 4, TargetUtilisation: 0.5}) {
 		t.Errorf("policy %+v", p)
 	}
+	// A scale-out refused takes no worker from the pool.
+	pool := &slowPool{id: "w1", taking: make(chan struct{}), release: make(chan struct{})}
+	close(pool.release)
+	c.SetWorkerPool(pool)
 	for sql, code := range map[string]string{
 		"ALTER CONTINUOUS QUERY nope SCALE OUT STAGE 1":                                          "42P01",
 		"ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 7":                                        "22023",
@@ -259,10 +270,29 @@ func TestAlterContinuousQuery(t *testing.T) {
 			t.Errorf("%s: %v, want SQLSTATE %s", sql, err, code)
 		}
 	}
+	select {
+	case <-pool.taking:
+		t.Error("a refused scale-out took a worker from the pool")
+	default:
+	}
 	// A refused rescale of a query's stage is listed with the reason.
 	if r := run(t, s, "SELECT status FROM spate_scaling_events WHERE status LIKE 'refused%'"); len(r) != 1 || !strings.Contains(r[0][0], "no instance 9") {
 		t.Errorf("refused rescales in SHOW SCALING EVENTS: %v", r)
 	}
+}
+
+// alterNotices runs an ALTER and returns the notices it sent.
+func alterNotices(t *testing.T, s Session, sql string) []Notice {
+	t.Helper()
+	stmts, err := parser.Parse(sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Execute(context.Background(), stmts[0], nil)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return res.Notices
 }
 
 // errCode is the SQLSTATE of an error from any layer ("" if none).

@@ -422,6 +422,9 @@ func (c *conn) execute(p *portal, maxRows int) error {
 		return c.stmtErr(p, err)
 	}
 	p.res = res
+	for _, n := range res.Notices {
+		c.send(&pgproto3.NoticeResponse{Severity: n.Severity, SeverityUnlocalized: n.Severity, Code: n.Code, Message: n.Message, Hint: n.Hint})
+	}
 	switch {
 	case res.CopyIn != nil:
 		return c.beginCopyIn(p)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -228,4 +229,21 @@ func TestScaleOutAfterPoolWorkerDied(t *testing.T) {
 	}
 	r.feed(2000, 500)
 	r.sameResults(30 * time.Second)
+}
+
+// TestAutoscaleWarning: psql shows the warning of an ALTER that turns
+// autoscale on where the query cannot be rescaled (no worker processes),
+// and the ALTER still succeeds.
+func TestAutoscaleWarning(t *testing.T) {
+	psql := sqltest.RequireBinary(t, "psql")
+	srv := sqltest.StartSpate(t, "--workers", "0")
+	res := runPsql(t, psql, srv.ConnString(),
+		"-c", "CREATE STREAM ev (k INT, v INT)",
+		"-c", "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k",
+		"-c", "ALTER CONTINUOUS QUERY totals SET (autoscale = on)",
+		"-c", "SELECT scaling FROM spate_continuous_queries")
+	if res.exit != 0 || !strings.Contains(res.stderr, `WARNING:  01000: autoscale is on, but continuous query "totals" cannot be rescaled: scaling needs worker processes`) ||
+		!strings.Contains(res.stdout, "autoscale on") {
+		t.Errorf("psql exited with %d:\n%s%s", res.exit, res.stdout, res.stderr)
+	}
 }
