@@ -1155,10 +1155,7 @@ const keepRecoveryRecords = 100
 func (c *Coordinator) addRecovery(rec recoveryRecord) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.recoveries = append(c.recoveries, rec)
-	if len(c.recoveries) > keepRecoveryRecords {
-		c.recoveries = c.recoveries[len(c.recoveries)-keepRecoveryRecords:]
-	}
+	c.recoveries = lastOf(append(c.recoveries, rec), keepRecoveryRecords)
 }
 
 // recoveryRows answers SHOW RECOVERIES.

@@ -72,6 +72,51 @@ type restartManifest struct {
 	// Sums is every blob's CRC-32C (Castagnoli), by key below the
 	// restart point's prefix: a blob that does not match is refused.
 	Sums map[string]uint32 `json:"sums"`
+	// History is what SHOW RECOVERIES, SHOW SCALING EVENTS and SHOW
+	// RESTART POINTS listed when it was written: a restart lists it on.
+	History *history `json:"history,omitempty"`
+}
+
+// history is the coordinator's record of what happened to its queries.
+type history struct {
+	Recoveries    []recoveryRecord `json:"recoveries,omitempty"`
+	ScalingEvents []scalingEvent   `json:"scaling_events,omitempty"`
+	RestartPoints []restartRecord  `json:"restart_points,omitempty"`
+}
+
+// history returns a copy of the records.
+func (c *Coordinator) history() *history {
+	h := &history{}
+	c.mu.Lock()
+	h.Recoveries = append(h.Recoveries, c.recoveries...)
+	h.RestartPoints = append(h.RestartPoints, c.restartRecords...)
+	c.mu.Unlock()
+	c.scaling.mu.Lock()
+	h.ScalingEvents = append(h.ScalingEvents, c.scaling.events...)
+	c.scaling.mu.Unlock()
+	return h
+}
+
+// loadHistory puts a restart point's records before those since.
+func (c *Coordinator) loadHistory(h *history) {
+	if h == nil {
+		return
+	}
+	c.mu.Lock()
+	c.recoveries = lastOf(append(h.Recoveries, c.recoveries...), keepRecoveryRecords)
+	c.restartRecords = lastOf(append(h.RestartPoints, c.restartRecords...), keepCheckpointRecords)
+	c.mu.Unlock()
+	c.scaling.mu.Lock()
+	c.scaling.events = lastOf(append(h.ScalingEvents, c.scaling.events...), keepScalingEvents)
+	c.scaling.mu.Unlock()
+}
+
+// lastOf is the last n of xs.
+func lastOf[T any](xs []T, n int) []T {
+	if len(xs) > n {
+		return xs[len(xs)-n:]
+	}
+	return xs
 }
 
 var blobCRC = crc32.MakeTable(crc32.Castagnoli)
@@ -378,6 +423,7 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 			return
 		}
 	}
+	m.History = c.history()
 	data, err := json.Marshal(m)
 	if err == nil {
 		err = put("manifest.json", data)
@@ -547,11 +593,7 @@ func (c *Coordinator) addRestartRecord(r *restartRound, bytes int64, status stri
 }
 
 func appendBounded(rs []restartRecord, r restartRecord) []restartRecord {
-	rs = append(rs, r)
-	if len(rs) > keepCheckpointRecords {
-		rs = rs[len(rs)-keepCheckpointRecords:]
-	}
-	return rs
+	return lastOf(append(rs, r), keepCheckpointRecords)
 }
 
 // restartRows answers SHOW RESTART POINTS: the last ones, then the one

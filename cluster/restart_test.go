@@ -142,8 +142,26 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 				t.Errorf("%s resumed with %s aggregate instances, want the 3 it was scaled to", q, n[0][0])
 			}
 		}
+		// The history goes on: the scale-outs before the restart point.
+		if ev := run(t, s2, "SELECT query, decision, status FROM spate_scaling_events ORDER BY query"); fmt.Sprint(ev) != "[[totals scale out done] [win scale out done]]" {
+			t.Errorf("SHOW SCALING EVENTS after the restart: %v", ev)
+		}
 	}
-	_ = os.Remove
+	// SHOW RESTART POINTS lists on from before the stop, and SHOW
+	// RECOVERIES has the restart: each query, from the restart point.
+	if pts := run(t, s2, fmt.Sprintf("SELECT COUNT(*) FROM spate_restart_points WHERE wal_position < %d AND status LIKE 'written%%'", st.From)); pts[0][0] == "0" {
+		t.Errorf("SHOW RESTART POINTS after the restart lost the earlier ones: %v", run(t, s2, "SHOW RESTART POINTS"))
+	}
+	recs := run(t, s2, "SELECT query, reason, status, checkpoint_epoch, replayed FROM spate_recoveries ORDER BY query")
+	if len(recs) != len(restartQueries) {
+		t.Errorf("SHOW RECOVERIES after the restart: %v, want one row a query", recs)
+	}
+	for _, r := range recs {
+		if !strings.HasPrefix(r[1], fmt.Sprintf("server restarted: resumed from the restart point at log position %d ", st.From)) || r[2] != "recovered" || r[3] == "0" ||
+			r[4] != fmt.Sprint(st.Entries) {
+			t.Errorf("SHOW RECOVERIES row %v (resumed from %d, %d entries replayed)", r, st.From, st.Entries)
+		}
+	}
 }
 
 // shutDown stops a test coordinator as a stopping server does.
@@ -471,6 +489,10 @@ func TestFailedQueryKeepsRestartPoints(t *testing.T) {
 	s2, _ := c2.NewSession(context.Background(), "spate", "spate")
 	if got := run(t, s2, "SELECT status FROM spate_continuous_queries WHERE name = 'ratio'"); !strings.Contains(got[0][0], "failed: ") || !strings.Contains(got[0][0], "division by zero") {
 		t.Errorf("after the restart ratio is %v, want failed as before", got)
+	}
+	if got := run(t, s2, "SELECT query, status FROM spate_recoveries ORDER BY query"); len(got) != 2 || got[0][1] != "failed: "+m.Queries["ratio"].Failed.Message ||
+		got[1][1] != "recovered" {
+		t.Errorf("SHOW RECOVERIES after the restart: %v", got)
 	}
 	readFailed(s2, "after the restart")
 	copyCSV(t, s2, "ev", chunks[2][500:])

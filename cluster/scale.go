@@ -1132,10 +1132,7 @@ type scalingEvents struct {
 func (c *Coordinator) addScalingEvent(ev scalingEvent) {
 	c.scaling.mu.Lock()
 	defer c.scaling.mu.Unlock()
-	c.scaling.events = append(c.scaling.events, ev)
-	if len(c.scaling.events) > keepScalingEvents {
-		c.scaling.events = c.scaling.events[len(c.scaling.events)-keepScalingEvents:]
-	}
+	c.scaling.events = lastOf(append(c.scaling.events, ev), keepScalingEvents)
 }
 
 // An in-place rescale (rescaleInPlace) replaces only the instances it

@@ -331,6 +331,7 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 		if err := c.loadRestartPoint(ctx, m); err != nil {
 			return st, fmt.Errorf("reading the restart point: %w", err)
 		}
+		c.loadHistory(m.History)
 		// A query resumes in its last CREATE (one dropped and created
 		// again starts fresh before that).
 		c.mu.Lock()
@@ -364,6 +365,7 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 		from = m.Pos
 		st.From = m.Pos
 	}
+	restored := time.Since(start)
 	last := c.wal.log.Next() - 1
 	if last >= from {
 		c.cfg.Logger.Info().Uint64("from", from).Uint64("to", last).Msg("replaying the write-ahead log of the previous run")
@@ -409,7 +411,32 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 		}
 	}
 	st.Elapsed = time.Since(start)
+	if m != nil || st.Entries > 0 {
+		c.recordRestart(m, st, start, restored)
+	}
 	return st, nil
+}
+
+// recordRestart lists in SHOW RECOVERIES each query a restart brought
+// back: from which restart point (or the whole log), how long until its
+// instances ran again (restored) and until the log was replayed through
+// it (caught up).
+func (c *Coordinator) recordRestart(m *restartManifest, st RecoveryStats, start time.Time, restored time.Duration) {
+	from := fmt.Sprintf("no restart point: the whole log replayed (%d entries)", st.Entries)
+	if m != nil {
+		from = fmt.Sprintf("the restart point at log position %d (taken %s) and %d log entries after it", m.Pos, m.Taken.UTC().Format(time.DateTime), st.Entries)
+	}
+	for _, qr := range c.runningQueries() {
+		rec := recoveryRecord{Query: qr.def.Name, Reason: "server restarted: resumed from " + from, Detected: start,
+			Restored: restored, Caught: st.Elapsed, Instances: qr.instanceCount(), Replayed: int(st.Entries), Status: "recovered"}
+		if m != nil {
+			rec.Epoch = m.Queries[qr.def.Name].Epoch
+		}
+		if err := qr.pipeline().failure(); err != nil {
+			rec.Status = "failed: " + err.Error()
+		}
+		c.addRecovery(rec)
+	}
 }
 
 // parseCreateQuery returns the name a CREATE CONTINUOUS QUERY creates.
