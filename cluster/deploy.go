@@ -140,6 +140,9 @@ type failedNotice struct {
 // only from a scale-out, which claims it with Take.
 type WorkerPool interface {
 	Spare(w control.WorkerInfo) bool
+	// Pooled reports whether w is one of the pool's workers, warm or
+	// taken (a query's default parallelism counts the others).
+	Pooled(w control.WorkerInfo) bool
 	// Take claims a spare (starting one if none is warm) and returns its
 	// registry ID once it has joined.
 	Take(ctx context.Context) (string, error)
@@ -173,6 +176,25 @@ func (c *Coordinator) placeableWorkers() []control.WorkerInfo {
 		return all
 	}
 	return out
+}
+
+// ownWorkers is how many live workers are the cluster's own, not the
+// pool's (at least 1): a query's default parallelism.
+func (c *Coordinator) ownWorkers() int {
+	all := c.placeableWorkers()
+	c.mu.Lock()
+	pool := c.pool
+	c.mu.Unlock()
+	n := len(all)
+	if pool != nil {
+		n = 0
+		for _, w := range all {
+			if !pool.Pooled(w) {
+				n++
+			}
+		}
+	}
+	return max(1, n)
 }
 
 // InstancesPerWorker counts the instances each live worker runs.

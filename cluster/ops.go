@@ -798,9 +798,10 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 	case "workers":
 		cols := []Column{{"id", planner.TypeText}, {"address", planner.TypeText}, {"pid", planner.TypeBigInt}, {"status", planner.TypeText},
 			{"role", planner.TypeText}, {"instances", planner.TypeBigInt}, {"cpu_seconds", planner.TypeDouble}, {"heap_bytes", planner.TypeBigInt},
-			{"last_heartbeat", planner.TypeText}, {"data_address", planner.TypeText}, {"snapshot_copy_bytes", planner.TypeBigInt}}
+			{"last_heartbeat", planner.TypeText}, {"data_address", planner.TypeText}, {"snapshot_copy_bytes", planner.TypeBigInt}, {"pool", planner.TypeText}}
 		placed := map[string]int64{}
 		c.mu.Lock()
+		pool := c.pool
 		for _, qr := range c.queries {
 			for _, row := range qr.pipeline().placement().Hosts {
 				for _, h := range row {
@@ -815,15 +816,23 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			role = "coordinator (sources and results)"
 			dataAddr = c.net.Addr()
 		}
-		rows := [][]any{{coordinatorHost, "in-process", int64(os.Getpid()), "alive", role, placed[coordinatorHost], nil, nil, nil, dataAddr, nil}}
+		rows := [][]any{{coordinatorHost, "in-process", int64(os.Getpid()), "alive", role, placed[coordinatorHost], nil, nil, nil, dataAddr, nil, nil}}
 		if c.reg != nil {
 			for _, w := range c.reg.Workers() {
 				copies := any(int64(w.Load.CopyBytes))
 				if w.Status == control.StatusDead {
 					copies = nil // they died with it
 				}
+				var pooled any // the pool's: warm (kept for a scale-out) or taken
+				switch {
+				case pool == nil || w.Status == control.StatusDead:
+				case pool.Spare(w):
+					pooled = "warm"
+				case pool.Pooled(w):
+					pooled = "taken"
+				}
 				rows = append(rows, []any{w.ID, w.Addr, int64(w.PID), string(w.Status), "worker",
-					placed[w.ID], w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro())), w.DataAddr, copies})
+					placed[w.ID], w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro())), w.DataAddr, copies, pooled})
 			}
 		}
 		return cols, rows, true

@@ -171,6 +171,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		}
 		pl, step = scaledIn(old, stage, idx)
 	}
+	ev.Reason += loadShare(load, stage, width, ranges, idx, out)
 	ev.NewRanges = rangesText(pl.ranges(stage))
 	log := c.cfg.Logger.With().Str("query", query).Logger()
 
@@ -287,6 +288,35 @@ func rescaleInPlace(q *planner.ContinuousQuery, step rescaleStep) bool {
 // layoutSaveLimit bounds how long ALTER … SCALE waits for a restart
 // point with its ranges.
 const layoutSaveLimit = time.Minute
+
+// loadShare says, for SHOW SCALING EVENTS, what share of the rows stage
+// received (since the query's instances started) went to the instance
+// a scale-out splits, or to the pair a scale-in merges.
+func loadShare(load map[[2]int][]uint64, stage, width int, ranges keyRanges, idx int, out bool) string {
+	var total, mine uint64
+	for i := range width {
+		for _, n := range load[[2]int{stage, i}] {
+			total += n
+		}
+	}
+	who := []int{idx}
+	if !out {
+		who = append(who, ranges.owner(ranges.pos(idx)+1))
+	}
+	for _, i := range who {
+		for _, n := range load[[2]int{stage, i}] {
+			mine += n
+		}
+	}
+	if total == 0 {
+		return "; no rows received yet"
+	}
+	name := fmt.Sprintf("instance %d", idx)
+	if !out {
+		name = fmt.Sprintf("instances %d and %d", who[0], who[1])
+	}
+	return fmt.Sprintf("; %s received %.0f%% of the stage's %d rows", name, 100*float64(mine)/float64(total), total)
+}
 
 // rescaleRefused says why stage of qr cannot be rescaled now (nil: it
 // can be tried): checked before a scale-out takes a pool worker, and

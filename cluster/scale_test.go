@@ -457,6 +457,13 @@ func scaleOutSplitsWhereTheLoadIs(t *testing.T, parallelism int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var total uint64
+	for i := range parallelism {
+		total += sum(load[[2]int{1, i}])
+	}
+	if want := fmt.Sprintf("test; instance %d received %.0f%% of the stage's %d rows", busiest, 100*float64(sum(measured))/float64(total), total); ev.Reason != want {
+		t.Errorf("the scale-out's reason is %q, want %q", ev.Reason, want)
+	}
 	pl := qr.pipeline().placement()
 	added := pl.width(1) - 1 // the new instance, which took the upper part
 	lo, hi := pl.ranges(1).of(busiest)
@@ -621,7 +628,8 @@ type slowPool struct {
 	gave    atomic.Bool // Take returned
 }
 
-func (p *slowPool) Spare(control.WorkerInfo) bool { return false }
+func (p *slowPool) Spare(control.WorkerInfo) bool  { return false }
+func (p *slowPool) Pooled(control.WorkerInfo) bool { return false }
 
 func (p *slowPool) Take(ctx context.Context) (string, error) {
 	close(p.taking)

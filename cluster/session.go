@@ -88,11 +88,11 @@ func (s *session) Close() { s.cursors.closeAll() }
 
 // parallelism is the number of instances of each partitioned stage of
 // the session's next continuous query: the setting, or with "auto" one per
-// live worker.
+// live worker of the cluster's own (not the pool's).
 func (s *session) parallelism() int {
 	n, err := strconv.Atoi(s.settings["parallelism"])
 	if err != nil || n < 1 {
-		return max(1, len(s.c.placeableWorkers()))
+		return s.c.ownWorkers()
 	}
 	return n
 }

@@ -115,6 +115,22 @@ func (p *Pool) Acquire(ctx context.Context) (Worker, error) {
 	return ws[0], nil
 }
 
+// Claim takes warm worker id into use (a query was placed on it, as on
+// any worker when no other lives); false when it is not warm.
+func (p *Pool) Claim(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, w := range p.warm {
+		if w.ID == id {
+			p.warm = append(p.warm[:i:i], p.warm[i+1:]...)
+			delete(p.since, id)
+			p.inUse[id] = w
+			return true
+		}
+	}
+	return false
+}
+
 // Release gives a worker back: it is warm again, and Reap stops it when
 // more than Size stay idle past IdleTimeout.
 func (p *Pool) Release(id string) {

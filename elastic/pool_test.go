@@ -2,10 +2,15 @@ package elastic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spatedb/spate/cluster"
 )
 
 // listedProvider runs the workers in running; duringList runs after List
@@ -99,5 +104,56 @@ func TestPruneForgetsDeadWorkers(t *testing.T) {
 	}
 	if warm, inUse := pool.Counts(); warm != 2 || inUse != 0 {
 		t.Errorf("after Discard: %d warm, %d in use", warm, inUse)
+	}
+}
+
+// failingProvider fails its first fails Starts (as an EC2 endpoint that
+// cannot be reached), then starts workers.
+type failingProvider struct {
+	listedProvider
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *failingProvider) Start(ctx context.Context, n int) ([]Worker, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fails > 0 {
+		f.fails--
+		return nil, errors.New("connection refused")
+	}
+	return f.listedProvider.Start(ctx, n)
+}
+
+func (f *failingProvider) List(ctx context.Context) ([]Worker, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.listedProvider.List(ctx)
+}
+
+// TestKeepRetriesAFailedFill: a pool whose provider fails at first is
+// filled once it works again (Keep went on), and the failure is
+// reported once, not at every try.
+func TestKeepRetriesAFailedFill(t *testing.T) {
+	c, err := cluster.NewCoordinator(cluster.Config{Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	prov := &failingProvider{fails: 3}
+	var reported atomic.Int32
+	s := &Spares{Pool: NewPool(prov, 2, time.Minute), Coordinator: c, OnError: func(error) { reported.Add(1) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Keep(ctx, 10*time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for warm, _ := s.Pool.Counts(); warm != 2; warm, _ = s.Pool.Counts() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool has %d warm workers after its provider recovered, want 2", warm)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := reported.Load(); n != 1 {
+		t.Errorf("the failed fills were reported %d times, want once", n)
 	}
 }

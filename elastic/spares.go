@@ -20,9 +20,13 @@ import (
 type Spares struct {
 	Pool        *Pool
 	Coordinator *cluster.Coordinator
+	// OnError is told when filling the pool fails (Keep goes on trying);
+	// nil: not told.
+	OnError func(error)
 
-	mu    sync.Mutex
-	taken map[string]time.Time // provider ID → when Take acquired it
+	mu       sync.Mutex
+	taken    map[string]time.Time // provider ID → when Take acquired it
+	toldFill time.Time            // when OnError was last told of a failed fill
 }
 
 // takenGrace is how long a worker Take handed out is not given back for
@@ -41,12 +45,42 @@ func (s *Spares) Spare(w control.WorkerInfo) bool {
 	return false
 }
 
+// Pooled reports whether w is one of the pool's workers, warm or taken:
+// the workers beyond the cluster's own, which a query's default
+// parallelism does not count.
+func (s *Spares) Pooled(w control.WorkerInfo) bool {
+	for _, pw := range append(s.Pool.Warm(), s.Pool.InUse()...) {
+		if sameWorker(w, pw) {
+			return true
+		}
+	}
+	return false
+}
+
+// claimBusy takes into use the warm workers that run instances (placed
+// there when no other worker lived): a scale-out must not take one as
+// new capacity, and the pool starts others to stay warm.
+func (s *Spares) claimBusy() {
+	counts := s.Coordinator.InstancesPerWorker()
+	for _, w := range s.Coordinator.Workers() {
+		if counts[w.ID] == 0 {
+			continue
+		}
+		for _, pw := range s.Pool.Warm() {
+			if sameWorker(w, pw) {
+				s.Pool.Claim(pw.ID)
+			}
+		}
+	}
+}
+
 // Take acquires a warm worker (the pool starts one when none is) and
 // waits until it has joined the coordinator; the pool is refilled in the
 // background. A worker that dies first is discarded and another taken,
 // up to takeAttempts in all.
 func (s *Spares) Take(ctx context.Context) (string, error) {
 	s.prune(ctx)
+	s.claimBusy()
 	var err error
 	for range takeAttempts {
 		var pw Worker
@@ -135,20 +169,21 @@ func (s *Spares) prune(ctx context.Context) {
 	}
 }
 
-// Keep fills the pool, then every interval gives back the workers a
-// scale-in left without instances, forgets those that died and stops
-// warm workers idle too long, refilling it, until ctx ends.
-func (s *Spares) Keep(ctx context.Context, every time.Duration) error {
-	if err := s.Pool.Fill(ctx); err != nil {
-		return err
-	}
+// Keep fills the pool, then every interval takes into use the warm
+// workers queries were placed on, gives back the workers a scale-in
+// left without instances, forgets those that died and stops warm
+// workers idle too long, refilling it (a failed fill is tried again),
+// until ctx ends.
+func (s *Spares) Keep(ctx context.Context, every time.Duration) {
+	s.fill(ctx)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case now := <-t.C:
+			s.claimBusy()
 			counts := s.Coordinator.InstancesPerWorker()
 			for _, w := range s.Coordinator.Workers() {
 				if n, ok := counts[w.ID]; ok && n == 0 {
@@ -164,10 +199,30 @@ func (s *Spares) Keep(ctx context.Context, every time.Duration) error {
 			}
 			s.prune(ctx)
 			_, _ = s.Pool.Reap(ctx, now)
-			_ = s.Pool.Fill(ctx)
+			s.fill(ctx)
 		}
 	}
 }
+
+// fill fills the pool, telling OnError when it fails: the first time,
+// then at most once every fillErrorSpacing while it goes on failing.
+func (s *Spares) fill(ctx context.Context) {
+	err := s.Pool.Fill(ctx)
+	s.mu.Lock()
+	tell := err != nil && time.Since(s.toldFill) >= fillErrorSpacing
+	if tell {
+		s.toldFill = time.Now()
+	} else if err == nil {
+		s.toldFill = time.Time{}
+	}
+	s.mu.Unlock()
+	if tell && s.OnError != nil && ctx.Err() == nil {
+		s.OnError(err)
+	}
+}
+
+// fillErrorSpacing spaces the reports of a pool that keeps failing to fill.
+const fillErrorSpacing = time.Minute
 
 // sameWorker matches a registered worker with a provider's: local
 // processes by process ID ("pid-1234"), VMs by private address.

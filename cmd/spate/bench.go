@@ -23,10 +23,21 @@ import (
 )
 
 func runBench(args []string) error {
+	const usage = `usage: spate bench agg|lrb|net|recovery|restart|scale [flags]
+  agg       GROUP BY throughput against a Go loop; --workers: clusters compared; --checkpoint-intervals: checkpointing's cost
+  lrb       Linear Road tolls in SQL, validated
+  net       data-channel throughput between processes
+  recovery  a worker killed: restore and catch-up time for states of 10 MB and 1 GB
+  restart   spate serve restarted: replaying the write-ahead log against resuming from a restart point
+  scale     a scale-out: decision to new instance processing, state moved, throughput before and after
+spate bench <name> -h lists a benchmark's flags`
 	if len(args) == 0 {
-		return fmt.Errorf("usage: spate bench agg|lrb|net|recovery|restart|scale [flags]")
+		return fmt.Errorf("%s", usage)
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Println(usage)
+		return nil
 	case "agg":
 		return benchAgg(args[1:])
 	case "lrb":

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -81,4 +82,31 @@ func devNull(t *testing.T) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// TestServeRefusesBadPoolFlags: flags of the pool and the controller
+// that cannot work stop `spate serve` at once with an error naming the
+// flag — no panic, no pool whose VMs could never join.
+func TestServeRefusesBadPoolFlags(t *testing.T) {
+	bin := sqltest.SpateBinary(t)
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--autoscale-interval", "0"}, "--autoscale-interval must be positive"},
+		{[]string{"--scale-cooldown", "-5s"}, "--scale-cooldown must not be negative"},
+		{[]string{"--pool-idle-timeout", "0"}, "--pool-idle-timeout must be positive"},
+		{[]string{"--provider", "ec3"}, `--provider "ec3": use local or ec2`},
+		{[]string{"--pool-size", "1", "--provider", "ec2"}, "--provider ec2 needs --ec2-ami"},
+		{[]string{"--pool-size", "1", "--provider", "ec2", "--ec2-ami", "ami-1"}, "the VMs would join the coordinator at 127.0.0.1:0 (--cluster-listen), which they cannot reach"},
+		{[]string{"--pool-size", "1", "--provider", "ec2", "--ec2-ami", "ami-1", "--ec2-join", "127.0.0.1:7400"}, "at 127.0.0.1:7400 (--ec2-join), which they cannot reach"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		args := append([]string{"serve", "--pg-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--workers", "0"}, tc.flags...)
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "panic") {
+			t.Errorf("spate serve %s: %v\n%s\nwant an error with %q", strings.Join(tc.flags, " "), err, out, tc.want)
+		}
+	}
 }

@@ -247,3 +247,39 @@ func TestAutoscaleWarning(t *testing.T) {
 		t.Errorf("psql exited with %d:\n%s%s", res.exit, res.stdout, res.stderr)
 	}
 }
+
+// TestPoolOnlyCluster: with no worker of its own (--workers 0
+// --pool-size 1) the queries run on the pool's worker; that worker is
+// then in use, so a scale-out gets a new one — the two halves on two
+// workers — and a query created after it has the default parallelism of
+// one instance, not one per pool worker. Stopping the server does not
+// take the pool's workers stopping for failures to repair.
+func TestPoolOnlyCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := startScaleRun(t, ctx, 14, []string{"--workers", "0", "--pool-size", "1", "--checkpoint-interval", "100ms"})
+	query := r.query
+	r.feed(2000, 500)
+	first := query("SELECT DISTINCT worker FROM spate_instances WHERE query = 'w' AND stage = 1")
+	if len(first) != 1 || first[0][0] == "coordinator" {
+		t.Fatalf("w's aggregate runs on %v, want the pool's worker", first)
+	}
+	waitFor(t, 30*time.Second, "the pool to start another warm worker", func() bool {
+		pool := query("SELECT id, pool FROM spate_workers WHERE role = 'worker' AND status = 'alive' ORDER BY id")
+		return fmt.Sprint(pool) == fmt.Sprintf("[[%s taken] [w2 warm]]", first[0][0])
+	})
+	mustExec(t, r.cl, "ALTER CONTINUOUS QUERY w SCALE OUT STAGE 1")
+	if hosts := query("SELECT DISTINCT worker FROM spate_instances WHERE query = 'w' AND stage = 1"); len(hosts) != 2 {
+		t.Errorf("after the scale-out w's aggregate runs on %v, want two workers (the new one from the pool)", hosts)
+	}
+	mustExec(t, r.cl, "CREATE CONTINUOUS QUERY later AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	if p := query("SELECT parallelism FROM spate_continuous_queries WHERE name = 'later'"); p[0][0] != "1" {
+		t.Errorf("a query created after the scale-out has parallelism %s, want 1 (no worker of the cluster's own)", p[0][0])
+	}
+	r.feed(2000, 500)
+	r.sameResults(30 * time.Second)
+	r.cluster.Stop()
+	if out := r.cluster.Output(); strings.Contains(out, "repairing the continuous query") || strings.Contains(out, "recovery failed") {
+		t.Errorf("stopping the server repaired queries:\n%s", out)
+	}
+}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -53,7 +55,8 @@ func serve(args []string) error {
 	fs.StringVar(&ec2cfg.IAMInstanceProfile, "ec2-iam-profile", "", "ec2 provider: IAM instance profile name")
 	fs.StringVar(&ec2cfg.Region, "ec2-region", "", "ec2 provider: region (default $AWS_REGION, else us-east-1)")
 	fs.StringVar(&ec2cfg.Endpoint, "ec2-endpoint", "", "ec2 provider: EC2 API endpoint override")
-	fs.StringVar(&ec2cfg.Join, "ec2-join", "", "ec2 provider: the cluster address the VMs join (default --cluster-listen)")
+	fs.StringVar(&ec2cfg.Join, "ec2-join", "", "ec2 provider: the coordinator's cluster address as the VMs reach it, host:port (default --cluster-listen, which must then not be loopback or port 0)")
+	fs.StringVar(&ec2cfg.Cluster, "ec2-cluster", "", "ec2 provider: the cluster's name, tagged on its VMs (spate:cluster=<name>) so that it lists and stops only its own (default spate-<12 hex digits of the cluster token's SHA-256>)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,8 +79,8 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	if *poolSize < 0 {
-		return fmt.Errorf("--pool-size must not be negative")
+	if err := checkPoolFlags(fs, *poolSize, *provider, *poolIdle, *autoscaleEvery, *scaleCoolDown, ec2cfg, *clusterListen, log); err != nil {
+		return err
 	}
 	if *ckptInterval < 0 {
 		return fmt.Errorf("--checkpoint-interval must not be negative (0: never)")
@@ -116,7 +119,11 @@ func serve(args []string) error {
 		case "local":
 			prov, err = elastic.NewLocal(elastic.LocalConfig{Join: coord.ClusterAddr(), Token: token})
 		case "ec2":
-			ec2cfg.Cluster, ec2cfg.Token = "spate", token
+			ec2cfg.Token = token
+			if ec2cfg.Cluster == "" {
+				sum := sha256.Sum256([]byte(token))
+				ec2cfg.Cluster = "spate-" + hex.EncodeToString(sum[:6])
+			}
 			if ec2cfg.Join == "" {
 				ec2cfg.Join = coord.ClusterAddr()
 			}
@@ -125,20 +132,19 @@ func serve(args []string) error {
 				ec2cfg.SecurityGroupIDs = strings.Split(ec2Groups, ",")
 			}
 			prov, err = elastic.NewEC2(ctx, ec2cfg)
-		default:
-			return fmt.Errorf("--provider %q: use local or ec2", *provider)
 		}
 		if err != nil {
 			return err
 		}
-		spares := &elastic.Spares{Pool: elastic.NewPool(prov, *poolSize, *poolIdle), Coordinator: coord}
+		spares := &elastic.Spares{Pool: elastic.NewPool(prov, *poolSize, *poolIdle), Coordinator: coord, OnError: func(err error) {
+			log.Error().Err(err).Str("provider", prov.Name()).Msg("starting the pool's warm workers (tried again every 5 s)")
+		}}
 		coord.SetWorkerPool(spares)
-		go func() {
-			if err := spares.Keep(ctx, 5*time.Second); err != nil {
-				log.Error().Err(err).Str("provider", prov.Name()).Msg("starting the worker pool")
-			}
+		go spares.Keep(ctx, 5*time.Second)
+		defer func() {
+			coord.BeginShutdown() // the pool's workers stopping is no failure to repair
+			stopPool(prov, log)
 		}()
-		defer stopPool(prov, log)
 		log.Info().Int("pool_size", *poolSize).Str("provider", prov.Name()).Msg("keeping warm workers for scale-outs")
 	}
 	go elastic.Drive(ctx, elastic.ForCoordinator(coord), *autoscaleEvery, elastic.Config{CoolDown: *scaleCoolDown}, func(d elastic.Decision, err error) {
@@ -159,6 +165,57 @@ func serve(args []string) error {
 	srv.Close()
 	log.Info().Msg("spate stopped")
 	return err
+}
+
+// checkPoolFlags refuses the pool's and the controller's flags that
+// cannot work, and warns of those that are given but take no effect.
+func checkPoolFlags(fs *flag.FlagSet, poolSize int, provider string, idle, autoscaleEvery, coolDown time.Duration, ec2cfg elastic.EC2Config, clusterListen string, log zerolog.Logger) error {
+	switch {
+	case poolSize < 0:
+		return fmt.Errorf("--pool-size must not be negative")
+	case provider != "local" && provider != "ec2":
+		return fmt.Errorf("--provider %q: use local or ec2", provider)
+	case idle <= 0:
+		return fmt.Errorf("--pool-idle-timeout must be positive")
+	case autoscaleEvery <= 0:
+		return fmt.Errorf("--autoscale-interval must be positive")
+	case coolDown < 0:
+		return fmt.Errorf("--scale-cooldown must not be negative")
+	}
+	var ec2Flags []string
+	fs.Visit(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "ec2-") {
+			ec2Flags = append(ec2Flags, "--"+f.Name)
+		}
+	})
+	if poolSize == 0 {
+		if provider != "local" || len(ec2Flags) > 0 {
+			log.Warn().Str("provider", provider).Strs("flags", ec2Flags).Msg("--provider and the --ec2-* flags take effect only with --pool-size > 0")
+		}
+		return nil
+	}
+	if provider != "ec2" {
+		if len(ec2Flags) > 0 {
+			log.Warn().Strs("flags", ec2Flags).Msg("the --ec2-* flags take effect only with --provider ec2")
+		}
+		return nil
+	}
+	if ec2cfg.AMI == "" {
+		return fmt.Errorf("--provider ec2 needs --ec2-ami: an image with spate installed at /usr/local/bin/spate")
+	}
+	join, flagName := ec2cfg.Join, "--ec2-join"
+	if join == "" {
+		join, flagName = clusterListen, "--cluster-listen"
+	}
+	host, port, err := net.SplitHostPort(join)
+	if err != nil {
+		return fmt.Errorf("%s %q: want host:port (%v)", flagName, join, err)
+	}
+	ip := net.ParseIP(host)
+	if port == "0" || host == "" || host == "localhost" || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		return fmt.Errorf("--provider ec2: the VMs would join the coordinator at %s (%s), which they cannot reach: serve the cluster on a fixed port (e.g. --cluster-listen 0.0.0.0:7400) and give --ec2-join <this machine's private address>:7400", join, flagName)
+	}
+	return nil
 }
 
 // stopPool stops every worker the pool's provider started.
