@@ -110,3 +110,13 @@ func TestServeRefusesBadPoolFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterNamePerToken: servers with different cluster tokens tag
+// their VMs differently (one server's shutdown terminates only its
+// own), and the name does not contain the token.
+func TestClusterNamePerToken(t *testing.T) {
+	a, b := clusterName("token-a"), clusterName("token-b")
+	if a == b || a != clusterName("token-a") || strings.Contains(a, "token") || !regexp.MustCompile(`^spate-[0-9a-f]{12}$`).MatchString(a) {
+		t.Errorf("cluster names %q and %q", a, b)
+	}
+}

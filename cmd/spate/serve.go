@@ -121,8 +121,7 @@ func serve(args []string) error {
 		case "ec2":
 			ec2cfg.Token = token
 			if ec2cfg.Cluster == "" {
-				sum := sha256.Sum256([]byte(token))
-				ec2cfg.Cluster = "spate-" + hex.EncodeToString(sum[:6])
+				ec2cfg.Cluster = clusterName(token)
 			}
 			if ec2cfg.Join == "" {
 				ec2cfg.Join = coord.ClusterAddr()
@@ -165,6 +164,13 @@ func serve(args []string) error {
 	srv.Close()
 	log.Info().Msg("spate stopped")
 	return err
+}
+
+// clusterName is the default name the ec2 provider tags a cluster's VMs
+// with: one per cluster token, which does not give the token away.
+func clusterName(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return "spate-" + hex.EncodeToString(sum[:6])
 }
 
 // checkPoolFlags refuses the pool's and the controller's flags that
