@@ -102,6 +102,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	// query changed meanwhile) goes back to the pool when it stays
 	// without instances.
 	host := ""
+	var poolErr error // why the pool gave no worker
 	c.mu.Lock()
 	pool := c.pool
 	c.mu.Unlock()
@@ -116,6 +117,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 			return ev, ctx.Err()
 		default:
 			c.cfg.Logger.Warn().Err(err).Str("query", query).Msg("no worker from the pool for a scale-out; using the least loaded one")
+			poolErr = err
 		}
 	}
 	// A rescale waits for a repair or another rescale of the query to
@@ -172,6 +174,9 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		pl, step = scaledIn(old, stage, idx)
 	}
 	ev.Reason += loadShare(load, stage, width, ranges, idx, out)
+	if poolErr != nil {
+		ev.Reason += fmt.Sprintf("; the pool gave no worker (%v): on the least loaded one", poolErr)
+	}
 	ev.NewRanges = rangesText(pl.ranges(stage))
 	log := c.cfg.Logger.With().Str("query", query).Logger()
 

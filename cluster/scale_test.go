@@ -694,3 +694,31 @@ func startUpdating(t *testing.T, lines []string, workers int) (ref, s Session, c
 	}
 	return startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, workers)
 }
+
+// failedPool's Take fails at once, as a pool whose VMs cannot start.
+type failedPool struct{}
+
+func (failedPool) Spare(control.WorkerInfo) bool  { return false }
+func (failedPool) Pooled(control.WorkerInfo) bool { return false }
+func (failedPool) Take(context.Context) (string, error) {
+	return "", errors.New("no capacity")
+}
+
+// TestScaleOutWithoutPoolWorker: a scale-out the pool gives no worker
+// goes onto the least loaded one, and SHOW SCALING EVENTS says why.
+func TestScaleOutWithoutPoolWorker(t *testing.T) {
+	lines := steadyLines(2000, 41)
+	rs, s, c, _ := startUpdating(t, lines, 2)
+	c.SetWorkerPool(failedPool{})
+	copyCSV(t, s, "ev", lines[:1000])
+	run(t, s, "ALTER CONTINUOUS QUERY updating SCALE OUT STAGE 1")
+	if ev := run(t, s, "SELECT status, reason FROM spate_scaling_events"); len(ev) != 1 || ev[0][0] != "done" ||
+		!strings.HasSuffix(ev[0][1], "; the pool gave no worker (no capacity): on the least loaded one") {
+		t.Errorf("SHOW SCALING EVENTS: %v", ev)
+	}
+	copyCSV(t, s, "ev", lines[1000:])
+	want := sortedText(run(t, rs, "SELECT * FROM updating"))
+	waitUntil(t, 20*time.Second, "the result to equal the reference", func() bool {
+		return sortedText(run(t, s, "SELECT * FROM updating")) == want
+	})
+}
