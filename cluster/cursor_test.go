@@ -378,3 +378,39 @@ func TestCursorQueryDropped(t *testing.T) {
 	}
 	mustExec1(t, s, "CLOSE c")
 }
+
+// TestClosedCursorReleasesIngest: a SUBSCRIBE cursor nobody reads holds
+// back every last-stage instance applying to the result (back-pressure);
+// closing it lets all of them go on — not just one — so the COPY that
+// waited is acknowledged and the stream takes rows again.
+func TestClosedCursorReleasesIngest(t *testing.T) {
+	_, s := startSession(t, Config{Parallelism: 3, BatchRows: 20}, 0)
+	run(t, s, "CREATE STREAM ev (k INT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY n AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	mustExec1(t, s, "DECLARE c CURSOR FOR SUBSCRIBE n")
+	var lines []string
+	for i := range 20000 {
+		lines = append(lines, fmt.Sprintf("%d,%d", i%3000, i))
+	}
+	other := s2(t, s)
+	done := make(chan error, 1)
+	go func() { done <- copyLines(other, "ev", lines) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the COPY was not held back by the unread cursor (%v)", err)
+	case <-time.After(time.Second): // every instance gets to wait
+	}
+	mustExec1(t, s, "CLOSE c")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the COPY still waits after the cursor was closed")
+	}
+	run(t, other, "INSERT INTO ev VALUES (1, 1)")
+	if got := run(t, other, "SELECT SUM(n) FROM n"); got[0][0] != "20001" {
+		t.Errorf("SUM(n) = %s, want 20001", got[0][0])
+	}
+}

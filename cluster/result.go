@@ -505,7 +505,7 @@ func (r *resultStore) snapshotLocked() ([]arrow.RecordBatch, error) {
 // subscribe registers a subscriber. For an updating result the current
 // rows come first, as "+" changes.
 func (r *resultStore) subscribe() (*subscriber, error) {
-	s := &subscriber{store: r, signal: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+	s := &subscriber{store: r, signal: make(chan struct{}, 1), room: make(chan struct{})}
 	// Snapshot and registration under one lock, so no change falls between.
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -644,10 +644,13 @@ const (
 type subscriber struct {
 	store  *resultStore
 	signal chan struct{}
-	room   chan struct{} // signalled when Next takes a batch or Close runs
 
 	mu sync.Mutex
 	// protected by mu
+	// room is closed, and replaced, when Next takes a batch or the
+	// subscription ends: it wakes every waitRoom at once (one per
+	// last-stage instance applying to the result).
+	room  chan struct{}
 	queue []arrow.RecordBatch
 	bytes int64 // Arrow buffer bytes in queue
 	err   error // terminal: io.EOF when the query was dropped
@@ -673,13 +676,14 @@ func (s *subscriber) waitRoom(ctx context.Context) error {
 	for {
 		s.mu.Lock()
 		ok := s.done || s.err != nil || (len(s.queue) < maxSubscriberBacklog && s.bytes < maxSubscriberBytes)
+		room := s.room
 		s.mu.Unlock()
 		if ok {
 			return nil
 		}
 		start := time.Now()
 		select {
-		case <-s.room:
+		case <-room:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -694,6 +698,12 @@ func (s *subscriber) wake() {
 	}
 }
 
+// madeRoom wakes every waitRoom; called with mu held.
+func (s *subscriber) madeRoom() {
+	close(s.room)
+	s.room = make(chan struct{})
+}
+
 func (s *subscriber) finish(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -701,6 +711,7 @@ func (s *subscriber) finish(err error) {
 		s.err = err
 	}
 	s.wake()
+	s.madeRoom()
 }
 
 // Next implements RowStream.
@@ -716,11 +727,8 @@ func (s *subscriber) Next(ctx context.Context) (arrow.RecordBatch, error) {
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
 			s.bytes -= exec.RecordBytes(rec)
+			s.madeRoom()
 			s.mu.Unlock()
-			select {
-			case s.room <- struct{}{}:
-			default:
-			}
 			return rec, nil
 		}
 		if s.err != nil {
@@ -753,10 +761,7 @@ func (s *subscriber) Close() {
 	}
 	s.queue = nil
 	s.wake()
-	select {
-	case s.room <- struct{}{}:
-	default:
-	}
+	s.madeRoom()
 }
 
 // valueAt reads one value as a Go value (nil, bool, int64, float64,
