@@ -289,6 +289,9 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		return fail(err)
 	}
 	c.store = store
+	if _, inMemory := store.(*storage.Memory); inMemory && c.wal != nil {
+		cfg.Logger.Warn().Msg("the checkpoint store is memory, which does not survive a restart: no restart points are taken, so the write-ahead log is never trimmed and a restart replays it whole")
+	}
 	// A killed worker is noticed at once (its control connection closes);
 	// silence is given 10 heartbeat intervals, as a worker busy with a
 	// large checkpoint or a long garbage collection may be slow to speak.

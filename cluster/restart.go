@@ -17,6 +17,7 @@ import (
 
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/planner"
+	"github.com/spatedb/spate/storage"
 )
 
 // Restart points let `spate serve`, restarted after a full stop, resume
@@ -177,9 +178,11 @@ const restartPrefix = "restart/"
 func restartKeys(pos uint64) string { return fmt.Sprintf("%s%020d/", restartPrefix, pos) }
 
 // restartPointsOn reports whether rounds are taken: a log, a checkpoint
-// store and checkpoints.
+// store that outlives the process (the log is trimmed behind a restart
+// point: one in memory would take the rows with it) and checkpoints.
 func (c *Coordinator) restartPointsOn() bool {
-	return c.wal != nil && c.store != nil && c.cfg.CheckpointInterval > 0
+	_, inMemory := c.store.(*storage.Memory)
+	return c.wal != nil && c.store != nil && !inMemory && c.cfg.CheckpointInterval > 0
 }
 
 // beginRound starts a round if every query can take part; false when it

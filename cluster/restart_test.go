@@ -518,3 +518,34 @@ func TestFailedQueryKeepsRestartPoints(t *testing.T) {
 		t.Errorf("the restart point with every query failed has %+v", m.Queries)
 	}
 }
+
+// TestMemoryStoreKeepsTheLog: with a checkpoint store in memory, which
+// does not survive a restart, no restart point trims the log: a restart
+// replays it whole and has every acknowledged row.
+func TestMemoryStoreKeepsTheLog(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Parallelism: 2, DataDir: dir, WALSegmentBytes: 16 << 10, CheckpointInterval: 20 * time.Millisecond, RestartPointInterval: 20 * time.Millisecond,
+		CheckpointStore: "memory"}
+	c, stop := startTestCluster(t, cfg, 2)
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
+	for i := range 5 {
+		var lines []string
+		for j := range 2000 {
+			lines = append(lines, fmt.Sprintf("%d,%d", j%40, i*2000+j))
+		}
+		copyCSV(t, s, "ev", lines)
+		time.Sleep(100 * time.Millisecond) // time for restart points, were any taken
+	}
+	want := sortedText(run(t, s, "SELECT * FROM totals"))
+	shutDown(c, stop)
+	c2, st := startRecovered(t, cfg, 2)
+	if st.From > 1 {
+		t.Errorf("resumed from log position %d, want the whole log", st.From)
+	}
+	s2, _ := c2.NewSession(context.Background(), "spate", "spate")
+	if got := sortedText(run(t, s2, "SELECT * FROM totals")); got != want {
+		t.Errorf("totals after the restart: %s", firstDiff(want, got))
+	}
+}

@@ -38,7 +38,7 @@ func serve(args []string) error {
 	dataDir := fs.String("data-dir", "./spate-data", "directory for the server's files: the write-ahead log (every acknowledged change, replayed on restart) and the cluster token")
 	ckptInterval := fs.Duration("checkpoint-interval", 10*time.Second, "how often queries running on workers are checkpointed (0: never)")
 	restartInterval := fs.Duration("restart-point-interval", time.Minute, "how often a restart point (every query checkpointed at one position of the write-ahead log, which is trimmed behind it) goes to the checkpoint store")
-	ckptStore := fs.String("checkpoint-store", "", "where restart points (every query checkpointed, the tables and the catalog, every --restart-point-interval) are written: a directory, file:///dir, s3://bucket/prefix?endpoint=…&path_style=true, or memory (default: <data-dir>/checkpoints)")
+	ckptStore := fs.String("checkpoint-store", "", "where restart points (every query checkpointed, the tables and the catalog, every --restart-point-interval) are written: a directory, file:///dir, s3://bucket/prefix?endpoint=…&path_style=true, or memory (no restart points: the log is never trimmed) (default: <data-dir>/checkpoints)")
 	batchRows := fs.Int("copy-batch-rows", 8192, "rows COPY collects into one Arrow batch before passing them on (a partial batch goes after 50 ms)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	poolSize := fs.Int("pool-size", 0, "warm workers kept for scale-outs (started by --provider; a scale-out takes one at once)")
