@@ -93,6 +93,7 @@ func TestServeRefusesBadPoolFlags(t *testing.T) {
 		flags []string
 		want  string
 	}{
+		{[]string{"--workers", "-1"}, "--workers must not be negative"},
 		{[]string{"--autoscale-interval", "0"}, "--autoscale-interval must be positive"},
 		{[]string{"--scale-cooldown", "-5s"}, "--scale-cooldown must not be negative"},
 		{[]string{"--pool-idle-timeout", "0"}, "--pool-idle-timeout must be positive"},

@@ -82,6 +82,9 @@ func serve(args []string) error {
 	if err := checkPoolFlags(fs, *poolSize, *provider, *poolIdle, *autoscaleEvery, *scaleCoolDown, ec2cfg, *clusterListen, log); err != nil {
 		return err
 	}
+	if *workers < 0 {
+		return fmt.Errorf("--workers must not be negative (0: every instance runs in this process)")
+	}
 	if *ckptInterval < 0 {
 		return fmt.Errorf("--checkpoint-interval must not be negative (0: never)")
 	}
