@@ -573,8 +573,7 @@ func (c *Coordinator) abandonStaleRound(after time.Duration) {
 			qr.ckpt.abort(e)
 		}
 	}
-	c.restartRecords = appendBounded(c.restartRecords, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started),
-		Queries: r.queries(), Status: status})
+	c.addRestartRecordLocked(r.record(0, status))
 }
 
 // restartRecord is a restart point as SHOW RESTART POINTS lists it.
@@ -591,12 +590,16 @@ type restartRecord struct {
 func (c *Coordinator) addRestartRecord(r *restartRound, bytes int64, status string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.restartRecords = appendBounded(c.restartRecords, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started),
-		Bytes: bytes, Queries: r.queries(), Status: status})
+	c.addRestartRecordLocked(r.record(bytes, status))
 }
 
-func appendBounded(rs []restartRecord, r restartRecord) []restartRecord {
-	return lastOf(append(rs, r), keepCheckpointRecords)
+func (c *Coordinator) addRestartRecordLocked(rec restartRecord) {
+	c.restartRecords = lastOf(append(c.restartRecords, rec), keepCheckpointRecords)
+}
+
+// record is the round as SHOW RESTART POINTS lists it now.
+func (r *restartRound) record(bytes int64, status string) restartRecord {
+	return restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started), Bytes: bytes, Queries: r.queries(), Status: status}
 }
 
 // restartRows answers SHOW RESTART POINTS: the last ones, then the one
@@ -607,7 +610,7 @@ func (c *Coordinator) restartRows() ([]Column, [][]any) {
 	c.mu.Lock()
 	recs := append([]restartRecord(nil), c.restartRecords...)
 	if r := c.round; r != nil {
-		recs = append(recs, restartRecord{Pos: r.manifest.Pos, Started: r.started, Duration: time.Since(r.started), Queries: r.queries(), Status: "in progress"})
+		recs = append(recs, r.record(0, "in progress"))
 	}
 	c.mu.Unlock()
 	var rows [][]any

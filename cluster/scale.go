@@ -298,27 +298,23 @@ const layoutSaveLimit = time.Minute
 // received (since the query's instances started) went to the instance
 // a scale-out splits, or to the pair a scale-in merges.
 func loadShare(load map[[2]int][]uint64, stage, width int, ranges keyRanges, idx int, out bool) string {
-	var total, mine uint64
+	rows := func(i int) (n uint64) {
+		for _, b := range load[[2]int{stage, i}] {
+			n += b
+		}
+		return n
+	}
+	var total uint64
 	for i := range width {
-		for _, n := range load[[2]int{stage, i}] {
-			total += n
-		}
-	}
-	who := []int{idx}
-	if !out {
-		who = append(who, ranges.owner(ranges.pos(idx)+1))
-	}
-	for _, i := range who {
-		for _, n := range load[[2]int{stage, i}] {
-			mine += n
-		}
+		total += rows(i)
 	}
 	if total == 0 {
 		return "; no rows received yet"
 	}
-	name := fmt.Sprintf("instance %d", idx)
+	name, mine := fmt.Sprintf("instance %d", idx), rows(idx)
 	if !out {
-		name = fmt.Sprintf("instances %d and %d", who[0], who[1])
+		next := ranges.owner(ranges.pos(idx) + 1)
+		name, mine = fmt.Sprintf("instances %d and %d", idx, next), mine+rows(next)
 	}
 	return fmt.Sprintf("; %s received %.0f%% of the stage's %d rows", name, 100*float64(mine)/float64(total), total)
 }
@@ -1036,9 +1032,11 @@ func (c *Coordinator) alterQuery(ctx context.Context, x *parser.AlterContinuousQ
 		return Result{}, err
 	}
 	res := Result{Tag: "ALTER CONTINUOUS QUERY"}
-	if why := autoscaleIdle(qr); p.Autoscale && why != "" {
-		res.Notices = append(res.Notices, Notice{Severity: "WARNING", Code: "01000",
-			Message: fmt.Sprintf("autoscale is on, but continuous query %q cannot be rescaled: %s", x.Name, why)})
+	if p.Autoscale {
+		if why := autoscaleIdle(qr); why != "" {
+			res.Notices = append(res.Notices, Notice{Severity: "WARNING", Code: "01000",
+				Message: fmt.Sprintf("autoscale is on, but continuous query %q cannot be rescaled: %s", x.Name, why)})
+		}
 	}
 	return res, nil
 }

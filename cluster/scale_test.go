@@ -318,9 +318,7 @@ func TestWorkerKilledDuringScaleOut(t *testing.T) {
 			}
 			rs, s, c, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 200}, 3)
 			copyCSV(t, s, "ev", lines[:2000])
-			waitUntil(t, 10*time.Second, "a checkpoint", func() bool {
-				return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE query = 'tumble' AND status = 'complete'")[0][0] != "0"
-			})
+			awaitCheckpoint(t, s, "tumble")
 			copying := copyAsync(s, "ev", lines[2000:3000])
 			done := make(chan error, 1)
 			go func() {
@@ -392,9 +390,7 @@ func TestRescaleCancelledWhileWaiting(t *testing.T) {
 		t.Fatal("the cancelled scale-out still waits")
 	}
 	qr.recoverMu.Unlock()
-	waitUntil(t, 10*time.Second, "a checkpoint", func() bool {
-		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE query = 'updating' AND status = 'complete'")[0][0] != "0"
-	})
+	awaitCheckpoint(t, s, "updating")
 	if n := run(t, s, "SELECT COUNT(*) FROM spate_instances WHERE query = 'updating' AND stage = 1")[0][0]; n != "2" {
 		t.Errorf("%s instances after a cancelled scale-out, want 2", n)
 	}
@@ -407,10 +403,7 @@ func TestRescaleCancelledWhileWaiting(t *testing.T) {
 		t.Errorf("scale-out: status %q, %d instances restored; want done in place (2)", ev.Status, ev.Restored)
 	}
 	copyCSV(t, s, "ev", lines[1000:])
-	want := sortedText(run(t, rs, "SELECT * FROM updating"))
-	waitUntil(t, 20*time.Second, "the result to equal the reference", func() bool {
-		return sortedText(run(t, s, "SELECT * FROM updating")) == want
-	})
+	awaitReference(t, s, rs, "updating")
 }
 
 // TestScaleOutSplitsWhereTheLoadIs: with a skewed key distribution, a
@@ -586,9 +579,7 @@ func TestFreezeGivesUpOnDeadWorker(t *testing.T) {
 	lines := steadyLines(3000, 37)
 	rs, s, c, kill := startUpdating(t, lines, 2)
 	copyCSV(t, s, "ev", lines[:1500])
-	waitUntil(t, 10*time.Second, "a checkpoint", func() bool {
-		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE status = 'complete'")[0][0] != "0"
-	})
+	awaitCheckpoint(t, s, "updating")
 	qr := c.runningQueries()[0]
 	qr.recoverMu.Lock() // as a rescale holds it: the repair waits
 	kill(0)
@@ -650,9 +641,7 @@ func TestRepairWhileScaleOutWaitsForPool(t *testing.T) {
 	lines := steadyLines(3000, 37)
 	rs, s, c, kill := startUpdating(t, lines, 3)
 	copyCSV(t, s, "ev", lines[:1000])
-	waitUntil(t, 10*time.Second, "a checkpoint", func() bool {
-		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE query = 'updating' AND status = 'complete'")[0][0] != "0"
-	})
+	awaitCheckpoint(t, s, "updating")
 	pool := &slowPool{id: "w3", taking: make(chan struct{}), release: make(chan struct{})}
 	c.SetWorkerPool(pool)
 	done := make(chan error, 1)
@@ -678,9 +667,23 @@ func TestRepairWhileScaleOutWaitsForPool(t *testing.T) {
 		t.Errorf("no instance on the pool's worker w3: %v", run(t, s, "SELECT stage, instance, worker FROM spate_instances"))
 	}
 	copyCSV(t, s, "ev", lines[2000:])
-	want := sortedText(run(t, rs, "SELECT * FROM updating"))
-	waitUntil(t, 20*time.Second, "the result to equal the reference", func() bool {
-		return sortedText(run(t, s, "SELECT * FROM updating")) == want
+	awaitReference(t, s, rs, "updating")
+}
+
+// awaitCheckpoint waits for a complete checkpoint of query.
+func awaitCheckpoint(t *testing.T, s Session, query string) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, "a checkpoint of "+query, func() bool {
+		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE query = '"+query+"' AND status = 'complete'")[0][0] != "0"
+	})
+}
+
+// awaitReference waits until query's result in s equals the reference's.
+func awaitReference(t *testing.T, s, ref Session, query string) {
+	t.Helper()
+	want := sortedText(run(t, ref, "SELECT * FROM "+query))
+	waitUntil(t, 20*time.Second, query+" to equal the reference", func() bool {
+		return sortedText(run(t, s, "SELECT * FROM "+query)) == want
 	})
 }
 
@@ -717,8 +720,5 @@ func TestScaleOutWithoutPoolWorker(t *testing.T) {
 		t.Errorf("SHOW SCALING EVENTS: %v", ev)
 	}
 	copyCSV(t, s, "ev", lines[1000:])
-	want := sortedText(run(t, rs, "SELECT * FROM updating"))
-	waitUntil(t, 20*time.Second, "the result to equal the reference", func() bool {
-		return sortedText(run(t, s, "SELECT * FROM updating")) == want
-	})
+	awaitReference(t, s, rs, "updating")
 }

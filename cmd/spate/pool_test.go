@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/spatedb/spate/elastic"
 	"github.com/spatedb/spate/internal/sqltest"
@@ -101,6 +104,8 @@ func TestServeRefusesBadPoolFlags(t *testing.T) {
 		{[]string{"--pool-size", "1", "--provider", "ec2"}, "--provider ec2 needs --ec2-ami"},
 		{[]string{"--pool-size", "1", "--provider", "ec2", "--ec2-ami", "ami-1"}, "the VMs would join the coordinator at 127.0.0.1:0 (--cluster-listen), which they cannot reach"},
 		{[]string{"--pool-size", "1", "--provider", "ec2", "--ec2-ami", "ami-1", "--ec2-join", "127.0.0.1:7400"}, "at 127.0.0.1:7400 (--ec2-join), which they cannot reach"},
+		{[]string{"--pool-size", "1", "--provider", "ec2", "--ec2-ami", "ami-1", "--ec2-join", "10.0.1.5:7400"}, "listens for workers at 127.0.0.1:0 (--cluster-listen), where the VMs cannot reach it"},
+		{[]string{"--pool-size", "1", "--provider", "ec2", "--ec2-ami", "ami-1", "--cluster-listen", "0.0.0.0:7400"}, "at 0.0.0.0:7400 (--cluster-listen), which they cannot reach"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		args := append([]string{"serve", "--pg-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--workers", "0"}, tc.flags...)
@@ -108,6 +113,19 @@ func TestServeRefusesBadPoolFlags(t *testing.T) {
 		cancel()
 		if err == nil || !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "panic") {
 			t.Errorf("spate serve %s: %v\n%s\nwant an error with %q", strings.Join(tc.flags, " "), err, out, tc.want)
+		}
+	}
+}
+
+// TestPoolFlagsAcceptAReachableJoin: the checks let a working EC2 set-up
+// through: a fixed cluster port, and a join address the VMs can dial
+// (given, or the listen address itself).
+func TestPoolFlagsAcceptAReachableJoin(t *testing.T) {
+	for _, c := range [][2]string{{"0.0.0.0:7400", "10.0.1.5:7400"}, {"10.0.1.5:7400", ""}} {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		cfg := elastic.EC2Config{AMI: "ami-1", Join: c[1]}
+		if err := checkPoolFlags(fs, 1, "ec2", time.Minute, time.Second, 0, cfg, c[0], zerolog.Nop()); err != nil {
+			t.Errorf("--cluster-listen %s --ec2-join %q: %v", c[0], c[1], err)
 		}
 	}
 }

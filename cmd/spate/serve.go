@@ -212,17 +212,26 @@ func checkPoolFlags(fs *flag.FlagSet, poolSize int, provider string, idle, autos
 	if ec2cfg.AMI == "" {
 		return fmt.Errorf("--provider ec2 needs --ec2-ami: an image with spate installed at /usr/local/bin/spate")
 	}
-	join, flagName := ec2cfg.Join, "--ec2-join"
+	// The coordinator must listen where the VMs reach it, and the VMs
+	// be told an address they can dial.
+	join, joinFlag := ec2cfg.Join, "--ec2-join"
 	if join == "" {
-		join, flagName = clusterListen, "--cluster-listen"
+		join, joinFlag = clusterListen, "--cluster-listen"
 	}
-	host, port, err := net.SplitHostPort(join)
-	if err != nil {
-		return fmt.Errorf("%s %q: want host:port (%v)", flagName, join, err)
-	}
-	ip := net.ParseIP(host)
-	if port == "0" || host == "" || host == "localhost" || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
-		return fmt.Errorf("--provider ec2: the VMs would join the coordinator at %s (%s), which they cannot reach: serve the cluster on a fixed port (e.g. --cluster-listen 0.0.0.0:7400) and give --ec2-join <this machine's private address>:7400", join, flagName)
+	const fix = "serve the cluster on a fixed port (e.g. --cluster-listen 0.0.0.0:7400) and give --ec2-join <this machine's private address>:7400"
+	for _, a := range [][2]string{{joinFlag, join}, {"--cluster-listen", clusterListen}} {
+		host, port, err := net.SplitHostPort(a[1])
+		if err != nil {
+			return fmt.Errorf("%s %q: want host:port (%v)", a[0], a[1], err)
+		}
+		ip := net.ParseIP(host)
+		unreachable := port == "0" || host == "localhost" || ip != nil && ip.IsLoopback()
+		switch {
+		case a[0] == joinFlag && (unreachable || host == "" || ip != nil && ip.IsUnspecified()):
+			return fmt.Errorf("--provider ec2: the VMs would join the coordinator at %s (%s), which they cannot reach: %s", a[1], a[0], fix)
+		case unreachable:
+			return fmt.Errorf("--provider ec2: the coordinator listens for workers at %s (--cluster-listen), where the VMs cannot reach it: %s", a[1], fix)
+		}
 	}
 	return nil
 }
