@@ -145,6 +145,9 @@ type Coordinator struct {
 	closed     bool
 	nextRun    int
 	recoveries []recoveryRecord
+	// repairing holds the repairs under way, as SHOW RECOVERIES lists
+	// them until they end (recovery.go).
+	repairing map[*queryRuntime]*recoveryRecord
 
 	partsMu sync.Mutex
 	parts   map[string][]byte // snapshots arriving in parts (checkpointer.go)

@@ -701,7 +701,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		}
 		return cols, rows, true
 	case "continuous queries":
-		cols := []Column{{"name", planner.TypeText}, {"source", planner.TypeText}, {"kind", planner.TypeText}, {"parallelism", planner.TypeBigInt}, {"status", planner.TypeText}, {"result_rows", planner.TypeBigInt}, {"emitted_rows", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"sql", planner.TypeText}, {"subscribers", planner.TypeBigInt}, {"scaling", planner.TypeText}}
+		cols := []Column{{"name", planner.TypeText}, {"source", planner.TypeText}, {"kind", planner.TypeText}, {"parallelism", planner.TypeBigInt}, {"status", planner.TypeText}, {"result_rows", planner.TypeBigInt}, {"emitted_rows", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"sql", planner.TypeText}, {"subscribers", planner.TypeBigInt}, {"scaling", planner.TypeText}, {"subscriber_wait_seconds", planner.TypeDouble}}
 		var rows [][]any
 		for _, q := range c.catalog.Queries() {
 			c.mu.Lock()
@@ -716,6 +716,9 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			}
 			n, emitted, wm, err := qr.result.counters()
 			status := "running"
+			if phase := c.repairStatus(qr); phase != "" {
+				status = "recovering: " + phase
+			}
 			if err != nil {
 				status = "failed: " + err.Error()
 			}
@@ -732,7 +735,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 					late += st.Stats.LateRows
 				}
 			}
-			rows = append(rows, []any{q.Name, strings.Join(q.Sources, ", "), kind, par, status, n, emitted, late, formatWatermark(wm), q.SQL, qr.result.subscribers(), qr.scalingPolicy().String()})
+			rows = append(rows, []any{q.Name, strings.Join(q.Sources, ", "), kind, par, status, n, emitted, late, formatWatermark(wm), q.SQL, qr.result.subscribers(), qr.scalingPolicy().String(), qr.result.waits.seconds()})
 		}
 		return cols, rows, true
 	case "instances":

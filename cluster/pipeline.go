@@ -678,7 +678,7 @@ func (p *pipeline) attach(r *transport.Receiver, ch channelName) {
 				// With upstream backup a lost channel is repaired from
 				// the sending side (backup.go); else it fails the query.
 				if ctx.Err() == nil && !errors.Is(err, io.EOF) && !buffered {
-					p.fail(errorf("58000", "lost the data channel from %s (%s): %v", p.placement().Hosts[ch.fromStage][ch.fromIdx], ch, err))
+					p.fail(errorf("58000", "lost the data channel from %s (%s): %v; with checkpoints off (--checkpoint-interval 0) the query cannot be repaired", p.placement().Hosts[ch.fromStage][ch.fromIdx], ch, err))
 				}
 				return
 			}

@@ -376,19 +376,22 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	skip := qr.ckpt.pause()
 	c.abandonStaleRound(0) // its epoch of this query is aborted
 	epoch, snaps := qr.ckpt.restorePoint()
-	rec := recoveryRecord{Query: qr.def.Name, Reason: reason, Detected: time.Now(), Epoch: epoch}
+	rec := recoveryRecord{Query: qr.def.Name, Reason: reason, Detected: time.Now(), Epoch: epoch, Moved: len(failed)}
 	log := c.cfg.Logger.With().Str("query", qr.def.Name).Logger()
 	log.Warn().Str("reason", reason).Int("lost_instances", len(failed)).Uint64("checkpoint", epoch).Msg("repairing the continuous query")
 	rec.sinkDupsBefore = p.sinkDuplicates.Load()
+	c.beginRepair(qr, rec, phaseRestoring)
 	var out repairOutcome
 	var err error
 	keep := true // the consumers may keep running
 	for attempt := 1; ; attempt++ {
 		out, err = c.applyRepair(qr, p, failed, epoch, snaps, skip, keep)
 		if errors.Is(err, errNoLiveWorker) {
+			c.repairPhase(qr, phaseNoWorker)
 			if !c.awaitLiveWorker(qr, p, log) {
 				break
 			}
+			c.repairPhase(qr, phaseRestoring)
 			attempt = 0 // a worker joined: the repair starts over
 			c.addDeadInstances(p.placement(), failed)
 			continue
@@ -410,13 +413,78 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	rec.Moved, rec.Instances, rec.Replayed, rec.FromCopies, rec.Kept = len(failed), len(out.restored), out.replayed, out.fromCopies, out.kept
 	if err != nil {
 		rec.Status = "failed: " + err.Error()
-		c.addRecovery(rec)
+		c.endRepair(qr, &rec)
 		log.Error().Err(err).Msg("recovery failed")
 		p.fail(errorf("58000", "could not recover after %s: %v", reason, err))
 		return
 	}
 	rec.Restored = time.Since(rec.Detected)
+	rec.Status = phaseReplaying
+	c.beginRepair(qr, rec, phaseReplaying)
 	go c.finishRepair(qr, p, repair, rec, true)
+}
+
+// What a repair under way is doing, as its SHOW RECOVERIES row and its
+// query's status say.
+const (
+	phaseRestoring = "restoring the lost instances"
+	phaseNoWorker  = "waiting for a worker to join (every worker is dead)"
+	phaseReplaying = "replaying to the restored instances"
+)
+
+// beginRepair lists a repair under way in SHOW RECOVERIES, and its
+// phase in its query's status, until endRepair. A repair that a later
+// one took over before it finished is listed as such.
+func (c *Coordinator) beginRepair(qr *queryRuntime, rec recoveryRecord, phase string) {
+	rec.Status = phase
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.repairing == nil {
+		c.repairing = map[*queryRuntime]*recoveryRecord{}
+	}
+	if prev := c.repairing[qr]; prev != nil && prev.Detected != rec.Detected {
+		prev.Status = "carried on by the next repair (its replay was not through)"
+		prev.Caught = time.Since(prev.Detected)
+		c.recoveries = lastOf(append(c.recoveries, *prev), keepRecoveryRecords)
+	}
+	c.repairing[qr] = &rec
+}
+
+// repairPhase notes what the query's repair under way does now.
+func (c *Coordinator) repairPhase(qr *queryRuntime, phase string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.repairing[qr]; r != nil {
+		r.Status = phase
+	}
+}
+
+// endRepair lists the query's repair as ended: rec, or, when rec is nil
+// (a rescale ended), the repair under way with the rescale's end.
+func (c *Coordinator) endRepair(qr *queryRuntime, rec *recoveryRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	active := c.repairing[qr]
+	delete(c.repairing, qr)
+	if rec == nil {
+		if active == nil {
+			return
+		}
+		rec = active
+		rec.Status = "recovered (a rescale carried it on)"
+		rec.Caught = time.Since(rec.Detected)
+	}
+	c.recoveries = lastOf(append(c.recoveries, *rec), keepRecoveryRecords)
+}
+
+// repairStatus is what the query's repair under way does ("" when none).
+func (c *Coordinator) repairStatus(qr *queryRuntime) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.repairing[qr]; r != nil {
+		return r.Status
+	}
+	return ""
 }
 
 var errNoLiveWorker = errors.New("no live worker to restore instances on")
@@ -507,7 +575,9 @@ func (c *Coordinator) finishRepair(qr *queryRuntime, p *pipeline, repair int, re
 		rec.Status = "failed: " + err.Error()
 	}
 	if record {
-		c.addRecovery(rec)
+		c.endRepair(qr, &rec)
+	} else {
+		c.endRepair(qr, nil)
 	}
 	log.Info().Uint64("epoch", epoch).Int("restored", rec.Instances).Int("moved", rec.Moved).Int("replayed", rec.Replayed).
 		Dur("restored_in", rec.Restored).Dur("caught_up_in", rec.Caught).Msg("continuous query recovered")
@@ -1166,18 +1236,32 @@ func (c *Coordinator) recoveryRows() ([]Column, [][]any) {
 		{"consumers", planner.TypeText}, {"sink_duplicates_dropped", planner.TypeBigInt}, {"restored_from_upstream", planner.TypeBigInt}}
 	c.mu.Lock()
 	recs := append([]recoveryRecord(nil), c.recoveries...)
+	// Then the repairs under way: their times so far are NULL.
+	var active []recoveryRecord
+	for qr, r := range c.repairing {
+		if c.queries[qr.def.Name] == qr {
+			active = append(active, *r)
+		}
+	}
 	c.mu.Unlock()
+	slices.SortFunc(active, func(a, b recoveryRecord) int { return a.Detected.Compare(b.Detected) })
 	var rows [][]any
-	for _, r := range recs {
-		var first any
+	for i, r := range append(recs, active...) {
+		var restored, first, caught any = ms(r.Restored), nil, ms(r.Caught)
 		if r.First > 0 {
 			first = ms(r.First)
+		}
+		if i >= len(recs) {
+			caught = nil
+			if r.Restored == 0 {
+				restored = nil
+			}
 		}
 		consumers := "restored"
 		if r.Kept {
 			consumers = "kept running"
 		}
-		rows = append(rows, []any{r.Query, r.Reason, r.Detected.UnixMicro(), ms(r.Restored), first, ms(r.Caught), int64(r.Epoch),
+		rows = append(rows, []any{r.Query, r.Reason, r.Detected.UnixMicro(), restored, first, caught, int64(r.Epoch),
 			int64(r.Moved), int64(r.Instances), int64(r.Replayed), r.Status, consumers, r.SinkDuplicates, int64(r.FromCopies)})
 	}
 	return cols, rows

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -454,10 +453,16 @@ func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
 	})
 	copying := copyAsync(s, "ev", lines[2000:4000]) // ingested while no worker lives
 	time.Sleep(6 * time.Second)                     // longer than a repair's retries
+	// The queries and SHOW RECOVERIES say what they wait for.
 	for _, r := range run(t, s, "SELECT name, status FROM spate_continuous_queries") {
-		if r[1] != "running" {
+		if r[1] != "recovering: waiting for a worker to join (every worker is dead)" {
 			t.Fatalf("%s is %q while it waits for a worker", r[0], r[1])
 		}
+	}
+	waiting := run(t, s, "SELECT query, status, restore_ms IS NULL, caught_up_ms IS NULL FROM spate_recoveries ORDER BY query")
+	if fmt.Sprint(waiting) != "[[selfjoin waiting for a worker to join (every worker is dead) t t] "+
+		"[tumble waiting for a worker to join (every worker is dead) t t] [updating waiting for a worker to join (every worker is dead) t t]]" {
+		t.Fatalf("SHOW RECOVERIES while the repairs wait for a worker: %v", waiting)
 	}
 	// The statements return meanwhile: what they ingested is logged and
 	// kept for the queries.
@@ -488,6 +493,13 @@ func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
 	}
 	if r := run(t, s, "SELECT DISTINCT worker FROM spate_instances WHERE worker <> 'coordinator'"); fmt.Sprint(r) != "[[w3]]" {
 		t.Errorf("instances run on %v, want the new worker w3", r)
+	}
+	waitUntil(t, 10*time.Second, "every repair to be recorded as recovered", func() bool {
+		recs := run(t, s, "SELECT DISTINCT query, status, restore_ms >= 6000, caught_up_ms >= restore_ms FROM spate_recoveries ORDER BY query")
+		return fmt.Sprint(recs) == "[[selfjoin recovered t t] [tumble recovered t t] [updating recovered t t]]"
+	})
+	if r := run(t, s, "SELECT DISTINCT status FROM spate_continuous_queries"); fmt.Sprint(r) != "[[running]]" {
+		t.Errorf("after the repairs the queries are %v", r)
 	}
 }
 
@@ -568,9 +580,11 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The first two repairs' replays were held back until the third
+	// began: each is listed as carried on by the next.
+	carried := "carried on by the next repair (its replay was not through)"
 	waitUntil(t, 30*time.Second, "the repairs", func() bool {
-		recs := run(t, s, "SELECT status FROM spate_recoveries")
-		return len(recs) > 0 && !slices.ContainsFunc(recs, func(r []string) bool { return r[0] != "recovered" })
+		return fmt.Sprint(run(t, s, "SELECT status FROM spate_recoveries")) == "[["+carried+"] ["+carried+"] [recovered]]"
 	})
 	qr.recoverMu.Lock()
 	repairs := qr.repairs

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -30,8 +29,8 @@ type resultStore struct {
 	schema   *arrow.Schema    // of stored rows, without "op"
 	updating bool
 	key      []int // identifying columns of an updating result; nil = whole row
-	// blocked is the time (ns) apply waited for subscribers to read.
-	blocked atomic.Int64
+	// waits is the time the result waited for subscribers to read.
+	waits subscriberWaits
 
 	mu sync.Mutex
 	// protected by mu
@@ -681,14 +680,53 @@ func (s *subscriber) waitRoom(ctx context.Context) error {
 		if ok {
 			return nil
 		}
-		start := time.Now()
+		s.store.waits.begin()
 		select {
 		case <-room:
 		case <-ctx.Done():
+			s.store.waits.end()
 			return ctx.Err()
 		}
-		s.store.blocked.Add(int64(time.Since(start)))
+		s.store.waits.end()
 	}
+}
+
+// subscriberWaits adds up the wall time during which at least one of a
+// result's last-stage instances waited for a subscriber to read, a wait
+// going on included.
+type subscriberWaits struct {
+	mu      sync.Mutex
+	waiting int
+	since   time.Time
+	total   time.Duration
+}
+
+func (w *subscriberWaits) begin() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.waiting == 0 {
+		w.since = time.Now()
+	}
+	w.waiting++
+}
+
+func (w *subscriberWaits) end() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.waiting--
+	if w.waiting == 0 {
+		w.total += time.Since(w.since)
+	}
+}
+
+func (w *subscriberWaits) seconds() float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.total
+	if w.waiting > 0 {
+		d += time.Since(w.since)
+	}
+	return d.Seconds()
 }
 
 func (s *subscriber) wake() {

@@ -115,6 +115,21 @@ func stalledSubscriber(t *testing.T, serverArgs []string) {
 	if waited, _ := strconv.ParseFloat(blocked[0][0], 64); err != nil || waited < 1 {
 		t.Fatalf("SHOW STREAMS does not report the ingest waiting: %v %v", blocked, err)
 	}
+	// SHOW CONTINUOUS QUERIES says the query waits for its subscriber,
+	// the wait going on included.
+	subWait := func() float64 {
+		rows, err := sqltest.QueryText(ctx, admin, "SELECT subscriber_wait_seconds FROM spate_continuous_queries WHERE name = 'numbered'")
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("SHOW CONTINUOUS QUERIES: %v %v", rows, err)
+		}
+		v, _ := strconv.ParseFloat(rows[0][0], 64)
+		return v
+	}
+	w0 := subWait()
+	time.Sleep(time.Second)
+	if w1 := subWait(); w0 < 1 || w1 < w0+0.9 {
+		t.Fatalf("subscriber_wait_seconds %.2f, then %.2f a second later, while the subscriber is stalled", w0, w1)
+	}
 	rss := map[int]int64{}
 	for pid, b := range after {
 		rss[pid] = b >> 20
