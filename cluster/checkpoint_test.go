@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCheckpointRestoreMidStream checkpoints every instance of every
@@ -194,4 +195,56 @@ func (c *Coordinator) reopenLocal(qr *queryRuntime, snaps []*instanceSnapshot) e
 	old.markStopped()
 	old.stop()
 	return nil
+}
+
+// TestIdleQueryNotCheckpointed: a query that took nothing in since its
+// last complete checkpoint is not checkpointed again, every interval
+// though it is; rows coming in start the next one. A worker killed
+// after the idle spell is repaired from the checkpoint taken before it,
+// and the result equals a single-process run's.
+func TestIdleQueryNotCheckpointed(t *testing.T) {
+	lines := steadyLines(3000, 23)
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s', idle_timeout = '0')")
+		for _, name := range []string{"tumble", "updating"} {
+			run(t, s, "CREATE CONTINUOUS QUERY "+name+" AS "+metamorphicQueries[name])
+		}
+	}
+	rs, s, _, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 100}, 2)
+	copyCSV(t, s, "ev", lines[:1000])
+	// Each query's newest complete checkpoint.
+	newest := func() map[string]int {
+		m := map[string]int{}
+		for _, r := range run(t, s, "SELECT query, MAX(epoch) FROM spate_checkpoints WHERE status = 'complete' GROUP BY query") {
+			var n int
+			fmt.Sscan(r[1], &n)
+			m[r[0]] = n
+		}
+		return m
+	}
+	var idle map[string]int
+	waitUntil(t, 10*time.Second, "the checkpoints to stop while nothing comes", func() bool {
+		before := newest()
+		time.Sleep(300 * time.Millisecond) // 15 intervals
+		idle = newest()
+		return len(idle) == 2 && fmt.Sprint(before) == fmt.Sprint(idle)
+	})
+	time.Sleep(500 * time.Millisecond)
+	if now := newest(); fmt.Sprint(now) != fmt.Sprint(idle) {
+		t.Fatalf("checkpoints went on with nothing coming in: %v, then %v", idle, now)
+	}
+	copyCSV(t, s, "ev", lines[1000:1100])
+	waitUntil(t, 10*time.Second, "a checkpoint of each query after rows came", func() bool {
+		now := newest()
+		return now["tumble"] > idle["tumble"] && now["updating"] > idle["updating"]
+	})
+	time.Sleep(300 * time.Millisecond)
+	kill(0)
+	copyCSV(t, s, "ev", lines[1100:])
+	for _, name := range []string{"tumble", "updating"} {
+		want := sortedText(run(t, rs, "SELECT * FROM "+name))
+		waitUntil(t, 30*time.Second, name+" to equal the reference", func() bool {
+			return sortedText(run(t, s, "SELECT * FROM "+name)) == want
+		})
+	}
 }

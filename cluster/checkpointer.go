@@ -70,6 +70,45 @@ type checkpointer struct {
 	// beginCheckpoint's forced ones do (an in-place rescale's).
 	paused, held bool
 	begun        time.Time // when the newest epoch began
+	// latestFeed is where the feed stood when the newest complete
+	// checkpoint began (its zero value: not known).
+	latestFeed feedMark
+}
+
+// feedMark is where a query's feed stands: the pipeline running it,
+// how many messages its sources took in (pipeline.fed) and the
+// coordinator's layout generation. A query whose mark is that of its
+// newest complete checkpoint has the state that checkpoint holds, and
+// is not checkpointed again.
+type feedMark struct {
+	pipe   *pipeline
+	fed    uint64
+	layout uint64
+}
+
+// feedMark is where qr's feed stands. It is read before a checkpoint's
+// barriers go in: what comes meanwhile counts as after them, and the
+// next tick checkpoints again.
+func (c *Coordinator) feedMark(qr *queryRuntime) feedMark {
+	p := qr.pipeline()
+	return feedMark{pipe: p, fed: p.fed.Load(), layout: c.layoutGen.Load()}
+}
+
+// unchangedSince reports whether the newest complete checkpoint began
+// at mark.
+func (k *checkpointer) unchangedSince(mark feedMark) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.latestEpoch > 0 && k.latestFeed == mark
+}
+
+// markFeed notes where the feed stood when epoch began.
+func (k *checkpointer) markFeed(epoch uint64, mark feedMark) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if pc := k.pending[epoch]; pc != nil {
+		pc.feed = mark
+	}
 }
 
 // lastBegun is when the newest epoch began.
@@ -89,6 +128,7 @@ type pendingCheckpoint struct {
 	bytes     int64
 	err       error
 	completed bool
+	feed      feedMark
 }
 
 func newCheckpointer(query string) *checkpointer {
@@ -173,7 +213,7 @@ func (k *checkpointer) completeLocked(epoch uint64, pc *pendingCheckpoint) bool 
 	if pc.err != nil {
 		rec.Status = "failed: " + pc.err.Error()
 	} else if epoch > k.latestEpoch {
-		k.latest, k.latestEpoch, k.latestInst = pc.snaps, epoch, pc.inst
+		k.latest, k.latestEpoch, k.latestInst, k.latestFeed = pc.snaps, epoch, pc.inst, pc.feed
 	}
 	k.history = append(k.history, rec)
 	if len(k.history) > keepCheckpointRecords {
@@ -584,13 +624,21 @@ func (c *Coordinator) onCheckpointNotice(worker string, n control.Notice) {
 // each source stage, each behind what its relation fed so far (taken
 // under the relation's feeding lock, so no batch is half before and half
 // after). A query whose previous checkpoint is still in flight is left
-// alone.
+// alone, and so is one that took nothing in since its newest complete
+// checkpoint began (its state is that checkpoint's): an idle server
+// does not keep checkpointing.
 func (c *Coordinator) checkpointQuery(qr *queryRuntime) {
 	p := qr.pipeline()
 	if p.failure() != nil || qr.recovering.Load() || qr.ckpt.inFlight() > 0 {
 		return
 	}
-	c.beginCheckpoint(qr, false)
+	mark := c.feedMark(qr)
+	if qr.ckpt.unchangedSince(mark) {
+		return
+	}
+	if epoch := c.beginCheckpoint(qr, false); epoch != 0 {
+		qr.ckpt.markFeed(epoch, mark)
+	}
 }
 
 // beginCheckpoint opens the query's next epoch and puts its barrier into

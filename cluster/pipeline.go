@@ -81,6 +81,10 @@ type pipeline struct {
 	// without its lock: the sink reads it for every watermark).
 	sinkWidth    atomic.Int64
 	lastBlockLog atomic.Int64 // when ingest last logged back-pressure, ns
+	// fed counts the messages ingested into the source stages other
+	// than checkpoint barriers: a query whose count did not move since
+	// its last checkpoint is not checkpointed again (checkpointQuery).
+	fed atomic.Uint64
 	// stalled is set while a repair waits for a worker to join (every
 	// worker is dead): flushes return at once, as what they wait for is
 	// logged and kept for the replay (awaitLiveWorker).
@@ -1259,6 +1263,9 @@ func (p *pipeline) markIdle(src int) error {
 // ingestDirect puts m into source stage src, counting the time it waits
 // for room: back-pressure from the query reaching its source.
 func (p *pipeline) ingestDirect(src int, m message) error {
+	if m.ckpt == 0 {
+		p.fed.Add(1)
+	}
 	to := p.stages[src][0]
 	select {
 	case to.in <- m:

@@ -259,6 +259,7 @@ func (c *Coordinator) beginRound() bool {
 	// barriers into the streams and tables.
 	byName := map[string]*queryRuntime{}
 	for _, qr := range qs {
+		mark := c.feedMark(qr)
 		epoch := qr.ckpt.begin(qr.instanceCount(), qr.lastWidth(), false)
 		if epoch == 0 {
 			for name, e := range r.epochs {
@@ -267,6 +268,7 @@ func (c *Coordinator) beginRound() bool {
 			r.release()
 			return false
 		}
+		qr.ckpt.markFeed(epoch, mark)
 		r.epochs[qr.def.Name] = epoch
 		byName[qr.def.Name] = qr
 	}
