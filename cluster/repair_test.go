@@ -503,23 +503,68 @@ func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
 	}
 }
 
-// TestRepairDuringSourceReplay: a self-join's join instances lose their
-// channels from the source one after the other, each time while the
-// previous repair's replay of the sources waits between the two source
-// stages' batches. Each replay's wait passes every outlet of the source,
-// so two replays at once would wait for each other for ever; instead each
-// repair stops the replay in progress and carries on what it had left
-// with its own (the third carries on the second's, which carried on the
-// first's), and the result equals an unbroken run.
-func TestRepairDuringSourceReplay(t *testing.T) {
-	lines := steadyLines(8000, 13)
+// TestSelfJoinReplayDoesNotWait: the two sides of a self-join read one
+// stream, whose statements fed both together; a replay of the sources
+// sends them without waiting between the sides (each wait is a flush
+// across the workers), and the result equals an unbroken run.
+func TestSelfJoinReplayDoesNotWait(t *testing.T) {
+	lines := steadyLines(4000, 13)
 	setup := func(s Session) {
 		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
 		run(t, s, "CREATE CONTINUOUS QUERY j AS SELECT a.k % 7 AS g, COUNT(*) AS n, SUM(b.v) AS s FROM ev a JOIN ev b ON a.k = b.k AND b.t BETWEEN a.t - 1 AND a.t GROUP BY a.k % 7")
 	}
+	var waits atomic.Int32
+	replayFlushHook = func(<-chan struct{}) { waits.Add(1) }
+	t.Cleanup(func() { replayFlushHook = nil }) // after the cluster stopped
+	rs, s, c, _ := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 20}, 2)
+	copyCSV(t, s, "ev", lines[:1000])
+	awaitCheckpoint(t, s, "j")
+	c.mu.Lock()
+	qr := c.queries["j"]
+	c.mu.Unlock()
+	qr.ckpt.pause() // the replay covers everything from here
+	for i := 1000; i < 3000; i += 100 {
+		copyCSV(t, s, "ev", lines[i:i+100]) // 20 statements, each both sides
+	}
+	qr.pipeline().stages[0][0].outlets()[0].close() // the channel to join instance 0
+	copyCSV(t, s, "ev", lines[3000:3100])           // finds it closed
+	waitUntil(t, 30*time.Second, "the repair", func() bool {
+		return fmt.Sprint(run(t, s, "SELECT status, replayed > 100 FROM spate_recoveries")) == "[[recovered t]]"
+	})
+	copyCSV(t, s, "ev", lines[3100:])
+	awaitReference(t, s, rs, "j")
+	if n := waits.Load(); n != 0 {
+		t.Errorf("the replay waited %d times between the sides of the self-join", n)
+	}
+}
+
+// TestRepairDuringSourceReplay: a join's instances lose their channels
+// from one source one after the other, each time while the previous
+// repair's replay of the sources waits between the two streams' batches.
+// Each replay's wait passes every outlet of the source, so two replays
+// at once would wait for each other for ever; instead each repair stops
+// the replay in progress and carries on what it had left with its own
+// (the third carries on the second's, which carried on the first's), and
+// the result equals an unbroken run.
+func TestRepairDuringSourceReplay(t *testing.T) {
+	lines := steadyLines(8000, 13)
+	setup := func(s Session) {
+		for _, name := range []string{"ev", "ea", "eb"} { // ev: startCompared's
+			run(t, s, "CREATE STREAM "+name+" (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s', idle_timeout = '0')")
+		}
+		run(t, s, "CREATE CONTINUOUS QUERY j AS SELECT a.k % 7 AS g, COUNT(*) AS n, SUM(b.v) AS s FROM ea a JOIN eb b ON a.k = b.k AND b.t BETWEEN a.t - 1 AND a.t GROUP BY a.k % 7")
+	}
+	// The first 4000 lines go into both streams, the rest into ea alone
+	// (the copies behind the repairs: one stream keeps them in order).
+	copyBoth := func(s Session, part []string) {
+		copyCSV(t, s, "ea", part)
+		copyCSV(t, s, "eb", part)
+	}
 	t.Cleanup(func() { replayFlushHook = nil }) // after the cluster stopped
 	rs, s, c, _ := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 50}, 2)
-	copyCSV(t, s, "ev", lines[:2000])
+	copyBoth(rs, lines[:4000])
+	copyCSV(t, rs, "ea", lines[4000:])
+	copyBoth(s, lines[:2000])
 	waitUntil(t, 10*time.Second, "a complete checkpoint", func() bool {
 		return run(t, s, "SELECT COUNT(*) FROM spate_checkpoints WHERE status = 'complete'")[0][0] != "0"
 	})
@@ -527,7 +572,7 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 	qr := c.queries["j"]
 	c.mu.Unlock()
 	qr.ckpt.pause() // the replays cover everything from here
-	copyCSV(t, s, "ev", lines[2000:4000])
+	copyBoth(s, lines[2000:4000])
 
 	// The first two replays' first waits hold until a repair stops them
 	// (or, for the second, until the test lets it go on).
@@ -552,7 +597,7 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 	copyBehind := func(part []string) {
 		s2, _ := c.NewSession(context.Background(), "spate", "spate")
 		done := make(chan error, 1)
-		go func() { done <- copyLines(s2, "ev", part) }()
+		go func() { done <- copyLines(s2, "ea", part) }()
 		copies = append(copies, done)
 	}
 	awaitWait := func(i int) {

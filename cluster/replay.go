@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -16,10 +17,13 @@ import (
 //
 // The source stages' outlets (on the coordinator) are replayed together,
 // merged in the order their messages were first sent. When the replay
-// turns from one source stage's batches to another's, it first waits
-// until the former reached the result, as each statement's rows did
-// before it was acknowledged: a stream's rows must not overtake the table
-// rows a lookup join finds for them. That wait is a flush barrier on
+// turns from one relation's batches to another's, it first waits until
+// the former's (on each source stage reading it) reached the result, as
+// each statement's rows did before it was acknowledged: a stream's rows
+// must not overtake the table rows a lookup join finds for them. Stages
+// reading the same relation (the two sides of a self-join) took each
+// statement's rows together, and are replayed so, without a wait
+// between them. That wait is a flush barrier on
 // every outlet of the source, so two such replays at once would wait for
 // each other forever (each one's barrier kept, unsent, by an outlet the
 // other detached). There is one at a time: a repair that begins while
@@ -53,11 +57,11 @@ type replayRun struct {
 	unopened []*reroute // not yet: it was stopped first
 	items    []replayItem
 	next     int // the first item not sent
-	// inTurn makes it wait between source stages' batches (a replay of
-	// the sources); prev is the source stage whose batches it sent last,
-	// -1 before the first.
+	// inTurn makes it wait between relations' batches (a replay of the
+	// sources); sent is the source stages whose batches it sent since
+	// its last wait, all reading one relation.
 	inTurn bool
-	prev   int
+	sent   []int
 
 	stop     chan struct{} // closed by halt: the run returns, leaving the rest
 	stopOnce sync.Once
@@ -65,7 +69,7 @@ type replayRun struct {
 }
 
 func newReplayRun(inTurn bool) *replayRun {
-	return &replayRun{inTurn: inTurn, prev: -1, stop: make(chan struct{}), done: make(chan struct{})}
+	return &replayRun{inTurn: inTurn, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (run *replayRun) halt() { run.stopOnce.Do(func() { close(run.stop) }) }
@@ -158,7 +162,7 @@ func (p *pipeline) putBackSourceReplay(run *replayRun) {
 // are not through and that no later repair detached again, with their
 // messages it had not sent.
 func (run *replayRun) carryOn(prior *replayRun) {
-	run.prev = prior.prev
+	run.sent = prior.sent
 	ours := map[*reroute]bool{}
 	for _, r := range prior.rs {
 		switch {
@@ -257,8 +261,8 @@ func (p *pipeline) runReplay(ctx context.Context, run *replayRun) {
 			run.next++
 			continue
 		}
-		if src := it.r.in.stage; run.inTurn && it.k.m.rec != nil && src != run.prev {
-			if run.prev >= 0 {
+		if src := it.r.in.stage; run.inTurn && it.k.m.rec != nil && !slices.Contains(run.sent, src) {
+			if len(run.sent) > 0 && p.relation(src) != p.relation(run.sent[0]) {
 				r, err := p.replayFlush(ctx, run)
 				switch {
 				case errors.Is(err, errReplayHalted) || ctx.Err() != nil:
@@ -273,8 +277,9 @@ func (p *pipeline) runReplay(ctx context.Context, run *replayRun) {
 					p.pauseReplay(ctx, run)
 					continue
 				}
+				run.sent = run.sent[:0]
 			}
-			run.prev = src
+			run.sent = append(run.sent, src)
 		}
 		run.next++
 		if err := it.r.under.send(ctx, it.k.m); err != nil {
@@ -334,14 +339,29 @@ func (p *pipeline) replayLost(ctx context.Context, r *reroute, err error) {
 	}
 }
 
-// replayFlush waits until everything the source stage run.prev sent so
-// far, the replay included, reached the result: a flush barrier on every
-// outlet of the source, sent directly on the new channels of those the
+// relation is what source stage src reads.
+func (p *pipeline) relation(src int) string {
+	return p.query.Plan.Stages[src].Source.Relation
+}
+
+// replayFlush waits until everything the source stages in run.sent sent
+// so far, the replay included, reached the result: a flush barrier on
+// every outlet of each, sent directly on the new channels of those the
 // run replays. It returns the reroute whose channel failed, if one did.
 func (p *pipeline) replayFlush(ctx context.Context, run *replayRun) (*reroute, error) {
 	if replayFlushHook != nil {
 		replayFlushHook(run.stop)
 	}
+	for _, src := range run.sent {
+		if r, err := p.flushSource(ctx, run, src); r != nil || err != nil {
+			return r, err
+		}
+	}
+	return nil, nil
+}
+
+// flushSource is replayFlush for one source stage.
+func (p *pipeline) flushSource(ctx context.Context, run *replayRun, src int) (*reroute, error) {
 	if run.halted() {
 		return nil, errReplayHalted
 	}
@@ -351,7 +371,6 @@ func (p *pipeline) replayFlush(ctx context.Context, run *replayRun) (*reroute, e
 			direct[r.b] = r
 		}
 	}
-	src := run.prev
 	id, w, forget := p.newWait()
 	defer forget()
 	in := p.stages[src][0]
