@@ -51,6 +51,9 @@ type binder struct {
 	match func(ast.ExprNode) (Expr, bool, error)
 	// where names the clause for error messages ("WHERE", "GROUP BY", …).
 	where string
+	// qualify names column references with their relation (a.k), as in
+	// a join's conditions, where both sides may have a k.
+	qualify bool
 }
 
 func (b *binder) column(cn *ast.ColumnName) (Expr, error) {
@@ -73,6 +76,9 @@ func (b *binder) column(cn *ast.ColumnName) (Expr, error) {
 		return nil, errorf(CodeUndefinedColumn, "column %q does not exist", full)
 	}
 	c := b.scope[found]
+	if b.qualify && c.qualifier != "" {
+		return &ColRef{Index: found, Name: c.qualifier + "." + c.name, T: c.typ}, nil
+	}
 	return &ColRef{Index: found, Name: c.name, T: c.typ}, nil
 }
 

@@ -57,7 +57,7 @@ func (p *Planner) bindJoinTree(j *ast.Join, mode selectMode, prm *params) (Node,
 		return nil, nil, nil, errorf(CodeNotSupported, "the left side of a join must be a stream; %q is read as a table", left.Relation)
 	}
 	scope := append(append([]scopeColumn(nil), lscope...), rscope...)
-	b := &binder{scope: scope, params: prm, where: "JOIN conditions"}
+	b := &binder{scope: scope, params: prm, where: "JOIN conditions", qualify: true}
 	cond, err := b.expr(j.On.Expr)
 	if err != nil {
 		return nil, nil, nil, err
@@ -76,8 +76,9 @@ func (p *Planner) bindJoinTree(j *ast.Join, mode selectMode, prm *params) (Node,
 		if lt == nil || rt == nil {
 			return nil, nil, nil, errorf(CodeInvalidDefinition, "a stream–stream join needs the event-time columns of both sides")
 		}
+		lt.Name = qualified(lscope, lt.Name)
 		join.LeftTime, join.LeftUnit = lt, left.TimeUnit
-		join.RightTime = &ColRef{Index: nl + rt.Index, Name: rt.Name, T: rt.T}
+		join.RightTime = &ColRef{Index: nl + rt.Index, Name: qualified(rscope, rt.Name), T: rt.T}
 		join.RightUnit = right.TimeUnit
 	}
 	var residual []Expr
@@ -117,6 +118,15 @@ func (p *Planner) bindJoinTree(j *ast.Join, mode selectMode, prm *params) (Node,
 	}
 	join.Residual = joinAnd(residual)
 	return join, scope, nil, nil
+}
+
+// qualified names column name of a side of a join with the side's
+// relation or alias, as the join's conditions are.
+func qualified(scope []scopeColumn, name string) string {
+	if len(scope) == 0 || scope[0].qualifier == "" {
+		return name
+	}
+	return scope[0].qualifier + "." + name
 }
 
 // scanTime returns the scan's event-time column as a ColRef over its

@@ -24,8 +24,13 @@ func TestIntervalJoinPlan(t *testing.T) {
 	if op.Kind != JoinInterval || op.Lower != -60_000_000 || op.Upper != 0 || op.Outer {
 		t.Errorf("join op %+v", op)
 	}
-	if op.Residual == nil || !strings.Contains(op.Residual.String(), "<>") {
+	if op.Residual == nil || !strings.Contains(op.Residual.String(), "(b.seg <> a.seg)") {
 		t.Errorf("residual %v", op.Residual)
+	}
+	// The join's columns are named with their side: both sides have vid,
+	// time and seg.
+	if plan := Explain(q.Plan, "j"); !strings.Contains(plan, "keys=[a.vid = b.vid] time=b.time - a.time in [-00:01:00, 00:00:00]") {
+		t.Errorf("EXPLAIN does not say which side each join column is on:\n%s", plan)
 	}
 	// WHERE a.type = 0 reads only the left side: it runs in the left source.
 	left := stages[0].Ops[0].(*CalcOp)
