@@ -51,6 +51,9 @@ type Pool struct {
 	since map[string]time.Time // when each warm worker became idle
 	inUse map[string]Worker
 	known map[string]time.Time // when the pool started each worker (its clock)
+	// starting is how many workers Fills under way are starting: two
+	// at once start the pool's shortfall once between them.
+	starting int
 }
 
 // NewPool returns a pool over p; Fill starts its warm workers.
@@ -61,13 +64,18 @@ func NewPool(p Provider, size int, idle time.Duration) *Pool {
 // Fill starts workers until Size are warm.
 func (p *Pool) Fill(ctx context.Context) error {
 	p.mu.Lock()
-	n := p.Size - len(p.warm)
-	p.mu.Unlock()
+	n := p.Size - len(p.warm) - p.starting
 	if n <= 0 {
+		p.mu.Unlock()
 		return nil
 	}
+	p.starting += n
+	p.mu.Unlock()
 	asked := time.Now() // before any of them can register
 	ws, err := p.Provider.Start(ctx, n)
+	p.mu.Lock()
+	p.starting -= n
+	p.mu.Unlock()
 	if err != nil {
 		return err
 	}

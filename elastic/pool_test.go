@@ -157,3 +157,44 @@ func TestKeepRetriesAFailedFill(t *testing.T) {
 		t.Errorf("the failed fills were reported %d times, want once", n)
 	}
 }
+
+// slowProvider's Starts wait until release is closed.
+type slowProvider struct {
+	failingProvider
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (f *slowProvider) Start(ctx context.Context, n int) ([]Worker, error) {
+	f.entered <- struct{}{}
+	<-f.release
+	return f.failingProvider.Start(ctx, n)
+}
+
+// TestConcurrentFillsDoNotOvershoot: two Fills at once (a scale-out's
+// and Keep's) start the pool's shortfall once between them, not once
+// each.
+func TestConcurrentFillsDoNotOvershoot(t *testing.T) {
+	prov := &slowProvider{entered: make(chan struct{}, 2), release: make(chan struct{})}
+	pool := NewPool(prov, 2, time.Minute)
+	done := make(chan error, 2)
+	go func() { done <- pool.Fill(context.Background()) }()
+	<-prov.entered // the first is starting 2
+	go func() { done <- pool.Fill(context.Background()) }()
+	select {
+	case err := <-done: // the second has nothing to start
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-prov.entered:
+		close(prov.release)
+		t.Fatal("the second Fill starts workers too")
+	}
+	close(prov.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if warm, _ := pool.Counts(); warm != 2 || len(prov.running) != 2 {
+		t.Errorf("%d warm, %d started; want 2 and 2", warm, len(prov.running))
+	}
+}
