@@ -203,13 +203,23 @@ func (c *Coordinator) InstancesPerWorker() map[string]int {
 	for _, w := range c.liveWorkers() {
 		out[w.ID] = 0
 	}
+	for h, n := range c.placedPerHost() {
+		if _, ok := out[h]; ok {
+			out[h] = n
+		}
+	}
+	return out
+}
+
+// placedPerHost counts the instances of the queries that have not
+// failed (a failed one's are released: releaseFailed) on each host.
+func (c *Coordinator) placedPerHost() map[string]int {
+	out := map[string]int{}
 	for _, qr := range c.runningQueries() {
-		if p := qr.pipeline(); p != nil {
+		if p := qr.pipeline(); p != nil && p.failure() == nil {
 			for _, row := range p.placement().Hosts {
 				for _, h := range row {
-					if _, ok := out[h]; ok {
-						out[h]++
-					}
+					out[h]++
 				}
 			}
 		}
@@ -338,6 +348,7 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 		return nil, err
 	}
 	c.wireCheckpoints(qr, p)
+	p.onFail = func(error) { go c.releaseFailed(qr, p) }
 	if pl.Buffered || c.restartPointsOn() {
 		// The result can go back to a checkpoint (a repair), or be
 		// written as of one (a restart point).
@@ -440,6 +451,21 @@ func (c *Coordinator) undeploy(p *pipeline, workers []string) {
 		cancel()
 	}
 	p.stop()
+}
+
+// releaseFailed stops a failed query's instances, on the workers and
+// here, and releases their state: what it keeps is its result and its
+// error, as a restarted server brings it back (deploy). Dropped, or the
+// server stopping, its undeploy does that.
+func (c *Coordinator) releaseFailed(qr *queryRuntime, p *pipeline) {
+	qr.recoverMu.Lock() // after the repair that failed it, if one did
+	defer qr.recoverMu.Unlock()
+	c.mu.Lock()
+	current := c.queries[qr.def.Name] == qr && !c.closed && !c.stopping.Load()
+	c.mu.Unlock()
+	if current {
+		c.undeploy(p, nil)
+	}
 }
 
 // instanceStatuses reports every instance of a query: the coordinator's

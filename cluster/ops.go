@@ -743,6 +743,9 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			{"duplicates_dropped", planner.TypeBigInt}, {"load_buckets", planner.TypeText}}
 		var rows [][]any
 		for _, qr := range c.runningQueries() {
+			if qr.pipeline().failure() != nil {
+				continue // released (releaseFailed)
+			}
 			q := qr.def
 			statuses := c.instanceStatuses(qr)
 			load := receivedLoad(q, statuses)
@@ -802,16 +805,9 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		cols := []Column{{"id", planner.TypeText}, {"address", planner.TypeText}, {"pid", planner.TypeBigInt}, {"status", planner.TypeText},
 			{"role", planner.TypeText}, {"instances", planner.TypeBigInt}, {"cpu_seconds", planner.TypeDouble}, {"heap_bytes", planner.TypeBigInt},
 			{"last_heartbeat", planner.TypeText}, {"data_address", planner.TypeText}, {"snapshot_copy_bytes", planner.TypeBigInt}, {"pool", planner.TypeText}}
-		placed := map[string]int64{}
+		placed := c.placedPerHost()
 		c.mu.Lock()
 		pool := c.pool
-		for _, qr := range c.queries {
-			for _, row := range qr.pipeline().placement().Hosts {
-				for _, h := range row {
-					placed[h]++
-				}
-			}
-		}
 		c.mu.Unlock()
 		role := "coordinator (runs every instance)"
 		dataAddr := any(nil)
@@ -819,7 +815,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			role = "coordinator (sources and results)"
 			dataAddr = c.net.Addr()
 		}
-		rows := [][]any{{coordinatorHost, "in-process", int64(os.Getpid()), "alive", role, placed[coordinatorHost], nil, nil, nil, dataAddr, nil, nil}}
+		rows := [][]any{{coordinatorHost, "in-process", int64(os.Getpid()), "alive", role, int64(placed[coordinatorHost]), nil, nil, nil, dataAddr, nil, nil}}
 		if c.reg != nil {
 			for _, w := range c.reg.Workers() {
 				copies := any(int64(w.Load.CopyBytes))
@@ -835,7 +831,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 					pooled = "taken"
 				}
 				rows = append(rows, []any{w.ID, w.Addr, int64(w.PID), string(w.Status), "worker",
-					placed[w.ID], w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro())), w.DataAddr, copies, pooled})
+					int64(placed[w.ID]), w.Load.CPUBusySeconds, int64(w.Load.HeapBytes), string(exec.AppendTimestamp(nil, w.LastHeartbeat.UnixMicro())), w.DataAddr, copies, pooled})
 			}
 		}
 		return cols, rows, true

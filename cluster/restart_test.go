@@ -460,6 +460,26 @@ func TestFailedQueryKeepsRestartPoints(t *testing.T) {
 		st := run(t, s, "SELECT status FROM spate_continuous_queries WHERE name = 'ratio'")
 		return strings.HasPrefix(st[0][0], "failed: ")
 	})
+	// Its instances are released, on the workers too; the worker
+	// counts are those of totals alone.
+	waitUntil(t, 10*time.Second, "ratio's instances to be released", func() bool {
+		c.mu.Lock()
+		p := c.queries["ratio"].pipeline()
+		c.mu.Unlock()
+		for _, w := range p.placement().hostsOf(coordinatorHost) {
+			if c.reg.Call(context.Background(), w, reqStatus, runRequest{Run: p.run}, nil) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	if r := run(t, s, "SELECT DISTINCT query FROM spate_instances"); fmt.Sprint(r) != "[[totals]]" {
+		t.Errorf("SHOW INSTANCES lists the queries %v after ratio failed", r)
+	}
+	placed := run(t, s, "SELECT SUM(instances) FROM spate_workers")[0][0]
+	if want := run(t, s, "SELECT COUNT(*) FROM spate_instances")[0][0]; placed != want {
+		t.Errorf("SHOW WORKERS counts %s instances, SHOW INSTANCES lists %s", placed, want)
+	}
 	failedAt := c.wal.log.Next()
 	copyCSV(t, s, "ev", chunks[1])
 	copyCSV(t, rs, "ev", chunks[1])
