@@ -979,7 +979,11 @@ func (c *Coordinator) alterQuery(ctx context.Context, x *parser.AlterContinuousQ
 		}
 		// Acknowledged once a restart point has the new ranges.
 		c.awaitLayoutSaved(ctx, c.layoutGen.Load(), layoutSaveLimit)
-		return Result{Tag: "ALTER CONTINUOUS QUERY"}, nil
+		res := Result{Tag: "ALTER CONTINUOUS QUERY"}
+		if why := c.outsideBounds(x.Name, x.Stage); why != "" {
+			res.Notices = append(res.Notices, Notice{Severity: "WARNING", Code: "01000", Message: why})
+		}
+		return res, nil
 	}
 	c.mu.Lock()
 	qr := c.queries[x.Name]
@@ -1041,6 +1045,30 @@ func (c *Coordinator) alterQuery(ctx context.Context, x *parser.AlterContinuousQ
 	return res, nil
 }
 
+// outsideBounds warns, after a rescale by hand, when autoscale is on
+// and the stage's width is now outside the query's bounds, which the
+// controller restores once its cool-down is over ("" otherwise).
+func (c *Coordinator) outsideBounds(query string, stage int) string {
+	c.mu.Lock()
+	qr := c.queries[query]
+	c.mu.Unlock()
+	if qr == nil || !qr.scalingPolicy().Autoscale {
+		return ""
+	}
+	p, n := qr.scalingPolicy(), qr.pipeline().placement().width(stage)
+	var bound string
+	switch {
+	case n < p.MinInstances:
+		bound = fmt.Sprintf("below min_instances %d", p.MinInstances)
+	case n > p.MaxInstances:
+		bound = fmt.Sprintf("above max_instances %d", p.MaxInstances)
+	default:
+		return ""
+	}
+	return fmt.Sprintf("stage %d of continuous query %q now has %d instances, %s: with autoscale on, the controller rescales it back after its cool-down (--scale-cooldown); change the bounds with ALTER CONTINUOUS QUERY %s SET (…) to keep it",
+		stage, query, n, bound, query)
+}
+
 // autoscaleIdle says why the controller cannot rescale qr now ("" when
 // it can).
 func autoscaleIdle(qr *queryRuntime) string {
@@ -1076,6 +1104,9 @@ type LoadReport struct {
 	Busy            float64
 	QueueDepth      int
 	Buckets         []uint64 // rows received per sixteenth of the range (LoadBuckets)
+	// Rescaled is when the stage's newest rescale (the controller's or
+	// ALTER … SCALE's) ended; zero for none.
+	Rescaled time.Time
 }
 
 // loadKey names an instance incarnation for LoadReports' baseline.
@@ -1100,6 +1131,13 @@ func (c *Coordinator) LoadReports() []LoadReport {
 	now := time.Now()
 	var out []LoadReport
 	seen := map[loadKey]loadBase{}
+	rescaled := map[stageRef]time.Time{}
+	c.scaling.mu.Lock()
+	for _, e := range c.scaling.events {
+		k := stageRef{e.Query, e.Stage}
+		rescaled[k] = later(rescaled[k], e.Time.Add(e.Took))
+	}
+	c.scaling.mu.Unlock()
 	c.loadMu.Lock()
 	defer c.loadMu.Unlock()
 	for _, qr := range c.runningQueries() {
@@ -1125,7 +1163,7 @@ func (c *Coordinator) LoadReports() []LoadReport {
 			}
 			lo, hi := pl.ranges(st.Stage).of(st.Instance)
 			r := LoadReport{Query: qr.def.Name, Stage: st.Stage, Instance: st.Instance, Width: pl.width(st.Stage), Lo: lo, Hi: hi,
-				Busy: min(1, max(0, (cur.busy-prev.busy)/now.Sub(prev.at).Seconds())), QueueDepth: st.QueueDepth}
+				Busy: min(1, max(0, (cur.busy-prev.busy)/now.Sub(prev.at).Seconds())), QueueDepth: st.QueueDepth, Rescaled: rescaled[stageRef{qr.def.Name, st.Stage}]}
 			if len(buckets) == len(prev.buckets) {
 				r.Buckets = make([]uint64, len(buckets))
 				for b := range buckets {
@@ -1139,6 +1177,19 @@ func (c *Coordinator) LoadReports() []LoadReport {
 	}
 	c.loadBase = seen
 	return out
+}
+
+// stageRef names a query's stage.
+type stageRef struct {
+	query string
+	stage int
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // scalingRows is SHOW SCALING EVENTS.

@@ -245,6 +245,17 @@ func TestAlterContinuousQuery(t *testing.T) {
 	if p := c.ScalingPolicies()["totals"]; p != (ScalingPolicy{Autoscale: true, MinInstances: 1, MaxInstances: 4, TargetUtilisation: 0.5}) {
 		t.Errorf("policy %+v", p)
 	}
+	// A rescale by hand within the bounds says nothing; one that leaves
+	// them, with autoscale on, warns that the controller undoes it.
+	if n := alterNotices(t, s, "ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1"); len(n) != 0 {
+		t.Errorf("a scale-out to 3 instances of at most 4: notices %+v", n)
+	}
+	run(t, s, "ALTER CONTINUOUS QUERY totals SET (min_instances = 3)")
+	if n := alterNotices(t, s, "ALTER CONTINUOUS QUERY totals SCALE IN STAGE 1"); len(n) != 1 || n[0].Severity != "WARNING" ||
+		!strings.Contains(n[0].Message, "stage 1 of continuous query \"totals\" now has 2 instances, below min_instances 3") {
+		t.Errorf("a scale-in below min_instances: notices %+v, want a warning", n)
+	}
+	run(t, s, "ALTER CONTINUOUS QUERY totals SET (min_instances = 1)")
 	// A scale-out refused takes no worker from the pool.
 	pool := &slowPool{id: "w1", taking: make(chan struct{}), release: make(chan struct{})}
 	close(pool.release)

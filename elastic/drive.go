@@ -83,7 +83,7 @@ func step(ctx context.Context, c *Controller, e Engine, now time.Time, known map
 	}
 	for _, r := range e.LoadReports() {
 		c.Observe(Report{Query: r.Query, Stage: r.Stage, Instance: r.Instance, Width: r.Width, Range: KeyRange{Lo: r.Lo, Hi: r.Hi},
-			Busy: r.Busy, QueueDepth: r.QueueDepth, Buckets: r.Buckets})
+			Busy: r.Busy, QueueDepth: r.QueueDepth, Buckets: r.Buckets, Rescaled: r.Rescaled})
 	}
 	var out []applied
 	for _, d := range c.Tick(now) {

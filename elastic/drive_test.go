@@ -117,19 +117,22 @@ func (l *lockedEngine) callsNow() []string {
 // (and a target low enough that the test's load exceeds it) the
 // aggregate stage is scaled out, SHOW SCALING EVENTS says why, and the
 // result is exact.
-func TestDriveScalesOutARealQuery(t *testing.T) {
+// startRealCluster runs a coordinator with two in-process workers and
+// returns it with a function that runs a statement and returns its rows.
+func startRealCluster(t *testing.T) (*cluster.Coordinator, func(sql string) [][]string) {
+	t.Helper()
 	c, err := cluster.NewCoordinator(cluster.Config{Parallelism: 1, Token: "t", CheckpointInterval: 50 * time.Millisecond, CheckpointStore: "memory"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		c.BeginShutdown()
 		wg.Wait()
 		c.Close()
-	}()
+	})
 	for range 2 {
 		wg.Add(1)
 		go func() {
@@ -176,6 +179,13 @@ func TestDriveScalesOutARealQuery(t *testing.T) {
 		}
 		return out
 	}
+	return c, exec
+}
+
+func TestDriveScalesOutARealQuery(t *testing.T) {
+	c, exec := startRealCluster(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	exec("CREATE STREAM ev (k INT, v INT)")
 	exec("CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
 	exec("ALTER CONTINUOUS QUERY totals SET (autoscale = on, max_instances = 2, target_utilisation = 0.000001)")
@@ -213,5 +223,39 @@ func TestDriveScalesOutARealQuery(t *testing.T) {
 			t.Fatalf("totals %s, want %s", got, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRescaleByHandIsNotUndoneAtOnce: with autoscale on and a stage the
+// controller would merge (no load), a SCALE OUT by hand is left alone
+// for the cool-down, counted from the rescale; only then does the
+// controller merge the stage again.
+func TestRescaleByHandIsNotUndoneAtOnce(t *testing.T) {
+	c, exec := startRealCluster(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exec("CREATE STREAM ev (k INT, v INT)")
+	exec("CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
+	exec("INSERT INTO ev VALUES (1, 1), (2, 2), (3, 3)")
+	exec("ALTER CONTINUOUS QUERY totals SET (autoscale = on, min_instances = 1)")
+	go Drive(ctx, ForCoordinator(c), 50*time.Millisecond, Config{Sustain: 2, CoolDown: 3 * time.Second}, nil)
+	exec("ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1")
+	scaledAt := time.Now()
+	events := func() [][]string { return exec("SELECT decision FROM spate_scaling_events ORDER BY time") }
+	for time.Since(scaledAt) < 2*time.Second {
+		if ev := events(); len(ev) != 1 {
+			t.Fatalf("%v after the scale-out by hand: undone within its cool-down", ev)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(events()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the controller did not merge the idle stage after the cool-down")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if took := time.Since(scaledAt); took < 3*time.Second {
+		t.Errorf("merged %v after the scale-out by hand, within the cool-down of 3 s", took)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +42,9 @@ type Report struct {
 	// len(Buckets) equal parts of Range (see Bucket): where the load is
 	// within it.
 	Buckets []uint64
+	// Rescaled is when the stage was last rescaled, by the controller or
+	// by hand (ALTER … SCALE): its cool-down runs from then too.
+	Rescaled time.Time
 }
 
 // Policy is a query's scaling settings (ALTER CONTINUOUS QUERY … SET).
@@ -126,7 +130,7 @@ type stageKey struct {
 type stageState struct {
 	width     int
 	instances map[int]*history
-	lastAt    time.Time // last decision
+	lastAt    time.Time // last decision, or the last rescale reported
 }
 
 // history is an instance's recent reports, newest last (at most Sustain).
@@ -173,6 +177,9 @@ func (c *Controller) Observe(r Report) {
 	if st.width != r.Width {
 		st.width, st.instances = r.Width, map[int]*history{}
 	}
+	if r.Rescaled.After(st.lastAt) {
+		st.lastAt = r.Rescaled // a rescale by hand starts the cool-down too
+	}
 	h := st.instances[r.Instance]
 	if h == nil {
 		h = &history{}
@@ -185,7 +192,8 @@ func (c *Controller) Observe(r Report) {
 }
 
 // Tick returns the decisions due at now: for each stage of a query with
-// autoscaling on and out of its cool-down, at most one — a scale-out of
+// autoscaling on and out of its cool-down (from its last rescale,
+// whoever made it), at most one — a scale-out of
 // its most loaded bottleneck instance, else a scale-in of its least
 // loaded adjacent pair. After a decision the stage's history starts
 // anew (its instances change).
@@ -306,7 +314,7 @@ func (c *Controller) scaleIn(k stageKey, st *stageState, p Policy) (Decision, bo
 		}
 		if low && sum < bestSum {
 			best, next, bestSum = i, j, sum
-			why = fmt.Sprintf("busy %s < %.2f for %d reports", strings.Join(parts, ", "), below, c.cfg.Sustain)
+			why = fmt.Sprintf("busy %s < %s for %d reports", strings.Join(parts, ", "), strconv.FormatFloat(below, 'g', 3, 64), c.cfg.Sustain)
 		}
 	}
 	if best < 0 {

@@ -148,6 +148,32 @@ func TestRescaledStageStartsAfresh(t *testing.T) {
 	}
 }
 
+// TestRescaleByHandStartsTheCoolDown: after a rescale by hand (ALTER …
+// SCALE IN below min_instances here), the controller waits its
+// cool-down from the rescale before it undoes it, however its reports
+// since look; and then says why.
+func TestRescaleByHandStartsTheCoolDown(t *testing.T) {
+	c, now := newAuto(t) // cool-down 1 min
+	p := c.Policy("q")
+	p.MinInstances = 2
+	c.SetPolicy("q", p)
+	one := func(at time.Time) {
+		c.Observe(Report{Query: "q", Stage: 1, Instance: 0, Width: 1, Range: whole, Busy: 0.1, Rescaled: now})
+		if d := c.Tick(at); len(d) != 0 {
+			t.Fatalf("decision %v %v after the rescale by hand", d, at.Sub(now))
+		}
+	}
+	for i := range 5 {
+		one(now.Add(time.Duration(i) * time.Second))
+	}
+	one(now.Add(59 * time.Second))
+	c.Observe(Report{Query: "q", Stage: 1, Instance: 0, Width: 1, Range: whole, Busy: 0.1, Rescaled: now})
+	d := c.Tick(now.Add(time.Minute))
+	if len(d) != 1 || d[0].Kind != ScaleOut || !strings.Contains(d[0].Reason, "1 instances < min_instances 2") {
+		t.Fatalf("decisions %v after the cool-down, want a scale-out back to min_instances", d)
+	}
+}
+
 // The split point follows the load: with most rows in the lower
 // buckets, the cut is where the load halves, not in the middle.
 func TestSplitPointBalancesLoad(t *testing.T) {
@@ -266,5 +292,15 @@ func TestLowTargetDoesNotFlap(t *testing.T) {
 	d := c.Tick(now)
 	if len(d) != 1 || d[0].Kind != ScaleIn || !strings.Contains(d[0].Reason, "< 0.05 for 3 reports") {
 		t.Fatalf("decisions %v, want a merge below 0.05", d)
+	}
+	// The threshold is said as it is, not rounded (0.005, not 0.01).
+	p.TargetUtilisation = 0.01
+	c.SetPolicy("q", p)
+	for range 3 {
+		c.Observe(report(0, 0, 0))
+		c.Observe(report(1, 0, 0))
+	}
+	if d := c.Tick(now.Add(time.Hour)); len(d) != 1 || !strings.Contains(d[0].Reason, "< 0.005 for 3 reports") {
+		t.Fatalf("decisions %v, want a merge below 0.005", d)
 	}
 }
