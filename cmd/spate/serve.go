@@ -273,7 +273,7 @@ func startLocalCluster(ctx context.Context, cfg cluster.Config, n int, logLevel 
 	children, err := startWorkers(n, coord.ClusterAddr(), cfg.Token, logLevel, cfg.Logger)
 	stop = func() {
 		coord.BeginShutdown()
-		children.stop(cfg.Logger)
+		children.stopAll()
 		coord.Close()
 	}
 	if err == nil && n > 0 {
@@ -291,67 +291,146 @@ func startLocalCluster(ctx context.Context, cfg cluster.Config, n int, logLevel 
 	return coord, stop, nil
 }
 
-// workerProc is a worker process this server started; it owns it. It is
-// waited for as soon as it exits (no zombie is left when one is killed),
-// and the exit is logged.
-type workerProc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
+// workerProcs are the worker processes this server started (--workers)
+// and owns. Each is waited for as soon as it exits (no zombie is left
+// when one is killed); one that exits while the server runs is started
+// again, after restartDelay — doubled, up to maxRestartDelay, while they
+// keep exiting within a minute — so that --workers N stay running. The
+// new process joins as a new worker, which later repairs and scale-outs
+// place instances on.
+type workerProcs struct {
+	self, addr, token, logLevel string
+	log                         zerolog.Logger
+
+	mu      sync.Mutex
+	current map[int]*exec.Cmd // each slot's running process
+	stopped bool
+	stop    chan struct{} // closed by stopAll
+	slots   sync.WaitGroup
 }
 
-type workerProcs []workerProc
+const (
+	restartDelay    = time.Second
+	maxRestartDelay = 30 * time.Second
+)
 
 // startWorkers starts n `spate worker` processes of this binary that join
 // the registry at addr.
-func startWorkers(n int, addr, token, logLevel string, log zerolog.Logger) (workerProcs, error) {
-	if n <= 0 {
-		return nil, nil
-	}
+func startWorkers(n int, addr, token, logLevel string, log zerolog.Logger) (*workerProcs, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	var procs workerProcs
-	for i := 0; i < n; i++ {
-		cmd := exec.Command(self, "worker", "--join", addr, "--log-level", logLevel)
-		cmd.Env = append(os.Environ(), "SPATE_CLUSTER_TOKEN="+token)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		// A process group of its own: Ctrl-C in the terminal stops the
-		// server, which stops its workers, rather than killing them
-		// under running queries (which would start repairs).
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			return procs, fmt.Errorf("starting worker %d: %w", i+1, err)
+	w := &workerProcs{self: self, addr: addr, token: token, logLevel: logLevel, log: log, current: map[int]*exec.Cmd{}, stop: make(chan struct{})}
+	for slot := range n {
+		cmd, done, err := w.start(slot)
+		if err != nil {
+			return w, fmt.Errorf("starting worker %d: %w", slot+1, err)
 		}
-		p := workerProc{cmd: cmd, done: make(chan struct{})}
-		go func() {
-			err := cmd.Wait()
-			log.Debug().Int("pid", cmd.Process.Pid).AnErr("exit", err).Msg("worker process exited")
-			close(p.done)
-		}()
-		procs = append(procs, p)
+		w.slots.Add(1)
+		go w.keep(slot, cmd, done)
 	}
-	return procs, nil
+	return w, nil
 }
 
-// stop ends the workers (SIGTERM, then SIGKILL after 5 s) and waits for
-// them.
-func (w workerProcs) stop(log zerolog.Logger) {
-	var wg sync.WaitGroup
-	for _, p := range w {
-		wg.Go(func() {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(5 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.done
-			}
-		})
+// start starts slot's process; done closes when it has exited.
+func (w *workerProcs) start(slot int) (*exec.Cmd, chan error, error) {
+	cmd := exec.Command(w.self, "worker", "--join", w.addr, "--log-level", w.logLevel)
+	cmd.Env = append(os.Environ(), "SPATE_CLUSTER_TOKEN="+w.token)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// A process group of its own: Ctrl-C in the terminal stops the
+	// server, which stops its workers, rather than killing them under
+	// running queries (which would start repairs).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return nil, nil, errors.New("the server is stopping")
 	}
-	wg.Wait()
-	if len(w) > 0 {
-		log.Info().Int("workers", len(w)).Msg("workers stopped")
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	w.current[slot] = cmd
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return cmd, done, nil
+}
+
+// keep waits for slot's process to exit and starts another, until
+// stopAll.
+func (w *workerProcs) keep(slot int, cmd *exec.Cmd, done chan error) {
+	defer w.slots.Done()
+	delay := restartDelay
+	for {
+		started := time.Now()
+		var exit error
+		select {
+		case exit = <-done:
+		case <-w.stop:
+			<-done // stopAll signals it
+			return
+		}
+		select {
+		case <-w.stop:
+			return // stopAll's signal
+		default:
+		}
+		if time.Since(started) > time.Minute {
+			delay = restartDelay
+		}
+		w.log.Warn().Int("pid", cmd.Process.Pid).AnErr("exit", exit).Dur("restart_in", delay).
+			Msg("a worker process exited; its instances are repaired on the other workers, and another process is started in its place")
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, maxRestartDelay)
+			var err error
+			if cmd, done, err = w.start(slot); err == nil {
+				break
+			}
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			w.log.Error().Err(err).Dur("retry_in", delay).Msg("starting a worker process")
+		}
+		w.log.Info().Int("pid", cmd.Process.Pid).Msg("started a worker process")
+	}
+}
+
+// stopAll ends the workers (SIGTERM, then SIGKILL after 5 s), starts no
+// more, and waits for them.
+func (w *workerProcs) stopAll() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.stopped = true
+	close(w.stop)
+	procs := make([]*exec.Cmd, 0, len(w.current))
+	for _, cmd := range w.current {
+		procs = append(procs, cmd)
+	}
+	w.mu.Unlock()
+	for _, cmd := range procs {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+	}
+	stopped := make(chan struct{})
+	go func() { w.slots.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		for _, cmd := range procs {
+			_ = cmd.Process.Kill()
+		}
+		<-stopped
+	}
+	if len(procs) > 0 {
+		w.log.Info().Int("workers", len(procs)).Msg("workers stopped")
 	}
 }
 

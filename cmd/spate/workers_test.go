@@ -267,15 +267,25 @@ func TestWorkerDeathFailsItsQueries(t *testing.T) {
 	if _, err := conn.PgConn().CopyTo(ctx, io.Discard, "COPY (SUBSCRIBE spread) TO STDOUT"); err == nil || !strings.Contains(err.Error(), "w1") {
 		t.Fatalf("SUBSCRIBE to the failed query: %v, want an error naming w1", err)
 	}
-	// A query created now runs on the surviving worker.
+	// serve starts another worker process in the dead one's place: it
+	// joins as w3.
+	waitFor(t, 15*time.Second, "a new worker process in w1's place", func() bool {
+		var n int
+		err := conn.QueryRow(ctx, "SELECT COUNT(*) FROM spate_workers WHERE id = 'w3' AND status = 'alive' AND pid <> $1", pid).Scan(&n)
+		return err == nil && n == 1
+	})
+	// A query created now runs on the live workers.
 	if _, err := conn.Exec(ctx, "CREATE CONTINUOUS QUERY again AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, "INSERT INTO ev VALUES (4, 4)"); err != nil {
 		t.Fatal(err)
 	}
-	hosts, err := sqltest.QueryText(ctx, conn.PgConn(), "SELECT DISTINCT worker FROM spate_instances WHERE query = 'again' AND stage = 1")
-	if err != nil || fmt.Sprint(hosts) != "[[w2]]" {
-		t.Fatalf("the new query runs on %v (%v), want w2 only", hosts, err)
+	hosts, err := sqltest.QueryText(ctx, conn.PgConn(), "SELECT DISTINCT worker FROM spate_instances WHERE query = 'again' AND stage = 1 ORDER BY worker")
+	if err != nil || fmt.Sprint(hosts) != "[[w2] [w3]]" {
+		t.Fatalf("the new query runs on %v (%v), want w2 and w3", hosts, err)
+	}
+	if n := strings.Count(srv.Output(), "a worker process exited"); n != 1 {
+		t.Errorf("the server logged %d worker exits, want 1", n)
 	}
 }
