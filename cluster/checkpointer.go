@@ -692,11 +692,11 @@ func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Durat
 	every(done, min(interval, 100*time.Millisecond), func() {
 		// A restart point checkpoints every query at once (restart.go),
 		// and one is due at once after a rescale (tried again no sooner
-		// than layoutRetry when it fails, as with a store down).
+		// than layoutRetry when writing it failed, as with a store down).
 		if c.restartPointsOn() {
 			c.abandonStaleRound(10 * max(interval, c.cfg.RestartPointInterval))
 			due := time.Since(lastRound) >= c.cfg.RestartPointInterval ||
-				(c.layoutUnsaved() && (time.Since(lastRound) >= layoutRetry || !c.lastRoundFailed()))
+				(c.layoutUnsaved() && (time.Since(lastRound) >= layoutRetry || !c.lastWriteFailed()))
 			if due && c.beginRound() {
 				lastRound = time.Now()
 				return

@@ -466,13 +466,14 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 	c.cfg.Logger.Debug().Uint64("position", r.manifest.Pos).Int("queries", len(r.done)).Dur("took", time.Since(r.started)).Msg("restart point written")
 }
 
-// lastRoundFailed reports whether the newest restart point was not
-// written (or abandoned).
-func (c *Coordinator) lastRoundFailed() bool {
+// lastWriteFailed reports whether the newest restart point could not be
+// written (the store failed; one abandoned, because a repair aborted its
+// checkpoints, is no reason to wait before the next).
+func (c *Coordinator) lastWriteFailed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(c.restartRecords)
-	return n > 0 && !strings.HasPrefix(c.restartRecords[n-1].Status, "written")
+	return n > 0 && strings.HasPrefix(c.restartRecords[n-1].Status, "failed")
 }
 
 // layoutUnsaved reports whether a rescale was done since the newest

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -732,4 +733,32 @@ func TestScaleOutWithoutPoolWorker(t *testing.T) {
 	}
 	copyCSV(t, s, "ev", lines[1000:])
 	awaitReference(t, s, rs, "updating")
+}
+
+// TestRescaleAfterAbandonedRestartPoint: a restart point abandoned
+// (a repair aborted its checkpoints, as when a worker dies during a
+// rescale) is no reason to wait before the next one: a rescale then
+// returns once a new restart point has its ranges, not layoutRetry later
+// (which spaces retries after the store failed).
+func TestRescaleAfterAbandonedRestartPoint(t *testing.T) {
+	dir := t.TempDir()
+	c, s := startSession(t, Config{Parallelism: 2, CheckpointInterval: 20 * time.Millisecond, DataDir: dir, CheckpointStore: filepath.Join(dir, "checkpoints"),
+		RestartPointInterval: time.Hour}, 2)
+	run(t, s, "CREATE STREAM ev (k INT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
+	run(t, s, "INSERT INTO ev VALUES (1, 1), (2, 2), (3, 3)")
+	waitUntil(t, 10*time.Second, "a restart point", func() bool {
+		return run(t, s, "SELECT COUNT(*) FROM spate_restart_points WHERE status = 'written'")[0][0] != "0"
+	})
+	c.mu.Lock()
+	c.addRestartRecordLocked(restartRecord{Started: time.Now(), Status: "abandoned: not every query's checkpoint completed"})
+	c.mu.Unlock()
+	start := time.Now()
+	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1")
+	if took := time.Since(start); took >= layoutRetry {
+		t.Errorf("the scale-out returned after %v: it waited layoutRetry after an abandoned restart point", took)
+	}
+	if c.layoutUnsaved() {
+		t.Error("the scale-out returned before a restart point had its ranges")
+	}
 }
