@@ -569,3 +569,26 @@ func TestMemoryStoreKeepsTheLog(t *testing.T) {
 		t.Errorf("totals after the restart: %s", firstDiff(want, got))
 	}
 }
+
+// TestRestartRecordsSayWhereEachQueryCameFrom: the SHOW RECOVERIES rows
+// of a restart say, for a query the restart point holds, that it resumed
+// from it, and for one created after it, that the log made it anew; with
+// no restart point, that the whole log was replayed.
+func TestRestartRecordsSayWhereEachQueryCameFrom(t *testing.T) {
+	c, s := startSession(t, Config{Parallelism: 1}, 0)
+	run(t, s, "CREATE STREAM ev (k INT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY held AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	run(t, s, "CREATE CONTINUOUS QUERY later AS SELECT k, SUM(v) AS s FROM ev GROUP BY k")
+	m := &restartManifest{Pos: 7, Taken: time.Date(2026, 11, 22, 10, 12, 55, 0, time.UTC), Queries: map[string]roundQuery{"held": {Epoch: 3}}}
+	c.recordRestart(m, RecoveryStats{From: 7, Entries: 5}, time.Now(), time.Millisecond)
+	c.recordRestart(nil, RecoveryStats{From: 1, Entries: 9}, time.Now(), time.Millisecond)
+	want := [][]string{
+		{"held", "server restarted: resumed from the restart point at log position 7 (taken 2026-11-22 10:12:55) and 5 log entries after it", "3"},
+		{"later", "server restarted: created after the restart point at log position 7 (taken 2026-11-22 10:12:55), made anew by replaying the 5 log entries after it", "0"},
+		{"held", "server restarted: no restart point, the whole log replayed (9 entries)", "0"},
+		{"later", "server restarted: no restart point, the whole log replayed (9 entries)", "0"},
+	}
+	if got := run(t, s, "SELECT query, reason, checkpoint_epoch FROM spate_recoveries"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("SHOW RECOVERIES:\n%v\nwant\n%v", got, want)
+	}
+}

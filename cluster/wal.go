@@ -422,15 +422,18 @@ func (c *Coordinator) Recover(ctx context.Context) (RecoveryStats, error) {
 // instances ran again (restored) and until the log was replayed through
 // it (caught up).
 func (c *Coordinator) recordRestart(m *restartManifest, st RecoveryStats, start time.Time, restored time.Duration) {
-	from := fmt.Sprintf("no restart point: the whole log replayed (%d entries)", st.Entries)
+	reason := fmt.Sprintf("server restarted: no restart point, the whole log replayed (%d entries)", st.Entries)
 	if m != nil {
-		from = fmt.Sprintf("the restart point at log position %d (taken %s) and %d log entries after it", m.Pos, m.Taken.UTC().Format(time.DateTime), st.Entries)
+		reason = fmt.Sprintf("server restarted: resumed from the restart point at log position %d (taken %s) and %d log entries after it", m.Pos, m.Taken.UTC().Format(time.DateTime), st.Entries)
 	}
 	for _, qr := range c.runningQueries() {
-		rec := recoveryRecord{Query: qr.def.Name, Reason: "server restarted: resumed from " + from, Detected: start,
+		rec := recoveryRecord{Query: qr.def.Name, Reason: reason, Detected: start,
 			Restored: restored, Caught: st.Elapsed, Instances: qr.instanceCount(), Replayed: int(st.Entries), Status: "recovered"}
-		if m != nil {
-			rec.Epoch = m.Queries[qr.def.Name].Epoch
+		if q, in := m.query(qr.def.Name); in {
+			rec.Epoch = q.Epoch
+		} else if m != nil { // created after it: the log made it anew
+			rec.Reason = fmt.Sprintf("server restarted: created after the restart point at log position %d (taken %s), made anew by replaying the %d log entries after it",
+				m.Pos, m.Taken.UTC().Format(time.DateTime), st.Entries)
 		}
 		if err := qr.pipeline().failure(); err != nil {
 			rec.Status = "failed: " + err.Error()
