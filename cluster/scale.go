@@ -1179,6 +1179,19 @@ func (c *Coordinator) LoadReports() []LoadReport {
 	return out
 }
 
+// LastRescaleEnded is when the newest rescale of any query ended (zero
+// for none): the pool's worker a scale-out took has its instances by
+// then, or none will come.
+func (c *Coordinator) LastRescaleEnded() time.Time {
+	c.scaling.mu.Lock()
+	defer c.scaling.mu.Unlock()
+	var t time.Time
+	for _, e := range c.scaling.events {
+		t = later(t, e.Time.Add(e.Took))
+	}
+	return t
+}
+
 // stageRef names a query's stage.
 type stageRef struct {
 	query string

@@ -184,22 +184,40 @@ func (s *Spares) Keep(ctx context.Context, every time.Duration) {
 			return
 		case now := <-t.C:
 			s.claimBusy()
-			counts := s.Coordinator.InstancesPerWorker()
-			for _, w := range s.Coordinator.Workers() {
-				if n, ok := counts[w.ID]; ok && n == 0 {
-					for _, pw := range s.Pool.InUse() {
-						s.mu.Lock()
-						recent := now.Sub(s.taken[pw.ID]) < takenGrace
-						s.mu.Unlock()
-						if sameWorker(w, pw) && !recent {
-							s.Pool.Release(pw.ID)
-						}
-					}
-				}
-			}
+			s.releaseIdle(now)
 			s.prune(ctx)
 			_, _ = s.Pool.Reap(ctx, now)
 			s.fill(ctx)
+		}
+	}
+}
+
+// releaseIdle gives back the workers in use that run no instance (a
+// scale-in emptied them), unless the scale-out that took one may still
+// be placing instances on it: until a rescale ended after its Take, or
+// takenGrace passed.
+func (s *Spares) releaseIdle(now time.Time) {
+	counts := s.Coordinator.InstancesPerWorker()
+	rescaled := s.Coordinator.LastRescaleEnded()
+	for _, w := range s.Coordinator.Workers() {
+		n, ok := counts[w.ID]
+		if !ok {
+			continue
+		}
+		for _, pw := range s.Pool.InUse() {
+			if !sameWorker(w, pw) {
+				continue
+			}
+			s.mu.Lock()
+			if n > 0 {
+				delete(s.taken, pw.ID) // placed: its grace is over
+			}
+			took, placing := s.taken[pw.ID]
+			recent := placing && now.Sub(took) < takenGrace && !rescaled.After(took)
+			s.mu.Unlock()
+			if n == 0 && !recent {
+				s.Pool.Release(pw.ID)
+			}
 		}
 	}
 }

@@ -136,6 +136,13 @@ func TestAutoscaleOntoPoolWorker(t *testing.T) {
 	waitFor(t, 30*time.Second, "one aggregate instance", func() bool {
 		return query("SELECT COUNT(*) FROM spate_instances WHERE query = 'w' AND stage = 1")[0][0] == "1"
 	})
+	// The pool's worker the scale-in emptied goes back to the pool at
+	// the pool's next look (every 5 s), not a grace after it was taken.
+	emptied := time.Now()
+	waitFor(t, 20*time.Second, "the emptied pool worker to be warm again", func() bool {
+		return fmt.Sprint(query("SELECT pool, instances FROM spate_workers WHERE id = 'w2'")) == "[[warm 0]]"
+	})
+	t.Logf("the emptied pool worker was warm again %v after the scale-in", time.Since(emptied).Round(time.Second))
 	feed()
 	r.sameResults(20 * time.Second)
 }
