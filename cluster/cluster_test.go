@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/spatedb/spate/cluster/control"
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/parser"
 )
@@ -456,4 +457,30 @@ func splitRows(lines []string) [][]string {
 		out[i] = strings.Split(l, "|")
 	}
 	return out
+}
+
+// TestListedWorkers: SHOW WORKERS lists every live worker and the dead
+// ones that died last, keepDeadWorkers of them, in registry order.
+func TestListedWorkers(t *testing.T) {
+	start := time.Now()
+	var ws []control.WorkerInfo
+	for i := range 15 {
+		st := control.StatusDead
+		if i%5 == 0 {
+			st = control.StatusAlive
+		}
+		ws = append(ws, control.WorkerInfo{ID: fmt.Sprintf("w%d", i+1), Status: st, LastHeartbeat: start.Add(time.Duration(i) * time.Second)})
+	}
+	var ids []string
+	for _, w := range listedWorkers(ws) {
+		ids = append(ids, w.ID)
+	}
+	// 12 dead (all but w1, w6, w11): the two that died first, w2 and w3,
+	// are left out.
+	if want := "w1 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15"; strings.Join(ids, " ") != want {
+		t.Errorf("listed %v, want %s", ids, want)
+	}
+	if n := len(listedWorkers(ws[:5])); n != 5 {
+		t.Errorf("listed %d of 5 workers", n)
+	}
 }

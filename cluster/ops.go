@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -817,7 +818,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		}
 		rows := [][]any{{coordinatorHost, "in-process", int64(os.Getpid()), "alive", role, int64(placed[coordinatorHost]), nil, nil, nil, dataAddr, nil, nil}}
 		if c.reg != nil {
-			for _, w := range c.reg.Workers() {
+			for _, w := range listedWorkers(c.reg.Workers()) {
 				copies := any(int64(w.Load.CopyBytes))
 				if w.Status == control.StatusDead {
 					copies = nil // they died with it
@@ -837,6 +838,30 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		return cols, rows, true
 	}
 	return nil, nil, false
+}
+
+// keepDeadWorkers is how many dead workers SHOW WORKERS lists: the ones
+// that died last (a server whose workers keep dying and being started
+// again would list them all).
+const keepDeadWorkers = 10
+
+// listedWorkers is ws, in registry order, without the dead workers but
+// the keepDeadWorkers last seen alive.
+func listedWorkers(ws []control.WorkerInfo) []control.WorkerInfo {
+	var dead []time.Time
+	for _, w := range ws {
+		if w.Status == control.StatusDead {
+			dead = append(dead, w.LastHeartbeat)
+		}
+	}
+	if len(dead) <= keepDeadWorkers {
+		return ws
+	}
+	slices.SortFunc(dead, func(a, b time.Time) int { return b.Compare(a) })
+	oldest := dead[keepDeadWorkers-1]
+	return slices.DeleteFunc(slices.Clone(ws), func(w control.WorkerInfo) bool {
+		return w.Status == control.StatusDead && w.LastHeartbeat.Before(oldest)
+	})
 }
 
 func describeColumns(cols []planner.Column) string {

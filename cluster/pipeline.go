@@ -1280,7 +1280,7 @@ func (p *pipeline) ingestDirect(src int, m message) error {
 	to.blockedSince.Store(0)
 	if waited > time.Second {
 		if last := p.lastBlockLog.Load(); time.Since(time.Unix(0, last)) > 10*time.Second && p.lastBlockLog.CompareAndSwap(last, time.Now().UnixNano()) {
-			p.log.Warn().Str("query", p.query.Name).Str("source", p.query.Plan.Stages[src].Source.Relation).Dur("waited", waited).
+			p.log.Warn().Str("query", p.query.Name).Str("source", p.query.Plan.Stages[src].Source.Relation).Stringer("waited", waited).
 				Msg("ingest is back-pressured: the continuous query (or a SUBSCRIBE client reading it) is not keeping up")
 		}
 	}

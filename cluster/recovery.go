@@ -580,7 +580,7 @@ func (c *Coordinator) finishRepair(qr *queryRuntime, p *pipeline, repair int, re
 		c.endRepair(qr, nil)
 	}
 	log.Info().Uint64("epoch", epoch).Int("restored", rec.Instances).Int("moved", rec.Moved).Int("replayed", rec.Replayed).
-		Dur("restored_in", rec.Restored).Dur("caught_up_in", rec.Caught).Msg("continuous query recovered")
+		Dur("restored_in", rec.Restored).Stringer("caught_up_in", rec.Caught).Msg("continuous query recovered")
 }
 
 // addDeadInstances adds to failed the instances placed on workers that

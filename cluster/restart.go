@@ -473,7 +473,7 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 	if r.layout > c.savedLayoutGen.Load() { // rounds are written one at a time
 		c.savedLayoutGen.Store(r.layout)
 	}
-	c.cfg.Logger.Debug().Uint64("position", r.manifest.Pos).Int("queries", len(r.done)).Dur("took", time.Since(r.started)).Msg("restart point written")
+	c.cfg.Logger.Debug().Uint64("position", r.manifest.Pos).Int("queries", len(r.done)).Stringer("took", time.Since(r.started)).Msg("restart point written")
 }
 
 // lastWriteFailed reports whether the newest restart point could not be
@@ -505,7 +505,7 @@ func (c *Coordinator) awaitLayoutSaved(ctx context.Context, gen uint64, limit ti
 	defer cancel()
 	for c.savedLayoutGen.Load() < gen {
 		if sleepCtx(ctx, 20*time.Millisecond) != nil {
-			c.cfg.Logger.Warn().Dur("waited", limit).Msg("no restart point has the new key ranges yet: a restart before one is written resumes with the old ranges")
+			c.cfg.Logger.Warn().Stringer("waited", limit).Msg("no restart point has the new key ranges yet: a restart before one is written resumes with the old ranges")
 			return
 		}
 	}

@@ -130,7 +130,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("pgwire: accept failed")
+				s.log.Warn().Err(err).Stringer("retry_in", backoff).Msg("pgwire: accept failed")
 				select {
 				case <-time.After(backoff):
 				case <-sctx.Done():

@@ -111,7 +111,7 @@ func (p Protocol) Client(conn net.Conn, token, extra string) error {
 	}
 	var head [7]byte
 	if _, err := io.ReadFull(conn, head[:]); err != nil {
-		return p.handshakeErr("reading challenge (is this a spate %s %s address?): %v", p.Name, p.ServerRole, err)
+		return p.handshakeErr("reading challenge: %v (the peer did not answer: it is stopping, or is not a spate %s %s)", err, p.Name, p.ServerRole)
 	}
 	if string(head[:4]) != p.Magic {
 		return p.handshakeErr("the peer is not a spate %s %s", p.Name, p.ServerRole)

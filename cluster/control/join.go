@@ -141,7 +141,7 @@ func Join(ctx context.Context, cfg JoinConfig) error {
 	stopDeadline()
 	conn.SetDeadline(time.Time{})
 	welcome := *m.Welcome
-	log.Info().Str("worker", welcome.WorkerID).Dur("heartbeat", welcome.HeartbeatInterval).Msg("joined the cluster")
+	log.Info().Str("worker", welcome.WorkerID).Stringer("heartbeat", welcome.HeartbeatInterval).Msg("joined the cluster")
 	if cfg.OnRegistered != nil {
 		cfg.OnRegistered(welcome)
 	}
@@ -243,7 +243,7 @@ func dialRetry(ctx context.Context, cfg JoinConfig, log zerolog.Logger) (net.Con
 		if ctx.Err() != nil || attempt == cfg.DialAttempts {
 			break
 		}
-		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", backoff).Msg("coordinator unreachable; retrying")
+		log.Warn().Err(err).Int("attempt", attempt).Stringer("retry_in", backoff).Msg("coordinator unreachable; retrying")
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):

@@ -112,7 +112,7 @@ func serve(args []string) error {
 		return fmt.Errorf("recovering from %s: %w", *dataDir, err)
 	}
 	if rs.Entries > 0 {
-		log.Info().Int64("statements", rs.Statements).Int64("rows", rs.Rows).Dur("took", rs.Elapsed).Str("data_dir", *dataDir).
+		log.Info().Int64("statements", rs.Statements).Int64("rows", rs.Rows).Stringer("took", rs.Elapsed).Str("data_dir", *dataDir).
 			Msg("recovered the previous run from the write-ahead log")
 	}
 
@@ -378,7 +378,7 @@ func (w *workerProcs) keep(slot int, cmd *exec.Cmd, done chan error) {
 		if time.Since(started) > time.Minute {
 			delay = restartDelay
 		}
-		w.log.Warn().Int("pid", cmd.Process.Pid).AnErr("exit", exit).Dur("restart_in", delay).
+		w.log.Warn().Int("pid", cmd.Process.Pid).AnErr("exit", exit).Stringer("restart_in", delay).
 			Msg("a worker process exited; its instances are repaired on the other workers, and another process is started in its place")
 		for {
 			select {
@@ -396,7 +396,7 @@ func (w *workerProcs) keep(slot int, cmd *exec.Cmd, done chan error) {
 				return
 			default:
 			}
-			w.log.Error().Err(err).Dur("retry_in", delay).Msg("starting a worker process")
+			w.log.Error().Err(err).Stringer("retry_in", delay).Msg("starting a worker process")
 		}
 		w.log.Info().Int("pid", cmd.Process.Pid).Msg("started a worker process")
 	}
