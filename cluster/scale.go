@@ -197,6 +197,9 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 			inPlace, notInPlace = false, err
 		}
 	}
+	// A repair whose replay is still under way (its finishRepair
+	// waits) is carried on by this rescale; unless it fails first.
+	inRepair := qr.recovering.Load()
 	qr.recovering.Store(true)
 	qr.repairs++
 	repair := qr.repairs
@@ -209,8 +212,12 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 			err = fmt.Errorf("%w (and the stage is frozen)", err)
 			p.fail(errorf("58000", "%s of stage %d failed: %v", ev.Decision, stage, err))
 		}
-		qr.recovering.Store(false)
-		qr.ckpt.unpause()
+		if inRepair {
+			qr.repairs-- // the repair's finishRepair ends it, as if this had not begun
+		} else {
+			qr.recovering.Store(false)
+			qr.ckpt.unpause()
+		}
 		return ev, err
 	}
 	ev.Bytes = bytes
