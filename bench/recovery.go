@@ -143,11 +143,12 @@ func recoveryOnce(ctx context.Context, name, sql string, size int64, start func(
 			return fmt.Errorf("no recovery after 10 minutes")
 		}
 		time.Sleep(100 * time.Millisecond)
-		rows, err := query("SELECT status, restore_ms, caught_up_ms, replayed, instances, restored_from_upstream FROM spate_recoveries")
+		// A repair under way is listed too, with no caught_up_ms yet.
+		rows, err := query("SELECT status, restore_ms, caught_up_ms, replayed, instances, restored_from_upstream FROM spate_recoveries WHERE caught_up_ms IS NOT NULL")
 		if err != nil {
 			return err
 		}
-		if len(rows) > 0 && rows[0][0] != "" && !strings.HasPrefix(rows[0][0], "recovering") {
+		if len(rows) > 0 {
 			rec = rows[0]
 			break
 		}

@@ -210,7 +210,14 @@ func TestIdleQueryNotCheckpointed(t *testing.T) {
 			run(t, s, "CREATE CONTINUOUS QUERY "+name+" AS "+metamorphicQueries[name])
 		}
 	}
-	rs, s, _, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 100}, 2)
+	rs, s, c, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 100}, 2)
+	inFlight := func() int {
+		n := 0
+		for _, qr := range c.runningQueries() {
+			n += qr.ckpt.inFlight()
+		}
+		return n
+	}
 	copyCSV(t, s, "ev", lines[:1000])
 	// Each query's newest complete checkpoint.
 	newest := func() map[string]int {
@@ -227,7 +234,7 @@ func TestIdleQueryNotCheckpointed(t *testing.T) {
 		before := newest()
 		time.Sleep(300 * time.Millisecond) // 15 intervals
 		idle = newest()
-		return len(idle) == 2 && fmt.Sprint(before) == fmt.Sprint(idle)
+		return len(idle) == 2 && fmt.Sprint(before) == fmt.Sprint(idle) && inFlight() == 0
 	})
 	time.Sleep(500 * time.Millisecond)
 	if now := newest(); fmt.Sprint(now) != fmt.Sprint(idle) {

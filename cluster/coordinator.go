@@ -450,6 +450,9 @@ func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
 	}
 	c.mu.Lock()
 	c.queries[q.Name] = qr
+	if p.failure() != nil { // before it was registered: its release found nothing to do
+		go c.releaseFailed(qr, p)
+	}
 	c.mu.Unlock()
 	for _, st := range q.Plan.Stages {
 		if st.Source == nil {

@@ -335,6 +335,7 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 			return nil, err
 		}
 		p.fail(rs.failed)
+		qr.restored = true
 		return p, nil
 	}
 	var splits [][]uint64
@@ -460,6 +461,8 @@ func (c *Coordinator) undeploy(p *pipeline, workers []string) {
 func (c *Coordinator) releaseFailed(qr *queryRuntime, p *pipeline) {
 	qr.recoverMu.Lock() // after the repair that failed it, if one did
 	defer qr.recoverMu.Unlock()
+	// A repair whose replay was under way ends with it.
+	c.endRepair(qr, nil, "failed: "+p.failure().Error())
 	c.mu.Lock()
 	current := c.queries[qr.def.Name] == qr && !c.closed && !c.stopping.Load()
 	c.mu.Unlock()

@@ -413,7 +413,7 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	rec.Moved, rec.Instances, rec.Replayed, rec.FromCopies, rec.Kept = len(failed), len(out.restored), out.replayed, out.fromCopies, out.kept
 	if err != nil {
 		rec.Status = "failed: " + err.Error()
-		c.endRepair(qr, &rec)
+		c.endRepair(qr, &rec, carriedOn)
 		log.Error().Err(err).Msg("recovery failed")
 		p.fail(errorf("58000", "could not recover after %s: %v", reason, err))
 		return
@@ -459,23 +459,25 @@ func (c *Coordinator) repairPhase(qr *queryRuntime, phase string) {
 	}
 }
 
-// endRepair lists the query's repair as ended: rec, or, when rec is nil
-// (a rescale ended), the repair under way with the rescale's end.
-func (c *Coordinator) endRepair(qr *queryRuntime, rec *recoveryRecord) {
+// endRepair lists the query's repair as ended: rec (nil when a rescale
+// that is no repair ended), after the repair under way that it carried
+// on, if another, which status ends.
+func (c *Coordinator) endRepair(qr *queryRuntime, rec *recoveryRecord, status string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	active := c.repairing[qr]
-	delete(c.repairing, qr)
-	if rec == nil {
-		if active == nil {
-			return
-		}
-		rec = active
-		rec.Status = "recovered (a rescale carried it on)"
-		rec.Caught = time.Since(rec.Detected)
+	if active := c.repairing[qr]; active != nil && (rec == nil || active.Detected != rec.Detected) {
+		a := *active
+		a.Status, a.Caught = status, time.Since(a.Detected)
+		c.recoveries = lastOf(append(c.recoveries, a), keepRecoveryRecords)
 	}
-	c.recoveries = lastOf(append(c.recoveries, *rec), keepRecoveryRecords)
+	delete(c.repairing, qr)
+	if rec != nil {
+		c.recoveries = lastOf(append(c.recoveries, *rec), keepRecoveryRecords)
+	}
 }
+
+// carriedOn ends a repair under way that a rescale carried on.
+const carriedOn = "recovered (a rescale carried it on)"
 
 // repairStatus is what the query's repair under way does ("" when none).
 func (c *Coordinator) repairStatus(qr *queryRuntime) string {
@@ -575,9 +577,9 @@ func (c *Coordinator) finishRepair(qr *queryRuntime, p *pipeline, repair int, re
 		rec.Status = "failed: " + err.Error()
 	}
 	if record {
-		c.endRepair(qr, &rec)
+		c.endRepair(qr, &rec, carriedOn)
 	} else {
-		c.endRepair(qr, nil)
+		c.endRepair(qr, nil, carriedOn)
 	}
 	log.Info().Uint64("epoch", epoch).Int("restored", rec.Instances).Int("moved", rec.Moved).Int("replayed", rec.Replayed).
 		Dur("restored_in", rec.Restored).Stringer("caught_up_in", rec.Caught).Msg("continuous query recovered")

@@ -59,16 +59,27 @@ const keepScalingEvents = 100
 // most rows) at split (0: where its received load halves) and runs the
 // upper part on a new instance, placed on the least loaded live worker.
 func (c *Coordinator) ScaleOut(ctx context.Context, query string, stage, idx int, split uint64, reason string) (scalingEvent, error) {
-	return c.rescale(ctx, query, stage, idx, split, reason, true)
+	return c.rescale(ctx, query, stage, idx, split, reason, true, 0)
 }
 
 // ScaleIn merges instance idx of stage with instance idx+1 (idx < 0: the
 // adjacent pair that received fewest rows together).
 func (c *Coordinator) ScaleIn(ctx context.Context, query string, stage, idx int, reason string) (scalingEvent, error) {
-	return c.rescale(ctx, query, stage, idx, 0, reason, false)
+	return c.rescale(ctx, query, stage, idx, 0, reason, false, 0)
 }
 
-func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int, split uint64, reason string, out bool) (ev scalingEvent, err error) {
+// ScaleDecided is ScaleOut (out) or ScaleIn for a decision made when the
+// stage had width instances: refused when it has another number by the
+// time the decision is applied (a rescale by hand came first, and the
+// decision's load and instance numbers are no longer the stage's).
+func (c *Coordinator) ScaleDecided(ctx context.Context, query string, stage, idx int, split uint64, reason string, out bool, width int) error {
+	_, err := c.rescale(ctx, query, stage, idx, split, reason, out, width)
+	return err
+}
+
+// rescale scales stage out or in; want > 0 is the number of instances
+// the stage must still have.
+func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int, split uint64, reason string, out bool, want int) (ev scalingEvent, err error) {
 	start := time.Now()
 	ev = scalingEvent{Time: start, Query: query, Stage: stage, Decision: "scale in", Reason: reason}
 	if out {
@@ -93,7 +104,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 			c.addScalingEvent(ev)
 		}
 	}()
-	if err := rescaleRefused(qr, stage, idx, out); err != nil {
+	if err := rescaleRefused(qr, stage, idx, out, want); err != nil {
 		return ev, err // before a pool worker is taken for nothing
 	}
 	// A scale-out takes its worker from the pool first (which may start
@@ -126,7 +137,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		return ev, err
 	}
 	defer qr.recoverMu.Unlock()
-	if err := rescaleRefused(qr, stage, idx, out); err != nil {
+	if err := rescaleRefused(qr, stage, idx, out, want); err != nil {
 		return ev, err
 	}
 	p := qr.pipeline()
@@ -329,7 +340,7 @@ func loadShare(load map[[2]int][]uint64, stage, width int, ranges keyRanges, idx
 // rescaleRefused says why stage of qr cannot be rescaled now (nil: it
 // can be tried): checked before a scale-out takes a pool worker, and
 // again under the query's lock.
-func rescaleRefused(qr *queryRuntime, stage, idx int, out bool) error {
+func rescaleRefused(qr *queryRuntime, stage, idx int, out bool, want int) error {
 	p := qr.pipeline()
 	if p == nil || p.failure() != nil {
 		return errorf("55000", "continuous query %q is not running", qr.def.Name)
@@ -339,6 +350,9 @@ func rescaleRefused(qr *queryRuntime, stage, idx int, out bool) error {
 		return errorf("55000", "scaling needs worker processes and checkpoints (spate serve --workers N, checkpoint interval > 0)")
 	}
 	width := pl.width(stage)
+	if want > 0 && width != want {
+		return errorf("55000", "stage %d of %q runs %d instances now, not the %d the decision was made on (it was rescaled meanwhile)", stage, qr.def.Name, width, want)
+	}
 	if out && width >= maxStageWidth {
 		return errorf("54000", "stage %d of %q already runs %d instances", stage, qr.def.Name, width)
 	}
@@ -1081,7 +1095,7 @@ func (c *Coordinator) outsideBounds(query string, stage int) string {
 func autoscaleIdle(qr *queryRuntime) string {
 	for _, st := range qr.def.Plan.Stages {
 		if st.Source == nil && len(st.PartitionBy) > 0 {
-			if err := rescaleRefused(qr, st.ID, -1, false); err != nil {
+			if err := rescaleRefused(qr, st.ID, -1, false, 0); err != nil {
 				return err.Error()
 			}
 			return ""
@@ -1141,8 +1155,10 @@ func (c *Coordinator) LoadReports() []LoadReport {
 	rescaled := map[stageRef]time.Time{}
 	c.scaling.mu.Lock()
 	for _, e := range c.scaling.events {
-		k := stageRef{e.Query, e.Stage}
-		rescaled[k] = later(rescaled[k], e.Time.Add(e.Took))
+		if strings.HasPrefix(e.Status, "done") { // a refused one changed nothing
+			k := stageRef{e.Query, e.Stage}
+			rescaled[k] = later(rescaled[k], e.Time.Add(e.Took))
+		}
 	}
 	c.scaling.mu.Unlock()
 	c.loadMu.Lock()
@@ -1194,7 +1210,9 @@ func (c *Coordinator) LastRescaleEnded() time.Time {
 	defer c.scaling.mu.Unlock()
 	var t time.Time
 	for _, e := range c.scaling.events {
-		t = later(t, e.Time.Add(e.Took))
+		if strings.HasPrefix(e.Status, "done") {
+			t = later(t, e.Time.Add(e.Took))
+		}
 	}
 	return t
 }

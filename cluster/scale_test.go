@@ -257,6 +257,10 @@ func TestAlterContinuousQuery(t *testing.T) {
 		t.Errorf("a scale-in below min_instances: notices %+v, want a warning", n)
 	}
 	run(t, s, "ALTER CONTINUOUS QUERY totals SET (min_instances = 1)")
+	// The controller's decision made on another width is refused.
+	if err := c.ScaleDecided(context.Background(), "totals", 1, 0, 0, "test", true, 5); errCode(err) != "55000" || !strings.Contains(err.Error(), "runs 2 instances now, not the 5") {
+		t.Errorf("a decision made on 5 instances, applied to 2: %v", err)
+	}
 	// A scale-out refused takes no worker from the pool.
 	pool := &slowPool{id: "w1", taking: make(chan struct{}), release: make(chan struct{})}
 	close(pool.release)
@@ -288,7 +292,7 @@ func TestAlterContinuousQuery(t *testing.T) {
 	default:
 	}
 	// A refused rescale of a query's stage is listed with the reason.
-	if r := run(t, s, "SELECT status FROM spate_scaling_events WHERE status LIKE 'refused%'"); len(r) != 1 || !strings.Contains(r[0][0], "no instance 9") {
+	if r := run(t, s, "SELECT status FROM spate_scaling_events WHERE status LIKE 'refused%' AND reason <> 'test'"); len(r) != 1 || !strings.Contains(r[0][0], "no instance 9") {
 		t.Errorf("refused rescales in SHOW SCALING EVENTS: %v", r)
 	}
 }

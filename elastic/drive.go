@@ -15,21 +15,16 @@ type Engine interface {
 	LoadReports() []cluster.LoadReport
 	// ScalingPolicies is every running query's settings.
 	ScalingPolicies() map[string]cluster.ScalingPolicy
-	ScaleOut(ctx context.Context, query string, stage, instance int, split uint64, reason string) error
-	ScaleIn(ctx context.Context, query string, stage, instance int, reason string) error
+	// Apply carries out a decision; it is refused when the stage no
+	// longer has the Width instances the decision was made on.
+	Apply(ctx context.Context, d Decision) error
 }
 
 // coordinator adapts *cluster.Coordinator to Engine.
 type coordinator struct{ *cluster.Coordinator }
 
-func (c coordinator) ScaleOut(ctx context.Context, query string, stage, instance int, split uint64, reason string) error {
-	_, err := c.Coordinator.ScaleOut(ctx, query, stage, instance, split, reason)
-	return err
-}
-
-func (c coordinator) ScaleIn(ctx context.Context, query string, stage, instance int, reason string) error {
-	_, err := c.Coordinator.ScaleIn(ctx, query, stage, instance, reason)
-	return err
+func (c coordinator) Apply(ctx context.Context, d Decision) error {
+	return c.ScaleDecided(ctx, d.Query, d.Stage, d.Instance, d.Split, d.Reason, d.Kind == ScaleOut, d.Width)
 }
 
 // ForCoordinator is the Engine of a coordinator.
@@ -87,13 +82,7 @@ func step(ctx context.Context, c *Controller, e Engine, now time.Time, known map
 	}
 	var out []applied
 	for _, d := range c.Tick(now) {
-		var err error
-		if d.Kind == ScaleOut {
-			err = e.ScaleOut(ctx, d.Query, d.Stage, d.Instance, d.Split, d.Reason)
-		} else {
-			err = e.ScaleIn(ctx, d.Query, d.Stage, d.Instance, d.Reason)
-		}
-		out = append(out, applied{d, err})
+		out = append(out, applied{d, e.Apply(ctx, d)})
 	}
 	return out
 }

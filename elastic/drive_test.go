@@ -21,12 +21,12 @@ type fakeEngine struct {
 
 func (f *fakeEngine) LoadReports() []cluster.LoadReport                 { return f.reports }
 func (f *fakeEngine) ScalingPolicies() map[string]cluster.ScalingPolicy { return f.policies }
-func (f *fakeEngine) ScaleOut(_ context.Context, q string, stage, inst int, split uint64, reason string) error {
-	f.calls = append(f.calls, fmt.Sprintf("out %s %d %d %016x", q, stage, inst, split))
-	return nil
-}
-func (f *fakeEngine) ScaleIn(_ context.Context, q string, stage, inst int, reason string) error {
-	f.calls = append(f.calls, fmt.Sprintf("in %s %d %d", q, stage, inst))
+func (f *fakeEngine) Apply(_ context.Context, d Decision) error {
+	if d.Kind == ScaleOut {
+		f.calls = append(f.calls, fmt.Sprintf("out %s %d %d %016x", d.Query, d.Stage, d.Instance, d.Split))
+	} else {
+		f.calls = append(f.calls, fmt.Sprintf("in %s %d %d", d.Query, d.Stage, d.Instance))
+	}
 	return nil
 }
 
@@ -100,10 +100,10 @@ type lockedEngine struct {
 	fakeEngine
 }
 
-func (l *lockedEngine) ScaleOut(ctx context.Context, q string, stage, inst int, split uint64, reason string) error {
+func (l *lockedEngine) Apply(ctx context.Context, d Decision) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.fakeEngine.ScaleOut(ctx, q, stage, inst, split, reason)
+	return l.fakeEngine.Apply(ctx, d)
 }
 
 func (l *lockedEngine) callsNow() []string {
@@ -112,11 +112,6 @@ func (l *lockedEngine) callsNow() []string {
 	return append([]string(nil), l.calls...)
 }
 
-// TestDriveScalesOutARealQuery runs the controller over a coordinator
-// with two in-process workers while rows stream in: with autoscale on
-// (and a target low enough that the test's load exceeds it) the
-// aggregate stage is scaled out, SHOW SCALING EVENTS says why, and the
-// result is exact.
 // startRealCluster runs a coordinator with two in-process workers and
 // returns it with a function that runs a statement and returns its rows.
 func startRealCluster(t *testing.T) (*cluster.Coordinator, func(sql string) [][]string) {
@@ -182,6 +177,11 @@ func startRealCluster(t *testing.T) (*cluster.Coordinator, func(sql string) [][]
 	return c, exec
 }
 
+// TestDriveScalesOutARealQuery runs the controller over a coordinator
+// with two in-process workers while rows stream in: with autoscale on
+// (and a target low enough that the test's load exceeds it) the
+// aggregate stage is scaled out, SHOW SCALING EVENTS says why, and the
+// result is exact.
 func TestDriveScalesOutARealQuery(t *testing.T) {
 	c, exec := startRealCluster(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -238,9 +238,9 @@ func TestRescaleByHandIsNotUndoneAtOnce(t *testing.T) {
 	exec("CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
 	exec("INSERT INTO ev VALUES (1, 1), (2, 2), (3, 3)")
 	exec("ALTER CONTINUOUS QUERY totals SET (autoscale = on, min_instances = 1)")
-	go Drive(ctx, ForCoordinator(c), 50*time.Millisecond, Config{Sustain: 2, CoolDown: 3 * time.Second}, nil)
 	exec("ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1")
 	scaledAt := time.Now()
+	go Drive(ctx, ForCoordinator(c), 50*time.Millisecond, Config{Sustain: 2, CoolDown: 3 * time.Second}, nil)
 	events := func() [][]string { return exec("SELECT decision FROM spate_scaling_events ORDER BY time") }
 	for time.Since(scaledAt) < 2*time.Second {
 		if ev := events(); len(ev) != 1 {

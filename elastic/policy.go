@@ -107,6 +107,8 @@ type Decision struct {
 	// Split is where the upper part of a split range starts (ScaleOut):
 	// chosen where the reported load divides in two halves.
 	Split uint64
+	// Width is the number of instances the stage had when it was made.
+	Width int
 	// Old are the ranges before; New after.
 	Old, New []KeyRange
 	// Reason says why, with the measured load.
@@ -222,7 +224,7 @@ func (c *Controller) Tick(now time.Time) []Decision {
 		if !ok {
 			continue
 		}
-		d.At = now
+		d.At, d.Width = now, st.width
 		st.lastAt = now
 		st.instances = map[int]*history{}
 		out = append(out, d)

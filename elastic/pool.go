@@ -73,20 +73,15 @@ func (p *Pool) Fill(ctx context.Context) error {
 	p.mu.Unlock()
 	asked := time.Now() // before any of them can register
 	ws, err := p.Provider.Start(ctx, n)
-	p.mu.Lock()
+	p.mu.Lock() // no longer starting and warm at once: another Fill sees one or the other
+	defer p.mu.Unlock()
 	p.starting -= n
-	p.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
 	now := time.Now()
 	for _, w := range ws {
 		p.warm = append(p.warm, w)
 		p.since[w.ID], p.known[w.ID] = now, asked
 	}
-	p.mu.Unlock()
-	return nil
+	return err
 }
 
 // Known is when the pool started worker id, before the provider did

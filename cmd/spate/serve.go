@@ -270,7 +270,7 @@ func startLocalCluster(ctx context.Context, cfg cluster.Config, n int, logLevel 
 	if err != nil {
 		return nil, nil, err
 	}
-	children, err := startWorkers(n, coord.ClusterAddr(), cfg.Token, logLevel, cfg.Logger)
+	children, err := startWorkers(ctx, n, coord.ClusterAddr(), cfg.Token, logLevel, cfg.Logger)
 	stop = func() {
 		coord.BeginShutdown()
 		children.stopAll()
@@ -295,12 +295,14 @@ func startLocalCluster(ctx context.Context, cfg cluster.Config, n int, logLevel 
 // and owns. Each is waited for as soon as it exits (no zombie is left
 // when one is killed); one that exits while the server runs is started
 // again, after restartDelay — doubled, up to maxRestartDelay, while they
-// keep exiting within a minute — so that --workers N stay running. The
+// keep exiting within a minute — so that --workers N stay running (not
+// once the server's context ended: it is stopping). The
 // new process joins as a new worker, which later repairs and scale-outs
 // place instances on.
 type workerProcs struct {
 	self, addr, token, logLevel string
 	log                         zerolog.Logger
+	ctx                         context.Context // the server's
 
 	mu      sync.Mutex
 	current map[int]*exec.Cmd // each slot's running process
@@ -316,12 +318,12 @@ const (
 
 // startWorkers starts n `spate worker` processes of this binary that join
 // the registry at addr.
-func startWorkers(n int, addr, token, logLevel string, log zerolog.Logger) (*workerProcs, error) {
+func startWorkers(ctx context.Context, n int, addr, token, logLevel string, log zerolog.Logger) (*workerProcs, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	w := &workerProcs{self: self, addr: addr, token: token, logLevel: logLevel, log: log, current: map[int]*exec.Cmd{}, stop: make(chan struct{})}
+	w := &workerProcs{self: self, addr: addr, token: token, logLevel: logLevel, log: log, ctx: ctx, current: map[int]*exec.Cmd{}, stop: make(chan struct{})}
 	for slot := range n {
 		cmd, done, err := w.start(slot)
 		if err != nil {
@@ -373,16 +375,20 @@ func (w *workerProcs) keep(slot int, cmd *exec.Cmd, done chan error) {
 		select {
 		case <-w.stop:
 			return // stopAll's signal
+		case <-w.ctx.Done():
+			return // the server is stopping
 		default:
 		}
 		if time.Since(started) > time.Minute {
 			delay = restartDelay
 		}
 		w.log.Warn().Int("pid", cmd.Process.Pid).AnErr("exit", exit).Stringer("restart_in", delay).
-			Msg("a worker process exited; its instances are repaired on the other workers, and another process is started in its place")
+			Msg("a worker process exited; another is started in its place")
 		for {
 			select {
 			case <-w.stop:
+				return
+			case <-w.ctx.Done():
 				return
 			case <-time.After(delay):
 			}
