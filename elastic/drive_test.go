@@ -112,9 +112,10 @@ func (l *lockedEngine) callsNow() []string {
 	return append([]string(nil), l.calls...)
 }
 
-// startRealCluster runs a coordinator with two in-process workers and
-// returns it with a function that runs a statement and returns its rows.
-func startRealCluster(t *testing.T) (*cluster.Coordinator, func(sql string) [][]string) {
+// startTotals runs a coordinator with two in-process workers, a stream
+// ev and an updating query totals over it, and returns it with a
+// function that runs a statement and returns its rows.
+func startTotals(t *testing.T) (*cluster.Coordinator, func(sql string) [][]string) {
 	t.Helper()
 	c, err := cluster.NewCoordinator(cluster.Config{Parallelism: 1, Token: "t", CheckpointInterval: 50 * time.Millisecond, CheckpointStore: "memory"})
 	if err != nil {
@@ -174,6 +175,8 @@ func startRealCluster(t *testing.T) (*cluster.Coordinator, func(sql string) [][]
 		}
 		return out
 	}
+	exec("CREATE STREAM ev (k INT, v INT)")
+	exec("CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
 	return c, exec
 }
 
@@ -183,11 +186,9 @@ func startRealCluster(t *testing.T) (*cluster.Coordinator, func(sql string) [][]
 // aggregate stage is scaled out, SHOW SCALING EVENTS says why, and the
 // result is exact.
 func TestDriveScalesOutARealQuery(t *testing.T) {
-	c, exec := startRealCluster(t)
+	c, exec := startTotals(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	exec("CREATE STREAM ev (k INT, v INT)")
-	exec("CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
 	exec("ALTER CONTINUOUS QUERY totals SET (autoscale = on, max_instances = 2, target_utilisation = 0.000001)")
 	go Drive(ctx, ForCoordinator(c), 50*time.Millisecond, Config{Sustain: 2, CoolDown: time.Hour}, nil)
 	deadline := time.Now().Add(20 * time.Second)
@@ -231,11 +232,9 @@ func TestDriveScalesOutARealQuery(t *testing.T) {
 // for the cool-down, counted from the rescale; only then does the
 // controller merge the stage again.
 func TestRescaleByHandIsNotUndoneAtOnce(t *testing.T) {
-	c, exec := startRealCluster(t)
+	c, exec := startTotals(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	exec("CREATE STREAM ev (k INT, v INT)")
-	exec("CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
 	exec("INSERT INTO ev VALUES (1, 1), (2, 2), (3, 3)")
 	exec("ALTER CONTINUOUS QUERY totals SET (autoscale = on, min_instances = 1)")
 	exec("ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1")
