@@ -445,7 +445,7 @@ func (c *Coordinator) beginRepair(qr *queryRuntime, rec recoveryRecord, phase st
 	if prev := c.repairing[qr]; prev != nil && prev.Detected != rec.Detected {
 		prev.Status = "carried on by the next repair (its replay was not through)"
 		prev.Caught = time.Since(prev.Detected)
-		c.recoveries = lastOf(append(c.recoveries, *prev), keepRecoveryRecords)
+		c.addRecoveryLocked(*prev)
 	}
 	c.repairing[qr] = &rec
 }
@@ -468,11 +468,11 @@ func (c *Coordinator) endRepair(qr *queryRuntime, rec *recoveryRecord, status st
 	if active := c.repairing[qr]; active != nil && (rec == nil || active.Detected != rec.Detected) {
 		a := *active
 		a.Status, a.Caught = status, time.Since(a.Detected)
-		c.recoveries = lastOf(append(c.recoveries, a), keepRecoveryRecords)
+		c.addRecoveryLocked(a)
 	}
 	delete(c.repairing, qr)
 	if rec != nil {
-		c.recoveries = lastOf(append(c.recoveries, *rec), keepRecoveryRecords)
+		c.addRecoveryLocked(*rec)
 	}
 }
 
@@ -582,7 +582,7 @@ func (c *Coordinator) finishRepair(qr *queryRuntime, p *pipeline, repair int, re
 		c.endRepair(qr, nil, carriedOn)
 	}
 	log.Info().Uint64("epoch", epoch).Int("restored", rec.Instances).Int("moved", rec.Moved).Int("replayed", rec.Replayed).
-		Dur("restored_in", rec.Restored).Stringer("caught_up_in", rec.Caught).Msg("continuous query recovered")
+		Stringer("restored_in", rec.Restored).Stringer("caught_up_in", rec.Caught).Msg("continuous query recovered")
 }
 
 // addDeadInstances adds to failed the instances placed on workers that
@@ -1227,6 +1227,10 @@ const keepRecoveryRecords = 100
 func (c *Coordinator) addRecovery(rec recoveryRecord) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.addRecoveryLocked(rec)
+}
+
+func (c *Coordinator) addRecoveryLocked(rec recoveryRecord) {
 	c.recoveries = lastOf(append(c.recoveries, rec), keepRecoveryRecords)
 }
 

@@ -78,16 +78,6 @@ type restartManifest struct {
 	History *history `json:"history,omitempty"`
 }
 
-// query is the restart point's part of query name; false when it has
-// none (or there is no restart point: m is nil).
-func (m *restartManifest) query(name string) (roundQuery, bool) {
-	if m == nil {
-		return roundQuery{}, false
-	}
-	q, ok := m.Queries[name]
-	return q, ok
-}
-
 // history is the coordinator's record of what happened to its queries.
 type history struct {
 	Recoveries    []recoveryRecord `json:"recoveries,omitempty"`

@@ -1073,10 +1073,13 @@ func (c *Coordinator) outsideBounds(query string, stage int) string {
 	c.mu.Lock()
 	qr := c.queries[query]
 	c.mu.Unlock()
-	if qr == nil || !qr.scalingPolicy().Autoscale {
+	if qr == nil {
 		return ""
 	}
 	p, n := qr.scalingPolicy(), qr.pipeline().placement().width(stage)
+	if !p.Autoscale {
+		return ""
+	}
 	var bound string
 	switch {
 	case n < p.MinInstances:
@@ -1152,15 +1155,7 @@ func (c *Coordinator) LoadReports() []LoadReport {
 	now := time.Now()
 	var out []LoadReport
 	seen := map[loadKey]loadBase{}
-	rescaled := map[stageRef]time.Time{}
-	c.scaling.mu.Lock()
-	for _, e := range c.scaling.events {
-		if strings.HasPrefix(e.Status, "done") { // a refused one changed nothing
-			k := stageRef{e.Query, e.Stage}
-			rescaled[k] = later(rescaled[k], e.Time.Add(e.Took))
-		}
-	}
-	c.scaling.mu.Unlock()
+	rescaled := c.rescaleEnds()
 	c.loadMu.Lock()
 	defer c.loadMu.Unlock()
 	for _, qr := range c.runningQueries() {
@@ -1206,15 +1201,26 @@ func (c *Coordinator) LoadReports() []LoadReport {
 // for none): the pool's worker a scale-out took has its instances by
 // then, or none will come.
 func (c *Coordinator) LastRescaleEnded() time.Time {
-	c.scaling.mu.Lock()
-	defer c.scaling.mu.Unlock()
 	var t time.Time
-	for _, e := range c.scaling.events {
-		if strings.HasPrefix(e.Status, "done") {
-			t = later(t, e.Time.Add(e.Took))
-		}
+	for _, end := range c.rescaleEnds() {
+		t = later(t, end)
 	}
 	return t
+}
+
+// rescaleEnds is when each stage's newest rescale that was done ended
+// (a refused or failed one changed nothing).
+func (c *Coordinator) rescaleEnds() map[stageRef]time.Time {
+	c.scaling.mu.Lock()
+	defer c.scaling.mu.Unlock()
+	ends := map[stageRef]time.Time{}
+	for _, e := range c.scaling.events {
+		if strings.HasPrefix(e.Status, "done") {
+			k := stageRef{e.Query, e.Stage}
+			ends[k] = later(ends[k], e.Time.Add(e.Took))
+		}
+	}
+	return ends
 }
 
 // stageRef names a query's stage.

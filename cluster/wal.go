@@ -429,9 +429,11 @@ func (c *Coordinator) recordRestart(m *restartManifest, st RecoveryStats, start 
 	for _, qr := range c.runningQueries() {
 		rec := recoveryRecord{Query: qr.def.Name, Reason: reason, Detected: start,
 			Restored: restored, Caught: st.Elapsed, Instances: qr.instanceCount(), Replayed: int(st.Entries), Status: "recovered"}
-		if q, in := m.query(qr.def.Name); in && qr.restored {
-			rec.Epoch = q.Epoch
-		} else if m != nil { // created (again) after it: the log made it anew
+		switch {
+		case m == nil:
+		case qr.restored: // from the restart point
+			rec.Epoch = m.Queries[qr.def.Name].Epoch
+		default: // created (again) after it: the log made it anew
 			rec.Reason = fmt.Sprintf("server restarted: created after the restart point at log position %d (taken %s), made anew by replaying the %d log entries after it",
 				m.Pos, m.Taken.UTC().Format(time.DateTime), st.Entries)
 		}

@@ -302,12 +302,13 @@ func startLocalCluster(ctx context.Context, cfg cluster.Config, n int, logLevel 
 type workerProcs struct {
 	self, addr, token, logLevel string
 	log                         zerolog.Logger
-	ctx                         context.Context // the server's
+	// ctx ends when the server stops, or stopAll begins: then no
+	// process is started again.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	current map[int]*exec.Cmd // each slot's running process
-	stopped bool
-	stop    chan struct{} // closed by stopAll
 	slots   sync.WaitGroup
 }
 
@@ -323,7 +324,8 @@ func startWorkers(ctx context.Context, n int, addr, token, logLevel string, log 
 	if err != nil {
 		return nil, err
 	}
-	w := &workerProcs{self: self, addr: addr, token: token, logLevel: logLevel, log: log, ctx: ctx, current: map[int]*exec.Cmd{}, stop: make(chan struct{})}
+	w := &workerProcs{self: self, addr: addr, token: token, logLevel: logLevel, log: log, current: map[int]*exec.Cmd{}}
+	w.ctx, w.cancel = context.WithCancel(ctx)
 	for slot := range n {
 		cmd, done, err := w.start(slot)
 		if err != nil {
@@ -335,7 +337,7 @@ func startWorkers(ctx context.Context, n int, addr, token, logLevel string, log 
 	return w, nil
 }
 
-// start starts slot's process; done closes when it has exited.
+// start starts slot's process; done gets its exit.
 func (w *workerProcs) start(slot int) (*exec.Cmd, chan error, error) {
 	cmd := exec.Command(w.self, "worker", "--join", w.addr, "--log-level", w.logLevel)
 	cmd.Env = append(os.Environ(), "SPATE_CLUSTER_TOKEN="+w.token)
@@ -346,8 +348,8 @@ func (w *workerProcs) start(slot int) (*exec.Cmd, chan error, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stopped {
-		return nil, nil, errors.New("the server is stopping")
+	if err := w.ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("the server is stopping: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
@@ -358,8 +360,8 @@ func (w *workerProcs) start(slot int) (*exec.Cmd, chan error, error) {
 	return cmd, done, nil
 }
 
-// keep waits for slot's process to exit and starts another, until
-// stopAll.
+// keep waits for slot's process to exit and starts another, until the
+// server stops.
 func (w *workerProcs) keep(slot int, cmd *exec.Cmd, done chan error) {
 	defer w.slots.Done()
 	delay := restartDelay
@@ -368,16 +370,12 @@ func (w *workerProcs) keep(slot int, cmd *exec.Cmd, done chan error) {
 		var exit error
 		select {
 		case exit = <-done:
-		case <-w.stop:
+		case <-w.ctx.Done():
 			<-done // stopAll signals it
 			return
 		}
-		select {
-		case <-w.stop:
-			return // stopAll's signal
-		case <-w.ctx.Done():
-			return // the server is stopping
-		default:
+		if w.ctx.Err() != nil {
+			return // it exited because the server is stopping
 		}
 		if time.Since(started) > time.Minute {
 			delay = restartDelay
@@ -386,8 +384,6 @@ func (w *workerProcs) keep(slot int, cmd *exec.Cmd, done chan error) {
 			Msg("a worker process exited; another is started in its place")
 		for {
 			select {
-			case <-w.stop:
-				return
 			case <-w.ctx.Done():
 				return
 			case <-time.After(delay):
@@ -396,11 +392,6 @@ func (w *workerProcs) keep(slot int, cmd *exec.Cmd, done chan error) {
 			var err error
 			if cmd, done, err = w.start(slot); err == nil {
 				break
-			}
-			select {
-			case <-w.stop:
-				return
-			default:
 			}
 			w.log.Error().Err(err).Stringer("retry_in", delay).Msg("starting a worker process")
 		}
@@ -415,8 +406,7 @@ func (w *workerProcs) stopAll() {
 		return
 	}
 	w.mu.Lock()
-	w.stopped = true
-	close(w.stop)
+	w.cancel()
 	procs := make([]*exec.Cmd, 0, len(w.current))
 	for _, cmd := range w.current {
 		procs = append(procs, cmd)
