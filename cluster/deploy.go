@@ -146,6 +146,10 @@ type WorkerPool interface {
 	// Take claims a spare (starting one if none is warm) and returns its
 	// registry ID once it has joined.
 	Take(ctx context.Context) (string, error)
+	// TakeEnded tells the pool that the scale-out that took worker id
+	// has ended, placed on it or not: from then on the pool gives the
+	// worker back once it runs no instance.
+	TakeEnded(id string)
 }
 
 // SetWorkerPool makes scale-outs take their workers from p, and keeps

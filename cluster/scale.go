@@ -124,6 +124,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		switch {
 		case err == nil:
 			host = id
+			defer pool.TakeEnded(id)
 		case ctx.Err() != nil:
 			return ev, ctx.Err()
 		default:
@@ -1195,17 +1196,6 @@ func (c *Coordinator) LoadReports() []LoadReport {
 	}
 	c.loadBase = seen
 	return out
-}
-
-// LastRescaleEnded is when the newest rescale of any query ended (zero
-// for none): the pool's worker a scale-out took has its instances by
-// then, or none will come.
-func (c *Coordinator) LastRescaleEnded() time.Time {
-	var t time.Time
-	for _, end := range c.rescaleEnds() {
-		t = later(t, end)
-	}
-	return t
 }
 
 // rescaleEnds is when each stage's newest rescale that was done ended

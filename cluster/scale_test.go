@@ -633,6 +633,16 @@ type slowPool struct {
 	taking  chan struct{} // closed when Take was called
 	release chan struct{}
 	gave    atomic.Bool // Take returned
+	// given and placed are how many instances coordinator c had placed
+	// on id when Take returned it and when TakeEnded was called for it.
+	c             *Coordinator
+	given, placed atomic.Int64
+}
+
+func (p *slowPool) TakeEnded(id string) {
+	if id == p.id && p.c != nil {
+		p.placed.Store(int64(p.c.InstancesPerWorker()[id]))
+	}
 }
 
 func (p *slowPool) Spare(control.WorkerInfo) bool  { return false }
@@ -643,6 +653,9 @@ func (p *slowPool) Take(ctx context.Context) (string, error) {
 	defer p.gave.Store(true)
 	select {
 	case <-p.release:
+		if p.c != nil {
+			p.given.Store(int64(p.c.InstancesPerWorker()[p.id]))
+		}
 		return p.id, nil
 	case <-ctx.Done():
 		return "", ctx.Err()
@@ -658,7 +671,7 @@ func TestRepairWhileScaleOutWaitsForPool(t *testing.T) {
 	rs, s, c, kill := startUpdating(t, lines, 3)
 	copyCSV(t, s, "ev", lines[:1000])
 	awaitCheckpoint(t, s, "updating")
-	pool := &slowPool{id: "w3", taking: make(chan struct{}), release: make(chan struct{})}
+	pool := &slowPool{id: "w3", taking: make(chan struct{}), release: make(chan struct{}), c: c}
 	c.SetWorkerPool(pool)
 	done := make(chan error, 1)
 	go func() {
@@ -681,6 +694,11 @@ func TestRepairWhileScaleOutWaitsForPool(t *testing.T) {
 	}
 	if n := run(t, s, "SELECT COUNT(*) FROM spate_instances WHERE query = 'updating' AND stage = 1 AND worker = 'w3'")[0][0]; n == "0" {
 		t.Errorf("no instance on the pool's worker w3: %v", run(t, s, "SELECT stage, instance, worker FROM spate_instances"))
+	}
+	// The pool is told the scale-out ended once it placed the instance
+	// (until then the pool does not give the empty worker back).
+	if given, placed := pool.given.Load(), pool.placed.Load(); placed <= given {
+		t.Errorf("w3 ran %d instances when the pool gave it and %d when told the scale-out ended: want it told after the new one was placed", given, placed)
 	}
 	copyCSV(t, s, "ev", lines[2000:])
 	awaitReference(t, s, rs, "updating")
@@ -722,6 +740,7 @@ func (failedPool) Pooled(control.WorkerInfo) bool { return false }
 func (failedPool) Take(context.Context) (string, error) {
 	return "", errors.New("no capacity")
 }
+func (failedPool) TakeEnded(string) {}
 
 // TestScaleOutWithoutPoolWorker: a scale-out the pool gives no worker
 // goes onto the least loaded one, and SHOW SCALING EVENTS says why.

@@ -24,14 +24,14 @@ type Spares struct {
 	// nil: not told.
 	OnError func(error)
 
-	mu       sync.Mutex
-	taken    map[string]time.Time // provider ID → when Take acquired it
-	toldFill time.Time            // when OnError was last told of a failed fill
+	mu sync.Mutex
+	// placing holds the workers Take handed out whose scale-out has not
+	// ended (TakeEnded): provider ID → registry ID ("" until it joined).
+	// They are not given back for having no instances: the scale-out is
+	// placing them.
+	placing  map[string]string
+	toldFill time.Time // when OnError was last told of a failed fill
 }
-
-// takenGrace is how long a worker Take handed out is not given back for
-// having no instances (the scale-out is placing them).
-const takenGrace = time.Minute
 
 var _ cluster.WorkerPool = (*Spares)(nil)
 
@@ -87,12 +87,7 @@ func (s *Spares) Take(ctx context.Context) (string, error) {
 		if pw, err = s.Pool.Acquire(ctx); err != nil {
 			return "", err
 		}
-		s.mu.Lock()
-		if s.taken == nil {
-			s.taken = map[string]time.Time{}
-		}
-		s.taken[pw.ID] = time.Now()
-		s.mu.Unlock()
+		s.setPlacing(pw.ID, "")
 		go func() {
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
@@ -100,8 +95,12 @@ func (s *Spares) Take(ctx context.Context) (string, error) {
 		}()
 		var id string
 		if id, err = s.joined(ctx, pw); err == nil {
+			s.setPlacing(pw.ID, id)
 			return id, nil
 		}
+		s.mu.Lock()
+		delete(s.placing, pw.ID)
+		s.mu.Unlock()
 		if !errors.Is(err, errWorkerGone) {
 			s.Pool.Release(pw.ID)
 			return "", err
@@ -109,6 +108,27 @@ func (s *Spares) Take(ctx context.Context) (string, error) {
 		_ = s.Pool.Discard(ctx, pw.ID)
 	}
 	return "", err
+}
+
+// TakeEnded ends the placing of the worker with registry ID id: once it
+// runs no instance, the next Keep tick gives it back to the pool.
+func (s *Spares) TakeEnded(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for pid, rid := range s.placing {
+		if rid == id {
+			delete(s.placing, pid)
+		}
+	}
+}
+
+func (s *Spares) setPlacing(providerID, registryID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.placing == nil {
+		s.placing = map[string]string{}
+	}
+	s.placing[providerID] = registryID
 }
 
 // takeAttempts bounds the workers Take tries when they die before joining.
@@ -184,7 +204,7 @@ func (s *Spares) Keep(ctx context.Context, every time.Duration) {
 			return
 		case now := <-t.C:
 			s.claimBusy()
-			s.releaseIdle(now)
+			s.releaseIdle()
 			s.prune(ctx)
 			_, _ = s.Pool.Reap(ctx, now)
 			s.fill(ctx)
@@ -193,15 +213,12 @@ func (s *Spares) Keep(ctx context.Context, every time.Duration) {
 }
 
 // releaseIdle gives back the workers in use that run no instance (a
-// scale-in emptied them), unless the scale-out that took one may still
-// be placing instances on it: until a rescale ended after its Take, or
-// takenGrace passed.
-func (s *Spares) releaseIdle(now time.Time) {
+// scale-in emptied them, or the scale-out that took one placed nothing
+// on it), unless the scale-out that took one is still placing.
+func (s *Spares) releaseIdle() {
 	counts := s.Coordinator.InstancesPerWorker()
-	rescaled := s.Coordinator.LastRescaleEnded()
 	for _, w := range s.Coordinator.Workers() {
-		n, ok := counts[w.ID]
-		if !ok {
+		if n, ok := counts[w.ID]; !ok || n > 0 {
 			continue
 		}
 		for _, pw := range s.Pool.InUse() {
@@ -209,13 +226,9 @@ func (s *Spares) releaseIdle(now time.Time) {
 				continue
 			}
 			s.mu.Lock()
-			if n > 0 {
-				delete(s.taken, pw.ID) // placed: its grace is over
-			}
-			took, placing := s.taken[pw.ID]
-			recent := placing && now.Sub(took) < takenGrace && !rescaled.After(took)
+			_, placing := s.placing[pw.ID]
 			s.mu.Unlock()
-			if n == 0 && !recent {
+			if !placing {
 				s.Pool.Release(pw.ID)
 			}
 		}
