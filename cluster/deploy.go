@@ -499,7 +499,7 @@ func (c *Coordinator) instanceStatuses(qr *queryRuntime) []instanceStatus {
 				for s, row := range pl.Hosts {
 					for i, h := range row {
 						if h == w {
-							st = append(st, instanceStatus{Stage: s, Instance: i, Host: w, Watermark: math.MinInt64})
+							st = append(st, instanceStatus{Stage: s, Instance: i, Host: w, Watermark: math.MinInt64, Unanswered: err.Error()})
 						}
 					}
 				}

@@ -741,7 +741,11 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		return cols, rows, true
 	case "instances":
 		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"queue_depth", planner.TypeBigInt}, {"busy_seconds", planner.TypeDouble}, {"route_version", planner.TypeBigInt}, {"incarnation", planner.TypeBigInt}, {"replay_buffer_bytes", planner.TypeBigInt},
-			{"duplicates_dropped", planner.TypeBigInt}, {"load_buckets", planner.TypeText}}
+			{"duplicates_dropped", planner.TypeBigInt}, {"load_buckets", planner.TypeText}, {"status", planner.TypeText}}
+		dead := map[string]bool{}
+		for _, w := range c.Workers() {
+			dead[w.ID] = w.Status == control.StatusDead
+		}
 		var rows [][]any
 		for _, qr := range c.runningQueries() {
 			if qr.pipeline().failure() != nil {
@@ -762,7 +766,8 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 				}
 				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, pl.ranges(st.Stage), st.Instance), st.Host,
 					st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark),
-					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion), int64(st.Gen), st.KeptBytes, st.Duplicates, buckets})
+					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion), int64(st.Gen), st.KeptBytes, st.Duplicates, buckets,
+					instanceState(st, dead[st.Host], c.repairStatus(qr))})
 			}
 		}
 		return cols, rows, true
@@ -870,4 +875,19 @@ func describeColumns(cols []planner.Column) string {
 		parts[i] = c.Name + " " + c.Type.String()
 	}
 	return strings.Join(parts, ", ")
+}
+
+// instanceState is SHOW INSTANCES.status: running, lost with its dead
+// worker (and where the repair that restores it is), or not answering.
+func instanceState(st instanceStatus, deadHost bool, repair string) string {
+	switch {
+	case st.Unanswered == "":
+		return "running"
+	case deadHost && repair != "":
+		return "lost with worker " + st.Host + ", which died; " + repair
+	case deadHost:
+		return "lost with worker " + st.Host + ", which died; the repair is about to begin"
+	default:
+		return "not answering (counters unknown): " + st.Unanswered
+	}
 }

@@ -1511,6 +1511,9 @@ type instanceStatus struct {
 	// SentLoad[j][b] is the rows sent to consumer instance j in bucket b
 	// of its key range (partitioned routes only).
 	SentLoad [][]uint64 `json:"sent_load,omitempty"`
+	// Unanswered is why the instance's worker gave no status (its
+	// counters are then unknown); "": it answered.
+	Unanswered string `json:"-"`
 }
 
 // localStats reads the local instances' counters as published after

@@ -471,6 +471,13 @@ func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
 		"[tumble waiting for a worker to join (every worker is dead) t t] [updating waiting for a worker to join (every worker is dead) t t]]" {
 		t.Fatalf("SHOW RECOVERIES while the repairs wait for a worker: %v", waiting)
 	}
+	// SHOW INSTANCES says the dead workers' instances are lost, and why
+	// they are not restored yet.
+	lost := run(t, s, "SELECT DISTINCT status FROM spate_instances WHERE query = 'tumble' AND worker <> 'coordinator' ORDER BY 1")
+	if fmt.Sprint(lost) != "[[lost with worker w1, which died; waiting for a worker to join (every worker is dead)] "+
+		"[lost with worker w2, which died; waiting for a worker to join (every worker is dead)]]" {
+		t.Errorf("SHOW INSTANCES while the repairs wait for a worker: %v", lost)
+	}
 	// The statements return meanwhile: what they ingested is logged and
 	// kept for the queries.
 	select {
@@ -498,7 +505,7 @@ func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
 			return sortedText(run(t, s, "SELECT * FROM "+name)) == want
 		})
 	}
-	if r := run(t, s, "SELECT DISTINCT worker FROM spate_instances WHERE worker <> 'coordinator'"); fmt.Sprint(r) != "[[w3]]" {
+	if r := run(t, s, "SELECT DISTINCT worker, status FROM spate_instances WHERE worker <> 'coordinator'"); fmt.Sprint(r) != "[[w3 running]]" {
 		t.Errorf("instances run on %v, want the new worker w3", r)
 	}
 	waitUntil(t, 10*time.Second, "every repair to be recorded as recovered", func() bool {
