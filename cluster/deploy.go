@@ -367,7 +367,7 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 	}
 	if rs != nil {
 		qr.restored = true
-		if err := result.load(rs.result, rs.wm); err != nil {
+		if err := result.load(rs); err != nil {
 			p.stop()
 			return nil, fmt.Errorf("restoring the result of %q: %w", q.Name, err)
 		}

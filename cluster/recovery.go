@@ -123,30 +123,16 @@ func (r *resultStore) rollback(epoch uint64, gen int) {
 		r.recovering = view
 	}
 	if !r.updating {
-		keep, keepMax, keepTags := r.batches[:0], r.maxTime[:0], r.tags[:0]
-		for i, b := range r.batches {
-			if r.tags[i] <= epoch {
-				keep = append(keep, b)
-				keepTags = append(keepTags, r.tags[i])
-				if r.retention >= 0 {
-					keepMax = append(keepMax, r.maxTime[i])
-				}
-				continue
+		r.keepBatches(func(b storedBatch) bool {
+			if b.tag <= epoch {
+				return true
 			}
-			for _, row := range batchRows(b) {
+			for _, row := range batchRows(b.rec) {
 				view.rows[r.rowKey(row)]++
 			}
-			r.nrows -= b.NumRows()
-			r.emitted -= b.NumRows()
-			b.Release()
-		}
-		for i := len(keep); i < len(r.batches); i++ {
-			r.batches[i] = nil
-		}
-		r.batches, r.tags = keep, keepTags
-		if r.retention >= 0 {
-			r.maxTime = keepMax
-		}
+			r.emitted -= b.rec.NumRows()
+			return false
+		})
 	} else {
 		for i := len(r.undo) - 1; i >= 0; i-- {
 			u := r.undo[i]
@@ -214,12 +200,12 @@ func (r *resultStore) finishRecovery() error {
 func (r *resultStore) deliverDifference(view *recoveryView) error {
 	if !r.updating {
 		// Rows (re)applied since the checkpoint that were not delivered.
-		for i, b := range r.batches {
-			if r.tags[i] <= view.epoch {
+		for _, b := range r.batches {
+			if b.tag <= view.epoch {
 				continue
 			}
 			var fresh [][]any
-			for _, row := range batchRows(b) {
+			for _, row := range batchRows(b.rec) {
 				k := r.rowKey(row)
 				if view.rows[k] > 0 {
 					view.rows[k]--

@@ -146,7 +146,25 @@ type roundQuery struct {
 	// taken (a rescale changes them; the query resumes with the same).
 	Splits [][]uint64 `json:"splits,omitempty"`
 	Order  [][]int    `json:"order,omitempty"` // which instance owns each range
+	// Segments hold an append-only result, in order (an updating one is
+	// the blob results/<name>).
+	Segments []segmentRef `json:"segments,omitempty"`
 }
+
+// segmentRef names a segment of an append-only result in the store: a
+// blob of some of its batches, written by one restart point and kept
+// for the later ones while its batches last (segmentPrefix), so that a
+// restart point writes what the result gained since the last, not all
+// of it.
+type segmentRef struct {
+	Key  string `json:"key"` // full key in the store
+	Sum  uint32 `json:"sum"` // CRC-32C of the blob
+	Rows int64  `json:"rows"`
+}
+
+// segmentPrefix is where the result segments live: outside any one
+// restart point's keys, as several refer to a segment.
+const segmentPrefix = "result-segments/"
 
 // restartRound is a round in progress.
 type restartRound struct {
@@ -165,7 +183,8 @@ type restartRound struct {
 
 type roundResult struct {
 	snaps  map[[2]int][]byte
-	result []byte
+	store  *resultStore
+	result resultCut
 	wm     int64
 	splits [][]uint64
 	order  [][]int
@@ -354,14 +373,14 @@ func (c *Coordinator) roundCheckpointed(qr *queryRuntime, epoch uint64, pc *pend
 	if r == nil || r.epochs[qr.def.Name] != epoch {
 		return
 	}
-	data, wm, err := qr.result.encodeAt(epoch)
+	cut, wm, err := qr.result.encodeAt(epoch, segmentKey(qr.def.Name, r))
 	if err != nil {
 		c.cfg.Logger.Warn().Err(err).Str("query", qr.def.Name).Msg("restart point: encoding the result")
 		return
 	}
 	r.mu.Lock()
 	pl := qr.pipeline().placement().clone()
-	r.done[qr.def.Name] = &roundResult{snaps: pc.snaps, result: data, wm: wm, splits: pl.Splits, order: pl.Order}
+	r.done[qr.def.Name] = &roundResult{snaps: pc.snaps, store: qr.result, result: cut, wm: wm, splits: pl.Splits, order: pl.Order}
 	complete := len(r.done) == len(r.epochs) && !r.written
 	if complete {
 		r.written = true
@@ -412,11 +431,22 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 			q.Instances = append(q.Instances, key)
 		}
 		q.Watermark = res.wm
-		m.Queries[name] = q
-		if err := put("results/"+name, res.result); err != nil {
-			fail(err)
-			return
+		if cut := res.result; cut.full != nil {
+			if err := put("results/"+name, cut.full); err != nil {
+				fail(err)
+				return
+			}
+		} else {
+			if cut.fresh != nil {
+				written += int64(len(cut.fresh))
+				if err := c.store.Put(ctx, cut.freshRef.Key, cut.fresh); err != nil {
+					fail(err)
+					return
+				}
+			}
+			q.Segments = cut.segments
 		}
+		m.Queries[name] = q
 	}
 	for _, name := range m.Tables {
 		data, err := encodeBatches(r.tables[name]) // empty for an empty table
@@ -437,11 +467,29 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 		fail(err)
 		return
 	}
-	// Older restart points, and the log before this one, are not needed.
+	// The results' batches written now are in their new segments.
+	for name, res := range r.done {
+		res.store.segmentWritten(r.epochs[name], res.result)
+	}
+	// Older restart points, and the log before this one, are not
+	// needed, nor are the segments this one does not refer to.
 	keys, err := c.store.List(ctx, restartPrefix)
 	if err == nil {
 		for _, k := range keys {
 			if k < prefix { // an older position (zero-padded)
+				_ = c.store.Delete(ctx, k)
+			}
+		}
+	}
+	referred := map[string]bool{}
+	for _, q := range m.Queries {
+		for _, seg := range q.Segments {
+			referred[seg.Key] = true
+		}
+	}
+	if keys, err := c.store.List(ctx, segmentPrefix); err == nil {
+		for _, k := range keys {
+			if !referred[k] {
 				_ = c.store.Delete(ctx, k)
 			}
 		}
@@ -623,20 +671,38 @@ func (c *Coordinator) restartRows() ([]Column, [][]any) {
 	return cols, rows
 }
 
+// resultCut is a result as of a restart point's epoch: an updating
+// result whole (full), an append-only one as the segments that hold it.
+// Its batches not in a segment yet, and those of the newest segments no
+// larger than them together, go into a new one (fresh, written under
+// freshRef.Key): each restart point writes what the result gained, and
+// a result is held by a few segments of sizes growing towards the
+// oldest (as a binary counter: O(log n) of them, each row rewritten
+// O(log n) times).
+type resultCut struct {
+	full     []byte
+	segments []segmentRef // in the order of their batches, freshRef among them
+	fresh    []byte       // nil: nothing new
+	freshRef segmentRef
+	merged   map[string]bool // the segments fresh takes the place of
+	upTo     uint64          // fresh holds batches with seq below it
+}
+
+// segmentKey is the key of a query's result segment written by round r
+// (unique: two rounds may share a log position, not their start).
+func segmentKey(query string, r *restartRound) string {
+	return fmt.Sprintf("%s%s/%020d-%d", segmentPrefix, query, r.manifest.Pos, r.started.UnixNano())
+}
+
 // encodeAt encodes the result as of checkpoint epoch (what comes after
-// it is left out) and the watermark it has now.
-func (r *resultStore) encodeAt(epoch uint64) ([]byte, int64, error) {
+// it is left out) and the watermark it has now; key names the segment
+// an append-only result's new batches go into.
+func (r *resultStore) encodeAt(epoch uint64, key string) (resultCut, int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var batches []arrow.RecordBatch
 	if !r.updating {
-		for i, b := range r.batches {
-			if r.tags[i] <= epoch {
-				batches = append(batches, b)
-			}
-		}
-		data, err := encodeBatchesSchema(r.schema, batches)
-		return data, r.cutWatermark(epoch), err
+		cut, err := r.cutSegments(epoch, key)
+		return cut, r.cutWatermark(epoch), err
 	}
 	rows, counts := map[string][]any{}, map[string]int{}
 	for k, row := range r.rows {
@@ -652,19 +718,74 @@ func (r *resultStore) encodeAt(epoch uint64) ([]byte, int64, error) {
 		rows[u.key], counts[u.key] = u.row, u.count
 	}
 	out := r.expandRows(rows, counts)
-	var data []byte
+	var cut resultCut
 	var err error
 	if len(out) == 0 {
-		data, err = encodeBatchesSchema(r.schema, nil)
+		cut.full, err = encodeBatchesSchema(r.schema, nil)
 	} else {
 		rec, rerr := exec.RecordFromValues(r.schema, out)
 		if rerr != nil {
-			return nil, 0, rerr
+			return cut, 0, rerr
 		}
-		data, err = encodeBatchesSchema(r.schema, []arrow.RecordBatch{rec})
+		cut.full, err = encodeBatchesSchema(r.schema, []arrow.RecordBatch{rec})
 		rec.Release()
 	}
-	return data, r.cutWatermark(epoch), err
+	return cut, r.cutWatermark(epoch), err
+}
+
+// cutSegments is encodeAt of an append-only result; called with mu held.
+func (r *resultStore) cutSegments(epoch uint64, key string) (resultCut, error) {
+	cut := resultCut{upTo: r.nextSeq, merged: map[string]bool{}, freshRef: segmentRef{Key: key}}
+	var fresh int64 // rows not in a segment
+	listed := map[string]bool{}
+	for _, b := range r.batches {
+		switch {
+		case b.tag > epoch: // after the cut
+		case b.segment.Key == "":
+			fresh += b.rec.NumRows()
+		case !listed[b.segment.Key]: // a segment's batches need not be adjacent
+			listed[b.segment.Key] = true
+			cut.segments = append(cut.segments, b.segment)
+		}
+	}
+	if fresh == 0 {
+		return cut, nil
+	}
+	for n := len(cut.segments); n > 0 && cut.segments[n-1].Rows <= fresh; n-- {
+		last := cut.segments[n-1]
+		cut.merged[last.Key] = true
+		fresh += last.Rows
+		cut.segments = cut.segments[:n-1]
+	}
+	var batches []arrow.RecordBatch
+	for _, b := range r.batches {
+		if b.tag <= epoch && (b.segment.Key == "" || cut.merged[b.segment.Key]) {
+			batches = append(batches, b.rec)
+		}
+	}
+	data, err := encodeBatchesSchema(r.schema, batches)
+	if err != nil {
+		return cut, err
+	}
+	cut.fresh = data
+	cut.freshRef.Sum, cut.freshRef.Rows = crc32.Checksum(data, blobCRC), fresh
+	cut.segments = append(cut.segments, cut.freshRef)
+	return cut, nil
+}
+
+// segmentWritten records that cut's new segment is written: its batches
+// are in it from now on.
+func (r *resultStore) segmentWritten(epoch uint64, cut resultCut) {
+	if cut.fresh == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, b := range r.batches {
+		if b.tag <= epoch && (b.segment.Key == "" && b.seq < cut.upTo || cut.merged[b.segment.Key]) {
+			r.batches[i].segment = cut.freshRef
+		}
+	}
 }
 
 // cutWatermark is the result's watermark as of checkpoint epoch: exact
@@ -677,8 +798,32 @@ func (r *resultStore) cutWatermark(epoch uint64) int64 {
 	return r.watermark
 }
 
-// load fills a new result with what encodeAt wrote (a restart).
-func (r *resultStore) load(data []byte, wm int64) error {
+// load fills a new result with what encodeAt wrote (a restart): an
+// updating result's blob, or an append-only one's segments.
+func (r *resultStore) load(rs *restoring) error {
+	if rs.result != nil {
+		if err := r.loadBlob(rs.result, segmentRef{}); err != nil {
+			return err
+		}
+	}
+	for _, seg := range rs.segments {
+		if err := r.loadBlob(seg.data, seg.ref); err != nil {
+			return fmt.Errorf("segment %s: %w", seg.ref.Key, err)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watermark = rs.wm
+	r.undo = r.undo[:0]
+	for i := range r.batches {
+		r.batches[i].tag = 0 // all committed
+	}
+	r.trim() // a segment kept rows the retention has dropped since
+	return nil
+}
+
+// loadBlob applies the batches of one blob, held by segment seg.
+func (r *resultStore) loadBlob(data []byte, seg segmentRef) error {
 	batches, err := decodeBatches(data)
 	if err != nil {
 		return err
@@ -702,9 +847,12 @@ func (r *resultStore) load(data []byte, wm int64) error {
 		}
 	}
 	r.mu.Lock()
-	r.watermark = wm
-	r.undo, r.tags = r.undo[:0], make([]uint64, len(r.batches)) // all committed
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	for i := range r.batches {
+		if r.batches[i].segment.Key == "" {
+			r.batches[i].segment = seg
+		}
+	}
 	return nil
 }
 
@@ -784,12 +932,18 @@ func (c *Coordinator) latestRestartPoint(ctx context.Context) (*restartManifest,
 
 // restoring is what Recover restores a query from (deploy uses it).
 type restoring struct {
-	snaps  map[[2]int][]byte
-	result []byte
-	wm     int64
-	splits [][]uint64 // the layout the snapshots were taken in (nil: the plan's)
-	order  [][]int
-	failed *Error // the query had failed: it comes back failed, with nothing restored
+	snaps    map[[2]int][]byte
+	result   []byte // an updating result (nil: none)
+	segments []loadedSegment
+	wm       int64
+	splits   [][]uint64 // the layout the snapshots were taken in (nil: the plan's)
+	order    [][]int
+	failed   *Error // the query had failed: it comes back failed, with nothing restored
+}
+
+type loadedSegment struct {
+	ref  segmentRef
+	data []byte
 }
 
 // loadRestartPoint reads a restart point's per-query data into
@@ -814,11 +968,23 @@ func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) 
 			}
 			rs.snaps[key] = data
 		}
-		data, err := c.restartBlob(ctx, m, "results/"+name)
-		if err != nil {
-			return err
+		if _, ok := m.Sums["results/"+name]; ok {
+			data, err := c.restartBlob(ctx, m, "results/"+name)
+			if err != nil {
+				return err
+			}
+			rs.result = data
 		}
-		rs.result = data
+		for _, seg := range q.Segments {
+			data, err := c.store.Get(ctx, seg.Key)
+			if err != nil {
+				return err
+			}
+			if crc32.Checksum(data, blobCRC) != seg.Sum {
+				return fmt.Errorf("result segment %s in %s: %d bytes that do not match their checksum (the blob is corrupt)", seg.Key, c.store, len(data))
+			}
+			rs.segments = append(rs.segments, loadedSegment{seg, data})
+		}
 		restore[name] = rs
 	}
 	return nil

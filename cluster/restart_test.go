@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -211,11 +213,11 @@ func TestResultAsOfEpochAfterCompaction(t *testing.T) {
 	}
 	perEpoch := compactTailBatches / 2
 	for epoch := 1; epoch <= 6; epoch++ {
-		data, _, err := r.encodeAt(uint64(epoch))
+		cut, _, err := r.encodeAt(uint64(epoch), "k")
 		if err != nil {
 			t.Fatal(err)
 		}
-		batches, err := decodeBatches(data)
+		batches, err := decodeBatches(cut.fresh)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -380,8 +382,15 @@ func TestRescaleSurvivesRestart(t *testing.T) {
 		lines = append(lines, fmt.Sprintf("%d,%d", i%97, i))
 	}
 	copyCSV(t, s, "ev", lines)
+	var points [][]string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log("restart points:", points)
+		}
+	})
 	waitUntil(t, 20*time.Second, "the first restart point", func() bool {
-		return len(run(t, s, "SELECT wal_position FROM spate_restart_points WHERE status = 'written'")) > 0
+		points = run(t, s, "SELECT wal_position, status FROM spate_restart_points")
+		return slices.ContainsFunc(points, func(r []string) bool { return r[1] == "written" })
 	})
 	run(t, s, "ALTER CONTINUOUS QUERY totals SCALE OUT STAGE 1")
 	want := sortedText(run(t, s, "SELECT * FROM totals"))
@@ -595,5 +604,126 @@ func TestRestartRecordsSayWhereEachQueryCameFrom(t *testing.T) {
 	}
 	if got := run(t, s, "SELECT query, reason, checkpoint_epoch FROM spate_recoveries"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("SHOW RECOVERIES:\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestResultSegments: each restart point writes what an append-only
+// result gained since the last (with the newest segments no larger than
+// that), its segments hold exactly the rows as of its epoch, a segment
+// whose restart point was not written is written again by the next, and
+// a result loaded from its segments writes only what comes after.
+func TestResultSegments(t *testing.T) {
+	q := &planner.ContinuousQuery{Columns: []planner.Column{{Name: "n", Type: planner.TypeBigInt}}}
+	schema := ArrowSchema(q.Columns)
+	next := int64(0)
+	add := func(r *resultStore, n int) {
+		for range n {
+			rec, err := exec.RecordFromValues(schema, [][]any{{next}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.apply(context.Background(), 0, r.gen, rec); err != nil {
+				t.Fatal(err)
+			}
+			rec.Release()
+			next++
+		}
+	}
+	store := map[string][]byte{}
+	read := func(segs []segmentRef) (vals []int64) {
+		for _, seg := range segs {
+			data, ok := store[seg.Key]
+			if !ok {
+				t.Fatalf("segment %s was never written", seg.Key)
+			}
+			if crc32.Checksum(data, blobCRC) != seg.Sum {
+				t.Fatalf("segment %s: wrong sum", seg.Key)
+			}
+			batches, err := decodeBatches(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, b := range batches {
+				vals = append(vals, exec.Int64s(b.Column(0))...)
+				n += int(b.NumRows())
+				b.Release()
+			}
+			if int64(n) != seg.Rows {
+				t.Fatalf("segment %s has %d rows, its reference says %d", seg.Key, n, seg.Rows)
+			}
+		}
+		slices.Sort(vals)
+		return vals
+	}
+	upTo := func(n int64) []int64 {
+		var vals []int64
+		for v := range n {
+			vals = append(vals, v)
+		}
+		return vals
+	}
+
+	r := newResultStore(q)
+	r.tracking = true
+	const rounds = 40
+	var last resultCut
+	var written int64
+	for epoch := uint64(1); epoch <= rounds; epoch++ {
+		add(r, 100)
+		r.sawBarrier(0, 0, epoch)
+		asOf := next
+		add(r, 7) // after the barrier: not in this epoch's cut
+		r.commit(epoch)
+		cut, _, err := r.encodeAt(epoch, fmt.Sprint("seg", epoch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if epoch == 10 {
+			continue // this restart point was not written: the next writes its rows
+		}
+		if cut.fresh == nil {
+			t.Fatalf("epoch %d: nothing new to write", epoch)
+		}
+		store[cut.freshRef.Key] = cut.fresh
+		written += cut.freshRef.Rows
+		r.segmentWritten(epoch, cut)
+		if got := read(cut.segments); !slices.Equal(got, upTo(asOf)) {
+			t.Fatalf("epoch %d: the segments hold %d rows (%v…), want 0 to %d", epoch, len(got), got[:min(len(got), 5)], asOf-1)
+		}
+		if len(cut.segments) > 7 {
+			t.Errorf("epoch %d: %d segments, want O(log n)", epoch, len(cut.segments))
+		}
+		last = cut
+	}
+	t.Logf("%d rows written, %d segments at the end", written, len(last.segments))
+	// Each row is written O(log n) times, not once per restart point.
+	if total := int64(rounds * 107); written > total*7 {
+		t.Errorf("%d rows written in %d restart points for %d rows", written, rounds, total)
+	}
+
+	// Loaded from its segments, the result holds their rows; the next
+	// restart point writes only the rows after them.
+	r2 := newResultStore(q)
+	r2.tracking = true
+	rs := &restoring{}
+	for _, seg := range last.segments {
+		rs.segments = append(rs.segments, loadedSegment{seg, store[seg.Key]})
+	}
+	if err := r2.load(rs); err != nil {
+		t.Fatal(err)
+	}
+	if r2.nrows != int64(len(read(last.segments))) {
+		t.Fatalf("loaded %d rows, the segments hold %d", r2.nrows, len(read(last.segments)))
+	}
+	add(r2, 5)
+	r2.sawBarrier(0, 0, 1)
+	r2.commit(1)
+	cut, _, err := r2.encodeAt(1, "after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cut.freshRef.Rows != 5 || len(cut.segments) != len(last.segments)+1 {
+		t.Errorf("after a restart the restart point writes %d rows into a new segment and refers to %d, want 5 and %d", cut.freshRef.Rows, len(cut.segments), len(last.segments)+1)
 	}
 }

@@ -34,12 +34,12 @@ type resultStore struct {
 
 	mu sync.Mutex
 	// protected by mu
-	batches []arrow.RecordBatch // append-only results
-	maxTime []int64             // largest event time (µs) of each batch, with retention
-	rows    map[string][]any    // updating results: key → row
-	counts  map[string]int      // updating results without a key: row multiplicity
-	nrows   int64               // rows in the result now
-	emitted int64               // rows (or changelog rows) emitted in total
+	batches []storedBatch    // append-only results, oldest first
+	nextSeq uint64           // storedBatch.seq of the next batch
+	rows    map[string][]any // updating results: key → row
+	counts  map[string]int   // updating results without a key: row multiplicity
+	nrows   int64            // rows in the result now
+	emitted int64            // rows (or changelog rows) emitted in total
 	subs    map[*subscriber]struct{}
 	err     error // set when the pipeline failed
 	closed  bool
@@ -57,7 +57,6 @@ type resultStore struct {
 	// with the checkpoint epoch that will include it, so the store can go
 	// back to a complete checkpoint.
 	tracking   bool
-	tags       []uint64       // append-only: epoch of each batch
 	undo       []undoEntry    // updating: how to take back each change
 	seen       map[int]uint64 // last checkpoint barrier from each producer
 	seenFloor  uint64         // the epoch rolled back to: a producer not in seen (new since a rescale) is past it
@@ -73,6 +72,17 @@ type resultStore struct {
 	// the watermark the result had then, by epoch.
 	align   *sinkAlign
 	aligned map[uint64]int64
+}
+
+// storedBatch is a batch of an append-only result.
+type storedBatch struct {
+	rec     arrow.RecordBatch
+	maxTime int64  // largest event time (µs), with retention
+	tag     uint64 // with tracking, the checkpoint epoch that includes it
+	seq     uint64 // the order it came in (a merged batch: its last part's)
+	// segment is the restart-point segment that holds it (Key "": none
+	// yet), see resultCut.
+	segment segmentRef
 }
 
 // sourceReader is a source stage of a pipeline that reads a relation.
@@ -132,61 +142,50 @@ const (
 func (r *resultStore) compactTail() error {
 	n := len(r.batches)
 	if r.tracking {
-		for n > 0 && r.tags[n-1] > r.committed {
+		for n > 0 && r.batches[n-1].tag > r.committed {
 			n--
 		}
 	}
 	start := n
 	var rows int64
-	for start > 0 && rows+r.batches[start-1].NumRows() <= compactRows && n-start < compactTailBatches &&
-		(!r.tracking || r.tags[start-1] <= r.committed && r.tags[start-1] == r.tags[n-1]) {
+	for start > 0 && rows+r.batches[start-1].rec.NumRows() <= compactRows && n-start < compactTailBatches &&
+		r.batches[start-1].segment == r.batches[n-1].segment &&
+		(!r.tracking || r.batches[start-1].tag <= r.committed && r.batches[start-1].tag == r.batches[n-1].tag) {
 		start--
-		rows += r.batches[start].NumRows()
+		rows += r.batches[start].rec.NumRows()
 	}
 	if n-start < compactTailBatches {
 		return nil
 	}
 	tail := r.batches[start:n]
-	cols := make([]arrow.Array, tail[0].NumCols())
+	merged := tail[len(tail)-1]
+	for _, b := range tail {
+		merged.maxTime = max(merged.maxTime, b.maxTime)
+	}
+	cols := make([]arrow.Array, merged.rec.NumCols())
 	for c := range cols {
 		parts := make([]arrow.Array, len(tail))
 		for i, b := range tail {
-			parts[i] = b.Column(c)
+			parts[i] = b.rec.Column(c)
 		}
-		merged, err := array.Concatenate(parts, memoryAllocator)
+		m, err := array.Concatenate(parts, memoryAllocator)
 		if err != nil {
 			for _, m := range cols[:c] {
 				m.Release()
 			}
 			return err
 		}
-		cols[c] = merged
+		cols[c] = m
 	}
-	merged := array.NewRecordBatch(tail[0].Schema(), cols, rows)
+	merged.rec = array.NewRecordBatch(merged.rec.Schema(), cols, rows)
 	for _, c := range cols {
 		c.Release()
 	}
 	for _, b := range tail {
-		b.Release()
+		b.rec.Release()
 	}
-	rest := append([]arrow.RecordBatch{merged}, r.batches[n:]...)
+	rest := append([]storedBatch{merged}, r.batches[n:]...)
 	r.batches = append(r.batches[:start], rest...)
-	if r.retention >= 0 {
-		hi := r.maxTime[start]
-		for _, t := range r.maxTime[start:n] {
-			hi = max(hi, t)
-		}
-		restT := append([]int64{hi}, r.maxTime[n:]...)
-		r.maxTime = append(r.maxTime[:start], restT...)
-	}
-	if r.tracking {
-		tag := uint64(0)
-		for _, t := range r.tags[start:n] {
-			tag = max(tag, t)
-		}
-		restG := append([]uint64{tag}, r.tags[n:]...)
-		r.tags = append(r.tags[:start], restG...)
-	}
 	return nil
 }
 
@@ -197,28 +196,25 @@ func (r *resultStore) trim() {
 		return
 	}
 	cut := r.watermark - r.retention
+	r.keepBatches(func(b storedBatch) bool {
+		return b.maxTime >= cut || r.tracking && b.tag > r.committed
+	})
+}
+
+// keepBatches keeps the stored batches keep says to and releases the
+// others; called with mu held.
+func (r *resultStore) keepBatches(keep func(storedBatch) bool) {
 	kept := r.batches[:0]
-	keptMax := r.maxTime[:0]
-	keptTags := r.tags[:0]
-	for i, b := range r.batches {
-		if r.maxTime[i] < cut && (!r.tracking || r.tags[i] <= r.committed) {
-			r.nrows -= b.NumRows()
-			b.Release()
+	for _, b := range r.batches {
+		if keep(b) {
+			kept = append(kept, b)
 			continue
 		}
-		kept = append(kept, b)
-		keptMax = append(keptMax, r.maxTime[i])
-		if r.tracking {
-			keptTags = append(keptTags, r.tags[i])
-		}
+		r.nrows -= b.rec.NumRows()
+		b.rec.Release()
 	}
-	for i := len(kept); i < len(r.batches); i++ {
-		r.batches[i] = nil
-	}
-	r.batches, r.maxTime = kept, keptMax
-	if r.tracking {
-		r.tags = keptTags
-	}
+	clear(r.batches[len(kept):])
+	r.batches = kept
 }
 
 // apply adds one emitted batch (valid only during the call). It first
@@ -264,21 +260,21 @@ func (r *resultStore) apply(ctx context.Context, from, gen int, rec arrow.Record
 	tag := max(r.seen[from], r.seenFloor) + 1
 	if !r.updating {
 		rec.Retain()
-		r.batches = append(r.batches, rec)
+		b := storedBatch{rec: rec, maxTime: math.MinInt64, seq: r.nextSeq}
+		r.nextSeq++
 		if r.tracking {
-			r.tags = append(r.tags, tag)
+			b.tag = tag
 		}
-		r.nrows += n
 		if r.retention >= 0 {
-			hi := int64(math.MinInt64)
 			col := rec.Column(r.timeCol)
 			for i, v := range exec.Int64s(col) {
 				if col.IsValid(i) {
-					hi = max(hi, v*r.timeUnit)
+					b.maxTime = max(b.maxTime, v*r.timeUnit)
 				}
 			}
-			r.maxTime = append(r.maxTime, hi)
 		}
+		r.batches = append(r.batches, b)
+		r.nrows += n
 		if err := r.compactTail(); err != nil {
 			return err
 		}
@@ -485,8 +481,8 @@ func (r *resultStore) snapshotLocked() ([]arrow.RecordBatch, error) {
 	if !r.updating {
 		out := make([]arrow.RecordBatch, len(r.batches))
 		for i, b := range r.batches {
-			b.Retain()
-			out[i] = b
+			b.rec.Retain()
+			out[i] = b.rec
 		}
 		return out, nil
 	}
@@ -609,7 +605,7 @@ func (r *resultStore) close() {
 		s.finish(io.EOF)
 	}
 	for _, b := range r.batches {
-		b.Release()
+		b.rec.Release()
 	}
 	r.batches = nil
 	r.rows = nil
