@@ -338,6 +338,23 @@ func (k *checkpointer) outcome(epoch uint64) (bool, error) {
 	return false, fmt.Errorf("checkpoint %d was abandoned", epoch)
 }
 
+// ended reports whether epoch ended without completing (a recovery
+// aborted it, an instance failed its snapshot, or a later epoch
+// completed first), and how.
+func (k *checkpointer) ended(epoch uint64) (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.pending[epoch] != nil {
+		return "", false
+	}
+	for _, r := range k.history {
+		if r.Epoch == epoch {
+			return r.Status, r.Status != "complete"
+		}
+	}
+	return "was abandoned", epoch > k.latestEpoch
+}
+
 // records returns the history, oldest first, then the epochs in flight.
 func (k *checkpointer) records() []checkpointRecord {
 	k.mu.Lock()

@@ -458,7 +458,10 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 			return
 		}
 	}
+	// The history names this restart point too: a restart from it lists
+	// it (as far as it was written before the manifest).
 	m.History = c.history()
+	m.History.RestartPoints = lastOf(append(m.History.RestartPoints, r.record(written, "written")), keepCheckpointRecords)
 	data, err := json.Marshal(m)
 	if err == nil {
 		err = put("manifest.json", data)
@@ -560,9 +563,9 @@ func (r *restartRound) release() {
 }
 
 // abandonStaleRound drops a round that cannot complete: begun more than
-// after ago, or one of whose queries failed or was dropped before its
-// checkpoint was in. A repair, which aborts the epochs in flight, calls
-// it with 0.
+// after ago, or one of whose queries failed, was dropped or had its
+// epoch end otherwise before its checkpoint was in. A repair, which
+// aborts the epochs in flight, calls it with 0.
 func (c *Coordinator) abandonStaleRound(after time.Duration) {
 	c.mu.Lock()
 	r := c.round
@@ -594,8 +597,15 @@ func (c *Coordinator) abandonStaleRound(after time.Duration) {
 	}
 	sort.Strings(missing)
 	for _, name := range missing {
-		if qr := in[name]; qr == nil || qr.pipeline().failure() != nil {
+		qr := in[name]
+		if qr == nil || qr.pipeline().failure() != nil {
 			status = fmt.Sprintf("abandoned: continuous query %s failed or was dropped before its checkpoint completed", name)
+			break
+		}
+		// A repair that began as the round did aborted the query's
+		// epoch before the round was there to be abandoned with it.
+		if how, ended := qr.ckpt.ended(r.epochs[name]); ended {
+			status = fmt.Sprintf("abandoned: checkpoint %d of continuous query %s %s", r.epochs[name], name, how)
 			break
 		}
 	}

@@ -123,6 +123,10 @@ func testRestartFromRestartPoint(t *testing.T, scaled bool) {
 		t.Fatalf("recovered from log position %d, want a restart point's", st.From)
 	}
 	s2, _ := c2.NewSession(context.Background(), "spate", "spate")
+	// SHOW RESTART POINTS lists the restart point it resumed from.
+	if pts := run(t, s2, "SELECT wal_position FROM spate_restart_points WHERE status = 'written'"); len(pts) == 0 || pts[len(pts)-1][0] != fmt.Sprint(st.From) {
+		t.Errorf("after resuming from the restart point at %d, SHOW RESTART POINTS lists %v", st.From, pts)
+	}
 	copyCSV(t, s2, "ev", chunks[2][1500:])
 	copyCSV(t, rs, "ev", chunks[2][1500:])
 	run(t, s2, "INSERT INTO ev VALUES (0, 0, 99999)")
@@ -725,5 +729,43 @@ func TestResultSegments(t *testing.T) {
 	}
 	if cut.freshRef.Rows != 5 || len(cut.segments) != len(last.segments)+1 {
 		t.Errorf("after a restart the restart point writes %d rows into a new segment and refers to %d, want 5 and %d", cut.freshRef.Rows, len(cut.segments), len(last.segments)+1)
+	}
+}
+
+// TestRoundAbandonedWhenItsEpochWasAborted: a repair that begins as a
+// round does aborts the query's epoch before the round is there to be
+// abandoned with it. The round is abandoned at the next look, not held
+// until it is stale (ten restart-point intervals) with no restart point
+// meanwhile.
+func TestRoundAbandonedWhenItsEpochWasAborted(t *testing.T) {
+	dir := t.TempDir()
+	c, s := startSession(t, Config{Parallelism: 2, CheckpointInterval: time.Hour, DataDir: dir, CheckpointStore: filepath.Join(dir, "checkpoints"),
+		RestartPointInterval: time.Hour}, 2)
+	run(t, s, "CREATE STREAM ev (k INT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	run(t, s, "INSERT INTO ev VALUES (1, 1)")
+	c.mu.Lock()
+	qr := c.queries["totals"]
+	c.mu.Unlock()
+	// The round's epoch begins; a repair's pause aborts it; the round is
+	// installed after.
+	epoch := qr.ckpt.begin(qr.instanceCount(), qr.lastWidth(), false)
+	if epoch == 0 {
+		t.Fatal("no epoch began")
+	}
+	qr.ckpt.pause()
+	qr.ckpt.unpause()
+	r := &restartRound{started: time.Now(), epochs: map[string]uint64{"totals": epoch}, done: map[string]*roundResult{}}
+	c.mu.Lock()
+	c.round = r
+	c.mu.Unlock()
+	c.abandonStaleRound(time.Hour)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.round != nil {
+		t.Fatal("the round whose epoch a repair aborted is still waiting for it")
+	}
+	if last := c.restartRecords[len(c.restartRecords)-1].Status; last != fmt.Sprintf("abandoned: checkpoint %d of continuous query totals aborted by a recovery", epoch) {
+		t.Errorf("the abandoned round is recorded as %q", last)
 	}
 }
