@@ -484,3 +484,18 @@ func TestListedWorkers(t *testing.T) {
 		t.Errorf("listed %d of 5 workers", n)
 	}
 }
+
+// TestLeadNotice: a continuous query with LEAD is told that its rows wait
+// for the rows after them (and its watermark with them); one without
+// LEAD is told nothing.
+func TestLeadNotice(t *testing.T) {
+	_, s := startSession(t, Config{}, 0)
+	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	if n := alterNotices(t, s, "CREATE CONTINUOUS QUERY lagged AS SELECT k, t, LAG(v) OVER (PARTITION BY k ORDER BY t) AS p FROM ev"); len(n) != 0 {
+		t.Errorf("LAG: notices %+v", n)
+	}
+	n := alterNotices(t, s, "CREATE CONTINUOUS QUERY led AS SELECT k, t, LEAD(v) OVER (PARTITION BY k ORDER BY t) AS nx FROM ev")
+	if len(n) != 1 || n[0].Severity != "NOTICE" || !strings.Contains(n[0].Message, "a partition's last rows wait for rows that may never come") {
+		t.Errorf("LEAD: notices %+v, want one saying rows wait", n)
+	}
+}

@@ -206,7 +206,7 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 		if err := s.c.ddl(x.SQL(), par, func() error { return s.c.addQuery(q) }); err != nil {
 			return Result{}, err
 		}
-		return Result{Tag: "CREATE CONTINUOUS QUERY"}, nil
+		return Result{Tag: "CREATE CONTINUOUS QUERY", Notices: planNotices(q.Plan)}, nil
 	case *parser.Drop:
 		kind := map[parser.ObjectKind]planner.RelationKind{parser.KindStream: planner.RelStream, parser.KindTable: planner.RelTable, parser.KindContinuousQuery: planner.RelContinuousQuery}[x.Kind]
 		err := s.c.ddl(x.SQL(), 0, func() error { return s.c.drop(x.Name, kind, x.Cascade) })
@@ -448,4 +448,25 @@ func formatWatermark(us int64) string {
 		return "none"
 	}
 	return string(exec.AppendTimestamp(nil, us))
+}
+
+// planNotices tells what a plan does that its SQL does not show: LEAD
+// holds rows back.
+func planNotices(plan *planner.Physical) []Notice {
+	for _, st := range plan.Stages {
+		for _, op := range st.Ops {
+			over, ok := op.(*planner.OverOp)
+			if !ok {
+				continue
+			}
+			for _, call := range over.Calls {
+				if call.Kind == planner.OverLead {
+					return []Notice{{Severity: "NOTICE", Code: "00000", Message: "LEAD holds each row until the rows after it in its partition are final: " +
+						"a partition's last rows wait for rows that may never come, and the result's watermark waits with them " +
+						"(windows over the result do not close meanwhile); LAG does not wait"}}
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -23,23 +23,39 @@ type rowFloat func(args []arrow.Array, i int) (float64, error)
 type rowBool func(args []arrow.Array, i int) (bool, error)
 
 func strictStr(f rowStr) kernel {
+	return strictStrOrNull(func(args []arrow.Array, i int, dst []byte) ([]byte, bool, error) {
+		out, err := f(args, i, dst)
+		return out, true, err
+	})
+}
+
+// rowStrOrNull is a text function that may be NULL for non-NULL
+// arguments (ok false), as a regular expression that does not match.
+type rowStrOrNull func(args []arrow.Array, i int, dst []byte) (out []byte, ok bool, err error)
+
+func strictStrOrNull(f rowStrOrNull) kernel {
 	return func(mem memory.Allocator, args []arrow.Array, n int) (arrow.Array, error) {
 		vb := andValidity(mem, n, args...)
 		vbits := bitsOf(vb)
 		sb := newStringBuf(n)
 		var tmp []byte
+		var ok bool
 		var err error
 		for i := 0; i < n; i++ {
 			if !validAt(vbits, i) {
 				sb.appendNull()
 				continue
 			}
-			tmp, err = f(args, i, tmp[:0])
+			tmp, ok, err = f(args, i, tmp[:0])
 			if err != nil {
 				if vb != nil {
 					vb.Release()
 				}
 				return nil, err
+			}
+			if !ok {
+				sb.appendNull()
+				continue
 			}
 			sb.append(tmp)
 		}
@@ -201,6 +217,22 @@ func buildFunction(fn string, args []node, rt arrow.DataType) (node, error) {
 			return nil, err
 		}
 		return buildRegexp(fn, args)
+	case "substring_regex", "regexp_substr", "regexp_count", "regexp_replace":
+		return buildRegexpText(fn, args)
+	case "split_part":
+		if err := wantArgs(fn, args, 3, 3); err != nil {
+			return nil, err
+		}
+		if err := needText(fn, args, 0, 1); err != nil {
+			return nil, err
+		}
+		if err := needInt(fn, args, 2); err != nil {
+			return nil, err
+		}
+		return newFunc(tText, strictStr(func(a []arrow.Array, i int, dst []byte) ([]byte, error) {
+			part, err := splitPart(sAt(a[0], i), sAt(a[1], i), iAt(a[2], i))
+			return append(dst, part...), err
+		}), true, args...), nil
 	case "concat":
 		for i, a := range args {
 			if isNull(a.typ()) {

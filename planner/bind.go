@@ -426,6 +426,20 @@ func (b *binder) call(x *ast.FuncCallExpr) (Expr, error) {
 		return &Func{Name: "cast", Args: []Expr{arg}, T: t}, nil
 	case "tumble", "hop", "spate_session":
 		return nil, errorf(CodeGrouping, "window function %s(…) is only allowed in GROUP BY", strings.TrimPrefix(name, "spate_"))
+	case "spate_subscript":
+		return nil, errorf(CodeNotSupported, "array subscripts (x[i]) are not supported: Spate has no array type; regexp_substr(s, pattern) and substring(s FROM pattern) return the matched text")
+	case "substring":
+		// substring(s FROM pattern): a text pattern is a regular
+		// expression (PostgreSQL: the first parenthesised part's match,
+		// else the whole match); an integer is a position.
+		args, err := b.args(x.Args)
+		if err != nil {
+			return nil, err
+		}
+		if len(args) == 2 && isTextArg(args[1]) {
+			return b.noteParams(fixed(TypeText, TypeText, TypeText)("substring_regex", args))
+		}
+		return b.noteParams(optional(2, TypeText, TypeText, TypeBigInt, TypeBigInt)("substr", args))
 	case "spate_regexp_i":
 		args, err := b.args(x.Args)
 		if err != nil {

@@ -46,6 +46,16 @@ func untyped(e Expr) bool {
 	return false
 }
 
+// isTextArg reports whether a function argument is text: typed so, or
+// a string literal not yet typed (PostgreSQL resolves it as text).
+func isTextArg(e Expr) bool {
+	if c, ok := e.(*Const); ok && c.Untyped {
+		_, isString := c.Value.(string)
+		return isString
+	}
+	return e.Type() == TypeText
+}
+
 // unify picks the common type of two operands as PostgreSQL would for
 // operators, or reports false.
 func unify(a, b Type) (Type, bool) {
@@ -291,45 +301,51 @@ var scalarFuncs = map[string]struct {
 	exec string
 	sig  funcSig
 }{
-	"coalesce":     {"coalesce", variadicSame},
-	"greatest":     {"greatest", variadicSame},
-	"least":        {"least", variadicSame},
-	"nullif":       {"nullif", variadicSame},
-	"lower":        {"lower", fixed(TypeText, TypeText)},
-	"upper":        {"upper", fixed(TypeText, TypeText)},
-	"length":       {"length", fixed(TypeBigInt, TypeText)},
-	"char_length":  {"length", fixed(TypeBigInt, TypeText)},
-	"substr":       {"substr", optional(2, TypeText, TypeText, TypeBigInt, TypeBigInt)},
-	"substring":    {"substr", optional(2, TypeText, TypeText, TypeBigInt, TypeBigInt)},
-	"trim":         {"trim", optional(1, TypeText, TypeText, TypeText)},
-	"btrim":        {"trim", optional(1, TypeText, TypeText, TypeText)},
-	"concat":       {"concat_ignore_nulls", textVariadic},
-	"concat_ws":    {"concat_ws", textVariadic},
-	"ltrim":        {"ltrim", optional(1, TypeText, TypeText, TypeText)},
-	"rtrim":        {"rtrim", optional(1, TypeText, TypeText, TypeText)},
-	"replace":      {"replace", fixed(TypeText, TypeText, TypeText, TypeText)},
-	"strpos":       {"strpos", fixed(TypeBigInt, TypeText, TypeText)},
-	"left":         {"left", fixed(TypeText, TypeText, TypeBigInt)},
-	"right":        {"right", fixed(TypeText, TypeText, TypeBigInt)},
-	"starts_with":  {"starts_with", fixed(TypeBool, TypeText, TypeText)},
-	"repeat":       {"repeat", fixed(TypeText, TypeText, TypeBigInt)},
-	"reverse":      {"reverse", fixed(TypeText, TypeText)},
-	"md5":          {"md5", fixed(TypeText, TypeText)},
-	"abs":          {"abs", numericSame},
-	"sign":         {"sign", numericSame},
-	"round":        {"round", optional(1, TypeDouble, TypeDouble, TypeBigInt)},
-	"floor":        {"floor", fixed(TypeDouble, TypeDouble)},
-	"ceil":         {"ceil", fixed(TypeDouble, TypeDouble)},
-	"ceiling":      {"ceil", fixed(TypeDouble, TypeDouble)},
-	"sqrt":         {"sqrt", fixed(TypeDouble, TypeDouble)},
-	"power":        {"power", fixed(TypeDouble, TypeDouble, TypeDouble)},
-	"pow":          {"power", fixed(TypeDouble, TypeDouble, TypeDouble)},
-	"ln":           {"ln", fixed(TypeDouble, TypeDouble)},
-	"log10":        {"log10", fixed(TypeDouble, TypeDouble)},
-	"log":          {"log10", fixed(TypeDouble, TypeDouble)},
-	"exp":          {"exp", fixed(TypeDouble, TypeDouble)},
-	"mod":          {"%", fixed(TypeBigInt, TypeBigInt, TypeBigInt)},
-	"date_trunc":   {"date_trunc", fixed(TypeTimestamp, TypeText, TypeTimestamp)},
-	"date_part":    {"date_part", fixed(TypeDouble, TypeText, TypeTimestamp)},
-	"to_timestamp": {"to_timestamp", fixed(TypeTimestamp, TypeDouble)},
+	"coalesce":    {"coalesce", variadicSame},
+	"greatest":    {"greatest", variadicSame},
+	"least":       {"least", variadicSame},
+	"nullif":      {"nullif", variadicSame},
+	"lower":       {"lower", fixed(TypeText, TypeText)},
+	"upper":       {"upper", fixed(TypeText, TypeText)},
+	"length":      {"length", fixed(TypeBigInt, TypeText)},
+	"char_length": {"length", fixed(TypeBigInt, TypeText)},
+	"substr":      {"substr", optional(2, TypeText, TypeText, TypeBigInt, TypeBigInt)},
+	"trim":        {"trim", optional(1, TypeText, TypeText, TypeText)},
+	"btrim":       {"trim", optional(1, TypeText, TypeText, TypeText)},
+	"concat":      {"concat_ignore_nulls", textVariadic},
+	"concat_ws":   {"concat_ws", textVariadic},
+	"ltrim":       {"ltrim", optional(1, TypeText, TypeText, TypeText)},
+	"rtrim":       {"rtrim", optional(1, TypeText, TypeText, TypeText)},
+	"replace":     {"replace", fixed(TypeText, TypeText, TypeText, TypeText)},
+	"strpos":      {"strpos", fixed(TypeBigInt, TypeText, TypeText)},
+	"split_part":  {"split_part", fixed(TypeText, TypeText, TypeText, TypeBigInt)},
+	// regular expressions (Go's RE2 syntax, which PostgreSQL's common
+	// patterns share; no backreferences)
+	"regexp_replace": {"regexp_replace", optional(3, TypeText, TypeText, TypeText, TypeText, TypeText)},
+	"regexp_substr":  {"regexp_substr", fixed(TypeText, TypeText, TypeText)},
+	"regexp_count":   {"regexp_count", fixed(TypeBigInt, TypeText, TypeText)},
+	"regexp_like":    {"regexp", fixed(TypeBool, TypeText, TypeText)},
+	"left":           {"left", fixed(TypeText, TypeText, TypeBigInt)},
+	"right":          {"right", fixed(TypeText, TypeText, TypeBigInt)},
+	"starts_with":    {"starts_with", fixed(TypeBool, TypeText, TypeText)},
+	"repeat":         {"repeat", fixed(TypeText, TypeText, TypeBigInt)},
+	"reverse":        {"reverse", fixed(TypeText, TypeText)},
+	"md5":            {"md5", fixed(TypeText, TypeText)},
+	"abs":            {"abs", numericSame},
+	"sign":           {"sign", numericSame},
+	"round":          {"round", optional(1, TypeDouble, TypeDouble, TypeBigInt)},
+	"floor":          {"floor", fixed(TypeDouble, TypeDouble)},
+	"ceil":           {"ceil", fixed(TypeDouble, TypeDouble)},
+	"ceiling":        {"ceil", fixed(TypeDouble, TypeDouble)},
+	"sqrt":           {"sqrt", fixed(TypeDouble, TypeDouble)},
+	"power":          {"power", fixed(TypeDouble, TypeDouble, TypeDouble)},
+	"pow":            {"power", fixed(TypeDouble, TypeDouble, TypeDouble)},
+	"ln":             {"ln", fixed(TypeDouble, TypeDouble)},
+	"log10":          {"log10", fixed(TypeDouble, TypeDouble)},
+	"log":            {"log10", fixed(TypeDouble, TypeDouble)},
+	"exp":            {"exp", fixed(TypeDouble, TypeDouble)},
+	"mod":            {"%", fixed(TypeBigInt, TypeBigInt, TypeBigInt)},
+	"date_trunc":     {"date_trunc", fixed(TypeTimestamp, TypeText, TypeTimestamp)},
+	"date_part":      {"date_part", fixed(TypeDouble, TypeText, TypeTimestamp)},
+	"to_timestamp":   {"to_timestamp", fixed(TypeTimestamp, TypeDouble)},
 }
