@@ -499,3 +499,25 @@ func TestLeadNotice(t *testing.T) {
 		t.Errorf("LEAD: notices %+v, want one saying rows wait", n)
 	}
 }
+
+// TestResultEventTime: SHOW CONTINUOUS QUERIES names each result's
+// event-time column (what a query reading it windows and joins by), NULL
+// when it has none.
+func TestResultEventTime(t *testing.T) {
+	_, s := startSession(t, Config{}, 0)
+	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	run(t, s, "CREATE CONTINUOUS QUERY win AS SELECT k, window_end, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
+	run(t, s, "CREATE CONTINUOUS QUERY pass AS SELECT k, t AS at FROM ev WHERE v > 0")
+	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	// Followed by value, not by name: a column named t that is not the
+	// event time is not taken for it.
+	run(t, s, "CREATE CONTINUOUS QUERY fake AS SELECT k, v AS t FROM ev")
+	run(t, s, "CREATE CONTINUOUS QUERY renamed AS SELECT k, window_end AS closes, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)")
+	run(t, s, "CREATE CONTINUOUS QUERY fromwin AS SELECT k, n, window_end AS w FROM win WHERE n > 1")
+	run(t, s, "CREATE CONTINUOUS QUERY pairs AS SELECT a.k, b.v, a.t AS at FROM ev a JOIN ev b ON a.k = b.k AND b.t BETWEEN a.t - 5 AND a.t")
+	run(t, s, "CREATE CONTINUOUS QUERY running AS SELECT k, t AS at, SUM(v) OVER (PARTITION BY k ORDER BY t) AS s FROM ev")
+	got := run(t, s, "SELECT name, event_time FROM spate_continuous_queries ORDER BY name")
+	if fmt.Sprint(got) != "[[fake NULL] [fromwin w] [pairs at] [pass at] [renamed closes] [running at] [totals NULL] [win window_end]]" {
+		t.Errorf("event_time of the results: %v", got)
+	}
+}

@@ -702,7 +702,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		}
 		return cols, rows, true
 	case "continuous queries":
-		cols := []Column{{"name", planner.TypeText}, {"source", planner.TypeText}, {"kind", planner.TypeText}, {"parallelism", planner.TypeBigInt}, {"status", planner.TypeText}, {"result_rows", planner.TypeBigInt}, {"emitted_rows", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"sql", planner.TypeText}, {"subscribers", planner.TypeBigInt}, {"scaling", planner.TypeText}, {"subscriber_wait_seconds", planner.TypeDouble}}
+		cols := []Column{{"name", planner.TypeText}, {"source", planner.TypeText}, {"kind", planner.TypeText}, {"parallelism", planner.TypeBigInt}, {"status", planner.TypeText}, {"result_rows", planner.TypeBigInt}, {"emitted_rows", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"sql", planner.TypeText}, {"subscribers", planner.TypeBigInt}, {"scaling", planner.TypeText}, {"subscriber_wait_seconds", planner.TypeDouble}, {"event_time", planner.TypeText}}
 		var rows [][]any
 		for _, q := range c.catalog.Queries() {
 			c.mu.Lock()
@@ -736,7 +736,13 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 					late += st.Stats.LateRows
 				}
 			}
-			rows = append(rows, []any{q.Name, strings.Join(q.Sources, ", "), kind, par, status, n, emitted, late, formatWatermark(wm), q.SQL, qr.result.subscribers(), qr.scalingPolicy().String(), qr.result.waits.seconds()})
+			// The result's event-time column, which a query reading it
+			// windows and joins by (NULL: it has none).
+			var eventTime any
+			if q.EventTime >= 0 {
+				eventTime = q.Columns[q.EventTime].Name
+			}
+			rows = append(rows, []any{q.Name, strings.Join(q.Sources, ", "), kind, par, status, n, emitted, late, formatWatermark(wm), q.SQL, qr.result.subscribers(), qr.scalingPolicy().String(), qr.result.waits.seconds(), eventTime})
 		}
 		return cols, rows, true
 	case "instances":

@@ -6,6 +6,7 @@
 package planner
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -395,48 +396,61 @@ func TargetColumns(relation string, cols []Column, names []string) ([]int, error
 }
 
 // outputEventTime picks the column that carries event time when another
-// continuous query reads q as a stream: window_end of a windowed result,
-// or, for a query without aggregation over a single stream, that stream's
-// event-time column if it passes through under its own name.
+// continuous query reads q as a stream: window_end of a windowed result;
+// else, for a query without aggregation, the event time of the stream
+// (or stream-like result) it reads — the left side's, for a join — when
+// a column passes it through unchanged, under any name. It follows the
+// column through the plan, from the source to the output, so a column
+// that only has the name (SELECT v AS t) is not taken for it.
 func outputEventTime(phys *Physical, q *ContinuousQuery) (int, int64) {
-	if q.Updating {
+	if q.Updating || len(phys.Stages) == 0 {
 		return -1, 1
 	}
-	for _, st := range phys.Stages {
+	// The stages from the output back to a source, by their first side.
+	path := []*Stage{phys.Stages[len(phys.Stages)-1]}
+	for st := path[0]; st.Source == nil; st = path[len(path)-1] {
+		if len(st.Sides) == 0 {
+			return -1, 1
+		}
+		path = append(path, phys.Stages[st.Sides[0].Stage])
+	}
+	slices.Reverse(path)
+	idx, unit := -1, int64(1)
+	switch src := path[0].Source; {
+	case src.Changelog || src.Table:
+	case src.Stream != nil && src.Stream.EventTime >= 0:
+		idx, unit = slices.Index(src.Indexes, src.Stream.EventTime), src.Stream.TimeUnit
+	case src.Query != nil && src.Query.EventTime >= 0:
+		idx, unit = slices.Index(src.Indexes, src.Query.EventTime), src.Query.TimeUnit
+	}
+	for _, st := range path {
 		for _, op := range st.Ops {
-			if a, ok := op.(*AggOp); ok {
-				if a.Window == nil || a.Window.Kind == WindowNone {
+			switch o := op.(type) {
+			case *CalcOp:
+				if o.Exprs != nil && idx >= 0 {
+					idx = slices.IndexFunc(o.Exprs, func(e Expr) bool {
+						c, ok := e.(*ColRef)
+						return ok && c.Index == idx
+					})
+				}
+			case *AggOp:
+				if o.Window == nil || o.Window.Kind == WindowNone {
 					return -1, 1
 				}
-				for i, c := range q.Columns {
-					if c.Name == "window_end" {
-						return i, a.Window.TimeUnit
-					}
-				}
+				idx = slices.IndexFunc(o.Out, func(c Column) bool { return c.Name == "window_end" })
+				unit = o.Window.TimeUnit
+			case *JoinOp, *OverOp, *SortOp:
+				// A join's rows start with the left side's columns, an
+				// OVER window's with its input's; a sort keeps them.
+			default:
 				return -1, 1
 			}
 		}
 	}
-	srcs := phys.Sources()
-	for _, st := range phys.Stages {
-		if len(st.Ops) > 0 {
-			if j, ok := st.Ops[0].(*JoinOp); ok {
-				// A join's rows carry the left side's event time.
-				return joinEventTime(phys, st, j, q)
-			}
-		}
-	}
-	if len(srcs) != 1 || srcs[0].Source.Stream == nil || srcs[0].Source.Stream.EventTime < 0 {
-		if len(srcs) == 1 && srcs[0].Source.Query != nil {
-			up := srcs[0].Source.Query
-			if up.EventTime >= 0 {
-				return columnNamed(q.Columns, up.Columns[up.EventTime].Name), up.TimeUnit
-			}
-		}
+	if idx < 0 || idx >= len(q.Columns) {
 		return -1, 1
 	}
-	s := srcs[0].Source.Stream
-	return columnNamed(q.Columns, s.Columns[s.EventTime].Name), s.TimeUnit
+	return idx, unit
 }
 
 func columnNamed(cols []Column, name string) int {
@@ -446,24 +460,4 @@ func columnNamed(cols []Column, name string) int {
 		}
 	}
 	return -1
-}
-
-// joinEventTime finds the left event-time column of a join in q's output
-// (under its own name), so that a query reading q sees a stream.
-func joinEventTime(phys *Physical, st *Stage, j *JoinOp, q *ContinuousQuery) (int, int64) {
-	left := phys.Stages[st.Sides[0].Stage]
-	for left.Source == nil && len(left.Sides) > 0 {
-		left = phys.Stages[left.Sides[0].Stage]
-	}
-	var name string
-	unit := int64(1)
-	switch src := left.Source; {
-	case src.Stream != nil && src.Stream.EventTime >= 0:
-		name, unit = src.Stream.Columns[src.Stream.EventTime].Name, src.Stream.TimeUnit
-	case src.Query != nil && src.Query.EventTime >= 0:
-		name, unit = src.Query.Columns[src.Query.EventTime].Name, src.Query.TimeUnit
-	default:
-		return -1, 1
-	}
-	return columnNamed(q.Columns, name), unit
 }
