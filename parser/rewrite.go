@@ -404,6 +404,9 @@ func (r *rewriter) primaries(in []*node) ([]*node, error) {
 			// INSERT INTO t (cols) is a table, not a call.
 			if g != nil && g.kind == nGroup && !last().isWord("into") && (len(parts) > 1 || t.kind == tQIdent || !callExcluded[t.val]) {
 				fromItem := inFrom && (last().isWord("from") || last().isWord("join") || last().isPunct(","))
+				if fromItem && len(parts) == 1 && t.isWord("table") {
+					return nil, r.windowTVF(t, g)
+				}
 				c, k, err := r.call(head, in[j:])
 				if err != nil {
 					return nil, err
@@ -454,6 +457,38 @@ func matchBracket(in []*node, i int) int {
 		}
 	}
 	return -1
+}
+
+// windowTVF is the error for FROM TABLE(…) at the word TABLE: Flink's
+// window table functions, TABLE(TUMBLE(TABLE s, DESCRIPTOR(t), size)),
+// are windows in GROUP BY here. g is the group after TABLE.
+func (r *rewriter) windowTVF(at token, g *node) error {
+	fn, rel, col := "", "<stream>", "<event time>"
+	if len(g.kids) >= 2 && g.kids[0].isKind(tIdent) && g.kids[1].kind == nGroup {
+		fn = g.kids[0].tok.val
+		args := g.kids[1].kids
+		for i := 0; i+1 < len(args); i++ {
+			switch a, b := args[i], args[i+1]; {
+			case a.isWord("table") && b.kind == nLeaf && b.tok.isName():
+				rel = r.sql[b.tok.start:b.tok.end]
+			case a.isWord("descriptor") && b.kind == nGroup && len(b.kids) == 1 && b.kids[0].kind == nLeaf && b.kids[0].tok.isName():
+				col = r.sql[b.kids[0].tok.start:b.kids[0].tok.end]
+			}
+		}
+	}
+	var window string
+	switch fn {
+	case "tumble":
+		window = "TUMBLE(" + col + ", size)"
+	case "hop":
+		window = "HOP(" + col + ", slide, size)"
+	case "session":
+		window = "SESSION(" + col + ", gap)"
+	default:
+		window = "TUMBLE(" + col + ", size) or HOP(" + col + ", slide, size)"
+	}
+	return &Error{Code: CodeFeatureNotSupported, Position: charPos(r.sql, at.start),
+		Message: "window table functions are not supported; window in GROUP BY instead: SELECT …, window_start, window_end, COUNT(*) FROM " + rel + " GROUP BY …, " + window}
 }
 
 // tableFunction wraps the call c, a FROM item, as a derived table

@@ -280,12 +280,35 @@ func (p *stmtParser) create() (Statement, error) {
 	}
 	if t := p.peek(); t.kind == tIdent {
 		switch t.val {
+		case "view":
+			return nil, p.createView("CREATE VIEW")
+		case "materialized":
+			if p.peekAt(1).isWord("view") {
+				return nil, p.createView("CREATE MATERIALIZED VIEW")
+			}
+		}
+		switch t.val {
 		case "view", "materialized", "index", "unique", "function", "or", "schema", "database", "type",
 			"sequence", "role", "user", "extension", "trigger", "temp", "temporary", "unlogged", "source", "sink":
 			return nil, p.q.notSupported(t, "CREATE "+strings.ToUpper(t.val))
 		}
 	}
 	return nil, p.fail()
+}
+
+// createView is the error for CREATE [MATERIALIZED] VIEW (what), with
+// the parser at the word after CREATE: a view over streams is a
+// continuous query.
+func (p *stmtParser) createView(what string) error {
+	at := p.peek()
+	p.accept("materialized")
+	p.i++ // VIEW
+	p.ifNotExists()
+	name := "name"
+	if t := p.peek(); t.isName() {
+		name = p.q.sql[t.start:t.end]
+	}
+	return &Error{Code: CodeFeatureNotSupported, Message: what + " is not supported; use CREATE CONTINUOUS QUERY " + name + " AS SELECT …", Position: charPos(p.q.sql, at.start)}
 }
 
 func (p *stmtParser) ifNotExists() bool { return p.accept("if", "not", "exists") }

@@ -145,3 +145,127 @@ func TestOverPlan(t *testing.T) {
 		t.Errorf("OVER in a snapshot query: %v", err)
 	}
 }
+
+// joinCatalog is testCatalog with the streams s and b, whose event times
+// are TIMESTAMPs, and wa, a windowed result over s.
+func joinCatalog(t *testing.T) *Planner {
+	t.Helper()
+	p := testCatalog(t)
+	for _, sql := range []string{
+		"CREATE STREAM s (url TEXT, k INT, t TIMESTAMP) WITH (event_time = 't', watermark_delay = '0 seconds')",
+		"CREATE STREAM b (k INT, p INT, t TIMESTAMP) WITH (event_time = 't', watermark_delay = '0 seconds')",
+	} {
+		st, err := parser.ParseOne(sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := p.CreateStream(st.(*parser.CreateStream))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Catalog.Add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wa, err := planCQ(t, p, "CREATE CONTINUOUS QUERY wa AS SELECT k, window_start, window_end, COUNT(*) AS n FROM s GROUP BY k, TUMBLE(t, INTERVAL '1' SECOND)", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Catalog.Add(wa); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestJoinBoundInWhere checks that an inner join's event-time bound may be
+// written in WHERE: it plans as if written in ON.
+func TestJoinBoundInWhere(t *testing.T) {
+	p := joinCatalog(t)
+	inWhere, err := planCQ(t, p, `CREATE CONTINUOUS QUERY x AS SELECT s.k, b.p FROM s JOIN b ON s.k = b.k
+		WHERE b.t BETWEEN s.t - INTERVAL '1' SECOND AND s.t AND s.url <> 'x'`, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inOn, err := planCQ(t, p, `CREATE CONTINUOUS QUERY x AS SELECT s.k, b.p FROM s JOIN b ON s.k = b.k
+		AND b.t BETWEEN s.t - INTERVAL '1' SECOND AND s.t WHERE s.url <> 'x'`, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := Explain(inWhere.Plan, "x"), Explain(inOn.Plan, "x")
+	if got != want {
+		t.Errorf("bound in WHERE:\n%s\nbound in ON:\n%s", got, want)
+	}
+	if !strings.Contains(got, "time=b.t - s.t in [-00:00:01, 00:00:00]") || !strings.Contains(got, "filter=(url <> 'x')") {
+		t.Errorf("plan:\n%s", got)
+	}
+}
+
+// TestJoinErrorMessages checks the errors that say how to write a join.
+func TestJoinErrorMessages(t *testing.T) {
+	p := joinCatalog(t)
+	for _, tc := range []struct{ sql, code, msg string }{
+		{"SELECT s.k FROM s, b WHERE s.k = b.k", CodeNotSupported,
+			"FROM s, b is not supported; write FROM s JOIN b ON s.k = b.k AND b.t BETWEEN s.t - INTERVAL '1' MINUTE AND s.t (a join of two streams needs an event-time bound)"},
+		{"SELECT x.k FROM s x, accounts a", CodeNotSupported,
+			"FROM s x, accounts a is not supported; write FROM s x JOIN accounts a ON x.… = a.…"},
+		{"SELECT s.k FROM s, b, trades WHERE s.k = b.k", CodeNotSupported,
+			"a continuous query joins two relations; join more by chaining continuous queries"},
+		{"SELECT s.k FROM s LEFT JOIN b ON s.k = b.k WHERE b.t BETWEEN s.t - INTERVAL '1' SECOND AND s.t", CodeNotSupported,
+			"put the event-time bound of a LEFT JOIN in its ON clause, as in ON s.k = b.k AND b.t BETWEEN s.t - INTERVAL '1' MINUTE AND s.t; in WHERE it filters the joined rows, the NULL-extended ones too"},
+		{"SELECT s.k FROM s JOIN b ON s.k = b.k", CodeNotSupported,
+			"a stream–stream join needs an event-time bound on both sides, such as b.t BETWEEN s.t - INTERVAL '1' MINUTE AND s.t"},
+		{"SELECT a.vid FROM reports a JOIN reports b ON a.vid = b.vid", CodeNotSupported,
+			"a stream–stream join needs an event-time bound on both sides, such as b.time BETWEEN a.time - 60 AND a.time"},
+		{"SELECT * FROM HOP(s, t, INTERVAL '1' SECOND, INTERVAL '2' SECOND)", CodeNotSupported,
+			"window table functions are not supported; window in GROUP BY instead: SELECT …, window_start, window_end, COUNT(*) FROM s GROUP BY …, HOP(t, slide, size)"},
+		{"SELECT * FROM TUMBLE(s, t, INTERVAL '1' SECOND)", CodeNotSupported,
+			"window table functions are not supported; window in GROUP BY instead: SELECT …, window_start, window_end, COUNT(*) FROM s GROUP BY …, TUMBLE(t, size)"},
+		{"SELECT * FROM (SELECT k FROM s) x", CodeNotSupported,
+			"subqueries in FROM are not supported; a continuous query can read another one: CREATE CONTINUOUS QUERY step1 AS SELECT …; CREATE CONTINUOUS QUERY step2 AS SELECT … FROM step1"},
+		{"WITH x AS (SELECT k FROM s) SELECT * FROM x", CodeNotSupported,
+			"WITH is not supported; a continuous query can read another one: CREATE CONTINUOUS QUERY step1 AS SELECT …; CREATE CONTINUOUS QUERY step2 AS SELECT … FROM step1"},
+	} {
+		_, err := planCQ(t, p, "CREATE CONTINUOUS QUERY x AS "+tc.sql, 1)
+		if sqlState(err) != tc.code || err.Error() != tc.msg {
+			t.Errorf("%s:\ngot  %s %v\nwant %s %s", tc.sql, sqlState(err), err, tc.code, tc.msg)
+		}
+	}
+}
+
+// TestWindowBoundNames checks that a window over a windowed result refuses
+// to group by the input's window_start or window_end, which the select
+// list would read as the new window's, and keeps windowing on window_end.
+func TestWindowBoundNames(t *testing.T) {
+	p := joinCatalog(t)
+	for _, sql := range []string{
+		"SELECT window_start AS ws, MAX(n) FROM wa GROUP BY window_start, TUMBLE(window_end, INTERVAL '10' SECOND)",
+		"SELECT window_start AS ws, MAX(n) FROM wa GROUP BY ws, TUMBLE(window_end, INTERVAL '10' SECOND)",
+		"SELECT MAX(n) FROM wa GROUP BY TUMBLE(window_end, INTERVAL '10' SECOND), window_start",
+	} {
+		_, err := planCQ(t, p, "CREATE CONTINUOUS QUERY x AS "+sql, 1)
+		const want = `GROUP BY window_start is ambiguous: it is both a column of "wa" and the start of the new window; rename it in the query that writes "wa" (SELECT window_start AS ws, …) and group by the new name`
+		if sqlState(err) != CodeAmbiguousColumn || err.Error() != want {
+			t.Errorf("%s: got %s %v", sql, sqlState(err), err)
+		}
+	}
+	_, err := planCQ(t, p, "CREATE CONTINUOUS QUERY x AS SELECT window_end, MAX(n) FROM wa GROUP BY window_end, TUMBLE(window_end, INTERVAL '10' SECOND)", 1)
+	if sqlState(err) != CodeAmbiguousColumn || !strings.Contains(err.Error(), "the end of the new window") {
+		t.Errorf("GROUP BY window_end: got %s %v", sqlState(err), err)
+	}
+	// TUMBLE's argument is the input's window_end; the select list's
+	// window_start and window_end are the new window's.
+	q, err := planCQ(t, p, "CREATE CONTINUOUS QUERY x AS SELECT k, window_start, window_end, COUNT(*) AS c FROM wa GROUP BY k, TUMBLE(window_end, INTERVAL '10' SECOND)", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range q.Columns {
+		names = append(names, c.Name)
+	}
+	if got := strings.Join(names, ","); got != "k,window_start,window_end,c" {
+		t.Errorf("columns %s", got)
+	}
+	if plan := Explain(q.Plan, "x"); !strings.Contains(plan, "TUMBLE(window_end") {
+		t.Errorf("the window is not on the input's window_end:\n%s", plan)
+	}
+}

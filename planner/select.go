@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -19,7 +20,7 @@ const (
 func (p *Planner) bindSelect(sel *ast.SelectStmt, mode selectMode, prm *params) (Node, error) {
 	switch {
 	case sel.With != nil:
-		return nil, errorf(CodeNotSupported, "WITH is not supported")
+		return nil, errorf(CodeNotSupported, "WITH is not supported%s", chainHint(mode))
 	case sel.Kind != ast.SelectStmtKindSelect:
 		return nil, errorf(CodeNotSupported, "only SELECT … queries are supported here")
 	case len(sel.WindowSpecs) > 0:
@@ -27,7 +28,7 @@ func (p *Planner) bindSelect(sel *ast.SelectStmt, mode selectMode, prm *params) 
 	case sel.LockInfo != nil && sel.LockInfo.LockType != ast.SelectLockNone:
 		return nil, errorf(CodeNotSupported, "SELECT … FOR UPDATE is not supported")
 	}
-	node, scope, scan, err := p.bindFrom(sel.From, mode, prm)
+	node, scope, scan, where, err := p.bindFrom(sel.From, sel.Where, mode, prm)
 	if err != nil {
 		return nil, err
 	}
@@ -36,8 +37,8 @@ func (p *Planner) bindSelect(sel *ast.SelectStmt, mode selectMode, prm *params) 
 		return nil, errorf(CodeNotSupported, "a continuous query reads a stream or an append-only continuous query; %q is read as a table (join it to a stream instead)", sc.Relation)
 	}
 	in := &binder{scope: scope, params: prm, where: "WHERE"}
-	if sel.Where != nil {
-		pred, err := in.expr(sel.Where)
+	if where != nil {
+		pred, err := in.expr(where)
 		if err != nil {
 			return nil, err
 		}
@@ -196,6 +197,10 @@ func (p *Planner) bindAggregate(input Node, sel *ast.SelectStmt, items []selectI
 			groupBy.Items = append(groupBy.Items, &ast.ByItem{Expr: it.expr})
 		}
 	}
+	// A plain column window_start or window_end in the GROUP BY of a
+	// windowed aggregate (over a windowed result) would name the input's
+	// column there and the new window's bound in the select list.
+	var boundKey *ast.ColumnNameExpr
 	if groupBy != nil {
 		for _, item := range groupBy.Items {
 			n := item.Expr
@@ -225,6 +230,9 @@ func (p *Planner) bindAggregate(input Node, sel *ast.SelectStmt, items []selectI
 				agg.Window = w
 				continue
 			}
+			if cn, ok := n.(*ast.ColumnNameExpr); ok && boundKey == nil && (cn.Name.Name.L == "window_start" || cn.Name.Name.L == "window_end") {
+				boundKey = cn
+			}
 			k, err := in.expr(n)
 			if err != nil {
 				return nil, err
@@ -232,6 +240,18 @@ func (p *Planner) bindAggregate(input Node, sel *ast.SelectStmt, items []selectI
 			agg.Keys = append(agg.Keys, k)
 			agg.KeyNames = append(agg.KeyNames, keyName(k, len(agg.Keys)-1))
 		}
+	}
+	if agg.Window != nil && boundKey != nil {
+		name := boundKey.Name.Name.L
+		bound, short := "start", "ws"
+		if name == "window_end" {
+			bound, short = "end", "we"
+		}
+		fix := fmt.Sprintf("rename it in the query that writes %q (SELECT %s AS %s, …)", scan.Relation, name, short)
+		if scan.Kind != RelContinuousQuery {
+			fix = fmt.Sprintf("rename the column of %q", scan.Relation)
+		}
+		return nil, errorf(CodeAmbiguousColumn, "GROUP BY %s is ambiguous: it is both a column of %q and the %s of the new window; %s and group by the new name", name, scan.Relation, bound, fix)
 	}
 	switch {
 	case agg.Window != nil:
