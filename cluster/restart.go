@@ -768,9 +768,11 @@ func (r *resultStore) cutSegments(epoch uint64, key string) (resultCut, error) {
 		cut.segments = cut.segments[:n-1]
 	}
 	var batches []arrow.RecordBatch
+	var rows int64 // those left of the merged segments after the retention
 	for _, b := range r.batches {
 		if b.tag <= epoch && (b.segment.Key == "" || cut.merged[b.segment.Key]) {
 			batches = append(batches, b.rec)
+			rows += b.rec.NumRows()
 		}
 	}
 	data, err := encodeBatchesSchema(r.schema, batches)
@@ -778,7 +780,7 @@ func (r *resultStore) cutSegments(epoch uint64, key string) (resultCut, error) {
 		return cut, err
 	}
 	cut.fresh = data
-	cut.freshRef.Sum, cut.freshRef.Rows = crc32.Checksum(data, blobCRC), fresh
+	cut.freshRef.Sum, cut.freshRef.Rows = crc32.Checksum(data, blobCRC), rows
 	cut.segments = append(cut.segments, cut.freshRef)
 	return cut, nil
 }
