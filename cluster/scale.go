@@ -1286,7 +1286,7 @@ func (c *Coordinator) freezeCheckpoint(ctx context.Context, qr *queryRuntime, p 
 		switch {
 		case p.failure() != nil:
 			return p.failure()
-		case !c.allAlive(pl):
+		case c.anyDead(pl):
 			return errors.New("a worker of the query died during the checkpoint in flight")
 		}
 		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
@@ -1317,7 +1317,7 @@ func (c *Coordinator) freezeCheckpoint(ctx context.Context, qr *queryRuntime, p 
 			return nil
 		case p.failure() != nil:
 			return p.failure()
-		case !c.allAlive(pl):
+		case c.anyDead(pl):
 			return errors.New("a worker of the query died")
 		}
 		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
@@ -1326,11 +1326,23 @@ func (c *Coordinator) freezeCheckpoint(ctx context.Context, qr *queryRuntime, p 
 	}
 }
 
-// allAlive reports whether every host of pl is alive.
-func (c *Coordinator) allAlive(pl placement) bool {
-	failed := map[[2]int]bool{}
-	c.addDeadInstances(pl, failed)
-	return len(failed) == 0
+// anyDead reports whether a host of pl is dead (or gone from the
+// registry). A suspect one — a heartbeat late, as on a busy machine —
+// is not: its part of a checkpoint may still come, and a rescale given
+// up for it turns into a repair that restores everything downstream.
+func (c *Coordinator) anyDead(pl placement) bool {
+	status := map[string]control.Status{coordinatorHost: control.StatusAlive}
+	for _, w := range c.Workers() {
+		status[w.ID] = w.Status
+	}
+	for _, row := range pl.Hosts {
+		for _, h := range row {
+			if st := status[h]; st == "" || st == control.StatusDead {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -199,6 +199,69 @@ func TestWorkerKilledDuringScaleOut(t *testing.T) {
 	}
 }
 
+// TestScaleOutWithSuspectWorker: a worker that misses heartbeats for a
+// moment (stopped with SIGSTOP, as a stall on a busy machine does) is
+// suspect, not dead: a scale-out of an instance it runs waits for it and
+// completes in place, rather than giving up and restoring everything
+// downstream from the last checkpoint.
+func TestScaleOutWithSuspectWorker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := startScaleRun(t, ctx, 6, []string{"--workers", "3", "--checkpoint-interval", "100ms"}, "SET parallelism = 2")
+	for range 3 {
+		r.feed(3000, 300)
+	}
+	waitFor(t, 20*time.Second, "a complete checkpoint of w", func() bool {
+		return r.query("SELECT COUNT(*) FROM spate_checkpoints WHERE query = 'w' AND status = 'complete'")[0][0] != "0"
+	})
+	// The suspect one runs instance 1, whose part of the rescale's
+	// checkpoint is late; instance 0, on another worker, is split.
+	hosts := r.query("SELECT worker FROM spate_instances WHERE query = 'w' AND stage = 1 ORDER BY instance")
+	host := hosts[1][0]
+	if host == hosts[0][0] {
+		t.Fatalf("w's aggregate instances both run on %s", host)
+	}
+	pid, _ := strconv.Atoi(r.query("SELECT pid FROM spate_workers WHERE id = '" + host + "'")[0][0])
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	waitFor(t, 10*time.Second, host+" to be suspect", func() bool {
+		return r.query("SELECT status FROM spate_workers WHERE id = '" + host + "'")[0][0] == "suspect"
+	})
+	admin := connectPg(t, r.cluster.ConnString())
+	done := make(chan error, 1)
+	go func() {
+		_, err := admin.Exec(ctx, "ALTER CONTINUOUS QUERY w SCALE OUT STAGE 1 INSTANCE 0").ReadAll()
+		done <- err
+	}()
+	// Past the rescale's look at the instances' load (which gives up on
+	// a worker that does not answer within two seconds), into its checkpoint.
+	time.Sleep(3 * time.Second)
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	if err := <-done; err != nil {
+		t.Fatalf("ALTER … SCALE OUT with a suspect worker: %v", err)
+	}
+	if ev := r.query("SELECT status FROM spate_scaling_events WHERE query = 'w'"); len(ev) != 1 || ev[0][0] != "done" {
+		t.Errorf("the scale-out with a suspect worker: %v, want done in place", ev)
+	}
+	if st := r.query("SELECT status FROM spate_workers WHERE id = '" + host + "'")[0][0]; st != "alive" {
+		t.Errorf("%s is %s after SIGCONT", host, st)
+	}
+	for range 3 {
+		r.feed(3000, 300)
+	}
+	r.sameResults(60 * time.Second)
+}
+
 // TestScaleOutAfterPoolWorkerDied: the pool's warm worker is killed
 // (SIGKILL) before any scale-out. The pool notices: a scale-out then
 // gets a new warm worker, and the stage runs on two workers — not both
