@@ -521,3 +521,19 @@ func TestResultEventTime(t *testing.T) {
 		t.Errorf("event_time of the results: %v", got)
 	}
 }
+
+// TestAutoscaleDefault: with Config.Autoscale (serve --autoscale) every
+// continuous query autoscales until ALTER … SET (autoscale = off) says
+// otherwise for one; other settings keep it on.
+func TestAutoscaleDefault(t *testing.T) {
+	_, s := startSession(t, Config{Autoscale: true}, 0)
+	run(t, s, "CREATE STREAM ev (k INT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY a AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	run(t, s, "CREATE CONTINUOUS QUERY b AS SELECT k, SUM(v) AS s FROM ev GROUP BY k")
+	run(t, s, "ALTER CONTINUOUS QUERY a SET (max_instances = 4)")
+	run(t, s, "ALTER CONTINUOUS QUERY b SET (autoscale = off)")
+	got := run(t, s, "SELECT name, scaling FROM spate_continuous_queries ORDER BY name")
+	if fmt.Sprint(got) != "[[a autoscale on, 1 to 4 instances, target utilisation 0.70] [b autoscale off, 1 to 16 instances, target utilisation 0.70]]" {
+		t.Errorf("scaling with autoscale on by default: %v", got)
+	}
+}

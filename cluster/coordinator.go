@@ -34,6 +34,9 @@ type Config struct {
 	// stage (SET parallelism overrides it per session). Default 0: one per
 	// live worker, at least 1.
 	Parallelism int
+	// Autoscale is the autoscale setting of a continuous query until ALTER
+	// CONTINUOUS QUERY … SET (autoscale = …) changes it. Default off.
+	Autoscale bool
 	// BatchRows is the number of rows COPY collects into one batch.
 	// Default 8192.
 	BatchRows int
@@ -437,6 +440,11 @@ func (c *Coordinator) addTable(t *planner.Table) error {
 // (the current rows of an updating one).
 func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
 	qr := &queryRuntime{def: q, result: newResultStore(q), ckpt: newCheckpointer(q.Name), recoverMu: make(queryLock, 1)}
+	if c.cfg.Autoscale {
+		policy := DefaultScalingPolicy
+		policy.Autoscale = true
+		qr.policy.Store(&policy)
+	}
 	result := qr.result
 	p, err := c.deploy(qr)
 	if err != nil {

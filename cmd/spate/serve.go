@@ -44,7 +44,8 @@ func serve(args []string) error {
 	poolSize := fs.Int("pool-size", 0, "warm workers kept for scale-outs (started by --provider; a scale-out takes one at once)")
 	provider := fs.String("provider", "local", "where pool workers run: local (spate worker processes) or ec2")
 	poolIdle := fs.Duration("pool-idle-timeout", 5*time.Minute, "warm workers beyond --pool-size idle this long are stopped")
-	autoscaleEvery := fs.Duration("autoscale-interval", time.Second, "how often the elastic controller reads each instance's load (queries with ALTER … SET (autoscale = on))")
+	autoscale := fs.Bool("autoscale", false, "scale every continuous query's partitioned stages out and in by their load, unless ALTER CONTINUOUS QUERY … SET (autoscale = off) says otherwise for one (without it: only queries SET (autoscale = on))")
+	autoscaleEvery := fs.Duration("autoscale-interval", time.Second, "how often the elastic controller reads each instance's load (queries with autoscale on)")
 	scaleCoolDown := fs.Duration("scale-cooldown", 30*time.Second, "least time between two scaling decisions for one stage")
 	var ec2cfg elastic.EC2Config
 	ec2Types, ec2Groups := "", ""
@@ -101,7 +102,7 @@ func serve(args []string) error {
 	if interval == 0 {
 		interval = -1 // never
 	}
-	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, BatchRows: *batchRows, Logger: log, Token: token, ClusterListen: *clusterListen,
+	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, Autoscale: *autoscale, BatchRows: *batchRows, Logger: log, Token: token, ClusterListen: *clusterListen,
 		DataDir: *dataDir, CheckpointInterval: interval, RestartPointInterval: *restartInterval, CheckpointStore: *ckptStore}, *workers, *logLevel)
 	if err != nil {
 		return err
