@@ -1,9 +1,11 @@
-// Command spate is Spate's one binary: the server (serve), a worker (worker,
-// in a later release), the benchmark harness (bench) and data generators
-// (gen).
+// Command spate is Spate's one binary: the server (serve), a worker
+// (worker), the benchmark harness (bench), data generators (gen) and the
+// Linear Road validator (validate).
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 )
@@ -51,6 +53,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "spate: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h or --help of a subcommand: its usage is printed
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "spate:", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -288,4 +289,31 @@ func TestWorkerDeathFailsItsQueries(t *testing.T) {
 	if n := strings.Count(srv.Output(), "a worker process exited"); n != 1 {
 		t.Errorf("the server logged %d worker exits, want 1", n)
 	}
+}
+
+// TestCommandHelp: -h and --help of every command print its usage and
+// exit 0; an unknown flag exits 1 with the usage.
+func TestCommandHelp(t *testing.T) {
+	bin := sqltest.SpateBinary(t)
+	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"worker", "-h"}, {"bench", "agg", "--help"}, {"gen", "lrb", "--help"}, {"validate", "lrb", "--help"}} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil || !strings.Contains(strings.ToLower(string(out)), "usage") {
+			t.Errorf("spate %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	out, err := exec.Command(bin, "serve", "--no-such-flag").CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "flag provided but not defined: -no-such-flag") {
+		t.Errorf("spate serve --no-such-flag: exit %d\n%s", code, out)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
