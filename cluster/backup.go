@@ -91,7 +91,9 @@ func (b *backupOutlet) sendLocked(ctx context.Context, m message) error {
 		return err
 	}
 	b.broken = true
-	b.p.log.Warn().Err(err).Str("channel", b.to.String()).Msg("lost a consumer; keeping its input for the recovery")
+	// Info: a rescale that replaces the consumer closes its channel too;
+	// a worker that died is reported (as a warning) by the coordinator.
+	b.p.log.Info().Err(err).Str("channel", b.to.String()).Msg("a consumer's channel closed; keeping its input for the repair or rescale that replaces it")
 	if b.p.onLost != nil {
 		go b.p.onLost(b.to)
 	}

@@ -255,7 +255,7 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 	}
 	done, err := c.reconfigure(qr, p, pl, restore, epoch, moved, skip, inPlace, through)
 	var broke error // what broke the rescale, when a repair completed it
-	for attempt := 1; err != nil && attempt <= 5 && p.failure() == nil; attempt++ {
+	for attempt := 1; err != nil && attempt <= 5 && p.failure() == nil && !c.stopping.Load(); attempt++ {
 		if broke == nil {
 			broke = err
 		}
@@ -267,6 +267,12 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		failed := stageInstances(p.placement(), stage)
 		c.addDeadInstances(p.placement(), failed)
 		done, err = c.applyRepair(qr, p, failed, epoch, moved, skip, false)
+	}
+	if err != nil && c.stopping.Load() {
+		// The server is stopping (its workers with it): a restart resumes
+		// the query from its restart point, in the layout it had.
+		log.Debug().Err(err).Msg("scaling cut short by the shutdown")
+		return ev, err
 	}
 	if err != nil {
 		ev.Status = "failed: " + err.Error()
@@ -314,8 +320,9 @@ func rescaleInPlace(q *planner.ContinuousQuery, step rescaleStep) bool {
 const layoutSaveLimit = time.Minute
 
 // loadShare says, for SHOW SCALING EVENTS, what share of the rows stage
-// received (since the query's instances started) went to the instance
-// a scale-out splits, or to the pair a scale-in merges.
+// received (since its upstream's routing last changed: a rescale or a
+// repair starts the counts anew) went to the instance a scale-out
+// splits, or to the pair a scale-in merges.
 func loadShare(load map[[2]int][]uint64, stage, width int, ranges keyRanges, idx int, out bool) string {
 	rows := func(i int) (n uint64) {
 		for _, b := range load[[2]int{stage, i}] {
@@ -328,7 +335,7 @@ func loadShare(load map[[2]int][]uint64, stage, width int, ranges keyRanges, idx
 		total += rows(i)
 	}
 	if total == 0 {
-		return "; no rows received yet"
+		return "; no rows received since the stage's routing last changed (a rescale or repair)"
 	}
 	name, mine := fmt.Sprintf("instance %d", idx), rows(idx)
 	if !out {
