@@ -253,7 +253,9 @@ func Run(ctx context.Context, cfg HarnessConfig) (*Result, error) {
 	feedEnd := time.Now()
 
 	// COPY returns once every query has processed the rows; give the
-	// subscriptions a moment to deliver the last of them.
+	// subscriptions a moment to deliver the last of them — and, while a
+	// repair is under way (a worker died: statements do not wait for a
+	// query whose repair waits for a worker), until it is through.
 	expected := Expected(reports, h)
 	reports = nil
 	for idle := 0; idle < 10; {
@@ -267,7 +269,7 @@ func Run(ctx context.Context, cfg HarnessConfig) (*Result, error) {
 			idle++
 		} else if col.count() == n {
 			idle++
-			if time.Since(feedEnd) < 5*time.Second {
+			if time.Since(feedEnd) < 5*time.Second || repairing(ctx, conn) {
 				idle = 0
 			}
 		} else {
@@ -551,4 +553,12 @@ func writePlot(path string, r *Result) error {
 	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">event time (s) 0 … %d</text>`+"\n", pad, h-15, len(r.PerSecond))
 	b.WriteString("</svg>\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// repairing reports whether the server has a repair under way (SHOW
+// RECOVERIES lists it, with no catch-up time yet).
+func repairing(ctx context.Context, conn *pgx.Conn) bool {
+	var n int64
+	err := conn.QueryRow(ctx, "SELECT COUNT(*) FROM spate_recoveries WHERE caught_up_ms IS NULL").Scan(&n)
+	return err == nil && n > 0
 }
