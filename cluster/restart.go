@@ -980,7 +980,11 @@ func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) 
 			}
 			rs.snaps[key] = data
 		}
-		if _, ok := m.Sums["results/"+name]; ok {
+		// An updating result is one blob; so is every result of a restart
+		// point from before segments (one from before checksums, too,
+		// lists no sums at all). An append-only result held by no
+		// segment is empty.
+		if _, ok := m.Sums["results/"+name]; ok || m.Sums == nil {
 			data, err := c.restartBlob(ctx, m, "results/"+name)
 			if err != nil {
 				return err

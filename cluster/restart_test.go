@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/planner"
 	"github.com/spatedb/spate/storage"
@@ -767,5 +769,91 @@ func TestRoundAbandonedWhenItsEpochWasAborted(t *testing.T) {
 	}
 	if last := c.restartRecords[len(c.restartRecords)-1].Status; last != fmt.Sprintf("abandoned: checkpoint %d of continuous query totals aborted by a recovery", epoch) {
 		t.Errorf("the abandoned round is recorded as %q", last)
+	}
+}
+
+// TestLoadRestartPointBeforeSegments: a restart point written before
+// results were kept in segments (and before blobs had checksums) holds
+// each result as the blob results/<name>; it is loaded, not taken for
+// an empty result.
+func TestLoadRestartPointBeforeSegments(t *testing.T) {
+	ctx := context.Background()
+	store, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := ArrowSchema([]planner.Column{{Name: "n", Type: planner.TypeBigInt}})
+	rec, err := exec.RecordFromValues(schema, [][]any{{int64(1)}, {int64(2)}, {int64(3)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := encodeBatchesSchema(schema, []arrow.RecordBatch{rec})
+	rec.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &restartManifest{Pos: 5, Queries: map[string]roundQuery{"w": {Epoch: 1}}} // no sums, no segments
+	if err := store.Put(ctx, restartKeys(m.Pos)+"results/w", blob); err != nil {
+		t.Fatal(err)
+	}
+	c := &Coordinator{store: store}
+	if err := c.loadRestartPoint(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	batches, err := decodeBatches(c.restore["w"].result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, b := range batches {
+		n += int(b.NumRows())
+		b.Release()
+	}
+	if n != 3 {
+		t.Errorf("the old restart point's result loads %d rows, want 3", n)
+	}
+}
+
+// TestRestartLeavesOutQueryThatNoLongerPlans: a CREATE CONTINUOUS QUERY
+// in the log that this version's planner refuses (an older one took it)
+// does not keep the server from starting: it is left out, with the
+// statements on it and the queries reading it, logged and listed in
+// SHOW RECOVERIES; everything else is restored.
+func TestRestartLeavesOutQueryThatNoLongerPlans(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir, CheckpointInterval: -1}
+	c, stop := startTestCluster(t, cfg, 0)
+	if _, err := c.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY good AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	// As an older version would have logged them.
+	for _, sql := range []string{
+		"CREATE CONTINUOUS QUERY bad AS SELECT no_such_function(k) AS x FROM ev",
+		"CREATE CONTINUOUS QUERY reader AS SELECT x FROM bad",
+		"ALTER CONTINUOUS QUERY bad SET (autoscale = on)",
+		"DROP CONTINUOUS QUERY reader",
+	} {
+		if err := c.wal.appendStatement(walDDL, "", sql, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, s, "INSERT INTO ev VALUES (1, 1), (1, 2), (2, 3)")
+	shutDown(c, stop)
+
+	c2, _ := startRecovered(t, cfg, 0)
+	s2, _ := c2.NewSession(context.Background(), "spate", "spate")
+	if got := sortedText(run(t, s2, "SELECT * FROM good")); got != sortedText([][]string{{"1", "2"}, {"2", "1"}}) {
+		t.Errorf("good after the restart: %s", got)
+	}
+	if got := run(t, s2, "SELECT name FROM spate_continuous_queries"); fmt.Sprint(got) != "[[good]]" {
+		t.Errorf("queries after the restart: %v", got)
+	}
+	recs := run(t, s2, "SELECT query, reason, status FROM spate_recoveries WHERE status LIKE 'failed%' ORDER BY query")
+	if len(recs) != 2 || recs[0][0] != "bad" || recs[1][0] != "reader" ||
+		recs[0][1] != "server restarted: left out, its CREATE no longer plans" || !strings.Contains(recs[0][2], "no_such_function") {
+		t.Errorf("SHOW RECOVERIES after leaving queries out: %v", recs)
 	}
 }

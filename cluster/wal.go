@@ -55,6 +55,10 @@ type wal struct {
 	mu sync.Mutex
 	// protected by mu
 	replaying bool
+
+	// leftOut are the continuous queries a replay left out, by name, with
+	// why (replaySQL): Recover runs on one goroutine.
+	leftOut map[string]error
 }
 
 // Entry kinds, in the schema metadata of each logged batch.
@@ -485,9 +489,44 @@ func (c *Coordinator) replaySQL(ctx context.Context, sess *session, sql string, 
 		sess.settings["parallelism"] = strconv.FormatInt(par, 10)
 	}
 	if _, err := sess.Execute(ctx, stmt, params); err != nil {
+		if c.leaveOut(stmt, err) {
+			return nil
+		}
 		return fmt.Errorf("%q: %w", sql, err)
 	}
 	return nil
+}
+
+// leaveOut decides whether a restart goes on without a logged statement
+// that fails when replayed: a CREATE CONTINUOUS QUERY the planner no
+// longer accepts (a newer version refuses what an older one took, such
+// as a query whose results were wrong) is left out — logged, listed in
+// SHOW RECOVERIES — rather than keep the server from starting; so is a
+// later statement on a query left out. Other failures stop the restart.
+func (c *Coordinator) leaveOut(stmt parser.Statement, err error) bool {
+	var name string
+	switch x := stmt.(type) {
+	case *parser.CreateContinuousQuery:
+		if code := asError(err).Code; code == "XX000" || strings.HasPrefix(code, "53") || strings.HasPrefix(code, "58") {
+			return false // internal, out of resources or a system error: not the plan's
+		}
+		name = x.Name
+	case *parser.Drop:
+		return x.Kind == parser.KindContinuousQuery && c.wal.leftOut[x.Name] != nil
+	case *parser.AlterContinuousQuery:
+		return c.wal.leftOut[x.Name] != nil
+	default:
+		return false
+	}
+	if c.wal.leftOut == nil {
+		c.wal.leftOut = map[string]error{}
+	}
+	c.wal.leftOut[name] = err
+	c.cfg.Logger.Error().Err(err).Str("query", name).
+		Msg("a continuous query of the previous run no longer plans; the server starts without it (create it again, corrected)")
+	c.addRecovery(recoveryRecord{Query: name, Reason: "server restarted: left out, its CREATE no longer plans", Detected: time.Now(),
+		Status: "failed: " + err.Error()})
+	return true
 }
 
 func (c *Coordinator) replayData(ctx context.Context, kind, relation string, rec arrow.RecordBatch) error {
