@@ -334,6 +334,11 @@ func (r *resultStore) alignFor(epoch uint64, want int, then func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.align == nil || r.align.epoch != epoch {
+		if r.align != nil {
+			// An older round's alignment that never completed (the round
+			// was abandoned): what waits on it goes on.
+			close(r.align.done)
+		}
 		r.align = &sinkAlign{epoch: epoch, want: want, got: map[int]bool{}, done: make(chan struct{})}
 	}
 	r.align.then = append(r.align.then, then)
