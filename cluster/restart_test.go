@@ -223,16 +223,7 @@ func TestResultAsOfEpochAfterCompaction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		batches, err := decodeBatches(cut.fresh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, b := range batches {
-			n += int(b.NumRows())
-			b.Release()
-		}
-		if n != epoch*perEpoch {
+		if n := blobRows(t, cut.fresh); n != epoch*perEpoch {
 			t.Errorf("as of epoch %d: %d rows, want %d", epoch, n, epoch*perEpoch)
 		}
 	}
@@ -800,16 +791,7 @@ func TestLoadRestartPointBeforeSegments(t *testing.T) {
 	if err := c.loadRestartPoint(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	batches, err := decodeBatches(c.restore["w"].result)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, b := range batches {
-		n += int(b.NumRows())
-		b.Release()
-	}
-	if n != 3 {
+	if n := blobRows(t, c.restore["w"].result); n != 3 {
 		t.Errorf("the old restart point's result loads %d rows, want 3", n)
 	}
 }
@@ -856,4 +838,19 @@ func TestRestartLeavesOutQueryThatNoLongerPlans(t *testing.T) {
 		recs[0][1] != "server restarted: left out, its CREATE no longer plans" || !strings.Contains(recs[0][2], "no_such_function") {
 		t.Errorf("SHOW RECOVERIES after leaving queries out: %v", recs)
 	}
+}
+
+// blobRows is the number of rows in an encoded blob of batches.
+func blobRows(t *testing.T, data []byte) int {
+	t.Helper()
+	batches, err := decodeBatches(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseBatches(batches)
+	n := 0
+	for _, b := range batches {
+		n += int(b.NumRows())
+	}
+	return n
 }
