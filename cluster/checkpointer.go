@@ -340,7 +340,9 @@ func (k *checkpointer) outcome(epoch uint64) (bool, error) {
 
 // ended reports whether epoch ended without completing (a recovery
 // aborted it, an instance failed its snapshot, or a later epoch
-// completed first), and how.
+// completed first), and how. Asked of an epoch that began and that its
+// restart round has not taken yet (a complete one gone from the history
+// would read as ended).
 func (k *checkpointer) ended(epoch uint64) (string, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -352,7 +354,9 @@ func (k *checkpointer) ended(epoch uint64) (string, bool) {
 			return r.Status, r.Status != "complete"
 		}
 	}
-	return "was abandoned", epoch > k.latestEpoch
+	// Neither in flight nor recorded: aborted before its barriers went in,
+	// or dropped when a later epoch completed first.
+	return "was dropped without completing", true
 }
 
 // records returns the history, oldest first, then the epochs in flight.

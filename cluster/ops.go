@@ -760,6 +760,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 			q := qr.def
 			statuses := c.instanceStatuses(qr)
 			load := receivedLoad(q, statuses)
+			repair := c.repairStatus(qr)
 			var pl placement
 			if p := qr.pipeline(); p != nil {
 				pl = p.placement()
@@ -773,7 +774,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, pl.ranges(st.Stage), st.Instance), st.Host,
 					st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark),
 					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion), int64(st.Gen), st.KeptBytes, st.Duplicates, buckets,
-					instanceState(st, dead[st.Host], c.repairStatus(qr))})
+					instanceState(st, dead[st.Host], repair)})
 			}
 		}
 		return cols, rows, true

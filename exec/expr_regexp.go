@@ -38,25 +38,13 @@ func buildRegexpText(fn string, args []node) (node, error) {
 	// The pattern and the flags, compiled once when both are constants.
 	var fixed *regexp.Regexp
 	var global bool
-	literal := true
-	if v, ok := isLiteral(args[1]); ok && v != nil {
-		flags := ""
-		if len(args) == 4 {
-			f, ok := isLiteral(args[3])
-			literal = ok && f != nil
-			if literal {
-				flags = f.(string)
-			}
+	if p, flags, ok := constantPattern(args); ok {
+		var err error
+		if fixed, global, err = compileWithFlags(p, flags); err != nil {
+			return nil, err
 		}
-		if literal {
-			var err error
-			if fixed, global, err = compileWithFlags(v.(string), flags); err != nil {
-				return nil, err
-			}
-		}
-	} else {
-		literal = false
 	}
+	fails := fixed == nil // a pattern that comes with the rows may not compile
 	cache := &patternCache[*regexp.Regexp]{m: map[string]*regexp.Regexp{}, compile: func(p string) (*regexp.Regexp, error) {
 		return compileRegexp(p, false)
 	}}
@@ -87,7 +75,7 @@ func buildRegexpText(fn string, args []node) (node, error) {
 				return 0, err
 			}
 			return int64(len(re.FindAllStringIndex(sAt(a[0], i), -1))), nil
-		}), !literal, args...), nil
+		}), fails, args...), nil
 	case "regexp_replace":
 		return newFunc(tText, strictStr(func(a []arrow.Array, i int, dst []byte) ([]byte, error) {
 			re, global, err := pattern(a, i)
@@ -95,7 +83,7 @@ func buildRegexpText(fn string, args []node) (node, error) {
 				return nil, err
 			}
 			return regexpReplace(dst, re, sAt(a[0], i), sAt(a[2], i), global), nil
-		}), !literal, args...), nil
+		}), fails, args...), nil
 	}
 	return newFunc(tText, strictStrOrNull(func(a []arrow.Array, i int, dst []byte) ([]byte, bool, error) {
 		re, _, err := pattern(a, i)
@@ -114,7 +102,24 @@ func buildRegexpText(fn string, args []node) (node, error) {
 			return nil, false, nil // that part matched nothing
 		}
 		return append(dst, s[m[0]:m[1]]...), true, nil
-	}), !literal, args...), nil
+	}), fails, args...), nil
+}
+
+// constantPattern is the pattern (args[1]) and the flags (args[3], when
+// given) when both are non-NULL constants.
+func constantPattern(args []node) (pattern, flags string, ok bool) {
+	p, ok := isLiteral(args[1])
+	if !ok || p == nil {
+		return "", "", false
+	}
+	if len(args) == 4 {
+		f, ok := isLiteral(args[3])
+		if !ok || f == nil {
+			return "", "", false
+		}
+		flags = f.(string)
+	}
+	return p.(string), flags, true
 }
 
 // compileWithFlags compiles pattern p under regexp_replace's flags.
