@@ -255,3 +255,26 @@ func TestIdleQueryNotCheckpointed(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryOnlyHereKeepsNoOutput: a query whose stages all run on the
+// coordinator (a filter and projection: source stages only) is not
+// checkpointed — nothing of it can be lost with a worker — so its
+// outlets keep nothing for replay, workers and checkpoints on though
+// there are; a query with instances on workers keeps its output until
+// a checkpoint covers it.
+func TestQueryOnlyHereKeepsNoOutput(t *testing.T) {
+	c, stop := startTestCluster(t, Config{Parallelism: 2, CheckpointInterval: time.Hour, CheckpointStore: "memory"}, 2)
+	defer func() {
+		stop()
+		c.Close()
+	}()
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+	run(t, s, "CREATE CONTINUOUS QUERY here AS SELECT k, v * 2 AS w, t FROM ev WHERE v > 0")
+	run(t, s, "CREATE CONTINUOUS QUERY tumble AS "+metamorphicQueries["tumble"])
+	copyCSV(t, s, "ev", steadyLines(2000, 7))
+	got := run(t, s, "SELECT query, SUM(replay_buffer_bytes) > 0, MIN(worker) FROM spate_instances GROUP BY query ORDER BY query")
+	if fmt.Sprint(got) != "[[here f coordinator] [tumble t coordinator]]" {
+		t.Errorf("output kept for replay (query, any kept, first host): %v", got)
+	}
+}

@@ -729,7 +729,7 @@ func (c *Coordinator) watchCheckpoints(done <-chan struct{}, interval time.Durat
 			}
 			since := time.Since(qr.ckpt.lastBegun())
 			bytes, msgs := qr.pipeline().keptLocal()
-			if since >= interval || (since >= keptSpacing && (bytes > keptLimit || msgs > keptMessages)) {
+			if since >= interval || (since >= keptSpacing && (bytes > c.cfg.ReplayBufferLimit/2 || msgs > keptMessages)) {
 				c.checkpointQuery(qr)
 			}
 		}
@@ -744,7 +744,6 @@ const layoutRetry = 10 * time.Second
 // most once per keptSpacing.
 const (
 	keptSpacing  = 500 * time.Millisecond
-	keptLimit    = 1 << 30
 	keptMessages = 16384
 )
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,13 @@ type Config struct {
 	// workers is checkpointed (checkpointer.go). Default 10s; negative:
 	// never.
 	CheckpointInterval time.Duration
+	// ReplayBufferLimit bounds the output a continuous query's source
+	// stages keep for replay (backup.go), in bytes: past half of it the
+	// query is checkpointed before its interval is up, and past all of
+	// it ingest into the query's streams waits until a checkpoint trims
+	// it (a rescale holds checkpoints; a repair pauses them). Default
+	// 1 GiB.
+	ReplayBufferLimit int64
 	// RestartPointInterval is how often a restart point is taken
 	// (restart.go; with DataDir and CheckpointStore). Default 1 minute.
 	RestartPointInterval time.Duration
@@ -90,6 +98,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RestartPointInterval <= 0 {
 		c.RestartPointInterval = time.Minute
+	}
+	if c.ReplayBufferLimit == 0 {
+		c.ReplayBufferLimit = 1 << 30
+	}
+	if c.ReplayBufferLimit < 0 {
+		return errorf("22023", "the replay buffer limit must be positive")
 	}
 	if c.ClusterListen == "" {
 		c.ClusterListen = "127.0.0.1:0"
@@ -606,6 +620,9 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 // the rest go to every continuous query reading the stream, followed by
 // the advanced watermark.
 func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec arrow.RecordBatch) error {
+	if err := c.waitForReplayRoom(ctx, s); err != nil {
+		return err
+	}
 	if c.wal != nil {
 		c.wal.order.RLock()
 		defer c.wal.order.RUnlock()
@@ -647,6 +664,54 @@ func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec ar
 	for _, r := range s.readers {
 		if err := r.feed(kept, wm, true); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// waitForReplayRoom waits, before a batch goes into the stream's
+// queries, while one of them keeps more output for replay here than
+// Config.ReplayBufferLimit: kept output is trimmed only by a complete
+// checkpoint, and while a rescale holds the query's checkpoints or a
+// repair waits for a worker to join it would otherwise grow with every
+// batch. The wait is back-pressure (SHOW STREAMS' blocked_seconds). The
+// log replayed at a restart does not wait.
+func (c *Coordinator) waitForReplayRoom(ctx context.Context, s *streamRuntime) error {
+	if c.wal.replayingLog() {
+		return nil
+	}
+	s.readersMu.Lock()
+	readers := slices.Clone(s.readers)
+	s.readersMu.Unlock()
+	for _, r := range readers {
+		var start time.Time
+		var to *instance
+		for {
+			p := r.q.pipeline()
+			// A query whose repair waits for a worker to join does not
+			// hold ingest up (awaitLiveWorker fails it past the limit).
+			if !p.placement().Buffered || p.failure() != nil || p.stalled.Load() {
+				break
+			}
+			kept, _ := p.keptLocal()
+			if kept <= c.cfg.ReplayBufferLimit {
+				break
+			}
+			if start.IsZero() {
+				start, to = time.Now(), p.stages[r.stage][0]
+				to.blockedSince.Store(start.UnixNano())
+				c.cfg.Logger.Warn().Str("query", r.q.def.Name).Str("stream", s.def.Name).Int64("kept_bytes", kept).
+					Msg("ingest waits: the continuous query keeps more output for replay than the replay buffer limit until a checkpoint trims it (a rescale or a repair is under way)")
+			}
+			if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+				to.blocked.Add(int64(time.Since(start)))
+				to.blockedSince.Store(0)
+				return err
+			}
+		}
+		if to != nil {
+			to.blocked.Add(int64(time.Since(start)))
+			to.blockedSince.Store(0)
 		}
 	}
 	return nil

@@ -285,9 +285,6 @@ func (c *Coordinator) placeOn(q *planner.ContinuousQuery, splits [][]uint64, ord
 	c.nextRun++
 	pl := placement{Run: "r" + strconv.Itoa(c.nextRun), Addrs: map[string]string{}, Version: 1}
 	c.mu.Unlock()
-	// With checkpoints, what runs on workers can be repaired: every
-	// outlet keeps its output until a checkpoint covers it.
-	pl.Buffered = len(workers) > 0 && c.cfg.CheckpointInterval > 0
 	if c.net != nil {
 		pl.Addrs[coordinatorHost] = c.net.Addr()
 	}
@@ -316,6 +313,11 @@ func (c *Coordinator) placeOn(q *planner.ContinuousQuery, splits [][]uint64, ord
 		}
 		pl.Hosts = append(pl.Hosts, row)
 	}
+	// With checkpoints, what runs on workers can be repaired: every
+	// outlet keeps its output until a checkpoint covers it. A query
+	// that runs only here is not checkpointed (a restart point is what
+	// restores it), so its outlets keep nothing.
+	pl.Buffered = c.cfg.CheckpointInterval > 0 && len(pl.hostsOf(coordinatorHost)) > 0
 	return pl
 }
 

@@ -746,7 +746,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 		}
 		return cols, rows, true
 	case "instances":
-		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"queue_depth", planner.TypeBigInt}, {"busy_seconds", planner.TypeDouble}, {"route_version", planner.TypeBigInt}, {"incarnation", planner.TypeBigInt}, {"replay_buffer_bytes", planner.TypeBigInt},
+		cols := []Column{{"query", planner.TypeText}, {"stage", planner.TypeBigInt}, {"instance", planner.TypeBigInt}, {"operators", planner.TypeText}, {"key_range", planner.TypeText}, {"worker", planner.TypeText}, {"rows_in", planner.TypeBigInt}, {"rows_out", planner.TypeBigInt}, {"late_rows", planner.TypeBigInt}, {"state_rows", planner.TypeBigInt}, {"state_bytes", planner.TypeBigInt}, {"watermark", planner.TypeText}, {"queue_depth", planner.TypeBigInt}, {"busy_seconds", planner.TypeDouble}, {"busy", planner.TypeDouble}, {"route_version", planner.TypeBigInt}, {"incarnation", planner.TypeBigInt}, {"replay_buffer_bytes", planner.TypeBigInt},
 			{"duplicates_dropped", planner.TypeBigInt}, {"load_buckets", planner.TypeText}, {"status", planner.TypeText}}
 		dead := map[string]bool{}
 		for _, w := range c.Workers() {
@@ -773,7 +773,7 @@ func (c *Coordinator) systemRows(what string) ([]Column, [][]any, bool) {
 				}
 				rows = append(rows, []any{q.Name, int64(st.Stage), int64(st.Instance), stageOperators(stage), keyRange(stage, pl.ranges(st.Stage), st.Instance), st.Host,
 					st.Stats.RowsIn, st.Stats.RowsOut, st.Stats.LateRows, st.Stats.StateRows, st.Stats.StateBytes, formatWatermark(st.Watermark),
-					int64(st.QueueDepth), st.BusySeconds, int64(st.RouteVersion), int64(st.Gen), st.KeptBytes, st.Duplicates, buckets,
+					int64(st.QueueDepth), st.BusySeconds, busyShare(st), int64(st.RouteVersion), int64(st.Gen), st.KeptBytes, st.Duplicates, buckets,
 					instanceState(st, dead[st.Host], repair)})
 			}
 		}
@@ -882,6 +882,15 @@ func describeColumns(cols []planner.Column) string {
 		parts[i] = c.Name + " " + c.Type.String()
 	}
 	return strings.Join(parts, ", ")
+}
+
+// busyShare is SHOW INSTANCES.busy: the share of the last few seconds
+// the instance was busy, NULL when its worker did not answer.
+func busyShare(st instanceStatus) any {
+	if st.Unanswered != "" {
+		return nil
+	}
+	return st.Busy
 }
 
 // instanceState is SHOW INSTANCES.status: running, lost with its dead

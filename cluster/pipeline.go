@@ -342,6 +342,7 @@ type instance struct {
 	published atomic.Pointer[exec.Stats]
 	wmPub     atomic.Int64
 	busy      atomic.Int64 // ns spent handling messages
+	recent    busyMeter    // the same, by wall-clock second
 	// duplicates counts what a restored upstream instance sent again.
 	duplicates atomic.Int64
 	// blocked is the time (ns) ingest waited for room in a source
@@ -794,7 +795,9 @@ func (in *instance) run() {
 		case m := <-in.in:
 			start := time.Now()
 			err := in.dispatch(m)
-			in.busy.Add(int64(time.Since(start)))
+			end := time.Now()
+			in.busy.Add(int64(end.Sub(start)))
+			in.recent.add(end, end.Sub(start))
 			st := in.chain.stats()
 			st.RowsIn, st.RowsOut = in.rowsIn, in.rowsOut
 			in.published.Store(&st)
@@ -1502,7 +1505,10 @@ type instanceStatus struct {
 	Watermark    int64      `json:"watermark"`
 	QueueDepth   int        `json:"queue_depth"`
 	BusySeconds  float64    `json:"busy_seconds"`
-	Gen          int        `json:"gen"`
+	// Busy is the share of the last few seconds the instance was busy
+	// (busyMeter).
+	Busy float64 `json:"busy"`
+	Gen  int     `json:"gen"`
 	// KeptBytes is the output kept for replay (upstream backup).
 	KeptBytes int64 `json:"kept_bytes"`
 	// Duplicates counts the messages dropped because a restored upstream
@@ -1514,6 +1520,41 @@ type instanceStatus struct {
 	// Unanswered is why the instance's worker gave no status (its
 	// counters are then unknown); "": it answered.
 	Unanswered string `json:"-"`
+}
+
+// busyMeter is an instance's busy time in each of the last few
+// wall-clock seconds: SHOW INSTANCES shows what share of the last
+// busyWindow seconds it was busy. Only the instance's goroutine adds;
+// anyone reads.
+type busyMeter struct {
+	sec [busyWindow + 2]atomic.Int64 // the second (Unix) each slot counts
+	ns  [busyWindow + 2]atomic.Int64
+}
+
+const busyWindow = 5
+
+// add counts d of busy time in the second the work ended in.
+func (m *busyMeter) add(end time.Time, d time.Duration) {
+	sec := end.Unix()
+	i := sec % int64(len(m.sec))
+	if m.sec[i].Load() != sec {
+		m.ns[i].Store(0)
+		m.sec[i].Store(sec)
+	}
+	m.ns[i].Add(int64(d))
+}
+
+// fraction is the share of the busyWindow whole seconds before now's
+// that the instance was busy.
+func (m *busyMeter) fraction(now time.Time) float64 {
+	sec := now.Unix()
+	var ns int64
+	for i := range m.sec {
+		if ago := sec - m.sec[i].Load(); ago >= 1 && ago <= busyWindow {
+			ns += m.ns[i].Load()
+		}
+	}
+	return min(1, float64(ns)/(busyWindow*1e9))
 }
 
 // localStats reads the local instances' counters as published after
@@ -1528,7 +1569,7 @@ func (p *pipeline) localStats() []instanceStatus {
 				stats = *ps
 			}
 			st := instanceStatus{Stage: s, Instance: i, Host: p.host, Stats: stats, Watermark: in.wmPub.Load(),
-				QueueDepth: len(in.in), BusySeconds: float64(in.busy.Load()) / 1e9, Gen: in.gen, Duplicates: in.duplicates.Load()}
+				QueueDepth: len(in.in), BusySeconds: float64(in.busy.Load()) / 1e9, Busy: in.recent.fraction(time.Now()), Gen: in.gen, Duplicates: in.duplicates.Load()}
 			if in.wired.Load() {
 				in.routeMu.RLock()
 				st.RouteVersion = in.route.version

@@ -479,7 +479,7 @@ var errNoLiveWorker = errors.New("no live worker to restore instances on")
 
 // awaitLiveWorker waits, when every worker is dead, for one to join
 // (`spate worker --join`) rather than fail the query: what is ingested
-// meanwhile is kept for the replay, up to keptLimit bytes, and the
+// meanwhile is kept for the replay, up to Config.ReplayBufferLimit bytes, and the
 // statements that ingest it do not wait for the query. It returns
 // false when the query was dropped, the coordinator stops or the kept
 // output passes the limit first (the query then fails).
@@ -506,7 +506,7 @@ func (c *Coordinator) awaitLiveWorker(qr *queryRuntime, p *pipeline, log zerolog
 		for _, st := range p.localStats() {
 			kept += st.KeptBytes
 		}
-		if kept > keptLimit {
+		if kept > c.cfg.ReplayBufferLimit {
 			log.Error().Int64("kept_bytes", kept).Msg("no worker joined before the output kept for the repair passed its limit")
 			return false
 		}

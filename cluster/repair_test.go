@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
@@ -264,6 +265,41 @@ func TestLoadBuckets(t *testing.T) {
 	}
 	if got := run(t, s, "SELECT load_buckets FROM spate_instances WHERE query = 'totals' AND stage = 0")[0][0]; got != "NULL" {
 		t.Errorf("the source stage has load buckets %q", got)
+	}
+	// busy is the share of the last seconds each instance worked: some,
+	// once the second the rows came in is over.
+	waitUntil(t, 3*time.Second, "SHOW INSTANCES to show the instances busy", func() bool {
+		return run(t, s, "SELECT MIN(busy) > 0 AND MAX(busy) <= 1 FROM spate_instances WHERE query = 'totals'")[0][0] == "t"
+	})
+}
+
+// TestBusyMeter: the busy share counts the whole seconds before now's,
+// back to busyWindow of them.
+func TestBusyMeter(t *testing.T) {
+	var m busyMeter
+	t0 := time.Unix(1000, 0)
+	m.add(t0.Add(500*time.Millisecond), 300*time.Millisecond)
+	m.add(t0.Add(1200*time.Millisecond), 400*time.Millisecond)
+	m.add(t0.Add(1700*time.Millisecond), 100*time.Millisecond)
+	for _, c := range []struct {
+		at   time.Duration
+		want float64
+	}{
+		{900 * time.Millisecond, 0}, // the current second is not over
+		{1500 * time.Millisecond, 0.3 / busyWindow},
+		{2 * time.Second, 0.8 / busyWindow},
+		{5 * time.Second, 0.8 / busyWindow},
+		{6500 * time.Millisecond, 0.5 / busyWindow}, // the first second left the window
+		{7 * time.Second, 0},
+	} {
+		if got := m.fraction(t0.Add(c.at)); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("at %v: busy %v, want %v", c.at, got, c.want)
+		}
+	}
+	// A slot is reused for a later second, not added to.
+	m.add(t0.Add(7*time.Second+100*time.Millisecond), 2*time.Second)
+	if got := m.fraction(t0.Add(8 * time.Second)); got != 2.0/busyWindow {
+		t.Errorf("after a slot's reuse: busy %v, want %v", got, 2.0/busyWindow)
 	}
 }
 

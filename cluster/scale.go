@@ -207,6 +207,8 @@ func (c *Coordinator) rescale(ctx context.Context, query string, stage, idx int,
 		if err := c.freezeCheckpoint(ctx, qr, p, step.frozen()); err != nil {
 			log.Warn().Err(err).Msg("no checkpoint to rescale in place at; restoring downstream too")
 			inPlace, notInPlace = false, err
+		} else if rescaleFrozenHook != nil {
+			rescaleFrozenHook()
 		}
 	}
 	// A repair whose replay is still under way (its finishRepair
@@ -1274,6 +1276,11 @@ func (c *Coordinator) addScalingEvent(ev scalingEvent) {
 
 // freezeTimeout bounds the checkpoint an in-place rescale waits for.
 const freezeTimeout = time.Minute
+
+// rescaleFrozenHook, set by tests, runs when an in-place rescale's
+// freeze checkpoint completed: the stage is frozen and the query's
+// checkpoints are held until the rescale ends.
+var rescaleFrozenHook func()
 
 // freezeCheckpoint holds the query's periodic checkpoints, has the
 // frozen instances stop at the next barrier and takes a checkpoint; it

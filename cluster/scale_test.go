@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -784,4 +785,80 @@ func TestRescaleAfterAbandonedRestartPoint(t *testing.T) {
 	if c.layoutUnsaved() {
 		t.Error("the scale-out returned before a restart point had its ranges")
 	}
+}
+
+// TestIngestWaitsForReplayRoom: while an in-place rescale holds the
+// query's checkpoints (a hook keeps it frozen after its freeze
+// checkpoint), nothing trims the output the sources keep for replay;
+// past Config.ReplayBufferLimit ingest waits — SHOW STREAMS counts the
+// wait — and goes on once the rescale is through, with the result
+// exact.
+func TestIngestWaitsForReplayRoom(t *testing.T) {
+	lines := steadyLines(6000, 37)
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+		run(t, s, "CREATE CONTINUOUS QUERY tumble AS "+metamorphicQueries["tumble"])
+	}
+	const limit = 16 << 10
+	rs, s, c, _ := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 50, ReplayBufferLimit: limit}, 2)
+	copyCSV(t, s, "ev", lines[:1000])
+	awaitCheckpoint(t, s, "tumble")
+	frozen, release := make(chan struct{}), make(chan struct{})
+	rescaleFrozenHook = func() { close(frozen); <-release }
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release) // before the cluster stops
+		}
+		rescaleFrozenHook = nil
+	})
+	scaled := make(chan error, 1)
+	go func() {
+		_, err := c.ScaleOut(context.Background(), "tumble", 1, 0, 0, "test")
+		scaled <- err
+	}()
+	<-frozen
+	// One COPY: its batches go in as it reads (a COPY per few rows would
+	// wait for each to reach the frozen stage's result instead).
+	copying := make(chan error, 1)
+	go func() {
+		st, err := parser.ParseOne("COPY ev FROM STDIN (FORMAT csv)")
+		var res Result
+		if err == nil {
+			res, err = s.Execute(context.Background(), st, nil)
+		}
+		if err == nil {
+			if err = res.CopyIn.Write([]byte(strings.Join(lines[1000:5000], "\n") + "\n")); err == nil {
+				_, err = res.CopyIn.Finish()
+			}
+		}
+		copying <- err
+	}()
+	waitUntil(t, 10*time.Second, "ingest to wait for the replay buffer", func() bool {
+		return run(t, s, "SELECT backpressure_seconds > 0.2 FROM spate_streams WHERE name = 'ev'")[0][0] == "t"
+	})
+	select {
+	case err := <-copying:
+		t.Fatalf("the COPY ended (%v) while the rescale holds the query's checkpoints", err)
+	default:
+	}
+	// Past the limit by at most what the source's input queue holds
+	// (channelDepth batches of 50 rows, 16 bytes a row).
+	kept, _ := strconv.Atoi(run(t, s, "SELECT SUM(replay_buffer_bytes) FROM spate_instances WHERE query = 'tumble' AND worker = 'coordinator'")[0][0])
+	if kept <= limit || kept > limit+channelDepth*50*16*2 {
+		t.Errorf("the sources keep %d bytes while ingest waits; want just past the limit, %d", kept, limit)
+	}
+	if in, _ := strconv.Atoi(run(t, s, "SELECT rows_in FROM spate_streams")[0][0]); in >= 5000 {
+		t.Errorf("the stream took in all %d rows while the rescale holds the query's checkpoints", in)
+	}
+	released = true
+	close(release)
+	if err := <-scaled; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-copying; err != nil {
+		t.Fatal(err)
+	}
+	copyCSV(t, s, "ev", lines[5000:])
+	awaitReference(t, s, rs, "tumble")
 }

@@ -39,6 +39,7 @@ func serve(args []string) error {
 	ckptInterval := fs.Duration("checkpoint-interval", 10*time.Second, "how often queries running on workers are checkpointed (0: never)")
 	restartInterval := fs.Duration("restart-point-interval", time.Minute, "how often a restart point (every query checkpointed at one position of the write-ahead log, which is trimmed behind it) goes to the checkpoint store")
 	ckptStore := fs.String("checkpoint-store", "", "where restart points (every query checkpointed, the tables and the catalog, every --restart-point-interval) are written: a directory, file:///dir, s3://bucket/prefix?endpoint=…&path_style=true, or memory (no restart points: the log is never trimmed) (default: <data-dir>/checkpoints)")
+	replayBufferMB := fs.Int64("replay-buffer-mb", 1024, "output each continuous query's sources keep for replay until a checkpoint covers it, in MiB: past half of it the query is checkpointed before its interval is up, past all of it ingest into its streams waits (as while a rescale holds its checkpoints)")
 	batchRows := fs.Int("copy-batch-rows", 8192, "rows COPY collects into one Arrow batch before passing them on (a partial batch goes after 50 ms)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	poolSize := fs.Int("pool-size", 0, "warm workers kept for scale-outs (started by --provider; a scale-out takes one at once)")
@@ -95,6 +96,9 @@ func serve(args []string) error {
 	if *batchRows <= 0 {
 		return fmt.Errorf("--copy-batch-rows must be positive")
 	}
+	if *replayBufferMB <= 0 {
+		return fmt.Errorf("--replay-buffer-mb must be positive")
+	}
 	if *ckptStore == "" {
 		*ckptStore = filepath.Join(*dataDir, "checkpoints")
 	}
@@ -103,7 +107,8 @@ func serve(args []string) error {
 		interval = -1 // never
 	}
 	coord, stopCluster, err := startLocalCluster(ctx, cluster.Config{Parallelism: *parallelism, Autoscale: *autoscale, BatchRows: *batchRows, Logger: log, Token: token, ClusterListen: *clusterListen,
-		DataDir: *dataDir, CheckpointInterval: interval, RestartPointInterval: *restartInterval, CheckpointStore: *ckptStore}, *workers, *logLevel)
+		DataDir: *dataDir, CheckpointInterval: interval, RestartPointInterval: *restartInterval, CheckpointStore: *ckptStore,
+		ReplayBufferLimit: *replayBufferMB << 20}, *workers, *logLevel)
 	if err != nil {
 		return err
 	}
