@@ -154,7 +154,7 @@ type Literal struct {
 //	            "lower" "upper" "length" "substr"(s, from[, len]) "trim"(s[, chars]) "ltrim" "rtrim"
 //	            "replace"(s, from, to) "strpos"(s, sub) "left"(s,n) "right"(s,n) "starts_with"(s, prefix) "repeat"(s,n) "reverse" "md5"
 //	math        "abs" "round"(x[, digits]) "floor" "ceil" "sqrt" "power" "ln" "log10" "exp" "sign" "mod"
-//	time        "date_trunc"(unit text, ts) "date_part"(field text, ts|interval) -> float64 "to_timestamp"(float64 seconds)
+//	time        "date_trunc"(unit text, ts) "date_part"(field text, ts|interval) -> float64 "to_timestamp"(float64 seconds) "to_char"(ts, format text)
 //	            "epoch_us"(ts) -> int64
 //	casts       "cast" (one argument; to Type): between any two types, text parsing as PostgreSQL does;
 //	            double -> bigint rounds ties to even (float8) except for a Literal argument, a NUMERIC

@@ -676,6 +676,29 @@ func buildFunction(fn string, args []node, rt arrow.DataType) (node, error) {
 		return newFunc(dt, strictInt(dt, func(a []arrow.Array, i int) (int64, error) {
 			return truncTS(sAt(a[0], i), iAt(a[1], i))
 		}), true, args...), nil
+	case "to_char":
+		if err := wantArgs(fn, args, 2, 2); err != nil {
+			return nil, err
+		}
+		if !isTS(args[0].typ()) {
+			return nil, errArgs(fn, args)
+		}
+		if err := needText(fn, args, 1); err != nil {
+			return nil, err
+		}
+		if v, ok := isLiteral(args[1]); ok && v != nil {
+			items := parseCharFormat(v.(string))
+			return newFunc(tText, strictStr(func(a []arrow.Array, i int, dst []byte) ([]byte, error) {
+				return appendToChar(dst, items, iAt(a[0], i)), nil
+			}), true, args...), nil
+		}
+		cache := &patternCache[[]charItem]{m: map[string][]charItem{}, compile: func(f string) ([]charItem, error) {
+			return parseCharFormat(f), nil
+		}}
+		return newFunc(tText, strictStr(func(a []arrow.Array, i int, dst []byte) ([]byte, error) {
+			items, _ := cache.get(sAt(a[1], i))
+			return appendToChar(dst, items, iAt(a[0], i)), nil
+		}), true, args...), nil
 	case "date_part", "extract":
 		if err := wantArgs(fn, args, 2, 2); err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package exec
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -283,5 +284,23 @@ func TestCalc(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestToCharAnyFormat: any format, of pattern letters, prefixes,
+// suffixes, quotes and backslashes cut anywhere, formats any timestamp
+// without failing (PostgreSQL prints what is no pattern as it is).
+func TestToCharAnyFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	const alphabet = `YMDHISFUJQWCRTOABP.,"\ th9`
+	for range 20000 {
+		f := make([]byte, rng.IntN(12))
+		for i := range f {
+			f[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		us := rng.Int64N(400*365*86400*1e6) - 200*365*86400*1e6
+		if out := appendToChar(nil, parseCharFormat(string(f)), us); len(out) > 40*len(f)+1 {
+			t.Fatalf("to_char(%d, %q) = %q", us, f, out)
+		}
 	}
 }

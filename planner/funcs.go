@@ -200,6 +200,15 @@ func fixed(ret Type, params ...Type) funcSig {
 	}
 }
 
+// toCharSig types to_char(timestamp, format); PostgreSQL's number
+// templates (to_char of a number) are not done.
+func toCharSig(name string, args []Expr) (Expr, error) {
+	if len(args) == 2 && !untyped(args[0]) && (args[0].Type().IsNumeric() || args[0].Type() == TypeInterval) {
+		return nil, errorf(CodeNotSupported, "to_char of %s is not supported, only of a timestamp (for a number: round(x, n)::text)", args[0].Type())
+	}
+	return fixed(TypeText, TypeTimestamp, TypeText)(name, args)
+}
+
 // optional allows the trailing parameters to be left out.
 func optional(min int, ret Type, params ...Type) funcSig {
 	return func(name string, args []Expr) (Expr, error) {
@@ -348,4 +357,5 @@ var scalarFuncs = map[string]struct {
 	"date_trunc":     {"date_trunc", fixed(TypeTimestamp, TypeText, TypeTimestamp)},
 	"date_part":      {"date_part", fixed(TypeDouble, TypeText, TypeTimestamp)},
 	"to_timestamp":   {"to_timestamp", fixed(TypeTimestamp, TypeDouble)},
+	"to_char":        {"to_char", toCharSig},
 }

@@ -172,6 +172,8 @@ func TestPlanErrors(t *testing.T) {
 		"CREATE CONTINUOUS QUERY x AS SELECT sym, COUNT(*) FROM trades GROUP BY sym, TUMBLE(price, INTERVAL '1' MINUTE)": CodeInvalidDefinition,
 		"CREATE CONTINUOUS QUERY x AS SELECT sum(sym) FROM trades":                                                       CodeUndefinedFunction,
 		"CREATE CONTINUOUS QUERY x AS SELECT nofunc(sym) FROM trades":                                                    CodeUndefinedFunction,
+		"CREATE CONTINUOUS QUERY x AS SELECT to_char(price, '999.99') FROM trades":                                       CodeNotSupported,
+		"CREATE CONTINUOUS QUERY x AS SELECT to_char(sym, 'YYYY') FROM trades":                                           CodeUndefinedFunction,
 		"CREATE CONTINUOUS QUERY x AS SELECT sym FROM trades ORDER BY sym":                                               CodeNotSupported,
 		"CREATE CONTINUOUS QUERY x AS SELECT * FROM accounts":                                                            CodeNotSupported,
 		"CREATE CONTINUOUS QUERY x WITH (parallelism = 0) AS SELECT sym FROM trades":                                     CodeInvalidParameter,
