@@ -620,6 +620,9 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 // the rest go to every continuous query reading the stream, followed by
 // the advanced watermark.
 func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec arrow.RecordBatch) error {
+	if err := checkRelationSchema("stream", s.def.Name, s.schema, rec); err != nil {
+		return err
+	}
 	if err := c.waitForReplayRoom(ctx, s); err != nil {
 		return err
 	}
@@ -665,6 +668,20 @@ func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec ar
 		if err := r.feed(kept, wm, true); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkRelationSchema refuses rows whose columns are not the
+// relation's: made for a relation of the same name that was dropped
+// (and created again) while the statement ran.
+func checkRelationSchema(kind, name string, schema *arrow.Schema, rec arrow.RecordBatch) error {
+	ok := rec.NumCols() == int64(schema.NumFields())
+	for i := 0; ok && i < schema.NumFields(); i++ {
+		ok = arrow.TypeEqual(rec.Column(i).DataType(), schema.Field(i).Type)
+	}
+	if !ok {
+		return errorf(planner.CodeUndefinedTable, "%s %q was dropped and created again while the statement ran", kind, name)
 	}
 	return nil
 }
@@ -891,6 +908,9 @@ func (r sourceReader) flush(ctx context.Context) (ok bool, err error) {
 // appendTable adds rows to a table and passes them to the queries that
 // look rows up in it. rec is owned by the caller.
 func (c *Coordinator) appendTable(t *tableData, rec arrow.RecordBatch) error {
+	if err := checkRelationSchema("table", t.def.Name, t.schema, rec); err != nil {
+		return err
+	}
 	if c.wal != nil {
 		c.wal.order.RLock()
 		defer c.wal.order.RUnlock()

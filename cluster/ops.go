@@ -326,7 +326,7 @@ func (s *session) copy(ctx context.Context, x *parser.Copy, params []Param) (Res
 	if err != nil {
 		return Result{}, err
 	}
-	ci := &copyIn{c: s.c, ctx: ctx, relation: x.Table, kind: kind, dec: dec, full: RelationSchema(cols), target: target, cols: cols}
+	ci := &copyIn{c: s.c, ctx: ctx, relation: x.Table, kind: kind, def: obj, dec: dec, full: RelationSchema(cols), target: target, cols: cols}
 	if kind == planner.RelStream {
 		ci.startTicker()
 	}
@@ -365,6 +365,7 @@ type copyIn struct {
 	ctx      context.Context
 	relation string
 	kind     planner.RelationKind
+	def      any // the relation's definition when COPY began (*planner.Stream or *planner.Table)
 	dec      *exec.CopyDecoder
 	full     *arrow.Schema
 	target   []int
@@ -465,7 +466,7 @@ func (ci *copyIn) emit(rec arrow.RecordBatch) error {
 	ci.c.mu.Lock()
 	s := ci.c.streams[ci.relation]
 	ci.c.mu.Unlock()
-	if s == nil {
+	if s == nil || s.def != ci.def { // dropped, maybe created again
 		return errorf(planner.CodeUndefinedTable, "stream %q was dropped during COPY", ci.relation)
 	}
 	if err := ci.c.ingestStream(ci.ctx, s, full); err != nil {
@@ -519,7 +520,7 @@ func (ci *copyIn) Finish() (int64, error) {
 		ci.c.mu.Lock()
 		t := ci.c.tables[ci.relation]
 		ci.c.mu.Unlock()
-		if t == nil {
+		if t == nil || t.def != ci.def { // dropped, maybe created again
 			ci.Abort("")
 			return 0, errorf(planner.CodeUndefinedTable, "table %q was dropped during COPY", ci.relation)
 		}

@@ -544,15 +544,26 @@ func (c *Coordinator) replayData(ctx context.Context, kind, relation string, rec
 	s, t := c.streams[relation], c.tables[relation]
 	c.mu.Unlock()
 	// Back to the relation's own schema (without the log's tags).
+	var schema *arrow.Schema
 	switch {
 	case kind == walStream && s != nil:
-		own := array.NewRecordBatch(s.schema, rec.Columns(), rec.NumRows())
-		defer own.Release()
-		return c.ingestStream(ctx, s, own)
+		schema = s.schema
 	case kind == walTable && t != nil:
-		own := array.NewRecordBatch(t.schema, rec.Columns(), rec.NumRows())
-		defer own.Release()
-		return c.appendTable(t, own)
+		schema = t.schema
+	default:
+		return errorf(planner.CodeUndefinedTable, "the log has rows for %s %q, which does not exist at that point", kind, relation)
 	}
-	return errorf(planner.CodeUndefinedTable, "the log has rows for %s %q, which does not exist at that point", kind, relation)
+	if err := checkRelationSchema(kind, relation, schema, rec); err != nil {
+		// Rows a COPY logged for a relation dropped and created again
+		// under it (before that was refused): they fit no relation.
+		c.cfg.Logger.Error().Str(kind, relation).Int64("rows", rec.NumRows()).
+			Msg("the log has rows whose columns are not the relation's (logged while it was dropped and created again); they are left out")
+		return nil
+	}
+	own := array.NewRecordBatch(schema, rec.Columns(), rec.NumRows())
+	defer own.Release()
+	if s != nil && kind == walStream {
+		return c.ingestStream(ctx, s, own)
+	}
+	return c.appendTable(t, own)
 }
