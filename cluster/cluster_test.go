@@ -537,3 +537,57 @@ func TestAutoscaleDefault(t *testing.T) {
 		t.Errorf("scaling with autoscale on by default: %v", got)
 	}
 }
+
+// TestIngestWhileReaderIsDroppedAndCreated: statements ingesting into a
+// stream succeed while another session drops and creates a continuous
+// query reading it, over and over — a query dropped while a statement
+// waits for it to take the rows is nothing to wait for, not an error
+// (the rows are logged: a client retrying an error would ingest them
+// twice) — and every row is counted once.
+func TestIngestWhileReaderIsDroppedAndCreated(t *testing.T) {
+	c, stop := startTestCluster(t, Config{Parallelism: 2, BatchRows: 50}, 2)
+	defer func() {
+		stop()
+		c.Close()
+	}()
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	ddl, _ := c.NewSession(context.Background(), "spate", "spate")
+	run(t, s, "CREATE STREAM e2 (k INT, v INT)")
+	done := make(chan struct{})
+	churned := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-done:
+				churned <- n
+				return
+			default:
+			}
+			for _, sql := range []string{"DROP CONTINUOUS QUERY IF EXISTS e2q", "CREATE CONTINUOUS QUERY e2q AS SELECT k, COUNT(*) AS n FROM e2 GROUP BY k"} {
+				if _, err := tryRun(ddl, sql); err != nil {
+					t.Errorf("%s: %v", sql, err)
+				}
+			}
+			n++
+		}
+	}()
+	var lines []string
+	for i := range 100 {
+		lines = append(lines, fmt.Sprintf("%d,%d", i%7, i))
+	}
+	stmts := 0
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); stmts++ {
+		if stmts%2 == 0 {
+			copyCSV(t, s, "e2", lines)
+		} else {
+			run(t, s, "INSERT INTO e2 VALUES (1, 1), (2, 2)")
+		}
+	}
+	close(done)
+	t.Logf("%d statements while the query was dropped and created %d times", stmts, <-churned)
+	want := (stmts+1)/2*100 + stmts/2*2
+	if got := run(t, s, "SELECT rows_in FROM spate_streams WHERE name = 'e2'")[0][0]; got != fmt.Sprint(want) {
+		t.Errorf("the stream took in %s rows, want %d", got, want)
+	}
+}

@@ -889,20 +889,28 @@ func flushReaders(ctx context.Context, readers []sourceReader) error {
 // repair meanwhile makes the flush send another barrier behind the
 // replay.
 func (r sourceReader) flush(ctx context.Context) (ok bool, err error) {
-	p := r.q.pipeline()
-	if p.failure() != nil {
-		return false, nil
-	}
-	err = p.flush(ctx, r.stage)
-	switch {
-	case err == nil:
-		return true, nil
-	case ctx.Err() != nil:
+	for {
+		p := r.q.pipeline()
+		if p.failure() != nil {
+			return false, nil
+		}
+		err = p.flush(ctx, r.stage)
+		switch {
+		case err == nil:
+			return true, nil
+		case ctx.Err() != nil:
+			return false, err
+		case p.failure() != nil:
+			return false, nil
+		case p.ctx.Err() != nil && r.q.pipeline() != p:
+			continue // replaced: the new pipeline has what this one had
+		case p.ctx.Err() != nil:
+			// Stopped: the query was dropped (or the server stops);
+			// the rows are logged, and nothing waits for them here.
+			return false, nil
+		}
 		return false, err
-	case p.failure() != nil:
-		return false, nil
 	}
-	return false, err
 }
 
 // appendTable adds rows to a table and passes them to the queries that
