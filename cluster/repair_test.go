@@ -502,7 +502,9 @@ func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
 			t.Fatalf("%s is %q while it waits for a worker", r[0], r[1])
 		}
 	}
-	waiting := run(t, s, "SELECT query, status, restore_ms IS NULL, caught_up_ms IS NULL FROM spate_recoveries ORDER BY query")
+	// (A repair of the first death may have finished on the second
+	// worker before that one was seen dead: it is listed, recovered.)
+	waiting := run(t, s, "SELECT query, status, restore_ms IS NULL, caught_up_ms IS NULL FROM spate_recoveries WHERE status NOT LIKE 'recovered%' ORDER BY query")
 	if fmt.Sprint(waiting) != "[[selfjoin waiting for a worker to join (every worker is dead) t t] "+
 		"[tumble waiting for a worker to join (every worker is dead) t t] [updating waiting for a worker to join (every worker is dead) t t]]" {
 		t.Fatalf("SHOW RECOVERIES while the repairs wait for a worker: %v", waiting)
@@ -545,8 +547,8 @@ func TestEveryWorkerDiesThenOneJoins(t *testing.T) {
 		t.Errorf("instances run on %v, want the new worker w3", r)
 	}
 	waitUntil(t, 10*time.Second, "every repair to be recorded as recovered", func() bool {
-		recs := run(t, s, "SELECT DISTINCT query, status, restore_ms >= 6000, caught_up_ms >= restore_ms FROM spate_recoveries ORDER BY query")
-		return fmt.Sprint(recs) == "[[selfjoin recovered t t] [tumble recovered t t] [updating recovered t t]]"
+		recs := run(t, s, "SELECT DISTINCT query, status, caught_up_ms >= restore_ms FROM spate_recoveries WHERE restore_ms >= 6000 ORDER BY query")
+		return fmt.Sprint(recs) == "[[selfjoin recovered t] [tumble recovered t] [updating recovered t]]"
 	})
 	if r := run(t, s, "SELECT DISTINCT status FROM spate_continuous_queries"); fmt.Sprint(r) != "[[running]]" {
 		t.Errorf("after the repairs the queries are %v", r)
