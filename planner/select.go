@@ -370,6 +370,10 @@ func isWindowFunc(name string) bool {
 }
 
 // bindWindow binds TUMBLE(t, size), HOP(t, slide, size), SESSION(t, gap).
+// MaxHopWindows bounds the windows a HOP puts each row in: every one
+// holds state per key, and a row is added to each of them.
+const MaxHopWindows = 10000
+
 func (p *Planner) bindWindow(fc *ast.FuncCallExpr, in *binder, scan *Scan, mode selectMode) (*Window, error) {
 	name := strings.TrimPrefix(fc.FnName.L, "spate_")
 	want := map[string]int{"tumble": 2, "hop": 3, "session": 2}[name]
@@ -436,6 +440,10 @@ func (p *Planner) bindWindow(fc *ast.FuncCallExpr, in *binder, scan *Scan, mode 
 		w.Offset = ((w.Offset % w.Slide) + w.Slide) % w.Slide
 		if w.Size < w.Slide {
 			return nil, errorf(CodeInvalidParameter, "HOP size (%s) must not be smaller than its slide (%s)", formatMicros(w.Size), formatMicros(w.Slide))
+		}
+		if n := (w.Size + w.Slide - 1) / w.Slide; n > MaxHopWindows {
+			return nil, errorf(CodeInvalidParameter, "HOP of size %s and slide %s puts each row in %d windows; at most %d (a longer slide, or a TUMBLE window and a second query over its result)",
+				formatMicros(w.Size), formatMicros(w.Slide), n, MaxHopWindows)
 		}
 	case "session":
 		w.Kind, w.Gap = WindowSession, durs[0]
