@@ -591,3 +591,28 @@ func TestIngestWhileReaderIsDroppedAndCreated(t *testing.T) {
 		t.Errorf("the stream took in %s rows, want %d", got, want)
 	}
 }
+
+// TestInfiniteEventTimeIsLate: a row whose event time is 'infinity' (or
+// beyond some 146,000 years either way) is late — dropped and counted —
+// instead of moving the watermark to the end of time, which made every
+// later row late and its window's end overflow.
+func TestInfiniteEventTimeIsLate(t *testing.T) {
+	c, stop := startTestCluster(t, Config{}, 0)
+	defer func() {
+		stop()
+		c.Close()
+	}()
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	run(t, s, "CREATE STREAM ti (t TIMESTAMP, v INT) WITH (event_time = 't', watermark_delay = '0s')")
+	run(t, s, "CREATE STREAM tb (t BIGINT, v INT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
+	run(t, s, "CREATE CONTINUOUS QUERY w AS SELECT window_end, COUNT(*) AS n FROM ti GROUP BY TUMBLE(t, INTERVAL '1' HOUR)")
+	run(t, s, "INSERT INTO ti VALUES ('2026-01-01 00:10:00', 1), ('infinity', 2), ('-infinity', 3), ('2026-01-01 00:20:00', 4), ('2026-01-01 02:00:00', 5)")
+	run(t, s, "INSERT INTO tb VALUES (100, 1), (9000000000000000000, 2), (-9000000000000000000, 3), (200, 4)")
+	got := run(t, s, "SELECT name, rows_in, late_rows, watermark FROM spate_streams ORDER BY name")
+	if fmt.Sprint(got) != "[[tb 4 2 1970-01-01 00:03:20] [ti 5 2 2026-01-01 02:00:00]]" {
+		t.Errorf("streams after infinite event times: %v", got)
+	}
+	if got := run(t, s, "SELECT * FROM w"); fmt.Sprint(got) != "[[2026-01-01 01:00:00 2]]" {
+		t.Errorf("the window: %v", got)
+	}
+}

@@ -794,8 +794,13 @@ func (s *streamRuntime) blockedSeconds() float64 {
 	return float64(ns) / 1e9
 }
 
+// eventTimeBound is the largest event time (µs from 1970, either way:
+// some 146,000 years) a row may have; past it (as 'infinity') the row is
+// late, as its window's end would not fit in 64 bits.
+const eventTimeBound = 1 << 62
+
 // lateness marks which rows to keep: a row is late when its event time is
-// NULL or earlier than the watermark at the moment it arrives (the largest
+// NULL, beyond eventTimeBound, or earlier than the watermark at the moment it arrives (the largest
 // event time of the rows before it, minus the watermark delay). This makes
 // lateness a property of the row order alone, not of batch boundaries.
 func (s *streamRuntime) lateness(col arrow.Array) ([]bool, int64) {
@@ -804,8 +809,9 @@ func (s *streamRuntime) lateness(col arrow.Array) ([]bool, int64) {
 	var keep []bool
 	var late int64
 	maxT := s.maxTime
+	bound := eventTimeBound / unit
 	for i, v := range ts {
-		if col.IsNull(i) || (maxT != math.MinInt64 && v*unit < maxT-delay) {
+		if col.IsNull(i) || v > bound || v < -bound || (maxT != math.MinInt64 && v*unit < maxT-delay) {
 			if keep == nil {
 				keep = make([]bool, len(ts))
 				for j := 0; j < i; j++ {
