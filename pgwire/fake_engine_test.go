@@ -191,6 +191,10 @@ var cannedQueries = map[string]canned{
 			return cluster.Result{}, errors.New("something broke")
 		},
 	},
+	// As the engine describes "select $70000".
+	"select many": {
+		desc: cluster.Described{ParamTypes: make([]planner.Type, 70000), Columns: []cluster.Column{{Name: "x", Type: planner.TypeText}}},
+	},
 	// pgx's CopyFrom describes the target columns with this query.
 	`select "a", "b" from "t"`: {
 		desc: cluster.Described{Columns: []cluster.Column{{Name: "a", Type: planner.TypeBigInt}, {Name: "b", Type: planner.TypeText}}},

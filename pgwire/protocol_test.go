@@ -316,6 +316,10 @@ func TestExtendedErrorDiscardsUntilSync(t *testing.T) {
 		`E ERROR 08P01 bind message supplies 1 parameters, but prepared statement "" requires 6`,
 		"Z I",
 	})
+	// More parameters than a ParameterDescription can count: refused
+	// at Parse, before ParseComplete.
+	c.send(&pgproto3.Parse{Query: "select many"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{})
+	equalStrings(t, c.recvUntil("Z"), []string{"E ERROR 54000 a statement may have at most 65535 parameters, this one has 70000", "Z I"})
 	c.send(&pgproto3.Query{String: "select 1"})
 	equalStrings(t, c.recvUntil("Z"), []string{"T ?column?:23/0", `D "1"`, "C SELECT 1", "Z I"})
 }

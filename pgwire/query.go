@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -198,6 +199,9 @@ func (c *conn) handleParse(m *pgproto3.Parse) error {
 		}
 	}
 	n := max(len(m.ParameterOIDs), len(desc.ParamTypes))
+	if n > math.MaxUint16 { // a ParameterDescription counts them in 16 bits
+		return &sqlError{code: codeProgramLimit, msg: fmt.Sprintf("a statement may have at most %d parameters, this one has %d", math.MaxUint16, n)}
+	}
 	ps.oids = make([]uint32, n)
 	for i := range ps.oids {
 		if i < len(m.ParameterOIDs) && m.ParameterOIDs[i] != 0 {
