@@ -65,8 +65,10 @@ type CopyIn interface {
 	// many rows were accepted.
 	Finish() (rows int64, err error)
 	// Abort discards the rows not yet flushed (client CopyFail or a dropped
-	// connection). Rows already acknowledged by earlier statements are kept.
-	Abort(reason string)
+	// connection). Rows already acknowledged by earlier statements are kept,
+	// and so are those a COPY into a stream already passed on: kept says
+	// how many ("" when none), for the error the client gets.
+	Abort(reason string) (kept string)
 }
 
 // Result is the outcome of one executed statement. Exactly one of the

@@ -555,13 +555,17 @@ func (ci *copyIn) Finish() (int64, error) {
 }
 
 // Abort implements CopyIn.
-func (ci *copyIn) Abort(reason string) {
+func (ci *copyIn) Abort(reason string) (kept string) {
 	ci.stopTicker()
 	for _, b := range ci.pending {
 		b.Release()
 	}
 	ci.pending = nil
 	ci.dec.Close()
+	if ci.ingested == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the %d rows before it were already ingested into stream %q", ci.ingested, ci.relation)
 }
 
 // receivedLoad sums, for each instance of a partitioned stage, the rows

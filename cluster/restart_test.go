@@ -904,11 +904,23 @@ func TestCopyAcrossDropAndCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, other, "INSERT INTO ee VALUES (3, 4, 'd')")
+	// A COPY the client gives up says what it already ingested, which
+	// stays.
+	res, err = s.Execute(context.Background(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.CopyIn.Write([]byte(strings.Repeat("5,6,e\n", 10))); err != nil {
+		t.Fatal(err)
+	}
+	if kept := res.CopyIn.Abort("client gave up"); kept != `the 10 rows before it were already ingested into stream "ee"` {
+		t.Errorf("an aborted COPY says %q", kept)
+	}
 	shutDown(c, stop)
 
 	c2, _ := startRecovered(t, cfg, 0)
 	s2, _ := c2.NewSession(context.Background(), "spate", "spate")
-	if got := run(t, s2, "SELECT rows_in FROM spate_streams WHERE name = 'ee'")[0][0]; got != "2" {
-		t.Errorf("after the restart ee took in %s rows, want the 2 inserted", got)
+	if got := run(t, s2, "SELECT rows_in FROM spate_streams WHERE name = 'ee'")[0][0]; got != "12" {
+		t.Errorf("after the restart ee took in %s rows, want the 2 inserted and the 10 the aborted COPY passed on", got)
 	}
 }

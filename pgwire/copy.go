@@ -53,8 +53,8 @@ func (c *conn) handleCopyIn(f frame) error {
 		if err := m.Decode(f.body); err != nil {
 			return malformed(f.typ, err)
 		}
-		ci.Abort(m.Message)
-		return c.endCopyIn(&sqlError{code: codeQueryCanceled, msg: "COPY from stdin failed: " + m.Message})
+		kept := ci.Abort(m.Message)
+		return c.endCopyIn(withKept(&sqlError{code: codeQueryCanceled, msg: "COPY from stdin failed: " + m.Message}, kept))
 	case 'H', 'S':
 		// Ignored during COPY, as PostgreSQL does.
 		return nil
@@ -79,8 +79,18 @@ func (c *conn) copyInterrupted() error {
 	if errors.As(err, &fe) {
 		return err // cleanup aborts the copy
 	}
-	cp.ci.Abort(err.Error())
-	return c.endCopyIn(err)
+	kept := cp.ci.Abort(err.Error())
+	return c.endCopyIn(withKept(err, kept))
+}
+
+// withKept adds to an aborted COPY's error what the COPY ingested before
+// it (kept, from CopyIn.Abort), which stays.
+func withKept(err error, kept string) error {
+	var coded interface{ SQLState() string }
+	if kept == "" || !errors.As(err, &coded) {
+		return err
+	}
+	return &sqlError{code: coded.SQLState(), msg: err.Error() + " (" + kept + ")"}
 }
 
 // endCopyIn leaves stateCopyIn. After an error the client is told at once

@@ -350,6 +350,7 @@ type fakeCopyIn struct {
 	finished    bool
 	aborted     bool
 	abortReason string
+	kept        string // what Abort says was already ingested
 }
 
 func (c *fakeCopyIn) Write(data []byte) error {
@@ -377,7 +378,7 @@ func (c *fakeCopyIn) Finish() (int64, error) {
 	return int64(strings.Count(string(c.data), "\n")), nil
 }
 
-func (c *fakeCopyIn) Abort(reason string) {
+func (c *fakeCopyIn) Abort(reason string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.finished || c.aborted {
@@ -386,6 +387,7 @@ func (c *fakeCopyIn) Abort(reason string) {
 	c.aborted = true
 	c.abortReason = reason
 	close(c.done)
+	return c.kept
 }
 
 func (c *fakeCopyIn) state() (data string, finished, aborted bool, reason string) {
