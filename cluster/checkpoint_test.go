@@ -263,12 +263,7 @@ func TestIdleQueryNotCheckpointed(t *testing.T) {
 // there are; a query with instances on workers keeps its output until
 // a checkpoint covers it.
 func TestQueryOnlyHereKeepsNoOutput(t *testing.T) {
-	c, stop := startTestCluster(t, Config{Parallelism: 2, CheckpointInterval: time.Hour, CheckpointStore: "memory"}, 2)
-	defer func() {
-		stop()
-		c.Close()
-	}()
-	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	_, s := startSession(t, Config{Parallelism: 2, CheckpointInterval: time.Hour, CheckpointStore: "memory"}, 2)
 	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
 	run(t, s, "CREATE CONTINUOUS QUERY here AS SELECT k, v * 2 AS w, t FROM ev WHERE v > 0")
 	run(t, s, "CREATE CONTINUOUS QUERY tumble AS "+metamorphicQueries["tumble"])

@@ -545,12 +545,7 @@ func TestAutoscaleDefault(t *testing.T) {
 // (the rows are logged: a client retrying an error would ingest them
 // twice) — and every row is counted once.
 func TestIngestWhileReaderIsDroppedAndCreated(t *testing.T) {
-	c, stop := startTestCluster(t, Config{Parallelism: 2, BatchRows: 50}, 2)
-	defer func() {
-		stop()
-		c.Close()
-	}()
-	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	c, s := startSession(t, Config{Parallelism: 2, BatchRows: 50}, 2)
 	ddl, _ := c.NewSession(context.Background(), "spate", "spate")
 	run(t, s, "CREATE STREAM e2 (k INT, v INT)")
 	done := make(chan struct{})
@@ -597,12 +592,7 @@ func TestIngestWhileReaderIsDroppedAndCreated(t *testing.T) {
 // instead of moving the watermark to the end of time, which made every
 // later row late and its window's end overflow.
 func TestInfiniteEventTimeIsLate(t *testing.T) {
-	c, stop := startTestCluster(t, Config{}, 0)
-	defer func() {
-		stop()
-		c.Close()
-	}()
-	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	_, s := startSession(t, Config{}, 0)
 	run(t, s, "CREATE STREAM ti (t TIMESTAMP, v INT) WITH (event_time = 't', watermark_delay = '0s')")
 	run(t, s, "CREATE STREAM tb (t BIGINT, v INT) WITH (event_time = 't', time_unit = 's', watermark_delay = '0s')")
 	run(t, s, "CREATE CONTINUOUS QUERY w AS SELECT window_end, COUNT(*) AS n FROM ti GROUP BY TUMBLE(t, INTERVAL '1' HOUR)")

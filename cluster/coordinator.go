@@ -694,44 +694,46 @@ func checkRelationSchema(kind, name string, schema *arrow.Schema, rec arrow.Reco
 // batch. The wait is back-pressure (SHOW STREAMS' blocked_seconds). The
 // log replayed at a restart does not wait.
 func (c *Coordinator) waitForReplayRoom(ctx context.Context, s *streamRuntime) error {
-	if c.wal.replayingLog() {
+	if c.wal != nil && !c.wal.active() { // replaying the log
 		return nil
 	}
 	s.readersMu.Lock()
 	readers := slices.Clone(s.readers)
 	s.readersMu.Unlock()
 	for _, r := range readers {
-		var start time.Time
-		var to *instance
-		for {
-			p := r.q.pipeline()
-			// A query whose repair waits for a worker to join does not
-			// hold ingest up (awaitLiveWorker fails it past the limit).
-			if !p.placement().Buffered || p.failure() != nil || p.stalled.Load() {
-				break
-			}
-			kept, _ := p.keptLocal()
-			if kept <= c.cfg.ReplayBufferLimit {
-				break
-			}
-			if start.IsZero() {
-				start, to = time.Now(), p.stages[r.stage][0]
-				to.blockedSince.Store(start.UnixNano())
-				c.cfg.Logger.Warn().Str("query", r.q.def.Name).Str("stream", s.def.Name).Int64("kept_bytes", kept).
-					Msg("ingest waits: the continuous query keeps more output for replay than the replay buffer limit until a checkpoint trims it (a rescale or a repair is under way)")
-			}
-			if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
-				to.blocked.Add(int64(time.Since(start)))
-				to.blockedSince.Store(0)
-				return err
-			}
-		}
-		if to != nil {
-			to.blocked.Add(int64(time.Since(start)))
-			to.blockedSince.Store(0)
+		if err := c.waitForReaderRoom(ctx, r); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// waitForReaderRoom is waitForReplayRoom for one reading query.
+func (c *Coordinator) waitForReaderRoom(ctx context.Context, r sourceReader) error {
+	var p *pipeline
+	var end func() time.Duration
+	defer func() {
+		if end != nil {
+			p.warnBlocked(r.stage, end(), "ingest waited: the continuous query kept more output for replay than --replay-buffer-mb until a checkpoint trimmed it (a rescale or a repair was under way)")
+		}
+	}()
+	for {
+		p = r.q.pipeline()
+		// A query whose repair waits for a worker to join does not
+		// hold ingest up (awaitLiveWorker fails it past the limit).
+		if !p.placement().Buffered || p.failure() != nil || p.stalled.Load() {
+			return nil
+		}
+		if kept, _ := p.keptLocal(); kept <= c.cfg.ReplayBufferLimit {
+			return nil
+		}
+		if end == nil {
+			end = p.stages[r.stage][0].block()
+		}
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // watchIdle marks streams idle that have had no rows for their

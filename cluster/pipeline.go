@@ -1275,19 +1275,33 @@ func (p *pipeline) ingestDirect(src int, m message) error {
 		return nil
 	default:
 	}
-	start := time.Now()
-	to.blockedSince.Store(start.UnixNano())
+	end := to.block()
 	err := p.deliver(localOutlet{to}, m)
-	waited := time.Since(start)
-	to.blocked.Add(int64(waited))
-	to.blockedSince.Store(0)
-	if waited > time.Second {
-		if last := p.lastBlockLog.Load(); time.Since(time.Unix(0, last)) > 10*time.Second && p.lastBlockLog.CompareAndSwap(last, time.Now().UnixNano()) {
-			p.log.Warn().Str("query", p.query.Name).Str("source", p.query.Plan.Stages[src].Source.Relation).Stringer("waited", waited).
-				Msg("ingest is back-pressured: the continuous query (or a SUBSCRIBE client reading it) is not keeping up")
-		}
+	if waited := end(); waited > time.Second {
+		p.warnBlocked(src, waited, "ingest is back-pressured: the continuous query (or a SUBSCRIBE client reading it) is not keeping up")
 	}
 	return err
+}
+
+// block counts ingest as waiting for the instance from now on (SHOW
+// STREAMS' backpressure_seconds); end stops and returns the wait.
+func (in *instance) block() (end func() time.Duration) {
+	start := time.Now()
+	in.blockedSince.Store(start.UnixNano())
+	return func() time.Duration {
+		waited := time.Since(start)
+		in.blocked.Add(int64(waited))
+		in.blockedSince.Store(0)
+		return waited
+	}
+}
+
+// warnBlocked logs why ingest into source stage src waited, at most
+// every 10 s per query.
+func (p *pipeline) warnBlocked(src int, waited time.Duration, why string) {
+	if last := p.lastBlockLog.Load(); time.Since(time.Unix(0, last)) > 10*time.Second && p.lastBlockLog.CompareAndSwap(last, time.Now().UnixNano()) {
+		p.log.Warn().Str("query", p.query.Name).Str("source", p.query.Plan.Stages[src].Source.Relation).Stringer("waited", waited).Msg(why)
+	}
 }
 
 // flush waits until everything source stage src was sent so far has

@@ -154,16 +154,6 @@ func (w *wal) active() bool {
 	return !w.replaying
 }
 
-// replayingLog reports whether the log is being replayed (Recover).
-func (w *wal) replayingLog() bool {
-	if w == nil {
-		return false
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.replaying
-}
-
 // appendData logs rows of a relation (kind walStream or walTable).
 func (w *wal) appendData(kind, relation string, rec arrow.RecordBatch) error {
 	if !w.active() {

@@ -138,41 +138,9 @@ func parseCharFormat(f string) []charItem {
 		if i >= len(f) {
 			break
 		}
-		matched := false
-		for _, k := range charKeywords {
-			if len(f)-i < len(k.text) || !strings.EqualFold(f[i:i+len(k.text)], k.text) {
-				continue
-			}
-			word := f[i : i+len(k.text)]
-			it := charItem{pat: k.pat, fill: fill || (tm && k.word)}
-			if k.word {
-				switch {
-				case word == strings.ToUpper(word):
-					it.cas = caseUpper
-				case word == strings.ToLower(word):
-					it.cas = caseLower
-				case word[1:] == strings.ToLower(word[1:]):
-					it.cas = caseTitle
-				default:
-					continue // as PostgreSQL: mixed case is no keyword
-				}
-			}
-			i += len(k.text)
-			if i+2 <= len(f) {
-				switch f[i : i+2] {
-				case "TH":
-					it.th, i = 1, i+2
-				case "th":
-					it.th, i = 2, i+2
-				case "SP": // spell mode: accepted, not done (as PostgreSQL)
-					i += 2
-				}
-			}
+		if it, n, ok := charKeyword(f[i:], fill, tm); ok {
 			items = append(items, it)
-			matched = true
-			break
-		}
-		if matched {
+			i += n
 			continue
 		}
 		switch c := f[i]; {
@@ -197,6 +165,43 @@ func parseCharFormat(f string) []charItem {
 		}
 	}
 	return items
+}
+
+// charKeyword matches the pattern f starts with, and its suffix; n is
+// the bytes they take.
+func charKeyword(f string, fill, tm bool) (it charItem, n int, ok bool) {
+	for _, k := range charKeywords {
+		if len(f) < len(k.text) || !strings.EqualFold(f[:len(k.text)], k.text) {
+			continue
+		}
+		word := f[:len(k.text)]
+		it = charItem{pat: k.pat, fill: fill || (tm && k.word)}
+		if k.word {
+			switch {
+			case word == strings.ToUpper(word):
+				it.cas = caseUpper
+			case word == strings.ToLower(word):
+				it.cas = caseLower
+			case word[1:] == strings.ToLower(word[1:]):
+				it.cas = caseTitle
+			default:
+				continue // as PostgreSQL: mixed case is no keyword
+			}
+		}
+		n = len(k.text)
+		if n+2 <= len(f) {
+			switch f[n : n+2] {
+			case "TH":
+				it.th, n = 1, n+2
+			case "th":
+				it.th, n = 2, n+2
+			case "SP": // spell mode: accepted, not done (as PostgreSQL)
+				n += 2
+			}
+		}
+		return it, n, true
+	}
+	return charItem{}, 0, false
 }
 
 var (
