@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -605,4 +608,43 @@ func TestInfiniteEventTimeIsLate(t *testing.T) {
 	if got := run(t, s, "SELECT * FROM w"); fmt.Sprint(got) != "[[2026-01-01 01:00:00 2]]" {
 		t.Errorf("the window: %v", got)
 	}
+}
+
+// TestDeepExpressionsOnWorkers: an expression nested almost
+// parser.MaxNesting deep, and a WHERE of 20,000 ORs, plan, ship to a
+// worker (whose plan decoding has a JSON depth limit) and compute what Go
+// computes from the same rows.
+func TestDeepExpressionsOnWorkers(t *testing.T) {
+	_, s := startSession(t, Config{Parallelism: 2}, 1)
+	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
+	const terms = parser.MaxNesting - 50
+	var ors []string
+	for k := range 20_000 {
+		ors = append(ors, fmt.Sprintf("k = %d", 2*k))
+	}
+	run(t, s, fmt.Sprintf("CREATE CONTINUOUS QUERY deep AS SELECT k, SUM(v%s + 0.5) AS s, COUNT(*) AS c FROM ev WHERE %s GROUP BY k, TUMBLE(t, INTERVAL '10' SECOND)",
+		strings.Repeat(" + v", terms-1), strings.Join(ors, " OR ")))
+	if got := run(t, s, "SELECT count(*) FROM spate_instances WHERE query = 'deep' AND worker <> 'coordinator'"); got[0][0] == "0" {
+		t.Fatal("no instance of the query runs on a worker")
+	}
+	sums, counts := map[int]float64{}, map[int]int{}
+	lines := steadyLines(3000, 7)
+	for _, l := range lines[:len(lines)-1] {
+		var k, v, ts int
+		fmt.Sscanf(l, "%d,%d,%d", &k, &v, &ts)
+		if k%2 == 0 {
+			sums[k] += float64(terms*v) + 0.5
+			counts[k]++
+		}
+	}
+	var want []string
+	for _, k := range slices.Sorted(maps.Keys(sums)) {
+		want = append(want, fmt.Sprintf("[%d %s %d]", k, strconv.FormatFloat(sums[k], 'f', -1, 64), counts[k]))
+	}
+	copyCSV(t, s, "ev", lines)
+	var got [][]string
+	waitUntil(t, 30*time.Second, "every window of deep", func() bool {
+		got = run(t, s, "SELECT k, SUM(s), SUM(c) FROM deep GROUP BY k ORDER BY k")
+		return fmt.Sprint(got) == "["+strings.Join(want, " ")+"]"
+	})
 }

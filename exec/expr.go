@@ -119,18 +119,8 @@ func (f *funcNode) eval(mem memory.Allocator, b *batch) (arrow.Array, error) {
 	return f.k(mem, args, b.n)
 }
 func (f *funcNode) typ() arrow.DataType { return f.dt }
-func (f *funcNode) canFail() bool {
-	if f.fails {
-		return true
-	}
-	for _, a := range f.args {
-		if a.canFail() {
-			return true
-		}
-	}
-	return false
-}
-func (f *funcNode) refs() []int { return f.rs }
+func (f *funcNode) canFail() bool       { return f.fails }
+func (f *funcNode) refs() []int         { return f.rs }
 
 func unionRefs(nodes ...node) []int {
 	set := map[int]bool{}
@@ -151,7 +141,19 @@ func unionRefs(nodes ...node) []int {
 }
 
 func newFunc(dt arrow.DataType, k kernel, fails bool, args ...node) *funcNode {
-	return &funcNode{args: args, dt: dt, k: k, fails: fails, rs: unionRefs(args...)}
+	return &funcNode{args: args, dt: dt, k: k, fails: fails || anyCanFail(args...), rs: unionRefs(args...)}
+}
+
+// anyCanFail reports whether any of nodes can fail. Nodes answer canFail
+// from a flag set when they are built (from this), so that asking is O(1)
+// at every level of a deep expression.
+func anyCanFail(nodes ...node) bool {
+	for _, n := range nodes {
+		if n != nil && n.canFail() {
+			return true
+		}
+	}
+	return false
 }
 
 // evalRows evaluates nd on the subset rows of b (all rows when rows is nil).
@@ -371,7 +373,7 @@ func buildCall(fn string, args []node, rt arrow.DataType) (node, error) {
 		}
 		n := args[0]
 		for _, a := range args[1:] {
-			n = &logicNode{or: fn == "or", l: n, r: a, rs: unionRefs(n, a)}
+			n = newLogic(fn == "or", n, a)
 		}
 		return n, nil
 	case "not":
@@ -432,7 +434,7 @@ func buildCall(fn string, args []node, rt arrow.DataType) (node, error) {
 				return nil, errArgs(fn, args)
 			}
 		}
-		return &coalesceNode{args: args, dt: dt, rs: unionRefs(args...)}, nil
+		return &coalesceNode{args: args, dt: dt, rs: unionRefs(args...), fails: anyCanFail(args...)}, nil
 	case "nullif":
 		if err := wantArgs(fn, args, 2, 2); err != nil {
 			return nil, err
@@ -469,13 +471,18 @@ func buildCall(fn string, args []node, rt arrow.DataType) (node, error) {
 // logicNode is a three-valued AND/OR. The right side is evaluated only on
 // the rows the left side does not decide when it can fail.
 type logicNode struct {
-	or   bool
-	l, r node
-	rs   []int
+	or    bool
+	l, r  node
+	rs    []int
+	fails bool
+}
+
+func newLogic(or bool, l, r node) *logicNode {
+	return &logicNode{or: or, l: l, r: r, rs: unionRefs(l, r), fails: anyCanFail(l, r)}
 }
 
 func (n *logicNode) typ() arrow.DataType { return tBool }
-func (n *logicNode) canFail() bool       { return n.l.canFail() || n.r.canFail() }
+func (n *logicNode) canFail() bool       { return n.fails }
 func (n *logicNode) refs() []int         { return n.rs }
 
 func (n *logicNode) eval(mem memory.Allocator, b *batch) (arrow.Array, error) {
@@ -641,6 +648,7 @@ type caseNode struct {
 	els          node // nil = NULL
 	dt           arrow.DataType
 	rs           []int
+	fails        bool
 }
 
 func buildCase(args []node, rt arrow.DataType) (node, error) {
@@ -693,25 +701,13 @@ func buildCase(args []node, rt arrow.DataType) (node, error) {
 	if c.els != nil {
 		all = append(all, c.els)
 	}
-	c.rs = unionRefs(all...)
+	c.rs, c.fails = unionRefs(all...), anyCanFail(all...)
 	return c, nil
 }
 
 func (c *caseNode) typ() arrow.DataType { return c.dt }
 func (c *caseNode) refs() []int         { return c.rs }
-func (c *caseNode) canFail() bool {
-	for _, w := range c.whens {
-		if w.canFail() {
-			return true
-		}
-	}
-	for _, t := range c.thens {
-		if t.canFail() {
-			return true
-		}
-	}
-	return c.els != nil && c.els.canFail()
-}
+func (c *caseNode) canFail() bool       { return c.fails }
 
 // eval evaluates each WHEN on the rows no earlier WHEN selected and each
 // THEN only on the rows its WHEN selected, so an error in a branch that is
@@ -808,21 +804,15 @@ func (c *caseNode) eval(mem memory.Allocator, b *batch) (arrow.Array, error) {
 }
 
 type coalesceNode struct {
-	args []node
-	dt   arrow.DataType
-	rs   []int
+	args  []node
+	dt    arrow.DataType
+	rs    []int
+	fails bool
 }
 
 func (c *coalesceNode) typ() arrow.DataType { return c.dt }
 func (c *coalesceNode) refs() []int         { return c.rs }
-func (c *coalesceNode) canFail() bool {
-	for _, a := range c.args {
-		if a.canFail() {
-			return true
-		}
-	}
-	return false
-}
+func (c *coalesceNode) canFail() bool       { return c.fails }
 
 func (c *coalesceNode) eval(mem memory.Allocator, b *batch) (arrow.Array, error) {
 	n := b.n
@@ -881,7 +871,7 @@ func buildIn(args []node) (node, error) {
 		if n == nil {
 			n = eq
 		} else {
-			n = &logicNode{or: true, l: n, r: eq, rs: unionRefs(n, eq)}
+			n = newLogic(true, n, eq)
 		}
 	}
 	return n, nil

@@ -119,6 +119,10 @@ var tidbOps = setOf(`+ - * / % = < > <= >= <> <=> || & | ^ ~ << >> -> ->>`)
 // tidb rewrites toks (one SELECT or INSERT) and parses them with TiDB. end
 // is the token after the statement (nil at end of input), for errors.
 func (q *query) tidb(toks []token, end *token) (ast.StmtNode, *SourceMap, error) {
+	if err := checkTokenNesting(toks); err != nil {
+		err.Position = charPos(q.sql, toks[0].start)
+		return nil, nil, err
+	}
 	r := &rewriter{sql: q.sql}
 	nodes, err := r.rewriteSeq(buildTree(toks))
 	if err != nil {
@@ -149,6 +153,10 @@ func (q *query) tidb(toks []token, end *token) (ast.StmtNode, *SourceMap, error)
 			return nil, nil, &Error{Code: CodeSyntax, Message: "syntax error: the statement could not be parsed", Position: charPos(q.sql, toks[0].start)}
 		}
 		return nil, nil, q.tidbError(perr, sm, end)
+	}
+	if err := checkNesting(stmt); err != nil {
+		err.Position = charPos(q.sql, toks[0].start)
+		return nil, nil, err
 	}
 	return stmt, sm, nil
 }

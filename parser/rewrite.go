@@ -209,6 +209,15 @@ func isPrimary(n *node) bool {
 // rewriter holds the state of one statement's rewrite.
 type rewriter struct {
 	sql string
+	// caseEnds remembers, for each CASE seen, its END and how far after
+	// it that END is, so that nested CASEs are matched in one scan
+	// instead of one scan per level.
+	caseEnds map[*node]caseEnd
+}
+
+type caseEnd struct {
+	end  *node
+	dist int
 }
 
 // rewriteSeq runs all passes on one parenthesis level.
@@ -225,7 +234,9 @@ func (r *rewriter) rewriteSeq(in []*node) ([]*node, error) {
 
 // primaries is pass 1.
 func (r *rewriter) primaries(in []*node) ([]*node, error) {
-	out := make([]*node, 0, len(in))
+	// Not sized by len(in): in may hold a nested level's every node (CASE … END),
+	// and sizing each level by it made deep nesting quadratic.
+	var out []*node
 	at := func(k int) *node {
 		if k < len(in) {
 			return in[k]
@@ -338,7 +349,7 @@ func (r *rewriter) primaries(in []*node) ([]*node, error) {
 			out = append(out, mkCall("spate_cast", t, synthString(t.val, t), synthPunct(",", t), synthString("boolean", t)))
 			continue
 		case t.val == "case":
-			if j := matchEnd(in, i); j > 0 {
+			if j := r.matchEnd(in, i); j > 0 {
 				kids, err := r.rewriteSeq(in[i+1 : j])
 				if err != nil {
 					return nil, err
@@ -584,16 +595,26 @@ func castType(rest []*node) (string, int) {
 	return typ, nk
 }
 
-// matchEnd finds the END that closes the CASE at in[i], or -1.
-func matchEnd(in []*node, i int) int {
-	depth := 0
+// matchEnd finds the END that closes the CASE at in[i], or -1. One scan
+// records the ENDs of every CASE nested in it too; a recorded END is used
+// when it is still at the same distance (in is a piece of the same level).
+func (r *rewriter) matchEnd(in []*node, i int) int {
+	if m, ok := r.caseEnds[in[i]]; ok && i+m.dist < len(in) && in[i+m.dist] == m.end {
+		return i + m.dist
+	}
+	if r.caseEnds == nil {
+		r.caseEnds = map[*node]caseEnd{}
+	}
+	var open []int
 	for j := i; j < len(in); j++ {
 		switch {
 		case in[j].isWord("case"):
-			depth++
-		case in[j].isWord("end"):
-			depth--
-			if depth == 0 {
+			open = append(open, j)
+		case in[j].isWord("end") && len(open) > 0:
+			k := open[len(open)-1]
+			open = open[:len(open)-1]
+			r.caseEnds[in[k]] = caseEnd{end: in[j], dist: j - k}
+			if len(open) == 0 {
 				return j
 			}
 		}

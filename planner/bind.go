@@ -23,6 +23,10 @@ type scopeColumn struct {
 // inferred for $n parameters, and the statement's context.
 type params struct {
 	types []Type
+	// untyped counts the parameters referenced whose type is still
+	// unknown; noteParams has nothing to look for when it is 0.
+	untyped    int
+	referenced []bool
 	// streaming is set while binding a continuous query, whose results
 	// must not depend on when rows are processed (no now()).
 	streaming bool
@@ -30,12 +34,28 @@ type params struct {
 	now int64
 }
 
+// clone copies p for a binding whose inferences may be thrown away.
+func (p *params) clone() *params {
+	cp := *p
+	cp.types = append([]Type(nil), p.types...)
+	cp.referenced = append([]bool(nil), p.referenced...)
+	return &cp
+}
+
 func (p *params) note(n int, t Type) {
 	for len(p.types) < n {
 		p.types = append(p.types, TypeUnknown)
+		p.referenced = append(p.referenced, false)
+	}
+	if !p.referenced[n-1] {
+		p.referenced[n-1] = true
+		if p.types[n-1] == TypeUnknown {
+			p.untyped++
+		}
 	}
 	if t != TypeUnknown && p.types[n-1] == TypeUnknown {
 		p.types[n-1] = t
+		p.untyped--
 	}
 }
 
@@ -97,6 +117,9 @@ func (b *binder) expr(n ast.ExprNode) (Expr, error) {
 	case *driver.ValueExpr:
 		return literal(x)
 	case *ast.BinaryOperationExpr:
+		if x.Op == opcode.LogicAnd || x.Op == opcode.LogicOr {
+			return b.logicChain(x)
+		}
 		l, err := b.expr(x.L)
 		if err != nil {
 			return nil, err
@@ -272,10 +295,69 @@ func (b *binder) expr(n ast.ExprNode) (Expr, error) {
 	return nil, errorf(CodeNotSupported, "expression %T is not supported", n)
 }
 
-// noteParams records the types parameters got from their context.
+// logicChain binds a chain of ANDs or ORs (((a AND b) AND c) …), which
+// TiDB parses left-deep, as one n-ary call: without recursing once per
+// link, and to an expression as shallow as a list (parser.MaxNesting
+// does not count the links).
+func (b *binder) logicChain(x *ast.BinaryOperationExpr) (Expr, error) {
+	name := binaryOps[x.Op]
+	// Walk down the chain's left spine; a link that is itself a group
+	// key (b.match) ends it, as the recursive binding would.
+	rights := []ast.ExprNode{x.R}
+	var first Expr
+	left := x.L
+	for first == nil {
+		l, ok := left.(*ast.BinaryOperationExpr)
+		if !ok || l.Op != x.Op {
+			break
+		}
+		if b.match != nil {
+			e, ok, err := b.match(l)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				first = e
+				break
+			}
+		}
+		rights = append(rights, l.R)
+		left = l.L
+	}
+	if first == nil {
+		e, err := b.expr(left)
+		if err != nil {
+			return nil, err
+		}
+		first = e
+	}
+	args := make([]Expr, 0, len(rights)+1)
+	for i := len(rights); i >= 0; i-- {
+		e := first
+		if i < len(rights) {
+			var err error
+			if e, err = b.expr(rights[i]); err != nil {
+				return nil, err
+			}
+		}
+		e, err := b.noteParams(requireBool(e, strings.ToUpper(name)))
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, e)
+	}
+	return &Func{Name: name, Args: args, T: TypeBool}, nil
+}
+
+// noteParams records the types parameters got from their context. It
+// walks e only while a parameter is still untyped, so that binding a long
+// chain of operators stays linear.
 func (b *binder) noteParams(e Expr, err error) (Expr, error) {
 	if err != nil {
 		return nil, err
+	}
+	if b.params.untyped == 0 {
+		return e, nil
 	}
 	walkExpr(e, func(x Expr) {
 		if p, ok := x.(*Param); ok {

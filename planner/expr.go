@@ -88,6 +88,13 @@ var infixOps = map[string]bool{
 }
 
 func (f *Func) String() string {
+	if (f.Name == "and" || f.Name == "or") && len(f.Args) > 2 {
+		parts := make([]string, len(f.Args))
+		for i, a := range f.Args {
+			parts[i] = a.String()
+		}
+		return "(" + strings.Join(parts, " "+strings.ToUpper(f.Name)+" ") + ")"
+	}
 	if infixOps[f.Name] && len(f.Args) == 2 {
 		op := strings.ToUpper(strings.ReplaceAll(f.Name, "_", " "))
 		switch f.Name {
@@ -178,7 +185,11 @@ func columnsUsed(e Expr, set map[int]bool) {
 // splitAnd returns the conjuncts of e.
 func splitAnd(e Expr) []Expr {
 	if f, ok := e.(*Func); ok && f.Name == "and" {
-		return append(splitAnd(f.Args[0]), splitAnd(f.Args[1])...)
+		var out []Expr
+		for _, a := range f.Args {
+			out = append(out, splitAnd(a)...)
+		}
+		return out
 	}
 	return []Expr{e}
 }

@@ -178,16 +178,15 @@ func (p *Planner) bindJoinTree(j *ast.Join, where ast.ExprNode, mode selectMode,
 func boundConjunct(w ast.ExprNode, join *Join, scope []scopeColumn, prm *params) (Expr, bool) {
 	// Bind with a copy of the parameters: the conjunct may stay in WHERE,
 	// which binds it again.
-	cp := *prm
-	cp.types = append([]Type(nil), prm.types...)
-	b := &binder{scope: scope, params: &cp, where: "WHERE", qualify: true}
+	cp := prm.clone()
+	b := &binder{scope: scope, params: cp, where: "WHERE", qualify: true}
 	e, err := b.expr(w)
 	if err != nil || e.Type() != TypeBool {
 		return nil, false
 	}
 	for _, c := range splitAnd(e) {
 		if _, _, ok := timeBound(c, join); ok {
-			*prm = cp
+			*prm = *cp
 			return e, true
 		}
 	}
@@ -279,9 +278,7 @@ func (p *Planner) commaJoinError(lts, rts *ast.TableSource, where ast.ExprNode, 
 	scope := append(append([]scopeColumn(nil), lscope...), rscope...)
 	var keys []string
 	if where != nil {
-		cp := *prm
-		cp.types = append([]Type(nil), prm.types...)
-		b := &binder{scope: scope, params: &cp, where: "WHERE", qualify: true}
+		b := &binder{scope: scope, params: prm.clone(), where: "WHERE", qualify: true}
 		for _, w := range conjuncts(where) {
 			if e, err := b.expr(w); err == nil {
 				if l, r, ok := equiKey(e, len(lscope)); ok {
