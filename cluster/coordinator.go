@@ -257,6 +257,9 @@ type queryRuntime struct {
 	// repairs counts them (protected by recoverMu).
 	recoverMu queryLock
 	repairs   int
+	// crashLoop follows whether restored instances are lost again soon
+	// (protected by recoverMu).
+	crashLoop crashLoop
 	// recovering is set from a recovery's start until its result caught
 	// up; no checkpoint starts meanwhile.
 	recovering atomic.Bool

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -356,6 +357,13 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	if len(failed) == 0 && !sinkLost {
 		return // repaired already
 	}
+	if err := qr.crashLoop.lost(pl, failed); err != nil {
+		c.cfg.Logger.Error().Str("query", qr.def.Name).Err(err).Msg("the continuous query is stopped instead of repaired")
+		rec := recoveryRecord{Query: qr.def.Name, Reason: reason, Detected: time.Now(), Moved: len(failed), Status: "failed: " + err.Error()}
+		c.addRecovery(rec)
+		p.fail(err)
+		return
+	}
 	qr.recovering.Store(true)
 	qr.repairs++
 	repair := qr.repairs
@@ -404,11 +412,70 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 		p.fail(errorf("58000", "could not recover after %s: %v", reason, err))
 		return
 	}
+	qr.crashLoop.restoredOn(out.restored)
 	rec.Restored = time.Since(rec.Detected)
 	rec.Status = phaseReplaying
 	c.beginRepair(qr, rec, phaseReplaying)
 	go c.finishRepair(qr, p, repair, rec, true)
 }
+
+// crashLoop stops a query whose restored instances keep taking their
+// workers down (a state too big for any worker, an input that crashes
+// them): without it each repair would move them on to the next worker,
+// until none is left for the other queries. A loss counts when it hits
+// an instance the last repair restored, before that repair caught up or
+// within crashLoopWindow after; crashLoopLosses of them in a row (after
+// the first loss) stop the query. Losses further apart are repaired as
+// always.
+type crashLoop struct {
+	restored map[[2]int]bool // by the last repair
+	caught   time.Time       // when the last repair caught up (zero: not yet)
+	losses   int             // in a row, after the first
+	workers  []string        // the workers they were on, from the first
+}
+
+const (
+	crashLoopLosses = 3
+	crashLoopWindow = time.Minute
+)
+
+// lost counts a loss of the failed instances of placement pl, and
+// returns the error that stops the query at the crashLoopLosses-th.
+func (l *crashLoop) lost(pl placement, failed map[[2]int]bool) error {
+	soon := l.caught.IsZero() || time.Since(l.caught) < crashLoopWindow
+	again := false
+	for k := range failed {
+		again = again || l.restored[k]
+	}
+	if again && soon {
+		l.losses++
+	} else {
+		l.losses, l.workers = 0, nil
+	}
+	for _, k := range sortedInstances(failed) {
+		if k[0] < len(pl.Hosts) && k[1] < len(pl.Hosts[k[0]]) {
+			if h := pl.Hosts[k[0]][k[1]]; !slices.Contains(l.workers, h) {
+				l.workers = append(l.workers, h)
+			}
+		}
+	}
+	if l.losses < crashLoopLosses {
+		return nil
+	}
+	return errorf("58000", "the continuous query lost the instances it restored %d times in a row soon after restoring them (on workers %s): "+
+		"it is stopped so that it does not take down more workers; see what killed them (memory?), then drop and create it again",
+		l.losses, strings.Join(l.workers, ", "))
+}
+
+func (l *crashLoop) restoredOn(restored [][2]int) {
+	l.restored = map[[2]int]bool{}
+	for _, k := range restored {
+		l.restored[k] = true
+	}
+	l.caught = time.Time{}
+}
+
+func (l *crashLoop) caughtUp() { l.caught = time.Now() }
 
 // What a repair under way is doing, as its SHOW RECOVERIES row and its
 // query's status say.
@@ -559,6 +626,7 @@ func (c *Coordinator) finishRepair(qr *queryRuntime, p *pipeline, repair int, re
 	qr.result.mu.Unlock()
 	qr.recovering.Store(false)
 	qr.ckpt.unpause()
+	qr.crashLoop.caughtUp()
 	if err != nil {
 		rec.Status = "failed: " + err.Error()
 	}

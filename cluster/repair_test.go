@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -702,4 +703,66 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 	if got := sortedText(run(t, s, "SELECT * FROM j")); got != want {
 		t.Fatalf("j differs after the repairs: %s", firstDiff(want, got))
 	}
+}
+
+// TestCrashLoopStopsTheQuery: a query whose restored instance is lost
+// again soon after each repair (as when its state kills every worker it
+// lands on) is stopped at the fourth loss in a row, with the workers
+// named, instead of being moved on to the last worker; that worker stays
+// for other queries.
+func TestCrashLoopStopsTheQuery(t *testing.T) {
+	const workers = 5
+	c, stop, kill := startKillableCluster(t, Config{Parallelism: 1, BatchRows: 200}, workers)
+	t.Cleanup(func() {
+		c.BeginShutdown()
+		stop()
+		c.Close()
+	})
+	s, err := c.NewSession(context.Background(), "spate", "spate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+	run(t, s, "CREATE CONTINUOUS QUERY loop AS "+metamorphicQueries["tumble"])
+	lines := steadyLines(2000, 7)
+	copyCSV(t, s, "ev", lines[:1000])
+	var killed []string
+	for i := range workers - 1 {
+		var host string
+		waitUntil(t, 30*time.Second, "the query's aggregate restored on a live worker", func() bool {
+			if run(t, s, "SELECT COUNT(*) FROM spate_recoveries WHERE status = 'recovered'")[0][0] != fmt.Sprint(i) {
+				return false
+			}
+			rows := run(t, s, "SELECT worker FROM spate_instances WHERE query = 'loop' AND worker <> 'coordinator'")
+			if len(rows) != 1 || slices.Contains(killed, rows[0][0]) {
+				return false
+			}
+			host = rows[0][0]
+			return true
+		})
+		killed = append(killed, host)
+		var w int
+		fmt.Sscanf(host, "w%d", &w)
+		kill(w - 1)
+	}
+	var status string
+	waitUntil(t, 30*time.Second, "the query to be stopped", func() bool {
+		status = run(t, s, "SELECT status FROM spate_continuous_queries WHERE name = 'loop'")[0][0]
+		return strings.HasPrefix(status, "failed")
+	})
+	if !strings.Contains(status, "3 times in a row") || !strings.Contains(status, "on workers "+strings.Join(killed, ", ")+")") {
+		t.Errorf("status %q (killed %v)", status, killed)
+	}
+	if got := run(t, s, "SELECT COUNT(*) FROM spate_recoveries WHERE status LIKE 'failed: the continuous query lost%'"); got[0][0] != "1" {
+		t.Errorf("stopping recoveries: %v", got)
+	}
+	// The last worker was spared: a new query runs on it.
+	run(t, s, "CREATE CONTINUOUS QUERY after AS "+metamorphicQueries["tumble"])
+	if got := run(t, s, "SELECT COUNT(*) FROM spate_instances WHERE query = 'after' AND worker <> 'coordinator'"); got[0][0] != "1" {
+		t.Fatalf("instances of the new query on workers: %v", got)
+	}
+	copyCSV(t, s, "ev", lines[1000:])
+	waitUntil(t, 30*time.Second, "the new query's result", func() bool {
+		return run(t, s, "SELECT COUNT(*) FROM after")[0][0] != "0"
+	})
 }
