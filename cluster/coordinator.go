@@ -10,6 +10,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"slices"
@@ -404,7 +405,7 @@ func (c *Coordinator) Close() {
 	c.mu.Unlock()
 	for _, q := range queries {
 		c.undeploy(q.pipeline(), nil)
-		q.result.close()
+		q.result.close(errorf("57P01", "the server is shutting down"))
 	}
 	close(c.done)
 	if c.reg != nil {
@@ -470,7 +471,7 @@ func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
 	qr.setPipeline(p)
 	if err := c.catalog.Add(q); err != nil {
 		c.undeploy(p, nil)
-		result.close()
+		result.close(io.EOF) // nobody subscribed yet
 		return err
 	}
 	c.mu.Lock()
@@ -604,7 +605,7 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 		c.mu.Unlock()
 		if q != nil {
 			c.undeploy(q.pipeline(), nil)
-			q.result.close()
+			q.result.close(errorf("42P01", "continuous query %q was dropped", n))
 		}
 		if t != nil {
 			t.mu.Lock()

@@ -362,19 +362,25 @@ func TestCursorTakeSlices(t *testing.T) {
 }
 
 // TestCursorQueryDropped: a FETCH waiting on a continuous query that is
-// dropped returns with no rows; later FETCHes do not wait.
+// dropped returns the rows it had, then fails saying the query was
+// dropped; later FETCHes fail at once (a client polling with FETCH learns
+// that nothing more will come).
 func TestCursorQueryDropped(t *testing.T) {
 	_, s := startSession(t, Config{}, 0)
 	other := s2(t, s)
 	run(t, s, "CREATE STREAM ev (k INT, t BIGINT) WITH (event_time = 't', time_unit = 's')")
 	run(t, s, "CREATE CONTINUOUS QUERY f AS SELECT k FROM ev")
 	mustExec1(t, s, "DECLARE c CURSOR FOR SUBSCRIBE f")
+	run(t, other, "INSERT INTO ev VALUES (1, 1)")
+	waitUntil(t, 10*time.Second, "the row in f", func() bool { return len(run(t, s, "SELECT * FROM f")) == 1 })
 	time.AfterFunc(200*time.Millisecond, func() { _, _ = tryRun(other, "DROP CONTINUOUS QUERY f") })
-	if tag, _ := mustExec1(t, s, "FETCH 5 FROM c"); tag != "FETCH 0" {
+	if tag, _ := mustExec1(t, s, "FETCH 5 FROM c"); tag != "FETCH 1" {
 		t.Errorf("FETCH when the query is dropped: %q", tag)
 	}
-	if tag, _ := mustExec1(t, s, "FETCH ALL FROM c"); tag != "FETCH 0" {
-		t.Errorf("FETCH after the drop: %q", tag)
+	for _, fetch := range []string{"FETCH 5 FROM c", "FETCH ALL FROM c"} {
+		if _, err := tryRun(s, fetch); errCode(err) != "42P01" || !strings.Contains(err.Error(), `"f" was dropped`) {
+			t.Errorf("%s after the drop: %v", fetch, err)
+		}
 	}
 	mustExec1(t, s, "CLOSE c")
 }

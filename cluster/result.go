@@ -43,6 +43,7 @@ type resultStore struct {
 	subs    map[*subscriber]struct{}
 	err     error // set when the pipeline failed
 	closed  bool
+	closeBy error // why it closed: what a subscription ends with
 	// readers are continuous queries reading this one; they receive every
 	// emitted batch and the result's watermark.
 	readers   []sourceReader
@@ -513,7 +514,7 @@ func (r *resultStore) subscribe() (*subscriber, error) {
 		s.err = queryFailedError(r.name, r.err)
 	}
 	if r.closed {
-		s.err = io.EOF
+		s.err = r.closeBy
 	}
 	r.subs[s] = struct{}{}
 	return s, nil
@@ -592,17 +593,17 @@ func (r *resultStore) failure() error {
 	return r.err
 }
 
-// close ends every subscription (the query was dropped) and releases the
-// stored batches. Idempotent.
-func (r *resultStore) close() {
+// close ends every subscription with why (the query was dropped, the
+// server stops) and releases the stored batches. Idempotent.
+func (r *resultStore) close(why error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return
 	}
-	r.closed = true
+	r.closed, r.closeBy = true, why
 	for s := range r.subs {
-		s.finish(io.EOF)
+		s.finish(why)
 	}
 	for _, b := range r.batches {
 		b.rec.Release()
@@ -648,7 +649,7 @@ type subscriber struct {
 	room  chan struct{}
 	queue []arrow.RecordBatch
 	bytes int64 // Arrow buffer bytes in queue
-	err   error // terminal: io.EOF when the query was dropped
+	err   error // terminal: why the store closed, or the query failed
 	done  bool
 }
 
