@@ -95,8 +95,15 @@ func AppendFloat8(dst []byte, v float64) []byte {
 }
 
 // AppendTimestamp appends a TIMESTAMP (µs since the epoch, no zone) in
-// PostgreSQL's ISO output format.
+// PostgreSQL's ISO output format; math.MaxInt64 and MinInt64 are
+// 'infinity' and '-infinity'.
 func AppendTimestamp(dst []byte, us int64) []byte {
+	switch us {
+	case math.MaxInt64:
+		return append(dst, "infinity"...)
+	case math.MinInt64:
+		return append(dst, "-infinity"...)
+	}
 	secs := us / usPerSecond
 	frac := us % usPerSecond
 	if frac < 0 {
@@ -212,6 +219,9 @@ func errTimestampSyntax(s string) *Error { return errInvalidInput("timestamp", s
 // carry SQLSTATE 22007 (syntax) or 22008 (field out of range).
 func ParseTimestamp(s string) (int64, error) {
 	us, ok, rangeErr := parseTimestampFast(strings.TrimSpace(s))
+	if rangeErr && ok {
+		return 0, &Error{Code: CodeDatetimeOutOfRange, Message: "timestamp out of range: \"" + s + "\""}
+	}
 	if rangeErr {
 		return 0, &Error{Code: CodeDatetimeOutOfRange, Message: "date/time field value out of range: \"" + s + "\""}
 	}
@@ -275,8 +285,13 @@ func daysIn(y, m int64) int64 {
 	return d
 }
 
+// maxTimestampDays bounds the days since 1970 a timestamp can hold.
+const maxTimestampDays = math.MaxInt64 / usPerDay
+
 // parseTimestampFast parses the ISO forms; ok=false on a syntax error,
-// rangeErr on an impossible field.
+// rangeErr on an impossible field, and both for a date beyond what µs
+// since 1970 in an int64 hold (up to January 294247; math.MaxInt64 is
+// 'infinity').
 func parseTimestampFast(s string) (us int64, ok bool, rangeErr bool) {
 	// Year: 4+ digits.
 	i := 0
@@ -381,6 +396,9 @@ func parseTimestampFast(s string) (us int64, ok bool, rangeErr bool) {
 		}
 	}
 	days := daysFromCivil(y, mo, d)
+	if days >= maxTimestampDays-1 || days <= -maxTimestampDays+1 {
+		return 0, true, true
+	}
 	us = days*usPerDay + hh*usPerHour + mm*usPerMinute + ss*usPerSecond + frac - zone
 	return us, true, false
 }
