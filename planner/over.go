@@ -23,6 +23,10 @@ const (
 	OverMax
 )
 
+// MaxOverFrame bounds ROWS n PRECEDING: the rows kept per partition
+// (exec's OVER operator refuses more, as a plan from elsewhere might ask).
+const MaxOverFrame = 1 << 20
+
 var overNames = [...]string{"row_number", "lag", "lead", "count", "count(*)", "sum", "avg", "min", "max"}
 
 func (k OverKind) String() string { return overNames[k] }
@@ -290,6 +294,9 @@ func overCall(f *ast.WindowFuncExpr, in *binder, asColumn func(Expr) *ColRef) (O
 			n, ok := constInt(start.Expr)
 			if !ok || n < 0 {
 				return OverCall{}, errorf(CodeInvalidParameter, "ROWS n PRECEDING needs a non-negative integer constant")
+			}
+			if n > MaxOverFrame {
+				return OverCall{}, errorf(CodeInvalidParameter, "ROWS %d PRECEDING keeps too many rows per partition: at most %d (or UNBOUNDED PRECEDING, which keeps a running value)", n, MaxOverFrame)
 			}
 			call.Preceding = n
 		default:

@@ -164,21 +164,22 @@ func TestUpdatingPlan(t *testing.T) {
 func TestPlanErrors(t *testing.T) {
 	p := testCatalog(t)
 	for sql, code := range map[string]string{
-		"CREATE CONTINUOUS QUERY x AS SELECT * FROM nope":                                                                                  CodeUndefinedTable,
-		"CREATE CONTINUOUS QUERY x AS SELECT nope FROM trades":                                                                             CodeUndefinedColumn,
-		"CREATE CONTINUOUS QUERY x AS SELECT sym FROM trades WHERE qty":                                                                    CodeDatatypeMismatch,
-		"CREATE CONTINUOUS QUERY x AS SELECT sym FROM trades WHERE sym = 1":                                                                CodeDatatypeMismatch,
-		"CREATE CONTINUOUS QUERY x AS SELECT sym, price FROM trades GROUP BY sym":                                                          CodeGrouping,
-		"CREATE CONTINUOUS QUERY x AS SELECT sym, COUNT(*) FROM trades GROUP BY sym, TUMBLE(price, INTERVAL '1' MINUTE)":                   CodeInvalidDefinition,
-		"CREATE CONTINUOUS QUERY x AS SELECT sum(sym) FROM trades":                                                                         CodeUndefinedFunction,
-		"CREATE CONTINUOUS QUERY x AS SELECT nofunc(sym) FROM trades":                                                                      CodeUndefinedFunction,
-		"CREATE CONTINUOUS QUERY x AS SELECT to_char(price, '999.99') FROM trades":                                                         CodeNotSupported,
-		"CREATE CONTINUOUS QUERY x AS SELECT to_char(sym, 'YYYY') FROM trades":                                                             CodeUndefinedFunction,
-		"CREATE CONTINUOUS QUERY x AS SELECT sym FROM trades ORDER BY sym":                                                                 CodeNotSupported,
-		"CREATE CONTINUOUS QUERY x AS SELECT * FROM accounts":                                                                              CodeNotSupported,
-		"CREATE CONTINUOUS QUERY x WITH (parallelism = 0) AS SELECT sym FROM trades":                                                       CodeInvalidParameter,
-		"CREATE CONTINUOUS QUERY x AS SELECT sym FROM trades GROUP BY sym, TUMBLE(ts, INTERVAL '0' SECOND)":                                CodeInvalidParameter,
-		"CREATE CONTINUOUS QUERY x AS SELECT sym, COUNT(*) FROM trades GROUP BY sym, HOP(ts, INTERVAL '1' MILLISECOND, INTERVAL '1' HOUR)": CodeInvalidParameter,
+		"CREATE CONTINUOUS QUERY x AS SELECT * FROM nope":                                                                                                       CodeUndefinedTable,
+		"CREATE CONTINUOUS QUERY x AS SELECT nope FROM trades":                                                                                                  CodeUndefinedColumn,
+		"CREATE CONTINUOUS QUERY x AS SELECT sym FROM trades WHERE qty":                                                                                         CodeDatatypeMismatch,
+		"CREATE CONTINUOUS QUERY x AS SELECT sym FROM trades WHERE sym = 1":                                                                                     CodeDatatypeMismatch,
+		"CREATE CONTINUOUS QUERY x AS SELECT sym, price FROM trades GROUP BY sym":                                                                               CodeGrouping,
+		"CREATE CONTINUOUS QUERY x AS SELECT sym, COUNT(*) FROM trades GROUP BY sym, TUMBLE(price, INTERVAL '1' MINUTE)":                                        CodeInvalidDefinition,
+		"CREATE CONTINUOUS QUERY x AS SELECT sum(sym) FROM trades":                                                                                              CodeUndefinedFunction,
+		"CREATE CONTINUOUS QUERY x AS SELECT nofunc(sym) FROM trades":                                                                                           CodeUndefinedFunction,
+		"CREATE CONTINUOUS QUERY x AS SELECT to_char(price, '999.99') FROM trades":                                                                              CodeNotSupported,
+		"CREATE CONTINUOUS QUERY x AS SELECT to_char(sym, 'YYYY') FROM trades":                                                                                  CodeUndefinedFunction,
+		"CREATE CONTINUOUS QUERY x AS SELECT sym FROM trades ORDER BY sym":                                                                                      CodeNotSupported,
+		"CREATE CONTINUOUS QUERY x AS SELECT * FROM accounts":                                                                                                   CodeNotSupported,
+		"CREATE CONTINUOUS QUERY x WITH (parallelism = 0) AS SELECT sym FROM trades":                                                                            CodeInvalidParameter,
+		"CREATE CONTINUOUS QUERY x AS SELECT sym FROM trades GROUP BY sym, TUMBLE(ts, INTERVAL '0' SECOND)":                                                     CodeInvalidParameter,
+		"CREATE CONTINUOUS QUERY x AS SELECT sym, COUNT(*) FROM trades GROUP BY sym, HOP(ts, INTERVAL '1' MILLISECOND, INTERVAL '1' HOUR)":                      CodeInvalidParameter,
+		"CREATE CONTINUOUS QUERY x AS SELECT sym, SUM(qty) OVER (PARTITION BY sym ORDER BY ts ROWS BETWEEN 1048577 PRECEDING AND CURRENT ROW) AS s FROM trades": CodeInvalidParameter,
 	} {
 		if _, err := planCQ(t, p, sql, 1); sqlState(err) != code {
 			t.Errorf("%s: got %s (%v), want %s", sql, sqlState(err), err, code)
