@@ -485,7 +485,7 @@ func (c *Coordinator) addQuery(q *planner.ContinuousQuery) error {
 			continue
 		}
 		if err := c.connect(qr, st); err != nil {
-			_ = c.drop(q.Name, planner.RelContinuousQuery, true)
+			_, _ = c.drop(q.Name, planner.RelContinuousQuery, true)
 			return err
 		}
 	}
@@ -580,10 +580,10 @@ func (c *Coordinator) disconnect(q *queryRuntime) {
 }
 
 // drop removes a relation and the continuous queries that depend on it.
-func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool) error {
+func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool) ([]string, error) {
 	dropped, err := c.catalog.Remove(name, kind, cascade)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c.roles.forgetObjects(dropped)
 	// Dependents first, so no query is fed by a stopped one.
@@ -616,7 +616,7 @@ func (c *Coordinator) drop(name string, kind planner.RelationKind, cascade bool)
 			t.mu.Unlock()
 		}
 	}
-	return nil
+	return dropped, nil
 }
 
 // ingestStream appends a batch (full stream schema, owned by the caller) to
@@ -1141,16 +1141,28 @@ func (c *Coordinator) modifyTable(ctx context.Context, sql string, plan *planner
 // logs it (with the parallelism a continuous query was planned with)
 // once it succeeded, durably.
 func (c *Coordinator) ddl(sql string, parallelism int, apply func() error) error {
+	return c.ddlDropping(sql, parallelism, func() ([]string, error) { return nil, apply() })
+}
+
+// ddlDropping is ddl for a DROP, whose apply returns the relations it
+// dropped: the restart points' DDL list then leaves out their CREATEs and
+// the DROP when it can (compactDDLLocked), so that a restart does not
+// create and drop again every query ever created.
+func (c *Coordinator) ddlDropping(sql string, parallelism int, apply func() ([]string, error)) error {
 	if c.wal == nil {
-		return apply()
+		_, err := apply()
+		return err
 	}
 	c.wal.order.Lock()
 	defer c.wal.order.Unlock()
-	if err := apply(); err != nil {
+	dropped, err := apply()
+	if err != nil {
 		return err
 	}
 	c.mu.Lock()
-	c.ddlLog = append(c.ddlLog, ddlEntry{SQL: sql, Parallelism: parallelism})
+	if len(dropped) == 0 || !c.compactDDLLocked(dropped) {
+		c.ddlLog = append(c.ddlLog, ddlEntry{SQL: sql, Parallelism: parallelism})
+	}
 	c.mu.Unlock()
 	if err := c.wal.appendStatement(walDDL, "", sql, parallelism, nil); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/spatedb/spate/exec"
+	"github.com/spatedb/spate/parser"
 	"github.com/spatedb/spate/planner"
 	"github.com/spatedb/spate/storage"
 )
@@ -1052,4 +1053,82 @@ func (c *Coordinator) loadRelations(ctx context.Context, m *restartManifest) err
 		s.ingestMu.Unlock()
 	}
 	return nil
+}
+
+// compactDDLLocked removes from ddlLog the statements that made the
+// dropped relations as they were: the CREATE of each, and the ALTERs and
+// GRANTs/REVOKEs after it that name only them. It removes nothing and
+// reports false when a statement after the first of those CREATEs names a
+// dropped relation otherwise (a GRANT on others too), or is a DROP (a
+// relation created and dropped meanwhile may have read them): then the
+// DROP is logged, as before. Statements about other relations stay.
+func (c *Coordinator) compactDDLLocked(dropped []string) bool {
+	gone := map[string]bool{}
+	for _, n := range dropped {
+		gone[n] = true
+	}
+	start := len(c.ddlLog)
+	creates, found := map[int]bool{}, map[string]bool{}
+	for i := len(c.ddlLog) - 1; i >= 0 && len(creates) < len(gone); i-- {
+		st, err := parser.ParseOne(c.ddlLog[i].SQL)
+		if err != nil {
+			return false
+		}
+		if name, ok := createdRelation(st); ok && gone[name] && !found[name] {
+			creates[i], found[name], start = true, true, i
+		}
+	}
+	if len(creates) < len(gone) {
+		return false // created before what the list holds
+	}
+	keep := c.ddlLog[:start:start]
+	for i := start; i < len(c.ddlLog); i++ {
+		st, err := parser.ParseOne(c.ddlLog[i].SQL)
+		if err != nil {
+			return false
+		}
+		remove := false
+		if name, ok := createdRelation(st); ok {
+			if gone[name] && !creates[i] {
+				return false
+			}
+			remove = gone[name]
+		}
+		switch x := st.(type) {
+		case *parser.Drop:
+			return false
+		case *parser.AlterContinuousQuery:
+			remove = gone[x.Name]
+		case *parser.Grant:
+			named := 0
+			for _, o := range x.Objects {
+				if gone[o] {
+					named++
+				}
+			}
+			if named > 0 && named < len(x.Objects) {
+				return false
+			}
+			remove = named > 0
+		}
+		if !remove {
+			keep = append(keep, c.ddlLog[i])
+		}
+	}
+	c.ddlLog = keep
+	return true
+}
+
+// createdRelation is the relation a CREATE STREAM, TABLE or CONTINUOUS
+// QUERY makes.
+func createdRelation(st parser.Statement) (string, bool) {
+	switch x := st.(type) {
+	case *parser.CreateStream:
+		return x.Name, true
+	case *parser.CreateTable:
+		return x.Name, true
+	case *parser.CreateContinuousQuery:
+		return x.Name, true
+	}
+	return "", false
 }

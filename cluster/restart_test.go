@@ -924,3 +924,75 @@ func TestCopyAcrossDropAndCreate(t *testing.T) {
 		t.Errorf("after the restart ee took in %s rows, want the 2 inserted and the 10 the aborted COPY passed on", got)
 	}
 }
+
+// TestRestartPointLeavesOutDroppedRelations: the DDL a restart point
+// holds leaves out the relations dropped since they were created (their
+// CREATE, ALTERs and GRANTs, and the DROP), so that a restart after a
+// churn of queries does not create and drop them all again. A DROP it
+// cannot leave out (a GRANT names a dropped and a living relation) stays
+// with what it drops. The restart brings back the same relations, rows
+// and privileges.
+func TestRestartPointLeavesOutDroppedRelations(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Parallelism: 1, DataDir: dir, CheckpointInterval: 30 * time.Millisecond, RestartPointInterval: 30 * time.Millisecond,
+		CheckpointStore: filepath.Join(dir, "checkpoints")}
+	c, stop := startTestCluster(t, cfg, 1)
+	if _, err := c.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	run(t, s, "CREATE ROLE viewer LOGIN")
+	run(t, s, "CREATE STREAM ev (k INT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY keep AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	for i := range 30 {
+		run(t, s, "CREATE CONTINUOUS QUERY tmp AS SELECT k, SUM(v) AS s FROM ev GROUP BY k")
+		run(t, s, "GRANT SELECT ON tmp TO viewer")
+		run(t, s, "ALTER CONTINUOUS QUERY tmp SET (autoscale = on)")
+		run(t, s, fmt.Sprintf("INSERT INTO ev VALUES (%d, 1)", i))
+		run(t, s, "DROP CONTINUOUS QUERY tmp")
+	}
+	run(t, s, "CREATE STREAM gone (k INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY a AS SELECT k FROM gone")
+	run(t, s, "CREATE CONTINUOUS QUERY b AS SELECT k FROM a")
+	run(t, s, "DROP STREAM gone CASCADE")
+	run(t, s, "CREATE CONTINUOUS QUERY blocked AS SELECT k FROM ev")
+	run(t, s, "GRANT SELECT ON keep, blocked TO viewer")
+	run(t, s, "DROP CONTINUOUS QUERY blocked")
+
+	want := []string{"CREATE ROLE", "CREATE STREAM ev", "CREATE CONTINUOUS QUERY keep", "CREATE CONTINUOUS QUERY blocked",
+		`GRANT SELECT ON "keep", "blocked"`, "DROP CONTINUOUS QUERY blocked"}
+	c.mu.Lock()
+	ddl := append([]ddlEntry(nil), c.ddlLog...)
+	c.mu.Unlock()
+	ok := len(ddl) == len(want)
+	for i := 0; ok && i < len(want); i++ {
+		ok = strings.HasPrefix(ddl[i].SQL, want[i])
+	}
+	if !ok {
+		t.Fatalf("the restart points' DDL:\n%v\nwant statements starting\n%q", ddl, want)
+	}
+	waitUntil(t, 20*time.Second, "a restart point after the last DROP", func() bool {
+		m, err := c.latestRestartPoint(context.Background())
+		return err == nil && m != nil && m.Pos > c.wal.log.Next()-2 && len(m.DDL) == len(want)
+	})
+	shutDown(c, stop)
+
+	c2, st := startRecovered(t, cfg, 1)
+	if st.From <= 1 || st.Statements != int64(len(want)) {
+		t.Errorf("recovered from log position %d with %d statements, want a restart point's and %d", st.From, st.Statements, len(want))
+	}
+	s2, _ := c2.NewSession(context.Background(), "spate", "spate")
+	if got := run(t, s2, "SELECT name FROM spate_continuous_queries"); fmt.Sprint(got) != "[[keep]]" {
+		t.Errorf("queries after the restart: %v", got)
+	}
+	if got := run(t, s2, "SELECT name FROM spate_streams"); fmt.Sprint(got) != "[[ev]]" {
+		t.Errorf("streams after the restart: %v", got)
+	}
+	viewer := roleSession(t, c2, "viewer")
+	if got := run(t, viewer, "SELECT COUNT(*), SUM(n) FROM keep"); fmt.Sprint(got) != "[[30 30]]" {
+		t.Errorf("keep read by viewer after the restart: %v", got)
+	}
+	if got := c2.Grants(); fmt.Sprint(got) != "[{viewer keep SELECT}]" {
+		t.Errorf("grants after the restart: %v", got)
+	}
+}

@@ -209,7 +209,7 @@ func (s *session) Execute(ctx context.Context, stmt parser.Statement, params []P
 		return Result{Tag: "CREATE CONTINUOUS QUERY", Notices: planNotices(q.Plan)}, nil
 	case *parser.Drop:
 		kind := map[parser.ObjectKind]planner.RelationKind{parser.KindStream: planner.RelStream, parser.KindTable: planner.RelTable, parser.KindContinuousQuery: planner.RelContinuousQuery}[x.Kind]
-		err := s.c.ddl(x.SQL(), 0, func() error { return s.c.drop(x.Name, kind, x.Cascade) })
+		err := s.c.ddlDropping(x.SQL(), 0, func() ([]string, error) { return s.c.drop(x.Name, kind, x.Cascade) })
 		if err != nil {
 			if e, ok := err.(*planner.Error); ok && e.Code == planner.CodeUndefinedTable && x.IfExists {
 				return Result{Tag: "DROP " + string(x.Kind)}, nil
