@@ -354,6 +354,27 @@ func TestSCRAMMalformed(t *testing.T) {
 	ts.checkAliveAs(t, "spate", "pw")
 }
 
+// TestStartingUp: while the engine recovers, a client gets FATAL 57P03
+// after its startup packet (psql shows it), and sessions open once it is
+// done.
+func TestStartingUp(t *testing.T) {
+	ts := startServer(t, Config{})
+	ts.srv.SetStartingUp(true)
+	_, err := pgxConnect(ts, "user=spate sslmode=disable")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "57P03" || pe.Severity != "FATAL" || pe.Message != "the database system is starting up" {
+		t.Fatalf("connection while starting up: %v, want FATAL 57P03", err)
+	}
+	psql := sqltest.RequireBinary(t, "psql")
+	host, port, _ := net.SplitHostPort(ts.addr)
+	conn := fmt.Sprintf("host=%s port=%s user=spate dbname=spate", host, port)
+	if _, stderr, err := runPsqlEnv(psql, conn, "", "-c", "SELECT 1"); err == nil || !strings.Contains(stderr, "FATAL:  the database system is starting up") {
+		t.Fatalf("psql while starting up: %v\n%s", err, stderr)
+	}
+	ts.srv.SetStartingUp(false)
+	mustSelect1(t, ts.connect(t))
+}
+
 func TestMaxConnections(t *testing.T) {
 	ts := startServer(t, Config{MaxConnections: 2})
 	a := ts.connect(t)

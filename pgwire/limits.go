@@ -35,6 +35,7 @@ import (
 // SQLSTATEs of the limits.
 const (
 	codeTooManyConnections = "53300"
+	codeCannotConnectNow   = "57P03"
 	codeIdleSessionTimeout = "57P05"
 )
 
@@ -71,6 +72,17 @@ func (s *Server) release(over bool) {
 	} else {
 		s.active--
 	}
+}
+
+// SetStartingUp makes the server refuse sessions, after their startup
+// packet, with FATAL 57P03 "the database system is starting up" (as
+// PostgreSQL does during its recovery) while on is true: serve listens
+// while its engine replays the log, so clients learn why they must wait.
+func (s *Server) SetStartingUp(on bool) { s.startingUp.Store(on) }
+
+func startingUp() error {
+	msg := "the database system is starting up"
+	return fatal(errors.New(msg), errorResponse("FATAL", codeCannotConnectNow, msg))
 }
 
 func tooManyConnections() error {

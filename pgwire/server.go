@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -38,6 +39,10 @@ type Server struct {
 	// hash of the TLS certificate (nil: SCRAM-SHA-256-PLUS is not offered).
 	mockKey [32]byte
 	cbHash  []byte
+
+	// startingUp refuses sessions with FATAL 57P03 (SetStartingUp): the
+	// engine is still recovering.
+	startingUp atomic.Bool
 
 	mu sync.Mutex
 	// Protected by mu:

@@ -191,6 +191,8 @@ func (c *conn) start(version uint32, body []byte) bool {
 		return false
 	}
 	switch {
+	case c.srv.startingUp.Load():
+		return refuse(startingUp())
 	case c.overLimit:
 		return refuse(tooManyConnections())
 	case c.srv.cfg.RequireTLS && !c.tls:

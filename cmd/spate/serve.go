@@ -113,9 +113,26 @@ func serve(args []string) error {
 		return err
 	}
 	defer stopCluster()
+	// Clients are served from the start: while the log is replayed they
+	// are told so (57P03), rather than refused a connection.
+	srv, err := pgwire.NewServer(sec.apply(pgwire.Config{Listen: *pgListen, Logger: log}, log), coord)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", *pgListen)
+	if err != nil {
+		return fmt.Errorf("listening on --pg-listen %s: %w", *pgListen, err)
+	}
+	srv.SetStartingUp(true)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
 	rs, err := coord.Recover(ctx)
 	if err != nil {
 		return fmt.Errorf("recovering from %s: %w", *dataDir, err)
+	}
+	if err := sec.applyPassword(coord, log); err != nil {
+		return err
 	}
 	if rs.Entries > 0 {
 		log.Info().Int64("statements", rs.Statements).Int64("rows", rs.Rows).Stringer("took", rs.Elapsed).Str("data_dir", *dataDir).
@@ -159,17 +176,10 @@ func serve(args []string) error {
 		log.Warn().Err(err).Str("query", d.Query).Int("stage", d.Stage).Str("decision", string(d.Kind)).Msg("scaling")
 	})
 
-	pgcfg, err := sec.apply(pgwire.Config{Listen: *pgListen, Logger: log}, coord, log)
-	if err != nil {
-		return err
-	}
-	srv, err := pgwire.NewServer(pgcfg, coord)
-	if err != nil {
-		return err
-	}
+	srv.SetStartingUp(false)
 	log.Info().Str("listen", *pgListen).Str("cluster", coord.ClusterAddr()).Int("workers", *workers).Str("version", version).
 		Msgf("spate serving; connect with: psql \"host=127.0.0.1 port=%s user=spate dbname=spate\"", portOf(*pgListen))
-	err = srv.ListenAndServe(ctx)
+	err = <-served
 	srv.Close()
 	log.Info().Msg("spate stopped")
 	return err

@@ -84,20 +84,8 @@ func (f *securityFlags) load() error {
 	return nil
 }
 
-// apply sets the superuser's password and returns cfg with the flags.
-func (f *securityFlags) apply(cfg pgwire.Config, coord *cluster.Coordinator, log zerolog.Logger) (pgwire.Config, error) {
-	if f.password != "" {
-		if err := coord.SetPassword(cluster.SuperuserName, f.password); err != nil {
-			return cfg, fmt.Errorf("setting the superuser's password: %w", err)
-		}
-	}
-	if _, ok := coord.PasswordVerifier(cluster.SuperuserName); !ok {
-		msg := "the superuser spate has no password: only clients on loopback can log in as spate (set one with ALTER ROLE spate PASSWORD '…' or --superuser-password-file)"
-		if pgwire.AuthMethod(f.auth) == pgwire.AuthSCRAM {
-			msg = "--auth scram and the superuser spate has no password: nobody can log in as spate (set one with --superuser-password-file)"
-		}
-		log.Warn().Msg(msg)
-	}
+// apply returns cfg with the flags.
+func (f *securityFlags) apply(cfg pgwire.Config, log zerolog.Logger) pgwire.Config {
 	if f.tlsKey != "" {
 		if st, err := os.Stat(f.tlsKey); err == nil && st.Mode().Perm()&0o077 != 0 {
 			log.Warn().Str("file", f.tlsKey).Msg("the TLS private key is readable by other users (chmod 600 it)")
@@ -112,5 +100,23 @@ func (f *securityFlags) apply(cfg pgwire.Config, coord *cluster.Coordinator, log
 	cfg.IdleSessionTimeout = f.idleSessionTimeout
 	log.Info().Str("auth", f.auth).Bool("tls", f.tls != nil).Bool("tls_required", f.tlsRequired).Int("max_connections", f.maxConnections).
 		Msg("client authentication")
-	return cfg, nil
+	return cfg
+}
+
+// applyPassword sets the superuser's password from the flags, after the
+// restart brought back the roles, and warns when the superuser has none.
+func (f *securityFlags) applyPassword(coord *cluster.Coordinator, log zerolog.Logger) error {
+	if f.password != "" {
+		if err := coord.SetPassword(cluster.SuperuserName, f.password); err != nil {
+			return fmt.Errorf("setting the superuser's password: %w", err)
+		}
+	}
+	if _, ok := coord.PasswordVerifier(cluster.SuperuserName); !ok {
+		msg := "the superuser spate has no password: only clients on loopback can log in as spate (set one with ALTER ROLE spate PASSWORD '…' or --superuser-password-file)"
+		if pgwire.AuthMethod(f.auth) == pgwire.AuthSCRAM {
+			msg = "--auth scram and the superuser spate has no password: nobody can log in as spate (set one with --superuser-password-file)"
+		}
+		log.Warn().Msg(msg)
+	}
+	return nil
 }
