@@ -216,7 +216,15 @@ func startTestCluster(t *testing.T, cfg Config, workers int) (*Coordinator, func
 // test ends.
 func startSession(t *testing.T, cfg Config, workers int) (*Coordinator, Session) {
 	t.Helper()
-	c, stop := startTestCluster(t, cfg, workers)
+	c, s, _ := startKillableSession(t, cfg, workers)
+	return c, s
+}
+
+// startKillableSession is startSession that can also stop a worker, as
+// startKillableCluster.
+func startKillableSession(t *testing.T, cfg Config, workers int) (*Coordinator, Session, func(i int)) {
+	t.Helper()
+	c, stop, kill := startKillableCluster(t, cfg, workers)
 	t.Cleanup(func() {
 		c.BeginShutdown()
 		stop()
@@ -226,7 +234,7 @@ func startSession(t *testing.T, cfg Config, workers int) (*Coordinator, Session)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, s
+	return c, s, kill
 }
 
 // startKillableCluster is startTestCluster that can also stop one worker

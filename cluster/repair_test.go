@@ -712,16 +712,7 @@ func TestRepairDuringSourceReplay(t *testing.T) {
 // for other queries.
 func TestCrashLoopStopsTheQuery(t *testing.T) {
 	const workers = 5
-	c, stop, kill := startKillableCluster(t, Config{Parallelism: 1, BatchRows: 200}, workers)
-	t.Cleanup(func() {
-		c.BeginShutdown()
-		stop()
-		c.Close()
-	})
-	s, err := c.NewSession(context.Background(), "spate", "spate")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s, kill := startKillableSession(t, Config{Parallelism: 1, BatchRows: 200}, workers)
 	run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
 	run(t, s, "CREATE CONTINUOUS QUERY loop AS "+metamorphicQueries["tumble"])
 	lines := steadyLines(2000, 7)

@@ -193,6 +193,22 @@ func startRecovered(t *testing.T, cfg Config, workers int) (*Coordinator, Recove
 	return c, st
 }
 
+// startOnDataDir starts a coordinator on cfg's data directory as serve
+// does (it recovers what the directory holds first) and opens a session;
+// the test stops it with shutDown, to restart on the same directory.
+func startOnDataDir(t *testing.T, cfg Config, workers int) (*Coordinator, func(), Session) {
+	t.Helper()
+	c, stop := startTestCluster(t, cfg, workers)
+	if _, err := c.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.NewSession(context.Background(), "spate", "spate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, stop, s
+}
+
 // TestResultAsOfEpochAfterCompaction: an append-only result's small
 // batches are merged as they pile up; the result as of an epoch (what a
 // restart point writes) still has every row up to that epoch, however
@@ -368,11 +384,7 @@ func TestRescaleSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Parallelism: 2, BatchRows: 200, DataDir: dir, CheckpointInterval: 30 * time.Millisecond, RestartPointInterval: time.Hour,
 		CheckpointStore: filepath.Join(dir, "checkpoints")}
-	c, stop := startTestCluster(t, cfg, 2)
-	if _, err := c.Recover(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	c, stop, s := startOnDataDir(t, cfg, 2)
 	run(t, s, "CREATE STREAM ev (k INT, v INT)")
 	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
 	var lines []string
@@ -805,11 +817,7 @@ func TestLoadRestartPointBeforeSegments(t *testing.T) {
 func TestRestartLeavesOutQueryThatNoLongerPlans(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{DataDir: dir, CheckpointInterval: -1}
-	c, stop := startTestCluster(t, cfg, 0)
-	if _, err := c.Recover(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	c, stop, s := startOnDataDir(t, cfg, 0)
 	run(t, s, "CREATE STREAM ev (k INT, v INT)")
 	run(t, s, "CREATE CONTINUOUS QUERY good AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
 	// As an older version would have logged them.
@@ -864,11 +872,7 @@ func blobRows(t *testing.T, data []byte) int {
 func TestCopyAcrossDropAndCreate(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{DataDir: dir, CheckpointInterval: -1, BatchRows: 10}
-	c, stop := startTestCluster(t, cfg, 0)
-	if _, err := c.Recover(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	c, stop, s := startOnDataDir(t, cfg, 0)
 	other, _ := c.NewSession(context.Background(), "spate", "spate")
 	run(t, s, "CREATE STREAM ee (k TEXT, v BIGINT)")
 	st, err := parser.ParseOne("COPY ee FROM STDIN (FORMAT csv)")
@@ -936,11 +940,7 @@ func TestRestartPointLeavesOutDroppedRelations(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Parallelism: 1, DataDir: dir, CheckpointInterval: 30 * time.Millisecond, RestartPointInterval: 30 * time.Millisecond,
 		CheckpointStore: filepath.Join(dir, "checkpoints")}
-	c, stop := startTestCluster(t, cfg, 1)
-	if _, err := c.Recover(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := c.NewSession(context.Background(), "spate", "spate")
+	c, stop, s := startOnDataDir(t, cfg, 1)
 	run(t, s, "CREATE ROLE viewer LOGIN")
 	run(t, s, "CREATE STREAM ev (k INT, v INT)")
 	run(t, s, "CREATE CONTINUOUS QUERY keep AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")

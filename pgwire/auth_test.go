@@ -354,23 +354,30 @@ func TestSCRAMMalformed(t *testing.T) {
 	ts.checkAliveAs(t, "spate", "pw")
 }
 
+// refusedAtStartup checks that a pgx and a psql connection are refused
+// with FATAL code and msg.
+func refusedAtStartup(t *testing.T, ts *testServer, code, msg string) {
+	t.Helper()
+	_, err := pgxConnect(ts, "user=spate sslmode=disable")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != code || pe.Severity != "FATAL" || pe.Message != msg {
+		t.Fatalf("pgx connection: %v, want FATAL %s %s", err, code, msg)
+	}
+	psql := sqltest.RequireBinary(t, "psql")
+	host, port, _ := net.SplitHostPort(ts.addr)
+	_, stderr, err := runPsqlEnv(psql, fmt.Sprintf("host=%s port=%s user=spate dbname=spate", host, port), "", "-c", "SELECT 1")
+	if err == nil || !strings.Contains(stderr, "FATAL:  "+msg) {
+		t.Fatalf("psql connection: %v\n%s", err, stderr)
+	}
+}
+
 // TestStartingUp: while the engine recovers, a client gets FATAL 57P03
 // after its startup packet (psql shows it), and sessions open once it is
 // done.
 func TestStartingUp(t *testing.T) {
 	ts := startServer(t, Config{})
 	ts.srv.SetStartingUp(true)
-	_, err := pgxConnect(ts, "user=spate sslmode=disable")
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "57P03" || pe.Severity != "FATAL" || pe.Message != "the database system is starting up" {
-		t.Fatalf("connection while starting up: %v, want FATAL 57P03", err)
-	}
-	psql := sqltest.RequireBinary(t, "psql")
-	host, port, _ := net.SplitHostPort(ts.addr)
-	conn := fmt.Sprintf("host=%s port=%s user=spate dbname=spate", host, port)
-	if _, stderr, err := runPsqlEnv(psql, conn, "", "-c", "SELECT 1"); err == nil || !strings.Contains(stderr, "FATAL:  the database system is starting up") {
-		t.Fatalf("psql while starting up: %v\n%s", err, stderr)
-	}
+	refusedAtStartup(t, ts, "57P03", "the database system is starting up")
 	ts.srv.SetStartingUp(false)
 	mustSelect1(t, ts.connect(t))
 }
@@ -380,17 +387,7 @@ func TestMaxConnections(t *testing.T) {
 	a := ts.connect(t)
 	b := dialRaw(t, ts.addr)
 	b.startup(nil)
-	_, err := pgxConnect(ts, "user=spate sslmode=disable")
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "53300" || pe.Severity != "FATAL" || pe.Message != "sorry, too many clients already" {
-		t.Fatalf("third connection: %v, want FATAL 53300", err)
-	}
-	psql := sqltest.RequireBinary(t, "psql")
-	host, port, _ := net.SplitHostPort(ts.addr)
-	_, stderr, err := runPsqlEnv(psql, fmt.Sprintf("host=%s port=%s user=spate dbname=spate", host, port), "", "-c", "SELECT 1")
-	if err == nil || !strings.Contains(stderr, "FATAL:  sorry, too many clients already") {
-		t.Fatalf("psql beyond the limit: %v\n%s", err, stderr)
-	}
+	refusedAtStartup(t, ts, "53300", "sorry, too many clients already")
 	// The sessions in use go on, and a cancel request still gets through.
 	mustSelect1(t, a)
 	b.send(&pgproto3.Query{String: "select slow"})
