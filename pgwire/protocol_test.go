@@ -45,12 +45,16 @@ func TestStartupParameters(t *testing.T) {
 func TestStartupDefaultsAndUnknownDatabase(t *testing.T) {
 	ts := startServer(t, Config{ServerVersion: "15.4 (Spate test)"})
 	c := dialRaw(t, ts.addr)
-	c.startup(map[string]string{})
+	c.startup(map[string]string{"user": "spate"}) // the database defaults to spate
 	if c.params["session_authorization"] != "spate" || c.params["server_version"] != "15.4 (Spate test)" {
 		t.Errorf("params %v", c.params)
 	}
+	// No user is refused, as by PostgreSQL.
+	c1 := dialRaw(t, ts.addr)
+	c1.send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"database": "spate"}})
+	equalStrings(t, c1.expectClosed("E FATAL"), []string{"E FATAL 28000 no PostgreSQL user name specified in startup packet"})
 	c2 := dialRaw(t, ts.addr)
-	c2.send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"database": "nope"}})
+	c2.send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "spate", "database": "nope"}})
 	got := c2.expectClosed("E FATAL 3D000")
 	if len(got) != 1 {
 		t.Fatalf("got %q", got)

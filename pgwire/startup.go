@@ -180,7 +180,9 @@ func (c *conn) start(version uint32, body []byte) bool {
 	}
 	c.user = params["user"]
 	if c.user == "" {
-		c.user = "spate"
+		msg := "no PostgreSQL user name specified in startup packet"
+		c.endWith(fatal(errors.New(msg), errorResponse("FATAL", codeInvalidAuthorization, msg)))
+		return false
 	}
 	database := params["database"]
 	if database == "" {
