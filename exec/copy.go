@@ -803,6 +803,9 @@ func (c *copyString) rollback(row int) {
 	c.v.unset(row)
 }
 func (c *copyString) appendField(row int, b []byte) error {
+	if err := CheckUTF8(b); err != nil {
+		return err
+	}
 	if c.limit > 0 {
 		var err error
 		if b, err = checkLen(b, c.limit, c.typ); err != nil {

@@ -117,6 +117,8 @@ func TestCopyDecoderErrors(t *testing.T) {
 		{"unterminated", CopyOptions{CSV: true, Table: "trades"}, "1,\"abc,1,2024-01-01\n", "22P04", "unterminated CSV quoted field", "COPY trades, line"},
 		{"overflow", CopyOptions{CSV: true, Table: "t"}, "99999999999999999999,a,1,\n", "22003", `value "99999999999999999999" is out of range for type bigint`, "column id"},
 		{"bad_ts", CopyOptions{CSV: true, Table: "t"}, "1,a,1,yesterday-ish\n", "22007", `invalid input syntax for type timestamp: "yesterday-ish"`, "column ts"},
+		{"not_utf8", CopyOptions{CSV: true, Table: "t"}, "1,a,1,\n2,b\xe9A,1,\n", "22021", `invalid byte sequence for encoding "UTF8": 0xe9 0x41`, "COPY t, line 2, column sym"},
+		{"not_utf8_text", CopyOptions{Table: "t"}, "1\t\\xff\t1\t\\N\n", "22021", `invalid byte sequence for encoding "UTF8": 0xff`, "COPY t, line 1, column sym"},
 	}
 	for _, c := range cases {
 		for _, chunk := range []int{0, 2} {

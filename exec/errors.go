@@ -1,6 +1,10 @@
 package exec
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
 
 // SQLSTATE codes used by exec.
 const (
@@ -21,7 +25,40 @@ const (
 	CodeSubstringError       = "22011"
 	CodeLogArgument          = "2201E"
 	CodePowerArgument        = "2201F"
+	CodeBadEncoding          = "22021" // character_not_in_repertoire
 )
+
+// CheckUTF8 reports text that is not valid UTF-8 (the only server
+// encoding) as PostgreSQL does: 22021 naming the first bad byte sequence.
+func CheckUTF8(b []byte) error {
+	if utf8.Valid(b) {
+		return nil
+	}
+	i := 0
+	for i < len(b) {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		i += n
+	}
+	// As many bytes as the first one says the sequence has.
+	want := 1
+	switch c := b[i]; {
+	case c >= 0xf8:
+	case c >= 0xf0:
+		want = 4
+	case c >= 0xe0:
+		want = 3
+	case c >= 0xc0:
+		want = 2
+	}
+	var seq []string
+	for _, c := range b[i:min(i+want, len(b))] {
+		seq = append(seq, fmt.Sprintf("0x%02x", c))
+	}
+	return &Error{Code: CodeBadEncoding, Message: `invalid byte sequence for encoding "UTF8": ` + strings.Join(seq, " ")}
+}
 
 // Error is a user-facing SQL error: a SQLSTATE, a message in PostgreSQL's
 // wording and, for COPY, a context line ("COPY t, line 3, column x: ...").

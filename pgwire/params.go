@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/spatedb/spate/cluster"
+	"github.com/spatedb/spate/exec"
 )
 
 // decodeParams turns the values of a Bind message into cluster.Params.
@@ -52,6 +53,9 @@ func decodeParam(oid uint32, format int16, v []byte) (cluster.Param, error) {
 	}
 	switch format {
 	case formatText:
+		if err := exec.CheckUTF8(v); err != nil {
+			return nil, err
+		}
 		return string(v), nil
 	case formatBinary:
 	default:
@@ -92,6 +96,9 @@ func decodeParam(oid uint32, format int16, v []byte) (cluster.Param, error) {
 		}
 		return v[0] != 0, nil
 	case oidText, oidVarchar, oidBpchar, oidName, oidUnknown, oidUnspecified:
+		if err := exec.CheckUTF8(v); err != nil {
+			return nil, err
+		}
 		return string(v), nil
 	case oidTextArray, oidNameArray, oidVarcharArr, oidInt2Array, oidInt4Array, oidInt8Array:
 		return decodeArray(v, bad)

@@ -600,3 +600,28 @@ func TestServerCloseEndsStreams(t *testing.T) {
 
 func be32(v int32) []byte { return binary.BigEndian.AppendUint32(nil, uint32(v)) }
 func be64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
+
+// TestInvalidUTF8: SQL text and text parameters that are not UTF-8 get
+// 22021 naming the bad byte sequence, as PostgreSQL answers (the messages
+// were checked against PostgreSQL 15), and the session goes on.
+func TestInvalidUTF8(t *testing.T) {
+	ts := startServer(t, Config{})
+	c := dialRaw(t, ts.addr)
+	c.startup(nil)
+	c.send(&pgproto3.Query{String: "SELECT 'a\xe9Ab'"})
+	equalStrings(t, c.recvUntil("Z"), []string{`E ERROR 22021 invalid byte sequence for encoding "UTF8": 0xe9 0x41 0x62`, "Z I"})
+	c.send(&pgproto3.Query{String: "SELECT 'x\xf0\x9f\x98'"})
+	equalStrings(t, c.recvUntil("Z"), []string{`E ERROR 22021 invalid byte sequence for encoding "UTF8": 0xf0 0x9f 0x98 0x27`, "Z I"})
+	c.send(&pgproto3.Parse{Query: "SELECT 'x\xffy'"}, &pgproto3.Sync{})
+	equalStrings(t, c.recvUntil("Z"), []string{`E ERROR 22021 invalid byte sequence for encoding "UTF8": 0xff`, "Z I"})
+	params := [][]byte{[]byte("1"), []byte("ok\xc3"), []byte("1.5"), []byte("t"), []byte("2024-01-01"), []byte("1 day")}
+	for _, format := range []int16{0, 1} {
+		c.send(&pgproto3.Parse{Query: "select p($1, $2, $3, $4, $5, $6)"},
+			&pgproto3.Bind{ParameterFormatCodes: []int16{0, format, 0, 0, 0, 0}, Parameters: params}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		equalStrings(t, c.recvUntil("Z"), []string{"ParseComplete", `E ERROR 22021 parameter $2: invalid byte sequence for encoding "UTF8": 0xc3`, "Z I"})
+	}
+	c.send(&pgproto3.Query{String: "select 1"})
+	if got := c.recvUntil("Z"); got[len(got)-1] != "Z I" {
+		t.Errorf("after the errors: %q", got)
+	}
+}

@@ -7,11 +7,13 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/spatedb/spate/cluster"
+	"github.com/spatedb/spate/exec"
 	"github.com/spatedb/spate/parser"
 	"github.com/spatedb/spate/pgwire/pgcatalog"
 )
@@ -134,7 +136,7 @@ func (c *conn) simpleQuery(sql string) error {
 		p.close()
 		delete(c.portals, "")
 	}
-	stmts, err := parser.Parse(sql)
+	stmts, err := parseSQL(sql)
 	if err != nil {
 		c.sendError(err)
 		return c.readyForQuery()
@@ -173,6 +175,15 @@ func (c *conn) continueSimple() error {
 	return c.readyForQuery()
 }
 
+// parseSQL parses a message's SQL text, which must be UTF-8 (22021, as
+// PostgreSQL answers, before the parser sees it).
+func parseSQL(sql string) ([]parser.Statement, error) {
+	if !utf8.ValidString(sql) {
+		return nil, exec.CheckUTF8([]byte(sql))
+	}
+	return parser.Parse(sql)
+}
+
 // ---- extended query ----
 
 func (c *conn) handleParse(m *pgproto3.Parse) error {
@@ -183,10 +194,14 @@ func (c *conn) handleParse(m *pgproto3.Parse) error {
 	} else {
 		delete(c.stmts, "")
 	}
-	stmt, err := parser.ParseOne(m.Query)
+	stmts, err := parseSQL(m.Query)
 	if err != nil {
 		return err
 	}
+	if len(stmts) != 1 {
+		return &sqlError{code: parser.CodeSyntax, msg: "cannot insert multiple commands into a prepared statement"}
+	}
+	stmt := stmts[0]
 	if c.tx == txFailed && !endsTransaction(stmt) {
 		return errInFailedTx
 	}
