@@ -50,9 +50,12 @@ type CopyFormat struct {
 	CSV       bool   // CSV when true, PostgreSQL text format otherwise
 	Delimiter byte   // default '\t' (text) or ',' (CSV)
 	Null      string // default `\N` (text) or "" (CSV)
-	Header    bool   // CSV only: the first line is a header
-	Quote     byte   // CSV only, default '"'
-	Escape    byte   // CSV only, default the quote
+	Header    bool   // the first line is a header (column names)
+	// HeaderMatch (HEADER MATCH, COPY FROM only): the header must name
+	// the columns copied, in order.
+	HeaderMatch bool
+	Quote       byte // CSV only, default '"'
+	Escape      byte // CSV only, default the quote
 
 	hasNull bool // NULL was given explicitly
 }

@@ -99,7 +99,13 @@ func copyCSV(t *testing.T, s Session, table string, lines []string) {
 // copyLines runs one COPY of lines into table, sending the data in
 // uneven chunks, as a client would.
 func copyLines(s Session, table string, lines []string) error {
-	st, err := parser.ParseOne("COPY " + table + " FROM STDIN (FORMAT csv)")
+	return copyData(s, "COPY "+table+" FROM STDIN (FORMAT csv)", strings.Join(lines, "\n")+"\n")
+}
+
+// copyData runs the COPY … FROM STDIN statement sql with data, sent in
+// uneven chunks.
+func copyData(s Session, sql, text string) error {
+	st, err := parser.ParseOne(sql)
 	if err != nil {
 		return err
 	}
@@ -107,7 +113,7 @@ func copyLines(s Session, table string, lines []string) error {
 	if err != nil {
 		return err
 	}
-	data := []byte(strings.Join(lines, "\n") + "\n")
+	data := []byte(text)
 	for len(data) > 0 {
 		n := min(len(data), 997)
 		if err := res.CopyIn.Write(data[:n]); err != nil {
@@ -656,4 +662,33 @@ func TestDeepExpressionsOnWorkers(t *testing.T) {
 		got = run(t, s, "SELECT k, SUM(s), SUM(c) FROM deep GROUP BY k ORDER BY k")
 		return fmt.Sprint(got) == "["+strings.Join(want, " ")+"]"
 	})
+}
+
+// TestCopyHeader: HEADER in text and CSV format skips the first line;
+// HEADER MATCH checks it against the columns copied (22P04 naming the
+// field), as PostgreSQL 15 does; other values and MATCH in COPY TO are
+// refused.
+func TestCopyHeader(t *testing.T) {
+	_, s := startSession(t, Config{}, 0)
+	run(t, s, "CREATE TABLE th (a INT, b TEXT)")
+	for _, c := range []struct{ sql, data, code string }{
+		{"COPY th FROM STDIN (HEADER)", "anything\n1\tx\n", ""},
+		{"COPY th FROM STDIN (FORMAT csv, HEADER match)", "a,b\n2,y\n", ""},
+		{"COPY th (b, a) FROM STDIN (FORMAT csv, HEADER match)", "b,a\nw,4\n", ""},
+		{"COPY th FROM STDIN (HEADER match)", "a\tb\n5\tv\n", ""},
+		{"COPY th FROM STDIN (FORMAT csv, HEADER match)", "a,c\n3,z\n", "22P04"},
+		{"COPY th FROM STDIN (FORMAT csv, HEADER match)", "a\n3,z\n", "22P04"},
+		{"COPY th FROM STDIN (FORMAT csv, HEADER false)", "3,z\n", ""},
+		{"COPY th FROM STDIN (FORMAT csv, HEADER bogus)", "a,b\n", "42601"},
+	} {
+		if err := copyData(s, c.sql, c.data); errCode(err) != c.code && !(c.code == "" && err == nil) {
+			t.Errorf("%s with %q: %v, want %q", c.sql, c.data, err, c.code)
+		}
+	}
+	if _, err := tryRun(s, "COPY th TO STDOUT (HEADER match)"); errCode(err) != "0A000" {
+		t.Errorf("COPY TO with HEADER match: %v", err)
+	}
+	if got := run(t, s, "SELECT * FROM th ORDER BY a"); fmt.Sprint(got) != "[[1 x] [2 y] [3 z] [4 w] [5 v]]" {
+		t.Errorf("rows copied: %v", got)
+	}
 }

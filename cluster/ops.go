@@ -223,7 +223,16 @@ func copyOptions(opts []parser.Option) (CopyFormat, error) {
 		case "csv":
 			f.CSV = true
 		case "header":
-			f.Header = v == "" || strings.EqualFold(v, "true") || v == "1" || strings.EqualFold(v, "on")
+			switch strings.ToLower(v) {
+			case "", "true", "on", "1":
+				f.Header = true
+			case "false", "off", "0":
+				f.Header = false
+			case "match":
+				f.Header, f.HeaderMatch = true, true
+			default:
+				return f, errorf("42601", `header requires a Boolean value or "match"`)
+			}
 		case "delimiter":
 			if len(v) != 1 {
 				return f, errorf("22023", "COPY delimiter must be a single one-byte character")
@@ -266,8 +275,6 @@ func copyOptions(opts []parser.Option) (CopyFormat, error) {
 		if f.Escape == 0 {
 			f.Escape = f.Quote
 		}
-	} else if f.Header {
-		return f, errorf("0A000", "COPY HEADER available only in CSV mode")
 	}
 	return f, nil
 }
@@ -278,6 +285,9 @@ func (s *session) copy(ctx context.Context, x *parser.Copy, params []Param) (Res
 		return Result{}, err
 	}
 	if !x.From {
+		if format.HeaderMatch {
+			return Result{}, errorf("0A000", `cannot use "match" with HEADER in COPY TO`)
+		}
 		var res Result
 		switch q := x.Query.(type) {
 		case *parser.Subscribe:
@@ -320,7 +330,7 @@ func (s *session) copy(ctx context.Context, x *parser.Copy, params []Param) (Res
 		in[i] = cols[t]
 	}
 	dec, err := exec.NewCopyDecoder(RelationSchema(in), exec.CopyOptions{
-		CSV: format.CSV, Delimiter: format.Delimiter, Null: format.Null, Header: format.Header,
+		CSV: format.CSV, Delimiter: format.Delimiter, Null: format.Null, Header: format.Header, HeaderMatch: format.HeaderMatch,
 		Quote: format.Quote, Escape: format.Escape, Table: x.Table, NullSet: true,
 	}, s.c.cfg.BatchRows)
 	if err != nil {

@@ -19,10 +19,13 @@ type CopyOptions struct {
 	Delimiter byte   // default '\t' (text) or ',' (CSV)
 	Null      string // NULL marker; default `\N` (text) or "" (CSV, unquoted only)
 	NullSet   bool   // Null was given explicitly (so "" is meaningful for text)
-	Header    bool   // CSV only: skip the first line
-	Quote     byte   // CSV only, default '"'
-	Escape    byte   // CSV only, default the quote character
-	Table     string // table name for error context ("COPY <Table>, line …")
+	Header    bool   // skip the first line
+	// HeaderMatch: the first line must hold the schema's field names, in
+	// order (PostgreSQL's HEADER MATCH); else 22P04.
+	HeaderMatch bool
+	Quote       byte   // CSV only, default '"'
+	Escape      byte   // CSV only, default the quote character
+	Table       string // table name for error context ("COPY <Table>, line …")
 }
 
 // SQLTypeMetadataKey is the Arrow field metadata key under which the
@@ -156,7 +159,7 @@ func NewCopyDecoder(schema *arrow.Schema, opts CopyOptions, batchRows int, optio
 	if opts.Delimiter == '\n' || opts.Delimiter == '\r' || (opts.CSV && opts.Delimiter == opts.Quote) {
 		return nil, &Error{Code: CodeInvalidParameter, Message: "COPY delimiter must not be a newline or the quote character"}
 	}
-	d := &CopyDecoder{schema: schema, opts: opts, batchRows: batchRows, mem: o.mem, header: opts.CSV && opts.Header, nullB: []byte(opts.Null)}
+	d := &CopyDecoder{schema: schema, opts: opts, batchRows: batchRows, mem: o.mem, header: opts.Header, nullB: []byte(opts.Null)}
 	for i := 0; i < schema.NumFields(); i++ {
 		c, err := newCopyCol(schema.Field(i).Type)
 		if err != nil {
@@ -172,6 +175,28 @@ func NewCopyDecoder(schema *arrow.Schema, opts CopyOptions, batchRows int, optio
 	}
 	d.startBatch()
 	return d, nil
+}
+
+// matchHeader checks the header line's fields (in d.fields, over data)
+// against the column names.
+func (d *CopyDecoder) matchHeader(data []byte) *Error {
+	if len(d.fields) != len(d.cols) {
+		return &Error{Code: CodeBadCopyFormat, Message: fmt.Sprintf("wrong number of fields in header line: got %d, expected %d", len(d.fields), len(d.cols))}
+	}
+	for i, f := range d.fields {
+		src := data
+		if f.scratch {
+			src = d.scratch
+		}
+		got, want := string(src[f.start:f.end]), d.schema.Field(i).Name
+		if f.null {
+			return &Error{Code: CodeBadCopyFormat, Message: fmt.Sprintf("column name mismatch in header line field %d: got null value (\"%s\"), expected \"%s\"", i+1, d.opts.Null, want)}
+		}
+		if got != want {
+			return &Error{Code: CodeBadCopyFormat, Message: fmt.Sprintf("column name mismatch in header line field %d: got \"%s\", expected \"%s\"", i+1, got, want)}
+		}
+	}
+	return nil
 }
 
 // Rows returns the number of rows decoded so far (emitted or pending).
@@ -313,6 +338,11 @@ func (d *CopyDecoder) parse(data []byte, final bool, emit Emit) (int, error) {
 		}
 		if d.header {
 			d.header = false
+			if d.opts.HeaderMatch {
+				if err := d.matchHeader(data); err != nil {
+					return pos, d.errCtx(err, string(rec), -1, nil)
+				}
+			}
 			continue
 		}
 		if len(d.fields) != len(d.cols) {

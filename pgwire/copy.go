@@ -150,13 +150,17 @@ func (c *conn) copyOut(p *portal) error {
 	format := copyOutFormat(p.res.CopyOutFormat)
 	cols := p.res.Columns
 	c.send(&pgproto3.CopyOutResponse{OverallFormat: 0, ColumnFormatCodes: make([]uint16, len(cols))})
-	if format.CSV && format.Header {
+	if format.Header {
 		start := c.beginCopyData()
 		for j, col := range cols {
 			if j > 0 {
 				c.out = append(c.out, format.Delimiter)
 			}
-			c.out = appendCSV(c.out, []byte(col.Name), format, len(cols) == 1)
+			if format.CSV {
+				c.out = appendCSV(c.out, []byte(col.Name), format, len(cols) == 1)
+			} else {
+				c.out = appendCopyText(c.out, []byte(col.Name), format.Delimiter)
+			}
 		}
 		c.endCopyData(start)
 	}
