@@ -83,10 +83,19 @@ func (b exprBuilder) expr(e planner.Expr) (exec.Expr, error) {
 			}
 			args[i] = ea
 		}
-		return exec.Call{Fn: x.Name, Args: args, Type: ArrowType(x.T)}, nil
+		call := exec.Call{Fn: x.Name, Args: args, Type: ArrowType(x.T)}
+		if x.T == planner.TypeInt && int4Overflows[x.Name] {
+			// INT is kept in 64 bits: check the 32-bit range here.
+			return exec.Call{Fn: "int4_range", Args: []exec.Expr{call}, Type: call.Type}, nil
+		}
+		return call, nil
 	}
 	return nil, fmt.Errorf("cluster: unknown expression %T", e)
 }
+
+// int4Overflows are the functions whose INT result may leave the 32-bit
+// range of its INT arguments (PostgreSQL: 22003 integer out of range).
+var int4Overflows = map[string]bool{"+": true, "-": true, "*": true, "/": true, "%": true, "neg": true, "abs": true, "mod": true, "cast": true}
 
 // paramLiteral turns a bound parameter into a literal of type t: text
 // parameters are cast by exec (so "12" becomes a bigint with PostgreSQL's

@@ -496,6 +496,26 @@ func buildFunction(fn string, args []node, rt arrow.DataType) (node, error) {
 			}
 			return dst, nil
 		}), true, args...), nil
+	case "int4_range":
+		// An INT result: PostgreSQL's int4 arithmetic and casts fail past
+		// 32 bits, where the int64 it is kept in would go on. The column
+		// passes through unchanged when every value fits.
+		if err := wantArgs(fn, args, 1, 1); err != nil {
+			return nil, err
+		}
+		if !isInt(args[0].typ()) {
+			return nil, errArgs(fn, args)
+		}
+		return newFunc(tInt, func(_ memory.Allocator, a []arrow.Array, _ int) (arrow.Array, error) {
+			col := a[0].(*array.Int64)
+			for i, v := range col.Int64Values() {
+				if (v < math.MinInt32 || v > math.MaxInt32) && col.IsValid(i) {
+					return nil, &Error{Code: CodeNumericOutOfRange, Message: "integer out of range"}
+				}
+			}
+			col.Retain()
+			return col, nil
+		}, true, args...), nil
 	case "abs":
 		if err := wantArgs(fn, args, 1, 1); err != nil {
 			return nil, err
