@@ -171,6 +171,10 @@ const segmentPrefix = "result-segments/"
 type restartRound struct {
 	manifest restartManifest   // without Queries, which writeRestartPoint fills
 	epochs   map[string]uint64 // each query's epoch; not changed once begun
+	// runtimes are the queries it checkpoints: a query dropped and
+	// created again under the same name is another, whose epochs do not
+	// count.
+	runtimes map[string]*queryRuntime
 	failed   map[string]*Error // the queries that had failed when it began
 	tables   map[string][]arrow.RecordBatch
 	started  time.Time
@@ -292,6 +296,16 @@ func (c *Coordinator) beginRound() bool {
 		r.epochs[qr.def.Name] = epoch
 		byName[qr.def.Name] = qr
 	}
+	r.runtimes = byName
+	allFailed := len(qs) == 0 // nothing to wait for
+	r.written = allFailed
+	// The round is there before any barrier goes in: a checkpoint that
+	// completes at once must find it (roundCheckpointed), or the round
+	// would wait for it until abandoned. A round whose barrier cannot go
+	// in (its query failed) is abandoned by abandonStaleRound.
+	c.mu.Lock()
+	c.round = r
+	c.mu.Unlock()
 	for _, qr := range qs {
 		for _, st := range qr.def.Plan.Stages {
 			if st.Source == nil {
@@ -313,16 +327,11 @@ func (c *Coordinator) beginRound() bool {
 				if err := c.withSourceLock(st.Source.Relation, func() error {
 					return qr.pipeline().injectCheckpoint(st.ID, r.epochs[qr.def.Name])
 				}); err != nil {
-					return false // the query failed; the round is abandoned later
+					return false // the query failed; abandonStaleRound ends the round
 				}
 			}
 		}
 	}
-	allFailed := len(qs) == 0 // nothing to wait for
-	r.written = allFailed
-	c.mu.Lock()
-	c.round = r
-	c.mu.Unlock()
 	if allFailed {
 		c.background(func() { c.writeRestartPoint(r) })
 	}
@@ -376,7 +385,7 @@ func (c *Coordinator) roundCheckpointed(qr *queryRuntime, epoch uint64, pc *pend
 	c.mu.Lock()
 	r := c.round
 	c.mu.Unlock()
-	if r == nil || r.epochs[qr.def.Name] != epoch {
+	if r == nil || r.epochs[qr.def.Name] != epoch || r.runtimes[qr.def.Name] != qr {
 		return
 	}
 	cut, wm, err := qr.result.encodeAt(epoch, segmentKey(qr.def.Name, r))
@@ -385,6 +394,10 @@ func (c *Coordinator) roundCheckpointed(qr *queryRuntime, epoch uint64, pc *pend
 		return
 	}
 	r.mu.Lock()
+	if r.written {
+		r.mu.Unlock()
+		return // being written (or abandoned) without it
+	}
 	pl := qr.pipeline().placement().clone()
 	r.done[qr.def.Name] = &roundResult{snaps: pc.snaps, store: qr.result, result: cut, wm: wm, splits: pl.Splits, order: pl.Order}
 	complete := len(r.done) == len(r.epochs) && !r.written
@@ -604,7 +617,7 @@ func (c *Coordinator) abandonStaleRound(after time.Duration) {
 	sort.Strings(missing)
 	for _, name := range missing {
 		qr := in[name]
-		if qr == nil || qr.pipeline().failure() != nil {
+		if qr == nil || qr != r.runtimes[name] || qr.pipeline().failure() != nil {
 			status = fmt.Sprintf("abandoned: continuous query %s failed or was dropped before its checkpoint completed", name)
 			break
 		}

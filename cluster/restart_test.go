@@ -761,7 +761,7 @@ func TestRoundAbandonedWhenItsEpochWasAborted(t *testing.T) {
 	}
 	qr.ckpt.pause()
 	qr.ckpt.unpause()
-	r := &restartRound{started: time.Now(), epochs: map[string]uint64{"totals": epoch}, done: map[string]*roundResult{}}
+	r := &restartRound{started: time.Now(), epochs: map[string]uint64{"totals": epoch}, runtimes: map[string]*queryRuntime{"totals": qr}, done: map[string]*roundResult{}}
 	c.mu.Lock()
 	c.round = r
 	c.mu.Unlock()
@@ -772,6 +772,47 @@ func TestRoundAbandonedWhenItsEpochWasAborted(t *testing.T) {
 		t.Fatal("the round whose epoch a repair aborted is still waiting for it")
 	}
 	if last := c.restartRecords[len(c.restartRecords)-1].Status; last != fmt.Sprintf("abandoned: checkpoint %d of continuous query totals aborted by a recovery", epoch) {
+		t.Errorf("the abandoned round is recorded as %q", last)
+	}
+}
+
+// TestRoundAbandonedWhenItsQueryWasCreatedAgain: a round waits for the
+// query it began an epoch of, not another created under the same name
+// after a DROP (whose epochs have the same numbers): that round is
+// abandoned, and the new query's checkpoint does not complete it.
+func TestRoundAbandonedWhenItsQueryWasCreatedAgain(t *testing.T) {
+	dir := t.TempDir()
+	c, s := startSession(t, Config{Parallelism: 1, CheckpointInterval: time.Hour, DataDir: dir, CheckpointStore: filepath.Join(dir, "checkpoints"),
+		RestartPointInterval: time.Hour}, 1)
+	run(t, s, "CREATE STREAM ev (k INT, v INT)")
+	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	c.mu.Lock()
+	old := c.queries["totals"]
+	c.mu.Unlock()
+	epoch := old.ckpt.begin(old.instanceCount(), old.lastWidth(), false)
+	r := &restartRound{started: time.Now(), epochs: map[string]uint64{"totals": epoch}, runtimes: map[string]*queryRuntime{"totals": old}, done: map[string]*roundResult{}}
+	c.mu.Lock()
+	c.round = r
+	c.mu.Unlock()
+	run(t, s, "DROP CONTINUOUS QUERY totals")
+	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k")
+	c.mu.Lock()
+	created := c.queries["totals"]
+	c.mu.Unlock()
+	c.roundCheckpointed(created, epoch, &pendingCheckpoint{})
+	r.mu.Lock()
+	done := len(r.done)
+	r.mu.Unlock()
+	if done != 0 {
+		t.Fatal("the query created again completed the round of the dropped one")
+	}
+	c.abandonStaleRound(time.Hour)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.round != nil {
+		t.Fatal("the round of a dropped query is still waiting for it")
+	}
+	if last := c.restartRecords[len(c.restartRecords)-1].Status; last != "abandoned: continuous query totals failed or was dropped before its checkpoint completed" {
 		t.Errorf("the abandoned round is recorded as %q", last)
 	}
 }

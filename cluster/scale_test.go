@@ -771,9 +771,13 @@ func TestRescaleAfterAbandonedRestartPoint(t *testing.T) {
 	run(t, s, "CREATE STREAM ev (k INT, v INT)")
 	run(t, s, "CREATE CONTINUOUS QUERY totals AS SELECT k, COUNT(*) AS n, SUM(v) AS s FROM ev GROUP BY k")
 	run(t, s, "INSERT INTO ev VALUES (1, 1), (2, 2), (3, 3)")
-	waitUntil(t, 10*time.Second, "a restart point", func() bool {
-		return run(t, s, "SELECT COUNT(*) FROM spate_restart_points WHERE status = 'written'")[0][0] != "0"
-	})
+	deadline := time.Now().Add(10 * time.Second)
+	for run(t, s, "SELECT COUNT(*) FROM spate_restart_points WHERE status = 'written'")[0][0] == "0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no restart point: %v\ncheckpoints %v", run(t, s, "SELECT * FROM spate_restart_points"), run(t, s, "SELECT query, epoch, status FROM spate_checkpoints"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	c.mu.Lock()
 	c.addRestartRecordLocked(restartRecord{Started: time.Now(), Status: "abandoned: not every query's checkpoint completed"})
 	c.mu.Unlock()
