@@ -348,6 +348,7 @@ func (c *Coordinator) deploy(qr *queryRuntime) (*pipeline, error) {
 	var order [][]int
 	if rs != nil {
 		splits, order = rs.splits, rs.order
+		qr.lateRows.Store(rs.lateRows)
 	}
 	pl := c.place(q, splits, order)
 	p, err := newPipeline(q, pl, coordinatorHost, c.net, result, c.cfg.Logger)

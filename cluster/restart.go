@@ -147,6 +147,8 @@ type roundQuery struct {
 	// taken (a rescale changes them; the query resumes with the same).
 	Splits [][]uint64 `json:"splits,omitempty"`
 	Order  [][]int    `json:"order,omitempty"` // which instance owns each range
+	// LateRows is the query's count of rows it did not see, late, at P.
+	LateRows int64 `json:"late_rows,omitempty"`
 	// Segments hold an append-only result, in order (an updating one is
 	// the blob results/<name>).
 	Segments []segmentRef `json:"segments,omitempty"`
@@ -171,6 +173,7 @@ const segmentPrefix = "result-segments/"
 type restartRound struct {
 	manifest restartManifest   // without Queries, which writeRestartPoint fills
 	epochs   map[string]uint64 // each query's epoch; not changed once begun
+	lateRows map[string]int64  // each query's late rows at P
 	// runtimes are the queries it checkpoints: a query dropped and
 	// created again under the same name is another, whose epochs do not
 	// count.
@@ -258,7 +261,7 @@ func (c *Coordinator) beginRound() bool {
 		c.cfg.Logger.Warn().Err(err).Msg("logging a restart point's position")
 		return false
 	}
-	r := &restartRound{started: time.Now(), layout: c.layoutGen.Load(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{}, failed: failed,
+	r := &restartRound{started: time.Now(), layout: c.layoutGen.Load(), tables: map[string][]arrow.RecordBatch{}, done: map[string]*roundResult{}, epochs: map[string]uint64{}, lateRows: map[string]int64{}, failed: failed,
 		manifest: restartManifest{Pos: c.wal.log.Next(), LogID: c.wal.id, Streams: map[string]streamState{}, Taken: time.Now()}}
 	c.mu.Lock()
 	r.manifest.DDL = append([]ddlEntry(nil), c.ddlLog...)
@@ -294,6 +297,7 @@ func (c *Coordinator) beginRound() bool {
 		}
 		qr.ckpt.markFeed(epoch, mark)
 		r.epochs[qr.def.Name] = epoch
+		r.lateRows[qr.def.Name] = qr.lateRows.Load()
 		byName[qr.def.Name] = qr
 	}
 	r.runtimes = byName
@@ -441,7 +445,7 @@ func (c *Coordinator) writeRestartPoint(r *restartRound) {
 		m.Queries[name] = roundQuery{Failed: e}
 	}
 	for name, res := range r.done {
-		q := roundQuery{Epoch: r.epochs[name], Splits: res.splits, Order: res.order}
+		q := roundQuery{Epoch: r.epochs[name], Splits: res.splits, Order: res.order, LateRows: r.lateRows[name]}
 		for key, snap := range res.snaps {
 			if err := put(fmt.Sprintf("queries/%s/%d.%d", name, key[0], key[1]), snap); err != nil {
 				fail(err)
@@ -969,6 +973,7 @@ type restoring struct {
 	wm       int64
 	splits   [][]uint64 // the layout the snapshots were taken in (nil: the plan's)
 	order    [][]int
+	lateRows int64
 	failed   *Error // the query had failed: it comes back failed, with nothing restored
 }
 
@@ -991,7 +996,7 @@ func (c *Coordinator) loadRestartPoint(ctx context.Context, m *restartManifest) 
 			restore[name] = &restoring{failed: q.Failed}
 			continue
 		}
-		rs := &restoring{snaps: map[[2]int][]byte{}, wm: q.Watermark, splits: q.Splits, order: q.Order}
+		rs := &restoring{snaps: map[[2]int][]byte{}, wm: q.Watermark, splits: q.Splits, order: q.Order, lateRows: q.LateRows}
 		for _, key := range q.Instances {
 			data, err := c.restartBlob(ctx, m, fmt.Sprintf("queries/%s/%d.%d", name, key[0], key[1]))
 			if err != nil {
