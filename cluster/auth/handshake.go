@@ -218,7 +218,7 @@ func (p Protocol) Server(conn net.Conn, token string, check func(extra string) e
 	if _, err := io.ReadFull(conn, proof); err != nil {
 		if err == io.EOF {
 			// A client that rejects our MAC hangs up here, before its proof.
-			return extra, fmt.Errorf("%s hung up at the challenge (it holds another cluster token): %w", p.ClientRole, ErrUnauthorized)
+			return extra, fmt.Errorf("%s hung up at the challenge (it holds another cluster token, or it gave up, as a sender whose query was dropped does): %w", p.ClientRole, ErrUnauthorized)
 		}
 		return extra, p.handshakeErr("reading proof: %v", err)
 	}
