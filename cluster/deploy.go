@@ -470,10 +470,7 @@ func (c *Coordinator) releaseFailed(qr *queryRuntime, p *pipeline) {
 	defer qr.recoverMu.Unlock()
 	// A repair whose replay was under way ends with it.
 	c.endRepair(qr, nil, "failed: "+p.failure().Error())
-	c.mu.Lock()
-	current := c.queries[qr.def.Name] == qr && !c.closed && !c.stopping.Load()
-	c.mu.Unlock()
-	if current {
+	if c.current(qr) {
 		c.undeploy(p, nil)
 	}
 }

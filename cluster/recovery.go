@@ -334,10 +334,7 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 	qr.recoverMu.Lock()
 	defer qr.recoverMu.Unlock()
 	p := qr.pipeline()
-	c.mu.Lock()
-	current := c.queries[qr.def.Name] == qr && !c.closed && !c.stopping.Load()
-	c.mu.Unlock()
-	if !current || p.failure() != nil {
+	if !c.current(qr) || p.failure() != nil {
 		return
 	}
 	pl := p.placement()
@@ -390,7 +387,20 @@ func (c *Coordinator) repairQuery(qr *queryRuntime, reason string, lost []channe
 			c.addDeadInstances(p.placement(), failed)
 			continue
 		}
-		if err == nil || attempt == 5 {
+		if err == nil {
+			break
+		}
+		if qr.result.waits.active() && c.current(qr) {
+			// A subscriber that does not read holds the query back, and
+			// the repair's steps time out behind it: that is no failure
+			// of the repair, which tries again until it reads (or goes).
+			log.Warn().Err(err).Msg("repairing the continuous query: a subscriber that does not read holds it back; trying again")
+			attempt = 0
+			time.Sleep(time.Second)
+			c.addDeadInstances(p.placement(), failed)
+			continue
+		}
+		if attempt == 5 {
 			break
 		}
 		log.Warn().Err(err).Int("attempt", attempt).Bool("consumers_kept", out.kept).Msg("repairing the continuous query")
@@ -477,6 +487,14 @@ func (l *crashLoop) restoredOn(restored [][2]int) {
 
 func (l *crashLoop) caughtUp() { l.caught = time.Now() }
 
+// current reports whether qr is its name's query and the engine is not
+// stopping: whether a repair of it should go on.
+func (c *Coordinator) current(qr *queryRuntime) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queries[qr.def.Name] == qr && !c.closed && !c.stopping.Load()
+}
+
 // What a repair under way is doing, as its SHOW RECOVERIES row and its
 // query's status say.
 const (
@@ -560,10 +578,7 @@ func (c *Coordinator) awaitLiveWorker(qr *queryRuntime, p *pipeline, log zerolog
 	p.mu.Unlock()
 	defer p.stalled.Store(false)
 	for since := time.Now(); ; time.Sleep(200 * time.Millisecond) {
-		c.mu.Lock()
-		current := c.queries[qr.def.Name] == qr && !c.closed && !c.stopping.Load()
-		c.mu.Unlock()
-		if !current {
+		if !c.current(qr) {
 			return false
 		}
 		if len(c.liveWorkers()) > 0 {

@@ -757,3 +757,51 @@ func TestCrashLoopStopsTheQuery(t *testing.T) {
 		return run(t, s, "SELECT COUNT(*) FROM after")[0][0] != "0"
 	})
 }
+
+// TestRepairWithUnreadCursor: a cursor nobody reads holds its query back
+// (its result's subscriber queue is full), and a worker dies. The repairs
+// of the other queries do not wait for it, the held-back query's repair
+// does not fail, and once the cursor is read everything is exact.
+func TestRepairWithUnreadCursor(t *testing.T) {
+	lines := steadyLines(60000, 37)
+	setup := func(s Session) {
+		run(t, s, "CREATE STREAM ev (k INT, v INT, t BIGINT) WITH (event_time = 't', time_unit = 's', watermark_delay = '2s')")
+		for _, name := range []string{"filter", "updating", "tumble"} {
+			run(t, s, "CREATE CONTINUOUS QUERY "+name+" AS "+metamorphicQueries[name])
+		}
+	}
+	rs, s, _, kill := startCompared(t, setup, lines, Config{Parallelism: 2, BatchRows: 100}, 2)
+	reader := s2(t, s)
+	mustExec1(t, reader, "DECLARE cur CURSOR FOR SUBSCRIBE updating")
+	copying := copyAsync(s, "ev", lines)
+	waitUntil(t, 30*time.Second, "the query held back by the unread cursor", func() bool {
+		return run(t, s, "SELECT subscriber_wait_seconds > 0.5 FROM spate_continuous_queries WHERE name = 'updating'")[0][0] == "t"
+	})
+	kill(0)
+	waitUntil(t, 60*time.Second, "the repair of the query the cursor does not hold back", func() bool {
+		rows := run(t, s, "SELECT status FROM spate_recoveries WHERE query = 'tumble'")
+		return len(rows) > 0 && recovered(rows[len(rows)-1][0])
+	})
+	time.Sleep(20 * time.Second) // longer than a repair's attempts against a held-back worker
+	for _, r := range run(t, s, "SELECT query, status FROM spate_recoveries") {
+		if strings.HasPrefix(r[1], "failed") {
+			t.Fatalf("a repair failed while the cursor held its query back: %v", r)
+		}
+	}
+	mustExec1(t, reader, "FETCH 10 FROM cur")
+	mustExec1(t, reader, "CLOSE cur") // lets the query go on
+	if err := <-copying; err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, "every repair", func() bool {
+		for _, r := range run(t, s, "SELECT status FROM spate_recoveries") {
+			if !recovered(r[0]) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, q := range []string{"filter", "updating", "tumble"} {
+		awaitReference(t, s, rs, q)
+	}
+}

@@ -716,6 +716,13 @@ func (w *subscriberWaits) end() {
 	}
 }
 
+// active reports whether an instance waits for a subscriber now.
+func (w *subscriberWaits) active() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.waiting > 0
+}
+
 func (w *subscriberWaits) seconds() float64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -63,10 +63,30 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		Logger:       cfg.Logger,
 		OnRegistered: func(wl control.Welcome) { w.setID(wl.WorkerID) },
 		Handle:       w.handle,
+		Lane:         requestLane,
 		Notices:      w.notices,
 		Instances:    w.loads,
 		CopyBytes:    func() uint64 { return uint64(w.copies.held()) },
 	})
+}
+
+// requestLane is a control request's lane: the run (query) it is about,
+// so that a request that blocks (a repair waiting on its back-pressured
+// output) holds up only its own query's requests, not every query's.
+func requestLane(_ string, body json.RawMessage) string {
+	var r struct {
+		Run   string `json:"run"`
+		Place struct {
+			Run string `json:"run"`
+		} `json:"place"`
+	}
+	if json.Unmarshal(body, &r) != nil {
+		return ""
+	}
+	if r.Run != "" {
+		return r.Run
+	}
+	return r.Place.Run
 }
 
 // workerRuntime holds the pipelines (parts of continuous queries) a
@@ -155,7 +175,12 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 			return nil, fmt.Errorf("malformed restore: %w", err)
 		}
 		if req.Parts == 0 { // sent on the data plane
-			data, err := w.takeUploaded(ctx, restoreChannel(req.Run, [2]int{req.Stage, req.Instance}))
+			// Not waited for without end: an upload that does not come
+			// (the coordinator gave the attempt up) must not hold the
+			// query's requests.
+			sctx, cancel := context.WithTimeout(ctx, deployTimeout)
+			defer cancel()
+			data, err := w.takeUploaded(sctx, restoreChannel(req.Run, [2]int{req.Stage, req.Instance}))
 			if err != nil {
 				return nil, err
 			}

@@ -44,10 +44,16 @@ type JoinConfig struct {
 	// OnRegistered, if set, is called once with the registry's Welcome.
 	OnRegistered func(Welcome)
 	// Handle runs the coordinator's requests, one at a time in the order
-	// they arrive (so a deploy is done before the start that follows it);
-	// its result is marshalled as the reply's body and an error becomes
-	// the reply's error. Nil refuses every request.
+	// they arrive within a lane (so a deploy is done before the start that
+	// follows it); its result is marshalled as the reply's body and an
+	// error becomes the reply's error. Nil refuses every request. Its ctx
+	// ends when the connection does.
 	Handle func(ctx context.Context, kind string, body json.RawMessage) (any, error)
+	// Lane, if set, names a request's lane: requests of different lanes
+	// run concurrently, so one that blocks (a query's repair waiting on
+	// its back-pressured output) holds up only its own lane (that query's
+	// requests). Unset: one lane.
+	Lane func(kind string, body json.RawMessage) string
 	// Notices, if set, are sent to the coordinator as they come.
 	Notices <-chan Notice
 	// Instances, if set, is called for each heartbeat to report the load
@@ -155,10 +161,35 @@ func Join(ctx context.Context, cfg JoinConfig) error {
 		return writeFrame(conn, m)
 	}
 
-	// The reader runs the coordinator's requests in order and notices the
-	// coordinator closing the connection; it ends when conn is closed.
+	// The reader hands the coordinator's requests to their lanes (each
+	// runs its requests in order) and notices the coordinator closing the
+	// connection; it ends when conn is closed.
 	readErr := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case readErr <- err:
+		default:
+		}
+	}
+	hctx, hcancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	runRequest := func(req *Request) {
+		rep := &Reply{ID: req.ID}
+		if cfg.Handle == nil {
+			rep.Error = "this worker runs no requests"
+		} else if out, err := cfg.Handle(hctx, req.Kind, req.Body); err != nil {
+			rep.Error = err.Error()
+		} else if out != nil {
+			if rep.Body, err = json.Marshal(out); err != nil {
+				rep.Error = fmt.Sprintf("encoding the %s reply: %v", req.Kind, err)
+			}
+		}
+		if err := write(&message{Type: typeReply, Reply: rep}); err != nil {
+			fail(err)
+			conn.Close()
+		}
+	}
+	lanes := newLanes(&wg, runRequest)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -168,26 +199,18 @@ func Join(ctx context.Context, cfg JoinConfig) error {
 				err = fmt.Errorf("%w: unexpected %q message from the coordinator", ErrProtocol, m.Type)
 			}
 			if err != nil {
-				readErr <- err
+				fail(err)
 				return
 			}
-			rep := &Reply{ID: m.Request.ID}
-			if cfg.Handle == nil {
-				rep.Error = "this worker runs no requests"
-			} else if out, err := cfg.Handle(ctx, m.Request.Kind, m.Request.Body); err != nil {
-				rep.Error = err.Error()
-			} else if out != nil {
-				if rep.Body, err = json.Marshal(out); err != nil {
-					rep.Error = fmt.Sprintf("encoding the %s reply: %v", m.Request.Kind, err)
-				}
+			lane := ""
+			if cfg.Lane != nil {
+				lane = cfg.Lane(m.Request.Kind, m.Request.Body)
 			}
-			if err := write(&message{Type: typeReply, Reply: rep}); err != nil {
-				readErr <- err
-				return
-			}
+			lanes.add(lane, m.Request)
 		}
 	}()
 	defer wg.Wait()
+	defer hcancel()    // the requests running end
 	defer conn.Close() // runs before wg.Wait
 
 	sampler := newLoadSampler()
@@ -269,4 +292,44 @@ func (s *loadSampler) sample() Load {
 		heap = v.Uint64()
 	}
 	return Load{CPUBusySeconds: cpuSeconds(), Goroutines: runtime.NumGoroutine(), HeapBytes: heap}
+}
+
+// lanes runs requests: in order within a lane, lanes concurrently, with
+// a goroutine per lane while it has requests.
+type lanes struct {
+	mu      sync.Mutex
+	queues  map[string][]*Request // a lane is here while its goroutine runs
+	wg      *sync.WaitGroup
+	request func(*Request)
+}
+
+func newLanes(wg *sync.WaitGroup, request func(*Request)) *lanes {
+	return &lanes{queues: map[string][]*Request{}, wg: wg, request: request}
+}
+
+func (l *lanes) add(lane string, req *Request) {
+	l.mu.Lock()
+	q, running := l.queues[lane]
+	l.queues[lane] = append(q, req)
+	l.mu.Unlock()
+	if running {
+		return
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for {
+			l.mu.Lock()
+			q := l.queues[lane]
+			if len(q) == 0 {
+				delete(l.queues, lane)
+				l.mu.Unlock()
+				return
+			}
+			req := q[0]
+			l.queues[lane] = q[1:]
+			l.mu.Unlock()
+			l.request(req)
+		}
+	}()
 }

@@ -361,3 +361,75 @@ func TestCallsAndNotices(t *testing.T) {
 		t.Fatalf("call to a dead worker: %v", err)
 	}
 }
+
+// TestLanes: with JoinConfig.Lane, a request that blocks holds up only
+// its own lane: another lane's requests are answered meanwhile, and its
+// own lane's next request runs after it, in order. Without Lane there is
+// one lane.
+func TestLanes(t *testing.T) {
+	for _, lanes := range []bool{true, false} {
+		r, _ := startRegistry(t, RegistryConfig{Token: testToken})
+		ctx, cancel := context.WithCancel(context.Background())
+		release := make(chan struct{})
+		var order []string
+		var mu sync.Mutex
+		cfg := JoinConfig{Coordinator: r.Addr().String(), Token: testToken,
+			Handle: func(ctx context.Context, kind string, body json.RawMessage) (any, error) {
+				if kind == "slow" {
+					select {
+					case <-release:
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+				}
+				mu.Lock()
+				order = append(order, kind+string(body))
+				mu.Unlock()
+				return kind, nil
+			}}
+		if lanes {
+			cfg.Lane = func(_ string, body json.RawMessage) string { return string(body) }
+		}
+		joined := make(chan error, 1)
+		go func() { joined <- Join(ctx, cfg) }()
+		waitFor(t, "the worker", func() bool { _, ok := onlyWorker(r); return ok })
+		call := func(kind, lane string, timeout time.Duration) error {
+			cctx, ccancel := context.WithTimeout(context.Background(), timeout)
+			defer ccancel()
+			return r.Call(cctx, "w1", kind, lane, nil)
+		}
+		slow := make(chan error, 1)
+		go func() { slow <- call("slow", "a", 10*time.Second) }()
+		time.Sleep(50 * time.Millisecond)
+		sameLane := make(chan error, 1)
+		go func() { sameLane <- call("after", "a", 10*time.Second) }()
+		time.Sleep(50 * time.Millisecond)
+		err := call("other", "b", 500*time.Millisecond)
+		if lanes && err != nil {
+			t.Errorf("a request of another lane while one blocks: %v", err)
+		}
+		if !lanes && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("without lanes, a request behind a blocked one: %v, want a timeout", err)
+		}
+		close(release)
+		if err := <-slow; err != nil {
+			t.Error(err)
+		}
+		if err := <-sameLane; err != nil {
+			t.Error(err)
+		}
+		var got string
+		waitFor(t, "every request handled", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			got = strings.Join(order, " ")
+			return len(order) == 3
+		})
+		want := map[bool]string{true: `other"b" slow"a" after"a"`, false: `slow"a" after"a" other"b"`}[lanes]
+		if got != want {
+			t.Errorf("lanes %v: handled %s, want %s", lanes, got, want)
+		}
+		cancel()
+		<-joined
+	}
+}
