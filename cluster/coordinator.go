@@ -638,7 +638,7 @@ func (c *Coordinator) ingestStream(ctx context.Context, s *streamRuntime, rec ar
 	defer s.ingestMu.Unlock()
 	// The log keeps the batch as it came: replay decides lateness again,
 	// from the same order.
-	if err := c.wal.appendData(walStream, s.def.Name, rec); err != nil {
+	if err := c.wal.appendDurable(walStream, s.def.Name, rec); err != nil {
 		return err
 	}
 	s.rowsIn.Add(rec.NumRows())
@@ -936,7 +936,7 @@ func (c *Coordinator) appendTable(t *tableData, rec arrow.RecordBatch) error {
 		defer c.wal.order.RUnlock()
 	}
 	t.mu.Lock()
-	if err := c.wal.appendData(walTable, t.def.Name, rec); err != nil {
+	if err := c.wal.appendDurable(walTable, t.def.Name, rec); err != nil {
 		t.mu.Unlock()
 		return err
 	}

@@ -169,6 +169,17 @@ func (w *wal) appendData(kind, relation string, rec arrow.RecordBatch) error {
 	return err
 }
 
+// appendDurable logs rows of a relation and makes them durable before
+// they go on to its readers: a result never shows rows a crash would take
+// back (one fsync per batch; the acknowledgement's sync then has nothing
+// left to do).
+func (w *wal) appendDurable(kind, relation string, rec arrow.RecordBatch) error {
+	if err := w.appendData(kind, relation, rec); err != nil {
+		return err
+	}
+	return w.sync()
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // appendStatement logs a statement (DDL or UPDATE/DELETE) as a one-row

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -265,5 +266,57 @@ func TestCheckpointsToS3AndRestart(t *testing.T) {
 	}
 	if keys, err := store.List(ctx, "restart/"); err != nil || len(keys) == 0 {
 		t.Errorf("no restart point in the bucket: %v %v", keys, err)
+	}
+}
+
+// TestResultsShowOnlyDurableRows: rows reach a query only once the log
+// has them durably, so what a reader saw before `spate serve` was killed
+// with SIGKILL in the middle of a COPY is still there after the restart
+// (results do not go backwards), though that COPY was never acknowledged.
+func TestResultsShowOnlyDurableRows(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	victim := sqltest.StartSpate(t, "--data-dir", dir, "--workers", "0")
+	c := connectPg(t, victim.ConnString())
+	mustExec(t, c, "CREATE STREAM ev (k INT, v INT)")
+	mustExec(t, c, "CREATE CONTINUOUS QUERY total AS SELECT COUNT(*) AS n FROM ev")
+	// An endless COPY on its own connection.
+	pr, pw := io.Pipe()
+	go func() {
+		var b bytes.Buffer
+		for i := 0; ; i++ {
+			fmt.Fprintf(&b, "%d,%d\n", i%97, i)
+			if b.Len() > 64<<10 {
+				if _, err := pw.Write(b.Bytes()); err != nil {
+					return
+				}
+				b.Reset()
+			}
+		}
+	}()
+	defer pw.Close()
+	copier := connectPg(t, victim.ConnString())
+	go func() { _, _ = copier.CopyFrom(ctx, pr, "COPY ev FROM STDIN (FORMAT csv)") }()
+	const seenQuery = "SELECT n FROM total"
+	var seen int64
+	waitFor(t, time.Minute, "a few hundred thousand rows in the result", func() bool {
+		rows, err := sqltest.QueryText(ctx, c, seenQuery)
+		if err != nil || len(rows) != 1 {
+			return false
+		}
+		seen, _ = strconv.ParseInt(rows[0][0], 10, 64)
+		return seen > 300000
+	})
+	victim.Kill()
+
+	restarted := sqltest.StartSpate(t, "--data-dir", dir, "--workers", "0")
+	r := connectPg(t, restarted.ConnString())
+	rows, err := sqltest.QueryText(ctx, r, seenQuery)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("%s after the restart: %v %v", seenQuery, rows, err)
+	}
+	if after, _ := strconv.ParseInt(rows[0][0], 10, 64); after < seen {
+		t.Fatalf("the result went back from %d rows before the kill to %d after the restart: it had shown rows that were not durable", seen, after)
 	}
 }

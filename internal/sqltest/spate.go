@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Timeouts of the server helpers.
@@ -271,9 +272,8 @@ func stillRunning(exited <-chan struct{}) bool {
 func waitAccepting(addr string, exited <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		err := sessionAnswer(addr)
 		if err == nil {
-			c.Close()
 			return nil
 		}
 		select {
@@ -282,9 +282,30 @@ func waitAccepting(addr string, exited <-chan struct{}, timeout time.Duration) e
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no connection on %s after %v: %w", addr, timeout, err)
+			return fmt.Errorf("no session on %s after %v: %w", addr, timeout, err)
 		}
 	}
+}
+
+// sessionAnswer is nil once the server at addr answers a startup as a
+// session would: it opens one, or refuses it for the client (a password
+// or TLS the test did not give) — not while it listens but still
+// recovers (57P03 the database system is starting up), nor before it
+// listens.
+func sessionAnswer(addr string) error {
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s user=spate dbname=spate sslmode=disable connect_timeout=5", host, port))
+	if err == nil {
+		c.Close(ctx)
+		return nil
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code != "57P03" {
+		return nil
+	}
+	return err
 }
 
 // Connect opens a pgx connection that uses the simple query protocol (so
