@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -160,8 +161,17 @@ func (b *backupOutlet) replayStart(epoch uint64) (int, error) {
 
 // detach returns how many messages the replay will send and the
 // detach's number, for attach.
-func (b *backupOutlet) detach(to channelName, epoch uint64) (n, id int, err error) {
-	b.close() // ends a send waiting on the lost consumer
+func (b *backupOutlet) detach(to channelName, epoch uint64, gone []string) (n, id int, err error) {
+	// End a send waiting on the lost consumer: at once when its host is
+	// gone (a frozen one would never acknowledge a clean end).
+	b.closeMu.Lock()
+	cur := b.current
+	b.closeMu.Unlock()
+	if r, ok := cur.(remoteOutlet); ok && slices.Contains(gone, r.host) {
+		r.s.Abort()
+	} else {
+		cur.close()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	start, err := b.replayStart(epoch)

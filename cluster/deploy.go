@@ -72,6 +72,10 @@ type resumeRequest struct {
 	// Follow gives restored instances ("stage.instance") with several
 	// inputs the order to take them in (encodeLog).
 	Follow map[string][]byte `json:"follow,omitempty"`
+	// Gone are the hosts declared dead: outlets to them end at once
+	// instead of waiting for an acknowledgement (a frozen process would
+	// never send it).
+	Gone []string `json:"gone,omitempty"`
 }
 
 // logRequest: retire the channels from instance Instance of stage Stage
@@ -241,6 +245,20 @@ func (c *Coordinator) Workers() []control.WorkerInfo {
 
 // liveWorkers lists the workers that are alive and can take instances,
 // in registry order.
+// goneWorkers are the workers the registry has declared dead.
+func (c *Coordinator) goneWorkers() []string {
+	if c.reg == nil {
+		return nil
+	}
+	var out []string
+	for _, w := range c.reg.Workers() {
+		if w.Status == control.StatusDead {
+			out = append(out, w.ID)
+		}
+	}
+	return out
+}
+
 func (c *Coordinator) liveWorkers() []control.WorkerInfo {
 	if c.reg == nil {
 		return nil

@@ -909,14 +909,15 @@ func (c *Coordinator) reconfigure(qr *queryRuntime, p *pipeline, pl placement, r
 	for k, log := range follow {
 		encoded[fmt.Sprintf("%d.%d", k[0], k[1])] = encodeLog(log)
 	}
+	gone := c.goneWorkers()
 	for _, w := range hosts {
 		var n int
-		if err := c.reg.Call(rctx, w, reqResume, resumeRequest{Run: pl.Run, Restore: restore, Epoch: epoch, KeepSink: dedupe, Follow: encoded}, &n); err != nil {
+		if err := c.reg.Call(rctx, w, reqResume, resumeRequest{Run: pl.Run, Restore: restore, Epoch: epoch, KeepSink: dedupe, Follow: encoded, Gone: gone}, &n); err != nil {
 			return out, fmt.Errorf("resuming worker %s: %w", w, err)
 		}
 		out.replayed += n
 	}
-	n, err := p.resumeRepair(rctx, restore, epoch, dedupe, follow)
+	n, err := p.resumeRepair(rctx, restore, epoch, dedupe, follow, gone)
 	out.replayed += n
 	return out, err
 }
@@ -1173,7 +1174,7 @@ func (p *pipeline) prepareRepair(pl placement, restore [][2]int, skip, resume ui
 // ones (or the sink) at the new incarnations, replaying what they sent
 // after checkpoint epoch's barrier. The replays run on their own; it
 // returns how many messages they send.
-func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uint64, keepSink bool, follow map[[2]int][]uint32) (int, error) {
+func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uint64, keepSink bool, follow map[[2]int][]uint32, gone []string) (int, error) {
 	// The sources' replay of an earlier repair stops; this one's carries
 	// it on (replay.go).
 	prior := p.takeSourceReplay()
@@ -1238,7 +1239,7 @@ func (p *pipeline) resumeRepair(ctx context.Context, restore [][2]int, epoch uin
 			} else {
 				continue
 			}
-			k, id, err := b.detach(ch, epoch)
+			k, id, err := b.detach(ch, epoch, gone)
 			if err != nil {
 				return n, err
 			}

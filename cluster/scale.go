@@ -819,7 +819,7 @@ func (p *pipeline) resplit(ctx context.Context, in *instance, pl placement, epoc
 			kept[j] = true
 			continue
 		}
-		if _, _, err := b.detach(ch, epoch); err != nil {
+		if _, _, err := b.detach(ch, epoch, nil); err != nil {
 			return nil, 0, err
 		}
 	}

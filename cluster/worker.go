@@ -208,7 +208,7 @@ func (w *workerRuntime) handle(ctx context.Context, kind string, body json.RawMe
 		if err != nil {
 			return nil, err
 		}
-		return p.resumeRepair(sctx, req.Restore, req.Epoch, req.KeepSink, follow)
+		return p.resumeRepair(sctx, req.Restore, req.Epoch, req.KeepSink, follow, req.Gone)
 	case reqLog:
 		var req logRequest
 		if err := json.Unmarshal(body, &req); err != nil {

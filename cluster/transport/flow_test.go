@@ -367,3 +367,46 @@ func TestListenerCloseClosesPending(t *testing.T) {
 		}
 	}
 }
+
+// TestAbort: Abort ends a channel at once, without the clean end: a send
+// blocked on credit fails with ErrClosed, Close then reports the abort,
+// and the receiver gets an error after what was queued, not io.EOF.
+func TestAbort(t *testing.T) {
+	checkGoroutines(t)
+	p := newPair(t, ListenConfig{Window: 1 << 10}, DialConfig{}, "abort")
+	ctx := ctxT(t, 10*time.Second)
+	for {
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		_, err := p.s.SendWatermark(short, 1)
+		cancel()
+		if err != nil {
+			break
+		}
+	}
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := p.s.SendWatermark(ctx, 2)
+		blocked <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	p.s.Abort()
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Abort took %v", took)
+	}
+	if err := <-blocked; !errors.Is(err, ErrClosed) {
+		t.Fatalf("blocked send: %v", err)
+	}
+	if err := p.s.Close(); err == nil || !strings.Contains(err.Error(), "aborted") {
+		t.Fatalf("close after abort: %v", err)
+	}
+	for {
+		_, err := p.r.Recv(ctx)
+		if err == io.EOF {
+			t.Fatal("the receiver saw a clean end after an abort")
+		}
+		if err != nil {
+			break
+		}
+	}
+}

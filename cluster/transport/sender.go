@@ -519,6 +519,19 @@ func (s *Sender) Close() error {
 	return s.closeErr
 }
 
+// Abort ends the channel at once, without the clean end Close delivers:
+// for a receiver known to be gone (its process dead or frozen), whose
+// acknowledgement Close would wait CloseTimeout for. Sends in progress
+// and later ones fail; Close after Abort returns the abort.
+func (s *Sender) Abort() {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.closeErr = chanErr(s.id, errors.New("aborted: the receiver is gone"))
+		s.conn.Close()
+		s.wg.Wait()
+	})
+}
+
 func (s *Sender) close() error {
 	close(s.closing)
 	timer := time.NewTimer(s.closeTimeout)
